@@ -1,0 +1,431 @@
+//! Txnlog records: the sink's per-worker transaction log (spec section 6).
+//!
+//! Each line is the Python `str()` of a list `[time, kind, ...]`. [`read_txnlog`] parses a
+//! whole file with the strict literal parser in [`super::pyliteral`] and turns each line
+//! into a typed [`Record`]. A last line without its LF is a torn write (the sink was killed
+//! mid-write, or is writing right now): it is not an error, it is returned as
+//! [`TxnlogTail::Torn`] so callers can report it as a note. Every other malformed line is
+//! an error naming the file, line and column. [`format_record`] writes records back in the
+//! exact bytes the original sink writes.
+
+use std::path::{Path, PathBuf};
+
+use super::pyliteral::{self, Value};
+
+/// A line longer than this is refused rather than buffered.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// A `(stream_id, start_por, end_por)` triple from a phase-1 where_list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WhereRange {
+    pub stream_id: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// One txnlog record kind with its facts (spec 6.3).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// `1-ok`: phase 1 voted commit.
+    Phase1Commit { txn_id: String, where_list: Vec<WhereRange> },
+    /// `1-rollback`: phase 1 voted abort.
+    Phase1Rollback { txn_id: String, where_list: Vec<WhereRange> },
+    /// `2-ok`: phase 2 committed; `offset` is the new committed end of the output file.
+    Phase2Commit { txn_id: String, offset: u64 },
+    /// `2-rollback`: phase 2 aborted; the output was truncated to `offset`.
+    Phase2Rollback { txn_id: String, offset: u64 },
+    /// `2-error`: phase 2 for a transaction that was not pending.
+    Phase2Error { txn_id: String, message: String },
+    /// `list-uncommitted`: the pending transaction ids reported on reconnect.
+    ListUncommitted { txn_ids: Vec<String> },
+    /// `next-txn-force-abort`: the next vote will be abort.
+    NextTxnForceAbort { message: String },
+    /// `connection-closed`.
+    ConnectionClosed,
+    /// `close`: an abort rule closed the connection (`before reply` / `after reply`).
+    Close { when: String },
+    /// `workers-left`: the names in the WORKERS_LEFT message.
+    WorkersLeft { workers: Vec<String> },
+    /// `2-s3-ok`: S3 mode only.
+    S3Commit { txn_id: String, object: String, reason: String },
+}
+
+impl Record {
+    /// The record kind exactly as it appears in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Phase1Commit { .. } => "1-ok",
+            Record::Phase1Rollback { .. } => "1-rollback",
+            Record::Phase2Commit { .. } => "2-ok",
+            Record::Phase2Rollback { .. } => "2-rollback",
+            Record::Phase2Error { .. } => "2-error",
+            Record::ListUncommitted { .. } => "list-uncommitted",
+            Record::NextTxnForceAbort { .. } => "next-txn-force-abort",
+            Record::ConnectionClosed => "connection-closed",
+            Record::Close { .. } => "close",
+            Record::WorkersLeft { .. } => "workers-left",
+            Record::S3Commit { .. } => "2-s3-ok",
+        }
+    }
+}
+
+/// A record with its time (the sink's wall clock) and 1-based line number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnlogEntry {
+    pub line: usize,
+    pub time: f64,
+    pub record: Record,
+}
+
+/// How a txnlog ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnlogTail {
+    /// Every line ends with LF (or the file is empty).
+    Complete,
+    /// The last line has no LF: a torn write, ignored. `bytes` is its length.
+    Torn { line: usize, bytes: usize },
+}
+
+/// A whole parsed txnlog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Txnlog {
+    pub entries: Vec<TxnlogEntry>,
+    pub tail: TxnlogTail,
+    /// Bytes of complete lines (the offset just after the last LF).
+    pub complete_bytes: u64,
+}
+
+/// Why a txnlog could not be read. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnlogError {
+    #[error("{path}: cannot read txnlog: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: malformed txnlog record: expected {expected}, found {found}")]
+    Syntax { path: PathBuf, line: usize, column: usize, expected: String, found: String },
+    #[error("{path}:{line}: line is longer than {MAX_LINE_BYTES} bytes; a txnlog record is one short line")]
+    LineTooLong { path: PathBuf, line: usize },
+}
+
+/// Reads and parses a txnlog file.
+pub fn read_txnlog(path: &Path) -> Result<Txnlog, TxnlogError> {
+    let bytes = std::fs::read(path).map_err(|source| TxnlogError::Io { path: path.to_path_buf(), source })?;
+    parse_txnlog(path, &bytes)
+}
+
+/// Parses txnlog bytes; `path` is only used in errors.
+pub fn parse_txnlog(path: &Path, bytes: &[u8]) -> Result<Txnlog, TxnlogError> {
+    let mut entries = Vec::new();
+    let mut start = 0usize;
+    let mut line = 0usize;
+    while start < bytes.len() {
+        line += 1;
+        let Some(len) = memchr::memchr(b'\n', &bytes[start..]) else {
+            if bytes.len() - start > MAX_LINE_BYTES {
+                return Err(TxnlogError::LineTooLong { path: path.to_path_buf(), line });
+            }
+            return Ok(Txnlog {
+                entries,
+                tail: TxnlogTail::Torn { line, bytes: bytes.len() - start },
+                complete_bytes: start as u64,
+            });
+        };
+        if len > MAX_LINE_BYTES {
+            return Err(TxnlogError::LineTooLong { path: path.to_path_buf(), line });
+        }
+        let text = &bytes[start..start + len];
+        let (time, record) = parse_record(text).map_err(|e| TxnlogError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column: e.column,
+            expected: e.expected,
+            found: e.found,
+        })?;
+        entries.push(TxnlogEntry { line, time, record });
+        start += len + 1;
+    }
+    Ok(Txnlog { entries, tail: TxnlogTail::Complete, complete_bytes: start as u64 })
+}
+
+/// A record-level error with a column (1-based) into the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub column: usize,
+    pub expected: String,
+    pub found: String,
+}
+
+/// Parses one line (without its LF) into its time and record.
+pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
+    let value = pyliteral::parse(text).map_err(|e| RecordError {
+        column: e.column,
+        expected: e.expected.to_string(),
+        found: e.found,
+    })?;
+    // Shape errors point at the start of the line: the literal itself was well formed.
+    let shape = |expected: String, found: String| RecordError { column: 1, expected, found };
+    let Value::List(items) = value else {
+        return Err(shape("a list [time, kind, ...]".into(), value.type_name().into()));
+    };
+    let time = match items.first() {
+        Some(Value::Float(t)) => *t,
+        Some(Value::Int(t)) => *t as f64,
+        Some(other) => return Err(shape("a float time as element 0".into(), other.type_name().into())),
+        None => return Err(shape("a list [time, kind, ...]".into(), "an empty list".into())),
+    };
+    let kind = match items.get(1) {
+        Some(Value::Str(k)) => k.as_str(),
+        Some(other) => return Err(shape("a str record kind as element 1".into(), other.type_name().into())),
+        None => return Err(shape("a record kind as element 1".into(), "nothing".into())),
+    };
+    let args = &items[2..];
+    let want = |n: usize, layout: &str| -> Result<(), RecordError> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(shape(
+                format!("'{kind}' record [time, '{kind}', {layout}]"),
+                format!("{} elements after the kind", args.len()),
+            ))
+        }
+    };
+    let string = |i: usize, what: &str| -> Result<String, RecordError> {
+        match &args[i] {
+            Value::Str(s) => Ok(s.clone()),
+            other => Err(shape(format!("{what} (str) in '{kind}'"), other.type_name().into())),
+        }
+    };
+    let offset = |i: usize, what: &str| -> Result<u64, RecordError> {
+        match &args[i] {
+            Value::Int(n) if *n >= 0 && *n <= i128::from(u64::MAX) => Ok(*n as u64),
+            Value::Int(n) => Err(shape(format!("{what} (a non-negative int) in '{kind}'"), n.to_string())),
+            other => Err(shape(format!("{what} (int) in '{kind}'"), other.type_name().into())),
+        }
+    };
+    let record = match kind {
+        "1-ok" | "1-rollback" => {
+            want(2, "txn_id, [(stream_id, start, end), ...]")?;
+            let txn_id = string(0, "txn_id")?;
+            let where_list = parse_where_list(&args[1]).map_err(|found| {
+                shape(format!("a where_list [(stream_id, start, end), ...] in '{kind}'"), found)
+            })?;
+            if kind == "1-ok" {
+                Record::Phase1Commit { txn_id, where_list }
+            } else {
+                Record::Phase1Rollback { txn_id, where_list }
+            }
+        }
+        "2-ok" => {
+            want(2, "txn_id, end_offset")?;
+            Record::Phase2Commit { txn_id: string(0, "txn_id")?, offset: offset(1, "end offset")? }
+        }
+        "2-rollback" => {
+            want(2, "txn_id, start_offset")?;
+            Record::Phase2Rollback { txn_id: string(0, "txn_id")?, offset: offset(1, "start offset")? }
+        }
+        "2-error" => {
+            want(2, "txn_id, message")?;
+            Record::Phase2Error { txn_id: string(0, "txn_id")?, message: string(1, "message")? }
+        }
+        "list-uncommitted" => {
+            want(1, "[txn_id, ...]")?;
+            let txn_ids = string_list(&args[0])
+                .map_err(|found| shape("a list of txn_id str in 'list-uncommitted'".into(), found))?;
+            Record::ListUncommitted { txn_ids }
+        }
+        "next-txn-force-abort" => {
+            want(1, "message")?;
+            Record::NextTxnForceAbort { message: string(0, "message")? }
+        }
+        "connection-closed" => {
+            want(1, "True")?;
+            match &args[0] {
+                Value::Bool(_) => Record::ConnectionClosed,
+                other => return Err(shape("True in 'connection-closed'".into(), other.type_name().into())),
+            }
+        }
+        "close" => {
+            want(1, "'before reply' or 'after reply'")?;
+            Record::Close { when: string(0, "when")? }
+        }
+        "workers-left" => {
+            want(1, "\"['name', ...]\"")?;
+            let text = string(0, "the repr of the worker name list")?;
+            let workers = pyliteral::parse(text.as_bytes())
+                .map_err(|e| e.found)
+                .and_then(|v| string_list(&v))
+                .map_err(|found| shape("a str holding a list of worker names in 'workers-left'".into(), found))?;
+            Record::WorkersLeft { workers }
+        }
+        "2-s3-ok" => {
+            want(3, "txn_id, object_name, reason")?;
+            Record::S3Commit {
+                txn_id: string(0, "txn_id")?,
+                object: string(1, "object name")?,
+                reason: string(2, "reason")?,
+            }
+        }
+        other => {
+            return Err(shape(
+                "a known record kind (1-ok, 1-rollback, 2-ok, 2-rollback, 2-error, list-uncommitted, \
+                 next-txn-force-abort, connection-closed, close, workers-left, 2-s3-ok)"
+                    .into(),
+                format!("{other:?}"),
+            ))
+        }
+    };
+    Ok((time, record))
+}
+
+fn string_list(value: &Value) -> Result<Vec<String>, String> {
+    let Value::List(items) = value else {
+        return Err(value.type_name().into());
+    };
+    items
+        .iter()
+        .map(|v| match v {
+            Value::Str(s) => Ok(s.clone()),
+            other => Err(format!("a list holding {}", other.type_name())),
+        })
+        .collect()
+}
+
+fn parse_where_list(value: &Value) -> Result<Vec<WhereRange>, String> {
+    let Value::List(items) = value else {
+        return Err(value.type_name().into());
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Tuple(t) if t.len() == 3 => {
+                let mut n = [0u64; 3];
+                for (slot, v) in n.iter_mut().zip(t) {
+                    match v {
+                        Value::Int(i) if *i >= 0 && *i <= i128::from(u64::MAX) => *slot = *i as u64,
+                        other => return Err(format!("a triple holding {}", pyliteral::repr(other))),
+                    }
+                }
+                Ok(WhereRange { stream_id: n[0], start: n[1], end: n[2] })
+            }
+            other => Err(format!("an element {}", pyliteral::repr(other))),
+        })
+        .collect()
+}
+
+/// Formats a record exactly as the sink writes it, including the trailing LF.
+pub fn format_record(time: f64, record: &Record) -> String {
+    let s = |text: &str| Value::Str(text.to_string());
+    let where_value = |wl: &[WhereRange]| {
+        Value::List(
+            wl.iter()
+                .map(|w| {
+                    Value::Tuple(vec![
+                        Value::Int(w.stream_id.into()),
+                        Value::Int(w.start.into()),
+                        Value::Int(w.end.into()),
+                    ])
+                })
+                .collect(),
+        )
+    };
+    let mut items = vec![Value::Float(time), s(record.kind())];
+    match record {
+        Record::Phase1Commit { txn_id, where_list } | Record::Phase1Rollback { txn_id, where_list } => {
+            items.push(s(txn_id));
+            items.push(where_value(where_list));
+        }
+        Record::Phase2Commit { txn_id, offset } | Record::Phase2Rollback { txn_id, offset } => {
+            items.push(s(txn_id));
+            items.push(Value::Int((*offset).into()));
+        }
+        Record::Phase2Error { txn_id, message } => {
+            items.push(s(txn_id));
+            items.push(s(message));
+        }
+        Record::ListUncommitted { txn_ids } => items.push(Value::List(txn_ids.iter().map(|t| s(t)).collect())),
+        Record::NextTxnForceAbort { message } => items.push(s(message)),
+        Record::ConnectionClosed => items.push(Value::Bool(true)),
+        Record::Close { when } => items.push(s(when)),
+        Record::WorkersLeft { workers } => {
+            let list = Value::List(workers.iter().map(|w| s(w)).collect());
+            items.push(Value::Str(pyliteral::repr(&list)));
+        }
+        Record::S3Commit { txn_id, object, reason } => {
+            items.push(s(txn_id));
+            items.push(s(object));
+            items.push(s(reason));
+        }
+    }
+    let mut line = pyliteral::repr(&Value::List(items));
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Record {
+        parse_record(line.as_bytes()).unwrap().1
+    }
+
+    #[test]
+    fn parses_and_reformats_every_kind() {
+        let lines = [
+            "[1587413104.8807573, 'list-uncommitted', []]",
+            "[1587413105.9012375, '1-ok', 'P-w-i-id-7:c_id=1', [(1, 0, 2940)]]",
+            "[1587413105.9031806, '2-ok', 'P-w-i-id-7:c_id=1', 2940]",
+            "[1587413106.9140021, '1-rollback', 'P-w-i-id-7:c_id=2', [(1, 2940, 7350)]]",
+            "[1587413106.9177134, '2-rollback', 'P-w-i-id-7:c_id=2', 2940]",
+            "[1587413108.2318327, 'connection-closed', True]",
+            "[1587413110.6420873, 'list-uncommitted', ['P-w-i-id-7:c_id=3']]",
+            "[1587413110.7, '2-error', 'P-w-i-id-7:c_id=9', 'unknown txn_id, commit True']",
+            "[1587413111.0, 'next-txn-force-abort', 'MISSING DATA: self._output_offset 5 tell 5 < msg.message_id 9 worker w']",
+            "[1587413112.5, 'close', 'before reply']",
+            "[1587413199.8327417, 'workers-left', \"['worker2']\"]",
+            "[1587413200.25, '2-s3-ok', 'P-w-i-id-7:c_id=4', 'prefix0000000000009800', 'commit']",
+        ];
+        for line in lines {
+            let (time, record) = parse_record(line.as_bytes()).unwrap();
+            assert_eq!(format_record(time, &record), format!("{line}\n"), "{line}");
+        }
+        assert_eq!(
+            one("[1.0, 'workers-left', \"['worker2', 'worker3']\"]"),
+            Record::WorkersLeft { workers: vec!["worker2".into(), "worker3".into()] }
+        );
+    }
+
+    #[test]
+    fn torn_last_line_is_a_tail_not_an_error() {
+        let text = b"[1.0, '2-ok', 'a', 5]\n[2.0, '2-ok', 'b";
+        let log = parse_txnlog(Path::new("x.txnlog"), text).unwrap();
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.tail, TxnlogTail::Torn { line: 2, bytes: 16 });
+        assert_eq!(log.complete_bytes, 22);
+    }
+
+    #[test]
+    fn malformed_lines_name_file_line_and_column() {
+        let text = b"[1.0, '2-ok', 'a', 5]\n[2.0, '2-ok', 'b' 7]\n";
+        let err = parse_txnlog(Path::new("d/output.w.txnlog"), text).unwrap_err().to_string();
+        assert_eq!(err, "d/output.w.txnlog:2:19: malformed txnlog record: expected ',' or ']', found \"7]\"");
+        for bad in [
+            "[1.0, '2-ok', 'a', -5]",
+            "[1.0, '2-ok', 'a']",
+            "[1.0, '9-ok', 'a', 5]",
+            "['x', '2-ok', 'a', 5]",
+            "[1.0, '1-ok', 'a', [(1, 2)]]",
+            "[1.0, 'workers-left', \"[3]\"]",
+            "(1.0, '2-ok', 'a', 5)",
+        ] {
+            assert!(parse_record(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overlong_line_is_refused() {
+        let mut text = b"[1.0, 'close', '".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        let err = parse_txnlog(Path::new("t"), &text).unwrap_err();
+        assert!(matches!(err, TxnlogError::LineTooLong { line: 1, .. }));
+    }
+}

@@ -1,0 +1,472 @@
+//! `soakcheck gen sink`: writes a sink directory in the real on-disk format (spec 6), as
+//! an `aloc_sink` would leave it after a soak, for tests, benches and demos.
+//!
+//! It plays checkpoints over several workers: key i goes to worker i mod W, each worker
+//! writes interleaved runs of its keys' lines and commits them with `1-ok`/`2-ok`. Along
+//! the way it does what real runs do: phase-2 rollbacks (truncate, re-send), sink crashes
+//! with a pending commit (`connection-closed`, `list-uncommitted [T]`, `2-ok`) and before
+//! a vote (the uncommitted data truncated and re-sent), forced aborts
+//! (`next-txn-force-abort`, `1-rollback`), `2-error` and `close` records, the last worker
+//! leaving half way (`workers-left`, files renamed to `.<time>`, its keys moved to the
+//! initializer), uncommitted tails after the last commit, and a torn last txnlog line.
+//! Every input line ends up committed exactly once, unless a fault is injected.
+
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::Rng;
+use crate::formats::pyliteral;
+use crate::formats::txnlog::{format_record, Record, WhereRange};
+use crate::verify::KeyInput;
+
+/// A fault to inject into one key's committed output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultKind {
+    /// Drop 1 to 3 lines.
+    Loss,
+    /// Re-send 1 to 3 lines already committed.
+    Duplicate,
+    /// Swap two adjacent lines.
+    Reorder,
+    /// Change one hex digit of a line.
+    Corrupt,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenSinkPlan {
+    pub inputs: Vec<KeyInput>,
+    pub sink_dir: PathBuf,
+    pub workers: usize,
+    pub fault: Option<(FaultKind, u8)>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenSinkSummary {
+    pub commits: u64,
+    pub committed_bytes: u64,
+    /// The key and input offset where the fault was injected.
+    pub fault_at: Option<(u8, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenSinkError {
+    #[error("{path}: cannot read input: {source}")]
+    Input { path: PathBuf, source: std::io::Error },
+    #[error("{path}: sink directory is not empty; refusing to overwrite it (remove it or pick another)")]
+    NotEmpty { path: PathBuf },
+    #[error("{path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("--workers must be between 1 and 10, not {0}")]
+    Workers(usize),
+    #[error("fault key {0:?} is not one of the keys")]
+    FaultKey(char),
+    #[error("key {key:?}: input {path} has {lines} lines, a {kind:?} fault needs at least 8")]
+    ShortInput { key: char, path: PathBuf, lines: usize, kind: FaultKind },
+}
+
+struct KeyFeed {
+    key: u8,
+    input: Vec<u8>,
+    next: usize,
+    /// Line start where the fault goes, until it is done.
+    fault: Option<(FaultKind, usize)>,
+}
+
+struct Worker {
+    name: String,
+    out: BufWriter<File>,
+    log: BufWriter<File>,
+    len: u64,
+    keys: Vec<usize>,
+    active: bool,
+    last_txn: Option<String>,
+}
+
+/// What happens to one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnFate {
+    Commit,
+    Rollback,
+    CrashWithPendingCommit,
+    CrashBeforeVote,
+    ForcedAbort,
+    CommitThenStalePhase2,
+    CloseAfterReply,
+}
+
+impl TxnFate {
+    fn commits(self) -> bool {
+        matches!(self, TxnFate::Commit | TxnFate::CrashWithPendingCommit | TxnFate::CommitThenStalePhase2 | TxnFate::CloseAfterReply)
+    }
+}
+
+struct Clock {
+    now: f64,
+}
+
+impl Clock {
+    fn tick(&mut self, rng: &mut Rng) -> f64 {
+        self.now += rng.range(100, 2000) as f64 / 1e6;
+        self.now
+    }
+}
+
+struct Generator {
+    rng: Rng,
+    clock: Clock,
+    keys: Vec<KeyFeed>,
+    workers: Vec<Worker>,
+    sink_id: u64,
+    summary: GenSinkSummary,
+    dir: PathBuf,
+}
+
+/// Writes the sink directory described by `plan`.
+pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError> {
+    if !(1..=10).contains(&plan.workers) {
+        return Err(GenSinkError::Workers(plan.workers));
+    }
+    let dir = &plan.sink_dir;
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| GenSinkError::Write { path, source }
+    };
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(werr(dir))?;
+        if entries.next().is_some() {
+            return Err(GenSinkError::NotEmpty { path: dir.clone() });
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(werr(dir))?;
+    let mut rng = Rng::new(plan.seed);
+    let mut keys = Vec::new();
+    for k in &plan.inputs {
+        let input = std::fs::read(&k.path).map_err(|source| GenSinkError::Input { path: k.path.clone(), source })?;
+        keys.push(KeyFeed { key: k.key, input, next: 0, fault: None });
+    }
+    if let Some((kind, key)) = plan.fault {
+        let feed = keys.iter_mut().find(|f| f.key == key).ok_or(GenSinkError::FaultKey(key as char))?;
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', &feed.input).map(|i| i + 1))
+            .filter(|&s| s < feed.input.len())
+            .collect();
+        if starts.len() < 8 {
+            let path = plan.inputs.iter().find(|k| k.key == key).expect("key exists").path.clone();
+            return Err(GenSinkError::ShortInput { key: key as char, path, lines: starts.len(), kind });
+        }
+        let n = starts.len() as u64;
+        let at = starts[rng.range(n / 4 + 3, n * 3 / 4) as usize];
+        feed.fault = Some((kind, at));
+    }
+    let mut workers = Vec::new();
+    for w in 0..plan.workers {
+        let name = if w == 0 { "initializer".to_string() } else { format!("worker{w}") };
+        let out_path = dir.join(format!("output.{name}"));
+        let log_path = dir.join(format!("output.{name}.txnlog"));
+        let out = File::create(&out_path).map_err(werr(&out_path))?;
+        let log = File::create(&log_path).map_err(werr(&log_path))?;
+        workers.push(Worker {
+            name,
+            out: BufWriter::with_capacity(1 << 20, out),
+            log: BufWriter::new(log),
+            len: 0,
+            keys: (0..keys.len()).filter(|k| k % plan.workers == w).collect(),
+            active: true,
+            last_txn: None,
+        });
+    }
+    let mut generator = Generator {
+        sink_id: rng.next_u64(),
+        clock: Clock { now: 1_700_000_000.0 + rng.range(0, 100_000_000) as f64 },
+        rng,
+        keys,
+        workers,
+        summary: GenSinkSummary { commits: 0, committed_bytes: 0, fault_at: None },
+        dir: dir.clone(),
+    };
+    generator.run().map_err(werr(dir))?;
+    Ok(generator.summary)
+}
+
+impl Generator {
+    fn log(&mut self, w: usize, record: &Record) -> std::io::Result<()> {
+        let time = self.clock.tick(&mut self.rng);
+        self.workers[w].log.write_all(format_record(time, record).as_bytes())
+    }
+
+    fn remaining(&self, w: usize) -> usize {
+        self.workers[w].keys.iter().map(|&k| self.keys[k].input.len() - self.keys[k].next).sum()
+    }
+
+    fn run(&mut self) -> std::io::Result<()> {
+        let total: usize = self.keys.iter().map(|k| k.input.len()).sum();
+        let total_lines = self.keys.iter().map(|k| memchr::memchr_iter(b'\n', &k.input).count()).sum::<usize>().max(1);
+        // About 7000 commits for the standard 10 x 4,000,000-byte run; at least a few
+        // lines per commit for small inputs.
+        let checkpoints = (total_lines / 36).clamp(12, 7000 / self.workers.len());
+        let mean_lines = (total_lines / (checkpoints * self.workers.len())).max(3) as u64;
+        for w in 0..self.workers.len() {
+            self.log(w, &Record::ListUncommitted { txn_ids: vec![] })?;
+        }
+        let mut cid = 0u64;
+        let mut left = self.workers.len() < 2;
+        while self.workers.iter().enumerate().any(|(w, _)| self.remaining(w) > 0) {
+            cid += 1;
+            for w in 0..self.workers.len() {
+                if !self.workers[w].active || self.remaining(w) == 0 {
+                    continue;
+                }
+                let fate = self.fate(cid, w);
+                let lines = self.rng.range(mean_lines / 2 + 1, mean_lines * 3 / 2 + 1);
+                self.transaction(w, cid, fate, lines)?;
+            }
+            let sent: usize = self.keys.iter().map(|k| k.next).sum();
+            if !left && sent * 2 >= total {
+                self.leave(self.workers.len() - 1)?;
+                left = true;
+            }
+        }
+        self.tails()
+    }
+
+    /// The first checkpoints exercise every tricky record once; later ones draw at random.
+    fn fate(&mut self, cid: u64, w: usize) -> TxnFate {
+        let last = self.workers.len() - 1;
+        match (cid, w) {
+            (2, 0) => TxnFate::Rollback,
+            (3, w) if w == last => TxnFate::CrashWithPendingCommit,
+            (4, 0) => TxnFate::CrashBeforeVote,
+            (5, 0) => TxnFate::ForcedAbort,
+            (6, 0) => TxnFate::CommitThenStalePhase2,
+            (7, w) if w == last => TxnFate::CloseAfterReply,
+            _ => match self.rng.range(0, 199) {
+                0..=3 => TxnFate::Rollback,
+                4 => TxnFate::CrashWithPendingCommit,
+                5 => TxnFate::CrashBeforeVote,
+                6 => TxnFate::ForcedAbort,
+                _ => TxnFate::Commit,
+            },
+        }
+    }
+
+    fn transaction(&mut self, w: usize, cid: u64, fate: TxnFate, lines: u64) -> std::io::Result<()> {
+        let txn_id = format!("Passthrough-w-{}-id-{}:c_id={cid}", self.workers[w].name, self.sink_id);
+        let start = self.workers[w].len;
+        let saved: Vec<(usize, usize)> = self.workers[w].keys.iter().map(|&k| (k, self.keys[k].next)).collect();
+        self.write_lines(w, lines, fate.commits())?;
+        let end = self.workers[w].len;
+        let where_list = vec![WhereRange { stream_id: 1, start, end }];
+        let p1 = |txn_id: &str| Record::Phase1Commit { txn_id: txn_id.to_string(), where_list: where_list.clone() };
+        match fate {
+            TxnFate::Commit | TxnFate::CommitThenStalePhase2 => {
+                self.log(w, &p1(&txn_id))?;
+                self.log(w, &Record::Phase2Commit { txn_id: txn_id.clone(), offset: end })?;
+                if fate == TxnFate::CommitThenStalePhase2 {
+                    let stale = format!("Passthrough-w-{}-id-{}:c_id={}", self.workers[w].name, self.sink_id, cid - 1);
+                    self.log(w, &Record::Phase2Error { txn_id: stale, message: "unknown txn_id, commit False".into() })?;
+                }
+            }
+            TxnFate::CrashWithPendingCommit | TxnFate::CloseAfterReply => {
+                self.log(w, &p1(&txn_id))?;
+                if fate == TxnFate::CloseAfterReply {
+                    self.log(w, &Record::Close { when: "after reply".into() })?;
+                }
+                self.log(w, &Record::ConnectionClosed)?;
+                self.log(w, &Record::ListUncommitted { txn_ids: vec![txn_id.clone()] })?;
+                self.log(w, &Record::Phase2Commit { txn_id: txn_id.clone(), offset: end })?;
+            }
+            TxnFate::Rollback | TxnFate::ForcedAbort => {
+                if fate == TxnFate::ForcedAbort {
+                    let message = format!(
+                        "MISSING DATA: self._output_offset {start} tell {start} < msg.message_id {} worker {}",
+                        end + 49,
+                        self.workers[w].name
+                    );
+                    self.log(w, &Record::NextTxnForceAbort { message })?;
+                    self.log(w, &Record::Phase1Rollback { txn_id: txn_id.clone(), where_list: where_list.clone() })?;
+                } else {
+                    self.log(w, &p1(&txn_id))?;
+                }
+                self.log(w, &Record::Phase2Rollback { txn_id: txn_id.clone(), offset: start })?;
+                self.truncate(w, start, &saved)?;
+            }
+            TxnFate::CrashBeforeVote => {
+                self.log(w, &Record::ConnectionClosed)?;
+                self.log(w, &Record::ListUncommitted { txn_ids: vec![] })?;
+                self.truncate(w, start, &saved)?;
+            }
+        }
+        if fate.commits() && end > start {
+            self.summary.commits += 1;
+            self.summary.committed_bytes += end - start;
+        }
+        self.workers[w].last_txn = Some(txn_id);
+        Ok(())
+    }
+
+    /// Rolls a worker's output back to `start` and its keys back to where the
+    /// transaction began, so the same lines are sent again.
+    fn truncate(&mut self, w: usize, start: u64, saved: &[(usize, usize)]) -> std::io::Result<()> {
+        let worker = &mut self.workers[w];
+        worker.out.flush()?;
+        worker.out.get_ref().set_len(start)?;
+        worker.out.seek(SeekFrom::Start(start))?;
+        worker.len = start;
+        for &(k, next) in saved {
+            self.keys[k].next = next;
+        }
+        Ok(())
+    }
+
+    /// Writes about `budget` lines of the worker's keys, in runs of 1 to 64 lines.
+    fn write_lines(&mut self, w: usize, mut budget: u64, committed: bool) -> std::io::Result<()> {
+        while budget > 0 {
+            let open: Vec<usize> =
+                self.workers[w].keys.iter().copied().filter(|&k| self.keys[k].next < self.keys[k].input.len()).collect();
+            if open.is_empty() {
+                break;
+            }
+            let k = open[self.rng.range(0, open.len() as u64 - 1) as usize];
+            let run = self.rng.range(1, 64).min(budget);
+            budget -= run;
+            let feed = &self.keys[k];
+            let mut end = feed.next;
+            for _ in 0..run {
+                match memchr::memchr(b'\n', &feed.input[end..]) {
+                    Some(n) => end += n + 1,
+                    None => {
+                        end = feed.input.len();
+                        break;
+                    }
+                }
+            }
+            let fault = feed.fault.filter(|&(_, at)| committed && at >= feed.next && at < end);
+            if let Some((kind, at)) = fault {
+                self.write_faulty(w, k, kind, at, end)?;
+            } else {
+                let feed = &mut self.keys[k];
+                self.workers[w].out.write_all(&feed.input[feed.next..end])?;
+                self.workers[w].len += (end - feed.next) as u64;
+                feed.next = end;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes key `k`'s lines up to `end` with `kind` injected at the line starting at `at`.
+    fn write_faulty(&mut self, w: usize, k: usize, kind: FaultKind, at: usize, end: usize) -> std::io::Result<()> {
+        let feed = &mut self.keys[k];
+        let input = &feed.input;
+        let line_end = |s: usize| memchr::memchr(b'\n', &input[s..]).map_or(input.len(), |n| s + n + 1);
+        let line_start_before = |s: usize| memchr::memrchr(b'\n', &input[..s - 1]).map_or(0, |n| n + 1);
+        let mut bytes = input[feed.next..at].to_vec();
+        let resume = match kind {
+            FaultKind::Loss => {
+                let mut skip = at;
+                for _ in 0..self.rng.range(1, 3) {
+                    skip = line_end(skip);
+                }
+                skip
+            }
+            FaultKind::Duplicate => {
+                let mut from = at;
+                for _ in 0..self.rng.range(1, 3) {
+                    from = line_start_before(from);
+                }
+                bytes.extend_from_slice(&input[from..at]);
+                at
+            }
+            FaultKind::Reorder => {
+                let second = line_end(at);
+                let after = line_end(second);
+                bytes.extend_from_slice(&input[second..after]);
+                bytes.extend_from_slice(&input[at..second]);
+                after
+            }
+            FaultKind::Corrupt => {
+                let after = line_end(at);
+                let mut line = input[at..after].to_vec();
+                let digit = line.len() - 2;
+                line[digit] = if line[digit] == b'0' { b'1' } else { b'0' };
+                bytes.extend_from_slice(&line);
+                after
+            }
+        };
+        // Continue with the rest of the run when it reaches past the faulty lines.
+        let stop = end.max(resume);
+        bytes.extend_from_slice(&input[resume..stop]);
+        let key = feed.key;
+        feed.next = stop;
+        feed.fault = None;
+        self.summary.fault_at = Some((key, at as u64));
+        self.workers[w].out.write_all(&bytes)?;
+        self.workers[w].len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The last worker leaves: everything it wrote is committed, every remaining worker's
+    /// txnlog records `workers-left`, its pair is renamed to `.<time>`, and its keys move
+    /// to the initializer.
+    fn leave(&mut self, w: usize) -> std::io::Result<()> {
+        let name = self.workers[w].name.clone();
+        for other in 0..self.workers.len() {
+            if other != w && self.workers[other].active {
+                self.log(other, &Record::WorkersLeft { workers: vec![name.clone()] })?;
+            }
+        }
+        let time = self.clock.tick(&mut self.rng);
+        let mut suffix = String::new();
+        pyliteral::write_float(&mut suffix, time);
+        self.workers[w].out.flush()?;
+        self.workers[w].log.flush()?;
+        let out = self.dir.join(format!("output.{name}"));
+        std::fs::rename(&out, self.dir.join(format!("output.{name}.{suffix}")))?;
+        let log = self.dir.join(format!("output.{name}.txnlog"));
+        std::fs::rename(&log, self.dir.join(format!("output.{name}.{suffix}.txnlog")))?;
+        // Records written later by the leaving worker's connection land in the renamed txnlog.
+        self.log(w, &Record::ConnectionClosed)?;
+        let moved = std::mem::take(&mut self.workers[w].keys);
+        self.workers[0].keys.extend(moved);
+        self.workers[w].active = false;
+        Ok(())
+    }
+
+    /// Uncommitted tails (a copy of the last committed lines and a partial line, with a
+    /// pending `1-ok` on the initializer) and a torn last line in one txnlog.
+    fn tails(&mut self) -> std::io::Result<()> {
+        for w in 0..self.workers.len() {
+            if !self.workers[w].active || self.workers[w].len == 0 {
+                continue;
+            }
+            let start = self.workers[w].len;
+            let worker = &mut self.workers[w];
+            worker.out.flush()?;
+            let committed = std::fs::read(self.dir.join(format!("output.{}", worker.name)))?;
+            let from = committed.len().saturating_sub(120);
+            let from = memchr::memchr(b'\n', &committed[from..]).map_or(committed.len(), |n| from + n + 1);
+            let mut tail = committed[from..].to_vec();
+            tail.extend_from_slice(&committed[from..(from + 5).min(committed.len())]);
+            worker.out.write_all(&tail)?;
+            worker.len += tail.len() as u64;
+            if w == 0 {
+                let txn_id = format!("Passthrough-w-{}-id-{}:c_id=999999", self.workers[w].name, self.sink_id);
+                let where_list = vec![WhereRange { stream_id: 1, start, end: self.workers[w].len }];
+                self.log(w, &Record::Phase1Commit { txn_id, where_list })?;
+            }
+        }
+        let last = (0..self.workers.len()).rev().find(|&w| self.workers[w].active).unwrap_or(0);
+        let time = self.clock.tick(&mut self.rng);
+        let torn = format_record(time, &Record::Phase2Commit {
+            txn_id: self.workers[last].last_txn.clone().unwrap_or_default(),
+            offset: self.workers[last].len,
+        });
+        self.workers[last].log.write_all(&torn.as_bytes()[..torn.len() / 2])?;
+        for worker in &mut self.workers {
+            worker.out.flush()?;
+            worker.log.flush()?;
+        }
+        Ok(())
+    }
+}

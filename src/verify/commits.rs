@@ -1,0 +1,324 @@
+//! The commit log of a sink directory: every commit of every output file, in the global
+//! order of the original verifier, plus the sink-level problems found while reading.
+//!
+//! A commit is a `2-ok` record with end offset > 0. Commits of all txnlogs are sorted by
+//! (time, end offset, output path, txn id); a commit's chunk is its output file's bytes
+//! from the previous commit's end *in that order* (0 at first) to its end. While reading,
+//! each txnlog is also replayed as the sink replays it, to check what the original never
+//! did: that committed data is still there (`committed-data-missing`), that commit offsets
+//! never go back (`commit-regressed`), and that each phase-2 record agrees with its own
+//! phase-1 record (`phase2-mismatch`).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::formats::sinkdir::OutputPair;
+use crate::formats::txnlog::{read_txnlog, Record, TxnlogError, TxnlogTail, WhereRange};
+
+/// One output file of the sink directory.
+#[derive(Debug, Clone)]
+pub struct SinkFile {
+    /// Name relative to the sink directory (e.g. `output.worker1`), or the path as given
+    /// for a plain output file.
+    pub name: String,
+    pub output: PathBuf,
+    /// None for a plain output file (`--plain-output`), which is committed in full.
+    pub txnlog: Option<PathBuf>,
+    /// Output file length when it was read (None when the output file does not exist).
+    pub output_len: Option<u64>,
+}
+
+/// One commit, with the chunk it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub file: usize,
+    pub txn_id: String,
+    pub time: f64,
+    /// Chunk start: the previous commit's end in the same file (in commit order).
+    pub start: u64,
+    pub end: u64,
+    /// The `2-ok` line in the txnlog (0 for a plain output file).
+    pub line: usize,
+}
+
+/// A sink-level problem kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    CommittedDataMissing,
+    CommitRegressed,
+    Phase2Mismatch,
+    TornTxnlogTail,
+}
+
+/// Whether a problem fails the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Violation,
+    Note,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub severity: Severity,
+    pub file: String,
+    pub line: usize,
+    pub detail: String,
+}
+
+/// All commits of a sink directory in commit order, the files they refer to, and the
+/// problems found.
+#[derive(Debug, Clone, Default)]
+pub struct CommitLog {
+    pub files: Vec<SinkFile>,
+    pub commits: Vec<Commit>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitLogError {
+    #[error(transparent)]
+    Txnlog(#[from] TxnlogError),
+    #[error("{path}: cannot stat output file: {source}")]
+    Output { path: PathBuf, source: std::io::Error },
+    #[error("{path}: output file is missing, but {txnlog} commits {bytes} bytes of it")]
+    MissingOutput { path: PathBuf, txnlog: PathBuf, bytes: u64 },
+}
+
+/// A commit as read from one txnlog, before global ordering.
+struct FileCommit {
+    txn_id: String,
+    time: f64,
+    end: u64,
+    line: usize,
+}
+
+impl CommitLog {
+    /// Reads every txnlog of `pairs` and the sizes of their output files, and adds
+    /// `plain` output files as single commits of their whole length.
+    pub fn read(pairs: &[OutputPair], plain: &[PathBuf]) -> Result<CommitLog, CommitLogError> {
+        let mut log = CommitLog::default();
+        let mut staged: Vec<(usize, FileCommit)> = Vec::new();
+        for pair in pairs {
+            let txnlog = read_txnlog(&pair.txnlog)?;
+            let txnlog_name = format!("{}.txnlog", pair.name);
+            let output_len = stat_len(&pair.output)?;
+            let file = log.files.len();
+            let commits = replay(&txnlog.entries, &txnlog_name, &mut log.problems);
+            let committed_end = commits.iter().map(|c| c.end).max().unwrap_or(0);
+            match output_len {
+                None if committed_end > 0 => {
+                    return Err(CommitLogError::MissingOutput {
+                        path: pair.output.clone(),
+                        txnlog: pair.txnlog.clone(),
+                        bytes: committed_end,
+                    })
+                }
+                Some(len) if len < committed_end => {
+                    let line = commits.iter().find(|c| c.end > len).map_or(0, |c| c.line);
+                    log.problems.push(Problem {
+                        kind: ProblemKind::CommittedDataMissing,
+                        severity: Severity::Violation,
+                        file: pair.name.clone(),
+                        line,
+                        detail: format!(
+                            "{} is {len} bytes long but {txnlog_name} commits {committed_end} bytes \
+                             ({} committed bytes are gone)",
+                            pair.name,
+                            committed_end - len
+                        ),
+                    });
+                }
+                _ => {}
+            }
+            if let TxnlogTail::Torn { line, bytes } = txnlog.tail {
+                log.problems.push(Problem {
+                    kind: ProblemKind::TornTxnlogTail,
+                    severity: Severity::Note,
+                    file: txnlog_name.clone(),
+                    line,
+                    detail: format!("last line is {bytes} bytes without its LF (a torn write); ignored"),
+                });
+            }
+            staged.extend(commits.into_iter().map(|c| (file, c)));
+            log.files.push(SinkFile {
+                name: pair.name.clone(),
+                output: pair.output.clone(),
+                txnlog: Some(pair.txnlog.clone()),
+                output_len,
+            });
+        }
+        for path in plain {
+            let len = stat_len(path)?.ok_or_else(|| CommitLogError::Output {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            })?;
+            let file = log.files.len();
+            log.files.push(SinkFile {
+                name: path.display().to_string(),
+                output: path.clone(),
+                txnlog: None,
+                output_len: Some(len),
+            });
+            if len > 0 {
+                staged.push((file, FileCommit { txn_id: String::new(), time: 0.0, end: len, line: 0 }));
+            }
+        }
+        log.order(staged);
+        Ok(log)
+    }
+
+    /// Sorts commits in the original's order and assigns each chunk's start.
+    fn order(&mut self, mut staged: Vec<(usize, FileCommit)>) {
+        let files = &self.files;
+        staged.sort_by(|(fa, a), (fb, b)| {
+            commit_order(
+                (a.time, a.end, &files[*fa].output, &a.txn_id),
+                (b.time, b.end, &files[*fb].output, &b.txn_id),
+            )
+        });
+        let mut last_end = vec![0u64; self.files.len()];
+        self.commits = staged
+            .into_iter()
+            .map(|(file, c)| {
+                // A regressed end (already reported) carries no data; the file's position
+                // moves back to it as in the original, so re-sent bytes show as duplicates.
+                let start = last_end[file].min(c.end);
+                last_end[file] = c.end;
+                Commit { file, txn_id: c.txn_id, time: c.time, start, end: c.end, line: c.line }
+            })
+            .collect();
+    }
+
+    /// Total bytes carried by all commits.
+    pub fn committed_bytes(&self) -> u64 {
+        self.commits.iter().map(|c| c.end - c.start).sum()
+    }
+
+    /// The readable part of a commit's chunk: committed data that is missing from the file
+    /// (a `committed-data-missing` problem) cannot be fed.
+    pub fn readable_range(&self, commit: &Commit) -> (u64, u64) {
+        let len = self.files[commit.file].output_len.unwrap_or(0);
+        (commit.start.min(len), commit.end.min(len))
+    }
+}
+
+fn stat_len(path: &Path) -> Result<Option<u64>, CommitLogError> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some(meta.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CommitLogError::Output { path: path.to_path_buf(), source }),
+    }
+}
+
+/// Replays one txnlog as the sink does: returns its commits in file order and records
+/// `commit-regressed` and `phase2-mismatch` problems.
+fn replay(entries: &[crate::formats::txnlog::TxnlogEntry], txnlog_name: &str, problems: &mut Vec<Problem>) -> Vec<FileCommit> {
+    #[derive(PartialEq)]
+    enum Vote {
+        Commit,
+        Rollback,
+    }
+    let mut pending: HashMap<&str, (Vote, &[WhereRange], usize)> = HashMap::new();
+    let mut last_committed: Option<(u64, usize)> = None;
+    let mut commits = Vec::new();
+    let mut problem = |kind, line, detail: String| {
+        problems.push(Problem { kind, severity: Severity::Violation, file: txnlog_name.to_string(), line, detail })
+    };
+    for entry in entries {
+        match &entry.record {
+            Record::Phase1Commit { txn_id, where_list } => {
+                pending.insert(txn_id, (Vote::Commit, where_list, entry.line));
+            }
+            Record::Phase1Rollback { txn_id, where_list } => {
+                pending.insert(txn_id, (Vote::Rollback, where_list, entry.line));
+            }
+            Record::Phase2Commit { txn_id, offset } => {
+                match pending.remove(txn_id.as_str()) {
+                    None => problem(
+                        ProblemKind::Phase2Mismatch,
+                        entry.line,
+                        format!("2-ok for {txn_id} at offset {offset} has no pending phase-1 record"),
+                    ),
+                    Some((Vote::Rollback, _, p1_line)) => problem(
+                        ProblemKind::Phase2Mismatch,
+                        entry.line,
+                        format!("2-ok for {txn_id}, but its phase-1 vote (line {p1_line}) was rollback"),
+                    ),
+                    Some((Vote::Commit, where_list, p1_line)) => {
+                        let end = where_list.first().map(|w| w.end);
+                        if end != Some(*offset) {
+                            let p1_end = end.map_or("no range".to_string(), |e| e.to_string());
+                            problem(
+                                ProblemKind::Phase2Mismatch,
+                                entry.line,
+                                format!(
+                                    "2-ok for {txn_id} commits offset {offset}, but its 1-ok (line {p1_line}) \
+                                     ends at {p1_end}"
+                                ),
+                            );
+                        }
+                    }
+                }
+                if let Some((previous, previous_line)) = last_committed {
+                    if *offset < previous {
+                        problem(
+                            ProblemKind::CommitRegressed,
+                            entry.line,
+                            format!(
+                                "2-ok for {txn_id} commits offset {offset}, below the {previous} committed at \
+                                 line {previous_line}"
+                            ),
+                        );
+                    }
+                }
+                last_committed = Some((*offset, entry.line));
+                if *offset > 0 {
+                    commits.push(FileCommit { txn_id: txn_id.clone(), time: entry.time, end: *offset, line: entry.line });
+                }
+            }
+            Record::Phase2Rollback { txn_id, offset } => match pending.remove(txn_id.as_str()) {
+                None => problem(
+                    ProblemKind::Phase2Mismatch,
+                    entry.line,
+                    format!("2-rollback for {txn_id} has no pending phase-1 record"),
+                ),
+                Some((_, where_list, p1_line)) => {
+                    let start = where_list.first().map(|w| w.start);
+                    if start != Some(*offset) {
+                        let p1_start = start.map_or("no range".to_string(), |s| s.to_string());
+                        problem(
+                            ProblemKind::Phase2Mismatch,
+                            entry.line,
+                            format!(
+                                "2-rollback for {txn_id} truncates to {offset}, but its phase-1 record \
+                                 (line {p1_line}) starts at {p1_start}"
+                            ),
+                        );
+                    }
+                }
+            },
+            // The remaining records carry no fact about committed data; their shapes were
+            // already checked by the parser.
+            Record::Phase2Error { .. }
+            | Record::ListUncommitted { .. }
+            | Record::NextTxnForceAbort { .. }
+            | Record::ConnectionClosed
+            | Record::Close { .. }
+            | Record::WorkersLeft { .. }
+            | Record::S3Commit { .. } => {}
+        }
+    }
+    commits
+}
+
+/// Orders two commits as the original does (used by tests and by `watch`).
+pub fn commit_order(a: (f64, u64, &Path, &str), b: (f64, u64, &Path, &str)) -> Ordering {
+    a.0.total_cmp(&b.0)
+        .then(a.1.cmp(&b.1))
+        .then_with(|| a.2.as_os_str().cmp(b.2.as_os_str()))
+        .then_with(|| a.3.cmp(b.3))
+}

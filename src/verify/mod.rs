@@ -1,0 +1,320 @@
+//! The checker: proves that each key's committed output is its input, in order, with
+//! nothing lost, duplicated or reordered.
+//!
+//! [`verify`] is "feed everything once": it reads the sink directory's [`CommitLog`],
+//! maps the inputs and the output files, feeds every committed chunk in commit order to
+//! the incremental [`Checker`], classifies the first violation of each failing key, and
+//! returns a [`Report`]. `watch` drives the same [`Checker`] as commits land.
+
+pub mod checker;
+pub mod classify;
+pub mod commits;
+pub mod report;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::formats::input::{check_lines_start_with_key, discover_keys, input_path, InputError};
+use crate::formats::mapped::{FileBytes, IoMode};
+use crate::formats::sinkdir::{discover, SinkDirError};
+pub use checker::{Checker, LineOrigin, Mismatch, Semantics};
+use classify::{classify, line_at, line_number};
+pub use commits::{CommitLog, CommitLogError, Problem, ProblemKind, Severity};
+pub use report::{CommitRef, KeyReport, Report, SinkSummary, Verdict, ViolationReport};
+
+/// One key to check and where its input is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInput {
+    pub key: u8,
+    pub path: PathBuf,
+}
+
+/// Everything `verify` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct VerifyPlan {
+    /// None when only plain output files are checked.
+    pub sink_dir: Option<PathBuf>,
+    pub plain_outputs: Vec<PathBuf>,
+    pub inputs: Vec<KeyInput>,
+    pub expect_complete: bool,
+    pub semantics: Semantics,
+    pub io: IoMode,
+}
+
+/// Why a check could not be made (exit status 2). Every variant names its file.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    SinkDir(#[from] SinkDirError),
+    #[error(transparent)]
+    CommitLog(#[from] CommitLogError),
+    #[error("{path}: cannot read input of key {key:?}: {source}")]
+    Input { key: char, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    InputLines(#[from] InputError),
+    #[error("{path}: cannot read output file: {source}")]
+    Output { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Keys(String),
+}
+
+/// How the keys to check were named on the command line or in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct KeySelection {
+    /// `--keys A,B,C`
+    pub keys: Option<String>,
+    /// `MULTIPLE_KEYS_LIST`, space-separated.
+    pub env_keys: Option<String>,
+    /// `--input K=PATH` overrides.
+    pub overrides: Vec<(u8, PathBuf)>,
+}
+
+/// Parses one key: exactly one byte (the first byte of every line of its input).
+pub fn parse_key(text: &str) -> Result<u8, String> {
+    match text.as_bytes() {
+        [b] if *b != b'\n' => Ok(*b),
+        _ => Err(format!("a key is one byte (the first byte of each of its lines), not {text:?}")),
+    }
+}
+
+/// Decides which keys are checked and where their inputs are: `--keys`, else
+/// `MULTIPLE_KEYS_LIST`, else every `input-file.*.txt` of the input directory (plus any
+/// `--input` keys); `--input K=PATH` overrides one key's path.
+pub fn select_inputs(selection: &KeySelection, input_dir: &Path) -> Result<Vec<KeyInput>, VerifyError> {
+    let split = |text: &str, sep: &[char]| -> Result<Vec<u8>, VerifyError> {
+        text.split(sep).filter(|k| !k.is_empty()).map(|k| parse_key(k).map_err(VerifyError::Keys)).collect()
+    };
+    let mut keys = match (&selection.keys, &selection.env_keys) {
+        (Some(list), _) => split(list, &[','])?,
+        (None, Some(list)) if !list.trim().is_empty() => split(list, &[' ', '\t'])?,
+        _ => {
+            let mut found = if input_dir.is_dir() {
+                discover_keys(input_dir).map_err(|source| VerifyError::Input {
+                    key: '*',
+                    path: input_dir.to_path_buf(),
+                    source,
+                })?
+            } else {
+                Vec::new()
+            };
+            found.extend(selection.overrides.iter().map(|(k, _)| *k));
+            found
+        }
+    };
+    let mut seen = [false; 256];
+    keys.retain(|k| !std::mem::replace(&mut seen[usize::from(*k)], true));
+    if keys.is_empty() {
+        return Err(VerifyError::Keys(format!(
+            "no keys to check: give --keys, set MULTIPLE_KEYS_LIST, or put input-file.<K>.txt files in {}",
+            input_dir.display()
+        )));
+    }
+    Ok(keys
+        .into_iter()
+        .map(|key| {
+            let path = selection
+                .overrides
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == key)
+                .map_or_else(|| input_path(input_dir, key), |(_, p)| p.clone());
+            KeyInput { key, path }
+        })
+        .collect())
+}
+
+/// Verifies a saved sink directory per `plan`.
+pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
+    let pairs = match &plan.sink_dir {
+        Some(dir) => discover(dir)?,
+        None => Vec::new(),
+    };
+    let log = CommitLog::read(&pairs, &plan.plain_outputs)?;
+    let (inputs, outputs) = rayon::join(|| open_inputs(plan), || open_outputs(&log, plan.io));
+    let (inputs, outputs) = (inputs?, outputs?);
+    let keyed: Vec<(u8, &[u8])> = plan.inputs.iter().zip(&inputs).map(|(k, b)| (k.key, &b[..])).collect();
+    let mut checker = Checker::new(plan.semantics, &keyed);
+    for (i, commit) in log.commits.iter().enumerate() {
+        let chunk = chunk_of(&log, &outputs, i);
+        if !chunk.is_empty() {
+            checker.feed(i, commit.start, chunk);
+        }
+    }
+    checker.finish();
+    Ok(build_report(plan, &log, &outputs, &checker))
+}
+
+fn open_inputs(plan: &VerifyPlan) -> Result<Vec<FileBytes>, VerifyError> {
+    plan.inputs
+        .par_iter()
+        .map(|k| {
+            let bytes = FileBytes::open(&k.path, plan.io).map_err(|source| VerifyError::Input {
+                key: k.key as char,
+                path: k.path.clone(),
+                source,
+            })?;
+            check_lines_start_with_key(&k.path, k.key, &bytes)?;
+            Ok(bytes)
+        })
+        .collect()
+}
+
+fn open_outputs(log: &CommitLog, io: IoMode) -> Result<Vec<Option<FileBytes>>, VerifyError> {
+    log.files
+        .par_iter()
+        .map(|f| match f.output_len {
+            Some(len) if len > 0 => FileBytes::open(&f.output, io)
+                .map(Some)
+                .map_err(|source| VerifyError::Output { path: f.output.clone(), source }),
+            _ => Ok(None),
+        })
+        .collect()
+}
+
+/// The readable bytes of commit `i`'s chunk (committed bytes missing from the file are
+/// reported as a problem and cannot be fed).
+fn chunk_of<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], i: usize) -> &'a [u8] {
+    let commit = &log.commits[i];
+    let Some(bytes) = &outputs[commit.file] else { return &[] };
+    let (start, end) = log.readable_range(commit);
+    let end = (end as usize).min(bytes.len());
+    let start = (start as usize).min(end);
+    &bytes[start..end]
+}
+
+/// The lines of `key` in the committed stream after the line that starts at `origin`.
+fn key_lines_after<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], key: u8, origin: LineOrigin) -> Vec<Cow<'a, [u8]>> {
+    let mut lines = Vec::new();
+    let mut carry: Option<Vec<u8>> = None;
+    let mut skip_first = true;
+    let mut take = |line: Cow<'a, [u8]>, lines: &mut Vec<Cow<'a, [u8]>>| {
+        if std::mem::take(&mut skip_first) {
+            return;
+        }
+        if line.first() == Some(&key) {
+            lines.push(line);
+        }
+    };
+    for i in origin.commit..log.commits.len() {
+        let mut chunk = chunk_of(log, outputs, i);
+        if i == origin.commit {
+            let skip = (origin.file_offset - log.commits[i].start) as usize;
+            chunk = &chunk[skip.min(chunk.len())..];
+        }
+        let mut start = 0;
+        if let Some(mut partial) = carry.take() {
+            match memchr::memchr(b'\n', chunk) {
+                None => {
+                    partial.extend_from_slice(chunk);
+                    carry = Some(partial);
+                    continue;
+                }
+                Some(n) => {
+                    partial.extend_from_slice(&chunk[..=n]);
+                    take(Cow::Owned(partial), &mut lines);
+                    start = n + 1;
+                }
+            }
+        }
+        for line in classify::lines_of(&chunk[start..]) {
+            take(Cow::Borrowed(line), &mut lines);
+            start += line.len();
+        }
+        if start < chunk.len() {
+            carry = Some(chunk[start..].to_vec());
+        }
+    }
+    if let Some(partial) = carry {
+        take(Cow::Owned(partial), &mut lines);
+    }
+    lines
+}
+
+fn text_of(line: &[u8]) -> String {
+    String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned()
+}
+
+fn build_report(plan: &VerifyPlan, log: &CommitLog, outputs: &[Option<FileBytes>], checker: &Checker<'_>) -> Report {
+    let commit_ref = |origin: LineOrigin| {
+        let commit = &log.commits[origin.commit];
+        let file = &log.files[commit.file];
+        CommitRef {
+            txn_id: commit.txn_id.clone(),
+            time: commit.time,
+            file: file.name.clone(),
+            file_offset: origin.file_offset,
+            txnlog_line: commit.line,
+        }
+    };
+    let keys = plan
+        .inputs
+        .iter()
+        .zip(checker.cursors())
+        .map(|(k, cursor)| {
+            let input = cursor.input();
+            let violation = if let Some(m) = cursor.mismatch() {
+                let later = key_lines_after(log, outputs, k.key, m.origin);
+                let c = classify(input, m, plan.semantics, &later);
+                Some(ViolationReport {
+                    kind: c.kind,
+                    lines: c.lines,
+                    key_offset: m.key_offset,
+                    input_offset: m.input_offset,
+                    input_line: line_number(input, m.input_offset),
+                    expected: line_at(input, m.input_offset).map(text_of),
+                    found: Some(text_of(&m.found)),
+                    found_input_offset: c.found_at,
+                    commit: Some(commit_ref(m.origin)),
+                })
+            } else if plan.expect_complete && !cursor.complete() {
+                // The committed output ended early: everything after it is lost.
+                let at = cursor.verified_bytes();
+                let rest = &input[at as usize..];
+                let lines = classify::lines_of(rest).count() as u64 + u64::from(!rest.ends_with(b"\n"));
+                Some(ViolationReport {
+                    kind: classify::ViolationKind::Loss,
+                    lines,
+                    key_offset: cursor.output_bytes(),
+                    input_offset: at,
+                    input_line: line_number(input, at),
+                    expected: line_at(input, at).map(text_of),
+                    found: None,
+                    found_input_offset: None,
+                    commit: None,
+                })
+            } else {
+                None
+            };
+            let verified = cursor.verified_bytes();
+            KeyReport {
+                key: (k.key as char).to_string(),
+                input: k.path.display().to_string(),
+                input_bytes: input.len() as u64,
+                verified_bytes: verified,
+                verified_lines: memchr::memchr_iter(b'\n', &input[..verified as usize]).count() as u64,
+                output_bytes: cursor.output_bytes(),
+                complete: cursor.complete(),
+                violation,
+            }
+        })
+        .collect::<Vec<_>>();
+    let failed = keys.iter().any(|k| k.violation.is_some())
+        || log.problems.iter().any(|p| p.severity == Severity::Violation);
+    let files = log.files.iter().map(|f| usize::from(f.txnlog.is_some()) + usize::from(f.output_len.is_some())).sum();
+    Report {
+        verdict: if failed { Verdict::Violation } else { Verdict::Ok },
+        semantics: plan.semantics,
+        keys,
+        problems: log.problems.clone(),
+        sink: SinkSummary {
+            dir: plan.sink_dir.as_ref().map(|d| d.display().to_string()),
+            files,
+            commits: log.commits.len() as u64,
+            committed_bytes: log.committed_bytes(),
+            other_key_lines: checker.other_lines(),
+        },
+        error: None,
+    }
+}

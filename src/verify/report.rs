@@ -1,0 +1,194 @@
+//! The verification report: one document rendered two ways, as JSON (`--json`, the schema
+//! in README.md) and as a human summary with one line per key.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::checker::Semantics;
+use super::classify::ViolationKind;
+use super::commits::{Problem, Severity};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Ok,
+    Violation,
+    Error,
+}
+
+impl Verdict {
+    /// The process exit status for this verdict (documented in README.md).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::Violation => 1,
+            Verdict::Error => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub verdict: Verdict,
+    pub semantics: Semantics,
+    pub keys: Vec<KeyReport>,
+    pub problems: Vec<Problem>,
+    pub sink: SinkSummary,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyReport {
+    pub key: String,
+    pub input: String,
+    pub input_bytes: u64,
+    pub verified_bytes: u64,
+    pub verified_lines: u64,
+    /// Bytes of this key's committed output stream.
+    pub output_bytes: u64,
+    pub complete: bool,
+    pub violation: Option<ViolationReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ViolationReport {
+    pub kind: ViolationKind,
+    pub lines: u64,
+    pub key_offset: u64,
+    pub input_offset: u64,
+    /// 1-based line number of `input_offset` in the input file.
+    pub input_line: u64,
+    /// The input line expected (without LF); null when the output went past the input.
+    pub expected: Option<String>,
+    /// The output line found (without LF); null when the committed output ended early.
+    pub found: Option<String>,
+    /// Where the found line is in the input, when it is an input line.
+    pub found_input_offset: Option<u64>,
+    /// The commit that carried the found line; null when the output ended early.
+    pub commit: Option<CommitRef>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitRef {
+    pub txn_id: String,
+    pub time: f64,
+    pub file: String,
+    pub file_offset: u64,
+    /// The `2-ok` line in the file's txnlog.
+    pub txnlog_line: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkSummary {
+    pub dir: Option<String>,
+    pub files: usize,
+    pub commits: u64,
+    pub committed_bytes: u64,
+    /// Committed lines whose first byte is no checked key (ignored, as the original does).
+    pub other_key_lines: u64,
+}
+
+impl Report {
+    /// A report for a check that could not be made.
+    pub fn error(semantics: Semantics, message: String) -> Report {
+        Report {
+            verdict: Verdict::Error,
+            semantics,
+            keys: Vec::new(),
+            problems: Vec::new(),
+            sink: SinkSummary { dir: None, files: 0, commits: 0, committed_bytes: 0, other_key_lines: 0 },
+            error: Some(message),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The human summary; `color` adds ANSI colours to the verdict words.
+    pub fn to_human(&self, color: bool) -> String {
+        let paint = |text: &str, code: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_string()
+            }
+        };
+        let mut out = String::new();
+        if let Some(message) = &self.error {
+            let _ = writeln!(out, "{}: {message}", paint("error", "1;31"));
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "sink {}: {} files, {} commits, {} committed bytes ({})",
+            self.sink.dir.as_deref().unwrap_or("(plain outputs)"),
+            self.sink.files,
+            self.sink.commits,
+            self.sink.committed_bytes,
+            self.semantics.as_str()
+        );
+        let width = self.keys.iter().map(|k| k.key.len()).max().unwrap_or(1);
+        for k in &self.keys {
+            let state = match (&k.violation, k.complete) {
+                (Some(v), _) => paint(&format!("{:<9}", v.kind.as_str().to_uppercase()), "1;31"),
+                (None, true) => paint("ok       ", "32"),
+                (None, false) => paint("ok-prefix", "32"),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {state}  {}/{} bytes, {} lines verified  {}",
+                k.key, k.verified_bytes, k.input_bytes, k.verified_lines, k.input
+            );
+            if let Some(v) = &k.violation {
+                let what = match v.kind {
+                    ViolationKind::Duplicate => format!("{} delivered line(s) repeated", v.lines),
+                    ViolationKind::Loss if v.found.is_none() => {
+                        format!("{} line(s) missing: the committed output ended early", v.lines)
+                    }
+                    ViolationKind::Loss => format!("{} line(s) lost", v.lines),
+                    ViolationKind::Reorder => format!("a line {} line(s) early; the skipped lines come later", v.lines),
+                    ViolationKind::Corrupt => "a line that is not in the input".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "      {what}: at input line {} (input offset {}, key output offset {})",
+                    v.input_line, v.input_offset, v.key_offset
+                );
+                let show = |s: &Option<String>, none: &str| s.as_ref().map_or(none.to_string(), |s| format!("{s:?}"));
+                let _ = writeln!(out, "      expected: {}", show(&v.expected, "(end of input)"));
+                let _ = writeln!(out, "      found:    {}", show(&v.found, "(end of committed output)"));
+                if let Some(c) = &v.commit {
+                    let _ = writeln!(
+                        out,
+                        "      commit:   {} at {} ({}.txnlog line {}), {} byte {}",
+                        c.txn_id, c.time, c.file, c.txnlog_line, c.file, c.file_offset
+                    );
+                }
+            }
+        }
+        for p in &self.problems {
+            let label = match p.severity {
+                Severity::Violation => paint("problem", "1;31"),
+                Severity::Note => paint("note", "33"),
+            };
+            let kind = serde_json::to_value(p.kind).expect("kind serializes");
+            let _ = writeln!(out, "{label}: {}:{}: {}: {}", p.file, p.line, kind.as_str().unwrap_or(""), p.detail);
+        }
+        let failed_keys = self.keys.iter().filter(|k| k.violation.is_some()).count();
+        let failed_problems = self.problems.iter().filter(|p| p.severity == Severity::Violation).count();
+        let verdict = match self.verdict {
+            Verdict::Ok => paint("OK", "1;32"),
+            _ => paint("VIOLATION", "1;31"),
+        };
+        let _ = writeln!(
+            out,
+            "{verdict}: {} of {} keys failed, {} sink problem(s)",
+            failed_keys,
+            self.keys.len(),
+            failed_problems
+        );
+        out
+    }
+}
