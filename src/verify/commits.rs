@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use crate::formats::sinkdir::OutputPair;
 use crate::formats::txnlog::{read_txnlog, Record, TxnlogError, TxnlogTail, WhereRange};
 
+/// The txn id reported for the single commit of a plain output file.
+pub const PLAIN_TXN_ID: &str = "(plain output)";
+
 /// One output file of the sink directory.
 #[derive(Debug, Clone)]
 pub struct SinkFile {
@@ -122,7 +125,7 @@ impl CommitLog {
                     log.problems.push(Problem {
                         kind: ProblemKind::CommittedDataMissing,
                         severity: Severity::Violation,
-                        file: pair.name.clone(),
+                        file: txnlog_name.clone(),
                         line,
                         detail: format!(
                             "{} is {len} bytes long but {txnlog_name} commits {committed_end} bytes \
@@ -164,7 +167,7 @@ impl CommitLog {
                 output_len: Some(len),
             });
             if len > 0 {
-                staged.push((file, FileCommit { txn_id: String::new(), time: 0.0, end: len, line: 0 }));
+                staged.push((file, FileCommit { txn_id: PLAIN_TXN_ID.to_string(), time: 0.0, end: len, line: 0 }));
             }
         }
         log.order(staged);

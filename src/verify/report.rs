@@ -75,7 +75,7 @@ pub struct CommitRef {
     pub time: f64,
     pub file: String,
     pub file_offset: u64,
-    /// The `2-ok` line in the file's txnlog.
+    /// The `2-ok` line in the file's txnlog (0 for a plain output file, which has none).
     pub txnlog_line: usize,
 }
 
@@ -159,12 +159,18 @@ impl Report {
                 let show = |s: &Option<String>, none: &str| s.as_ref().map_or(none.to_string(), |s| format!("{s:?}"));
                 let _ = writeln!(out, "      expected: {}", show(&v.expected, "(end of input)"));
                 let _ = writeln!(out, "      found:    {}", show(&v.found, "(end of committed output)"));
-                if let Some(c) = &v.commit {
-                    let _ = writeln!(
-                        out,
-                        "      commit:   {} at {} ({}.txnlog line {}), {} byte {}",
-                        c.txn_id, c.time, c.file, c.txnlog_line, c.file, c.file_offset
-                    );
+                match &v.commit {
+                    Some(c) if c.txnlog_line == 0 => {
+                        let _ = writeln!(out, "      in:       plain output {} byte {}", c.file, c.file_offset);
+                    }
+                    Some(c) => {
+                        let _ = writeln!(
+                            out,
+                            "      commit:   {} at {} ({}.txnlog line {}), {} byte {}",
+                            c.txn_id, c.time, c.file, c.txnlog_line, c.file, c.file_offset
+                        );
+                    }
+                    None => {}
                 }
             }
         }
