@@ -18,7 +18,13 @@ fn setup(keys: usize, bytes_per_key: u64) -> (tempfile::TempDir, VerifyPlan, u64
     let sink_dir = dir.path().join("sink-out");
     let keys: Vec<u8> = (b'A'..).take(keys).collect();
     generate_inputs(&keys, bytes_per_key, &input_dir, &DataSource::Seeded(1)).unwrap();
-    let inputs: Vec<KeyInput> = keys.iter().map(|&key| KeyInput { key, path: input_path(&input_dir, key) }).collect();
+    let inputs: Vec<KeyInput> = keys
+        .iter()
+        .map(|&key| KeyInput {
+            key,
+            path: input_path(&input_dir, key),
+        })
+        .collect();
     let summary = generate_sink(&GenSinkPlan {
         inputs: inputs.clone(),
         sink_dir: sink_dir.clone(),

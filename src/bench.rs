@@ -47,7 +47,10 @@ pub enum BenchError {
     #[error("bench setup: {0}")]
     Setup(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{0} failed: {1}")]
     Child(String, String),
 }
@@ -66,12 +69,19 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     move |source| BenchError::Io { what, source }
 }
 
-fn time_child(mut command: Command, name: &str, expect_success: bool) -> Result<Duration, BenchError> {
+fn time_child(
+    mut command: Command,
+    name: &str,
+    expect_success: bool,
+) -> Result<Duration, BenchError> {
     let start = Instant::now();
     let out = command.output().map_err(io(format!("running {name}")))?;
     let elapsed = start.elapsed();
     if expect_success && !out.status.success() {
-        return Err(BenchError::Child(name.into(), String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(BenchError::Child(
+            name.into(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     Ok(elapsed)
 }
@@ -81,9 +91,15 @@ fn median(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64()
 }
 
-pub fn bench_verify(plan: &BenchVerifyPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchVerifyReport, BenchError> {
+pub fn bench_verify(
+    plan: &BenchVerifyPlan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchVerifyReport, BenchError> {
     if plan.keys == 0 || plan.keys > 26 {
-        return Err(BenchError::Setup(format!("--keys must be 1..=26, not {}", plan.keys)));
+        return Err(BenchError::Setup(format!(
+            "--keys must be 1..=26, not {}",
+            plan.keys
+        )));
     }
     let (root, _guard) = match &plan.dir {
         Some(d) => (d.clone(), None),
@@ -95,12 +111,35 @@ pub fn bench_verify(plan: &BenchVerifyPlan, progress: &mut dyn FnMut(&str)) -> R
     let input_dir = root.join("in");
     let sink_dir = root.join("sink-out");
     let keys: Vec<u8> = (b'A'..).take(plan.keys).collect();
-    progress(&format!("generating {} inputs of {} bytes in {}", plan.keys, plan.bytes_per_key, root.display()));
-    generate_inputs(&keys, plan.bytes_per_key, &input_dir, &DataSource::Seeded(1)).map_err(|e| BenchError::Setup(e.to_string()))?;
+    progress(&format!(
+        "generating {} inputs of {} bytes in {}",
+        plan.keys,
+        plan.bytes_per_key,
+        root.display()
+    ));
+    generate_inputs(
+        &keys,
+        plan.bytes_per_key,
+        &input_dir,
+        &DataSource::Seeded(1),
+    )
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
     let _ = std::fs::remove_dir_all(&sink_dir);
-    let inputs: Vec<KeyInput> = keys.iter().map(|&key| KeyInput { key, path: input_path(&input_dir, key) }).collect();
-    let summary = generate_sink(&GenSinkPlan { inputs, sink_dir: sink_dir.clone(), workers: plan.workers, fault: None, seed: 1 })
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let inputs: Vec<KeyInput> = keys
+        .iter()
+        .map(|&key| KeyInput {
+            key,
+            path: input_path(&input_dir, key),
+        })
+        .collect();
+    let summary = generate_sink(&GenSinkPlan {
+        inputs,
+        sink_dir: sink_dir.clone(),
+        workers: plan.workers,
+        fault: None,
+        seed: 1,
+    })
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
     // Two identical files as long as the committed output, for cmp.
     progress("writing the cmp files");
     let a = root.join("cmp-a");
@@ -110,7 +149,12 @@ pub fn bench_verify(plan: &BenchVerifyPlan, progress: &mut dyn FnMut(&str)) -> R
     warm(&[&root])?;
     let verify_cmd = || {
         let mut c = Command::new(&plan.exe);
-        c.arg("verify").arg("--sink-dir").arg(&sink_dir).arg("--input-dir").arg(&input_dir).arg("--expect-complete");
+        c.arg("verify")
+            .arg("--sink-dir")
+            .arg(&sink_dir)
+            .arg("--input-dir")
+            .arg(&input_dir)
+            .arg("--expect-complete");
         c
     };
     let cmp_cmd = || {
@@ -143,26 +187,35 @@ pub fn bench_verify(plan: &BenchVerifyPlan, progress: &mut dyn FnMut(&str)) -> R
 }
 
 fn write_cmp_file(sink_dir: &Path, path: &Path, len: u64) -> Result<(), BenchError> {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io("creating the cmp file"))?);
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(path).map_err(io("creating the cmp file"))?);
     let mut left = len;
-    let mut entries: Vec<_> = std::fs::read_dir(sink_dir).map_err(io("listing the sink"))?.filter_map(Result::ok).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(sink_dir)
+        .map_err(io("listing the sink"))?
+        .filter_map(Result::ok)
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         if left == 0 {
             break;
         }
         let mut f = std::fs::File::open(e.path()).map_err(io("reading the sink"))?;
-        left -= std::io::copy(&mut std::io::Read::take(&mut f, left), &mut out).map_err(io("writing the cmp file"))?;
+        left -= std::io::copy(&mut std::io::Read::take(&mut f, left), &mut out)
+            .map_err(io("writing the cmp file"))?;
     }
     // Pad with zeros if the sink files were shorter (they never are for a generated sink).
-    std::io::copy(&mut std::io::Read::take(std::io::repeat(0), left), &mut out).map_err(io("writing the cmp file"))?;
+    std::io::copy(&mut std::io::Read::take(std::io::repeat(0), left), &mut out)
+        .map_err(io("writing the cmp file"))?;
     std::io::Write::flush(&mut out).map_err(io("writing the cmp file"))
 }
 
 /// Reads every file under the given directories once so all runs see a hot page cache.
 fn warm(dirs: &[&Path]) -> Result<(), BenchError> {
     for dir in dirs {
-        for e in std::fs::read_dir(dir).map_err(io("warming the cache"))?.filter_map(Result::ok) {
+        for e in std::fs::read_dir(dir)
+            .map_err(io("warming the cache"))?
+            .filter_map(Result::ok)
+        {
             let path = e.path();
             if path.is_dir() {
                 warm(&[&path])?;

@@ -14,12 +14,18 @@ use soakcheck::formats::input::input_path;
 use soakcheck::formats::mapped::IoMode;
 use soakcheck::gen::inputs::{generate_inputs, DataSource};
 use soakcheck::gen::sink::{generate_sink, FaultKind, GenSinkPlan};
-use soakcheck::verify::{parse_key, select_inputs, verify, KeySelection, Report, Semantics, VerifyPlan};
+use soakcheck::verify::{
+    parse_key, select_inputs, verify, KeySelection, Report, Semantics, VerifyPlan,
+};
 
 const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "soakcheck", version, about = "Proves a stream processor kept its exactly-once promise while it is crashed on purpose")]
+#[command(
+    name = "soakcheck",
+    version,
+    about = "Proves a stream processor kept its exactly-once promise while it is crashed on purpose"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -171,7 +177,9 @@ fn key_selection(args: &InputArgs) -> anyhow::Result<KeySelection> {
         .inputs
         .iter()
         .map(|spec| {
-            let (key, path) = spec.split_once('=').with_context(|| format!("--input {spec:?}: expected K=PATH"))?;
+            let (key, path) = spec
+                .split_once('=')
+                .with_context(|| format!("--input {spec:?}: expected K=PATH"))?;
             let key = parse_key(key).map_err(|e| anyhow::anyhow!("--input {spec:?}: {e}"))?;
             Ok((key, PathBuf::from(path)))
         })
@@ -219,7 +227,11 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let text = if json { report.to_json() + "\n" } else { report.to_human(use_color()) };
+    let text = if json {
+        report.to_json() + "\n"
+    } else {
+        report.to_human(use_color())
+    };
     let _ = std::io::stdout().write_all(text.as_bytes());
     ExitCode::from(report.verdict.exit_code() as u8)
 }
@@ -261,7 +273,13 @@ fn run_gen_sink(args: GenSinkArgs) -> anyhow::Result<()> {
         (Some(kind), Some(key)) => Some((kind, parse_key(&key).map_err(anyhow::Error::msg)?)),
         _ => None,
     };
-    let plan = GenSinkPlan { inputs, sink_dir: args.sink_dir, workers: args.workers, fault, seed: args.seed };
+    let plan = GenSinkPlan {
+        inputs,
+        sink_dir: args.sink_dir,
+        workers: args.workers,
+        fault,
+        seed: args.seed,
+    };
     let summary = generate_sink(&plan)?;
     println!(
         "wrote {} with {} commits, {} committed bytes",
@@ -270,8 +288,17 @@ fn run_gen_sink(args: GenSinkArgs) -> anyhow::Result<()> {
         summary.committed_bytes
     );
     if let Some((key, offset)) = summary.fault_at {
-        let path = plan.inputs.iter().find(|k| k.key == key).map_or_else(|| input_path(&plan.sink_dir, key), |k| k.path.clone());
-        println!("injected {:?} into key {} at input offset {offset} of {}", args.fault.expect("fault"), key as char, path.display());
+        let path = plan
+            .inputs
+            .iter()
+            .find(|k| k.key == key)
+            .map_or_else(|| input_path(&plan.sink_dir, key), |k| k.path.clone());
+        println!(
+            "injected {:?} into key {} at input offset {offset} of {}",
+            args.fault.expect("fault"),
+            key as char,
+            path.display()
+        );
     }
     Ok(())
 }

@@ -17,7 +17,12 @@ fn soakcheck() -> Command {
 
 /// Runs `verify --json` with `args`, checks the exit status, returns the document.
 fn verify_json(args: &[&str], io: &str, status: i32) -> Value {
-    let out = soakcheck().arg("verify").args(args).args(["--json", "--io", io]).output().unwrap();
+    let out = soakcheck()
+        .arg("verify")
+        .args(args)
+        .args(["--json", "--io", io])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(status),
@@ -29,7 +34,12 @@ fn verify_json(args: &[&str], io: &str, status: i32) -> Value {
 }
 
 fn fixture(dir: &str) -> Vec<String> {
-    vec!["--sink-dir".into(), format!("testdata/{dir}"), "--input-dir".into(), "testdata/in".into()]
+    vec![
+        "--sink-dir".into(),
+        format!("testdata/{dir}"),
+        "--input-dir".into(),
+        "testdata/in".into(),
+    ]
 }
 
 fn args(v: &[String]) -> Vec<&str> {
@@ -66,7 +76,17 @@ fn original_python_sink_output_verifies_complete() {
     let sink = format!("{ORIGINAL}/sink-out");
     let input = format!("{ORIGINAL}/in");
     for io in IO_MODES {
-        let doc = verify_json(&["--sink-dir", &sink, "--input-dir", &input, "--expect-complete"], io, 0);
+        let doc = verify_json(
+            &[
+                "--sink-dir",
+                &sink,
+                "--input-dir",
+                &input,
+                "--expect-complete",
+            ],
+            io,
+            0,
+        );
         assert_eq!(doc["verdict"], "ok");
         assert_eq!(doc["problems"].as_array().unwrap().len(), 0);
         assert_eq!(doc["keys"].as_array().unwrap().len(), 3);
@@ -82,14 +102,22 @@ fn original_python_sink_output_verifies_complete() {
 
 #[test]
 fn each_injected_fault_is_named_with_its_commit() {
-    for (dir, kind, lines) in [("loss", "loss", 2), ("duplicate", "duplicate", 2), ("reorder", "reorder", 1), ("corrupt", "corrupt", 1)] {
+    for (dir, kind, lines) in [
+        ("loss", "loss", 2),
+        ("duplicate", "duplicate", 2),
+        ("reorder", "reorder", 1),
+        ("corrupt", "corrupt", 1),
+    ] {
         let mut a = fixture(dir);
         a.push("--expect-complete".into());
         for io in IO_MODES {
             let doc = verify_json(&args(&a), io, 1);
             assert_eq!(doc["verdict"], "violation", "{dir}");
             let keys = doc["keys"].as_array().unwrap();
-            assert!(keys[0]["violation"].is_null() && keys[2]["violation"].is_null(), "{dir}: only B is faulty");
+            assert!(
+                keys[0]["violation"].is_null() && keys[2]["violation"].is_null(),
+                "{dir}: only B is faulty"
+            );
             let v = &keys[1]["violation"];
             assert_eq!(v["kind"], kind, "{dir}: {v}");
             assert_eq!(v["lines"], lines, "{dir}: {v}");
@@ -98,12 +126,22 @@ fn each_injected_fault_is_named_with_its_commit() {
             assert_eq!(v["key_offset"], 2254, "{dir}");
             assert_eq!(keys[1]["verified_bytes"], 2254);
             let commit = &v["commit"];
-            assert!(commit["txn_id"].as_str().unwrap().starts_with("Passthrough-w-worker1-id-"), "{dir}");
+            assert!(
+                commit["txn_id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Passthrough-w-worker1-id-"),
+                "{dir}"
+            );
             assert_eq!(commit["file"], "output.worker1");
             let file_offset = commit["file_offset"].as_u64().unwrap() as usize;
             let output = std::fs::read(format!("testdata/{dir}/output.worker1")).unwrap();
             let found = v["found"].as_str().unwrap();
-            assert_eq!(&output[file_offset..file_offset + found.len()], found.as_bytes(), "{dir}: offset points at the line");
+            assert_eq!(
+                &output[file_offset..file_offset + found.len()],
+                found.as_bytes(),
+                "{dir}: offset points at the line"
+            );
             assert!(v["expected"].as_str().unwrap().starts_with('B'));
         }
     }
@@ -112,7 +150,11 @@ fn each_injected_fault_is_named_with_its_commit() {
 #[test]
 fn sink_problems_are_violations() {
     for (dir, kind, line) in [
-        ("problem-committed-data-missing", "committed-data-missing", 5),
+        (
+            "problem-committed-data-missing",
+            "committed-data-missing",
+            5,
+        ),
         ("problem-commit-regressed", "commit-regressed", 7),
         ("problem-phase2-mismatch", "phase2-mismatch", 3),
     ] {
@@ -126,7 +168,10 @@ fn sink_problems_are_violations() {
             assert_eq!(p["severity"], "violation");
             assert_eq!(p["file"], "output.initializer.txnlog");
             assert_eq!(p["line"], line);
-            assert!(doc["keys"][0]["violation"].is_null(), "{dir}: the key itself is a clean prefix");
+            assert!(
+                doc["keys"][0]["violation"].is_null(),
+                "{dir}: the key itself is a clean prefix"
+            );
         }
     }
 }
@@ -153,7 +198,12 @@ fn bad_input_exits_2_naming_the_file_and_line() {
     ];
     for (a, message) in cases {
         for io in IO_MODES {
-            let out = soakcheck().arg("verify").args(a).args(["--io", io]).output().unwrap();
+            let out = soakcheck()
+                .arg("verify")
+                .args(a)
+                .args(["--io", io])
+                .output()
+                .unwrap();
             assert_eq!(out.status.code(), Some(2), "{a:?}");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains(message), "{a:?}: {stderr}");
@@ -168,9 +218,21 @@ fn bad_input_exits_2_naming_the_file_and_line() {
 #[test]
 fn keys_come_from_flag_then_environment_then_input_dir() {
     let keys_of = |doc: &Value| -> Vec<String> {
-        doc["keys"].as_array().unwrap().iter().map(|k| k["key"].as_str().unwrap().to_string()).collect()
+        doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key"].as_str().unwrap().to_string())
+            .collect()
     };
-    let base = ["verify", "--sink-dir", "testdata/happy", "--input-dir", "testdata/in", "--json"];
+    let base = [
+        "verify",
+        "--sink-dir",
+        "testdata/happy",
+        "--input-dir",
+        "testdata/in",
+        "--json",
+    ];
     let run = |extra: &[&str], env: Option<&str>| {
         let mut cmd = soakcheck();
         if let Some(e) = env {
@@ -184,7 +246,10 @@ fn keys_come_from_flag_then_environment_then_input_dir() {
     assert_eq!(keys_of(&run(&[], Some("C A"))), ["C", "A"]);
     assert_eq!(keys_of(&run(&["--keys", "B"], Some("C A"))), ["B"]);
     // --input overrides one key's path.
-    let doc = run(&["--keys", "A", "--input", "A=testdata/in/input-file.A.txt"], None);
+    let doc = run(
+        &["--keys", "A", "--input", "A=testdata/in/input-file.A.txt"],
+        None,
+    );
     assert_eq!(doc["keys"][0]["input"], "testdata/in/input-file.A.txt");
     let out = soakcheck()
         .args(base)
@@ -196,7 +261,11 @@ fn keys_come_from_flag_then_environment_then_input_dir() {
 
 #[test]
 fn human_output_has_no_colour_off_a_tty() {
-    let out = soakcheck().args(["verify"]).args(fixture("loss")).output().unwrap();
+    let out = soakcheck()
+        .args(["verify"])
+        .args(fixture("loss"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\x1b'));
@@ -209,7 +278,17 @@ fn human_output_has_no_colour_off_a_tty() {
 fn at_least_once_allows_replays_but_not_loss() {
     let plain = |file: &str, semantics: &str, status: i32| {
         verify_json(
-            &["--plain-output", file, "--input-dir", "testdata/in", "--keys", "A", "--semantics", semantics, "--expect-complete"],
+            &[
+                "--plain-output",
+                file,
+                "--input-dir",
+                "testdata/in",
+                "--keys",
+                "A",
+                "--semantics",
+                semantics,
+                "--expect-complete",
+            ],
             "mmap",
             status,
         )
@@ -233,9 +312,32 @@ fn expect_complete_turns_a_short_output_into_loss() {
     let input = std::fs::read("testdata/in/input-file.A.txt").unwrap();
     std::fs::write(&half, &input[..49 * 60]).unwrap();
     let half = half.to_str().unwrap();
-    let doc = verify_json(&["--plain-output", half, "--input-dir", "testdata/in", "--keys", "A"], "read", 0);
+    let doc = verify_json(
+        &[
+            "--plain-output",
+            half,
+            "--input-dir",
+            "testdata/in",
+            "--keys",
+            "A",
+        ],
+        "read",
+        0,
+    );
     assert_eq!(doc["keys"][0]["complete"], false);
-    let doc = verify_json(&["--plain-output", half, "--input-dir", "testdata/in", "--keys", "A", "--expect-complete"], "read", 1);
+    let doc = verify_json(
+        &[
+            "--plain-output",
+            half,
+            "--input-dir",
+            "testdata/in",
+            "--keys",
+            "A",
+            "--expect-complete",
+        ],
+        "read",
+        1,
+    );
     let v = &doc["keys"][0]["violation"];
     assert_eq!(v["kind"], "loss");
     assert_eq!(v["lines"], 66);
@@ -247,23 +349,90 @@ fn expect_complete_turns_a_short_output_into_loss() {
 fn newcomer_flow_generates_verifies_and_names_each_fault() {
     let dir = tempfile::tempdir().unwrap();
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
-    soakcheck().args(["gen", "inputs", "--keys", "A,B,C,D", "--bytes", "30000", "--dir", &d("in")]).assert().success();
-    soakcheck().args(["gen", "sink", "--input-dir", &d("in"), "--sink-dir", &d("sink"), "--workers", "3"]).assert().success();
-    let doc = verify_json(&["--sink-dir", &d("sink"), "--input-dir", &d("in"), "--expect-complete"], "mmap", 0);
+    soakcheck()
+        .args([
+            "gen",
+            "inputs",
+            "--keys",
+            "A,B,C,D",
+            "--bytes",
+            "30000",
+            "--dir",
+            &d("in"),
+        ])
+        .assert()
+        .success();
+    soakcheck()
+        .args([
+            "gen",
+            "sink",
+            "--input-dir",
+            &d("in"),
+            "--sink-dir",
+            &d("sink"),
+            "--workers",
+            "3",
+        ])
+        .assert()
+        .success();
+    let doc = verify_json(
+        &[
+            "--sink-dir",
+            &d("sink"),
+            "--input-dir",
+            &d("in"),
+            "--expect-complete",
+        ],
+        "mmap",
+        0,
+    );
     assert_eq!(doc["keys"].as_array().unwrap().len(), 4);
     // gen sink refuses to overwrite a directory.
     let before = std::fs::read(d("sink/output.initializer")).unwrap();
-    let out = soakcheck().args(["gen", "sink", "--input-dir", &d("in"), "--sink-dir", &d("sink")]).output().unwrap();
+    let out = soakcheck()
+        .args([
+            "gen",
+            "sink",
+            "--input-dir",
+            &d("in"),
+            "--sink-dir",
+            &d("sink"),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
     assert_eq!(std::fs::read(d("sink/output.initializer")).unwrap(), before);
     for kind in ["loss", "duplicate", "reorder", "corrupt"] {
         let sink = d(&format!("sink-{kind}"));
         soakcheck()
-            .args(["gen", "sink", "--input-dir", &d("in"), "--sink-dir", &sink, "--fault", kind, "--key", "C", "--seed", "9"])
+            .args([
+                "gen",
+                "sink",
+                "--input-dir",
+                &d("in"),
+                "--sink-dir",
+                &sink,
+                "--fault",
+                kind,
+                "--key",
+                "C",
+                "--seed",
+                "9",
+            ])
             .assert()
             .success();
-        let doc = verify_json(&["--sink-dir", &sink, "--input-dir", &d("in"), "--expect-complete"], "mmap", 1);
+        let doc = verify_json(
+            &[
+                "--sink-dir",
+                &sink,
+                "--input-dir",
+                &d("in"),
+                "--expect-complete",
+            ],
+            "mmap",
+            1,
+        );
         assert_eq!(doc["keys"][2]["violation"]["kind"], kind);
         for k in [0, 1, 3] {
             assert!(doc["keys"][k]["violation"].is_null());
@@ -275,7 +444,12 @@ fn newcomer_flow_generates_verifies_and_names_each_fault() {
 fn gen_inputs_has_the_original_layout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    soakcheck().args(["gen", "inputs", "--keys", "Q", "--bytes", "4000000", "--dir", out]).assert().success();
+    soakcheck()
+        .args([
+            "gen", "inputs", "--keys", "Q", "--bytes", "4000000", "--dir", out,
+        ])
+        .assert()
+        .success();
     let text = std::fs::read(Path::new(out).join("input-file.Q.txt")).unwrap();
     assert_eq!(text.len(), 12_368_938);
     assert_eq!(&text[12_368_928..], b"Q17204400\n");

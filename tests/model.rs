@@ -25,7 +25,10 @@ enum Mutation {
     Swap(usize),
     Corrupt(usize),
     /// Re-send from `back` lines earlier (an at-least-once replay), at position `at`.
-    Replay { at: usize, back: usize },
+    Replay {
+        at: usize,
+        back: usize,
+    },
     Foreign(usize),
     Truncate(usize),
 }
@@ -43,7 +46,17 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 fn input_lines(key: u8, count: usize, salt: u32) -> Vec<Vec<u8>> {
-    (0..count).map(|i| format!("{}{:05} {:08x}\n", key as char, i, (i as u32).wrapping_mul(2654435761) ^ salt).into_bytes()).collect()
+    (0..count)
+        .map(|i| {
+            format!(
+                "{}{:05} {:08x}\n",
+                key as char,
+                i,
+                (i as u32).wrapping_mul(2654435761) ^ salt
+            )
+            .into_bytes()
+        })
+        .collect()
 }
 
 /// The stream of output lines after mutations.
@@ -95,7 +108,10 @@ fn model_exactly_once(input: &[Vec<u8>], output: &[Vec<u8>], expect_complete: bo
     let verified = |p: usize| input[..p].iter().map(|l| l.len() as u64).sum();
     let Some(p) = p else {
         let kind = (expect_complete && output.len() < input.len()).then_some("loss");
-        return Expect { verified_bytes: verified(output.len()), kind };
+        return Expect {
+            verified_bytes: verified(output.len()),
+            kind,
+        };
     };
     let f = &output[p];
     let kind = if !f.ends_with(b"\n") {
@@ -103,7 +119,10 @@ fn model_exactly_once(input: &[Vec<u8>], output: &[Vec<u8>], expect_complete: bo
     } else if input[..p].contains(f) {
         "duplicate"
     } else if let Some(j) = (p + 1..input.len()).find(|&j| &input[j] == f) {
-        if input[p..j].iter().any(|skipped| output[p + 1..].contains(skipped)) {
+        if input[p..j]
+            .iter()
+            .any(|skipped| output[p + 1..].contains(skipped))
+        {
             "reorder"
         } else {
             "loss"
@@ -111,7 +130,10 @@ fn model_exactly_once(input: &[Vec<u8>], output: &[Vec<u8>], expect_complete: bo
     } else {
         "corrupt"
     };
-    Expect { verified_bytes: verified(p), kind: Some(kind) }
+    Expect {
+        verified_bytes: verified(p),
+        kind: Some(kind),
+    }
 }
 
 /// The at-least-once model: each line continues the stream, or restarts it at a line
@@ -121,14 +143,20 @@ fn model_at_least_once(input: &[Vec<u8>], output: &[Vec<u8>], expect_complete: b
     for (i, f) in output.iter().enumerate() {
         if next < input.len() && &input[next] == f {
             next += 1;
-        } else if let Some(j) = (0..delivered.min(input.len()) + 1).rev().find(|&j| j < input.len() && &input[j] == f) {
+        } else if let Some(j) = (0..delivered.min(input.len()) + 1)
+            .rev()
+            .find(|&j| j < input.len() && &input[j] == f)
+        {
             next = j + 1;
         } else {
             let bytes = input[..delivered].iter().map(|l| l.len() as u64).sum();
             let kind = if !f.ends_with(b"\n") {
                 "corrupt"
             } else if let Some(j) = (delivered..input.len()).find(|&j| &input[j] == f) {
-                if input[delivered..j].iter().any(|s| output[i + 1..].contains(s)) {
+                if input[delivered..j]
+                    .iter()
+                    .any(|s| output[i + 1..].contains(s))
+                {
                     "reorder"
                 } else {
                     "loss"
@@ -136,12 +164,18 @@ fn model_at_least_once(input: &[Vec<u8>], output: &[Vec<u8>], expect_complete: b
             } else {
                 "corrupt"
             };
-            return Expect { verified_bytes: bytes, kind: Some(kind) };
+            return Expect {
+                verified_bytes: bytes,
+                kind: Some(kind),
+            };
         }
         delivered = delivered.max(next);
     }
     let bytes = input[..delivered].iter().map(|l| l.len() as u64).sum();
-    Expect { verified_bytes: bytes, kind: (expect_complete && delivered < input.len()).then_some("loss") }
+    Expect {
+        verified_bytes: bytes,
+        kind: (expect_complete && delivered < input.len()).then_some("loss"),
+    }
 }
 
 /// Writes `stream` as a sink directory: chunk i ends at `cuts[i]` and goes to worker
@@ -158,20 +192,40 @@ fn write_sink(dir: &Path, stream: &[u8], cuts: &[usize], owners: &[bool]) {
         let end = outputs[w].len() as u64;
         let txn_id = format!("Passthrough-w-{}-id-1:c_id={i}", names[w]);
         let time = 1_700_000_000.0 + i as f64 * 0.25;
-        let where_list = vec![WhereRange { stream_id: 1, start: from, end }];
-        logs[w] += &format_record(time, &Record::Phase1Commit { txn_id: txn_id.clone(), where_list });
-        logs[w] += &format_record(time + 0.125, &Record::Phase2Commit { txn_id, offset: end });
+        let where_list = vec![WhereRange {
+            stream_id: 1,
+            start: from,
+            end,
+        }];
+        logs[w] += &format_record(
+            time,
+            &Record::Phase1Commit {
+                txn_id: txn_id.clone(),
+                where_list,
+            },
+        );
+        logs[w] += &format_record(
+            time + 0.125,
+            &Record::Phase2Commit {
+                txn_id,
+                offset: end,
+            },
+        );
         start = cut;
     }
     for w in 0..2 {
         std::fs::write(dir.join(format!("output.{}", names[w])), &outputs[w]).unwrap();
-        let mut log = std::fs::File::create(dir.join(format!("output.{}.txnlog", names[w]))).unwrap();
+        let mut log =
+            std::fs::File::create(dir.join(format!("output.{}.txnlog", names[w]))).unwrap();
         log.write_all(logs[w].as_bytes()).unwrap();
     }
 }
 
 fn split_lines(stream: &[u8]) -> Vec<Vec<u8>> {
-    stream.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+    stream
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 proptest! {

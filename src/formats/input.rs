@@ -35,8 +35,15 @@ pub fn discover_keys(dir: &Path) -> io::Result<Vec<u8>> {
 /// Why an input file cannot serve as a key's input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    #[error("{path}:{line}: expected every line to start with the key byte {key:?}, found {found:?}")]
-    WrongKey { path: PathBuf, line: usize, key: char, found: String },
+    #[error(
+        "{path}:{line}: expected every line to start with the key byte {key:?}, found {found:?}"
+    )]
+    WrongKey {
+        path: PathBuf,
+        line: usize,
+        key: char,
+        found: String,
+    },
 }
 
 /// Checks that every line of `bytes` starts with `key` (an empty file is fine).
@@ -76,7 +83,15 @@ pub struct OdWriter<W: Write> {
 
 impl<W: Write> OdWriter<W> {
     pub fn new(out: W, key: u8) -> Self {
-        OdWriter { out, key, address: 0, row: [0; 16], row_len: 0, previous: None, suppressing: false }
+        OdWriter {
+            out,
+            key,
+            address: 0,
+            row: [0; 16],
+            row_len: 0,
+            previous: None,
+            suppressing: false,
+        }
     }
 
     /// Feeds more binary data.
@@ -119,7 +134,11 @@ impl<W: Write> OdWriter<W> {
         // padded with zero.
         for word in 0..len.div_ceil(2) {
             let lo = row[word * 2];
-            let hi = if word * 2 + 1 < len { row[word * 2 + 1] } else { 0 };
+            let hi = if word * 2 + 1 < len {
+                row[word * 2 + 1]
+            } else {
+                0
+            };
             line.push(b' ');
             for nibble in [hi >> 4, hi & 15, lo >> 4, lo & 15] {
                 line.push(HEX[nibble as usize]);
@@ -169,13 +188,19 @@ mod tests {
         assert_eq!(od(b'B', &[1, 2, 3]), "B0000000 0201 0003\nB0000003\n");
         assert_eq!(od(b'C', &[]), "C0000000\n");
         let zeros = [0u8; 64];
-        assert_eq!(od(b'Z', &zeros), "Z0000000 0000 0000 0000 0000 0000 0000 0000 0000\nZ*\nZ0000100\n");
+        assert_eq!(
+            od(b'Z', &zeros),
+            "Z0000000 0000 0000 0000 0000 0000 0000 0000 0000\nZ*\nZ0000100\n"
+        );
     }
 
     #[test]
     fn key_check_names_the_line() {
         let err = check_lines_start_with_key(Path::new("in"), b'A', b"A1\nA2\nB3\n").unwrap_err();
-        assert_eq!(err.to_string(), "in:3: expected every line to start with the key byte 'A', found \"B3\"");
+        assert_eq!(
+            err.to_string(),
+            "in:3: expected every line to start with the key byte 'A', found \"B3\""
+        );
         check_lines_start_with_key(Path::new("in"), b'A', b"A1\nA2").unwrap();
     }
 }

@@ -77,7 +77,11 @@ impl Parser<'_> {
                 format!("{:?}", String::from_utf8_lossy(&self.text[self.pos..end]))
             }
         };
-        ParseError { column: self.pos + 1, expected, found }
+        ParseError {
+            column: self.pos + 1,
+            expected,
+            found,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -239,10 +243,14 @@ impl Parser<'_> {
                 return Err(self.error("a number"));
             }
             let cleaned = text.replace('_', "");
-            return cleaned.parse::<f64>().map(Value::Float).map_err(|_| {
-                self.pos = start;
-                self.error("a float")
-            });
+            // Overflow to infinity is refused: no sink writes it and it has no literal form.
+            return match cleaned.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+                _ => {
+                    self.pos = start;
+                    Err(self.error("a finite float"))
+                }
+            };
         }
         if int_digits == 0 {
             self.pos = start;
@@ -250,7 +258,9 @@ impl Parser<'_> {
         }
         let digits = &text[digits_start - start..];
         // Python 3 rejects leading zeros ("0123") and misplaced underscores.
-        if (digits.len() > 1 && digits.starts_with('0') && digits.bytes().any(|c| c != b'0' && c != b'_'))
+        if (digits.len() > 1
+            && digits.starts_with('0')
+            && digits.bytes().any(|c| c != b'0' && c != b'_'))
             || digits.starts_with('_')
             || digits.ends_with('_')
             || digits.contains("__")
@@ -337,12 +347,16 @@ impl Parser<'_> {
                 // Python keeps unknown escapes literally (with a warning); the sink never
                 // writes them, so refusing is the strict and safe choice.
                 self.pos -= 1;
-                return Err(self.error("a known escape (\\\\ \\' \\\" \\n \\r \\t \\xNN \\uNNNN \\UNNNNNNNN)"));
+                return Err(self.error(
+                    "a known escape (\\\\ \\' \\\" \\n \\r \\t \\xNN \\uNNNN \\UNNNNNNNN)",
+                ));
             }
         };
         let start = self.pos;
         if self.text.len() < start + digits
-            || !self.text[start..start + digits].iter().all(u8::is_ascii_hexdigit)
+            || !self.text[start..start + digits]
+                .iter()
+                .all(u8::is_ascii_hexdigit)
         {
             return Err(self.error("hex digits of an escape"));
         }
@@ -428,7 +442,11 @@ pub fn write_float(out: &mut String, f: f64) {
 
 /// CPython's `repr()` of a `str`.
 pub fn write_str(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for ch in s.chars() {
         match ch {
@@ -498,13 +516,22 @@ mod tests {
                 Value::Float(1587413105.9012375),
                 Value::Str("1-ok".into()),
                 Value::Str("Passthrough-w-initializer-id-7421:c_id=1".into()),
-                Value::List(vec![Value::Tuple(vec![Value::Int(1), Value::Int(0), Value::Int(2940)])]),
+                Value::List(vec![Value::Tuple(vec![
+                    Value::Int(1),
+                    Value::Int(0),
+                    Value::Int(2940)
+                ])]),
             ])
         );
         assert_eq!(repr(&v).as_bytes(), line);
         let v = parse(b"[1.0, 'workers-left', \"['worker2']\"]").unwrap();
         assert_eq!(repr(&v), "[1.0, 'workers-left', \"['worker2']\"]");
-        assert_eq!(parse(b"[1.5, 'connection-closed', True]").unwrap().type_name(), "list");
+        assert_eq!(
+            parse(b"[1.5, 'connection-closed', True]")
+                .unwrap()
+                .type_name(),
+            "list"
+        );
     }
 
     #[test]
@@ -519,6 +546,7 @@ mod tests {
         assert!(parse(b"[1.5, 'x]").is_err());
         assert!(parse(b"[1.5, 0123]").is_err());
         assert!(parse(b"[Truex]").is_err());
+        assert_eq!(parse(b"[1e999]").unwrap_err().expected, "a finite float");
         assert!(parse(b"'\\q'").is_err());
         assert!(parse(&[b'['; 100]).is_err());
     }
@@ -562,7 +590,10 @@ mod tests {
         else {
             return; // no python3: the fixed cases above still hold
         };
-        let hex: String = floats.iter().map(|f| format!("{}\n", hex_float(*f))).collect();
+        let hex: String = floats
+            .iter()
+            .map(|f| format!("{}\n", hex_float(*f)))
+            .collect();
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), hex.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         let theirs: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();

@@ -17,7 +17,10 @@ pub struct OutputPair {
 #[derive(Debug, thiserror::Error)]
 pub enum SinkDirError {
     #[error("{path}: cannot read sink directory: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a directory")]
     NotADirectory { path: PathBuf },
     #[error("{path}: file name is not UTF-8; sink output names are ASCII worker names")]
@@ -27,12 +30,20 @@ pub enum SinkDirError {
 /// Lists the output/txnlog pairs of `dir`, sorted by output name (the order the original
 /// tie-breaks commits in).
 pub fn discover(dir: &Path) -> Result<Vec<OutputPair>, SinkDirError> {
-    let io = |source| SinkDirError::Io { path: dir.to_path_buf(), source };
+    let io = |source| SinkDirError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     if !dir.is_dir() {
         if dir.exists() {
-            return Err(SinkDirError::NotADirectory { path: dir.to_path_buf() });
+            return Err(SinkDirError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
         }
-        return Err(io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory")));
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such directory",
+        )));
     }
     let mut pairs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -44,7 +55,9 @@ pub fn discover(dir: &Path) -> Result<Vec<OutputPair>, SinkDirError> {
             }
             continue;
         };
-        let Some(output_name) = name.strip_suffix(".txnlog") else { continue };
+        let Some(output_name) = name.strip_suffix(".txnlog") else {
+            continue;
+        };
         if output_name.is_empty() {
             continue;
         }

@@ -27,9 +27,15 @@ pub struct WhereRange {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// `1-ok`: phase 1 voted commit.
-    Phase1Commit { txn_id: String, where_list: Vec<WhereRange> },
+    Phase1Commit {
+        txn_id: String,
+        where_list: Vec<WhereRange>,
+    },
     /// `1-rollback`: phase 1 voted abort.
-    Phase1Rollback { txn_id: String, where_list: Vec<WhereRange> },
+    Phase1Rollback {
+        txn_id: String,
+        where_list: Vec<WhereRange>,
+    },
     /// `2-ok`: phase 2 committed; `offset` is the new committed end of the output file.
     Phase2Commit { txn_id: String, offset: u64 },
     /// `2-rollback`: phase 2 aborted; the output was truncated to `offset`.
@@ -47,7 +53,11 @@ pub enum Record {
     /// `workers-left`: the names in the WORKERS_LEFT message.
     WorkersLeft { workers: Vec<String> },
     /// `2-s3-ok`: S3 mode only.
-    S3Commit { txn_id: String, object: String, reason: String },
+    S3Commit {
+        txn_id: String,
+        object: String,
+        reason: String,
+    },
 }
 
 impl Record {
@@ -99,16 +109,28 @@ pub struct Txnlog {
 #[derive(Debug, thiserror::Error)]
 pub enum TxnlogError {
     #[error("{path}: cannot read txnlog: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}:{column}: malformed txnlog record: expected {expected}, found {found}")]
-    Syntax { path: PathBuf, line: usize, column: usize, expected: String, found: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        expected: String,
+        found: String,
+    },
     #[error("{path}:{line}: line is longer than {MAX_LINE_BYTES} bytes; a txnlog record is one short line")]
     LineTooLong { path: PathBuf, line: usize },
 }
 
 /// Reads and parses a txnlog file.
 pub fn read_txnlog(path: &Path) -> Result<Txnlog, TxnlogError> {
-    let bytes = std::fs::read(path).map_err(|source| TxnlogError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| TxnlogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_txnlog(path, &bytes)
 }
 
@@ -121,16 +143,25 @@ pub fn parse_txnlog(path: &Path, bytes: &[u8]) -> Result<Txnlog, TxnlogError> {
         line += 1;
         let Some(len) = memchr::memchr(b'\n', &bytes[start..]) else {
             if bytes.len() - start > MAX_LINE_BYTES {
-                return Err(TxnlogError::LineTooLong { path: path.to_path_buf(), line });
+                return Err(TxnlogError::LineTooLong {
+                    path: path.to_path_buf(),
+                    line,
+                });
             }
             return Ok(Txnlog {
                 entries,
-                tail: TxnlogTail::Torn { line, bytes: bytes.len() - start },
+                tail: TxnlogTail::Torn {
+                    line,
+                    bytes: bytes.len() - start,
+                },
                 complete_bytes: start as u64,
             });
         };
         if len > MAX_LINE_BYTES {
-            return Err(TxnlogError::LineTooLong { path: path.to_path_buf(), line });
+            return Err(TxnlogError::LineTooLong {
+                path: path.to_path_buf(),
+                line,
+            });
         }
         let text = &bytes[start..start + len];
         let (time, record) = parse_record(text).map_err(|e| TxnlogError::Syntax {
@@ -143,7 +174,11 @@ pub fn parse_txnlog(path: &Path, bytes: &[u8]) -> Result<Txnlog, TxnlogError> {
         entries.push(TxnlogEntry { line, time, record });
         start += len + 1;
     }
-    Ok(Txnlog { entries, tail: TxnlogTail::Complete, complete_bytes: start as u64 })
+    Ok(Txnlog {
+        entries,
+        tail: TxnlogTail::Complete,
+        complete_bytes: start as u64,
+    })
 }
 
 /// A record-level error with a column (1-based) into the line.
@@ -162,19 +197,41 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
         found: e.found,
     })?;
     // Shape errors point at the start of the line: the literal itself was well formed.
-    let shape = |expected: String, found: String| RecordError { column: 1, expected, found };
+    let shape = |expected: String, found: String| RecordError {
+        column: 1,
+        expected,
+        found,
+    };
     let Value::List(items) = value else {
-        return Err(shape("a list [time, kind, ...]".into(), value.type_name().into()));
+        return Err(shape(
+            "a list [time, kind, ...]".into(),
+            value.type_name().into(),
+        ));
     };
     let time = match items.first() {
         Some(Value::Float(t)) => *t,
         Some(Value::Int(t)) => *t as f64,
-        Some(other) => return Err(shape("a float time as element 0".into(), other.type_name().into())),
-        None => return Err(shape("a list [time, kind, ...]".into(), "an empty list".into())),
+        Some(other) => {
+            return Err(shape(
+                "a float time as element 0".into(),
+                other.type_name().into(),
+            ))
+        }
+        None => {
+            return Err(shape(
+                "a list [time, kind, ...]".into(),
+                "an empty list".into(),
+            ))
+        }
     };
     let kind = match items.get(1) {
         Some(Value::Str(k)) => k.as_str(),
-        Some(other) => return Err(shape("a str record kind as element 1".into(), other.type_name().into())),
+        Some(other) => {
+            return Err(shape(
+                "a str record kind as element 1".into(),
+                other.type_name().into(),
+            ))
+        }
         None => return Err(shape("a record kind as element 1".into(), "nothing".into())),
     };
     let args = &items[2..];
@@ -191,14 +248,23 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
     let string = |i: usize, what: &str| -> Result<String, RecordError> {
         match &args[i] {
             Value::Str(s) => Ok(s.clone()),
-            other => Err(shape(format!("{what} (str) in '{kind}'"), other.type_name().into())),
+            other => Err(shape(
+                format!("{what} (str) in '{kind}'"),
+                other.type_name().into(),
+            )),
         }
     };
     let offset = |i: usize, what: &str| -> Result<u64, RecordError> {
         match &args[i] {
             Value::Int(n) if *n >= 0 && *n <= i128::from(u64::MAX) => Ok(*n as u64),
-            Value::Int(n) => Err(shape(format!("{what} (a non-negative int) in '{kind}'"), n.to_string())),
-            other => Err(shape(format!("{what} (int) in '{kind}'"), other.type_name().into())),
+            Value::Int(n) => Err(shape(
+                format!("{what} (a non-negative int) in '{kind}'"),
+                n.to_string(),
+            )),
+            other => Err(shape(
+                format!("{what} (int) in '{kind}'"),
+                other.type_name().into(),
+            )),
         }
     };
     let record = match kind {
@@ -206,7 +272,10 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
             want(2, "txn_id, [(stream_id, start, end), ...]")?;
             let txn_id = string(0, "txn_id")?;
             let where_list = parse_where_list(&args[1]).map_err(|found| {
-                shape(format!("a where_list [(stream_id, start, end), ...] in '{kind}'"), found)
+                shape(
+                    format!("a where_list [(stream_id, start, end), ...] in '{kind}'"),
+                    found,
+                )
             })?;
             if kind == "1-ok" {
                 Record::Phase1Commit { txn_id, where_list }
@@ -216,36 +285,55 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
         }
         "2-ok" => {
             want(2, "txn_id, end_offset")?;
-            Record::Phase2Commit { txn_id: string(0, "txn_id")?, offset: offset(1, "end offset")? }
+            Record::Phase2Commit {
+                txn_id: string(0, "txn_id")?,
+                offset: offset(1, "end offset")?,
+            }
         }
         "2-rollback" => {
             want(2, "txn_id, start_offset")?;
-            Record::Phase2Rollback { txn_id: string(0, "txn_id")?, offset: offset(1, "start offset")? }
+            Record::Phase2Rollback {
+                txn_id: string(0, "txn_id")?,
+                offset: offset(1, "start offset")?,
+            }
         }
         "2-error" => {
             want(2, "txn_id, message")?;
-            Record::Phase2Error { txn_id: string(0, "txn_id")?, message: string(1, "message")? }
+            Record::Phase2Error {
+                txn_id: string(0, "txn_id")?,
+                message: string(1, "message")?,
+            }
         }
         "list-uncommitted" => {
             want(1, "[txn_id, ...]")?;
-            let txn_ids = string_list(&args[0])
-                .map_err(|found| shape("a list of txn_id str in 'list-uncommitted'".into(), found))?;
+            let txn_ids = string_list(&args[0]).map_err(|found| {
+                shape("a list of txn_id str in 'list-uncommitted'".into(), found)
+            })?;
             Record::ListUncommitted { txn_ids }
         }
         "next-txn-force-abort" => {
             want(1, "message")?;
-            Record::NextTxnForceAbort { message: string(0, "message")? }
+            Record::NextTxnForceAbort {
+                message: string(0, "message")?,
+            }
         }
         "connection-closed" => {
             want(1, "True")?;
             match &args[0] {
                 Value::Bool(_) => Record::ConnectionClosed,
-                other => return Err(shape("True in 'connection-closed'".into(), other.type_name().into())),
+                other => {
+                    return Err(shape(
+                        "True in 'connection-closed'".into(),
+                        other.type_name().into(),
+                    ))
+                }
             }
         }
         "close" => {
             want(1, "'before reply' or 'after reply'")?;
-            Record::Close { when: string(0, "when")? }
+            Record::Close {
+                when: string(0, "when")?,
+            }
         }
         "workers-left" => {
             want(1, "\"['name', ...]\"")?;
@@ -253,7 +341,12 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
             let workers = pyliteral::parse(text.as_bytes())
                 .map_err(|e| e.found)
                 .and_then(|v| string_list(&v))
-                .map_err(|found| shape("a str holding a list of worker names in 'workers-left'".into(), found))?;
+                .map_err(|found| {
+                    shape(
+                        "a str holding a list of worker names in 'workers-left'".into(),
+                        found,
+                    )
+                })?;
             Record::WorkersLeft { workers }
         }
         "2-s3-ok" => {
@@ -264,14 +357,12 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
                 reason: string(2, "reason")?,
             }
         }
-        other => {
-            return Err(shape(
-                "a known record kind (1-ok, 1-rollback, 2-ok, 2-rollback, 2-error, list-uncommitted, \
+        other => return Err(shape(
+            "a known record kind (1-ok, 1-rollback, 2-ok, 2-rollback, 2-error, list-uncommitted, \
                  next-txn-force-abort, connection-closed, close, workers-left, 2-s3-ok)"
-                    .into(),
-                format!("{other:?}"),
-            ))
-        }
+                .into(),
+            format!("{other:?}"),
+        )),
     };
     Ok((time, record))
 }
@@ -301,10 +392,16 @@ fn parse_where_list(value: &Value) -> Result<Vec<WhereRange>, String> {
                 for (slot, v) in n.iter_mut().zip(t) {
                     match v {
                         Value::Int(i) if *i >= 0 && *i <= i128::from(u64::MAX) => *slot = *i as u64,
-                        other => return Err(format!("a triple holding {}", pyliteral::repr(other))),
+                        other => {
+                            return Err(format!("a triple holding {}", pyliteral::repr(other)))
+                        }
                     }
                 }
-                Ok(WhereRange { stream_id: n[0], start: n[1], end: n[2] })
+                Ok(WhereRange {
+                    stream_id: n[0],
+                    start: n[1],
+                    end: n[2],
+                })
             }
             other => Err(format!("an element {}", pyliteral::repr(other))),
         })
@@ -329,7 +426,8 @@ pub fn format_record(time: f64, record: &Record) -> String {
     };
     let mut items = vec![Value::Float(time), s(record.kind())];
     match record {
-        Record::Phase1Commit { txn_id, where_list } | Record::Phase1Rollback { txn_id, where_list } => {
+        Record::Phase1Commit { txn_id, where_list }
+        | Record::Phase1Rollback { txn_id, where_list } => {
             items.push(s(txn_id));
             items.push(where_value(where_list));
         }
@@ -341,7 +439,9 @@ pub fn format_record(time: f64, record: &Record) -> String {
             items.push(s(txn_id));
             items.push(s(message));
         }
-        Record::ListUncommitted { txn_ids } => items.push(Value::List(txn_ids.iter().map(|t| s(t)).collect())),
+        Record::ListUncommitted { txn_ids } => {
+            items.push(Value::List(txn_ids.iter().map(|t| s(t)).collect()))
+        }
         Record::NextTxnForceAbort { message } => items.push(s(message)),
         Record::ConnectionClosed => items.push(Value::Bool(true)),
         Record::Close { when } => items.push(s(when)),
@@ -349,7 +449,11 @@ pub fn format_record(time: f64, record: &Record) -> String {
             let list = Value::List(workers.iter().map(|w| s(w)).collect());
             items.push(Value::Str(pyliteral::repr(&list)));
         }
-        Record::S3Commit { txn_id, object, reason } => {
+        Record::S3Commit {
+            txn_id,
+            object,
+            reason,
+        } => {
             items.push(s(txn_id));
             items.push(s(object));
             items.push(s(reason));
@@ -390,7 +494,9 @@ mod tests {
         }
         assert_eq!(
             one("[1.0, 'workers-left', \"['worker2', 'worker3']\"]"),
-            Record::WorkersLeft { workers: vec!["worker2".into(), "worker3".into()] }
+            Record::WorkersLeft {
+                workers: vec!["worker2".into(), "worker3".into()]
+            }
         );
     }
 
@@ -406,8 +512,13 @@ mod tests {
     #[test]
     fn malformed_lines_name_file_line_and_column() {
         let text = b"[1.0, '2-ok', 'a', 5]\n[2.0, '2-ok', 'b' 7]\n";
-        let err = parse_txnlog(Path::new("d/output.w.txnlog"), text).unwrap_err().to_string();
-        assert_eq!(err, "d/output.w.txnlog:2:19: malformed txnlog record: expected ',' or ']', found \"7]\"");
+        let err = parse_txnlog(Path::new("d/output.w.txnlog"), text)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "d/output.w.txnlog:2:19: malformed txnlog record: expected ',' or ']', found \"7]\""
+        );
         for bad in [
             "[1.0, '2-ok', 'a', -5]",
             "[1.0, '2-ok', 'a']",

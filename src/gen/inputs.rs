@@ -20,24 +20,45 @@ pub enum DataSource {
 #[derive(Debug, thiserror::Error)]
 pub enum GenInputsError {
     #[error("{path}: cannot read source data: {source}")]
-    Source { path: PathBuf, source: std::io::Error },
+    Source {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: has only {have} bytes, {want} were asked for")]
     ShortSource { path: PathBuf, have: u64, want: u64 },
     #[error("{path}: cannot write input file: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Writes `dir/input-file.K.txt` for every key; returns the paths.
-pub fn generate_inputs(keys: &[u8], bytes: u64, dir: &Path, source: &DataSource) -> Result<Vec<PathBuf>, GenInputsError> {
-    std::fs::create_dir_all(dir).map_err(|source| GenInputsError::Write { path: dir.to_path_buf(), source })?;
+pub fn generate_inputs(
+    keys: &[u8],
+    bytes: u64,
+    dir: &Path,
+    source: &DataSource,
+) -> Result<Vec<PathBuf>, GenInputsError> {
+    std::fs::create_dir_all(dir).map_err(|source| GenInputsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let data_file = match source {
         DataSource::File(path) => {
             let mut data = Vec::new();
             std::fs::File::open(path)
                 .and_then(|f| f.take(bytes).read_to_end(&mut data))
-                .map_err(|source| GenInputsError::Source { path: path.clone(), source })?;
+                .map_err(|source| GenInputsError::Source {
+                    path: path.clone(),
+                    source,
+                })?;
             if (data.len() as u64) < bytes {
-                return Err(GenInputsError::ShortSource { path: path.clone(), have: data.len() as u64, want: bytes });
+                return Err(GenInputsError::ShortSource {
+                    path: path.clone(),
+                    have: data.len() as u64,
+                    want: bytes,
+                });
             }
             Some(data)
         }
@@ -65,7 +86,10 @@ pub fn generate_inputs(keys: &[u8], bytes: u64, dir: &Path, source: &DataSource)
                 }
                 od.finish()?.flush()
             })
-            .map_err(|source| GenInputsError::Write { path: path.clone(), source })?;
+            .map_err(|source| GenInputsError::Write {
+                path: path.clone(),
+                source,
+            })?;
             Ok(path)
         })
         .collect()
@@ -95,7 +119,11 @@ mod tests {
         Rng::new(3).fill(&mut data);
         data[1000..1064].fill(0); // a repeated row for od's `*`
         std::fs::write(&data_path, &data).unwrap();
-        let Ok(od) = std::process::Command::new("od").arg("-x").arg(&data_path).output() else {
+        let Ok(od) = std::process::Command::new("od")
+            .arg("-x")
+            .arg(&data_path)
+            .output()
+        else {
             return; // od is not installed: the layout unit tests still cover this
         };
         let expected: Vec<u8> = od
@@ -103,8 +131,13 @@ mod tests {
             .split_inclusive(|&b| b == b'\n')
             .flat_map(|line| std::iter::once(b'K').chain(line.iter().copied()))
             .collect();
-        let paths = generate_inputs(b"K", 4999, dir.path(), &DataSource::File(data_path.clone())).unwrap();
-        let od_odd = std::process::Command::new("od").args(["-x", "-N", "4999"]).arg(&data_path).output().unwrap();
+        let paths =
+            generate_inputs(b"K", 4999, dir.path(), &DataSource::File(data_path.clone())).unwrap();
+        let od_odd = std::process::Command::new("od")
+            .args(["-x", "-N", "4999"])
+            .arg(&data_path)
+            .output()
+            .unwrap();
         let expected_odd: Vec<u8> = od_odd
             .stdout
             .split_inclusive(|&b| b == b'\n')

@@ -53,17 +53,30 @@ pub struct GenSinkSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum GenSinkError {
     #[error("{path}: cannot read input: {source}")]
-    Input { path: PathBuf, source: std::io::Error },
-    #[error("{path}: sink directory is not empty; refusing to overwrite it (remove it or pick another)")]
+    Input {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: sink directory is not empty; refusing to overwrite it (remove it or pick another)"
+    )]
     NotEmpty { path: PathBuf },
     #[error("{path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("--workers must be between 1 and 10, not {0}")]
     Workers(usize),
     #[error("fault key {0:?} is not one of the keys")]
     FaultKey(char),
     #[error("key {key:?}: input {path} has {lines} lines, a {kind:?} fault needs at least 8")]
-    ShortInput { key: char, path: PathBuf, lines: usize, kind: FaultKind },
+    ShortInput {
+        key: char,
+        path: PathBuf,
+        lines: usize,
+        kind: FaultKind,
+    },
 }
 
 struct KeyFeed {
@@ -98,7 +111,13 @@ enum TxnFate {
 
 impl TxnFate {
     fn commits(self) -> bool {
-        matches!(self, TxnFate::Commit | TxnFate::CrashWithPendingCommit | TxnFate::CommitThenStalePhase2 | TxnFate::CloseAfterReply)
+        matches!(
+            self,
+            TxnFate::Commit
+                | TxnFate::CrashWithPendingCommit
+                | TxnFate::CommitThenStalePhase2
+                | TxnFate::CloseAfterReply
+        )
     }
 }
 
@@ -143,18 +162,40 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
     let mut rng = Rng::new(plan.seed);
     let mut keys = Vec::new();
     for k in &plan.inputs {
-        let input = std::fs::read(&k.path).map_err(|source| GenSinkError::Input { path: k.path.clone(), source })?;
-        keys.push(KeyFeed { key: k.key, input, next: 0, fault: None });
+        let input = std::fs::read(&k.path).map_err(|source| GenSinkError::Input {
+            path: k.path.clone(),
+            source,
+        })?;
+        keys.push(KeyFeed {
+            key: k.key,
+            input,
+            next: 0,
+            fault: None,
+        });
     }
     if let Some((kind, key)) = plan.fault {
-        let feed = keys.iter_mut().find(|f| f.key == key).ok_or(GenSinkError::FaultKey(key as char))?;
+        let feed = keys
+            .iter_mut()
+            .find(|f| f.key == key)
+            .ok_or(GenSinkError::FaultKey(key as char))?;
         let starts: Vec<usize> = std::iter::once(0)
             .chain(memchr::memchr_iter(b'\n', &feed.input).map(|i| i + 1))
             .filter(|&s| s < feed.input.len())
             .collect();
         if starts.len() < 8 {
-            let path = plan.inputs.iter().find(|k| k.key == key).expect("key exists").path.clone();
-            return Err(GenSinkError::ShortInput { key: key as char, path, lines: starts.len(), kind });
+            let path = plan
+                .inputs
+                .iter()
+                .find(|k| k.key == key)
+                .expect("key exists")
+                .path
+                .clone();
+            return Err(GenSinkError::ShortInput {
+                key: key as char,
+                path,
+                lines: starts.len(),
+                kind,
+            });
         }
         let n = starts.len() as u64;
         let at = starts[rng.range(n / 4 + 3, n * 3 / 4) as usize];
@@ -162,7 +203,11 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
     }
     let mut workers = Vec::new();
     for w in 0..plan.workers {
-        let name = if w == 0 { "initializer".to_string() } else { format!("worker{w}") };
+        let name = if w == 0 {
+            "initializer".to_string()
+        } else {
+            format!("worker{w}")
+        };
         let out_path = dir.join(format!("output.{name}"));
         let log_path = dir.join(format!("output.{name}.txnlog"));
         let out = File::create(&out_path).map_err(werr(&out_path))?;
@@ -179,11 +224,17 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
     }
     let mut generator = Generator {
         sink_id: rng.next_u64(),
-        clock: Clock { now: 1_700_000_000.0 + rng.range(0, 100_000_000) as f64 },
+        clock: Clock {
+            now: 1_700_000_000.0 + rng.range(0, 100_000_000) as f64,
+        },
         rng,
         keys,
         workers,
-        summary: GenSinkSummary { commits: 0, committed_bytes: 0, fault_at: None },
+        summary: GenSinkSummary {
+            commits: 0,
+            committed_bytes: 0,
+            fault_at: None,
+        },
         dir: dir.clone(),
     };
     generator.run().map_err(werr(dir))?;
@@ -193,16 +244,27 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
 impl Generator {
     fn log(&mut self, w: usize, record: &Record) -> std::io::Result<()> {
         let time = self.clock.tick(&mut self.rng);
-        self.workers[w].log.write_all(format_record(time, record).as_bytes())
+        self.workers[w]
+            .log
+            .write_all(format_record(time, record).as_bytes())
     }
 
     fn remaining(&self, w: usize) -> usize {
-        self.workers[w].keys.iter().map(|&k| self.keys[k].input.len() - self.keys[k].next).sum()
+        self.workers[w]
+            .keys
+            .iter()
+            .map(|&k| self.keys[k].input.len() - self.keys[k].next)
+            .sum()
     }
 
     fn run(&mut self) -> std::io::Result<()> {
         let total: usize = self.keys.iter().map(|k| k.input.len()).sum();
-        let total_lines = self.keys.iter().map(|k| memchr::memchr_iter(b'\n', &k.input).count()).sum::<usize>().max(1);
+        let total_lines = self
+            .keys
+            .iter()
+            .map(|k| memchr::memchr_iter(b'\n', &k.input).count())
+            .sum::<usize>()
+            .max(1);
         // About 7000 commits for the standard 10 x 4,000,000-byte run; at least a few
         // lines per commit for small inputs.
         let checkpoints = (total_lines / 36).clamp(12, 7000 / self.workers.len());
@@ -212,7 +274,12 @@ impl Generator {
         }
         let mut cid = 0u64;
         let mut left = self.workers.len() < 2;
-        while self.workers.iter().enumerate().any(|(w, _)| self.remaining(w) > 0) {
+        while self
+            .workers
+            .iter()
+            .enumerate()
+            .any(|(w, _)| self.remaining(w) > 0)
+        {
             cid += 1;
             for w in 0..self.workers.len() {
                 if !self.workers[w].active || self.remaining(w) == 0 {
@@ -251,31 +318,84 @@ impl Generator {
         }
     }
 
-    fn transaction(&mut self, w: usize, cid: u64, fate: TxnFate, lines: u64) -> std::io::Result<()> {
-        let txn_id = format!("Passthrough-w-{}-id-{}:c_id={cid}", self.workers[w].name, self.sink_id);
+    fn transaction(
+        &mut self,
+        w: usize,
+        cid: u64,
+        fate: TxnFate,
+        lines: u64,
+    ) -> std::io::Result<()> {
+        let txn_id = format!(
+            "Passthrough-w-{}-id-{}:c_id={cid}",
+            self.workers[w].name, self.sink_id
+        );
         let start = self.workers[w].len;
-        let saved: Vec<(usize, usize)> = self.workers[w].keys.iter().map(|&k| (k, self.keys[k].next)).collect();
+        let saved: Vec<(usize, usize)> = self.workers[w]
+            .keys
+            .iter()
+            .map(|&k| (k, self.keys[k].next))
+            .collect();
         self.write_lines(w, lines, fate.commits())?;
         let end = self.workers[w].len;
-        let where_list = vec![WhereRange { stream_id: 1, start, end }];
-        let p1 = |txn_id: &str| Record::Phase1Commit { txn_id: txn_id.to_string(), where_list: where_list.clone() };
+        let where_list = vec![WhereRange {
+            stream_id: 1,
+            start,
+            end,
+        }];
+        let p1 = |txn_id: &str| Record::Phase1Commit {
+            txn_id: txn_id.to_string(),
+            where_list: where_list.clone(),
+        };
         match fate {
             TxnFate::Commit | TxnFate::CommitThenStalePhase2 => {
                 self.log(w, &p1(&txn_id))?;
-                self.log(w, &Record::Phase2Commit { txn_id: txn_id.clone(), offset: end })?;
+                self.log(
+                    w,
+                    &Record::Phase2Commit {
+                        txn_id: txn_id.clone(),
+                        offset: end,
+                    },
+                )?;
                 if fate == TxnFate::CommitThenStalePhase2 {
-                    let stale = format!("Passthrough-w-{}-id-{}:c_id={}", self.workers[w].name, self.sink_id, cid - 1);
-                    self.log(w, &Record::Phase2Error { txn_id: stale, message: "unknown txn_id, commit False".into() })?;
+                    let stale = format!(
+                        "Passthrough-w-{}-id-{}:c_id={}",
+                        self.workers[w].name,
+                        self.sink_id,
+                        cid - 1
+                    );
+                    self.log(
+                        w,
+                        &Record::Phase2Error {
+                            txn_id: stale,
+                            message: "unknown txn_id, commit False".into(),
+                        },
+                    )?;
                 }
             }
             TxnFate::CrashWithPendingCommit | TxnFate::CloseAfterReply => {
                 self.log(w, &p1(&txn_id))?;
                 if fate == TxnFate::CloseAfterReply {
-                    self.log(w, &Record::Close { when: "after reply".into() })?;
+                    self.log(
+                        w,
+                        &Record::Close {
+                            when: "after reply".into(),
+                        },
+                    )?;
                 }
                 self.log(w, &Record::ConnectionClosed)?;
-                self.log(w, &Record::ListUncommitted { txn_ids: vec![txn_id.clone()] })?;
-                self.log(w, &Record::Phase2Commit { txn_id: txn_id.clone(), offset: end })?;
+                self.log(
+                    w,
+                    &Record::ListUncommitted {
+                        txn_ids: vec![txn_id.clone()],
+                    },
+                )?;
+                self.log(
+                    w,
+                    &Record::Phase2Commit {
+                        txn_id: txn_id.clone(),
+                        offset: end,
+                    },
+                )?;
             }
             TxnFate::Rollback | TxnFate::ForcedAbort => {
                 if fate == TxnFate::ForcedAbort {
@@ -285,11 +405,23 @@ impl Generator {
                         self.workers[w].name
                     );
                     self.log(w, &Record::NextTxnForceAbort { message })?;
-                    self.log(w, &Record::Phase1Rollback { txn_id: txn_id.clone(), where_list: where_list.clone() })?;
+                    self.log(
+                        w,
+                        &Record::Phase1Rollback {
+                            txn_id: txn_id.clone(),
+                            where_list: where_list.clone(),
+                        },
+                    )?;
                 } else {
                     self.log(w, &p1(&txn_id))?;
                 }
-                self.log(w, &Record::Phase2Rollback { txn_id: txn_id.clone(), offset: start })?;
+                self.log(
+                    w,
+                    &Record::Phase2Rollback {
+                        txn_id: txn_id.clone(),
+                        offset: start,
+                    },
+                )?;
                 self.truncate(w, start, &saved)?;
             }
             TxnFate::CrashBeforeVote => {
@@ -323,8 +455,12 @@ impl Generator {
     /// Writes about `budget` lines of the worker's keys, in runs of 1 to 64 lines.
     fn write_lines(&mut self, w: usize, mut budget: u64, committed: bool) -> std::io::Result<()> {
         while budget > 0 {
-            let open: Vec<usize> =
-                self.workers[w].keys.iter().copied().filter(|&k| self.keys[k].next < self.keys[k].input.len()).collect();
+            let open: Vec<usize> = self.workers[w]
+                .keys
+                .iter()
+                .copied()
+                .filter(|&k| self.keys[k].next < self.keys[k].input.len())
+                .collect();
             if open.is_empty() {
                 break;
             }
@@ -342,7 +478,9 @@ impl Generator {
                     }
                 }
             }
-            let fault = feed.fault.filter(|&(_, at)| committed && at >= feed.next && at < end);
+            let fault = feed
+                .fault
+                .filter(|&(_, at)| committed && at >= feed.next && at < end);
             if let Some((kind, at)) = fault {
                 self.write_faulty(w, k, kind, at, end)?;
             } else {
@@ -356,11 +494,20 @@ impl Generator {
     }
 
     /// Writes key `k`'s lines up to `end` with `kind` injected at the line starting at `at`.
-    fn write_faulty(&mut self, w: usize, k: usize, kind: FaultKind, at: usize, end: usize) -> std::io::Result<()> {
+    fn write_faulty(
+        &mut self,
+        w: usize,
+        k: usize,
+        kind: FaultKind,
+        at: usize,
+        end: usize,
+    ) -> std::io::Result<()> {
         let feed = &mut self.keys[k];
         let input = &feed.input;
-        let line_end = |s: usize| memchr::memchr(b'\n', &input[s..]).map_or(input.len(), |n| s + n + 1);
-        let line_start_before = |s: usize| memchr::memrchr(b'\n', &input[..s - 1]).map_or(0, |n| n + 1);
+        let line_end =
+            |s: usize| memchr::memchr(b'\n', &input[s..]).map_or(input.len(), |n| s + n + 1);
+        let line_start_before =
+            |s: usize| memchr::memrchr(b'\n', &input[..s - 1]).map_or(0, |n| n + 1);
         let mut bytes = input[feed.next..at].to_vec();
         let resume = match kind {
             FaultKind::Loss => {
@@ -413,7 +560,12 @@ impl Generator {
         let name = self.workers[w].name.clone();
         for other in 0..self.workers.len() {
             if other != w && self.workers[other].active {
-                self.log(other, &Record::WorkersLeft { workers: vec![name.clone()] })?;
+                self.log(
+                    other,
+                    &Record::WorkersLeft {
+                        workers: vec![name.clone()],
+                    },
+                )?;
             }
         }
         let time = self.clock.tick(&mut self.rng);
@@ -424,7 +576,10 @@ impl Generator {
         let out = self.dir.join(format!("output.{name}"));
         std::fs::rename(&out, self.dir.join(format!("output.{name}.{suffix}")))?;
         let log = self.dir.join(format!("output.{name}.txnlog"));
-        std::fs::rename(&log, self.dir.join(format!("output.{name}.{suffix}.txnlog")))?;
+        std::fs::rename(
+            &log,
+            self.dir.join(format!("output.{name}.{suffix}.txnlog")),
+        )?;
         // Records written later by the leaving worker's connection land in the renamed txnlog.
         self.log(w, &Record::ConnectionClosed)?;
         let moved = std::mem::take(&mut self.workers[w].keys);
@@ -445,24 +600,40 @@ impl Generator {
             worker.out.flush()?;
             let committed = std::fs::read(self.dir.join(format!("output.{}", worker.name)))?;
             let from = committed.len().saturating_sub(120);
-            let from = memchr::memchr(b'\n', &committed[from..]).map_or(committed.len(), |n| from + n + 1);
+            let from =
+                memchr::memchr(b'\n', &committed[from..]).map_or(committed.len(), |n| from + n + 1);
             let mut tail = committed[from..].to_vec();
             tail.extend_from_slice(&committed[from..(from + 5).min(committed.len())]);
             worker.out.write_all(&tail)?;
             worker.len += tail.len() as u64;
             if w == 0 {
-                let txn_id = format!("Passthrough-w-{}-id-{}:c_id=999999", self.workers[w].name, self.sink_id);
-                let where_list = vec![WhereRange { stream_id: 1, start, end: self.workers[w].len }];
+                let txn_id = format!(
+                    "Passthrough-w-{}-id-{}:c_id=999999",
+                    self.workers[w].name, self.sink_id
+                );
+                let where_list = vec![WhereRange {
+                    stream_id: 1,
+                    start,
+                    end: self.workers[w].len,
+                }];
                 self.log(w, &Record::Phase1Commit { txn_id, where_list })?;
             }
         }
-        let last = (0..self.workers.len()).rev().find(|&w| self.workers[w].active).unwrap_or(0);
+        let last = (0..self.workers.len())
+            .rev()
+            .find(|&w| self.workers[w].active)
+            .unwrap_or(0);
         let time = self.clock.tick(&mut self.rng);
-        let torn = format_record(time, &Record::Phase2Commit {
-            txn_id: self.workers[last].last_txn.clone().unwrap_or_default(),
-            offset: self.workers[last].len,
-        });
-        self.workers[last].log.write_all(&torn.as_bytes()[..torn.len() / 2])?;
+        let torn = format_record(
+            time,
+            &Record::Phase2Commit {
+                txn_id: self.workers[last].last_txn.clone().unwrap_or_default(),
+                offset: self.workers[last].len,
+            },
+        );
+        self.workers[last]
+            .log
+            .write_all(&torn.as_bytes()[..torn.len() / 2])?;
         for worker in &mut self.workers {
             worker.out.flush()?;
             worker.log.flush()?;

@@ -203,7 +203,13 @@ impl<'i> Checker<'i> {
             slots[usize::from(key)] = i as u8;
             cursors.push(KeyCursor::new(key, input));
         }
-        Checker { semantics, slots, cursors, carry: None, other_lines: 0 }
+        Checker {
+            semantics,
+            slots,
+            cursors,
+            carry: None,
+            other_lines: 0,
+        }
     }
 
     pub fn semantics(&self) -> Semantics {
@@ -227,7 +233,10 @@ impl<'i> Checker<'i> {
     /// Feeds one committed chunk: `chunk` starts at byte `file_offset` of the output file
     /// of commit number `commit`.
     pub fn feed(&mut self, commit: usize, file_offset: u64, chunk: &[u8]) {
-        let origin_at = |pos: usize| LineOrigin { commit, file_offset: file_offset + pos as u64 };
+        let origin_at = |pos: usize| LineOrigin {
+            commit,
+            file_offset: file_offset + pos as u64,
+        };
         let mut pos = 0usize;
         if let Some(mut carry) = self.carry.take() {
             match memchr::memchr(b'\n', chunk) {
@@ -270,7 +279,10 @@ impl<'i> Checker<'i> {
                     pos += n + 1;
                 }
                 None => {
-                    self.carry = Some(Carry { bytes: rest.to_vec(), origin: origin_at(pos) });
+                    self.carry = Some(Carry {
+                        bytes: rest.to_vec(),
+                        origin: origin_at(pos),
+                    });
                     break;
                 }
             }
@@ -302,7 +314,8 @@ pub fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
     let (a, b) = (&a[..n], &b[..n]);
     let mut i = 0;
     while i + 32 <= n {
-        let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+        let word =
+            |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
         let x0 = word(a, i) ^ word(b, i);
         let x1 = word(a, i + 8) ^ word(b, i + 8);
         let x2 = word(a, i + 16) ^ word(b, i + 16);
@@ -326,13 +339,21 @@ pub fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
 mod tests {
     use super::*;
 
-    fn run(semantics: Semantics, inputs: &[(u8, &[u8])], chunks: &[&[u8]]) -> Vec<(u64, Option<Mismatch>)> {
+    fn run(
+        semantics: Semantics,
+        inputs: &[(u8, &[u8])],
+        chunks: &[&[u8]],
+    ) -> Vec<(u64, Option<Mismatch>)> {
         let mut checker = Checker::new(semantics, inputs);
         for (i, chunk) in chunks.iter().enumerate() {
             checker.feed(i, 0, chunk);
         }
         checker.finish();
-        checker.cursors().iter().map(|c| (c.verified_bytes(), c.mismatch().cloned())).collect()
+        checker
+            .cursors()
+            .iter()
+            .map(|c| (c.verified_bytes(), c.mismatch().cloned()))
+            .collect()
     }
 
     #[test]
@@ -351,27 +372,55 @@ mod tests {
     fn interleaved_keys_and_torn_lines_verify() {
         let a: &[u8] = b"A1\nA2\nA3\n";
         let b: &[u8] = b"B1\nB2\n";
-        let result = run(Semantics::ExactlyOnce, &[(b'A', a), (b'B', b)], &[b"A1\nB1\nA", b"2\nX9\n", b"B2\nA3\n"]);
+        let result = run(
+            Semantics::ExactlyOnce,
+            &[(b'A', a), (b'B', b)],
+            &[b"A1\nB1\nA", b"2\nX9\n", b"B2\nA3\n"],
+        );
         assert_eq!(result, vec![(9, None), (6, None)]);
     }
 
     #[test]
     fn duplicate_is_the_first_mismatch() {
         let a: &[u8] = b"A1\nA2\nA3\n";
-        let result = run(Semantics::ExactlyOnce, &[(b'A', a)], &[b"A1\nA2\n", b"A2\nA3\n"]);
+        let result = run(
+            Semantics::ExactlyOnce,
+            &[(b'A', a)],
+            &[b"A1\nA2\n", b"A2\nA3\n"],
+        );
         let m = result[0].1.clone().unwrap();
-        assert_eq!((m.key_offset, m.input_offset, m.found.as_slice()), (6, 6, &b"A2\n"[..]));
-        assert_eq!(m.origin, LineOrigin { commit: 1, file_offset: 0 });
+        assert_eq!(
+            (m.key_offset, m.input_offset, m.found.as_slice()),
+            (6, 6, &b"A2\n"[..])
+        );
+        assert_eq!(
+            m.origin,
+            LineOrigin {
+                commit: 1,
+                file_offset: 0
+            }
+        );
     }
 
     #[test]
     fn at_least_once_accepts_replays_but_not_loss() {
         let a: &[u8] = b"A1\nA2\nA3\nA4\n";
-        let ok = run(Semantics::AtLeastOnce, &[(b'A', a)], &[b"A1\nA2\nA3\n", b"A2\nA3\nA4\n"]);
+        let ok = run(
+            Semantics::AtLeastOnce,
+            &[(b'A', a)],
+            &[b"A1\nA2\nA3\n", b"A2\nA3\nA4\n"],
+        );
         assert_eq!(ok, vec![(12, None)]);
-        let lost = run(Semantics::AtLeastOnce, &[(b'A', a)], &[b"A1\nA2\n", b"A1\nA2\nA4\n"]);
+        let lost = run(
+            Semantics::AtLeastOnce,
+            &[(b'A', a)],
+            &[b"A1\nA2\n", b"A1\nA2\nA4\n"],
+        );
         let m = lost[0].1.clone().unwrap();
-        assert_eq!((m.input_offset, m.delivered_offset, m.found.as_slice()), (6, 6, &b"A4\n"[..]));
+        assert_eq!(
+            (m.input_offset, m.delivered_offset, m.found.as_slice()),
+            (6, 6, &b"A4\n"[..])
+        );
     }
 
     #[test]

@@ -49,8 +49,17 @@ pub struct Classification {
 
 /// Classifies `mismatch` of a key with input `input`; `later` are the key's output lines
 /// that follow the found line, in order.
-pub fn classify(input: &[u8], mismatch: &Mismatch, semantics: Semantics, later: &[Cow<'_, [u8]>]) -> Classification {
-    let corrupt = Classification { kind: ViolationKind::Corrupt, lines: 1, found_at: None };
+pub fn classify(
+    input: &[u8],
+    mismatch: &Mismatch,
+    semantics: Semantics,
+    later: &[Cow<'_, [u8]>],
+) -> Classification {
+    let corrupt = Classification {
+        kind: ViolationKind::Corrupt,
+        lines: 1,
+        found_at: None,
+    };
     if mismatch.torn {
         return corrupt;
     }
@@ -76,20 +85,38 @@ pub fn classify(input: &[u8], mismatch: &Mismatch, semantics: Semantics, later: 
     if duplicate {
         let j = earlier.expect("an earlier occurrence");
         let lines = repeat_run(input, j, &mismatch.found, later, delivered) as u64;
-        return Classification { kind: ViolationKind::Duplicate, lines, found_at: Some(j as u64) };
+        return Classification {
+            kind: ViolationKind::Duplicate,
+            lines,
+            found_at: Some(j as u64),
+        };
     }
     let j = forward.expect("a later occurrence");
     let skipped_from = delivered.max(p);
     let skipped: HashSet<&[u8]> = lines_of(&input[skipped_from..j]).collect();
     let lines = lines_of(&input[skipped_from..j]).count() as u64;
     let reappears = later.iter().any(|l| skipped.contains(l.as_ref()));
-    let kind = if reappears { ViolationKind::Reorder } else { ViolationKind::Loss };
-    Classification { kind, lines, found_at: Some(j as u64) }
+    let kind = if reappears {
+        ViolationKind::Reorder
+    } else {
+        ViolationKind::Loss
+    };
+    Classification {
+        kind,
+        lines,
+        found_at: Some(j as u64),
+    }
 }
 
 /// How many output lines, starting with `found` and continuing with `later`, equal the
 /// input lines from offset `j` on, stopping before offset `limit`.
-fn repeat_run(input: &[u8], j: usize, found: &[u8], later: &[Cow<'_, [u8]>], limit: usize) -> usize {
+fn repeat_run(
+    input: &[u8],
+    j: usize,
+    found: &[u8],
+    later: &[Cow<'_, [u8]>],
+    limit: usize,
+) -> usize {
     let mut at = j;
     let mut count = 0;
     for line in std::iter::once(found).chain(later.iter().map(|l| l.as_ref())) {
@@ -132,7 +159,11 @@ mod tests {
     use super::*;
     use crate::verify::checker::{Checker, LineOrigin};
 
-    fn first_violation(semantics: Semantics, input: &[u8], output: &[u8]) -> Option<Classification> {
+    fn first_violation(
+        semantics: Semantics,
+        input: &[u8],
+        output: &[u8],
+    ) -> Option<Classification> {
         let mut checker = Checker::new(semantics, &[(b'A', input)]);
         checker.feed(0, 0, output);
         checker.finish();
@@ -146,20 +177,28 @@ mod tests {
 
     #[test]
     fn classifies_each_kind() {
-        let c = |out: &[u8]| first_violation(Semantics::ExactlyOnce, I, out).map(|c| (c.kind, c.lines));
+        let c =
+            |out: &[u8]| first_violation(Semantics::ExactlyOnce, I, out).map(|c| (c.kind, c.lines));
         assert_eq!(c(b"A0\nA1\nA2\n"), None);
-        assert_eq!(c(b"A0\nA1\nA0\nA1\nA2\n"), Some((ViolationKind::Duplicate, 2)));
+        assert_eq!(
+            c(b"A0\nA1\nA0\nA1\nA2\n"),
+            Some((ViolationKind::Duplicate, 2))
+        );
         assert_eq!(c(b"A0\nA1\nA1\nA2\n"), Some((ViolationKind::Duplicate, 1)));
         assert_eq!(c(b"A0\nA3\nA4\n"), Some((ViolationKind::Loss, 2)));
         assert_eq!(c(b"A0\nA2\nA1\nA3\n"), Some((ViolationKind::Reorder, 1)));
         assert_eq!(c(b"A0\nA1\nAx\nA3\n"), Some((ViolationKind::Corrupt, 1)));
         assert_eq!(c(b"A0\nA1\nA2"), Some((ViolationKind::Corrupt, 1)));
-        assert_eq!(c(b"A0\nA1\nA2\nA3\nA4\nA5\nA5\n"), Some((ViolationKind::Duplicate, 1)));
+        assert_eq!(
+            c(b"A0\nA1\nA2\nA3\nA4\nA5\nA5\n"),
+            Some((ViolationKind::Duplicate, 1))
+        );
     }
 
     #[test]
     fn at_least_once_allows_replays_only() {
-        let c = |out: &[u8]| first_violation(Semantics::AtLeastOnce, I, out).map(|c| (c.kind, c.lines));
+        let c =
+            |out: &[u8]| first_violation(Semantics::AtLeastOnce, I, out).map(|c| (c.kind, c.lines));
         assert_eq!(c(b"A0\nA1\nA2\nA1\nA2\nA3\n"), None);
         assert_eq!(c(b"A0\nA1\nA2\nA1\nA4\n"), Some((ViolationKind::Loss, 1)));
         assert_eq!(c(b"A0\nA2\nA1\n"), Some((ViolationKind::Reorder, 1)));
@@ -171,6 +210,9 @@ mod tests {
         assert_eq!(line_at(I, 3), Some(&b"A1\n"[..]));
         assert_eq!(line_at(I, 18), None);
         assert_eq!(line_number(I, 6), 3);
-        let _ = LineOrigin { commit: 0, file_offset: 0 };
+        let _ = LineOrigin {
+            commit: 0,
+            file_offset: 0,
+        };
     }
 }

@@ -86,9 +86,16 @@ pub enum CommitLogError {
     #[error(transparent)]
     Txnlog(#[from] TxnlogError),
     #[error("{path}: cannot stat output file: {source}")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: output file is missing, but {txnlog} commits {bytes} bytes of it")]
-    MissingOutput { path: PathBuf, txnlog: PathBuf, bytes: u64 },
+    MissingOutput {
+        path: PathBuf,
+        txnlog: PathBuf,
+        bytes: u64,
+    },
 }
 
 /// A commit as read from one txnlog, before global ordering.
@@ -143,7 +150,9 @@ impl CommitLog {
                     severity: Severity::Note,
                     file: txnlog_name.clone(),
                     line,
-                    detail: format!("last line is {bytes} bytes without its LF (a torn write); ignored"),
+                    detail: format!(
+                        "last line is {bytes} bytes without its LF (a torn write); ignored"
+                    ),
                 });
             }
             staged.extend(commits.into_iter().map(|c| (file, c)));
@@ -167,7 +176,15 @@ impl CommitLog {
                 output_len: Some(len),
             });
             if len > 0 {
-                staged.push((file, FileCommit { txn_id: PLAIN_TXN_ID.to_string(), time: 0.0, end: len, line: 0 }));
+                staged.push((
+                    file,
+                    FileCommit {
+                        txn_id: PLAIN_TXN_ID.to_string(),
+                        time: 0.0,
+                        end: len,
+                        line: 0,
+                    },
+                ));
             }
         }
         log.order(staged);
@@ -191,7 +208,14 @@ impl CommitLog {
                 // moves back to it as in the original, so re-sent bytes show as duplicates.
                 let start = last_end[file].min(c.end);
                 last_end[file] = c.end;
-                Commit { file, txn_id: c.txn_id, time: c.time, start, end: c.end, line: c.line }
+                Commit {
+                    file,
+                    txn_id: c.txn_id,
+                    time: c.time,
+                    start,
+                    end: c.end,
+                    line: c.line,
+                }
             })
             .collect();
     }
@@ -213,13 +237,20 @@ fn stat_len(path: &Path) -> Result<Option<u64>, CommitLogError> {
     match std::fs::metadata(path) {
         Ok(meta) => Ok(Some(meta.len())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CommitLogError::Output { path: path.to_path_buf(), source }),
+        Err(source) => Err(CommitLogError::Output {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// Replays one txnlog as the sink does: returns its commits in file order and records
 /// `commit-regressed` and `phase2-mismatch` problems.
-fn replay(entries: &[crate::formats::txnlog::TxnlogEntry], txnlog_name: &str, problems: &mut Vec<Problem>) -> Vec<FileCommit> {
+fn replay(
+    entries: &[crate::formats::txnlog::TxnlogEntry],
+    txnlog_name: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<FileCommit> {
     #[derive(PartialEq)]
     enum Vote {
         Commit,
@@ -229,7 +260,13 @@ fn replay(entries: &[crate::formats::txnlog::TxnlogEntry], txnlog_name: &str, pr
     let mut last_committed: Option<(u64, usize)> = None;
     let mut commits = Vec::new();
     let mut problem = |kind, line, detail: String| {
-        problems.push(Problem { kind, severity: Severity::Violation, file: txnlog_name.to_string(), line, detail })
+        problems.push(Problem {
+            kind,
+            severity: Severity::Violation,
+            file: txnlog_name.to_string(),
+            line,
+            detail,
+        })
     };
     for entry in entries {
         match &entry.record {
@@ -244,12 +281,16 @@ fn replay(entries: &[crate::formats::txnlog::TxnlogEntry], txnlog_name: &str, pr
                     None => problem(
                         ProblemKind::Phase2Mismatch,
                         entry.line,
-                        format!("2-ok for {txn_id} at offset {offset} has no pending phase-1 record"),
+                        format!(
+                            "2-ok for {txn_id} at offset {offset} has no pending phase-1 record"
+                        ),
                     ),
                     Some((Vote::Rollback, _, p1_line)) => problem(
                         ProblemKind::Phase2Mismatch,
                         entry.line,
-                        format!("2-ok for {txn_id}, but its phase-1 vote (line {p1_line}) was rollback"),
+                        format!(
+                            "2-ok for {txn_id}, but its phase-1 vote (line {p1_line}) was rollback"
+                        ),
                     ),
                     Some((Vote::Commit, where_list, p1_line)) => {
                         let end = where_list.first().map(|w| w.end);
@@ -280,7 +321,12 @@ fn replay(entries: &[crate::formats::txnlog::TxnlogEntry], txnlog_name: &str, pr
                 }
                 last_committed = Some((*offset, entry.line));
                 if *offset > 0 {
-                    commits.push(FileCommit { txn_id: txn_id.clone(), time: entry.time, end: *offset, line: entry.line });
+                    commits.push(FileCommit {
+                        txn_id: txn_id.clone(),
+                        time: entry.time,
+                        end: *offset,
+                        line: entry.line,
+                    });
                 }
             }
             Record::Phase2Rollback { txn_id, offset } => match pending.remove(txn_id.as_str()) {

@@ -51,11 +51,18 @@ pub enum VerifyError {
     #[error(transparent)]
     CommitLog(#[from] CommitLogError),
     #[error("{path}: cannot read input of key {key:?}: {source}")]
-    Input { key: char, path: PathBuf, source: std::io::Error },
+    Input {
+        key: char,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     InputLines(#[from] InputError),
     #[error("{path}: cannot read output file: {source}")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Keys(String),
 }
@@ -75,16 +82,24 @@ pub struct KeySelection {
 pub fn parse_key(text: &str) -> Result<u8, String> {
     match text.as_bytes() {
         [b] if *b != b'\n' => Ok(*b),
-        _ => Err(format!("a key is one byte (the first byte of each of its lines), not {text:?}")),
+        _ => Err(format!(
+            "a key is one byte (the first byte of each of its lines), not {text:?}"
+        )),
     }
 }
 
 /// Decides which keys are checked and where their inputs are: `--keys`, else
 /// `MULTIPLE_KEYS_LIST`, else every `input-file.*.txt` of the input directory (plus any
 /// `--input` keys); `--input K=PATH` overrides one key's path.
-pub fn select_inputs(selection: &KeySelection, input_dir: &Path) -> Result<Vec<KeyInput>, VerifyError> {
+pub fn select_inputs(
+    selection: &KeySelection,
+    input_dir: &Path,
+) -> Result<Vec<KeyInput>, VerifyError> {
     let split = |text: &str, sep: &[char]| -> Result<Vec<u8>, VerifyError> {
-        text.split(sep).filter(|k| !k.is_empty()).map(|k| parse_key(k).map_err(VerifyError::Keys)).collect()
+        text.split(sep)
+            .filter(|k| !k.is_empty())
+            .map(|k| parse_key(k).map_err(VerifyError::Keys))
+            .collect()
     };
     let mut keys = match (&selection.keys, &selection.env_keys) {
         (Some(list), _) => split(list, &[','])?,
@@ -134,7 +149,12 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
     let log = CommitLog::read(&pairs, &plan.plain_outputs)?;
     let (inputs, outputs) = rayon::join(|| open_inputs(plan), || open_outputs(&log, plan.io));
     let (inputs, outputs) = (inputs?, outputs?);
-    let keyed: Vec<(u8, &[u8])> = plan.inputs.iter().zip(&inputs).map(|(k, b)| (k.key, &b[..])).collect();
+    let keyed: Vec<(u8, &[u8])> = plan
+        .inputs
+        .iter()
+        .zip(&inputs)
+        .map(|(k, b)| (k.key, &b[..]))
+        .collect();
     let mut checker = Checker::new(plan.semantics, &keyed);
     for (i, commit) in log.commits.iter().enumerate() {
         let chunk = chunk_of(&log, &outputs, i);
@@ -165,9 +185,14 @@ fn open_outputs(log: &CommitLog, io: IoMode) -> Result<Vec<Option<FileBytes>>, V
     log.files
         .par_iter()
         .map(|f| match f.output_len {
-            Some(len) if len > 0 => FileBytes::open(&f.output, io)
-                .map(Some)
-                .map_err(|source| VerifyError::Output { path: f.output.clone(), source }),
+            Some(len) if len > 0 => {
+                FileBytes::open(&f.output, io)
+                    .map(Some)
+                    .map_err(|source| VerifyError::Output {
+                        path: f.output.clone(),
+                        source,
+                    })
+            }
             _ => Ok(None),
         })
         .collect()
@@ -177,7 +202,9 @@ fn open_outputs(log: &CommitLog, io: IoMode) -> Result<Vec<Option<FileBytes>>, V
 /// reported as a problem and cannot be fed).
 fn chunk_of<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], i: usize) -> &'a [u8] {
     let commit = &log.commits[i];
-    let Some(bytes) = &outputs[commit.file] else { return &[] };
+    let Some(bytes) = &outputs[commit.file] else {
+        return &[];
+    };
     let (start, end) = log.readable_range(commit);
     let end = (end as usize).min(bytes.len());
     let start = (start as usize).min(end);
@@ -185,7 +212,12 @@ fn chunk_of<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], i: usize) -> 
 }
 
 /// The lines of `key` in the committed stream after the line that starts at `origin`.
-fn key_lines_after<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], key: u8, origin: LineOrigin) -> Vec<Cow<'a, [u8]>> {
+fn key_lines_after<'a>(
+    log: &CommitLog,
+    outputs: &'a [Option<FileBytes>],
+    key: u8,
+    origin: LineOrigin,
+) -> Vec<Cow<'a, [u8]>> {
     let mut lines = Vec::new();
     let mut carry: Option<Vec<u8>> = None;
     let mut skip_first = true;
@@ -236,7 +268,12 @@ fn text_of(line: &[u8]) -> String {
     String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned()
 }
 
-fn build_report(plan: &VerifyPlan, log: &CommitLog, outputs: &[Option<FileBytes>], checker: &Checker<'_>) -> Report {
+fn build_report(
+    plan: &VerifyPlan,
+    log: &CommitLog,
+    outputs: &[Option<FileBytes>],
+    checker: &Checker<'_>,
+) -> Report {
     let commit_ref = |origin: LineOrigin| {
         let commit = &log.commits[origin.commit];
         let file = &log.files[commit.file];
@@ -272,7 +309,8 @@ fn build_report(plan: &VerifyPlan, log: &CommitLog, outputs: &[Option<FileBytes>
                 // The committed output ended early: everything after it is lost.
                 let at = cursor.verified_bytes();
                 let rest = &input[at as usize..];
-                let lines = classify::lines_of(rest).count() as u64 + u64::from(!rest.ends_with(b"\n"));
+                let lines =
+                    classify::lines_of(rest).count() as u64 + u64::from(!rest.ends_with(b"\n"));
                 Some(ViolationReport {
                     kind: classify::ViolationKind::Loss,
                     lines,
@@ -293,7 +331,8 @@ fn build_report(plan: &VerifyPlan, log: &CommitLog, outputs: &[Option<FileBytes>
                 input: k.path.display().to_string(),
                 input_bytes: input.len() as u64,
                 verified_bytes: verified,
-                verified_lines: memchr::memchr_iter(b'\n', &input[..verified as usize]).count() as u64,
+                verified_lines: memchr::memchr_iter(b'\n', &input[..verified as usize]).count()
+                    as u64,
                 output_bytes: cursor.output_bytes(),
                 complete: cursor.complete(),
                 violation,
@@ -301,10 +340,21 @@ fn build_report(plan: &VerifyPlan, log: &CommitLog, outputs: &[Option<FileBytes>
         })
         .collect::<Vec<_>>();
     let failed = keys.iter().any(|k| k.violation.is_some())
-        || log.problems.iter().any(|p| p.severity == Severity::Violation);
-    let files = log.files.iter().map(|f| usize::from(f.txnlog.is_some()) + usize::from(f.output_len.is_some())).sum();
+        || log
+            .problems
+            .iter()
+            .any(|p| p.severity == Severity::Violation);
+    let files = log
+        .files
+        .iter()
+        .map(|f| usize::from(f.txnlog.is_some()) + usize::from(f.output_len.is_some()))
+        .sum();
     Report {
-        verdict: if failed { Verdict::Violation } else { Verdict::Ok },
+        verdict: if failed {
+            Verdict::Violation
+        } else {
+            Verdict::Ok
+        },
         semantics: plan.semantics,
         keys,
         problems: log.problems.clone(),

@@ -97,7 +97,13 @@ impl Report {
             semantics,
             keys: Vec::new(),
             problems: Vec::new(),
-            sink: SinkSummary { dir: None, files: 0, commits: 0, committed_bytes: 0, other_key_lines: 0 },
+            sink: SinkSummary {
+                dir: None,
+                files: 0,
+                commits: 0,
+                committed_bytes: 0,
+                other_key_lines: 0,
+            },
             error: Some(message),
         }
     }
@@ -145,10 +151,16 @@ impl Report {
                 let what = match v.kind {
                     ViolationKind::Duplicate => format!("{} delivered line(s) repeated", v.lines),
                     ViolationKind::Loss if v.found.is_none() => {
-                        format!("{} line(s) missing: the committed output ended early", v.lines)
+                        format!(
+                            "{} line(s) missing: the committed output ended early",
+                            v.lines
+                        )
                     }
                     ViolationKind::Loss => format!("{} line(s) lost", v.lines),
-                    ViolationKind::Reorder => format!("a line {} line(s) early; the skipped lines come later", v.lines),
+                    ViolationKind::Reorder => format!(
+                        "a line {} line(s) early; the skipped lines come later",
+                        v.lines
+                    ),
                     ViolationKind::Corrupt => "a line that is not in the input".to_string(),
                 };
                 let _ = writeln!(
@@ -156,12 +168,26 @@ impl Report {
                     "      {what}: at input line {} (input offset {}, key output offset {})",
                     v.input_line, v.input_offset, v.key_offset
                 );
-                let show = |s: &Option<String>, none: &str| s.as_ref().map_or(none.to_string(), |s| format!("{s:?}"));
-                let _ = writeln!(out, "      expected: {}", show(&v.expected, "(end of input)"));
-                let _ = writeln!(out, "      found:    {}", show(&v.found, "(end of committed output)"));
+                let show = |s: &Option<String>, none: &str| {
+                    s.as_ref().map_or(none.to_string(), |s| format!("{s:?}"))
+                };
+                let _ = writeln!(
+                    out,
+                    "      expected: {}",
+                    show(&v.expected, "(end of input)")
+                );
+                let _ = writeln!(
+                    out,
+                    "      found:    {}",
+                    show(&v.found, "(end of committed output)")
+                );
                 match &v.commit {
                     Some(c) if c.txnlog_line == 0 => {
-                        let _ = writeln!(out, "      in:       plain output {} byte {}", c.file, c.file_offset);
+                        let _ = writeln!(
+                            out,
+                            "      in:       plain output {} byte {}",
+                            c.file, c.file_offset
+                        );
                     }
                     Some(c) => {
                         let _ = writeln!(
@@ -180,10 +206,21 @@ impl Report {
                 Severity::Note => paint("note", "33"),
             };
             let kind = serde_json::to_value(p.kind).expect("kind serializes");
-            let _ = writeln!(out, "{label}: {}:{}: {}: {}", p.file, p.line, kind.as_str().unwrap_or(""), p.detail);
+            let _ = writeln!(
+                out,
+                "{label}: {}:{}: {}: {}",
+                p.file,
+                p.line,
+                kind.as_str().unwrap_or(""),
+                p.detail
+            );
         }
         let failed_keys = self.keys.iter().filter(|k| k.violation.is_some()).count();
-        let failed_problems = self.problems.iter().filter(|p| p.severity == Severity::Violation).count();
+        let failed_problems = self
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Violation)
+            .count();
         let verdict = match self.verdict {
             Verdict::Ok => paint("OK", "1;32"),
             _ => paint("VIOLATION", "1;31"),
