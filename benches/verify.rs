@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use soakcheck::formats::input::input_path;
 use soakcheck::formats::mapped::IoMode;
+use soakcheck::formats::txnlog::parse_txnlog;
 use soakcheck::gen::inputs::{generate_inputs, DataSource};
 use soakcheck::gen::sink::{generate_sink, GenSinkPlan};
 use soakcheck::verify::{verify, Checker, KeyInput, Semantics, VerifyPlan};
@@ -57,6 +58,29 @@ fn bench_verify(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    // Txnlog parsing alone (the only per-record work).
+    let txnlogs: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(plan.sink_dir.as_ref().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txnlog"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    let mut group = c.benchmark_group("txnlog");
+    group.throughput(Throughput::Bytes(
+        txnlogs.iter().map(|(_, b)| b.len() as u64).sum(),
+    ));
+    group.bench_function("parse", |b| {
+        b.iter(|| {
+            for (path, bytes) in &txnlogs {
+                black_box(parse_txnlog(path, bytes).unwrap());
+            }
+        })
+    });
     group.finish();
 
     // The checker core alone: one key's input fed back as one chunk per 16 KiB.

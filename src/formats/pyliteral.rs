@@ -8,6 +8,7 @@
 //! reproduces CPython's `str()`/`repr()` byte for byte, because the original tools still
 //! read what our tools write.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// One Python literal value.
@@ -156,7 +157,6 @@ impl Parser<'_> {
 
     /// `(x)` is just `x` in Python; `(x,)`, `()` and `(x, y)` are tuples.
     fn tuple(&mut self, depth: usize) -> Result<Value, ParseError> {
-        let open = self.pos;
         self.pos += 1;
         self.skip_blanks();
         if self.peek() == Some(b')') {
@@ -171,7 +171,6 @@ impl Parser<'_> {
                 Ok(first)
             }
             Some(b',') => {
-                // Re-parse as a sequence from the opening parenthesis, keeping `first`.
                 self.pos += 1;
                 let mut items = vec![first];
                 loop {
@@ -192,10 +191,7 @@ impl Parser<'_> {
                     }
                 }
             }
-            _ => {
-                let _ = open;
-                Err(self.error("',' or ')'"))
-            }
+            _ => Err(self.error("',' or ')'")),
         }
     }
 
@@ -242,7 +238,11 @@ impl Parser<'_> {
                 self.pos = start;
                 return Err(self.error("a number"));
             }
-            let cleaned = text.replace('_', "");
+            let cleaned = if text.contains('_') {
+                Cow::Owned(text.replace('_', ""))
+            } else {
+                Cow::Borrowed(text)
+            };
             // Overflow to infinity is refused: no sink writes it and it has no literal form.
             return match cleaned.parse::<f64>() {
                 Ok(f) if f.is_finite() => Ok(Value::Float(f)),
@@ -268,7 +268,12 @@ impl Parser<'_> {
             self.pos = digits_start;
             return Err(self.error("a decimal integer"));
         }
-        let magnitude: i128 = digits.replace('_', "").parse().map_err(|_| {
+        let plain = if digits.contains('_') {
+            Cow::Owned(digits.replace('_', ""))
+        } else {
+            Cow::Borrowed(digits)
+        };
+        let magnitude: i128 = plain.parse().map_err(|_| {
             self.pos = digits_start;
             self.error("an integer that fits in 127 bits")
         })?;
@@ -280,23 +285,26 @@ impl Parser<'_> {
         self.pos += 1;
         let mut out: Vec<u8> = Vec::new();
         loop {
-            let Some(c) = self.peek() else {
+            // Copy the plain run up to the next quote, backslash or line end in one go.
+            let rest = &self.text[self.pos..];
+            let run = memchr::memchr3(quote, b'\\', b'\n', rest)
+                .map(|n| memchr::memchr(b'\r', &rest[..n]).unwrap_or(n));
+            let Some(run) = run else {
+                self.pos = self.text.len();
                 return Err(self.error("closing quote"));
             };
-            match c {
+            out.extend_from_slice(&rest[..run]);
+            self.pos += run;
+            match self.text[self.pos] {
                 b'\\' => {
                     self.pos += 1;
                     self.escape(&mut out)?;
                 }
-                b'\n' | b'\r' => return Err(self.error("closing quote")),
-                _ if c == quote => {
+                c if c == quote => {
                     self.pos += 1;
                     break;
                 }
-                _ => {
-                    out.push(c);
-                    self.pos += 1;
-                }
+                _ => return Err(self.error("closing quote")),
             }
         }
         String::from_utf8(out).map_err(|_| self.error("UTF-8 text in the string"))

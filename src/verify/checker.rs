@@ -193,9 +193,13 @@ pub struct Checker<'i> {
 }
 
 impl<'i> Checker<'i> {
-    /// `inputs` are (key byte, input bytes); keys must be distinct and fewer than 255.
+    /// The most keys one checker takes (one slot value is reserved for "no key").
+    pub const MAX_KEYS: usize = NO_KEY as usize;
+
+    /// `inputs` are (key byte, input bytes); keys must be distinct and at most
+    /// [`Self::MAX_KEYS`] (callers validate both; see `select_inputs`).
     pub fn new(semantics: Semantics, inputs: &[(u8, &'i [u8])]) -> Self {
-        assert!(inputs.len() < usize::from(NO_KEY), "too many keys");
+        assert!(inputs.len() <= Self::MAX_KEYS, "too many keys");
         let mut slots = [NO_KEY; 256];
         let mut cursors = Vec::with_capacity(inputs.len());
         for (i, &(key, input)) in inputs.iter().enumerate() {

@@ -13,6 +13,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::formats::sinkdir::OutputPair;
 use crate::formats::txnlog::{read_txnlog, Record, TxnlogError, TxnlogTail, WhereRange};
 
@@ -112,10 +114,16 @@ impl CommitLog {
     pub fn read(pairs: &[OutputPair], plain: &[PathBuf]) -> Result<CommitLog, CommitLogError> {
         let mut log = CommitLog::default();
         let mut staged: Vec<(usize, FileCommit)> = Vec::new();
-        for pair in pairs {
-            let txnlog = read_txnlog(&pair.txnlog)?;
+        // Parsing is the only per-record work; txnlogs are independent, so parse them in
+        // parallel and assemble in directory order.
+        let parsed: Vec<_> = pairs
+            .par_iter()
+            .map(|pair| {
+                Ok::<_, CommitLogError>((read_txnlog(&pair.txnlog)?, stat_len(&pair.output)?))
+            })
+            .collect::<Result<_, _>>()?;
+        for (pair, (txnlog, output_len)) in pairs.iter().zip(parsed) {
             let txnlog_name = format!("{}.txnlog", pair.name);
-            let output_len = stat_len(&pair.output)?;
             let file = log.files.len();
             let commits = replay(&txnlog.entries, &txnlog_name, &mut log.problems);
             let committed_end = commits.iter().map(|c| c.end).max().unwrap_or(0);
@@ -364,7 +372,7 @@ fn replay(
     commits
 }
 
-/// Orders two commits as the original does (used by tests and by `watch`).
+/// Orders two commits as the original does: (time, end offset, output path, txn id).
 pub fn commit_order(a: (f64, u64, &Path, &str), b: (f64, u64, &Path, &str)) -> Ordering {
     a.0.total_cmp(&b.0)
         .then(a.1.cmp(&b.1))

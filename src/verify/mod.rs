@@ -120,6 +120,13 @@ pub fn select_inputs(
     };
     let mut seen = [false; 256];
     keys.retain(|k| !std::mem::replace(&mut seen[usize::from(*k)], true));
+    if keys.len() > Checker::MAX_KEYS {
+        return Err(VerifyError::Keys(format!(
+            "{} keys: at most {} keys can be checked at once",
+            keys.len(),
+            Checker::MAX_KEYS
+        )));
+    }
     if keys.is_empty() {
         return Err(VerifyError::Keys(format!(
             "no keys to check: give --keys, set MULTIPLE_KEYS_LIST, or put input-file.<K>.txt files in {}",
@@ -146,9 +153,15 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
         Some(dir) => discover(dir)?,
         None => Vec::new(),
     };
-    let log = CommitLog::read(&pairs, &plan.plain_outputs)?;
-    let (inputs, outputs) = rayon::join(|| open_inputs(plan), || open_outputs(&log, plan.io));
-    let (inputs, outputs) = (inputs?, outputs?);
+    let (sink, inputs) = rayon::join(
+        || -> Result<_, VerifyError> {
+            let log = CommitLog::read(&pairs, &plan.plain_outputs)?;
+            let outputs = open_outputs(&log, plan.io)?;
+            Ok((log, outputs))
+        },
+        || open_inputs(plan),
+    );
+    let ((log, outputs), inputs) = (sink?, inputs?);
     let keyed: Vec<(u8, &[u8])> = plan
         .inputs
         .iter()
