@@ -13,3 +13,5 @@ pub mod bench;
 pub mod formats;
 pub mod gen;
 pub mod verify;
+pub mod demo;
+pub mod wire;
