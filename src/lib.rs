@@ -10,8 +10,9 @@
 //! - [`bench`]: throughput measurements reported as ratios to `cmp`.
 
 pub mod bench;
+pub mod demo;
+pub mod duration;
 pub mod formats;
 pub mod gen;
 pub mod verify;
-pub mod demo;
 pub mod wire;

@@ -10,6 +10,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use soakcheck::bench::{bench_verify, BenchVerifyPlan};
+use soakcheck::demo::cluster::{run_cluster, ClusterPlan};
+use soakcheck::demo::feed::{run_feed, FeedConfig};
+use soakcheck::demo::sink::{run_sink, SinkConfig};
+use soakcheck::demo::worker::{run_worker, worker_number, InjectKind, Injection, WorkerConfig};
 use soakcheck::formats::input::input_path;
 use soakcheck::formats::mapped::IoMode;
 use soakcheck::gen::inputs::{generate_inputs, DataSource};
@@ -41,6 +45,112 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The embedded system under test: sink, passthrough workers and feeds.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// The connector sink with 2PC (arguments as the original aloc_sink's).
+    Sink(DemoSinkArgs),
+    /// A passthrough worker.
+    Worker(DemoWorkerArgs),
+    /// An at-least-once line feed (arguments as the original at_least_once_line_file_feed's).
+    Feed(DemoFeedArgs),
+    /// Generate inputs, run a sink, workers and feeds to the end, then verify.
+    Cluster(DemoClusterArgs),
+}
+
+#[derive(Args)]
+struct DemoSinkArgs {
+    /// Output path prefix: files are OUT_PREFIX.<worker> and OUT_PREFIX.<worker>.txnlog.
+    out_prefix: PathBuf,
+    /// Abort-rule path prefix: rules for a worker are read from ABORT_PREFIX.<worker>.
+    abort_prefix: PathBuf,
+    port: u16,
+}
+
+#[derive(Args)]
+struct DemoWorkerArgs {
+    /// initializer, or workerN.
+    #[arg(long)]
+    name: String,
+    /// Workers in the initial cluster (for the membership the initializer reports).
+    #[arg(long, default_value_t = 1)]
+    worker_count: usize,
+    /// Connector source base port (+10 per worker number).
+    #[arg(long, env = "WALLAROO_IN_BASE", default_value_t = 7100)]
+    in_base: u16,
+    /// External channel base port (+10 per worker number).
+    #[arg(long, env = "WALLAROO_MY_EXTERNAL_BASE", default_value_t = 7103)]
+    external_base: u16,
+    /// The sink's port.
+    #[arg(long, env = "WALLAROO_OUT_PORT", default_value_t = 7200)]
+    sink_port: u16,
+    /// Override the connector source port.
+    #[arg(long)]
+    source_port: Option<u16>,
+    /// Override the external channel port.
+    #[arg(long)]
+    external_port: Option<u16>,
+    /// Where the durable checkpoint decision lives (default /tmp/soakcheck-state/<name>).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
+    checkpoint_interval: std::time::Duration,
+    /// Inject one fault into the committed output (for testing checkers).
+    #[arg(long, value_enum, requires = "inject_after")]
+    inject: Option<InjectKind>,
+    /// Inject at the line after this many lines (of --inject-key, if given).
+    #[arg(long, value_name = "LINES")]
+    inject_after: Option<u64>,
+    #[arg(long, value_name = "K")]
+    inject_key: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoFeedArgs {
+    /// The input file; its path as given is the stream name.
+    input_file: PathBuf,
+    /// Bytes per second (default 150 as the original; 0 = unlimited).
+    bytes_per_sec: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    connect: String,
+    /// At end of file, keep polling for appended lines instead of ending the stream.
+    #[arg(long)]
+    follow: bool,
+}
+
+#[derive(Args)]
+struct DemoClusterArgs {
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    #[arg(long, value_name = "A,B,C", default_value = "A,B,C")]
+    keys: String,
+    #[arg(long, value_name = "N", default_value_t = 400_000)]
+    bytes_per_key: u64,
+    /// Bytes per second per feed (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Working directory (default: a new directory under /tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
+    checkpoint_interval: std::time::Duration,
+    #[arg(long, value_enum, requires = "inject_key")]
+    inject: Option<InjectKind>,
+    #[arg(long, value_name = "LINES", default_value_t = 100)]
+    inject_after: u64,
+    #[arg(long, value_name = "K")]
+    inject_key: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Give up if the feeds have not finished after this long.
+    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "10m")]
+    timeout: std::time::Duration,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -162,6 +272,10 @@ fn main() -> ExitCode {
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
         Command::Bench(BenchCommand::Verify(args)) => run_bench_verify(args),
+        Command::Demo(DemoCommand::Sink(args)) => run_demo_sink(args),
+        Command::Demo(DemoCommand::Worker(args)) => run_demo_worker(args),
+        Command::Demo(DemoCommand::Feed(args)) => return run_demo_feed(args),
+        Command::Demo(DemoCommand::Cluster(args)) => return run_demo_cluster(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -320,4 +434,143 @@ fn run_bench_verify(args: BenchVerifyArgs) -> anyhow::Result<()> {
         print!("{}", report.to_human());
     }
     Ok(())
+}
+
+fn run_demo_sink(args: DemoSinkArgs) -> anyhow::Result<()> {
+    let phase1_sleep = std::env::var("ALOC_SINK_PHASE1_SLEEP")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map_or(
+            std::time::Duration::ZERO,
+            std::time::Duration::from_secs_f64,
+        );
+    if let Some(dir) = args
+        .out_prefix
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    run_sink(SinkConfig {
+        out_prefix: args.out_prefix,
+        abort_prefix: args.abort_prefix,
+        port: args.port,
+        phase1_sleep,
+    })
+    .with_context(|| format!("sink on port {}", args.port))
+}
+
+fn run_demo_worker(args: DemoWorkerArgs) -> anyhow::Result<()> {
+    let n = worker_number(&args.name)
+        .with_context(|| format!("--name {:?}: expected initializer or workerN", args.name))?;
+    let port = |base: u16, over: Option<u16>| -> anyhow::Result<u16> {
+        over.map_or_else(
+            || base.checked_add(10 * n as u16).context("port out of range"),
+            Ok,
+        )
+    };
+    let inject = match (args.inject, args.inject_after) {
+        (Some(kind), Some(after_lines)) => Some(Injection {
+            kind,
+            after_lines,
+            key: args
+                .inject_key
+                .as_deref()
+                .map(parse_key)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+        }),
+        _ => None,
+    };
+    let localhost = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let config = WorkerConfig {
+        state_dir: args
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from("/tmp/soakcheck-state").join(&args.name)),
+        name: args.name,
+        worker_count: args.worker_count,
+        source_addr: localhost(port(args.in_base, args.source_port)?),
+        external_addr: localhost(port(args.external_base, args.external_port)?),
+        sink_addr: localhost(args.sink_port),
+        checkpoint_interval: args.checkpoint_interval,
+        inject,
+    };
+    run_worker(config)?;
+    Ok(())
+}
+
+fn run_demo_feed(args: DemoFeedArgs) -> ExitCode {
+    // As the original: a missing or non-integer rate means 150 bytes/s.
+    let rate = args
+        .bytes_per_sec
+        .as_deref()
+        .and_then(|r| r.parse::<u64>().ok())
+        .unwrap_or(150);
+    let code = run_feed(FeedConfig {
+        input: args.input_file,
+        rate,
+        connect: args.connect,
+        follow: args.follow,
+    });
+    ExitCode::from(code as u8)
+}
+
+fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
+    let result = (|| -> anyhow::Result<soakcheck::verify::Report> {
+        let keys = keys_or_default(Some(args.keys.clone()))?;
+        let inject = match (args.inject, &args.inject_key) {
+            (Some(kind), Some(k)) => Some((
+                kind,
+                args.inject_after,
+                parse_key(k).map_err(anyhow::Error::msg)?,
+            )),
+            _ => None,
+        };
+        let dir = match args.dir {
+            Some(d) => d,
+            None => {
+                let d =
+                    std::env::temp_dir().join(format!("soakcheck-cluster-{}", std::process::id()));
+                std::fs::create_dir_all(&d)?;
+                d
+            }
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let stop = std::sync::Arc::clone(&stop);
+            let _ =
+                ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst));
+        }
+        let plan = ClusterPlan {
+            exe: std::env::current_exe().context("locating the soakcheck binary")?,
+            workers: args.workers,
+            keys,
+            bytes_per_key: args.bytes_per_key,
+            rate: args.rate,
+            dir,
+            checkpoint_interval: args.checkpoint_interval,
+            inject,
+            seed: args.seed,
+            timeout: args.timeout,
+        };
+        Ok(run_cluster(&plan, &stop, &mut |m| {
+            eprintln!("cluster: {m}")
+        })?)
+    })();
+    match result {
+        Ok(report) => {
+            let text = if args.json {
+                report.to_json() + "\n"
+            } else {
+                report.to_human(use_color())
+            };
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::from(report.verdict.exit_code() as u8)
+        }
+        Err(e) => {
+            eprintln!("soakcheck: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }

@@ -485,6 +485,37 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push(quote);
 }
 
+/// CPython's `repr()` of a `bytes` value, e.g. `b'A0000000 ...\n'` (the abort rules'
+/// `stream-content` regexps match this text).
+pub fn bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push('b');
+    out.push(quote as char);
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ if b == quote => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push(quote as char);
+    out
+}
+
 /// An approximation of Python's `str.isprintable()` for non-ASCII characters: control,
 /// format, separator (other than the plain space), surrogate and private-use characters
 /// are escaped. The sink only ever writes ASCII, so this matters only for round trips.
@@ -557,6 +588,13 @@ mod tests {
         assert_eq!(parse(b"[1e999]").unwrap_err().expected, "a finite float");
         assert!(parse(b"'\\q'").is_err());
         assert!(parse(&[b'['; 100]).is_err());
+    }
+
+    #[test]
+    fn bytes_repr_matches_python() {
+        assert_eq!(bytes_repr(b"A0 1\n"), "b'A0 1\\n'");
+        assert_eq!(bytes_repr(b"it's"), "b\"it's\"");
+        assert_eq!(bytes_repr(&[0, 0xff, b'\\']), "b'\\x00\\xff\\\\'");
     }
 
     #[test]

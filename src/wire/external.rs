@@ -18,7 +18,10 @@ pub fn read_message(reader: &mut impl Read) -> Result<(u16, Vec<u8>), WireError>
     reader.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len);
     if len < 2 {
-        return Err(WireError::Malformed { what: "external message", detail: format!("length {len} < 2") });
+        return Err(WireError::Malformed {
+            what: "external message",
+            detail: format!("length {len} < 2"),
+        });
     }
     if len > MAX_FRAME {
         return Err(WireError::TooLarge(len));
@@ -58,20 +61,32 @@ pub struct ShrinkRequest {
 }
 
 /// Asks `address` for its cluster status; None means "not yet initialized" (id 11).
-pub fn query_cluster_status(address: &str, timeout: std::time::Duration) -> Result<Option<ClusterStatus>, WireError> {
-    let addr: std::net::SocketAddr = address
-        .parse()
-        .map_err(|_| WireError::Malformed { what: "address", detail: address.to_string() })?;
+pub fn query_cluster_status(
+    address: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<ClusterStatus>, WireError> {
+    let addr: std::net::SocketAddr = address.parse().map_err(|_| WireError::Malformed {
+        what: "address",
+        detail: address.to_string(),
+    })?;
     let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     write_message(&mut stream, CLUSTER_STATUS_QUERY, &[])?;
     let (id, payload) = read_message(&mut stream)?;
     match id {
         CLUSTER_NOT_INITIALIZED => Ok(None),
-        CLUSTER_STATUS_RESPONSE => serde_json::from_slice(&payload)
-            .map(Some)
-            .map_err(|e| WireError::Malformed { what: "cluster status", detail: e.to_string() }),
-        other => Err(WireError::UnknownTag { what: "cluster status response", tag: other as u8 }),
+        CLUSTER_STATUS_RESPONSE => {
+            serde_json::from_slice(&payload)
+                .map(Some)
+                .map_err(|e| WireError::Malformed {
+                    what: "cluster status",
+                    detail: e.to_string(),
+                })
+        }
+        other => Err(WireError::UnknownTag {
+            what: "cluster status response",
+            tag: other as u8,
+        }),
     }
 }
 

@@ -74,16 +74,24 @@ impl<'a> Body<'a> {
         Ok(self.take(1, field)?[0])
     }
     pub(crate) fn u16(&mut self, field: &str) -> Result<u16, WireError> {
-        Ok(u16::from_be_bytes(self.take(2, field)?.try_into().expect("2 bytes")))
+        Ok(u16::from_be_bytes(
+            self.take(2, field)?.try_into().expect("2 bytes"),
+        ))
     }
     pub(crate) fn u32(&mut self, field: &str) -> Result<u32, WireError> {
-        Ok(u32::from_be_bytes(self.take(4, field)?.try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4, field)?.try_into().expect("4 bytes"),
+        ))
     }
     pub(crate) fn u64(&mut self, field: &str) -> Result<u64, WireError> {
-        Ok(u64::from_be_bytes(self.take(8, field)?.try_into().expect("8 bytes")))
+        Ok(u64::from_be_bytes(
+            self.take(8, field)?.try_into().expect("8 bytes"),
+        ))
     }
     pub(crate) fn i64(&mut self, field: &str) -> Result<i64, WireError> {
-        Ok(i64::from_be_bytes(self.take(8, field)?.try_into().expect("8 bytes")))
+        Ok(i64::from_be_bytes(
+            self.take(8, field)?.try_into().expect("8 bytes"),
+        ))
     }
     /// bool8: writers emit 0/1; like the Pony reader, any nonzero byte reads as true.
     pub(crate) fn bool8(&mut self, field: &str) -> Result<bool, WireError> {
@@ -99,7 +107,10 @@ impl<'a> Body<'a> {
     }
     pub(crate) fn text(&mut self, field: &str) -> Result<String, WireError> {
         let bytes = self.sstr(field)?;
-        String::from_utf8(bytes).map_err(|_| WireError::Malformed { what: self.what, detail: format!("{field} is not UTF-8") })
+        String::from_utf8(bytes).map_err(|_| WireError::Malformed {
+            what: self.what,
+            detail: format!("{field} is not UTF-8"),
+        })
     }
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.bytes)
@@ -108,7 +119,10 @@ impl<'a> Body<'a> {
         if self.bytes.is_empty() {
             Ok(())
         } else {
-            Err(WireError::Malformed { what: self.what, detail: format!("{} trailing bytes", self.bytes.len()) })
+            Err(WireError::Malformed {
+                what: self.what,
+                detail: format!("{} trailing bytes", self.bytes.len()),
+            })
         }
     }
 }

@@ -1,0 +1,402 @@
+//! `soakcheck demo cluster`: generates inputs, starts the sink, the workers and one feed
+//! per key (key i goes to worker i mod N) as separate processes of this binary, waits for
+//! every feed to finish, stops everything, and verifies the sink directory with
+//! `--expect-complete`. Every child runs in its own process group behind a kill-on-drop
+//! guard; Ctrl-C (or SIGTERM) stops them all.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::demo::worker::{worker_name, InjectKind};
+use crate::formats::input::input_path;
+use crate::formats::mapped::IoMode;
+use crate::gen::inputs::{generate_inputs, DataSource};
+use crate::verify::{verify, KeyInput, Report, Semantics, VerifyPlan};
+use crate::wire::external::query_cluster_status;
+
+/// A child process in its own process group, killed (the whole group) when dropped.
+pub struct ChildGuard {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Starts `command` in a new process group with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> std::io::Result<ChildGuard> {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0);
+        Ok(ChildGuard {
+            name: name.to_string(),
+            child: Some(command.spawn()?),
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends a signal to the child's whole process group.
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = killpg(Pid::from_raw(pid as i32), signal);
+        }
+    }
+
+    /// The exit status if the child has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGKILL the group and reap (a crash, as in `kill -9`).
+    pub fn kill(&mut self) {
+        self.signal(Signal::SIGKILL);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, a grace period, then SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        self.signal(Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.try_wait().is_some() {
+                self.child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.kill();
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    pub exe: PathBuf,
+    pub workers: usize,
+    pub keys: Vec<u8>,
+    pub bytes_per_key: u64,
+    pub rate: u64,
+    pub dir: PathBuf,
+    pub checkpoint_interval: Duration,
+    pub inject: Option<(InjectKind, u64, u8)>,
+    pub seed: u64,
+    /// Give up waiting for the feeds after this long.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("stopped by a signal before the feeds finished")]
+    Interrupted,
+    #[error("the feeds did not finish within {0:?}; logs are in {1}")]
+    Timeout(Duration, PathBuf),
+    #[error("{0} exited with {1}; its log is {2}")]
+    ChildFailed(String, String, PathBuf),
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let what = what.into();
+    move |source| ClusterError::Io { what, source }
+}
+
+/// The addresses of one worker.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerPorts {
+    pub source: u16,
+    pub external: u16,
+}
+
+/// Command lines of the demo's processes.
+pub fn sink_command(exe: &Path, sink_dir: &Path, port: u16) -> Command {
+    let mut c = Command::new(exe);
+    c.args(["demo", "sink"])
+        .arg(sink_dir.join("output"))
+        .arg(sink_dir.join("abort"))
+        .arg(port.to_string());
+    c
+}
+
+pub fn worker_command(
+    exe: &Path,
+    n: usize,
+    workers: usize,
+    ports: WorkerPorts,
+    sink_port: u16,
+    state_dir: &Path,
+    interval: Duration,
+) -> Command {
+    let mut c = Command::new(exe);
+    c.args([
+        "demo",
+        "worker",
+        "--name",
+        &worker_name(n),
+        "--worker-count",
+        &workers.to_string(),
+    ])
+    .args([
+        "--source-port",
+        &ports.source.to_string(),
+        "--external-port",
+        &ports.external.to_string(),
+    ])
+    .args([
+        "--sink-port",
+        &sink_port.to_string(),
+        "--checkpoint-interval",
+        &format!("{}ms", interval.as_millis()),
+    ])
+    .arg("--state-dir")
+    .arg(state_dir.join(worker_name(n)));
+    c
+}
+
+pub fn feed_command(exe: &Path, input: &Path, rate: u64, port: u16) -> Command {
+    let mut c = Command::new(exe);
+    c.args(["demo", "feed"])
+        .arg(input)
+        .arg(rate.to_string())
+        .args(["--connect", &format!("127.0.0.1:{port}")]);
+    c
+}
+
+/// Waits until every worker's external channel says it is processing messages.
+pub fn wait_ready(ports: &[WorkerPorts], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    ports.iter().all(|p| {
+        let addr = SocketAddr::from(([127, 0, 0, 1], p.external)).to_string();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = query_cluster_status(&addr, Duration::from_millis(500)) {
+                if status.processing_messages {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })
+}
+
+/// Runs the whole cluster to the end of its inputs and verifies the result.
+pub fn run_cluster(
+    plan: &ClusterPlan,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Report, ClusterError> {
+    if plan.workers == 0 || plan.workers > 9 {
+        return Err(ClusterError::Setup(format!(
+            "--workers must be 1..=9, not {}",
+            plan.workers
+        )));
+    }
+    let input_dir = plan.dir.join("in");
+    let sink_dir = plan.dir.join("sink-out");
+    let state_dir = plan.dir.join("state");
+    for d in [&sink_dir, &state_dir] {
+        if d.exists()
+            && std::fs::read_dir(d)
+                .map_err(io(d.display().to_string()))?
+                .next()
+                .is_some()
+        {
+            return Err(ClusterError::Setup(format!(
+                "{} is not empty; use a new --dir",
+                d.display()
+            )));
+        }
+        std::fs::create_dir_all(d).map_err(io(d.display().to_string()))?;
+    }
+    progress(&format!(
+        "generating {} inputs of {} bytes in {}",
+        plan.keys.len(),
+        plan.bytes_per_key,
+        input_dir.display()
+    ));
+    generate_inputs(
+        &plan.keys,
+        plan.bytes_per_key,
+        &input_dir,
+        &DataSource::Seeded(plan.seed),
+    )
+    .map_err(|e| ClusterError::Setup(e.to_string()))?;
+    let sink_port = free_port().map_err(io("finding a free port"))?;
+    let ports: Vec<WorkerPorts> = (0..plan.workers)
+        .map(|_| {
+            Ok(WorkerPorts {
+                source: free_port()?,
+                external: free_port()?,
+            })
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(io("finding free ports"))?;
+    let mut children = Vec::new();
+    let sink_log = sink_dir.join("stdout-stderr");
+    children.push(
+        ChildGuard::spawn(
+            "sink",
+            sink_command(&plan.exe, &sink_dir, sink_port),
+            &sink_log,
+        )
+        .map_err(io("starting the sink"))?,
+    );
+    for (n, p) in ports.iter().enumerate() {
+        let mut cmd = worker_command(
+            &plan.exe,
+            n,
+            plan.workers,
+            *p,
+            sink_port,
+            &state_dir,
+            plan.checkpoint_interval,
+        );
+        if let Some((kind, after, key)) = plan.inject {
+            let owner = plan
+                .keys
+                .iter()
+                .position(|&k| k == key)
+                .map(|i| i % plan.workers);
+            if owner == Some(n) {
+                let kind = format!("{kind:?}").to_lowercase();
+                cmd.args([
+                    "--inject",
+                    &kind,
+                    "--inject-after",
+                    &after.to_string(),
+                    "--inject-key",
+                    &(key as char).to_string(),
+                ]);
+            }
+        }
+        let log = plan.dir.join(format!("wallaroo.{n}"));
+        children
+            .push(ChildGuard::spawn(&worker_name(n), cmd, &log).map_err(io("starting a worker"))?);
+    }
+    progress(&format!(
+        "sink on port {sink_port}, {} workers; waiting until they are ready",
+        plan.workers
+    ));
+    if !wait_ready(&ports, Duration::from_secs(15)) {
+        return Err(ClusterError::Setup(format!(
+            "workers not ready within 15 s; logs are in {}",
+            plan.dir.display()
+        )));
+    }
+    let mut feeds = Vec::new();
+    for (i, &key) in plan.keys.iter().enumerate() {
+        let input = input_path(&input_dir, key);
+        let log = plan.dir.join(format!("sender.out.{}", key as char));
+        let cmd = feed_command(&plan.exe, &input, plan.rate, ports[i % plan.workers].source);
+        feeds.push(
+            ChildGuard::spawn(&format!("feed {}", key as char), cmd, &log)
+                .map_err(io("starting a feed"))?,
+        );
+    }
+    progress(&format!(
+        "{} feeds started; waiting for them to finish",
+        feeds.len()
+    ));
+    let deadline = Instant::now() + plan.timeout;
+    let mut done = vec![false; feeds.len()];
+    while !done.iter().all(|d| *d) {
+        if stop.load(Ordering::SeqCst) {
+            return Err(ClusterError::Interrupted);
+        }
+        if Instant::now() > deadline {
+            return Err(ClusterError::Timeout(plan.timeout, plan.dir.clone()));
+        }
+        for (i, f) in feeds.iter_mut().enumerate() {
+            if !done[i] {
+                if let Some(status) = f.try_wait() {
+                    if !status.success() {
+                        let log = plan
+                            .dir
+                            .join(format!("sender.out.{}", plan.keys[i] as char));
+                        return Err(ClusterError::ChildFailed(
+                            f.name.clone(),
+                            status.to_string(),
+                            log,
+                        ));
+                    }
+                    done[i] = true;
+                }
+            }
+        }
+        for c in children.iter_mut() {
+            if let Some(status) = c.try_wait() {
+                let log = if c.name == "sink" {
+                    sink_log.clone()
+                } else {
+                    plan.dir.join(format!(
+                        "wallaroo.{}",
+                        crate::demo::worker::worker_number(&c.name).unwrap_or(0)
+                    ))
+                };
+                return Err(ClusterError::ChildFailed(
+                    c.name.clone(),
+                    status.to_string(),
+                    log,
+                ));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    progress("every feed finished; stopping the cluster");
+    for c in children.iter_mut().rev() {
+        c.stop(Duration::from_secs(2));
+    }
+    let plan = VerifyPlan {
+        sink_dir: Some(sink_dir),
+        plain_outputs: vec![],
+        inputs: plan
+            .keys
+            .iter()
+            .map(|&key| KeyInput {
+                key,
+                path: input_path(&input_dir, key),
+            })
+            .collect(),
+        expect_complete: true,
+        semantics: Semantics::ExactlyOnce,
+        io: IoMode::Mmap,
+    };
+    Ok(verify(&plan)?)
+}

@@ -1,0 +1,786 @@
+//! `soakcheck demo worker`: a passthrough worker that keeps effectively-once through
+//! kill -9 of itself, the sink or its sources.
+//!
+//! Sources (feeds) connect to its connector-source port; every MESSAGE line whose id is
+//! above the stream's last seen id is forwarded to the sink as a stream-1 MESSAGE whose
+//! id is the sink output offset. Every checkpoint interval the worker runs a 2PC round
+//! with the sink while holding the core lock (so no data moves between PHASE1 and
+//! PHASE2): PHASE1 for [(1, committed, current)], and on a commit vote it first writes the
+//! decision durably ([`super::state`]), then sends PHASE2 commit, then acks each source's
+//! streams with their checkpointed points of reference. An abort vote, or a lost sink
+//! connection, rolls the worker back to the last checkpoint: the sink offset and every
+//! stream's last seen id return to it, and the sources are sent RESTART so they resend
+//! from the point of reference their NOTIFY is answered with. On (re)connecting to the
+//! sink, the worker answers the sink's uncommitted transactions from its durable
+//! decision: commit exactly the transaction it recorded.
+//!
+//! While it is not connected to the sink and recovered, the worker refuses NOTIFYs and
+//! restarts sources that send data, so nothing is ever accepted that could be lost.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::demo::log::Level;
+use crate::demo::state::{self, CheckpointState, StreamState};
+use crate::plog;
+use crate::wire::connector::{
+    encode_message_into, Frame, TwoPc, COOKIE, U64MAX, VERSION_SINK, VERSION_SOURCE,
+};
+use crate::wire::external::{self, ClusterStatus};
+use crate::wire::{read_frame, write_frame, WireError};
+
+/// A fault the worker injects once into the committed output, for testing checkers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InjectKind {
+    Loss,
+    Duplicate,
+    Reorder,
+    Corrupt,
+}
+
+#[derive(Debug, Clone)]
+pub struct Injection {
+    pub kind: InjectKind,
+    /// Inject at the line after this many lines (of `key`, if given).
+    pub after_lines: u64,
+    pub key: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub name: String,
+    pub worker_count: usize,
+    pub source_addr: SocketAddr,
+    pub external_addr: SocketAddr,
+    pub sink_addr: SocketAddr,
+    pub state_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+    pub inject: Option<Injection>,
+}
+
+/// Worker name for worker number N: `initializer` for 0, `workerN` otherwise.
+pub fn worker_name(n: usize) -> String {
+    if n == 0 {
+        "initializer".into()
+    } else {
+        format!("worker{n}")
+    }
+}
+
+/// Parses a worker name back to its number.
+pub fn worker_number(name: &str) -> Option<usize> {
+    if name == "initializer" {
+        return Some(0);
+    }
+    name.strip_prefix("worker")?.parse().ok().filter(|&n| n > 0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] state::StateError),
+}
+
+type ConnId = u64;
+type SourceWriter = Arc<Mutex<BufWriter<TcpStream>>>;
+
+struct SourceConn {
+    writer: SourceWriter,
+    socket: TcpStream,
+}
+
+#[derive(Debug, Default)]
+struct LiveStream {
+    name: String,
+    last_seen: Option<u64>,
+    owner: Option<ConnId>,
+    eos: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum InjectState {
+    Armed,
+    Holding { stream_id: u64, payload: Vec<u8> },
+    PendingCommit,
+    Done,
+}
+
+struct SinkConn {
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+}
+
+struct Core {
+    config: WorkerConfig,
+    sink: Option<SinkConn>,
+    durable: CheckpointState,
+    sink_offset: u64,
+    streams: HashMap<u64, LiveStream>,
+    conns: HashMap<ConnId, SourceConn>,
+    next_checkpoint: u64,
+    dirty: bool,
+    inject: Option<(Injection, u64, InjectState)>,
+    frame: Vec<u8>,
+}
+
+/// The sink connection broke: roll back and reconnect.
+struct SinkLost(String);
+
+impl From<WireError> for SinkLost {
+    fn from(e: WireError) -> Self {
+        SinkLost(e.to_string())
+    }
+}
+impl From<std::io::Error> for SinkLost {
+    fn from(e: std::io::Error) -> Self {
+        SinkLost(e.to_string())
+    }
+}
+
+fn send(w: &mut impl Write, frame: &Frame) -> std::io::Result<()> {
+    write_frame(w, &frame.encode())
+}
+
+impl Core {
+    fn ready(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    fn sink_stream_name(&self) -> String {
+        // A stable "sink routing id" per worker name, shaped like Wallaroo's.
+        let id = crate::wire::connector::stream_id_for(self.config.name.as_bytes());
+        format!("Passthrough-w-{}-id-{id}", self.config.name)
+    }
+
+    /// Connects to the sink and resolves its uncommitted transactions (spec 5.3).
+    fn connect_sink(&mut self) -> Result<(), SinkLost> {
+        let socket = TcpStream::connect_timeout(&self.config.sink_addr, Duration::from_secs(2))?;
+        socket.set_nodelay(true)?;
+        socket.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut reader = BufReader::with_capacity(1 << 16, socket.try_clone()?);
+        let mut writer = BufWriter::with_capacity(1 << 20, socket);
+        let hello = Frame::Hello {
+            version: VERSION_SINK.into(),
+            cookie: COOKIE.into(),
+            program: "Passthrough".into(),
+            instance: self.config.name.clone(),
+        };
+        send(&mut writer, &hello)?;
+        let name = self.sink_stream_name().into_bytes();
+        send(
+            &mut writer,
+            &Frame::Notify {
+                stream_id: 1,
+                stream_name: name,
+                point_of_ref: self.durable.sink_committed,
+            },
+        )?;
+        let rtag = 77778;
+        send(&mut writer, &TwoPc::ListUncommitted { rtag }.into_frame())?;
+        writer.flush()?;
+        let mut uncommitted = None;
+        while uncommitted.is_none() {
+            match Frame::decode(&read_frame(&mut reader)?)? {
+                Frame::Ok { .. } | Frame::NotifyAck { .. } => {}
+                Frame::Error { message } => {
+                    return Err(SinkLost(format!("sink refused: {message}")))
+                }
+                Frame::Message {
+                    stream_id: 0,
+                    payload,
+                    ..
+                } => {
+                    if let TwoPc::ReplyUncommitted { txn_ids, .. } = TwoPc::decode(&payload)? {
+                        uncommitted = Some(txn_ids);
+                    }
+                }
+                other => return Err(SinkLost(format!("unexpected frame from sink: {other:?}"))),
+            }
+        }
+        for txn_id in uncommitted.unwrap_or_default() {
+            let commit = self.durable.decided_txn.as_deref() == Some(txn_id.as_str());
+            plog!(
+                Level::Info,
+                "resolving uncommitted {txn_id}: {}",
+                if commit { "commit" } else { "abort" }
+            );
+            send(&mut writer, &TwoPc::Phase2 { txn_id, commit }.into_frame())?;
+        }
+        writer.flush()?;
+        self.sink = Some(SinkConn { reader, writer });
+        self.rollback_to_checkpoint();
+        plog!(
+            Level::Info,
+            "connected to the sink at {}; committed offset {}",
+            self.config.sink_addr,
+            self.durable.sink_committed
+        );
+        Ok(())
+    }
+
+    /// Forgets everything after the last checkpoint.
+    fn rollback_to_checkpoint(&mut self) {
+        self.sink_offset = self.durable.sink_committed;
+        for (id, s) in self.streams.iter_mut() {
+            s.last_seen = self.durable.streams.get(id).and_then(|d| d.por);
+            s.eos = false;
+        }
+        self.dirty = false;
+        if let Some((inj, seen, st)) = self.inject.as_mut() {
+            if matches!(st, InjectState::Holding { .. } | InjectState::PendingCommit) {
+                *st = InjectState::Armed;
+                *seen = inj.after_lines;
+            }
+        }
+    }
+
+    /// RESTART every source (they reconnect and resume from their NOTIFY_ACK).
+    fn restart_sources(&mut self) {
+        let address = self.config.source_addr.to_string();
+        for (_, conn) in self.conns.drain() {
+            if let Ok(mut w) = conn.writer.lock() {
+                let _ = send(
+                    &mut *w,
+                    &Frame::Restart {
+                        address: Some(address.clone()),
+                    },
+                );
+                let _ = w.flush();
+            }
+            let _ = conn.socket.shutdown(Shutdown::Both);
+        }
+        for s in self.streams.values_mut() {
+            s.owner = None;
+        }
+    }
+
+    fn lose_sink(&mut self, why: &str) {
+        if self.sink.take().is_some() {
+            plog!(
+                Level::Warning,
+                "lost the sink connection: {why}; rolling back to checkpoint {}",
+                self.durable.checkpoint
+            );
+        }
+        self.rollback_to_checkpoint();
+        self.restart_sources();
+    }
+
+    /// Forwards one source line (dropping ids already seen) and injects the fault.
+    fn forward(&mut self, stream_id: u64, message_id: u64, payload: &[u8]) -> Result<(), SinkLost> {
+        let stream = self.streams.entry(stream_id).or_default();
+        if stream.last_seen.is_some_and(|seen| message_id <= seen) {
+            return Ok(());
+        }
+        stream.last_seen = Some(message_id);
+        self.dirty = true;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut plain = true;
+        if let Some((inj, seen, st)) = self.inject.as_mut() {
+            if inj.key.is_none_or(|k| payload.first() == Some(&k)) {
+                match st.clone() {
+                    InjectState::Armed => {
+                        *seen += 1;
+                        if *seen > inj.after_lines {
+                            plain = false;
+                            plog!(
+                                Level::Warning,
+                                "injecting {:?} at stream {stream_id} message {message_id}",
+                                inj.kind
+                            );
+                            match inj.kind {
+                                InjectKind::Loss => *st = InjectState::PendingCommit,
+                                InjectKind::Duplicate => {
+                                    out.push(payload.to_vec());
+                                    out.push(payload.to_vec());
+                                    *st = InjectState::PendingCommit;
+                                }
+                                InjectKind::Corrupt => {
+                                    let mut line = payload.to_vec();
+                                    let at =
+                                        line.len().saturating_sub(2).max(1).min(line.len() - 1);
+                                    line[at] = if line[at] == b'0' { b'1' } else { b'0' };
+                                    out.push(line);
+                                    *st = InjectState::PendingCommit;
+                                }
+                                InjectKind::Reorder => {
+                                    *st = InjectState::Holding {
+                                        stream_id,
+                                        payload: payload.to_vec(),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    InjectState::Holding {
+                        stream_id: held_stream,
+                        payload: held,
+                    } if held_stream == stream_id => {
+                        plain = false;
+                        out.push(payload.to_vec());
+                        out.push(held);
+                        *st = InjectState::PendingCommit;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if plain {
+            self.write_sink(payload)?;
+        } else {
+            for line in out {
+                self.write_sink(&line)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_sink(&mut self, payload: &[u8]) -> Result<(), SinkLost> {
+        let Some(sink) = self.sink.as_mut() else {
+            return Err(SinkLost("not connected".into()));
+        };
+        self.frame.clear();
+        encode_message_into(&mut self.frame, 1, self.sink_offset, 0, None, payload);
+        write_frame(&mut sink.writer, &self.frame)?;
+        self.sink_offset += payload.len() as u64;
+        Ok(())
+    }
+
+    /// One 2PC round; returns false when there was nothing to do.
+    fn checkpoint(&mut self) -> Result<bool, SinkLost> {
+        let eos_pending = self.streams.values().any(|s| s.eos && s.owner.is_some());
+        let holding = matches!(self.inject, Some((_, _, InjectState::Holding { .. })));
+        if self.sink.is_none() || holding || !(self.dirty || eos_pending) {
+            return Ok(false);
+        }
+        let c = self.next_checkpoint.max(self.durable.checkpoint + 1);
+        self.next_checkpoint = c + 1;
+        let txn_id = format!("{}:c_id={c}", self.sink_stream_name());
+        let (start, end) = (self.durable.sink_committed, self.sink_offset);
+        let sink = self.sink.as_mut().expect("checked above");
+        send(
+            &mut sink.writer,
+            &TwoPc::Phase1 {
+                txn_id: txn_id.clone(),
+                where_list: vec![(1, start, end)],
+            }
+            .into_frame(),
+        )?;
+        sink.writer.flush()?;
+        let vote = loop {
+            match Frame::decode(&read_frame(&mut sink.reader)?)? {
+                Frame::Message {
+                    stream_id: 0,
+                    payload,
+                    ..
+                } => match TwoPc::decode(&payload)? {
+                    TwoPc::Reply { txn_id: t, commit } if t == txn_id => break commit,
+                    other => return Err(SinkLost(format!("unexpected 2PC message {other:?}"))),
+                },
+                Frame::Error { message } => return Err(SinkLost(format!("sink error: {message}"))),
+                _ => {}
+            }
+        };
+        if !vote {
+            plog!(
+                Level::Warning,
+                "sink voted abort for {txn_id}; rolling back"
+            );
+            send(
+                &mut sink.writer,
+                &TwoPc::Phase2 {
+                    txn_id,
+                    commit: false,
+                }
+                .into_frame(),
+            )?;
+            sink.writer.flush()?;
+            self.rollback_to_checkpoint();
+            self.restart_sources();
+            return Ok(true);
+        }
+        // The commit point: durable before PHASE2.
+        let mut next = self.durable.clone();
+        next.checkpoint = c;
+        next.sink_committed = end;
+        next.decided_txn = Some(txn_id.clone());
+        for (id, s) in &self.streams {
+            let entry = next.streams.entry(*id).or_insert_with(|| StreamState {
+                name: s.name.clone(),
+                por: None,
+                closed: false,
+            });
+            entry.por = s.last_seen.or(entry.por);
+            if s.eos {
+                entry.closed = true;
+            }
+        }
+        if let Some((_, _, st)) = self.inject.as_mut() {
+            if *st == InjectState::PendingCommit {
+                *st = InjectState::Done;
+                next.injected = true;
+            }
+        }
+        if let Err(e) = state::store(&self.config.state_dir, &next) {
+            plog!(Level::Critical, "cannot write the checkpoint decision: {e}");
+            std::process::exit(70);
+        }
+        self.durable = next;
+        self.dirty = false;
+        let sink = self.sink.as_mut().expect("checked above");
+        send(
+            &mut sink.writer,
+            &TwoPc::Phase2 {
+                txn_id,
+                commit: true,
+            }
+            .into_frame(),
+        )?;
+        sink.writer.flush()?;
+        self.ack_sources();
+        Ok(true)
+    }
+
+    /// ACKs every source connection's streams with their checkpointed points of reference;
+    /// finished streams are released.
+    fn ack_sources(&mut self) {
+        let mut by_conn: HashMap<ConnId, Vec<(u64, u64)>> = HashMap::new();
+        for (id, s) in self.streams.iter_mut() {
+            if let Some(owner) = s.owner {
+                let por = self
+                    .durable
+                    .streams
+                    .get(id)
+                    .and_then(|d| d.por)
+                    .unwrap_or(U64MAX);
+                by_conn.entry(owner).or_default().push((*id, por));
+                if s.eos {
+                    s.owner = None;
+                    s.eos = false;
+                }
+            }
+        }
+        for (conn, acks) in by_conn {
+            if let Some(c) = self.conns.get(&conn) {
+                if let Ok(mut w) = c.writer.lock() {
+                    let _ = send(&mut *w, &Frame::Ack { credits: 0, acks });
+                    let _ = w.flush();
+                }
+            }
+        }
+    }
+}
+
+/// Shared between the checkpoint loop, source handlers and the external channel.
+struct Worker {
+    core: Mutex<Core>,
+    ready: AtomicBool,
+    next_conn: AtomicU64,
+    members: Mutex<Vec<String>>,
+}
+
+impl Worker {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs the worker until it is killed.
+pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
+    let durable = state::load(&config.state_dir)?;
+    let source_listener =
+        TcpListener::bind(config.source_addr).map_err(|source| WorkerError::Bind {
+            what: "connector source port",
+            addr: config.source_addr,
+            source,
+        })?;
+    let external_listener =
+        TcpListener::bind(config.external_addr).map_err(|source| WorkerError::Bind {
+            what: "external channel port",
+            addr: config.external_addr,
+            source,
+        })?;
+    let mut streams = HashMap::new();
+    for (id, s) in &durable.streams {
+        streams.insert(
+            *id,
+            LiveStream {
+                name: s.name.clone(),
+                last_seen: s.por,
+                owner: None,
+                eos: false,
+            },
+        );
+    }
+    let inject = config
+        .inject
+        .clone()
+        .filter(|_| !durable.injected)
+        .map(|i| (i, 0, InjectState::Armed));
+    let members = (0..config.worker_count.max(1)).map(worker_name).collect();
+    plog!(
+        Level::Info,
+        "worker {} starting: sources on {}, external channel on {}, sink at {}, checkpoint {}",
+        config.name,
+        config.source_addr,
+        config.external_addr,
+        config.sink_addr,
+        durable.checkpoint
+    );
+    let interval = config.checkpoint_interval;
+    let worker = Arc::new(Worker {
+        core: Mutex::new(Core {
+            sink_offset: durable.sink_committed,
+            next_checkpoint: durable.checkpoint + 1,
+            durable,
+            config,
+            sink: None,
+            streams,
+            conns: HashMap::new(),
+            dirty: false,
+            inject,
+            frame: Vec::with_capacity(256),
+        }),
+        ready: AtomicBool::new(false),
+        next_conn: AtomicU64::new(1),
+        members: Mutex::new(members),
+    });
+    {
+        let worker = Arc::clone(&worker);
+        std::thread::spawn(move || {
+            for stream in source_listener.incoming().flatten() {
+                let worker = Arc::clone(&worker);
+                std::thread::spawn(move || serve_source(&worker, stream));
+            }
+        });
+    }
+    {
+        let worker = Arc::clone(&worker);
+        std::thread::spawn(move || {
+            for stream in external_listener.incoming().flatten() {
+                let worker = Arc::clone(&worker);
+                std::thread::spawn(move || serve_external(&worker, stream));
+            }
+        });
+    }
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connected = worker.lock().sink.is_some();
+        if !connected {
+            let result = worker.lock().connect_sink();
+            match result {
+                Ok(()) => {
+                    worker.ready.store(true, Ordering::SeqCst);
+                    backoff = Duration::from_millis(50);
+                }
+                Err(SinkLost(why)) => {
+                    worker.ready.store(false, Ordering::SeqCst);
+                    plog!(
+                        Level::Info,
+                        "sink not reachable ({why}); retrying in {backoff:?}"
+                    );
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
+        std::thread::sleep(interval);
+        let mut core = worker.lock();
+        if let Err(SinkLost(why)) = core.checkpoint() {
+            worker.ready.store(false, Ordering::SeqCst);
+            core.lose_sink(&why);
+        }
+    }
+}
+
+fn serve_source(worker: &Worker, socket: TcpStream) {
+    let _ = socket.set_nodelay(true);
+    let Ok(read_half) = socket.try_clone() else {
+        return;
+    };
+    let Ok(write_half) = socket.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, read_half);
+    let writer: SourceWriter = Arc::new(Mutex::new(BufWriter::new(write_half)));
+    let conn = worker.next_conn.fetch_add(1, Ordering::SeqCst);
+    let result = source_session(worker, conn, &socket, &mut reader, &writer);
+    if let Err(why) = result {
+        plog!(Level::Debug, "source connection {conn} closed: {why}");
+    }
+    let _ = socket.shutdown(Shutdown::Both);
+    let mut core = worker.lock();
+    core.conns.remove(&conn);
+    for s in core.streams.values_mut() {
+        if s.owner == Some(conn) {
+            s.owner = None;
+            s.eos = false;
+        }
+    }
+}
+
+fn source_session(
+    worker: &Worker,
+    conn: ConnId,
+    socket: &TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    writer: &SourceWriter,
+) -> Result<(), String> {
+    let reply = |frame: &Frame| -> Result<(), String> {
+        let mut w = writer.lock().map_err(|_| "writer poisoned".to_string())?;
+        send(&mut *w, frame)
+            .and_then(|_| w.flush())
+            .map_err(|e| e.to_string())
+    };
+    match Frame::decode(&read_frame(reader).map_err(|e| e.to_string())?) {
+        Ok(Frame::Hello {
+            version, cookie, ..
+        }) if version == VERSION_SOURCE && cookie == COOKIE => {}
+        Ok(other) => {
+            reply(&Frame::Error {
+                message: "expected HELLO with version 0.0.1 and the cookie".into(),
+            })?;
+            return Err(format!("bad handshake {other:?}"));
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    const MAX_CREDITS: u32 = 500;
+    const REFILL: u32 = 50;
+    reply(&Frame::Ok {
+        credits: MAX_CREDITS,
+    })?;
+    worker.lock().conns.insert(
+        conn,
+        SourceConn {
+            writer: Arc::clone(writer),
+            socket: socket.try_clone().map_err(|e| e.to_string())?,
+        },
+    );
+    let mut counter = MAX_CREDITS;
+    loop {
+        let body = read_frame(reader).map_err(|e| e.to_string())?;
+        counter = counter.saturating_sub(1);
+        if counter <= REFILL {
+            reply(&Frame::Ack {
+                credits: MAX_CREDITS - counter,
+                acks: vec![],
+            })?;
+            counter = MAX_CREDITS;
+        }
+        let frame = match Frame::decode(&body) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = reply(&Frame::Error {
+                    message: e.to_string(),
+                });
+                return Err(e.to_string());
+            }
+        };
+        let mut core = worker.lock();
+        if !core.conns.contains_key(&conn) {
+            return Err("restarted".into());
+        }
+        match frame {
+            Frame::Notify {
+                stream_id,
+                stream_name,
+                ..
+            } => {
+                let ready = core.ready();
+                let durable_por = core.durable.streams.get(&stream_id).and_then(|d| d.por);
+                let stream = core.streams.entry(stream_id).or_default();
+                let owned_elsewhere = stream.owner.is_some_and(|o| o != conn);
+                let success = ready && !owned_elsewhere;
+                if success {
+                    stream.owner = Some(conn);
+                    stream.name = String::from_utf8_lossy(&stream_name).into_owned();
+                }
+                drop(core);
+                reply(&Frame::NotifyAck {
+                    success,
+                    stream_id,
+                    point_of_ref: durable_por.unwrap_or(U64MAX),
+                })?;
+            }
+            Frame::Message {
+                stream_id,
+                message_id,
+                payload,
+                ..
+            } => {
+                if !core.ready() {
+                    drop(core);
+                    let _ = reply(&Frame::Restart { address: None });
+                    return Err("data while not connected to the sink".into());
+                }
+                if core.streams.get(&stream_id).and_then(|s| s.owner) != Some(conn) {
+                    drop(core);
+                    let _ = reply(&Frame::Error {
+                        message: format!(
+                            "Bad/unregistered stream_id {stream_id} with message_id {message_id}"
+                        ),
+                    });
+                    return Err("message for an unregistered stream".into());
+                }
+                if let Err(SinkLost(why)) = core.forward(stream_id, message_id, &payload) {
+                    worker.ready.store(false, Ordering::SeqCst);
+                    core.lose_sink(&why);
+                    return Err("sink lost".into());
+                }
+            }
+            Frame::Eos { stream_id } => {
+                if let Some(s) = core.streams.get_mut(&stream_id) {
+                    if s.owner == Some(conn) {
+                        s.eos = true;
+                    }
+                }
+            }
+            other => {
+                drop(core);
+                let _ = reply(&Frame::Error {
+                    message: format!("unexpected frame tag {}", other.tag()),
+                });
+                return Err("unexpected frame".into());
+            }
+        }
+    }
+}
+
+fn serve_external(worker: &Worker, mut socket: TcpStream) {
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(10)));
+    while let Ok((id, _payload)) = external::read_message(&mut socket) {
+        let response = match id {
+            external::CLUSTER_STATUS_QUERY => {
+                let names = worker.members.lock().map(|m| m.clone()).unwrap_or_default();
+                let status = ClusterStatus {
+                    worker_count: names.len(),
+                    worker_names: names,
+                    processing_messages: worker.ready.load(Ordering::SeqCst),
+                };
+                (
+                    external::CLUSTER_STATUS_RESPONSE,
+                    serde_json::to_vec(&status).expect("status serializes"),
+                )
+            }
+            _ => (
+                external::SHRINK_ERROR_RESPONSE,
+                b"Unsupported request".to_vec(),
+            ),
+        };
+        if external::write_message(&mut socket, response.0, &response.1).is_err() {
+            break;
+        }
+    }
+}

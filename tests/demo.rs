@@ -1,0 +1,493 @@
+//! End-to-end tests of the embedded system under test: real processes on free ports,
+//! killed with SIGKILL at seeded random moments, and verified with `verify`.
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use soakcheck::demo::cluster::{
+    feed_command, free_port, sink_command, wait_ready, worker_command, ChildGuard, WorkerPorts,
+};
+use soakcheck::formats::input::input_path;
+use soakcheck::formats::mapped::IoMode;
+use soakcheck::formats::txnlog::{read_txnlog, Record};
+use soakcheck::gen::inputs::{generate_inputs, DataSource};
+use soakcheck::gen::Rng;
+use soakcheck::verify::{verify, KeyInput, Semantics, VerifyPlan};
+use soakcheck::wire::connector::{Frame, TwoPc, COOKIE, VERSION_SINK};
+use soakcheck::wire::{read_frame, write_frame};
+
+fn exe() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("soakcheck")
+}
+
+fn verify_dir(dir: &Path, keys: &[u8]) -> soakcheck::verify::Report {
+    verify(&VerifyPlan {
+        sink_dir: Some(dir.join("sink-out")),
+        plain_outputs: vec![],
+        inputs: keys
+            .iter()
+            .map(|&key| KeyInput {
+                key,
+                path: input_path(&dir.join("in"), key),
+            })
+            .collect(),
+        expect_complete: true,
+        semantics: Semantics::ExactlyOnce,
+        io: IoMode::Read,
+    })
+    .unwrap()
+}
+
+/// What the test restarts after a kill.
+enum Role {
+    Sink,
+    Worker(usize),
+    Feed(usize),
+}
+
+#[test]
+fn survives_seeded_sigkills_of_sink_workers_and_feeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = b"ABC";
+    generate_inputs(keys, 60_000, &d.join("in"), &DataSource::Seeded(3)).unwrap();
+    std::fs::create_dir_all(d.join("sink-out")).unwrap();
+    let exe = exe();
+    let workers = 2;
+    let sink_port = free_port().unwrap();
+    let ports: Vec<WorkerPorts> = (0..workers)
+        .map(|_| WorkerPorts {
+            source: free_port().unwrap(),
+            external: free_port().unwrap(),
+        })
+        .collect();
+    let interval = Duration::from_millis(100);
+    let start = |role: &Role| -> ChildGuard {
+        match *role {
+            Role::Sink => ChildGuard::spawn(
+                "sink",
+                sink_command(&exe, &d.join("sink-out"), sink_port),
+                &d.join("sink-out/stdout-stderr"),
+            ),
+            Role::Worker(n) => ChildGuard::spawn(
+                &format!("worker {n}"),
+                worker_command(
+                    &exe,
+                    n,
+                    workers,
+                    ports[n],
+                    sink_port,
+                    &d.join("state"),
+                    interval,
+                ),
+                &d.join(format!("wallaroo.{n}")),
+            ),
+            Role::Feed(i) => ChildGuard::spawn(
+                &format!("feed {i}"),
+                // About 185 KB per key at 25 KB/s: 7 to 8 seconds of feeding without faults.
+                feed_command(
+                    &exe,
+                    &input_path(&d.join("in"), keys[i]),
+                    25_000,
+                    ports[i % workers].source,
+                ),
+                &d.join(format!("sender.out.{}", keys[i] as char)),
+            ),
+        }
+        .unwrap()
+    };
+    let roles: Vec<Role> = std::iter::once(Role::Sink)
+        .chain((0..workers).map(Role::Worker))
+        .chain((0..keys.len()).map(Role::Feed))
+        .collect();
+    let mut procs: Vec<Option<ChildGuard>> = roles.iter().map(|r| Some(start(r))).collect();
+    let mut done = vec![false; roles.len()];
+    let mut rng = Rng::new(20261128);
+    let began = Instant::now();
+    let mut kills = 0;
+    let mut next_kill = began + Duration::from_millis(rng.range(150, 450));
+    while !(1 + workers..roles.len()).all(|i| done[i]) {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "not finished in 60 s after {kills} kills; logs in {}",
+            d.display()
+        );
+        for (i, p) in procs.iter_mut().enumerate() {
+            if let Some(child) = p {
+                if let Some(status) = child.try_wait() {
+                    match roles[i] {
+                        Role::Feed(_) if status.success() => done[i] = true,
+                        _ => panic!(
+                            "{} exited with {status}; logs in {}",
+                            child.name,
+                            d.display()
+                        ),
+                    }
+                    *p = None;
+                }
+            }
+        }
+        if kills < 24 && Instant::now() >= next_kill {
+            // Kill a random live component, and start it again a moment later.
+            let live: Vec<usize> = (0..roles.len()).filter(|&i| procs[i].is_some()).collect();
+            let victim = live[rng.range(0, live.len() as u64 - 1) as usize];
+            procs[victim].as_mut().unwrap().kill();
+            kills += 1;
+            std::thread::sleep(Duration::from_millis(rng.range(0, 150)));
+            procs[victim] = Some(start(&roles[victim]));
+            next_kill = Instant::now() + Duration::from_millis(rng.range(150, 450));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(kills >= 20, "only {kills} kills before the feeds finished");
+    for p in procs.iter_mut().flatten() {
+        p.stop(Duration::from_secs(2));
+    }
+    let report = verify_dir(d, keys);
+    assert_eq!(
+        report.verdict.exit_code(),
+        0,
+        "{}\nlogs in {}",
+        report.to_human(false),
+        d.display()
+    );
+    assert!(report.keys.iter().all(|k| k.complete));
+    let log = std::fs::read_to_string(d.join("sink-out/stdout-stderr")).unwrap();
+    assert!(
+        !log.contains("CRITICAL"),
+        "the sink saw a protocol violation:\n{log}"
+    );
+}
+
+#[test]
+fn each_injected_fault_is_caught_by_verify() {
+    for kind in ["loss", "duplicate", "reorder", "corrupt"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = assert_cmd::Command::new(exe())
+            .args([
+                "demo",
+                "cluster",
+                "--workers",
+                "2",
+                "--keys",
+                "A,B,C",
+                "--bytes-per-key",
+                "20000",
+                "--json",
+            ])
+            .args([
+                "--checkpoint-interval",
+                "50ms",
+                "--inject",
+                kind,
+                "--inject-after",
+                "300",
+                "--inject-key",
+                "B",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            doc["keys"][1]["violation"]["kind"], kind,
+            "{kind}: {}",
+            doc["keys"][1]
+        );
+        // The fault is at the 301st line of B (49-byte lines); a duplicate shows on the
+        // line after the original copy.
+        let at = if kind == "duplicate" { 301 } else { 300 };
+        assert_eq!(
+            doc["keys"][1]["violation"]["input_offset"],
+            at * 49,
+            "{kind}"
+        );
+        assert!(doc["keys"][0]["violation"].is_null() && doc["keys"][2]["violation"].is_null());
+    }
+}
+
+/// Plays a worker against a real sink process.
+struct FakeWorker {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl FakeWorker {
+    fn connect(port: u16, name: &str) -> FakeWorker {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let socket = loop {
+            match TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("sink not up: {e}"),
+            }
+        };
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut w = FakeWorker {
+            reader: BufReader::new(socket.try_clone().unwrap()),
+            writer: socket,
+        };
+        w.send(&Frame::Hello {
+            version: VERSION_SINK.into(),
+            cookie: COOKIE.into(),
+            program: "Passthrough".into(),
+            instance: name.into(),
+        });
+        assert_eq!(w.recv(), Frame::Ok { credits: 500 });
+        w
+    }
+    fn send(&mut self, f: &Frame) {
+        write_frame(&mut self.writer, &f.encode()).unwrap();
+        self.writer.flush().unwrap();
+    }
+    fn recv(&mut self) -> Frame {
+        Frame::decode(&read_frame(&mut self.reader).unwrap()).unwrap()
+    }
+    fn two_pc(&mut self, m: TwoPc) {
+        self.send(&m.into_frame());
+    }
+    fn recv_2pc(&mut self) -> TwoPc {
+        match self.recv() {
+            Frame::Message {
+                stream_id: 0,
+                payload,
+                ..
+            } => TwoPc::decode(&payload).unwrap(),
+            other => panic!("expected a 2PC message, got {other:?}"),
+        }
+    }
+    /// NOTIFY stream 1; returns the sink's offset.
+    fn notify(&mut self) -> u64 {
+        self.send(&Frame::Notify {
+            stream_id: 1,
+            stream_name: b"Passthrough-w-initializer-id-1".to_vec(),
+            point_of_ref: 0,
+        });
+        match self.recv() {
+            Frame::NotifyAck {
+                success: true,
+                stream_id: 1,
+                point_of_ref,
+            } => point_of_ref,
+            other => panic!("{other:?}"),
+        }
+    }
+    fn list_uncommitted(&mut self) -> Vec<String> {
+        self.two_pc(TwoPc::ListUncommitted { rtag: 77778 });
+        match self.recv_2pc() {
+            TwoPc::ReplyUncommitted {
+                rtag: 77778,
+                txn_ids,
+            } => txn_ids,
+            other => panic!("{other:?}"),
+        }
+    }
+    fn data(&mut self, offset: u64, line: &[u8]) {
+        self.send(&Frame::Message {
+            stream_id: 1,
+            message_id: offset,
+            event_time: 0,
+            key: None,
+            payload: line.to_vec(),
+        });
+    }
+    fn phase1(&mut self, txn: &str, start: u64, end: u64) -> bool {
+        self.two_pc(TwoPc::Phase1 {
+            txn_id: txn.into(),
+            where_list: vec![(1, start, end)],
+        });
+        match self.recv_2pc() {
+            TwoPc::Reply { txn_id, commit } if txn_id == txn => commit,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn kinds(txnlog: &Path) -> Vec<String> {
+    read_txnlog(txnlog)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.record.kind().to_string())
+        .collect()
+}
+
+#[test]
+fn sink_recovers_a_voted_transaction_after_sigkill_between_phase1_and_phase2() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let log = dir.path().join("sink.log");
+    let mut sink = ChildGuard::spawn("sink", sink_command(&exe(), dir.path(), port), &log).unwrap();
+    let mut w = FakeWorker::connect(port, "initializer");
+    assert_eq!(w.notify(), 0);
+    assert!(w.list_uncommitted().is_empty());
+    w.data(0, b"A1\n");
+    w.data(3, b"A2\n");
+    assert!(w.phase1("T:c_id=1", 0, 6));
+    w.two_pc(TwoPc::Phase2 {
+        txn_id: "T:c_id=1".into(),
+        commit: true,
+    });
+    w.data(6, b"A3\n");
+    assert!(w.phase1("T:c_id=2", 6, 9));
+    // Crash between phase 1 and phase 2.
+    sink.kill();
+    let mut sink = ChildGuard::spawn("sink", sink_command(&exe(), dir.path(), port), &log).unwrap();
+    let mut w = FakeWorker::connect(port, "initializer");
+    assert_eq!(w.notify(), 9, "a pending commit vote keeps its data");
+    assert_eq!(w.list_uncommitted(), vec!["T:c_id=2".to_string()]);
+    w.two_pc(TwoPc::Phase2 {
+        txn_id: "T:c_id=2".into(),
+        commit: true,
+    });
+    w.data(9, b"A4\n");
+    assert!(w.phase1("T:c_id=3", 9, 12));
+    w.two_pc(TwoPc::Phase2 {
+        txn_id: "T:c_id=3".into(),
+        commit: false,
+    });
+    assert_eq!(w.notify(), 9, "the abort truncated back to the commit");
+    drop(w);
+    std::thread::sleep(Duration::from_millis(200));
+    sink.kill();
+    assert_eq!(
+        std::fs::read(dir.path().join("output.initializer")).unwrap(),
+        b"A1\nA2\nA3\n"
+    );
+    assert_eq!(
+        kinds(&dir.path().join("output.initializer.txnlog")),
+        [
+            "list-uncommitted",
+            "1-ok",
+            "2-ok",
+            "1-ok",
+            "list-uncommitted",
+            "2-ok",
+            "1-ok",
+            "2-rollback",
+            "connection-closed"
+        ]
+    );
+}
+
+#[test]
+fn sink_truncates_unvoted_data_after_sigkill_between_data_and_vote() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let log = dir.path().join("sink.log");
+    let mut sink = ChildGuard::spawn("sink", sink_command(&exe(), dir.path(), port), &log).unwrap();
+    let mut w = FakeWorker::connect(port, "worker1");
+    w.notify();
+    w.list_uncommitted();
+    w.data(0, b"B1\n");
+    assert!(w.phase1("T:c_id=1", 0, 3));
+    w.two_pc(TwoPc::Phase2 {
+        txn_id: "T:c_id=1".into(),
+        commit: true,
+    });
+    w.data(3, b"B2\n");
+    w.data(6, b"B3\n");
+    std::thread::sleep(Duration::from_millis(100));
+    sink.kill();
+    let _sink = ChildGuard::spawn("sink", sink_command(&exe(), dir.path(), port), &log).unwrap();
+    let mut w = FakeWorker::connect(port, "worker1");
+    assert_eq!(w.notify(), 3);
+    assert!(w.list_uncommitted().is_empty());
+    assert_eq!(
+        std::fs::read(dir.path().join("output.worker1")).unwrap(),
+        b"B1\n"
+    );
+}
+
+#[test]
+fn sink_protocol_violations_exit_66_with_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let log = dir.path().join("sink.log");
+    let mut sink = ChildGuard::spawn("sink", sink_command(&exe(), dir.path(), port), &log).unwrap();
+    let mut w = FakeWorker::connect(port, "initializer");
+    w.notify();
+    w.data(0, b"A1\n");
+    w.data(0, b"A1\n"); // a message id that goes back
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = sink.try_wait() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the sink did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(66));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("CRITICAL") && l.contains("duplicate data")),
+        "{text}"
+    );
+    let records = read_txnlog(&dir.path().join("output.initializer.txnlog")).unwrap();
+    assert!(matches!(
+        records.entries.last().unwrap().record,
+        Record::ConnectionClosed
+    ));
+}
+
+#[test]
+fn a_malformed_frame_closes_a_source_connection_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink_port = free_port().unwrap();
+    let ports = WorkerPorts {
+        source: free_port().unwrap(),
+        external: free_port().unwrap(),
+    };
+    let _sink = ChildGuard::spawn(
+        "sink",
+        sink_command(&exe(), dir.path(), sink_port),
+        &dir.path().join("sink.log"),
+    )
+    .unwrap();
+    let _worker = ChildGuard::spawn(
+        "worker",
+        worker_command(
+            &exe(),
+            0,
+            1,
+            ports,
+            sink_port,
+            &dir.path().join("state"),
+            Duration::from_millis(100),
+        ),
+        &dir.path().join("worker.log"),
+    )
+    .unwrap();
+    assert!(wait_ready(&[ports], Duration::from_secs(10)));
+    for garbage in [
+        &[0u8, 0, 0, 2, 42, 0][..],
+        &[0, 0, 0, 3, 0, 0, 9][..],
+        &[0, 0, 0, 9, 0][..],
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", ports.source)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(garbage).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reader = BufReader::new(s);
+        // Either an ERROR frame then close, or a plain close: never a hang.
+        while let Ok(body) = read_frame(&mut reader) {
+            assert!(matches!(Frame::decode(&body), Ok(Frame::Error { .. })));
+        }
+    }
+    // The worker is still serving.
+    assert!(wait_ready(&[ports], Duration::from_secs(2)));
+}
