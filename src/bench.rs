@@ -247,3 +247,77 @@ impl BenchVerifyReport {
         )
     }
 }
+
+/// `soakcheck bench demo`: committed throughput of the embedded demo, unthrottled.
+#[derive(Debug, Clone)]
+pub struct BenchDemoPlan {
+    pub keys: usize,
+    pub workers: usize,
+    pub bytes_per_key: u64,
+    pub checkpoint_interval: Duration,
+    pub exe: PathBuf,
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchDemoReport {
+    pub keys: usize,
+    pub workers: usize,
+    pub committed_bytes: u64,
+    pub commits: u64,
+    /// From the first feed started to the last feed's final ack.
+    pub feeding_s: f64,
+    pub committed_mb_per_s: f64,
+    pub verified: bool,
+}
+
+pub fn bench_demo(plan: &BenchDemoPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchDemoReport, BenchError> {
+    use crate::demo::cluster::{run_cluster, ClusterPlan};
+    let (root, _guard) = match &plan.dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = std::env::temp_dir().join(format!("soakcheck-bench-demo-{}", std::process::id()));
+            (d.clone(), Some(TempDir(d)))
+        }
+    };
+    let cluster = ClusterPlan {
+        exe: plan.exe.clone(),
+        workers: plan.workers,
+        keys: (b'A'..).take(plan.keys).collect(),
+        bytes_per_key: plan.bytes_per_key,
+        rate: 0,
+        dir: root,
+        checkpoint_interval: plan.checkpoint_interval,
+        inject: None,
+        seed: 1,
+        timeout: Duration::from_secs(600),
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = run_cluster(&cluster, &stop, progress).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let feeding = outcome.feeding.as_secs_f64();
+    Ok(BenchDemoReport {
+        keys: plan.keys,
+        workers: plan.workers,
+        committed_bytes: outcome.report.sink.committed_bytes,
+        commits: outcome.report.sink.commits,
+        feeding_s: feeding,
+        committed_mb_per_s: outcome.report.sink.committed_bytes as f64 / 1e6 / feeding,
+        verified: outcome.report.verdict == crate::verify::Verdict::Ok,
+    })
+}
+
+impl BenchDemoReport {
+    pub fn to_human(&self) -> String {
+        format!(
+            "bench demo: {} workers, {} unthrottled feeds -> {:.1} MB committed in {} commits\n  \
+             feeding took {:.2} s: {:.1} MB/s committed (target >= 20 MB/s); verify --expect-complete: {}\n",
+            self.workers,
+            self.keys,
+            self.committed_bytes as f64 / 1e6,
+            self.commits,
+            self.feeding_s,
+            self.committed_mb_per_s,
+            if self.verified { "pass" } else { "FAIL" }
+        )
+    }
+}

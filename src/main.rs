@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use soakcheck::bench::{bench_verify, BenchVerifyPlan};
+use soakcheck::bench::{bench_demo, bench_verify, BenchDemoPlan, BenchVerifyPlan};
 use soakcheck::demo::cluster::{run_cluster, ClusterPlan};
 use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
@@ -244,6 +244,24 @@ struct GenSinkArgs {
 enum BenchCommand {
     /// Time verify against `cmp` of the same number of bytes.
     Verify(BenchVerifyArgs),
+    /// Committed throughput of the embedded demo (sink, workers, unthrottled feeds).
+    Demo(BenchDemoArgs),
+}
+
+#[derive(Args)]
+struct BenchDemoArgs {
+    #[arg(long, default_value_t = 10)]
+    keys: usize,
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    #[arg(long, value_name = "N", default_value_t = 4_000_000)]
+    bytes_per_key: u64,
+    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
+    checkpoint_interval: std::time::Duration,
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -272,6 +290,7 @@ fn main() -> ExitCode {
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
         Command::Bench(BenchCommand::Verify(args)) => run_bench_verify(args),
+        Command::Bench(BenchCommand::Demo(args)) => run_bench_demo(args),
         Command::Demo(DemoCommand::Sink(args)) => run_demo_sink(args),
         Command::Demo(DemoCommand::Worker(args)) => run_demo_worker(args),
         Command::Demo(DemoCommand::Feed(args)) => return run_demo_feed(args),
@@ -554,9 +573,7 @@ fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             seed: args.seed,
             timeout: args.timeout,
         };
-        Ok(run_cluster(&plan, &stop, &mut |m| {
-            eprintln!("cluster: {m}")
-        })?)
+        Ok(run_cluster(&plan, &stop, &mut |m| eprintln!("cluster: {m}"))?.report)
     })();
     match result {
         Ok(report) => {
@@ -573,4 +590,25 @@ fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+fn run_bench_demo(args: BenchDemoArgs) -> anyhow::Result<()> {
+    let plan = BenchDemoPlan {
+        keys: args.keys,
+        workers: args.workers,
+        bytes_per_key: args.bytes_per_key,
+        checkpoint_interval: args.checkpoint_interval,
+        exe: std::env::current_exe().context("locating the soakcheck binary")?,
+        dir: args.dir,
+    };
+    let report = bench_demo(&plan, &mut |m| eprintln!("bench: {m}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_human());
+    }
+    if !report.verified {
+        bail!("the demo's output did not verify");
+    }
+    Ok(())
 }

@@ -216,12 +216,20 @@ pub fn wait_ready(ports: &[WorkerPorts], timeout: Duration) -> bool {
     })
 }
 
+/// The verification of a cluster run and how long the feeds took.
+#[derive(Debug, Clone)]
+pub struct ClusterOutcome {
+    pub report: Report,
+    /// From the first feed started to the last feed finished.
+    pub feeding: Duration,
+}
+
 /// Runs the whole cluster to the end of its inputs and verifies the result.
 pub fn run_cluster(
     plan: &ClusterPlan,
     stop: &AtomicBool,
     progress: &mut dyn FnMut(&str),
-) -> Result<Report, ClusterError> {
+) -> Result<ClusterOutcome, ClusterError> {
     if plan.workers == 0 || plan.workers > 9 {
         return Err(ClusterError::Setup(format!(
             "--workers must be 1..=9, not {}",
@@ -320,6 +328,7 @@ pub fn run_cluster(
             plan.dir.display()
         )));
     }
+    let feeding_started = Instant::now();
     let mut feeds = Vec::new();
     for (i, &key) in plan.keys.iter().enumerate() {
         let input = input_path(&input_dir, key);
@@ -379,7 +388,8 @@ pub fn run_cluster(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    progress("every feed finished; stopping the cluster");
+    let feeding = feeding_started.elapsed();
+    progress(&format!("every feed finished after {feeding:.2?}; stopping the cluster"));
     for c in children.iter_mut().rev() {
         c.stop(Duration::from_secs(2));
     }
@@ -398,5 +408,5 @@ pub fn run_cluster(
         semantics: Semantics::ExactlyOnce,
         io: IoMode::Mmap,
     };
-    Ok(verify(&plan)?)
+    Ok(ClusterOutcome { report: verify(&plan)?, feeding })
 }
