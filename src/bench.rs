@@ -271,12 +271,16 @@ pub struct BenchDemoReport {
     pub verified: bool,
 }
 
-pub fn bench_demo(plan: &BenchDemoPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchDemoReport, BenchError> {
+pub fn bench_demo(
+    plan: &BenchDemoPlan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchDemoReport, BenchError> {
     use crate::demo::cluster::{run_cluster, ClusterPlan};
     let (root, _guard) = match &plan.dir {
         Some(d) => (d.clone(), None),
         None => {
-            let d = std::env::temp_dir().join(format!("soakcheck-bench-demo-{}", std::process::id()));
+            let d =
+                std::env::temp_dir().join(format!("soakcheck-bench-demo-{}", std::process::id()));
             (d.clone(), Some(TempDir(d)))
         }
     };
@@ -293,7 +297,8 @@ pub fn bench_demo(plan: &BenchDemoPlan, progress: &mut dyn FnMut(&str)) -> Resul
         timeout: Duration::from_secs(600),
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let outcome = run_cluster(&cluster, &stop, progress).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let outcome =
+        run_cluster(&cluster, &stop, progress).map_err(|e| BenchError::Setup(e.to_string()))?;
     let feeding = outcome.feeding.as_secs_f64();
     Ok(BenchDemoReport {
         keys: plan.keys,

@@ -491,3 +491,107 @@ fn a_malformed_frame_closes_a_source_connection_with_an_error() {
     // The worker is still serving.
     assert!(wait_ready(&[ports], Duration::from_secs(2)));
 }
+
+#[test]
+fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_inputs(b"A", 20_000, &d.join("in"), &DataSource::Seeded(5)).unwrap();
+    let sink_dir = d.join("sink-out");
+    std::fs::create_dir_all(&sink_dir).unwrap();
+    // A forced abort vote at checkpoint 3; a close right after a commit vote at 6 (the
+    // worker recorded its decision, so it must commit on reconnect); a close before the
+    // reply at 9 (no decision recorded: it must abort).
+    std::fs::write(
+        sink_dir.join("abort.initializer"),
+        "(\"txnid-regexp\", \":c_id=3$\", False, False, False)\n\
+         (\"txnid-regexp\", \":c_id=6$\", True, False, True)\n\
+         (\"txnid-regexp\", \":c_id=9$\", True, True, False)\n\
+         (\"# the original's comment idiom\")\n",
+    )
+    .unwrap();
+    let exe = exe();
+    let sink_port = free_port().unwrap();
+    let ports = WorkerPorts {
+        source: free_port().unwrap(),
+        external: free_port().unwrap(),
+    };
+    let mut sink = ChildGuard::spawn(
+        "sink",
+        sink_command(&exe, &sink_dir, sink_port),
+        &sink_dir.join("stdout-stderr"),
+    )
+    .unwrap();
+    let mut worker = ChildGuard::spawn(
+        "worker",
+        worker_command(
+            &exe,
+            0,
+            1,
+            ports,
+            sink_port,
+            &d.join("state"),
+            Duration::from_millis(100),
+        ),
+        &d.join("wallaroo.0"),
+    )
+    .unwrap();
+    assert!(wait_ready(&[ports], Duration::from_secs(10)));
+    let mut feed = ChildGuard::spawn(
+        "feed",
+        feed_command(&exe, &input_path(&d.join("in"), b'A'), 30_000, ports.source),
+        &d.join("sender.out.A"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(s) = feed.try_wait() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the feed did not finish; logs in {}",
+            d.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    worker.stop(Duration::from_secs(2));
+    sink.stop(Duration::from_secs(2));
+    let report = verify_dir(d, b"A");
+    assert_eq!(report.verdict.exit_code(), 0, "{}", report.to_human(false));
+    let records = read_txnlog(&sink_dir.join("output.initializer.txnlog"))
+        .unwrap()
+        .entries;
+    let has = |pred: &dyn Fn(&Record) -> bool| records.iter().any(|e| pred(&e.record));
+    assert!(has(
+        &|r| matches!(r, Record::Phase1Rollback { txn_id, .. } if txn_id.ends_with(":c_id=3"))
+    ));
+    assert!(has(
+        &|r| matches!(r, Record::Close { when } if when == "after reply")
+    ));
+    assert!(has(
+        &|r| matches!(r, Record::Close { when } if when == "before reply")
+    ));
+    assert!(has(
+        &|r| matches!(r, Record::ListUncommitted { txn_ids } if txn_ids.len() == 1 && txn_ids[0].ends_with(":c_id=6"))
+    ));
+    assert!(has(
+        &|r| matches!(r, Record::Phase2Commit { txn_id, .. } if txn_id.ends_with(":c_id=6"))
+    ));
+    assert!(has(
+        &|r| matches!(r, Record::Phase2Rollback { txn_id, .. } if txn_id.ends_with(":c_id=9"))
+    ));
+    // Every txnlog line is a Python literal the original tools can eval.
+    let text = std::fs::read_to_string(sink_dir.join("output.initializer.txnlog")).unwrap();
+    if let Ok(out) = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import ast,sys\nfor l in open(sys.argv[1]): ast.literal_eval(l)\nprint('ok')",
+        ])
+        .arg(sink_dir.join("output.initializer.txnlog"))
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{text}");
+    }
+}

@@ -389,7 +389,9 @@ pub fn run_cluster(
         std::thread::sleep(Duration::from_millis(50));
     }
     let feeding = feeding_started.elapsed();
-    progress(&format!("every feed finished after {feeding:.2?}; stopping the cluster"));
+    progress(&format!(
+        "every feed finished after {feeding:.2?}; stopping the cluster"
+    ));
     for c in children.iter_mut().rev() {
         c.stop(Duration::from_secs(2));
     }
@@ -408,5 +410,8 @@ pub fn run_cluster(
         semantics: Semantics::ExactlyOnce,
         io: IoMode::Mmap,
     };
-    Ok(ClusterOutcome { report: verify(&plan)?, feeding })
+    Ok(ClusterOutcome {
+        report: verify(&plan)?,
+        feeding,
+    })
 }

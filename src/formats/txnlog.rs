@@ -500,6 +500,86 @@ mod tests {
         );
     }
 
+    /// Every record kind we write is a Python literal whose repr is the same bytes
+    /// (checked with CPython's ast.literal_eval when python3 is present).
+    #[test]
+    fn every_written_kind_is_a_python_literal() {
+        let wl = vec![WhereRange {
+            stream_id: 1,
+            start: 2940,
+            end: 5390,
+        }];
+        let records = [
+            Record::Phase1Commit {
+                txn_id: "P-w-initializer-id-7:c_id=1".into(),
+                where_list: wl.clone(),
+            },
+            Record::Phase1Rollback {
+                txn_id: "P-w-initializer-id-7:c_id=2".into(),
+                where_list: wl,
+            },
+            Record::Phase2Commit {
+                txn_id: "T".into(),
+                offset: 5390,
+            },
+            Record::Phase2Rollback {
+                txn_id: "T".into(),
+                offset: 2940,
+            },
+            Record::Phase2Error {
+                txn_id: "T".into(),
+                message: "unknown txn_id, commit True".into(),
+            },
+            Record::ListUncommitted { txn_ids: vec![] },
+            Record::ListUncommitted {
+                txn_ids: vec!["T:c_id=3".into()],
+            },
+            Record::NextTxnForceAbort {
+                message: "2PC: Phase 1 invalid start_por 1 end_por 9 msg2 'T'".into(),
+            },
+            Record::ConnectionClosed,
+            Record::Close {
+                when: "before reply".into(),
+            },
+            Record::WorkersLeft {
+                workers: vec!["worker2".into()],
+            },
+            Record::S3Commit {
+                txn_id: "T".into(),
+                object: "p0000000000005390".into(),
+                reason: "commit".into(),
+            },
+        ];
+        let lines: String = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format_record(1587413105.0 + i as f64 / 7.0, r))
+            .collect();
+        for line in lines.lines() {
+            assert_eq!(format!("{}\n", line), {
+                let (t, r) = parse_record(line.as_bytes()).unwrap();
+                format_record(t, &r)
+            });
+        }
+        let script = "import ast,sys\nfor l in sys.stdin:\n    l=l.rstrip('\\n')\n    v=ast.literal_eval(l)\n    assert repr(v)==l,(repr(v),l)\nprint('ok')";
+        let Ok(mut child) = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            return;
+        };
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), lines.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "ok",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     #[test]
     fn torn_last_line_is_a_tail_not_an_error() {
         let text = b"[1.0, '2-ok', 'a', 5]\n[2.0, '2-ok', 'b";
