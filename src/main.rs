@@ -88,6 +88,15 @@ struct DemoWorkerArgs {
     /// The sink's port.
     #[arg(long, env = "WALLAROO_OUT_PORT", default_value_t = 7200)]
     sink_port: u16,
+    /// The initializer's control port (workers register there).
+    #[arg(long, env = "WALLAROO_CONTROL_BASE", default_value_t = 7101)]
+    control_base: u16,
+    /// Override the initializer's control port.
+    #[arg(long)]
+    control_port: Option<u16>,
+    /// Join a running cluster as a new member (grow).
+    #[arg(long)]
+    join: bool,
     /// Override the connector source port.
     #[arg(long)]
     source_port: Option<u16>,
@@ -514,6 +523,8 @@ fn run_demo_worker(args: DemoWorkerArgs) -> anyhow::Result<()> {
         sink_addr: localhost(args.sink_port),
         checkpoint_interval: args.checkpoint_interval,
         inject,
+        control_addr: localhost(args.control_port.unwrap_or(args.control_base)),
+        join: args.join,
     };
     run_worker(config)?;
     Ok(())

@@ -18,6 +18,14 @@ use soakcheck::verify::{verify, KeyInput, Semantics, VerifyPlan};
 use soakcheck::wire::connector::{Frame, TwoPc, COOKIE, VERSION_SINK};
 use soakcheck::wire::{read_frame, write_frame};
 
+/// These tests start servers and time kills; run them one at a time so they neither
+/// share ports nor starve each other of the CI machine's two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn exe() -> PathBuf {
     assert_cmd::cargo::cargo_bin("soakcheck")
 }
@@ -49,6 +57,7 @@ enum Role {
 
 #[test]
 fn survives_seeded_sigkills_of_sink_workers_and_feeds() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let keys = b"ABC";
@@ -57,10 +66,12 @@ fn survives_seeded_sigkills_of_sink_workers_and_feeds() {
     let exe = exe();
     let workers = 2;
     let sink_port = free_port().unwrap();
+    let control = free_port().unwrap();
     let ports: Vec<WorkerPorts> = (0..workers)
         .map(|_| WorkerPorts {
             source: free_port().unwrap(),
             external: free_port().unwrap(),
+            control,
         })
         .collect();
     let interval = Duration::from_millis(100);
@@ -163,6 +174,7 @@ fn survives_seeded_sigkills_of_sink_workers_and_feeds() {
 
 #[test]
 fn each_injected_fault_is_caught_by_verify() {
+    let _serial = serial();
     for kind in ["loss", "duplicate", "reorder", "corrupt"] {
         let dir = tempfile::tempdir().unwrap();
         let out = assert_cmd::Command::new(exe())
@@ -327,6 +339,7 @@ fn kinds(txnlog: &Path) -> Vec<String> {
 
 #[test]
 fn sink_recovers_a_voted_transaction_after_sigkill_between_phase1_and_phase2() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
     let log = dir.path().join("sink.log");
@@ -385,6 +398,7 @@ fn sink_recovers_a_voted_transaction_after_sigkill_between_phase1_and_phase2() {
 
 #[test]
 fn sink_truncates_unvoted_data_after_sigkill_between_data_and_vote() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
     let log = dir.path().join("sink.log");
@@ -414,6 +428,7 @@ fn sink_truncates_unvoted_data_after_sigkill_between_data_and_vote() {
 
 #[test]
 fn sink_protocol_violations_exit_66_with_critical() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
     let log = dir.path().join("sink.log");
@@ -446,11 +461,14 @@ fn sink_protocol_violations_exit_66_with_critical() {
 
 #[test]
 fn a_malformed_frame_closes_a_source_connection_with_an_error() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let sink_port = free_port().unwrap();
+    let control = free_port().unwrap();
     let ports = WorkerPorts {
         source: free_port().unwrap(),
         external: free_port().unwrap(),
+        control,
     };
     let _sink = ChildGuard::spawn(
         "sink",
@@ -494,6 +512,7 @@ fn a_malformed_frame_closes_a_source_connection_with_an_error() {
 
 #[test]
 fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     generate_inputs(b"A", 20_000, &d.join("in"), &DataSource::Seeded(5)).unwrap();
@@ -512,9 +531,11 @@ fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
     .unwrap();
     let exe = exe();
     let sink_port = free_port().unwrap();
+    let control = free_port().unwrap();
     let ports = WorkerPorts {
         source: free_port().unwrap(),
         external: free_port().unwrap(),
+        control,
     };
     let mut sink = ChildGuard::spawn(
         "sink",
@@ -594,4 +615,171 @@ fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
     {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{text}");
     }
+}
+
+fn external_request(port: u16, id: u16, payload: &[u8]) -> (u16, Vec<u8>) {
+    use soakcheck::wire::external::{read_message, write_message};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write_message(&mut s, id, payload).unwrap();
+    read_message(&mut s).unwrap()
+}
+
+fn members(port: u16) -> Vec<String> {
+    let status = soakcheck::wire::external::query_cluster_status(
+        &format!("127.0.0.1:{port}"),
+        Duration::from_secs(2),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(status.worker_count, status.worker_names.len());
+    status.worker_names
+}
+
+#[test]
+fn shrink_moves_sources_to_the_initializer_and_join_grows_the_membership() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = b"ABC";
+    generate_inputs(keys, 40_000, &d.join("in"), &DataSource::Seeded(8)).unwrap();
+    let sink_dir = d.join("sink-out");
+    std::fs::create_dir_all(&sink_dir).unwrap();
+    let exe = exe();
+    let sink_port = free_port().unwrap();
+    let control = free_port().unwrap();
+    let ports: Vec<WorkerPorts> = (0..4)
+        .map(|_| WorkerPorts {
+            source: free_port().unwrap(),
+            external: free_port().unwrap(),
+            control,
+        })
+        .collect();
+    let interval = Duration::from_millis(100);
+    let _sink = ChildGuard::spawn(
+        "sink",
+        sink_command(&exe, &sink_dir, sink_port),
+        &sink_dir.join("stdout-stderr"),
+    )
+    .unwrap();
+    let mut workers: Vec<ChildGuard> = (0..3)
+        .map(|n| {
+            ChildGuard::spawn(
+                "worker",
+                worker_command(&exe, n, 3, ports[n], sink_port, &d.join("state"), interval),
+                &d.join(format!("wallaroo.{n}")),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(wait_ready(&ports[..3], Duration::from_secs(10)));
+    assert_eq!(
+        members(ports[0].external),
+        ["initializer", "worker1", "worker2"]
+    );
+    let mut feeds: Vec<ChildGuard> = (0..3)
+        .map(|i| {
+            let cmd = feed_command(
+                &exe,
+                &input_path(&d.join("in"), keys[i]),
+                30_000,
+                ports[i].source,
+            );
+            ChildGuard::spawn(
+                "feed",
+                cmd,
+                &d.join(format!("sender.out.{}", keys[i] as char)),
+            )
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Which workers may go?
+    let (id, body) = external_request(
+        ports[0].external,
+        4,
+        br#"{"query":true,"node_names":[],"node_count":0}"#,
+    );
+    assert_eq!(id, 5);
+    let eligible: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        eligible["node_names"],
+        serde_json::json!(["worker1", "worker2"])
+    );
+    assert_eq!(
+        external_request(ports[0].external, 4, br#"{"node_names":["initializer"]}"#).1,
+        b"Invalid shrink targets!"
+    );
+    // Shrink worker2: it commits, hands its stream to the initializer, and exits 0.
+    let (id, body) = external_request(
+        ports[0].external,
+        4,
+        br#"{"query":false,"node_names":["worker2"],"node_count":0}"#,
+    );
+    assert_eq!(
+        (id, String::from_utf8_lossy(&body).into_owned()),
+        (6, "Shrinking by 1 workers!".to_string())
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = workers[2].try_wait() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "worker2 did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert_eq!(members(ports[0].external), ["initializer", "worker1"]);
+    // A new worker joins.
+    let mut joiner = worker_command(&exe, 3, 3, ports[3], sink_port, &d.join("state"), interval);
+    joiner.arg("--join");
+    let _worker3 = ChildGuard::spawn("worker3", joiner, &d.join("wallaroo.3")).unwrap();
+    assert!(wait_ready(&ports[3..], Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while members(ports[0].external).len() < 3 {
+        assert!(Instant::now() < deadline, "worker3 never joined");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        members(ports[0].external),
+        ["initializer", "worker1", "worker3"]
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    for f in feeds.iter_mut() {
+        loop {
+            if let Some(s) = f.try_wait() {
+                assert!(s.success());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "feeds did not finish; logs in {}",
+                d.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for w in workers.iter_mut() {
+        w.stop(Duration::from_secs(2));
+    }
+    // worker2's pair was renamed, and key C continued on the initializer.
+    let renamed: Vec<String> = std::fs::read_dir(&sink_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("output.worker2.") && n.ends_with(".txnlog"))
+        .collect();
+    assert_eq!(renamed.len(), 1, "{renamed:?}");
+    let sender_c = std::fs::read_to_string(d.join("sender.out.C")).unwrap();
+    assert!(
+        sender_c.contains("Received RESTART message"),
+        "feed C was moved"
+    );
+    let report = verify_dir(d, keys);
+    assert_eq!(
+        report.verdict.exit_code(),
+        0,
+        "{}\nlogs in {}",
+        report.to_human(false),
+        d.display()
+    );
 }

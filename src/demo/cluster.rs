@@ -94,8 +94,22 @@ impl Drop for ChildGuard {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range (32768 and up), so
+/// the outgoing connections of other processes cannot take it between this check and
+/// the server's bind. Successive calls in a process return different ports.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::AtomicU32;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (LOW + (start + offset.wrapping_mul(37)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -143,6 +157,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
 pub struct WorkerPorts {
     pub source: u16,
     pub external: u16,
+    /// The initializer's control port (the same for every worker of a cluster).
+    pub control: u16,
 }
 
 /// Command lines of the demo's processes.
@@ -267,11 +283,13 @@ pub fn run_cluster(
     )
     .map_err(|e| ClusterError::Setup(e.to_string()))?;
     let sink_port = free_port().map_err(io("finding a free port"))?;
+    let control = free_port().map_err(io("finding a free port"))?;
     let ports: Vec<WorkerPorts> = (0..plan.workers)
         .map(|_| {
             Ok(WorkerPorts {
                 source: free_port()?,
                 external: free_port()?,
+                control,
             })
         })
         .collect::<std::io::Result<_>>()

@@ -25,13 +25,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::demo::control::{self, Handoff, MemberAddr, Membership, Register};
 use crate::demo::log::Level;
 use crate::demo::state::{self, CheckpointState, StreamState};
 use crate::plog;
 use crate::wire::connector::{
     encode_message_into, Frame, TwoPc, COOKIE, U64MAX, VERSION_SINK, VERSION_SOURCE,
 };
-use crate::wire::external::{self, ClusterStatus};
+use crate::wire::external::{self, ClusterStatus, ShrinkRequest};
 use crate::wire::{read_frame, write_frame, WireError};
 
 /// A fault the worker injects once into the committed output, for testing checkers.
@@ -61,6 +62,10 @@ pub struct WorkerConfig {
     pub state_dir: PathBuf,
     pub checkpoint_interval: Duration,
     pub inject: Option<Injection>,
+    /// The initializer's control port (the initializer listens on it).
+    pub control_addr: SocketAddr,
+    /// Register as a new member (grow) rather than an initial one.
+    pub join: bool,
 }
 
 /// Worker name for worker number N: `initializer` for 0, `workerN` otherwise.
@@ -487,7 +492,9 @@ struct Worker {
     core: Mutex<Core>,
     ready: AtomicBool,
     next_conn: AtomicU64,
-    members: Mutex<Vec<String>>,
+    members: Mutex<Membership>,
+    /// The initializer's connector-source address, where a leaving worker's sources go.
+    initializer_source: Mutex<Option<SocketAddr>>,
 }
 
 impl Worker {
@@ -528,7 +535,38 @@ pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
         .clone()
         .filter(|_| !durable.injected)
         .map(|i| (i, 0, InjectState::Armed));
-    let members = (0..config.worker_count.max(1)).map(worker_name).collect();
+    let is_initializer = config.name == "initializer";
+    let members = if is_initializer {
+        Membership::load(
+            &config.state_dir,
+            (0..config.worker_count.max(1)).map(worker_name).collect(),
+        )
+    } else {
+        Membership {
+            names: vec![config.name.clone()],
+            ..Default::default()
+        }
+    };
+    let control_listener = if is_initializer {
+        Some(
+            TcpListener::bind(config.control_addr).map_err(|source| WorkerError::Bind {
+                what: "control port",
+                addr: config.control_addr,
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
+    let registration = Register {
+        name: config.name.clone(),
+        addr: MemberAddr {
+            external: config.external_addr,
+            source: config.source_addr,
+        },
+        join: config.join,
+    };
+    let control_addr = config.control_addr;
     plog!(
         Level::Info,
         "worker {} starting: sources on {}, external channel on {}, sink at {}, checkpoint {}",
@@ -555,7 +593,35 @@ pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
         ready: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
         members: Mutex::new(members),
+        initializer_source: Mutex::new(None),
     });
+    if let Some(listener) = control_listener {
+        let worker = Arc::clone(&worker);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let worker = Arc::clone(&worker);
+                std::thread::spawn(move || serve_control(&worker, stream));
+            }
+        });
+    }
+    {
+        // Register with the initializer (retrying until it is up).
+        let worker = Arc::clone(&worker);
+        std::thread::spawn(move || loop {
+            match control::request(control_addr, control::REGISTER, &registration) {
+                Ok(body) => {
+                    if let Ok(reply) = serde_json::from_slice::<control::RegisterReply>(&body) {
+                        *worker
+                            .initializer_source
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner()) = Some(reply.initializer_source);
+                    }
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        });
+    }
     {
         let worker = Arc::clone(&worker);
         std::thread::spawn(move || {
@@ -760,10 +826,14 @@ fn source_session(
 
 fn serve_external(worker: &Worker, mut socket: TcpStream) {
     let _ = socket.set_read_timeout(Some(Duration::from_secs(10)));
-    while let Ok((id, _payload)) = external::read_message(&mut socket) {
-        let response = match id {
+    while let Ok((id, payload)) = external::read_message(&mut socket) {
+        let (reply_id, reply, exit_after) = match id {
             external::CLUSTER_STATUS_QUERY => {
-                let names = worker.members.lock().map(|m| m.clone()).unwrap_or_default();
+                let names = worker
+                    .members
+                    .lock()
+                    .map(|m| m.names.clone())
+                    .unwrap_or_default();
                 let status = ClusterStatus {
                     worker_count: names.len(),
                     worker_names: names,
@@ -772,15 +842,237 @@ fn serve_external(worker: &Worker, mut socket: TcpStream) {
                 (
                     external::CLUSTER_STATUS_RESPONSE,
                     serde_json::to_vec(&status).expect("status serializes"),
+                    false,
                 )
             }
+            external::SHRINK_REQUEST => match serde_json::from_slice::<ShrinkRequest>(&payload) {
+                Ok(request) => shrink(worker, request),
+                Err(e) => (
+                    external::SHRINK_ERROR_RESPONSE,
+                    format!("Invalid shrink request: {e}").into_bytes(),
+                    false,
+                ),
+            },
             _ => (
                 external::SHRINK_ERROR_RESPONSE,
                 b"Unsupported request".to_vec(),
+                false,
             ),
         };
-        if external::write_message(&mut socket, response.0, &response.1).is_err() {
+        if external::write_message(&mut socket, reply_id, &reply).is_err() {
             break;
         }
+        if exit_after {
+            let _ = socket.flush();
+            plog!(Level::Info, "left the cluster; exiting");
+            std::process::exit(0);
+        }
     }
+}
+
+/// A shrink request: on the initializer it names workers to remove (or asks which may
+/// be); on the named worker itself it makes that worker leave.
+fn shrink(worker: &Worker, request: ShrinkRequest) -> (u16, Vec<u8>, bool) {
+    let error = |text: &str| {
+        (
+            external::SHRINK_ERROR_RESPONSE,
+            text.as_bytes().to_vec(),
+            false,
+        )
+    };
+    let me = worker.lock().config.name.clone();
+    if me != "initializer" {
+        if request.node_names != [me.clone()] {
+            return error("Invalid shrink targets!");
+        }
+        return match leave(worker) {
+            Ok(()) => (
+                external::SHRINK_ERROR_RESPONSE,
+                b"Shrinking by 1 workers!".to_vec(),
+                true,
+            ),
+            Err(why) => {
+                plog!(Level::Warning, "cannot leave now: {why}");
+                error("Autoscale event currently underway, cannot shrink at this time")
+            }
+        };
+    }
+    let members = worker.members.lock().map(|m| m.clone()).unwrap_or_default();
+    let eligible: Vec<String> = members
+        .names
+        .iter()
+        .filter(|n| *n != "initializer")
+        .cloned()
+        .collect();
+    if request.query {
+        let body = serde_json::json!({ "node_names": eligible, "node_count": eligible.len() });
+        return (
+            external::SHRINK_QUERY_RESPONSE,
+            body.to_string().into_bytes(),
+            false,
+        );
+    }
+    let targets: Vec<String> = if !request.node_names.is_empty() {
+        if !request.node_names.iter().all(|n| eligible.contains(n)) {
+            return error("Invalid shrink targets!");
+        }
+        request.node_names.clone()
+    } else if request.node_count > 0 && request.node_count <= eligible.len() {
+        eligible[eligible.len() - request.node_count..].to_vec()
+    } else if request.node_count == 0 {
+        return error("Cannot shrink 0 workers!");
+    } else {
+        return error("Invalid shrink targets!");
+    };
+    for target in &targets {
+        let Some(addr) = members.addrs.get(target) else {
+            return error("Invalid shrink targets!");
+        };
+        let forwarded = (|| -> Result<(), WireError> {
+            let mut s = TcpStream::connect_timeout(&addr.external, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(60)))?;
+            let body = serde_json::to_vec(&ShrinkRequest {
+                node_names: vec![target.clone()],
+                ..Default::default()
+            })
+            .expect("serializes");
+            external::write_message(&mut s, external::SHRINK_REQUEST, &body)?;
+            let (_, reply) = external::read_message(&mut s)?;
+            if reply.starts_with(b"Shrinking") {
+                Ok(())
+            } else {
+                Err(WireError::Malformed {
+                    what: "shrink reply",
+                    detail: String::from_utf8_lossy(&reply).into_owned(),
+                })
+            }
+        })();
+        if let Err(e) = forwarded {
+            plog!(Level::Warning, "shrinking {target} failed: {e}");
+            return error("Autoscale event currently underway, cannot shrink at this time");
+        }
+    }
+    (
+        external::SHRINK_ERROR_RESPONSE,
+        format!("Shrinking by {} workers!", targets.len()).into_bytes(),
+        false,
+    )
+}
+
+/// Leaves the cluster: commit everything, hand the streams to the initializer, move the
+/// sources there (RESTART with its address), and have the sink rename our files.
+fn leave(worker: &Worker) -> Result<(), String> {
+    let initializer_source = worker
+        .initializer_source
+        .lock()
+        .map_err(|_| "poisoned".to_string())?
+        .ok_or("not registered with the initializer yet")?;
+    let mut core = worker.lock();
+    if core.sink.is_none() {
+        return Err("not connected to the sink".into());
+    }
+    if let Err(SinkLost(why)) = core.checkpoint() {
+        worker.ready.store(false, Ordering::SeqCst);
+        core.lose_sink(&why);
+        return Err(why);
+    }
+    if core.dirty {
+        return Err("uncommitted data remains".into());
+    }
+    let handoff = Handoff {
+        from: core.config.name.clone(),
+        streams: core.durable.streams.clone(),
+    };
+    control::request(core.config.control_addr, control::HANDOFF, &handoff)
+        .map_err(|e| format!("handoff: {e}"))?;
+    // From here on, the initializer owns our streams; sources go there.
+    let address = initializer_source.to_string();
+    for (_, conn) in core.conns.drain() {
+        if let Ok(mut w) = conn.writer.lock() {
+            let _ = send(
+                &mut *w,
+                &Frame::Restart {
+                    address: Some(address.clone()),
+                },
+            );
+            let _ = w.flush();
+        }
+        let _ = conn.socket.shutdown(Shutdown::Both);
+    }
+    let name = core.config.name.clone();
+    if let Some(sink) = core.sink.as_mut() {
+        send(
+            &mut sink.writer,
+            &TwoPc::WorkersLeft {
+                rtag: 7,
+                workers: vec![name.clone()],
+            }
+            .into_frame(),
+        )
+        .map_err(|e| e.to_string())?;
+        sink.writer.flush().map_err(|e| e.to_string())?;
+    }
+    control::request(core.config.control_addr, control::LEFT, &name)
+        .map_err(|e| format!("left: {e}"))?;
+    // Give the sink a moment to rename before our connection closes.
+    std::thread::sleep(Duration::from_millis(100));
+    Ok(())
+}
+
+/// The initializer's control channel: registrations, handoffs, departures.
+fn serve_control(worker: &Worker, mut socket: TcpStream) {
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok((id, payload)) = external::read_message(&mut socket) else {
+        return;
+    };
+    let result: Result<Vec<u8>, String> = (|| match id {
+        control::REGISTER => {
+            let r: Register = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            let mut members = worker.members.lock().map_err(|_| "poisoned")?;
+            if r.join && !members.names.contains(&r.name) {
+                plog!(Level::Info, "Join {}", r.name);
+                members.names.push(r.name.clone());
+            }
+            members.addrs.insert(r.name.clone(), r.addr);
+            let dir = worker.lock().config.state_dir.clone();
+            members.store(&dir).map_err(|e| e.to_string())?;
+            let source = worker.lock().config.source_addr;
+            Ok(serde_json::to_vec(&control::RegisterReply {
+                initializer_source: source,
+            })
+            .expect("serializes"))
+        }
+        control::HANDOFF => {
+            let h: Handoff = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            let mut core = worker.lock();
+            let mut next = core.durable.clone();
+            for (id, s) in &h.streams {
+                next.streams.insert(*id, s.clone());
+            }
+            state::store(&core.config.state_dir, &next).map_err(|e| e.to_string())?;
+            core.durable = next;
+            for (id, s) in h.streams {
+                let live = core.streams.entry(id).or_default();
+                live.name = s.name;
+                live.last_seen = s.por;
+            }
+            plog!(Level::Info, "took over the streams of {}", h.from);
+            Ok(Vec::new())
+        }
+        control::LEFT => {
+            let name: String = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            let mut members = worker.members.lock().map_err(|_| "poisoned")?;
+            members.names.retain(|n| *n != name);
+            members.addrs.remove(&name);
+            let dir = worker.lock().config.state_dir.clone();
+            members.store(&dir).map_err(|e| e.to_string())?;
+            plog!(Level::Info, "Shrink {name}");
+            Ok(Vec::new())
+        }
+        _ => Err(format!("unknown control message {id}")),
+    })();
+    let _ = match result {
+        Ok(body) => external::write_message(&mut socket, control::OK, &body),
+        Err(why) => external::write_message(&mut socket, control::FAILED, why.as_bytes()),
+    };
 }
