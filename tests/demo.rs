@@ -783,3 +783,102 @@ fn shrink_moves_sources_to_the_initializer_and_join_grows_the_membership() {
         d.display()
     );
 }
+
+#[test]
+fn the_sink_refuses_a_second_connection_for_the_same_worker() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let _sink = ChildGuard::spawn(
+        "sink",
+        sink_command(&exe(), dir.path(), port),
+        &dir.path().join("sink.log"),
+    )
+    .unwrap();
+    let mut first = FakeWorker::connect(port, "worker1");
+    first.notify();
+    let socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut second = FakeWorker {
+        reader: BufReader::new(socket.try_clone().unwrap()),
+        writer: socket,
+    };
+    second.send(&Frame::Hello {
+        version: VERSION_SINK.into(),
+        cookie: COOKIE.into(),
+        program: "Passthrough".into(),
+        instance: "worker1".into(),
+    });
+    assert!(
+        matches!(second.recv(), Frame::Error { message } if message.contains("already connected"))
+    );
+    // The first connection still works, and once it is gone the name is free again.
+    first.data(0, b"B1\n");
+    assert!(first.phase1("T:c_id=1", 0, 3));
+    drop(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = FakeWorker::connect(port, "worker1");
+    assert_eq!(third.notify(), 3);
+}
+
+#[test]
+fn a_following_feed_sends_lines_appended_later() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let exe = exe();
+    let sink_port = free_port().unwrap();
+    let ports = WorkerPorts {
+        source: free_port().unwrap(),
+        external: free_port().unwrap(),
+        control: free_port().unwrap(),
+    };
+    let _sink = ChildGuard::spawn(
+        "sink",
+        sink_command(&exe, d, sink_port),
+        &d.join("sink.log"),
+    )
+    .unwrap();
+    let _worker = ChildGuard::spawn(
+        "worker",
+        worker_command(
+            &exe,
+            0,
+            1,
+            ports,
+            sink_port,
+            &d.join("state"),
+            Duration::from_millis(50),
+        ),
+        &d.join("worker.log"),
+    )
+    .unwrap();
+    assert!(wait_ready(&[ports], Duration::from_secs(10)));
+    let input = d.join("input-file.F.txt");
+    std::fs::write(&input, b"F1\nF2\n").unwrap();
+    let mut cmd = feed_command(&exe, &input, 0, ports.source);
+    cmd.arg("--follow");
+    let _feed = ChildGuard::spawn("feed", cmd, &d.join("sender.out.F")).unwrap();
+    let output = d.join("output.initializer");
+    let wait_for = |want: &[u8]| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read(&output).unwrap_or_default() != want {
+            assert!(
+                Instant::now() < deadline,
+                "output is {:?}",
+                String::from_utf8_lossy(&std::fs::read(&output).unwrap_or_default())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(b"F1\nF2\n");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap()
+        .write_all(b"F3\n")
+        .unwrap();
+    wait_for(b"F1\nF2\nF3\n");
+}

@@ -166,7 +166,6 @@ enum Vote {
 
 struct WorkerFiles {
     name: String,
-    output_path: PathBuf,
     output: BufWriter<File>,
     txnlog: File,
     /// O: the output offset (bytes appended so far).
@@ -440,7 +439,6 @@ impl Connection {
             .insert((worker.clone(), 1), target);
         self.files = Some(WorkerFiles {
             name: worker,
-            output_path,
             output,
             txnlog,
             offset: target,
@@ -730,7 +728,6 @@ impl Connection {
             if let Some(files) = self.files.as_mut() {
                 let _ = files.output.flush();
                 let _ = files.output.get_ref().sync_data();
-                let _ = &files.output_path;
             }
         }
         if let Some(why) = fatal {
