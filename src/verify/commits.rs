@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::formats::sinkdir::OutputPair;
-use crate::formats::txnlog::{read_txnlog, Record, TxnlogError, TxnlogTail, WhereRange};
+use crate::formats::txnlog::{
+    read_txnlog, Record, TxnlogEntry, TxnlogError, TxnlogTail, WhereRange,
+};
 
 /// The txn id reported for the single commit of a plain output file.
 pub const PLAIN_TXN_ID: &str = "(plain output)";
@@ -81,6 +83,8 @@ pub struct CommitLog {
     pub files: Vec<SinkFile>,
     pub commits: Vec<Commit>,
     pub problems: Vec<Problem>,
+    /// Each file's last commit end, in commit order (where its next chunk starts).
+    file_ends: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,14 +104,6 @@ pub enum CommitLogError {
     },
 }
 
-/// A commit as read from one txnlog, before global ordering.
-struct FileCommit {
-    txn_id: String,
-    time: f64,
-    end: u64,
-    line: usize,
-}
-
 impl CommitLog {
     /// Reads every txnlog of `pairs` and the sizes of their output files, and adds
     /// `plain` output files as single commits of their whole length.
@@ -125,8 +121,13 @@ impl CommitLog {
         for (pair, (txnlog, output_len)) in pairs.iter().zip(parsed) {
             let txnlog_name = format!("{}.txnlog", pair.name);
             let file = log.files.len();
-            let commits = replay(&txnlog.entries, &txnlog_name, &mut log.problems);
-            let committed_end = commits.iter().map(|c| c.end).max().unwrap_or(0);
+            let mut replay = TxnlogReplay::new(&txnlog_name);
+            let commits: Vec<FileCommit> = txnlog
+                .entries
+                .iter()
+                .filter_map(|e| replay.apply(e, &mut log.problems))
+                .collect();
+            let committed_end = replay.committed_end;
             match output_len {
                 None if committed_end > 0 => {
                     return Err(CommitLogError::MissingOutput {
@@ -208,24 +209,29 @@ impl CommitLog {
                 (b.time, b.end, &files[*fb].output, &b.txn_id),
             )
         });
-        let mut last_end = vec![0u64; self.files.len()];
-        self.commits = staged
-            .into_iter()
-            .map(|(file, c)| {
-                // A regressed end (already reported) carries no data; the file's position
-                // moves back to it as in the original, so re-sent bytes show as duplicates.
-                let start = last_end[file].min(c.end);
-                last_end[file] = c.end;
-                Commit {
-                    file,
-                    txn_id: c.txn_id,
-                    time: c.time,
-                    start,
-                    end: c.end,
-                    line: c.line,
-                }
-            })
-            .collect();
+        for (file, c) in staged {
+            self.push(file, c);
+        }
+    }
+
+    /// Appends the next commit in commit order, assigning its chunk start: the previous
+    /// commit's end in the same file. A regressed end (reported as a problem) carries no
+    /// data; the file's position moves back to it as in the original, so re-sent bytes
+    /// show as duplicates.
+    pub fn push(&mut self, file: usize, c: FileCommit) {
+        if self.file_ends.len() <= file {
+            self.file_ends.resize(file + 1, 0);
+        }
+        let start = self.file_ends[file].min(c.end);
+        self.file_ends[file] = c.end;
+        self.commits.push(Commit {
+            file,
+            txn_id: c.txn_id,
+            time: c.time,
+            start,
+            end: c.end,
+            line: c.line,
+        });
     }
 
     /// Total bytes carried by all commits.
@@ -252,61 +258,91 @@ fn stat_len(path: &Path) -> Result<Option<u64>, CommitLogError> {
     }
 }
 
-/// Replays one txnlog as the sink does: returns its commits in file order and records
+/// A commit as read from one txnlog, before global ordering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileCommit {
+    pub txn_id: String,
+    pub time: f64,
+    pub end: u64,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vote {
+    Commit,
+    Rollback,
+}
+
+/// Replays one txnlog as the sink does, one record at a time (so `watch` can feed
+/// records as they land): yields its commits in file order and records
 /// `commit-regressed` and `phase2-mismatch` problems.
-fn replay(
-    entries: &[crate::formats::txnlog::TxnlogEntry],
-    txnlog_name: &str,
-    problems: &mut Vec<Problem>,
-) -> Vec<FileCommit> {
-    #[derive(PartialEq)]
-    enum Vote {
-        Commit,
-        Rollback,
+#[derive(Debug, Clone, Default)]
+pub struct TxnlogReplay {
+    txnlog_name: String,
+    pending: HashMap<String, (Vote, Option<WhereRange>, usize)>,
+    last_committed: Option<(u64, usize)>,
+    /// The highest committed end offset seen.
+    pub committed_end: u64,
+}
+
+impl TxnlogReplay {
+    pub fn new(txnlog_name: &str) -> Self {
+        TxnlogReplay {
+            txnlog_name: txnlog_name.to_string(),
+            ..Default::default()
+        }
     }
-    let mut pending: HashMap<&str, (Vote, &[WhereRange], usize)> = HashMap::new();
-    let mut last_committed: Option<(u64, usize)> = None;
-    let mut commits = Vec::new();
-    let mut problem = |kind, line, detail: String| {
-        problems.push(Problem {
-            kind,
-            severity: Severity::Violation,
-            file: txnlog_name.to_string(),
-            line,
-            detail,
-        })
-    };
-    for entry in entries {
+
+    /// Applies one record; returns the commit it makes, if any.
+    pub fn apply(
+        &mut self,
+        entry: &TxnlogEntry,
+        problems: &mut Vec<Problem>,
+    ) -> Option<FileCommit> {
+        let mut problem = |kind, detail: String| {
+            problems.push(Problem {
+                kind,
+                severity: Severity::Violation,
+                file: self.txnlog_name.clone(),
+                line: entry.line,
+                detail,
+            })
+        };
         match &entry.record {
             Record::Phase1Commit { txn_id, where_list } => {
-                pending.insert(txn_id, (Vote::Commit, where_list, entry.line));
+                self.pending.insert(
+                    txn_id.clone(),
+                    (Vote::Commit, where_list.first().copied(), entry.line),
+                );
+                None
             }
             Record::Phase1Rollback { txn_id, where_list } => {
-                pending.insert(txn_id, (Vote::Rollback, where_list, entry.line));
+                self.pending.insert(
+                    txn_id.clone(),
+                    (Vote::Rollback, where_list.first().copied(), entry.line),
+                );
+                None
             }
             Record::Phase2Commit { txn_id, offset } => {
-                match pending.remove(txn_id.as_str()) {
+                match self.pending.remove(txn_id.as_str()) {
                     None => problem(
                         ProblemKind::Phase2Mismatch,
-                        entry.line,
                         format!(
                             "2-ok for {txn_id} at offset {offset} has no pending phase-1 record"
                         ),
                     ),
                     Some((Vote::Rollback, _, p1_line)) => problem(
                         ProblemKind::Phase2Mismatch,
-                        entry.line,
                         format!(
                             "2-ok for {txn_id}, but its phase-1 vote (line {p1_line}) was rollback"
                         ),
                     ),
-                    Some((Vote::Commit, where_list, p1_line)) => {
-                        let end = where_list.first().map(|w| w.end);
+                    Some((Vote::Commit, range, p1_line)) => {
+                        let end = range.map(|w| w.end);
                         if end != Some(*offset) {
                             let p1_end = end.map_or("no range".to_string(), |e| e.to_string());
                             problem(
                                 ProblemKind::Phase2Mismatch,
-                                entry.line,
                                 format!(
                                     "2-ok for {txn_id} commits offset {offset}, but its 1-ok (line {p1_line}) \
                                      ends at {p1_end}"
@@ -315,11 +351,10 @@ fn replay(
                         }
                     }
                 }
-                if let Some((previous, previous_line)) = last_committed {
+                if let Some((previous, previous_line)) = self.last_committed {
                     if *offset < previous {
                         problem(
                             ProblemKind::CommitRegressed,
-                            entry.line,
                             format!(
                                 "2-ok for {txn_id} commits offset {offset}, below the {previous} committed at \
                                  line {previous_line}"
@@ -327,37 +362,37 @@ fn replay(
                         );
                     }
                 }
-                last_committed = Some((*offset, entry.line));
-                if *offset > 0 {
-                    commits.push(FileCommit {
-                        txn_id: txn_id.clone(),
-                        time: entry.time,
-                        end: *offset,
-                        line: entry.line,
-                    });
-                }
+                self.last_committed = Some((*offset, entry.line));
+                self.committed_end = self.committed_end.max(*offset);
+                (*offset > 0).then(|| FileCommit {
+                    txn_id: txn_id.clone(),
+                    time: entry.time,
+                    end: *offset,
+                    line: entry.line,
+                })
             }
-            Record::Phase2Rollback { txn_id, offset } => match pending.remove(txn_id.as_str()) {
-                None => problem(
-                    ProblemKind::Phase2Mismatch,
-                    entry.line,
-                    format!("2-rollback for {txn_id} has no pending phase-1 record"),
-                ),
-                Some((_, where_list, p1_line)) => {
-                    let start = where_list.first().map(|w| w.start);
-                    if start != Some(*offset) {
-                        let p1_start = start.map_or("no range".to_string(), |s| s.to_string());
-                        problem(
-                            ProblemKind::Phase2Mismatch,
-                            entry.line,
-                            format!(
-                                "2-rollback for {txn_id} truncates to {offset}, but its phase-1 record \
-                                 (line {p1_line}) starts at {p1_start}"
-                            ),
-                        );
+            Record::Phase2Rollback { txn_id, offset } => {
+                match self.pending.remove(txn_id.as_str()) {
+                    None => problem(
+                        ProblemKind::Phase2Mismatch,
+                        format!("2-rollback for {txn_id} has no pending phase-1 record"),
+                    ),
+                    Some((_, range, p1_line)) => {
+                        let start = range.map(|w| w.start);
+                        if start != Some(*offset) {
+                            let p1_start = start.map_or("no range".to_string(), |s| s.to_string());
+                            problem(
+                                ProblemKind::Phase2Mismatch,
+                                format!(
+                                    "2-rollback for {txn_id} truncates to {offset}, but its phase-1 record \
+                                     (line {p1_line}) starts at {p1_start}"
+                                ),
+                            );
+                        }
                     }
                 }
-            },
+                None
+            }
             // The remaining records carry no fact about committed data; their shapes were
             // already checked by the parser.
             Record::Phase2Error { .. }
@@ -366,10 +401,9 @@ fn replay(
             | Record::ConnectionClosed
             | Record::Close { .. }
             | Record::WorkersLeft { .. }
-            | Record::S3Commit { .. } => {}
+            | Record::S3Commit { .. } => None,
         }
     }
-    commits
 }
 
 /// Orders two commits as the original does: (time, end offset, output path, txn id).

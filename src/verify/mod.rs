@@ -176,7 +176,12 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
         }
     }
     checker.finish();
-    Ok(build_report(plan, &log, &outputs, &checker))
+    Ok(build_report(
+        plan,
+        &log,
+        &|i| Cow::Borrowed(chunk_of(&log, &outputs, i)),
+        &checker,
+    ))
 }
 
 fn open_inputs(plan: &VerifyPlan) -> Result<Vec<FileBytes>, VerifyError> {
@@ -224,10 +229,11 @@ fn chunk_of<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], i: usize) -> 
     &bytes[start..end]
 }
 
-/// The lines of `key` in the committed stream after the line that starts at `origin`.
+/// The lines of `key` in the committed stream after the line that starts at `origin`;
+/// `chunk(i)` gives commit i's readable chunk.
 fn key_lines_after<'a>(
     log: &CommitLog,
-    outputs: &'a [Option<FileBytes>],
+    chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
     key: u8,
     origin: LineOrigin,
 ) -> Vec<Cow<'a, [u8]>> {
@@ -243,32 +249,42 @@ fn key_lines_after<'a>(
         }
     };
     for i in origin.commit..log.commits.len() {
-        let mut chunk = chunk_of(log, outputs, i);
-        if i == origin.commit {
-            let skip = (origin.file_offset - log.commits[i].start) as usize;
-            chunk = &chunk[skip.min(chunk.len())..];
-        }
-        let mut start = 0;
+        let whole = chunk(i);
+        let skip = if i == origin.commit {
+            (origin.file_offset - log.commits[i].start) as usize
+        } else {
+            0
+        };
+        let skip = skip.min(whole.len());
+        // Borrowed chunks give borrowed lines; owned chunks give owned lines.
+        let piece = |from: usize, to: usize| -> Cow<'a, [u8]> {
+            match &whole {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[from..to]),
+                Cow::Owned(v) => Cow::Owned(v[from..to].to_vec()),
+            }
+        };
+        let bytes: &[u8] = &whole;
+        let mut start = skip;
         if let Some(mut partial) = carry.take() {
-            match memchr::memchr(b'\n', chunk) {
+            match memchr::memchr(b'\n', &bytes[start..]) {
                 None => {
-                    partial.extend_from_slice(chunk);
+                    partial.extend_from_slice(&bytes[start..]);
                     carry = Some(partial);
                     continue;
                 }
                 Some(n) => {
-                    partial.extend_from_slice(&chunk[..=n]);
+                    partial.extend_from_slice(&bytes[start..start + n + 1]);
                     take(Cow::Owned(partial), &mut lines);
-                    start = n + 1;
+                    start += n + 1;
                 }
             }
         }
-        for line in classify::lines_of(&chunk[start..]) {
-            take(Cow::Borrowed(line), &mut lines);
-            start += line.len();
+        while let Some(n) = memchr::memchr(b'\n', &bytes[start..]) {
+            take(piece(start, start + n + 1), &mut lines);
+            start += n + 1;
         }
-        if start < chunk.len() {
-            carry = Some(chunk[start..].to_vec());
+        if start < bytes.len() {
+            carry = Some(bytes[start..].to_vec());
         }
     }
     if let Some(partial) = carry {
@@ -281,10 +297,12 @@ fn text_of(line: &[u8]) -> String {
     String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned()
 }
 
-fn build_report(
+/// Builds the report of `checker` after feeding the commits of `log`; `chunk(i)` re-reads
+/// commit i's chunk (only for the keys that failed, to classify their violation).
+pub fn build_report<'a>(
     plan: &VerifyPlan,
     log: &CommitLog,
-    outputs: &[Option<FileBytes>],
+    chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
     checker: &Checker<'_>,
 ) -> Report {
     let commit_ref = |origin: LineOrigin| {
@@ -305,7 +323,7 @@ fn build_report(
         .map(|(k, cursor)| {
             let input = cursor.input();
             let violation = if let Some(m) = cursor.mismatch() {
-                let later = key_lines_after(log, outputs, k.key, m.origin);
+                let later = key_lines_after(log, chunk, k.key, m.origin);
                 let c = classify(input, m, plan.semantics, &later);
                 Some(ViolationReport {
                     kind: c.kind,
