@@ -15,4 +15,5 @@ pub mod duration;
 pub mod formats;
 pub mod gen;
 pub mod verify;
+pub mod watch;
 pub mod wire;

@@ -21,6 +21,7 @@ use soakcheck::gen::sink::{generate_sink, FaultKind, GenSinkPlan};
 use soakcheck::verify::{
     parse_key, select_inputs, verify, KeySelection, Report, Semantics, VerifyPlan,
 };
+use soakcheck::watch::{run_watch, ProgressStyle, Until, WatchPlan};
 
 const EXIT_ERROR: u8 = 2;
 
@@ -39,6 +40,9 @@ struct Cli {
 enum Command {
     /// Verify a saved sink directory: each key's committed output must be its input, in order.
     Verify(VerifyArgs),
+    /// Verify a live sink directory continuously, with sender-log progress checks;
+    /// stop at the first violation.
+    Watch(WatchArgs),
     /// Generate input files or a sink directory.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -201,6 +205,49 @@ struct VerifyArgs {
     io: IoMode,
 }
 
+#[derive(Args)]
+struct WatchArgs {
+    /// The sink directory (default /tmp/sink-out).
+    #[arg(long, value_name = "DIR", default_value = "/tmp/sink-out")]
+    sink_dir: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
+    #[arg(long, value_enum, default_value_t = Semantics::ExactlyOnce)]
+    semantics: Semantics,
+    /// Key K's sender log (repeatable); else DIR/sender.out.K for --sender-log-dir.
+    #[arg(long = "sender-log", value_name = "K=PATH")]
+    sender_logs: Vec<String>,
+    #[arg(long, value_name = "DIR", default_value = "/tmp")]
+    sender_log_dir: PathBuf,
+    /// The sink's log (default SINK_DIR/stdout-stderr).
+    #[arg(long, value_name = "PATH")]
+    sink_log: Option<PathBuf>,
+    /// Every sender log must show a new `acked ... is_open=True` line within this window.
+    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "180s")]
+    ack_timeout: std::time::Duration,
+    /// Once a sender log has N `added Stream` lines, one of its last N must be open.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    registry_window: usize,
+    #[arg(long, value_enum, default_value_t = Until::Eof)]
+    until: Until,
+    /// Give up (exit 1, a `stalled` finding) when --until is not reached in time.
+    #[arg(long, value_parser = soakcheck::duration::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Append one JSON object per line for every commit batch, finding and state change.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Run once through `sh -c` at the first finding, with SOAKCHECK_FINDING set to its JSON.
+    #[arg(long, value_name = "CMD")]
+    on_violation: Option<String>,
+    /// Poll every DUR instead of using inotify (for file systems without it).
+    #[arg(long, value_parser = soakcheck::duration::parse_duration)]
+    poll: Option<std::time::Duration>,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, value_enum, default_value_t = IoMode::Mmap, hide = true)]
+    io: IoMode,
+}
+
 #[derive(Subcommand)]
 enum GenCommand {
     /// Input files in the original layout: the key, then `od -x` lines of N bytes.
@@ -296,6 +343,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify(args) => return run_verify(args),
+        Command::Watch(args) => return run_watch_command(args),
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
         Command::Bench(BenchCommand::Verify(args)) => run_bench_verify(args),
@@ -622,4 +670,101 @@ fn run_bench_demo(args: BenchDemoArgs) -> anyhow::Result<()> {
         bail!("the demo's output did not verify");
     }
     Ok(())
+}
+
+fn run_watch_command(args: WatchArgs) -> ExitCode {
+    let json = args.json;
+    let semantics = args.semantics;
+    let outcome = (|| -> anyhow::Result<soakcheck::watch::WatchOutcome> {
+        let inputs = select_inputs(&key_selection(&args.input)?, &args.input.input_dir)?;
+        let mut sender_logs: Vec<(u8, PathBuf)> = Vec::new();
+        for spec in &args.sender_logs {
+            let (key, path) = spec
+                .split_once('=')
+                .with_context(|| format!("--sender-log {spec:?}: expected K=PATH"))?;
+            sender_logs.push((
+                parse_key(key).map_err(anyhow::Error::msg)?,
+                PathBuf::from(path),
+            ));
+        }
+        if args.sender_logs.is_empty() {
+            sender_logs = inputs
+                .iter()
+                .map(|k| {
+                    (
+                        k.key,
+                        args.sender_log_dir
+                            .join(format!("sender.out.{}", k.key as char)),
+                    )
+                })
+                .collect();
+        }
+        let progress = if std::io::stderr().is_terminal() {
+            ProgressStyle::StatusLine
+        } else {
+            ProgressStyle::Terse
+        };
+        let plan = WatchPlan {
+            sink_log: Some(
+                args.sink_log
+                    .unwrap_or_else(|| args.sink_dir.join("stdout-stderr")),
+            ),
+            verify: VerifyPlan {
+                sink_dir: Some(args.sink_dir),
+                plain_outputs: vec![],
+                inputs,
+                expect_complete: false,
+                semantics,
+                io: args.io,
+            },
+            sender_logs,
+            ack_timeout: args.ack_timeout,
+            registry_window: args.registry_window.max(1),
+            until: args.until,
+            timeout: args.timeout,
+            events: args.events,
+            on_violation: args.on_violation,
+            poll: args.poll,
+            progress,
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let stop = std::sync::Arc::clone(&stop);
+            let _ =
+                ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst));
+        }
+        Ok(run_watch(&plan, &stop, &mut std::io::stderr())?)
+    })();
+    match outcome {
+        Ok(outcome) => {
+            let code = outcome.exit_code();
+            let mut report = outcome.report;
+            if json {
+                report.findings =
+                    Some(serde_json::to_value(&outcome.findings).expect("findings serialize"));
+                println!("{}", report.to_json());
+            } else {
+                eprintln!();
+                for f in &outcome.findings {
+                    let kind = serde_json::to_value(f.kind).expect("kind serializes");
+                    println!(
+                        "finding: {} after {:.1}s: {}",
+                        kind.as_str().unwrap_or(""),
+                        f.elapsed_s,
+                        f.detail
+                    );
+                }
+                print!("{}", report.to_human(use_color()));
+            }
+            ExitCode::from(code as u8)
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            eprintln!("soakcheck: error: {message}");
+            if json {
+                println!("{}", Report::error(semantics, message).to_json());
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }

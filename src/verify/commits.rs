@@ -57,6 +57,8 @@ pub enum ProblemKind {
     CommitRegressed,
     Phase2Mismatch,
     TornTxnlogTail,
+    /// `watch` only: a commit arrived after later-timed commits were already checked.
+    LateCommit,
 }
 
 /// Whether a problem fails the check.

@@ -184,7 +184,8 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
     ))
 }
 
-fn open_inputs(plan: &VerifyPlan) -> Result<Vec<FileBytes>, VerifyError> {
+/// Maps (or reads) every key's input and checks that its lines start with the key.
+pub fn open_inputs(plan: &VerifyPlan) -> Result<Vec<FileBytes>, VerifyError> {
     plan.inputs
         .par_iter()
         .map(|k| {
@@ -397,5 +398,6 @@ pub fn build_report<'a>(
             other_key_lines: checker.other_lines(),
         },
         error: None,
+        findings: None,
     }
 }

@@ -36,6 +36,9 @@ pub struct Report {
     pub problems: Vec<Problem>,
     pub sink: SinkSummary,
     pub error: Option<String>,
+    /// `watch` only: what stopped it (violations, progress findings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +108,7 @@ impl Report {
                 other_key_lines: 0,
             },
             error: Some(message),
+            findings: None,
         }
     }
 

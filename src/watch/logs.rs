@@ -1,0 +1,238 @@
+//! Tailing the sender logs and the sink log, as the original harness's progress and
+//! sanity loops grepped them: every sender must keep showing new
+//! `MultiSourceConnector acked Stream(...is_open=True)` lines, at least one of its last N
+//! `added Stream` lines must have `is_open=True`, and a `closed Stream(... point_of_ref=
+//! <message id of the input's last line>, is_open=False)` line means the sender reached
+//! end of file. The sink log must have no `ERROR`, `FATAL` or `CRITICAL` line.
+//!
+//! A [`LogTail`] follows a path by dev/inode: when the file is rotated (renamed and a new
+//! one created) it reads the old one to its end, then the new one from the start; when
+//! it is truncated in place it starts over from the new end of data.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub struct LogTail {
+    pub path: PathBuf,
+    file: Option<(File, (u64, u64))>,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl LogTail {
+    pub fn new(path: PathBuf) -> LogTail {
+        LogTail {
+            path,
+            file: None,
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Calls `each` for every new complete line.
+    pub fn read_new(&mut self, each: &mut dyn FnMut(&[u8])) {
+        let current = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let rotated = match (&self.file, current) {
+            (Some((_, id)), Some(now)) => *id != now,
+            _ => false,
+        };
+        if rotated {
+            // Finish the old file, then switch.
+            self.drain(each);
+            self.file = None;
+        }
+        if self.file.is_none() {
+            if let (Ok(f), Some(id)) = (File::open(&self.path), current) {
+                self.file = Some((f, id));
+                self.offset = 0;
+                self.partial.clear();
+            }
+        }
+        if let Some((f, _)) = &self.file {
+            if f.metadata().map(|m| m.len()).unwrap_or(0) < self.offset + self.partial.len() as u64
+            {
+                self.offset = 0;
+                self.partial.clear();
+            }
+        }
+        self.drain(each);
+    }
+
+    fn drain(&mut self, each: &mut dyn FnMut(&[u8])) {
+        let Some((f, _)) = &self.file else { return };
+        let mut buf = [0u8; 1 << 16];
+        loop {
+            let at = self.offset + self.partial.len() as u64;
+            let n = match f.read_at(&mut buf, at) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut chunk = &buf[..n];
+            while let Some(end) = memchr::memchr(b'\n', chunk) {
+                self.partial.extend_from_slice(&chunk[..end]);
+                chunk = &chunk[end + 1..];
+                each(&self.partial);
+                self.offset += self.partial.len() as u64 + 1;
+                self.partial.clear();
+            }
+            self.partial.extend_from_slice(chunk);
+            if self.partial.len() > 1 << 20 {
+                // An absurd log line: skip it rather than buffer without bound.
+                self.offset += self.partial.len() as u64;
+                self.partial.clear();
+            }
+        }
+    }
+}
+
+/// What one sender log has shown.
+pub struct SenderProgress {
+    pub key: u8,
+    pub tail: LogTail,
+    /// The message id of the input's last line (the EOF point of reference).
+    pub eof_por: u64,
+    pub last_ack: Option<Instant>,
+    pub acks: u64,
+    pub added: VecDeque<bool>,
+    pub added_total: u64,
+    pub eof: bool,
+    /// When the log first appeared (ack timeouts count from then).
+    pub since: Option<Instant>,
+}
+
+fn contains(line: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(line, needle).is_some()
+}
+
+/// The point of reference in a `Stream(...)` repr (Python 2 `L` suffix allowed).
+pub fn point_of_ref(line: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::find(line, b"point_of_ref=")? + "point_of_ref=".len();
+    let digits: Vec<u8> = line[at..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+impl SenderProgress {
+    pub fn new(key: u8, path: PathBuf, eof_por: u64) -> Self {
+        SenderProgress {
+            key,
+            tail: LogTail::new(path),
+            eof_por,
+            last_ack: None,
+            acks: 0,
+            added: VecDeque::new(),
+            added_total: 0,
+            eof: false,
+            since: None,
+        }
+    }
+
+    /// Reads new lines; `window` is the registry window N.
+    pub fn update(&mut self, window: usize, now: Instant) {
+        let (mut acks, mut added, mut eof) = (0u64, Vec::new(), false);
+        let eof_por = self.eof_por;
+        self.tail.read_new(&mut |line| {
+            if contains(line, b"MultiSourceConnector acked Stream(")
+                && contains(line, b"is_open=True")
+            {
+                acks += 1;
+            } else if contains(line, b"MultiSourceConnector added Stream") {
+                added.push(contains(line, b"is_open=True"));
+            } else if contains(line, b"MultiSourceConnector closed Stream(")
+                && contains(line, b"is_open=False")
+                && point_of_ref(line) == Some(eof_por)
+            {
+                eof = true;
+            }
+        });
+        if self.tail.exists() && self.since.is_none() {
+            self.since = Some(now);
+        }
+        if acks > 0 {
+            self.acks += acks;
+            self.last_ack = Some(now);
+        }
+        for open in added {
+            self.added_total += 1;
+            self.added.push_back(open);
+            if self.added.len() > window {
+                self.added.pop_front();
+            }
+        }
+        self.eof |= eof;
+    }
+
+    /// The registry check: once N `added` lines were seen, one of the last N is open.
+    pub fn registry_ok(&self, window: usize) -> bool {
+        self.added.len() < window || self.added.iter().any(|&open| open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn parses_points_of_reference_in_both_python_forms() {
+        assert_eq!(
+            point_of_ref(b"closed Stream(id=1, name='x', point_of_ref=12368928, is_open=False)"),
+            Some(12368928)
+        );
+        assert_eq!(
+            point_of_ref(
+                b"added Stream(id=1L, name=b'x', point_of_ref=18446744073709551615L, is_open=True)"
+            ),
+            Some(u64::MAX)
+        );
+        assert_eq!(point_of_ref(b"no reference"), None);
+    }
+
+    #[test]
+    fn follows_rotation_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sender.out.A");
+        let mut tail = LogTail::new(path.clone());
+        let mut lines = Vec::new();
+        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        assert!(lines.is_empty());
+        std::fs::write(&path, b"one\ntw").unwrap();
+        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"o\nthree\n")
+            .unwrap();
+        // Rotate: the old file gets one more line, then a new file appears.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"four\n")
+            .unwrap();
+        std::fs::rename(&path, dir.path().join("sender.out.A.1")).unwrap();
+        std::fs::write(&path, b"five\n").unwrap();
+        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        // Truncate in place.
+        std::fs::write(&path, b"six\n").unwrap();
+        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        let text: Vec<String> = lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        assert_eq!(text, ["one", "two", "three", "four", "five", "six"]);
+    }
+}

@@ -1,0 +1,529 @@
+//! `soakcheck watch`: continuous verification of a live sink directory, plus the sender
+//! logs' progress and the sink log's errors, stopping at the first finding.
+//!
+//! It drives the same [`Checker`] as `verify` (there is no second checker): each pass
+//! reads what the txnlogs gained ([`sink::SinkTail`]), releases commits in the global
+//! order once the release rule allows, reads just their committed chunks and feeds them,
+//! so the work per commit is proportional to its bytes. File-system events (inotify
+//! through `notify`, or `--poll`) are only hints that wake a pass; every pass re-reads
+//! sizes and contents itself, so a missed or merged event costs latency, never
+//! correctness. Between events it sleeps: idle CPU is near zero.
+//!
+//! A reset (a txnlog deleted or shortened: the directory emptied and refilled) stops
+//! watch with exit status 2 rather than mixing two runs in one verdict.
+
+pub mod logs;
+pub mod sink;
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use logs::{LogTail, SenderProgress};
+use sink::{SinkTail, SinkTailError};
+
+use crate::formats::mapped::FileBytes;
+use crate::verify::{
+    build_report, open_inputs, Checker, CommitLog, Report, Severity, Verdict, VerifyError,
+    VerifyPlan,
+};
+
+/// When watch stops with success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Until {
+    /// Every key's committed output equals its input.
+    Complete,
+    /// Every sender log shows its stream closed at the last line, and the output is complete.
+    Eof,
+    /// Never: only a finding (or the timeout) stops it.
+    Forever,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStyle {
+    /// A live status line (on a terminal).
+    StatusLine,
+    /// The original harness's characters: `,` per check tick, `{AP}`, `{RP}`.
+    Terse,
+    Quiet,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchPlan {
+    /// Sink directory, inputs and semantics (expect_complete is ignored).
+    pub verify: VerifyPlan,
+    pub sender_logs: Vec<(u8, PathBuf)>,
+    pub sink_log: Option<PathBuf>,
+    pub ack_timeout: Duration,
+    pub registry_window: usize,
+    pub until: Until,
+    pub timeout: Option<Duration>,
+    pub events: Option<PathBuf>,
+    pub on_violation: Option<String>,
+    /// Poll every DUR instead of using inotify.
+    pub poll: Option<Duration>,
+    pub progress: ProgressStyle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A key's committed output broke the promise.
+    Violation,
+    /// A sink-level problem (committed data missing, a regressed commit, ...).
+    SinkProblem,
+    /// A sender showed no new ack within --ack-timeout.
+    AckTimeout,
+    /// None of a sender's last N `added` lines was open.
+    RegistryStall,
+    /// An ERROR, FATAL or CRITICAL line in the sink log.
+    SinkError,
+    /// --timeout passed before --until was reached.
+    Stalled,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub key: Option<String>,
+    pub detail: String,
+    /// Seconds since watch started.
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Sink(#[from] SinkTailError),
+    #[error("file watching: {0}{hint}", hint = inotify_hint(.0))]
+    Notify(notify::Error),
+    #[error("{path}: {source}")]
+    Events {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("interrupted before --until was reached")]
+    Interrupted,
+}
+
+fn inotify_hint(e: &notify::Error) -> &'static str {
+    let limit = matches!(e.kind, notify::ErrorKind::MaxFilesWatch)
+        || matches!(&e.kind, notify::ErrorKind::Io(io) if matches!(io.raw_os_error(), Some(24 | 28)));
+    if limit {
+        " (the inotify limits are exhausted: raise them with `sysctl fs.inotify.max_user_watches=524288 \
+         fs.inotify.max_user_instances=1024`, or use --poll 1s)"
+    } else {
+        ""
+    }
+}
+
+/// The end of a watch.
+pub struct WatchOutcome {
+    pub report: Report,
+    pub findings: Vec<Finding>,
+}
+
+impl WatchOutcome {
+    pub fn exit_code(&self) -> i32 {
+        if self.findings.is_empty() && self.report.verdict == Verdict::Ok {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Appends JSON events, one object per line.
+struct EventLog(Option<std::fs::File>);
+
+impl EventLog {
+    fn emit(&mut self, value: serde_json::Value) {
+        if let Some(f) = &mut self.0 {
+            let mut line = value.to_string();
+            line.push('\n');
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Message id of the last line of `input` (the final acked point of reference).
+fn last_line_start(input: &[u8]) -> u64 {
+    let body = input.strip_suffix(b"\n").unwrap_or(input);
+    memchr::memrchr(b'\n', body).map_or(0, |i| i as u64 + 1)
+}
+
+/// Watches until `plan.until`, a finding, the timeout, or `stop`.
+pub fn run_watch(
+    plan: &WatchPlan,
+    stop: &AtomicBool,
+    progress_out: &mut dyn Write,
+) -> Result<WatchOutcome, WatchError> {
+    let sink_dir = plan
+        .verify
+        .sink_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
+    let inputs: Vec<FileBytes> = open_inputs(&plan.verify)?;
+    let keyed: Vec<(u8, &[u8])> = plan
+        .verify
+        .inputs
+        .iter()
+        .zip(&inputs)
+        .map(|(k, b)| (k.key, &b[..]))
+        .collect();
+    let mut checker = Checker::new(plan.verify.semantics, &keyed);
+    let mut log = CommitLog::default();
+    let mut sink = SinkTail::new(&sink_dir);
+    let mut senders: Vec<SenderProgress> = plan
+        .sender_logs
+        .iter()
+        .filter_map(|(key, path)| {
+            let i = plan.verify.inputs.iter().position(|k| k.key == *key)?;
+            Some(SenderProgress::new(
+                *key,
+                path.clone(),
+                last_line_start(&inputs[i]),
+            ))
+        })
+        .collect();
+    let mut sink_log = plan.sink_log.clone().map(LogTail::new);
+    let mut events = EventLog(match &plan.events {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| WatchError::Events {
+                    path: path.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    });
+
+    // Wake-ups: file-system events (hints only) or the tick.
+    let (tx, rx) = mpsc::channel::<()>();
+    let handler = move |event: notify::Result<notify::Event>| {
+        // Our own reads show up as access events (open, read, close-nowrite) on the
+        // watched directories; waking on them would make every pass cause the next.
+        if let Ok(e) = &event {
+            if matches!(e.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+        }
+        let _ = tx.send(());
+    };
+    let mut dirs: Vec<PathBuf> = vec![sink_dir.clone()];
+    dirs.extend(
+        plan.sender_logs
+            .iter()
+            .filter_map(|(_, p)| p.parent().map(|d| d.to_path_buf())),
+    );
+    dirs.extend(
+        plan.sink_log
+            .iter()
+            .filter_map(|p| p.parent().map(|d| d.to_path_buf())),
+    );
+    dirs.sort();
+    dirs.dedup();
+    let mut watcher: Box<dyn notify::Watcher> = match plan.poll {
+        Some(interval) => Box::new(
+            notify::PollWatcher::new(
+                handler,
+                notify::Config::default().with_poll_interval(interval),
+            )
+            .map_err(WatchError::Notify)?,
+        ),
+        None => Box::new(notify::recommended_watcher(handler).map_err(WatchError::Notify)?),
+    };
+    let mut watched = vec![false; dirs.len()];
+    let started = Instant::now();
+    events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "started"}));
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut reported_problems = 0usize;
+    let mut reported_keys = vec![false; keyed.len()];
+    let (mut commits_total, mut bytes_total) = (0u64, 0u64);
+    let mut next_tick = started + Duration::from_secs(1);
+    let mut next_ap = started + plan.ack_timeout;
+    let mut next_rp = started + Duration::from_secs(15);
+    let tick_wait = plan
+        .poll
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(1));
+    let mut succeeded = false;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Err(WatchError::Interrupted);
+        }
+        for (i, dir) in dirs.iter().enumerate() {
+            if !watched[i] && dir.is_dir() {
+                watcher
+                    .watch(dir, notify::RecursiveMode::NonRecursive)
+                    .map_err(WatchError::Notify)?;
+                watched[i] = true;
+            }
+        }
+        let now = Instant::now();
+        // Read, then read everything to its end once more, then release.
+        sink.scan(&mut log)?;
+        if sink.has_pending() {
+            sink.scan(&mut log)?;
+        }
+        let first = sink.release(&mut log);
+        let mut batch_bytes = 0u64;
+        for i in first..log.commits.len() {
+            let chunk = sink.read_chunk(&mut log, i)?;
+            batch_bytes += chunk.len() as u64;
+            if !chunk.is_empty() {
+                checker.feed(i, log.commits[i].start, &chunk);
+            }
+        }
+        let released = (log.commits.len() - first) as u64;
+        if released > 0 {
+            commits_total += released;
+            bytes_total += batch_bytes;
+            let verified: serde_json::Map<String, serde_json::Value> = checker
+                .cursors()
+                .iter()
+                .map(|c| {
+                    (
+                        (c.key as char).to_string(),
+                        serde_json::json!(c.verified_bytes()),
+                    )
+                })
+                .collect();
+            events.emit(serde_json::json!({"time": unix_now(), "event": "commits", "commits": released, "bytes": batch_bytes, "verified_bytes": verified}));
+        }
+        let elapsed = now.duration_since(started).as_secs_f64();
+        let mut fresh: Vec<Finding> = Vec::new();
+        let mut found = |kind, key: Option<u8>, detail: String| {
+            fresh.push(Finding {
+                kind,
+                key: key.map(|k| (k as char).to_string()),
+                detail,
+                elapsed_s: elapsed,
+            });
+        };
+        for (i, c) in checker.cursors().iter().enumerate() {
+            if let (Some(m), false) = (c.mismatch(), reported_keys[i]) {
+                reported_keys[i] = true;
+                found(
+                    FindingKind::Violation,
+                    Some(c.key),
+                    format!(
+                        "key {} breaks at input offset {} (key output offset {})",
+                        c.key as char, m.input_offset, m.key_offset
+                    ),
+                );
+            }
+        }
+        for p in &log.problems[reported_problems..] {
+            if p.severity == Severity::Violation {
+                found(
+                    FindingKind::SinkProblem,
+                    None,
+                    format!("{}:{}: {}", p.file, p.line, p.detail),
+                );
+            }
+        }
+        reported_problems = log.problems.len();
+        if let Some(tail) = sink_log.as_mut() {
+            let mut errors = Vec::new();
+            tail.read_new(&mut |line| {
+                if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
+                    .iter()
+                    .any(|w| memchr::memmem::find(line, w).is_some())
+                {
+                    errors.push(String::from_utf8_lossy(line).into_owned());
+                }
+            });
+            for e in errors {
+                found(
+                    FindingKind::SinkError,
+                    None,
+                    format!("{}: {e}", tail.path.display()),
+                );
+            }
+        }
+        for s in senders.iter_mut() {
+            s.update(plan.registry_window, now);
+            if let (Some(since), false) = (s.since, s.eof) {
+                let last = s.last_ack.unwrap_or(since);
+                if now.duration_since(last) > plan.ack_timeout {
+                    found(
+                        FindingKind::AckTimeout,
+                        Some(s.key),
+                        format!(
+                            "{}: no new acked Stream(...is_open=True) line for {:?}",
+                            s.tail.path.display(),
+                            plan.ack_timeout
+                        ),
+                    );
+                    s.last_ack = Some(now);
+                }
+            }
+            if !s.registry_ok(plan.registry_window) {
+                found(
+                    FindingKind::RegistryStall,
+                    Some(s.key),
+                    format!(
+                        "{}: none of the last {} added Stream lines has is_open=True",
+                        s.tail.path.display(),
+                        plan.registry_window
+                    ),
+                );
+                s.added.clear();
+            }
+        }
+        if let Some(limit) = plan.timeout {
+            if now.duration_since(started) > limit {
+                found(
+                    FindingKind::Stalled,
+                    None,
+                    format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase(),
+                );
+            }
+        }
+        // The timeout only counts when nothing more specific was found.
+        if fresh.len() > 1 {
+            fresh.retain(|f| f.kind != FindingKind::Stalled);
+        }
+        findings.extend(fresh);
+        let complete = checker.cursors().iter().all(|c| c.complete());
+        let all_eof = !senders.is_empty() && senders.iter().all(|s| s.eof);
+        let done = match plan.until {
+            Until::Complete => complete,
+            Until::Eof => complete && (all_eof || senders.is_empty()),
+            Until::Forever => false,
+        };
+        // Progress.
+        match plan.progress {
+            ProgressStyle::Terse => {
+                if now >= next_tick {
+                    let _ = progress_out.write_all(b",");
+                    next_tick = now + Duration::from_secs(1);
+                }
+                if now >= next_ap && !senders.is_empty() {
+                    if senders.iter().all(|s| {
+                        s.eof
+                            || s.last_ack
+                                .is_some_and(|t| now.duration_since(t) <= plan.ack_timeout)
+                    }) {
+                        let _ = progress_out.write_all(b"{AP}");
+                    }
+                    next_ap = now + plan.ack_timeout;
+                }
+                if now >= next_rp && !senders.is_empty() {
+                    if senders.iter().all(|s| s.registry_ok(plan.registry_window)) {
+                        let _ = progress_out.write_all(b"{RP}");
+                    }
+                    next_rp = now + Duration::from_secs(15);
+                }
+                let _ = progress_out.flush();
+            }
+            ProgressStyle::StatusLine => {
+                if now >= next_tick || released > 0 {
+                    let secs = now.duration_since(started).as_secs_f64().max(1e-3);
+                    let keys: Vec<String> = checker
+                        .cursors()
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} {:.1}/{:.1}MB",
+                                c.key as char,
+                                c.verified_bytes() as f64 / 1e6,
+                                c.input().len() as f64 / 1e6
+                            )
+                        })
+                        .collect();
+                    let acks: Vec<String> = senders
+                        .iter()
+                        .map(|s| match s.last_ack {
+                            Some(t) => format!(
+                                "{}:{:.0}s",
+                                s.key as char,
+                                now.duration_since(t).as_secs_f64()
+                            ),
+                            None => format!("{}:-", s.key as char),
+                        })
+                        .collect();
+                    let _ = write!(
+                        progress_out,
+                        "\r\x1b[2K{} | {:.0} commits/s {:.1} MB/s | acks {}",
+                        keys.join(" "),
+                        commits_total as f64 / secs,
+                        bytes_total as f64 / 1e6 / secs,
+                        if acks.is_empty() {
+                            "-".into()
+                        } else {
+                            acks.join(" ")
+                        }
+                    );
+                    let _ = progress_out.flush();
+                    next_tick = now + Duration::from_millis(250);
+                }
+            }
+            ProgressStyle::Quiet => {}
+        }
+        if !findings.is_empty() {
+            break;
+        }
+        if done {
+            succeeded = true;
+            events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "until-reached", "until": format!("{:?}", plan.until).to_lowercase()}));
+            break;
+        }
+        let wait = if sink.has_pending() {
+            Duration::from_millis(5)
+        } else {
+            tick_wait
+        };
+        match rx.recv_timeout(wait) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Coalesce a burst of events into one pass.
+                while rx.try_recv().is_ok() {}
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+        }
+    }
+    if plan.progress == ProgressStyle::StatusLine {
+        let _ = progress_out.write_all(b"\r\x1b[2K");
+    }
+    let report_plan = VerifyPlan {
+        expect_complete: succeeded && plan.until != Until::Forever,
+        ..plan.verify.clone()
+    };
+    let mut report = build_report(
+        &report_plan,
+        &log,
+        &|i| Cow::Owned(sink.read_committed(&log, i)),
+        &checker,
+    );
+    for f in &findings {
+        events.emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
+    }
+    if !findings.is_empty() {
+        report.verdict = Verdict::Violation;
+        if let Some(cmd) = &plan.on_violation {
+            let json = serde_json::to_string(&findings[0]).expect("a finding serializes");
+            let _ = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .env("SOAKCHECK_FINDING", json)
+                .status();
+        }
+    }
+    Ok(WatchOutcome { report, findings })
+}

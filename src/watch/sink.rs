@@ -1,0 +1,371 @@
+//! Tailing a live sink directory: txnlogs are followed by dev/inode (so a worker's pair
+//! renamed to `.<time>` is the same file), read from where they were left, parsed record
+//! by record with the same strict parser and the same [`TxnlogReplay`] as `verify`, and
+//! their commits released to the checker in the global commit order.
+//!
+//! The release rule: a commit is released once every txnlog has been read to its end
+//! *after* the pass that saw it. The sink is one process that stamps each record with its
+//! clock just before writing it, so any commit with an earlier time is on disk by then.
+//! Its limit: a sink thread that stalls longer than one pass between taking the time and
+//! writing the record can still land an earlier-timed commit later; it is then checked in
+//! arrival order and reported as a `late-commit` note.
+//!
+//! Output data is read with `pread` from descriptors kept open, and only in committed
+//! ranges, which never shrink: no mapping, so a truncated uncommitted tail can never
+//! raise SIGBUS, and a rename never loses the file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::formats::txnlog::{parse_record, TxnlogEntry, MAX_LINE_BYTES};
+use crate::verify::commits::{commit_order, FileCommit, TxnlogReplay};
+use crate::verify::{CommitLog, Problem, ProblemKind, Severity};
+
+/// Why the sink directory cannot be followed (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkTailError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: malformed txnlog record: expected {expected}, found {found}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}:{line}: line is longer than {MAX_LINE_BYTES} bytes")]
+    LineTooLong { path: PathBuf, line: usize },
+    #[error("{path}: the sink directory was reset ({why}); soakcheck watch stops rather than mix two runs")]
+    Reset { path: PathBuf, why: String },
+}
+
+struct Tracked {
+    path: PathBuf,
+    file: File,
+    /// Bytes of complete lines consumed.
+    offset: u64,
+    partial: Vec<u8>,
+    line: usize,
+    replay: TxnlogReplay,
+    /// Index into the commit log's files.
+    index: usize,
+    output: Option<File>,
+}
+
+/// A commit waiting for the release rule.
+struct Pending {
+    file: usize,
+    commit: FileCommit,
+    seen_pass: u64,
+}
+
+pub struct SinkTail {
+    dir: PathBuf,
+    tracked: Vec<Tracked>,
+    by_inode: HashMap<(u64, u64), usize>,
+    pending: Vec<Pending>,
+    pass: u64,
+    /// The last released commit's order key, to notice late commits.
+    last_released: Option<(f64, u64, PathBuf, String)>,
+}
+
+fn output_path_of(txnlog: &Path) -> PathBuf {
+    let s = txnlog.as_os_str().to_string_lossy();
+    PathBuf::from(s.strip_suffix(".txnlog").unwrap_or(&s).to_string())
+}
+
+impl SinkTail {
+    pub fn new(dir: &Path) -> SinkTail {
+        SinkTail {
+            dir: dir.to_path_buf(),
+            tracked: Vec::new(),
+            by_inode: HashMap::new(),
+            pending: Vec::new(),
+            pass: 0,
+            last_released: None,
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// One pass: finds new and renamed txnlogs, and reads every txnlog to its end.
+    pub fn scan(&mut self, log: &mut CommitLog) -> Result<(), SinkTailError> {
+        self.pass += 1;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SinkTailError::Io { path, source }
+        };
+        let mut seen = vec![false; self.tracked.len()];
+        match std::fs::read_dir(&self.dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if !path.to_string_lossy().ends_with(".txnlog") {
+                        continue;
+                    }
+                    let Ok(meta) = std::fs::metadata(&path) else {
+                        continue;
+                    };
+                    let id = (meta.dev(), meta.ino());
+                    match self.by_inode.get(&id) {
+                        Some(&i) => {
+                            seen[i] = true;
+                            if self.tracked[i].path != path {
+                                // A worker left: its pair was renamed; the descriptors follow.
+                                let name = path
+                                    .file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default();
+                                let f = &mut log.files[self.tracked[i].index];
+                                f.name = name.strip_suffix(".txnlog").unwrap_or(&name).to_string();
+                                f.output = output_path_of(&path);
+                                f.txnlog = Some(path.clone());
+                                self.tracked[i].path = path;
+                            }
+                        }
+                        None => {
+                            let file = File::open(&path).map_err(io(&path))?;
+                            let name = path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
+                            let output_name =
+                                name.strip_suffix(".txnlog").unwrap_or(&name).to_string();
+                            let index = log.files.len();
+                            log.files.push(crate::verify::commits::SinkFile {
+                                name: output_name,
+                                output: output_path_of(&path),
+                                txnlog: Some(path.clone()),
+                                output_len: None,
+                            });
+                            self.by_inode.insert(id, self.tracked.len());
+                            self.tracked.push(Tracked {
+                                replay: TxnlogReplay::new(&name),
+                                path,
+                                file,
+                                offset: 0,
+                                partial: Vec::new(),
+                                line: 0,
+                                index,
+                                output: None,
+                            });
+                            seen.push(true);
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(SinkTailError::Io {
+                    path: self.dir.clone(),
+                    source: e,
+                })
+            }
+        }
+        for (i, t) in self.tracked.iter_mut().enumerate() {
+            let meta = t.file.metadata().map_err(io(&t.path))?;
+            if !seen[i] && meta.nlink() == 0 {
+                return Err(SinkTailError::Reset {
+                    path: t.path.clone(),
+                    why: "a txnlog was deleted".into(),
+                });
+            }
+            if meta.len() < t.offset {
+                return Err(SinkTailError::Reset {
+                    path: t.path.clone(),
+                    why: "a txnlog got shorter".into(),
+                });
+            }
+            let mut buf = vec![0u8; 1 << 16];
+            let mut at = t.offset + t.partial.len() as u64;
+            loop {
+                let n = t.file.read_at(&mut buf, at).map_err(io(&t.path))?;
+                if n == 0 {
+                    break;
+                }
+                at += n as u64;
+                let mut chunk = &buf[..n];
+                while let Some(end) = memchr::memchr(b'\n', chunk) {
+                    t.partial.extend_from_slice(&chunk[..end]);
+                    chunk = &chunk[end + 1..];
+                    t.line += 1;
+                    let text = std::mem::take(&mut t.partial);
+                    t.offset += text.len() as u64 + 1;
+                    let (time, record) =
+                        parse_record(&text).map_err(|e| SinkTailError::Syntax {
+                            path: t.path.clone(),
+                            line: t.line,
+                            column: e.column,
+                            expected: e.expected,
+                            found: e.found,
+                        })?;
+                    let entry = TxnlogEntry {
+                        line: t.line,
+                        time,
+                        record,
+                    };
+                    if let Some(commit) = t.replay.apply(&entry, &mut log.problems) {
+                        self.pending.push(Pending {
+                            file: t.index,
+                            commit,
+                            seen_pass: self.pass,
+                        });
+                    }
+                }
+                t.partial.extend_from_slice(chunk);
+                if t.partial.len() > MAX_LINE_BYTES {
+                    return Err(SinkTailError::LineTooLong {
+                        path: t.path.clone(),
+                        line: t.line + 1,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every commit seen before the last complete pass into `log`, in commit order;
+    /// returns the index of the first newly released commit.
+    pub fn release(&mut self, log: &mut CommitLog) -> usize {
+        let first = log.commits.len();
+        let pass = self.pass;
+        let (mut ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.seen_pass < pass);
+        self.pending = waiting;
+        let files = &log.files;
+        ready.sort_by(|a, b| {
+            commit_order(
+                (
+                    a.commit.time,
+                    a.commit.end,
+                    &files[a.file].output,
+                    &a.commit.txn_id,
+                ),
+                (
+                    b.commit.time,
+                    b.commit.end,
+                    &files[b.file].output,
+                    &b.commit.txn_id,
+                ),
+            )
+        });
+        for p in ready {
+            let key = (
+                p.commit.time,
+                p.commit.end,
+                log.files[p.file].output.clone(),
+                p.commit.txn_id.clone(),
+            );
+            if let Some(last) = &self.last_released {
+                if commit_order(
+                    (key.0, key.1, &key.2, &key.3),
+                    (last.0, last.1, &last.2, &last.3),
+                )
+                .is_lt()
+                {
+                    log.problems.push(Problem {
+                        kind: ProblemKind::LateCommit,
+                        severity: Severity::Note,
+                        file: format!("{}.txnlog", log.files[p.file].name),
+                        line: p.commit.line,
+                        detail: format!("commit {} landed after later-timed commits were checked; checked in arrival order", p.commit.txn_id),
+                    });
+                }
+            }
+            self.last_released = Some(key);
+            log.push(p.file, p.commit);
+        }
+        first
+    }
+
+    /// Re-reads commit `i`'s chunk for a report (no problem is recorded).
+    pub fn read_committed(&self, log: &CommitLog, i: usize) -> Vec<u8> {
+        let commit = &log.commits[i];
+        let Some(f) = self
+            .tracked
+            .iter()
+            .find(|t| t.index == commit.file)
+            .and_then(|t| t.output.as_ref())
+        else {
+            return Vec::new();
+        };
+        let mut buf = vec![0u8; (commit.end - commit.start) as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match f.read_at(&mut buf[got..], commit.start + got as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        buf.truncate(got);
+        buf
+    }
+
+    /// Reads commit `i`'s chunk (the committed range only); a short read means committed
+    /// data is missing, which is reported once per file.
+    pub fn read_chunk(&mut self, log: &mut CommitLog, i: usize) -> Result<Vec<u8>, SinkTailError> {
+        let commit = log.commits[i].clone();
+        let t = self
+            .tracked
+            .iter_mut()
+            .find(|t| t.index == commit.file)
+            .expect("a released commit has a tracked file");
+        if t.output.is_none() {
+            let path = output_path_of(&t.path);
+            match File::open(&path) {
+                Ok(f) => t.output = Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SinkTailError::Io { path, source }),
+            }
+        }
+        let mut buf = vec![0u8; (commit.end - commit.start) as usize];
+        let mut got = 0usize;
+        if let Some(f) = &t.output {
+            while got < buf.len() {
+                let n = f
+                    .read_at(&mut buf[got..], commit.start + got as u64)
+                    .map_err(|source| SinkTailError::Io {
+                        path: output_path_of(&t.path),
+                        source,
+                    })?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            log.files[commit.file].output_len = f.metadata().ok().map(|m| m.len());
+        }
+        if got < buf.len() {
+            buf.truncate(got);
+            let file = format!("{}.txnlog", log.files[commit.file].name);
+            if !log
+                .problems
+                .iter()
+                .any(|p| p.kind == ProblemKind::CommittedDataMissing && p.file == file)
+            {
+                log.problems.push(Problem {
+                    kind: ProblemKind::CommittedDataMissing,
+                    severity: Severity::Violation,
+                    file,
+                    line: commit.line,
+                    detail: format!(
+                        "{} ends before the committed offset {} ({} committed bytes are gone)",
+                        log.files[commit.file].name,
+                        commit.end,
+                        commit.end - commit.start - got as u64
+                    ),
+                });
+            }
+        }
+        Ok(buf)
+    }
+}
