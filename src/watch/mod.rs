@@ -165,6 +165,54 @@ fn last_line_start(input: &[u8]) -> u64 {
     memchr::memrchr(b'\n', body).map_or(0, |i| i as u64 + 1)
 }
 
+/// The incremental verification state of a sink directory: the tail, the commits
+/// released so far, and the checker they were fed to. One [`WatchCore::pass`] does what
+/// one wake-up of `watch` does.
+pub struct WatchCore<'i> {
+    pub sink: SinkTail,
+    pub log: CommitLog,
+    pub checker: Checker<'i>,
+}
+
+impl<'i> WatchCore<'i> {
+    pub fn new(sink_dir: &std::path::Path, checker: Checker<'i>) -> Self {
+        WatchCore {
+            sink: SinkTail::new(sink_dir),
+            log: CommitLog::default(),
+            checker,
+        }
+    }
+
+    /// Reads what the txnlogs gained, releases what the release rule allows, and feeds
+    /// the released chunks; returns (commits, bytes) released.
+    pub fn pass(&mut self) -> Result<(u64, u64), SinkTailError> {
+        self.sink.scan(&mut self.log)?;
+        if self.sink.has_pending() {
+            self.sink.scan(&mut self.log)?;
+        }
+        let first = self.sink.release(&mut self.log);
+        let mut bytes = 0u64;
+        for i in first..self.log.commits.len() {
+            let chunk = self.sink.read_chunk(&mut self.log, i)?;
+            bytes += chunk.len() as u64;
+            if !chunk.is_empty() {
+                self.checker.feed(i, self.log.commits[i].start, &chunk);
+            }
+        }
+        Ok(((self.log.commits.len() - first) as u64, bytes))
+    }
+
+    /// The report of what was verified so far (as `verify` builds it).
+    pub fn report(&self, plan: &VerifyPlan) -> Report {
+        build_report(
+            plan,
+            &self.log,
+            &|i| Cow::Owned(self.sink.read_committed(&self.log, i)),
+            &self.checker,
+        )
+    }
+}
+
 /// Watches until `plan.until`, a finding, the timeout, or `stop`.
 pub fn run_watch(
     plan: &WatchPlan,
@@ -184,9 +232,7 @@ pub fn run_watch(
         .zip(&inputs)
         .map(|(k, b)| (k.key, &b[..]))
         .collect();
-    let mut checker = Checker::new(plan.verify.semantics, &keyed);
-    let mut log = CommitLog::default();
-    let mut sink = SinkTail::new(&sink_dir);
+    let mut core = WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed));
     let mut senders: Vec<SenderProgress> = plan
         .sender_logs
         .iter()
@@ -277,25 +323,12 @@ pub fn run_watch(
             }
         }
         let now = Instant::now();
-        // Read, then read everything to its end once more, then release.
-        sink.scan(&mut log)?;
-        if sink.has_pending() {
-            sink.scan(&mut log)?;
-        }
-        let first = sink.release(&mut log);
-        let mut batch_bytes = 0u64;
-        for i in first..log.commits.len() {
-            let chunk = sink.read_chunk(&mut log, i)?;
-            batch_bytes += chunk.len() as u64;
-            if !chunk.is_empty() {
-                checker.feed(i, log.commits[i].start, &chunk);
-            }
-        }
-        let released = (log.commits.len() - first) as u64;
+        let (released, batch_bytes) = core.pass()?;
         if released > 0 {
             commits_total += released;
             bytes_total += batch_bytes;
-            let verified: serde_json::Map<String, serde_json::Value> = checker
+            let verified: serde_json::Map<String, serde_json::Value> = core
+                .checker
                 .cursors()
                 .iter()
                 .map(|c| {
@@ -317,7 +350,7 @@ pub fn run_watch(
                 elapsed_s: elapsed,
             });
         };
-        for (i, c) in checker.cursors().iter().enumerate() {
+        for (i, c) in core.checker.cursors().iter().enumerate() {
             if let (Some(m), false) = (c.mismatch(), reported_keys[i]) {
                 reported_keys[i] = true;
                 found(
@@ -330,7 +363,7 @@ pub fn run_watch(
                 );
             }
         }
-        for p in &log.problems[reported_problems..] {
+        for p in &core.log.problems[reported_problems..] {
             if p.severity == Severity::Violation {
                 found(
                     FindingKind::SinkProblem,
@@ -339,7 +372,7 @@ pub fn run_watch(
                 );
             }
         }
-        reported_problems = log.problems.len();
+        reported_problems = core.log.problems.len();
         if let Some(tail) = sink_log.as_mut() {
             let mut errors = Vec::new();
             tail.read_new(&mut |line| {
@@ -402,7 +435,7 @@ pub fn run_watch(
             fresh.retain(|f| f.kind != FindingKind::Stalled);
         }
         findings.extend(fresh);
-        let complete = checker.cursors().iter().all(|c| c.complete());
+        let complete = core.checker.cursors().iter().all(|c| c.complete());
         let all_eof = !senders.is_empty() && senders.iter().all(|s| s.eof);
         let done = match plan.until {
             Until::Complete => complete,
@@ -437,7 +470,8 @@ pub fn run_watch(
             ProgressStyle::StatusLine => {
                 if now >= next_tick || released > 0 {
                     let secs = now.duration_since(started).as_secs_f64().max(1e-3);
-                    let keys: Vec<String> = checker
+                    let keys: Vec<String> = core
+                        .checker
                         .cursors()
                         .iter()
                         .map(|c| {
@@ -486,7 +520,7 @@ pub fn run_watch(
             events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "until-reached", "until": format!("{:?}", plan.until).to_lowercase()}));
             break;
         }
-        let wait = if sink.has_pending() {
+        let wait = if core.sink.has_pending() {
             Duration::from_millis(5)
         } else {
             tick_wait
@@ -506,12 +540,7 @@ pub fn run_watch(
         expect_complete: succeeded && plan.until != Until::Forever,
         ..plan.verify.clone()
     };
-    let mut report = build_report(
-        &report_plan,
-        &log,
-        &|i| Cow::Owned(sink.read_committed(&log, i)),
-        &checker,
-    );
+    let mut report = core.report(&report_plan);
     for f in &findings {
         events.emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
     }

@@ -1,0 +1,676 @@
+//! Tests of `soakcheck watch`: a writer thread that behaves like a live sink (files and
+//! the directory created after start, data before its commit, records written in pieces,
+//! rollbacks that truncate, uncommitted tails cut by a restart, a worker's pair renamed
+//! when it leaves), each finding kind with its exit status, and a model-based property
+//! test that watch's incremental verdict equals verify's on the final state.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use proptest::prelude::*;
+use serde_json::Value;
+use soakcheck::formats::input::input_path;
+use soakcheck::formats::mapped::IoMode;
+use soakcheck::formats::txnlog::{format_record, Record, WhereRange};
+use soakcheck::gen::inputs::{generate_inputs, DataSource};
+use soakcheck::verify::{verify, Checker, KeyInput, Semantics, VerifyPlan};
+use soakcheck::watch::{run_watch, FindingKind, ProgressStyle, Until, WatchCore, WatchPlan};
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// One worker's pair of files, written the way the sink writes them.
+struct PairWriter {
+    name: String,
+    dir: PathBuf,
+    len: u64,
+    committed: u64,
+    cid: u64,
+}
+
+impl PairWriter {
+    fn new(dir: &Path, name: &str) -> Self {
+        PairWriter {
+            name: name.into(),
+            dir: dir.to_path_buf(),
+            len: 0,
+            committed: 0,
+            cid: 0,
+        }
+    }
+    fn output(&self) -> PathBuf {
+        self.dir.join(format!("output.{}", self.name))
+    }
+    fn txnlog(&self) -> PathBuf {
+        self.dir.join(format!("output.{}.txnlog", self.name))
+    }
+    fn data(&mut self, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.output())
+            .unwrap();
+        f.write_all(bytes).unwrap();
+        self.len += bytes.len() as u64;
+    }
+    /// Appends a record in two pieces, as a slow write would land.
+    fn record(&self, record: &Record) {
+        let line = format_record(now(), record);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.txnlog())
+            .unwrap();
+        let (a, b) = line.as_bytes().split_at(line.len() / 2);
+        f.write_all(a).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_micros(300));
+        f.write_all(b).unwrap();
+    }
+    fn txn(&mut self) -> (String, Vec<WhereRange>) {
+        self.cid += 1;
+        let txn = format!("Passthrough-w-{}-id-1:c_id={}", self.name, self.cid);
+        (
+            txn,
+            vec![WhereRange {
+                stream_id: 1,
+                start: self.committed,
+                end: self.len,
+            }],
+        )
+    }
+    fn commit(&mut self) {
+        let (txn_id, where_list) = self.txn();
+        self.record(&Record::Phase1Commit {
+            txn_id: txn_id.clone(),
+            where_list,
+        });
+        self.record(&Record::Phase2Commit {
+            txn_id,
+            offset: self.len,
+        });
+        self.committed = self.len;
+    }
+    fn rollback(&mut self) {
+        let (txn_id, where_list) = self.txn();
+        self.record(&Record::Phase1Commit {
+            txn_id: txn_id.clone(),
+            where_list,
+        });
+        self.record(&Record::Phase2Rollback {
+            txn_id,
+            offset: self.committed,
+        });
+        self.truncate();
+    }
+    fn truncate(&mut self) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.output())
+            .unwrap()
+            .set_len(self.committed)
+            .unwrap();
+        self.len = self.committed;
+    }
+}
+
+fn lines_of(path: &Path) -> Vec<Vec<u8>> {
+    std::fs::read(path)
+        .unwrap()
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Plays a live 2-worker sink into `sink_dir` (created late): key A on the initializer,
+/// key B on worker1 until worker1 leaves half way and B moves to the initializer. With
+/// `lose`, one line of B is never written.
+fn live_sink(sink_dir: &Path, input_dir: &Path, lose: Option<usize>) {
+    std::thread::sleep(Duration::from_millis(150));
+    std::fs::create_dir_all(sink_dir).unwrap();
+    let inputs = [
+        lines_of(&input_path(input_dir, b'A')),
+        lines_of(&input_path(input_dir, b'B')),
+    ];
+    let mut next = [0usize, 0usize];
+    let mut pairs = [
+        PairWriter::new(sink_dir, "initializer"),
+        PairWriter::new(sink_dir, "worker1"),
+    ];
+    for p in &pairs {
+        p.record(&Record::ListUncommitted { txn_ids: vec![] });
+    }
+    let mut owner = [0usize, 1usize];
+    let mut step = 0u64;
+    while next[0] < inputs[0].len() || next[1] < inputs[1].len() {
+        step += 1;
+        for w in 0..2 {
+            if w == 1 && owner[1] != 1 {
+                continue;
+            }
+            let keys: Vec<usize> = (0..2)
+                .filter(|&k| owner[k] == w && next[k] < inputs[k].len())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let saved = next;
+            for (j, &k) in keys.iter().cycle().take(keys.len() * 3).enumerate() {
+                if next[k] < inputs[k].len() {
+                    if k == 1 && lose == Some(next[1]) && step % 5 != 0 {
+                        next[1] += 1; // the lost line
+                    }
+                    if next[k] < inputs[k].len() {
+                        pairs[w].data(&inputs[k][next[k]]);
+                        next[k] += 1;
+                    }
+                }
+                if j % 2 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            match step % 5 {
+                0 => {
+                    // Phase-2 rollback: truncated and re-sent later.
+                    pairs[w].rollback();
+                    next = saved;
+                }
+                3 => {
+                    // A sink restart: an uncommitted tail (a repeat of old lines) is cut.
+                    pairs[w].commit();
+                    let tail = inputs[keys[0]][0].clone();
+                    pairs[w].data(&tail);
+                    std::thread::sleep(Duration::from_millis(2));
+                    pairs[w].record(&Record::ConnectionClosed);
+                    pairs[w].truncate();
+                    pairs[w].record(&Record::ListUncommitted { txn_ids: vec![] });
+                }
+                _ => pairs[w].commit(),
+            }
+        }
+        if owner[1] == 1 && next[1] * 2 >= inputs[1].len() {
+            // worker1 leaves: everything committed, pair renamed, B moves on.
+            pairs[0].record(&Record::WorkersLeft {
+                workers: vec!["worker1".into()],
+            });
+            let suffix = format!("{}", now());
+            std::fs::rename(
+                pairs[1].output(),
+                sink_dir.join(format!("output.worker1.{suffix}")),
+            )
+            .unwrap();
+            std::fs::rename(
+                pairs[1].txnlog(),
+                sink_dir.join(format!("output.worker1.{suffix}.txnlog")),
+            )
+            .unwrap();
+            owner[1] = 0;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn plan(dir: &Path, until: Until, poll: Option<Duration>) -> WatchPlan {
+    WatchPlan {
+        verify: VerifyPlan {
+            sink_dir: Some(dir.join("sink-out")),
+            plain_outputs: vec![],
+            inputs: [b'A', b'B']
+                .iter()
+                .map(|&key| KeyInput {
+                    key,
+                    path: input_path(&dir.join("in"), key),
+                })
+                .collect(),
+            expect_complete: false,
+            semantics: Semantics::ExactlyOnce,
+            io: IoMode::Mmap,
+        },
+        sender_logs: vec![],
+        sink_log: None,
+        ack_timeout: Duration::from_secs(180),
+        registry_window: 20,
+        until,
+        timeout: Some(Duration::from_secs(60)),
+        events: Some(dir.join("events.jsonl")),
+        on_violation: None,
+        poll,
+        progress: ProgressStyle::Quiet,
+    }
+}
+
+#[test]
+fn follows_a_live_sink_with_every_tricky_case_and_no_false_positive() {
+    for poll in [None, Some(Duration::from_millis(30))] {
+        let dir = tempfile::tempdir().unwrap();
+        generate_inputs(b"AB", 6000, &dir.path().join("in"), &DataSource::Seeded(4)).unwrap();
+        let plan = plan(dir.path(), Until::Complete, poll);
+        let stop = AtomicBool::new(false);
+        let outcome = std::thread::scope(|s| {
+            s.spawn(|| live_sink(&dir.path().join("sink-out"), &dir.path().join("in"), None));
+            run_watch(&plan, &stop, &mut std::io::sink()).unwrap()
+        });
+        assert!(
+            outcome.findings.is_empty(),
+            "{poll:?}: {:?}",
+            outcome.findings
+        );
+        assert_eq!(outcome.exit_code(), 0);
+        assert!(outcome.report.keys.iter().all(|k| k.complete));
+        // And it agrees with verify on the final state.
+        let offline = verify(&VerifyPlan {
+            expect_complete: true,
+            ..plan.verify.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            offline.verdict.exit_code(),
+            0,
+            "{}",
+            offline.to_human(false)
+        );
+        let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        assert!(events.lines().any(|l| l.contains("\"event\":\"commits\"")));
+        assert!(events.lines().any(|l| l.contains("until-reached")));
+    }
+}
+
+#[test]
+fn stops_at_a_live_loss_with_the_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_inputs(b"AB", 6000, &dir.path().join("in"), &DataSource::Seeded(4)).unwrap();
+    let plan = plan(dir.path(), Until::Complete, None);
+    let stop = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| {
+            live_sink(
+                &dir.path().join("sink-out"),
+                &dir.path().join("in"),
+                Some(200),
+            )
+        });
+        run_watch(&plan, &stop, &mut std::io::sink()).unwrap()
+    });
+    assert_eq!(outcome.exit_code(), 1);
+    assert_eq!(outcome.findings[0].kind, FindingKind::Violation);
+    assert_eq!(outcome.findings[0].key.as_deref(), Some("B"));
+    let v = outcome.report.keys[1].violation.as_ref().unwrap();
+    assert_eq!(v.input_offset, 200 * 49);
+}
+
+fn watch_json(args: &[&str], status: i32) -> Value {
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .env_remove("MULTIPLE_KEYS_LIST")
+        .arg("watch")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+#[test]
+fn each_violation_kind_and_sink_problem_stops_with_exit_1() {
+    for (dir, kind) in [
+        ("loss", "loss"),
+        ("duplicate", "duplicate"),
+        ("reorder", "reorder"),
+        ("corrupt", "corrupt"),
+    ] {
+        let doc = watch_json(
+            &[
+                "--sink-dir",
+                &format!("testdata/{dir}"),
+                "--input-dir",
+                "testdata/in",
+                "--until",
+                "complete",
+                "--timeout",
+                "10s",
+            ],
+            1,
+        );
+        assert_eq!(doc["findings"][0]["kind"], "violation");
+        assert_eq!(doc["keys"][1]["violation"]["kind"], kind);
+    }
+    for dir in [
+        "problem-committed-data-missing",
+        "problem-commit-regressed",
+        "problem-phase2-mismatch",
+    ] {
+        let doc = watch_json(
+            &[
+                "--sink-dir",
+                &format!("testdata/{dir}"),
+                "--input-dir",
+                "testdata/in",
+                "--keys",
+                "A",
+                "--until",
+                "complete",
+                "--timeout",
+                "10s",
+            ],
+            1,
+        );
+        assert_eq!(doc["findings"][0]["kind"], "sink-problem", "{dir}");
+    }
+}
+
+/// A copy of the happy fixture (which is complete) with sender logs and a sink log.
+fn happy_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = dir.path().join("sink-out");
+    std::fs::create_dir_all(&sink).unwrap();
+    for e in std::fs::read_dir("testdata/happy").unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), sink.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn stream_line(what: &str, key: char, por: u64, open: bool) -> String {
+    format!(
+        "2026-11-28 04:08:12,280 DEBUG    [connectors.py:442] MultiSourceConnector {what} Stream(id=1, name='/tmp/input-file.{key}.txt', point_of_ref={por}, is_open={})\n",
+        if open { "True" } else { "False" }
+    )
+}
+
+fn last_line_start(key: char) -> u64 {
+    let input = std::fs::read(format!("testdata/in/input-file.{key}.txt")).unwrap();
+    let body = &input[..input.len() - 1];
+    body.iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i as u64 + 1)
+}
+
+#[test]
+fn progress_findings_and_eof_success() {
+    let args = |d: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--sink-dir",
+            &d.join("sink-out").to_string_lossy(),
+            "--input-dir",
+            "testdata/in",
+            "--sender-log-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.push(d.to_string_lossy().into_owned());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    // EOF: every sender closed its stream at its last line, and the output is complete.
+    let d = happy_copy();
+    for key in ['A', 'B', 'C'] {
+        let text = stream_line("acked", key, 49, true)
+            + &stream_line("closed", key, last_line_start(key), false);
+        std::fs::write(d.path().join(format!("sender.out.{key}")), text).unwrap();
+    }
+    let a = args(d.path(), &["--until", "eof", "--timeout", "10s"]);
+    let doc = watch_json(&a.iter().map(String::as_str).collect::<Vec<_>>(), 0);
+    assert_eq!(doc["verdict"], "ok");
+    // No new ack within the timeout.
+    let d = happy_copy();
+    std::fs::write(
+        d.path().join("sender.out.A"),
+        stream_line("added", 'A', 0, true),
+    )
+    .unwrap();
+    let a = args(
+        d.path(),
+        &[
+            "--until",
+            "forever",
+            "--ack-timeout",
+            "1s",
+            "--timeout",
+            "20s",
+        ],
+    );
+    let doc = watch_json(&a.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    assert_eq!(doc["findings"][0]["kind"], "ack-timeout");
+    assert_eq!(doc["findings"][0]["key"], "A");
+    // A stuck registry: the last N added lines are all closed.
+    let d = happy_copy();
+    let text: String = (0..3)
+        .map(|_| stream_line("added", 'B', 0, false))
+        .collect();
+    std::fs::write(d.path().join("sender.out.B"), text).unwrap();
+    let a = args(
+        d.path(),
+        &[
+            "--until",
+            "forever",
+            "--registry-window",
+            "3",
+            "--timeout",
+            "20s",
+        ],
+    );
+    let doc = watch_json(&a.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    assert_eq!(doc["findings"][0]["kind"], "registry-stall");
+    // An ERROR in the sink log.
+    let d = happy_copy();
+    std::fs::write(
+        d.path().join("sink-out/stdout-stderr"),
+        "2026-11-28 04:08:12,280 ERROR    [x.py:1] 2PC: Phase 1 invalid\n",
+    )
+    .unwrap();
+    let a = args(d.path(), &["--until", "forever", "--timeout", "20s"]);
+    let doc = watch_json(&a.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    assert_eq!(doc["findings"][0]["kind"], "sink-error");
+    // Nothing happens: --timeout gives a stalled finding.
+    let d = happy_copy();
+    let a = args(d.path(), &["--until", "eof", "--timeout", "1s"]);
+    std::fs::write(
+        d.path().join("sender.out.A"),
+        stream_line("acked", 'A', 49, true),
+    )
+    .unwrap();
+    let doc = watch_json(&a.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    assert_eq!(doc["findings"][0]["kind"], "stalled");
+}
+
+#[test]
+fn on_violation_runs_once_with_the_finding_and_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("finding.json");
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .args([
+            "watch",
+            "--sink-dir",
+            "testdata/loss",
+            "--input-dir",
+            "testdata/in",
+            "--until",
+            "complete",
+            "--timeout",
+            "10s",
+        ])
+        .arg("--on-violation")
+        .arg(format!(
+            "printf '%s' \"$SOAKCHECK_FINDING\" >> {}",
+            marker.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("finding: violation"));
+    let finding: Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    assert_eq!(finding["kind"], "violation");
+    // A malformed txnlog cannot be checked.
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .args([
+            "watch",
+            "--sink-dir",
+            "testdata/bad-malformed-txnlog",
+            "--input-dir",
+            "testdata/in",
+            "--keys",
+            "A",
+            "--timeout",
+            "5s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("output.initializer.txnlog:3:64"));
+    // A reset (a txnlog deleted under watch) stops with exit 2.
+    let d = happy_copy();
+    let sink = d.path().join("sink-out");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("soakcheck"))
+        .args([
+            "watch",
+            "--input-dir",
+            "testdata/in",
+            "--until",
+            "forever",
+            "--timeout",
+            "20s",
+            "--sink-dir",
+        ])
+        .arg(&sink)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::remove_file(sink.join("output.worker1.txnlog")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reset"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Actions on a live sink directory, for the model-based test.
+#[derive(Debug, Clone)]
+enum Action {
+    Write {
+        worker: usize,
+        lines: usize,
+    },
+    Commit {
+        worker: usize,
+    },
+    Rollback {
+        worker: usize,
+    },
+    TruncateUncommitted {
+        worker: usize,
+    },
+    Rename {
+        worker: usize,
+    },
+    /// A deliberate fault: skip one input line.
+    Skip {
+        key: usize,
+    },
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        4 => (0usize..2, 1usize..6).prop_map(|(worker, lines)| Action::Write { worker, lines }),
+        3 => (0usize..2).prop_map(|worker| Action::Commit { worker }),
+        1 => (0usize..2).prop_map(|worker| Action::Rollback { worker }),
+        1 => (0usize..2).prop_map(|worker| Action::TruncateUncommitted { worker }),
+        1 => (0usize..2).prop_map(|worker| Action::Rename { worker }),
+        1 => (0usize..2).prop_map(|key| Action::Skip { key }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random write/commit/rollback/rename/truncate actions go to real files; watch
+    /// takes a pass after each, and its final verdict must equal verify's on the result.
+    #[test]
+    fn watch_verdict_equals_verify_on_the_final_state(actions in prop::collection::vec(action(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        generate_inputs(b"AB", 800, &dir.path().join("in"), &DataSource::Seeded(2)).unwrap();
+        let sink_dir = dir.path().join("sink-out");
+        std::fs::create_dir_all(&sink_dir).unwrap();
+        let inputs = [lines_of(&input_path(&dir.path().join("in"), b'A')), lines_of(&input_path(&dir.path().join("in"), b'B'))];
+        let mut next = [0usize; 2];
+        let mut pairs = [PairWriter::new(&sink_dir, "initializer"), PairWriter::new(&sink_dir, "worker1")];
+        let mut renamed = [false; 2];
+        let plan = plan(dir.path(), Until::Forever, None).verify;
+        let input_bytes: Vec<Vec<u8>> = inputs.iter().map(|l| l.concat()).collect();
+        let keyed: Vec<(u8, &[u8])> = vec![(b'A', &input_bytes[0][..]), (b'B', &input_bytes[1][..])];
+        let mut core = WatchCore::new(&sink_dir, Checker::new(Semantics::ExactlyOnce, &keyed));
+        for a in actions {
+            match a {
+                Action::Write { worker, lines } if !renamed[worker] => {
+                    for _ in 0..lines {
+                        let k = worker; // key A on the initializer, B on worker1
+                        if next[k] < inputs[k].len() {
+                            pairs[worker].data(&inputs[k][next[k]]);
+                            next[k] += 1;
+                        }
+                    }
+                }
+                Action::Commit { worker } if !renamed[worker] => pairs[worker].commit(),
+                Action::Rollback { worker } if !renamed[worker] => {
+                    // The rolled-back lines are re-sent later: rewind the key.
+                    let bytes = pairs[worker].len - pairs[worker].committed;
+                    let mut back = 0u64;
+                    while back < bytes && next[worker] > 0 {
+                        next[worker] -= 1;
+                        back += inputs[worker][next[worker]].len() as u64;
+                    }
+                    pairs[worker].rollback();
+                }
+                Action::TruncateUncommitted { worker } if !renamed[worker] => {
+                    let bytes = pairs[worker].len - pairs[worker].committed;
+                    let mut back = 0u64;
+                    while back < bytes && next[worker] > 0 {
+                        next[worker] -= 1;
+                        back += inputs[worker][next[worker]].len() as u64;
+                    }
+                    pairs[worker].truncate();
+                }
+                Action::Rename { worker } if !renamed[worker] && pairs[worker].txnlog().exists() && pairs[worker].output().exists() => {
+                    let suffix = format!("{}", now());
+                    std::fs::rename(pairs[worker].output(), sink_dir.join(format!("output.{}.{suffix}", pairs[worker].name))).unwrap();
+                    std::fs::rename(pairs[worker].txnlog(), sink_dir.join(format!("output.{}.{suffix}.txnlog", pairs[worker].name))).unwrap();
+                    renamed[worker] = true;
+                }
+                Action::Skip { key } => next[key] = (next[key] + 1).min(inputs[key].len()),
+                _ => {}
+            }
+            core.pass().unwrap();
+        }
+        core.pass().unwrap();
+        core.pass().unwrap();
+        let watched = core.report(&plan);
+        let offline = verify(&plan).unwrap();
+        prop_assert_eq!(watched.verdict, offline.verdict);
+        for (w, o) in watched.keys.iter().zip(&offline.keys) {
+            prop_assert_eq!(w.verified_bytes, o.verified_bytes);
+            prop_assert_eq!(w.violation.as_ref().map(|v| v.kind), o.violation.as_ref().map(|v| v.kind));
+        }
+        prop_assert_eq!(watched.sink.commits, offline.sink.commits);
+    }
+}
