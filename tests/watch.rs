@@ -153,7 +153,7 @@ fn live_sink(sink_dir: &Path, input_dir: &Path, lose: Option<usize>) {
     let mut step = 0u64;
     while next[0] < inputs[0].len() || next[1] < inputs[1].len() {
         step += 1;
-        for w in 0..2 {
+        for (w, pair) in pairs.iter_mut().enumerate() {
             if w == 1 && owner[1] != 1 {
                 continue;
             }
@@ -166,11 +166,11 @@ fn live_sink(sink_dir: &Path, input_dir: &Path, lose: Option<usize>) {
             let saved = next;
             for (j, &k) in keys.iter().cycle().take(keys.len() * 3).enumerate() {
                 if next[k] < inputs[k].len() {
-                    if k == 1 && lose == Some(next[1]) && step % 5 != 0 {
+                    if k == 1 && lose == Some(next[1]) && !step.is_multiple_of(5) {
                         next[1] += 1; // the lost line
                     }
                     if next[k] < inputs[k].len() {
-                        pairs[w].data(&inputs[k][next[k]]);
+                        pair.data(&inputs[k][next[k]]);
                         next[k] += 1;
                     }
                 }
@@ -181,20 +181,20 @@ fn live_sink(sink_dir: &Path, input_dir: &Path, lose: Option<usize>) {
             match step % 5 {
                 0 => {
                     // Phase-2 rollback: truncated and re-sent later.
-                    pairs[w].rollback();
+                    pair.rollback();
                     next = saved;
                 }
                 3 => {
                     // A sink restart: an uncommitted tail (a repeat of old lines) is cut.
-                    pairs[w].commit();
+                    pair.commit();
                     let tail = inputs[keys[0]][0].clone();
-                    pairs[w].data(&tail);
+                    pair.data(&tail);
                     std::thread::sleep(Duration::from_millis(2));
-                    pairs[w].record(&Record::ConnectionClosed);
-                    pairs[w].truncate();
-                    pairs[w].record(&Record::ListUncommitted { txn_ids: vec![] });
+                    pair.record(&Record::ConnectionClosed);
+                    pair.truncate();
+                    pair.record(&Record::ListUncommitted { txn_ids: vec![] });
                 }
-                _ => pairs[w].commit(),
+                _ => pair.commit(),
             }
         }
         if owner[1] == 1 && next[1] * 2 >= inputs[1].len() {
