@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::formats::input::input_path;
 use crate::gen::inputs::{generate_inputs, DataSource};
@@ -323,6 +323,289 @@ impl BenchDemoReport {
             self.feeding_s,
             self.committed_mb_per_s,
             if self.verified { "pass" } else { "FAIL" }
+        )
+    }
+}
+
+/// `soakcheck bench watch`: latency and cost per MB of watch while a writer appends
+/// commits to a sink directory.
+#[derive(Debug, Clone)]
+pub struct BenchWatchPlan {
+    pub keys: usize,
+    pub workers: usize,
+    /// Committed bytes to append in all.
+    pub total_bytes: u64,
+    /// Bytes per commit (about).
+    pub commit_bytes: u64,
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchWatchReport {
+    pub committed_bytes: u64,
+    pub commits: u64,
+    pub latency_median_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    /// Watcher CPU per MB over the first and the last 100 MB.
+    pub cpu_ms_per_mb_first: f64,
+    pub cpu_ms_per_mb_last: f64,
+    pub verified: bool,
+    pub wall_s: f64,
+}
+
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+pub fn bench_watch(
+    plan: &BenchWatchPlan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchWatchReport, BenchError> {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::sync::{mpsc, Arc, Mutex};
+
+    use crate::formats::txnlog::{format_record, Record, WhereRange};
+    use crate::verify::{Checker, Semantics};
+    use crate::watch::WatchCore;
+
+    let (root, _guard) = match &plan.dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d =
+                std::env::temp_dir().join(format!("soakcheck-bench-watch-{}", std::process::id()));
+            (d.clone(), Some(TempDir(d)))
+        }
+    };
+    let input_dir = root.join("in");
+    let sink_dir = root.join("sink-out");
+    let _ = std::fs::remove_dir_all(&sink_dir);
+    std::fs::create_dir_all(&sink_dir).map_err(io("creating the sink dir"))?;
+    let keys: Vec<u8> = (b'A'..).take(plan.keys).collect();
+    // od -x turns 16 bytes into one 49- or 50-byte line.
+    let raw = plan.total_bytes / plan.keys as u64 * 16 / 50;
+    progress(&format!("generating {} inputs of {raw} bytes", plan.keys));
+    generate_inputs(&keys, raw, &input_dir, &DataSource::Seeded(3))
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let inputs: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|&k| std::fs::read(input_path(&input_dir, k)))
+        .collect::<std::io::Result<_>>()
+        .map_err(io("reading inputs"))?;
+    let total: u64 = inputs.iter().map(|i| i.len() as u64).sum();
+    let written: Arc<Mutex<HashMap<(String, u64), Instant>>> = Arc::default();
+
+    // The writer: each worker commits interleaved runs of its keys' lines.
+    let writer = {
+        let (inputs, written, sink_dir) = (inputs.clone(), Arc::clone(&written), sink_dir.clone());
+        let (workers, commit_bytes) = (plan.workers, plan.commit_bytes);
+        std::thread::spawn(move || -> std::io::Result<u64> {
+            let mut next = vec![0usize; inputs.len()];
+            let mut outs = Vec::new();
+            for w in 0..workers {
+                let name = if w == 0 {
+                    "initializer".to_string()
+                } else {
+                    format!("worker{w}")
+                };
+                let out = std::fs::File::create(sink_dir.join(format!("output.{name}")))?;
+                let log = std::fs::File::create(sink_dir.join(format!("output.{name}.txnlog")))?;
+                outs.push((name, out, log, 0u64));
+            }
+            let mut cid = 0u64;
+            let mut commits = 0u64;
+            loop {
+                let mut any = false;
+                cid += 1;
+                for (w, (name, out, log, len)) in outs.iter_mut().enumerate() {
+                    let start = *len;
+                    let mut chunk = Vec::with_capacity(commit_bytes as usize + 64);
+                    while (chunk.len() as u64) < commit_bytes {
+                        let mut moved = false;
+                        for k in (0..inputs.len()).filter(|k| k % workers == w) {
+                            let rest = &inputs[k][next[k]..];
+                            if rest.is_empty() {
+                                continue;
+                            }
+                            // A run of up to 32 lines of this key.
+                            let mut end = 0;
+                            for _ in 0..32 {
+                                match memchr::memchr(b'\n', &rest[end..]) {
+                                    Some(n) => end += n + 1,
+                                    None => {
+                                        end = rest.len();
+                                        break;
+                                    }
+                                }
+                            }
+                            chunk.extend_from_slice(&rest[..end]);
+                            next[k] += end;
+                            moved = true;
+                        }
+                        if !moved {
+                            break;
+                        }
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    any = true;
+                    out.write_all(&chunk)?;
+                    *len += chunk.len() as u64;
+                    let txn_id = format!("Passthrough-w-{name}-id-1:c_id={cid}");
+                    let t = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0);
+                    let where_list = vec![WhereRange {
+                        stream_id: 1,
+                        start,
+                        end: *len,
+                    }];
+                    let mut records = format_record(
+                        t,
+                        &Record::Phase1Commit {
+                            txn_id: txn_id.clone(),
+                            where_list,
+                        },
+                    );
+                    records += &format_record(
+                        t + 1e-6,
+                        &Record::Phase2Commit {
+                            txn_id,
+                            offset: *len,
+                        },
+                    );
+                    written
+                        .lock()
+                        .expect("lock")
+                        .insert((name.clone(), *len), Instant::now());
+                    log.write_all(records.as_bytes())?;
+                    commits += 1;
+                }
+                if !any {
+                    return Ok(commits);
+                }
+            }
+        })
+    };
+
+    // The watcher: the same core as `soakcheck watch`, woken by inotify.
+    let keyed: Vec<(u8, &[u8])> = keys
+        .iter()
+        .zip(&inputs)
+        .map(|(&k, i)| (k, &i[..]))
+        .collect();
+    let mut core = WatchCore::new(&sink_dir, Checker::new(Semantics::ExactlyOnce, &keyed));
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        if !matches!(e.map(|e| e.kind), Ok(notify::EventKind::Access(_))) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    notify::Watcher::watch(&mut watcher, &sink_dir, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let started = Instant::now();
+    let cpu_start = thread_cpu();
+    let mut latencies: Vec<Duration> = Vec::new();
+    let mut verified = 0u64;
+    let (mut cpu_at_100mb, mut cpu_at_last) = (None, None);
+    let last_mark = total.saturating_sub(100_000_000);
+    progress(&format!(
+        "appending {:.0} MB of commits while watching",
+        total as f64 / 1e6
+    ));
+    while verified < total {
+        let before = core.log.commits.len();
+        let (_, bytes) = core.pass().map_err(|e| BenchError::Setup(e.to_string()))?;
+        let now = Instant::now();
+        {
+            let written = written.lock().expect("lock");
+            for c in &core.log.commits[before..] {
+                let name = &core.log.files[c.file].name;
+                if let Some(t) = written.get(&(
+                    name.strip_prefix("output.").unwrap_or(name).to_string(),
+                    c.end,
+                )) {
+                    latencies.push(now.duration_since(*t));
+                }
+            }
+        }
+        verified += bytes;
+        if cpu_at_100mb.is_none() && verified >= 100_000_000 {
+            cpu_at_100mb = Some((thread_cpu(), verified));
+        }
+        if cpu_at_last.is_none() && verified >= last_mark {
+            cpu_at_last = Some((thread_cpu(), verified));
+        }
+        if core
+            .checker
+            .cursors()
+            .iter()
+            .any(|c| c.mismatch().is_some())
+        {
+            break;
+        }
+        if verified < total {
+            let wait = if core.sink.has_pending() {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_millis(50)
+            };
+            let _ = rx.recv_timeout(wait);
+            while rx.try_recv().is_ok() {}
+        }
+    }
+    let cpu_end = thread_cpu();
+    let commits = writer
+        .join()
+        .map_err(|_| BenchError::Setup("writer panicked".into()))?
+        .map_err(io("writing the sink"))?;
+    let wall = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let (first_cpu, first_bytes) = cpu_at_100mb.unwrap_or((cpu_end, verified));
+    let (last_cpu, last_bytes) = cpu_at_last.unwrap_or((cpu_start, 0));
+    Ok(BenchWatchReport {
+        committed_bytes: verified,
+        commits,
+        latency_median_ms: pct(0.5),
+        latency_p99_ms: pct(0.99),
+        latency_max_ms: pct(1.0),
+        cpu_ms_per_mb_first: (first_cpu - cpu_start).as_secs_f64() * 1e3
+            / (first_bytes as f64 / 1e6),
+        cpu_ms_per_mb_last: (cpu_end - last_cpu).as_secs_f64() * 1e3
+            / ((verified - last_bytes).max(1) as f64 / 1e6),
+        verified: core.checker.cursors().iter().all(|c| c.complete()),
+        wall_s: wall,
+    })
+}
+
+impl BenchWatchReport {
+    pub fn to_human(&self) -> String {
+        format!(
+            "bench watch: {:.0} MB in {} commits appended while watching ({:.1} s)\n  \
+             latency from 2-ok write to verified: median {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 <= 50 ms)\n  \
+             watcher CPU per MB: first 100 MB {:.3} ms, last 100 MB {:.3} ms (ratio {:.2}, target <= 1.2)\n  \
+             every key complete and clean: {}\n",
+            self.committed_bytes as f64 / 1e6,
+            self.commits,
+            self.wall_s,
+            self.latency_median_ms,
+            self.latency_p99_ms,
+            self.latency_max_ms,
+            self.cpu_ms_per_mb_first,
+            self.cpu_ms_per_mb_last,
+            self.cpu_ms_per_mb_last / self.cpu_ms_per_mb_first,
+            if self.verified { "yes" } else { "NO" }
         )
     }
 }

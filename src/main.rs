@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use soakcheck::bench::{bench_demo, bench_verify, BenchDemoPlan, BenchVerifyPlan};
+use soakcheck::bench::{
+    bench_demo, bench_verify, bench_watch, BenchDemoPlan, BenchVerifyPlan, BenchWatchPlan,
+};
 use soakcheck::demo::cluster::{run_cluster, ClusterPlan};
 use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
@@ -302,6 +304,25 @@ enum BenchCommand {
     Verify(BenchVerifyArgs),
     /// Committed throughput of the embedded demo (sink, workers, unthrottled feeds).
     Demo(BenchDemoArgs),
+    /// Latency and cost per MB of watch while a writer appends commits.
+    Watch(BenchWatchArgs),
+}
+
+#[derive(Args)]
+struct BenchWatchArgs {
+    #[arg(long, default_value_t = 10)]
+    keys: usize,
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Committed bytes to append in all (default 1 GB).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000_000)]
+    total_bytes: u64,
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    commit_bytes: u64,
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -348,6 +369,7 @@ fn main() -> ExitCode {
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
         Command::Bench(BenchCommand::Verify(args)) => run_bench_verify(args),
         Command::Bench(BenchCommand::Demo(args)) => run_bench_demo(args),
+        Command::Bench(BenchCommand::Watch(args)) => run_bench_watch(args),
         Command::Demo(DemoCommand::Sink(args)) => run_demo_sink(args),
         Command::Demo(DemoCommand::Worker(args)) => run_demo_worker(args),
         Command::Demo(DemoCommand::Feed(args)) => return run_demo_feed(args),
@@ -767,4 +789,24 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+fn run_bench_watch(args: BenchWatchArgs) -> anyhow::Result<()> {
+    let plan = BenchWatchPlan {
+        keys: args.keys,
+        workers: args.workers,
+        total_bytes: args.total_bytes,
+        commit_bytes: args.commit_bytes,
+        dir: args.dir,
+    };
+    let report = bench_watch(&plan, &mut |m| eprintln!("bench: {m}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_human());
+    }
+    if !report.verified {
+        bail!("watch did not verify the appended commits");
+    }
+    Ok(())
 }
