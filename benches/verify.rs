@@ -6,42 +6,14 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use soakcheck::formats::input::input_path;
+use soakcheck::bench::generate_fixture;
 use soakcheck::formats::mapped::IoMode;
 use soakcheck::formats::txnlog::parse_txnlog;
-use soakcheck::gen::inputs::{generate_inputs, DataSource};
-use soakcheck::gen::sink::{generate_sink, GenSinkPlan};
-use soakcheck::verify::{verify, Checker, KeyInput, Semantics, VerifyPlan};
+use soakcheck::verify::{verify, Checker, Semantics, VerifyPlan};
 
 fn setup(keys: usize, bytes_per_key: u64) -> (tempfile::TempDir, VerifyPlan, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let input_dir = dir.path().join("in");
-    let sink_dir = dir.path().join("sink-out");
-    let keys: Vec<u8> = (b'A'..).take(keys).collect();
-    generate_inputs(&keys, bytes_per_key, &input_dir, &DataSource::Seeded(1)).unwrap();
-    let inputs: Vec<KeyInput> = keys
-        .iter()
-        .map(|&key| KeyInput {
-            key,
-            path: input_path(&input_dir, key),
-        })
-        .collect();
-    let summary = generate_sink(&GenSinkPlan {
-        inputs: inputs.clone(),
-        sink_dir: sink_dir.clone(),
-        workers: 3,
-        fault: None,
-        seed: 1,
-    })
-    .unwrap();
-    let plan = VerifyPlan {
-        sink_dir: Some(sink_dir),
-        plain_outputs: Vec::<PathBuf>::new(),
-        inputs,
-        expect_complete: true,
-        semantics: Semantics::ExactlyOnce,
-        io: IoMode::Mmap,
-    };
+    let (plan, summary) = generate_fixture(dir.path(), keys, bytes_per_key, 3).unwrap();
     (dir, plan, summary.committed_bytes)
 }
 

@@ -91,6 +91,47 @@ fn median(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64()
 }
 
+/// Generates `keys` inputs of `bytes_per_key` and a sink directory from `workers`
+/// workers under `root` (`in/`, `sink-out/`); returns the plan that verifies it
+/// completely and the generator's summary. Shared by `bench verify` and the criterion bench.
+pub fn generate_fixture(
+    root: &Path,
+    keys: usize,
+    bytes_per_key: u64,
+    workers: usize,
+) -> Result<(crate::verify::VerifyPlan, crate::gen::sink::GenSinkSummary), BenchError> {
+    let input_dir = root.join("in");
+    let sink_dir = root.join("sink-out");
+    let keys: Vec<u8> = (b'A'..).take(keys).collect();
+    generate_inputs(&keys, bytes_per_key, &input_dir, &DataSource::Seeded(1))
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&sink_dir);
+    let inputs: Vec<KeyInput> = keys
+        .iter()
+        .map(|&key| KeyInput {
+            key,
+            path: input_path(&input_dir, key),
+        })
+        .collect();
+    let summary = generate_sink(&GenSinkPlan {
+        inputs: inputs.clone(),
+        sink_dir: sink_dir.clone(),
+        workers,
+        fault: None,
+        seed: 1,
+    })
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let plan = crate::verify::VerifyPlan {
+        sink_dir: Some(sink_dir),
+        plain_outputs: Vec::new(),
+        inputs,
+        expect_complete: true,
+        semantics: crate::verify::Semantics::ExactlyOnce,
+        io: crate::formats::mapped::IoMode::Mmap,
+    };
+    Ok((plan, summary))
+}
+
 pub fn bench_verify(
     plan: &BenchVerifyPlan,
     progress: &mut dyn FnMut(&str),
@@ -108,38 +149,17 @@ pub fn bench_verify(
             (d.clone(), Some(TempDir(d)))
         }
     };
-    let input_dir = root.join("in");
-    let sink_dir = root.join("sink-out");
-    let keys: Vec<u8> = (b'A'..).take(plan.keys).collect();
     progress(&format!(
         "generating {} inputs of {} bytes in {}",
         plan.keys,
         plan.bytes_per_key,
         root.display()
     ));
-    generate_inputs(
-        &keys,
-        plan.bytes_per_key,
-        &input_dir,
-        &DataSource::Seeded(1),
-    )
-    .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let _ = std::fs::remove_dir_all(&sink_dir);
-    let inputs: Vec<KeyInput> = keys
-        .iter()
-        .map(|&key| KeyInput {
-            key,
-            path: input_path(&input_dir, key),
-        })
-        .collect();
-    let summary = generate_sink(&GenSinkPlan {
-        inputs,
-        sink_dir: sink_dir.clone(),
-        workers: plan.workers,
-        fault: None,
-        seed: 1,
-    })
-    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let (fixture, summary) = generate_fixture(&root, plan.keys, plan.bytes_per_key, plan.workers)?;
+    let (input_dir, sink_dir) = (
+        root.join("in"),
+        fixture.sink_dir.clone().expect("a sink dir"),
+    );
     // Two identical files as long as the committed output, for cmp.
     progress("writing the cmp files");
     let a = root.join("cmp-a");

@@ -250,9 +250,10 @@ impl Core {
         }
     }
 
-    /// RESTART every source (they reconnect and resume from their NOTIFY_ACK).
-    fn restart_sources(&mut self) {
-        let address = self.config.source_addr.to_string();
+    /// RESTART every source to `address` (they reconnect there and resume from their
+    /// NOTIFY_ACK), and forget which connection owned which stream.
+    fn restart_sources_to(&mut self, address: &str) {
+        let address = address.to_string();
         for (_, conn) in self.conns.drain() {
             if let Ok(mut w) = conn.writer.lock() {
                 let _ = send(
@@ -268,6 +269,12 @@ impl Core {
         for s in self.streams.values_mut() {
             s.owner = None;
         }
+    }
+
+    /// RESTART every source to this worker (after a rollback).
+    fn restart_sources(&mut self) {
+        let own = self.config.source_addr.to_string();
+        self.restart_sources_to(&own);
     }
 
     fn lose_sink(&mut self, why: &str) {
@@ -986,19 +993,7 @@ fn leave(worker: &Worker) -> Result<(), String> {
     control::request(core.config.control_addr, control::HANDOFF, &handoff)
         .map_err(|e| format!("handoff: {e}"))?;
     // From here on, the initializer owns our streams; sources go there.
-    let address = initializer_source.to_string();
-    for (_, conn) in core.conns.drain() {
-        if let Ok(mut w) = conn.writer.lock() {
-            let _ = send(
-                &mut *w,
-                &Frame::Restart {
-                    address: Some(address.clone()),
-                },
-            );
-            let _ = w.flush();
-        }
-        let _ = conn.socket.shutdown(Shutdown::Both);
-    }
+    core.restart_sources_to(&initializer_source.to_string());
     let name = core.config.name.clone();
     if let Some(sink) = core.sink.as_mut() {
         send(
