@@ -748,6 +748,7 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             on_violation: args.on_violation,
             poll: args.poll,
             progress,
+            checks: Default::default(),
         };
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         {

@@ -245,6 +245,7 @@ fn plan(dir: &Path, until: Until, poll: Option<Duration>) -> WatchPlan {
         on_violation: None,
         poll,
         progress: ProgressStyle::Quiet,
+        checks: Default::default(),
     }
 }
 

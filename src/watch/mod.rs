@@ -67,6 +67,23 @@ pub struct WatchPlan {
     /// Poll every DUR instead of using inotify.
     pub poll: Option<Duration>,
     pub progress: ProgressStyle,
+    pub checks: Checks,
+}
+
+/// Which of the original harness's checks run (`soakcheck run`'s `no-*` arguments turn
+/// them off; `watch` runs them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    /// Verification of every key, sink problems and sink-log errors.
+    pub sanity: bool,
+    pub ack_progress: bool,
+    pub registry_progress: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks { sanity: true, ack_progress: true, registry_progress: true }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -213,346 +230,356 @@ impl<'i> WatchCore<'i> {
     }
 }
 
-/// Watches until `plan.until`, a finding, the timeout, or `stop`.
-pub fn run_watch(
-    plan: &WatchPlan,
-    stop: &AtomicBool,
-    progress_out: &mut dyn Write,
-) -> Result<WatchOutcome, WatchError> {
-    let sink_dir = plan
-        .verify
-        .sink_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
-    let inputs: Vec<FileBytes> = open_inputs(&plan.verify)?;
-    let keyed: Vec<(u8, &[u8])> = plan
-        .verify
-        .inputs
-        .iter()
-        .zip(&inputs)
-        .map(|(k, b)| (k.key, &b[..]))
-        .collect();
-    let mut core = WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed));
-    let mut senders: Vec<SenderProgress> = plan
-        .sender_logs
-        .iter()
-        .filter_map(|(key, path)| {
-            let i = plan.verify.inputs.iter().position(|k| k.key == *key)?;
-            Some(SenderProgress::new(
-                *key,
-                path.clone(),
-                last_line_start(&inputs[i]),
-            ))
-        })
-        .collect();
-    let mut sink_log = plan.sink_log.clone().map(LogTail::new);
-    let mut events = EventLog(match &plan.events {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| WatchError::Events {
-                    path: path.clone(),
-                    source,
-                })?,
-        ),
-        None => None,
-    });
+/// What a step of a [`Watcher`] ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Keep going.
+    Running,
+    /// `--until` was reached.
+    Succeeded,
+    /// A finding stopped it (see [`Watcher::findings`]).
+    Found,
+}
 
-    // Wake-ups: file-system events (hints only) or the tick.
-    let (tx, rx) = mpsc::channel::<()>();
-    let handler = move |event: notify::Result<notify::Event>| {
-        // Our own reads show up as access events (open, read, close-nowrite) on the
-        // watched directories; waking on them would make every pass cause the next.
-        if let Ok(e) = &event {
-            if matches!(e.kind, notify::EventKind::Access(_)) {
-                return;
-            }
-        }
-        let _ = tx.send(());
-    };
-    let mut dirs: Vec<PathBuf> = vec![sink_dir.clone()];
-    dirs.extend(
-        plan.sender_logs
+/// Every check of `watch`, one step at a time: `run_watch` steps it when files change,
+/// and `soakcheck run` steps it in-process between faults.
+pub struct Watcher<'i> {
+    plan: &'i WatchPlan,
+    pub core: WatchCore<'i>,
+    senders: Vec<SenderProgress>,
+    sink_log: Option<LogTail>,
+    events: EventLog,
+    findings: Vec<Finding>,
+    started: Instant,
+    reported_problems: usize,
+    reported_keys: Vec<bool>,
+    commits_total: u64,
+    bytes_total: u64,
+    next_tick: Instant,
+    next_ap: Instant,
+    next_rp: Instant,
+    succeeded: bool,
+}
+
+impl<'i> Watcher<'i> {
+    /// `inputs` are the plan's inputs, opened (see [`open_inputs`]).
+    pub fn new(plan: &'i WatchPlan, inputs: &'i [FileBytes]) -> Result<Self, WatchError> {
+        let sink_dir = plan.verify.sink_dir.clone().unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
+        let keyed: Vec<(u8, &[u8])> = plan.verify.inputs.iter().zip(inputs).map(|(k, b)| (k.key, &b[..])).collect();
+        let core = WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed));
+        let senders = plan
+            .sender_logs
             .iter()
-            .filter_map(|(_, p)| p.parent().map(|d| d.to_path_buf())),
-    );
-    dirs.extend(
-        plan.sink_log
-            .iter()
-            .filter_map(|p| p.parent().map(|d| d.to_path_buf())),
-    );
-    dirs.sort();
-    dirs.dedup();
-    let mut watcher: Box<dyn notify::Watcher> = match plan.poll {
-        Some(interval) => Box::new(
-            notify::PollWatcher::new(
-                handler,
-                notify::Config::default().with_poll_interval(interval),
-            )
-            .map_err(WatchError::Notify)?,
-        ),
-        None => Box::new(notify::recommended_watcher(handler).map_err(WatchError::Notify)?),
-    };
-    let mut watched = vec![false; dirs.len()];
-    let started = Instant::now();
-    events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "started"}));
-    let mut findings: Vec<Finding> = Vec::new();
-    let mut reported_problems = 0usize;
-    let mut reported_keys = vec![false; keyed.len()];
-    let (mut commits_total, mut bytes_total) = (0u64, 0u64);
-    let mut next_tick = started + Duration::from_secs(1);
-    let mut next_ap = started + plan.ack_timeout;
-    let mut next_rp = started + Duration::from_secs(15);
-    let tick_wait = plan
-        .poll
-        .unwrap_or(Duration::from_secs(1))
-        .min(Duration::from_secs(1));
-    let mut succeeded = false;
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return Err(WatchError::Interrupted);
-        }
-        for (i, dir) in dirs.iter().enumerate() {
-            if !watched[i] && dir.is_dir() {
-                watcher
-                    .watch(dir, notify::RecursiveMode::NonRecursive)
-                    .map_err(WatchError::Notify)?;
-                watched[i] = true;
-            }
-        }
+            .filter_map(|(key, path)| {
+                let i = plan.verify.inputs.iter().position(|k| k.key == *key)?;
+                Some(SenderProgress::new(*key, path.clone(), last_line_start(&inputs[i])))
+            })
+            .collect();
+        let mut events = EventLog(match &plan.events {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| WatchError::Events { path: path.clone(), source })?,
+            ),
+            None => None,
+        });
+        events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "started"}));
+        let started = Instant::now();
+        Ok(Watcher {
+            plan,
+            core,
+            senders,
+            sink_log: plan.sink_log.clone().map(LogTail::new),
+            events,
+            findings: Vec::new(),
+            started,
+            reported_problems: 0,
+            reported_keys: vec![false; keyed.len()],
+            commits_total: 0,
+            bytes_total: 0,
+            next_tick: started + Duration::from_secs(1),
+            next_ap: started + plan.ack_timeout,
+            next_rp: started + Duration::from_secs(15),
+            succeeded: false,
+        })
+    }
+
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// Restarts the progress clocks (after a pause of the system, or a recovery window).
+    pub fn reset_progress_clocks(&mut self) {
         let now = Instant::now();
-        let (released, batch_bytes) = core.pass()?;
+        for s in &mut self.senders {
+            if s.last_ack.is_some() {
+                s.last_ack = Some(now);
+            }
+            if s.since.is_some() {
+                s.since = Some(now);
+            }
+        }
+    }
+
+    /// One pass of every check; `progress_out` gets the progress characters or line.
+    pub fn step(&mut self, progress_out: &mut dyn Write) -> Result<StepOutcome, WatchError> {
+        let plan = self.plan;
+        let now = Instant::now();
+        let (released, batch_bytes) = self.core.pass()?;
         if released > 0 {
-            commits_total += released;
-            bytes_total += batch_bytes;
-            let verified: serde_json::Map<String, serde_json::Value> = core
+            self.commits_total += released;
+            self.bytes_total += batch_bytes;
+            let verified: serde_json::Map<String, serde_json::Value> = self
+                .core
                 .checker
                 .cursors()
                 .iter()
-                .map(|c| {
-                    (
-                        (c.key as char).to_string(),
-                        serde_json::json!(c.verified_bytes()),
-                    )
-                })
+                .map(|c| ((c.key as char).to_string(), serde_json::json!(c.verified_bytes())))
                 .collect();
-            events.emit(serde_json::json!({"time": unix_now(), "event": "commits", "commits": released, "bytes": batch_bytes, "verified_bytes": verified}));
+            self.events.emit(serde_json::json!({"time": unix_now(), "event": "commits", "commits": released, "bytes": batch_bytes, "verified_bytes": verified}));
         }
-        let elapsed = now.duration_since(started).as_secs_f64();
+        let elapsed = now.duration_since(self.started).as_secs_f64();
         let mut fresh: Vec<Finding> = Vec::new();
         let mut found = |kind, key: Option<u8>, detail: String| {
-            fresh.push(Finding {
-                kind,
-                key: key.map(|k| (k as char).to_string()),
-                detail,
-                elapsed_s: elapsed,
-            });
+            fresh.push(Finding { kind, key: key.map(|k| (k as char).to_string()), detail, elapsed_s: elapsed });
         };
-        for (i, c) in core.checker.cursors().iter().enumerate() {
-            if let (Some(m), false) = (c.mismatch(), reported_keys[i]) {
-                reported_keys[i] = true;
+        for (i, c) in self.core.checker.cursors().iter().enumerate() {
+            if let (Some(m), false) = (c.mismatch(), self.reported_keys[i]) {
+                self.reported_keys[i] = true;
                 found(
                     FindingKind::Violation,
                     Some(c.key),
-                    format!(
-                        "key {} breaks at input offset {} (key output offset {})",
-                        c.key as char, m.input_offset, m.key_offset
-                    ),
+                    format!("key {} breaks at input offset {} (key output offset {})", c.key as char, m.input_offset, m.key_offset),
                 );
             }
         }
-        for p in &core.log.problems[reported_problems..] {
+        for p in &self.core.log.problems[self.reported_problems..] {
             if p.severity == Severity::Violation {
-                found(
-                    FindingKind::SinkProblem,
-                    None,
-                    format!("{}:{}: {}", p.file, p.line, p.detail),
-                );
+                found(FindingKind::SinkProblem, None, format!("{}:{}: {}", p.file, p.line, p.detail));
             }
         }
-        reported_problems = core.log.problems.len();
-        if let Some(tail) = sink_log.as_mut() {
+        self.reported_problems = self.core.log.problems.len();
+        if let Some(tail) = self.sink_log.as_mut() {
             let mut errors = Vec::new();
             tail.read_new(&mut |line| {
-                if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
-                    .iter()
-                    .any(|w| memchr::memmem::find(line, w).is_some())
-                {
+                if [&b"ERROR"[..], b"FATAL", b"CRITICAL"].iter().any(|w| memchr::memmem::find(line, w).is_some()) {
                     errors.push(String::from_utf8_lossy(line).into_owned());
                 }
             });
             for e in errors {
-                found(
-                    FindingKind::SinkError,
-                    None,
-                    format!("{}: {e}", tail.path.display()),
-                );
+                found(FindingKind::SinkError, None, format!("{}: {e}", tail.path.display()));
             }
         }
-        for s in senders.iter_mut() {
+        for s in self.senders.iter_mut() {
             s.update(plan.registry_window, now);
             if let (Some(since), false) = (s.since, s.eof) {
                 let last = s.last_ack.unwrap_or(since);
-                if now.duration_since(last) > plan.ack_timeout {
+                if plan.checks.ack_progress && now.duration_since(last) > plan.ack_timeout {
                     found(
                         FindingKind::AckTimeout,
                         Some(s.key),
-                        format!(
-                            "{}: no new acked Stream(...is_open=True) line for {:?}",
-                            s.tail.path.display(),
-                            plan.ack_timeout
-                        ),
+                        format!("{}: no new acked Stream(...is_open=True) line for {:?}", s.tail.path.display(), plan.ack_timeout),
                     );
                     s.last_ack = Some(now);
                 }
             }
-            if !s.registry_ok(plan.registry_window) {
+            if plan.checks.registry_progress && !s.registry_ok(plan.registry_window) {
                 found(
                     FindingKind::RegistryStall,
                     Some(s.key),
-                    format!(
-                        "{}: none of the last {} added Stream lines has is_open=True",
-                        s.tail.path.display(),
-                        plan.registry_window
-                    ),
+                    format!("{}: none of the last {} added Stream lines has is_open=True", s.tail.path.display(), plan.registry_window),
                 );
                 s.added.clear();
             }
         }
         if let Some(limit) = plan.timeout {
-            if now.duration_since(started) > limit {
-                found(
-                    FindingKind::Stalled,
-                    None,
-                    format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase(),
-                );
+            if now.duration_since(self.started) > limit {
+                found(FindingKind::Stalled, None, format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase());
             }
         }
-        // The timeout only counts when nothing more specific was found.
+        // The timeout only counts when nothing more specific was found; without the
+        // sanity checks, only progress findings stop it.
         if fresh.len() > 1 {
             fresh.retain(|f| f.kind != FindingKind::Stalled);
         }
-        findings.extend(fresh);
-        let complete = core.checker.cursors().iter().all(|c| c.complete());
-        let all_eof = !senders.is_empty() && senders.iter().all(|s| s.eof);
+        if !plan.checks.sanity {
+            fresh.retain(|f| !matches!(f.kind, FindingKind::Violation | FindingKind::SinkProblem | FindingKind::SinkError));
+        }
+        self.findings.extend(fresh);
+        let complete = self.core.checker.cursors().iter().all(|c| c.complete());
+        let all_eof = !self.senders.is_empty() && self.senders.iter().all(|s| s.eof);
         let done = match plan.until {
             Until::Complete => complete,
-            Until::Eof => complete && (all_eof || senders.is_empty()),
+            Until::Eof => complete && (all_eof || self.senders.is_empty()),
             Until::Forever => false,
         };
-        // Progress.
+        self.progress(progress_out, now, released);
+        if !self.findings.is_empty() {
+            return Ok(StepOutcome::Found);
+        }
+        if done {
+            self.succeeded = true;
+            self.events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "until-reached", "until": format!("{:?}", plan.until).to_lowercase()}));
+            return Ok(StepOutcome::Succeeded);
+        }
+        Ok(StepOutcome::Running)
+    }
+
+    fn progress(&mut self, out: &mut dyn Write, now: Instant, released: u64) {
+        let plan = self.plan;
         match plan.progress {
             ProgressStyle::Terse => {
-                if now >= next_tick {
-                    let _ = progress_out.write_all(b",");
-                    next_tick = now + Duration::from_secs(1);
+                if now >= self.next_tick {
+                    let _ = out.write_all(b",");
+                    self.next_tick = now + Duration::from_secs(1);
                 }
-                if now >= next_ap && !senders.is_empty() {
-                    if senders.iter().all(|s| {
-                        s.eof
-                            || s.last_ack
-                                .is_some_and(|t| now.duration_since(t) <= plan.ack_timeout)
-                    }) {
-                        let _ = progress_out.write_all(b"{AP}");
+                if now >= self.next_ap && !self.senders.is_empty() {
+                    if self.senders.iter().all(|s| s.eof || s.last_ack.is_some_and(|t| now.duration_since(t) <= plan.ack_timeout)) {
+                        let _ = out.write_all(b"{AP}");
                     }
-                    next_ap = now + plan.ack_timeout;
+                    self.next_ap = now + plan.ack_timeout;
                 }
-                if now >= next_rp && !senders.is_empty() {
-                    if senders.iter().all(|s| s.registry_ok(plan.registry_window)) {
-                        let _ = progress_out.write_all(b"{RP}");
+                if now >= self.next_rp && !self.senders.is_empty() {
+                    if self.senders.iter().all(|s| s.registry_ok(plan.registry_window)) {
+                        let _ = out.write_all(b"{RP}");
                     }
-                    next_rp = now + Duration::from_secs(15);
+                    self.next_rp = now + Duration::from_secs(15);
                 }
-                let _ = progress_out.flush();
+                let _ = out.flush();
             }
             ProgressStyle::StatusLine => {
-                if now >= next_tick || released > 0 {
-                    let secs = now.duration_since(started).as_secs_f64().max(1e-3);
-                    let keys: Vec<String> = core
-                        .checker
-                        .cursors()
-                        .iter()
-                        .map(|c| {
-                            format!(
-                                "{} {:.1}/{:.1}MB",
-                                c.key as char,
-                                c.verified_bytes() as f64 / 1e6,
-                                c.input().len() as f64 / 1e6
-                            )
-                        })
-                        .collect();
-                    let acks: Vec<String> = senders
-                        .iter()
-                        .map(|s| match s.last_ack {
-                            Some(t) => format!(
-                                "{}:{:.0}s",
-                                s.key as char,
-                                now.duration_since(t).as_secs_f64()
-                            ),
-                            None => format!("{}:-", s.key as char),
-                        })
-                        .collect();
-                    let _ = write!(
-                        progress_out,
-                        "\r\x1b[2K{} | {:.0} commits/s {:.1} MB/s | acks {}",
-                        keys.join(" "),
-                        commits_total as f64 / secs,
-                        bytes_total as f64 / 1e6 / secs,
-                        if acks.is_empty() {
-                            "-".into()
-                        } else {
-                            acks.join(" ")
-                        }
-                    );
-                    let _ = progress_out.flush();
-                    next_tick = now + Duration::from_millis(250);
+                if now >= self.next_tick || released > 0 {
+                    let _ = write!(out, "\r\x1b[2K{}", self.status_line(now));
+                    let _ = out.flush();
+                    self.next_tick = now + Duration::from_millis(250);
                 }
             }
             ProgressStyle::Quiet => {}
         }
-        if !findings.is_empty() {
-            break;
+    }
+
+    /// Per-key verified MB, commits/s, MB/s and the age of each sender's last ack.
+    pub fn status_line(&self, now: Instant) -> String {
+        let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
+        let keys: Vec<String> = self
+            .core
+            .checker
+            .cursors()
+            .iter()
+            .map(|c| format!("{} {:.1}/{:.1}MB", c.key as char, c.verified_bytes() as f64 / 1e6, c.input().len() as f64 / 1e6))
+            .collect();
+        let acks: Vec<String> = self
+            .senders
+            .iter()
+            .map(|s| match s.last_ack {
+                Some(t) => format!("{}:{:.0}s", s.key as char, now.duration_since(t).as_secs_f64()),
+                None => format!("{}:-", s.key as char),
+            })
+            .collect();
+        format!(
+            "{} | {:.0} commits/s {:.1} MB/s | acks {}",
+            keys.join(" "),
+            self.commits_total as f64 / secs,
+            self.bytes_total as f64 / 1e6 / secs,
+            if acks.is_empty() { "-".into() } else { acks.join(" ") }
+        )
+    }
+
+    /// The report (verify's document) and the findings; runs `--on-violation` once.
+    pub fn finish(mut self) -> WatchOutcome {
+        let plan = self.plan;
+        if plan.progress == ProgressStyle::StatusLine {
+            let _ = std::io::stderr().write_all(b"\r\x1b[2K");
         }
-        if done {
-            succeeded = true;
-            events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "until-reached", "until": format!("{:?}", plan.until).to_lowercase()}));
-            break;
+        let report_plan = VerifyPlan { expect_complete: self.succeeded && plan.until != Until::Forever, ..plan.verify.clone() };
+        let mut report = self.core.report(&report_plan);
+        for f in &self.findings {
+            self.events.emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
         }
-        let wait = if core.sink.has_pending() {
-            Duration::from_millis(5)
-        } else {
-            tick_wait
+        if !self.findings.is_empty() {
+            report.verdict = Verdict::Violation;
+            if let Some(cmd) = &plan.on_violation {
+                let json = serde_json::to_string(&self.findings[0]).expect("a finding serializes");
+                let _ = std::process::Command::new("sh").args(["-c", cmd]).env("SOAKCHECK_FINDING", json).status();
+            }
+        }
+        WatchOutcome { report, findings: self.findings }
+    }
+}
+
+/// Wakes on file-system events (hints only) or a tick.
+pub struct Waker {
+    rx: mpsc::Receiver<()>,
+    watcher: Box<dyn notify::Watcher>,
+    dirs: Vec<(PathBuf, bool)>,
+}
+
+impl Waker {
+    pub fn new(plan: &WatchPlan) -> Result<Waker, WatchError> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let handler = move |event: notify::Result<notify::Event>| {
+            // Our own reads show up as access events (open, read, close-nowrite) on the
+            // watched directories; waking on them would make every pass cause the next.
+            if let Ok(e) = &event {
+                if matches!(e.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+            }
+            let _ = tx.send(());
         };
-        match rx.recv_timeout(wait) {
+        let sink_dir = plan.verify.sink_dir.clone().unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
+        let mut dirs: Vec<PathBuf> = vec![sink_dir];
+        dirs.extend(plan.sender_logs.iter().filter_map(|(_, p)| p.parent().map(|d| d.to_path_buf())));
+        dirs.extend(plan.sink_log.iter().filter_map(|p| p.parent().map(|d| d.to_path_buf())));
+        dirs.sort();
+        dirs.dedup();
+        let watcher: Box<dyn notify::Watcher> = match plan.poll {
+            Some(interval) => Box::new(
+                notify::PollWatcher::new(handler, notify::Config::default().with_poll_interval(interval)).map_err(WatchError::Notify)?,
+            ),
+            None => Box::new(notify::recommended_watcher(handler).map_err(WatchError::Notify)?),
+        };
+        Ok(Waker { rx, watcher, dirs: dirs.into_iter().map(|d| (d, false)).collect() })
+    }
+
+    /// Watches directories that appeared since, then sleeps until an event or `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Result<(), WatchError> {
+        for (dir, watched) in self.dirs.iter_mut() {
+            if !*watched && dir.is_dir() {
+                self.watcher.watch(dir, notify::RecursiveMode::NonRecursive).map_err(WatchError::Notify)?;
+                *watched = true;
+            }
+        }
+        match self.rx.recv_timeout(timeout) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Coalesce a burst of events into one pass.
-                while rx.try_recv().is_ok() {}
+                while self.rx.try_recv().is_ok() {}
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
         }
+        Ok(())
     }
-    if plan.progress == ProgressStyle::StatusLine {
-        let _ = progress_out.write_all(b"\r\x1b[2K");
-    }
-    let report_plan = VerifyPlan {
-        expect_complete: succeeded && plan.until != Until::Forever,
-        ..plan.verify.clone()
-    };
-    let mut report = core.report(&report_plan);
-    for f in &findings {
-        events.emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
-    }
-    if !findings.is_empty() {
-        report.verdict = Verdict::Violation;
-        if let Some(cmd) = &plan.on_violation {
-            let json = serde_json::to_string(&findings[0]).expect("a finding serializes");
-            let _ = std::process::Command::new("sh")
-                .args(["-c", cmd])
-                .env("SOAKCHECK_FINDING", json)
-                .status();
+}
+
+/// Watches until `plan.until`, a finding, the timeout, or `stop`.
+pub fn run_watch(plan: &WatchPlan, stop: &AtomicBool, progress_out: &mut dyn Write) -> Result<WatchOutcome, WatchError> {
+    let inputs: Vec<FileBytes> = open_inputs(&plan.verify)?;
+    let mut watcher = Watcher::new(plan, &inputs)?;
+    let mut waker = Waker::new(plan)?;
+    let tick = plan.poll.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+    waker.wait(Duration::ZERO)?;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Err(WatchError::Interrupted);
         }
+        match watcher.step(progress_out)? {
+            StepOutcome::Running => {}
+            StepOutcome::Succeeded | StepOutcome::Found => break,
+        }
+        let wait = if watcher.core.sink.has_pending() { Duration::from_millis(5) } else { tick };
+        waker.wait(wait)?;
     }
-    Ok(WatchOutcome { report, findings })
+    Ok(watcher.finish())
 }
