@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod driver;
 pub mod duration;
 pub mod formats;
 pub mod gen;

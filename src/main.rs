@@ -16,6 +16,9 @@ use soakcheck::demo::cluster::{run_cluster, ClusterPlan};
 use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
 use soakcheck::demo::worker::{run_worker, worker_number, InjectKind, Injection, WorkerConfig};
+use soakcheck::driver::preset::{Ports, Preset, PresetKind};
+use soakcheck::driver::run::{run as run_soak, OnViolation, RunPlan, SIGNALS};
+use soakcheck::driver::scenario::Scenario;
 use soakcheck::formats::input::input_path;
 use soakcheck::formats::mapped::IoMode;
 use soakcheck::gen::inputs::{generate_inputs, DataSource};
@@ -45,6 +48,11 @@ enum Command {
     /// Verify a live sink directory continuously, with sender-log progress checks;
     /// stop at the first violation.
     Watch(WatchArgs),
+    /// The soak driver: start the system under test, crash, pause, grow and shrink it in
+    /// loops, check everything in-process, and freeze the world at the first finding.
+    Run(RunArgs),
+    /// Stop everything a previous run started and delete its state (like reset.sh).
+    Reset(ResetArgs),
     /// Generate input files or a sink directory.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -250,6 +258,74 @@ struct WatchArgs {
     io: IoMode,
 }
 
+#[derive(Args)]
+struct RunArgs {
+    /// Workers in the initial cluster (1..=9).
+    #[arg(default_value = "")]
+    num_workers: String,
+    /// The original master-crasher arguments: crash-sink, crash-source, crashN, crashN.slow,
+    /// grow, shrink, grow-and-shrink, pause, no-ack-progress, no-registry-progress,
+    /// no-sanity, no-clean-old-gzip-files, reset-only, run_customX.
+    args: Vec<String>,
+    /// A TOML scenario file (workers, args, seed, timings, command templates, steps).
+    #[arg(long, value_name = "FILE.toml")]
+    scenario: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = PresetKind::Demo)]
+    preset: PresetKind,
+    /// Input bytes per key (demo preset; 4,000,000 gives the original 12,368,938-byte files).
+    #[arg(long, value_name = "N", default_value_t = 4_000_000)]
+    bytes_per_key: u64,
+    /// Bytes per second per sender (demo preset).
+    #[arg(long, default_value_t = 66_000)]
+    rate: u64,
+    /// Keys (default $MULTIPLE_KEYS_LIST, else A..J).
+    #[arg(long, value_name = "A,B,C")]
+    keys: Option<String>,
+    /// The seed of every random choice (printed at start); default: from the clock.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Repeat the fault schedule of a previous run's events.jsonl.
+    #[arg(long, value_name = "events.jsonl")]
+    replay: Option<PathBuf>,
+    /// Where inputs, logs, the sink directory and state go (the original used /tmp).
+    #[arg(long, value_name = "DIR", default_value = "/tmp")]
+    run_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = OnViolation::Freeze)]
+    on_violation: OnViolation,
+    /// Stop with success after this long (default: at EOF of every sender).
+    #[arg(long, value_parser = soakcheck::duration::parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Multiply every chaos timing (0.25 = four times as many faults).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
+    checkpoint_interval: std::time::Duration,
+    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "180s")]
+    ack_timeout: std::time::Duration,
+    /// The demo ports: source WALLAROO_IN_BASE (+1 control, +3 external, +100 sink);
+    /// default from the WALLAROO_* variables, else 7100.
+    #[arg(long)]
+    port_base: Option<u16>,
+    /// Use the scenario file's command templates instead of local processes.
+    #[arg(long)]
+    command_driver: bool,
+    /// Make one demo worker inject a fault (for testing the checks).
+    #[arg(long, value_enum, requires = "inject_key")]
+    inject: Option<InjectKind>,
+    #[arg(long, value_name = "LINES", default_value_t = 100)]
+    inject_after: u64,
+    #[arg(long, value_name = "K")]
+    inject_key: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ResetArgs {
+    #[arg(long, value_name = "DIR", default_value = "/tmp")]
+    run_dir: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum GenCommand {
     /// Input files in the original layout: the key, then `od -x` lines of N bytes.
@@ -365,6 +441,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => return run_verify(args),
         Command::Watch(args) => return run_watch_command(args),
+        Command::Run(args) => return run_run_command(args),
+        Command::Reset(args) => {
+            for line in soakcheck::driver::run::reset(&args.run_dir) {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
         Command::Bench(BenchCommand::Verify(args)) => run_bench_verify(args),
@@ -810,4 +893,99 @@ fn run_bench_watch(args: BenchWatchArgs) -> anyhow::Result<()> {
         bail!("watch did not verify the appended commits");
     }
     Ok(())
+}
+
+fn run_run_command(args: RunArgs) -> ExitCode {
+    let json = args.json;
+    let result = (|| -> anyhow::Result<soakcheck::driver::run::RunSummary> {
+        let scenario = Scenario::parse(&args.num_workers, &args.args, args.scenario.as_deref())?;
+        let seed = args.seed.or(scenario.seed).unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+        let keys: Vec<char> = keys_or_default(args.keys.clone())?
+            .into_iter()
+            .map(|k| k as char)
+            .collect();
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let lookup = |name: &str| std::env::var(name).ok();
+        let ports = match args.port_base {
+            Some(base) => Ports::from_base(base),
+            None => Ports::from_env(&lookup),
+        };
+        let inject = match (args.inject, &args.inject_key) {
+            (Some(kind), Some(k)) => Some((
+                format!("{kind:?}").to_lowercase(),
+                args.inject_after,
+                parse_key(k).map_err(anyhow::Error::msg)? as char,
+            )),
+            _ => None,
+        };
+        let preset = Preset {
+            kind: args.preset,
+            ports,
+            run_dir: args.run_dir.clone(),
+            workers: scenario.workers,
+            keys,
+            rate: args.rate,
+            checkpoint_interval_ms: args.checkpoint_interval.as_millis() as u64,
+            exe: std::env::current_exe().context("locating the soakcheck binary")?,
+            env,
+            inject,
+        };
+        let progress = if std::io::stdout().is_terminal() {
+            ProgressStyle::StatusLine
+        } else {
+            ProgressStyle::Terse
+        };
+        let mut driver: Box<dyn soakcheck::driver::ProcessDriver> = if args.command_driver {
+            let templates = scenario
+                .commands
+                .clone()
+                .context("--command-driver needs a [commands] table in --scenario")?;
+            Box::new(soakcheck::driver::command::CommandDriver::new(templates))
+        } else {
+            Box::new(soakcheck::driver::local::LocalDriver::new())
+        };
+        let plan = RunPlan {
+            scenario,
+            preset,
+            seed,
+            time_scale: args.time_scale,
+            on_violation: args.on_violation,
+            duration: args.duration,
+            replay: args.replay,
+            bytes_per_key: args.bytes_per_key,
+            progress: if json { ProgressStyle::Quiet } else { progress },
+            ack_timeout: args.ack_timeout,
+        };
+        let _ = ctrlc::set_handler(|| {
+            SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut out: Box<dyn Write> = if json {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        Ok(run_soak(&plan, driver.as_mut(), &mut out)?)
+    })();
+    match result {
+        Ok(summary) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary serializes")
+                );
+            } else {
+                print!("{}", summary.to_human());
+            }
+            ExitCode::from(summary.exit_code() as u8)
+        }
+        Err(e) => {
+            eprintln!("soakcheck: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }

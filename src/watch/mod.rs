@@ -82,7 +82,11 @@ pub struct Checks {
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { sanity: true, ack_progress: true, registry_progress: true }
+        Checks {
+            sanity: true,
+            ack_progress: true,
+            registry_progress: true,
+        }
     }
 }
 
@@ -264,15 +268,29 @@ pub struct Watcher<'i> {
 impl<'i> Watcher<'i> {
     /// `inputs` are the plan's inputs, opened (see [`open_inputs`]).
     pub fn new(plan: &'i WatchPlan, inputs: &'i [FileBytes]) -> Result<Self, WatchError> {
-        let sink_dir = plan.verify.sink_dir.clone().unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
-        let keyed: Vec<(u8, &[u8])> = plan.verify.inputs.iter().zip(inputs).map(|(k, b)| (k.key, &b[..])).collect();
+        let sink_dir = plan
+            .verify
+            .sink_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
+        let keyed: Vec<(u8, &[u8])> = plan
+            .verify
+            .inputs
+            .iter()
+            .zip(inputs)
+            .map(|(k, b)| (k.key, &b[..]))
+            .collect();
         let core = WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed));
         let senders = plan
             .sender_logs
             .iter()
             .filter_map(|(key, path)| {
                 let i = plan.verify.inputs.iter().position(|k| k.key == *key)?;
-                Some(SenderProgress::new(*key, path.clone(), last_line_start(&inputs[i])))
+                Some(SenderProgress::new(
+                    *key,
+                    path.clone(),
+                    last_line_start(&inputs[i]),
+                ))
             })
             .collect();
         let mut events = EventLog(match &plan.events {
@@ -281,7 +299,10 @@ impl<'i> Watcher<'i> {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|source| WatchError::Events { path: path.clone(), source })?,
+                    .map_err(|source| WatchError::Events {
+                        path: path.clone(),
+                        source,
+                    })?,
             ),
             None => None,
         });
@@ -336,14 +357,24 @@ impl<'i> Watcher<'i> {
                 .checker
                 .cursors()
                 .iter()
-                .map(|c| ((c.key as char).to_string(), serde_json::json!(c.verified_bytes())))
+                .map(|c| {
+                    (
+                        (c.key as char).to_string(),
+                        serde_json::json!(c.verified_bytes()),
+                    )
+                })
                 .collect();
             self.events.emit(serde_json::json!({"time": unix_now(), "event": "commits", "commits": released, "bytes": batch_bytes, "verified_bytes": verified}));
         }
         let elapsed = now.duration_since(self.started).as_secs_f64();
         let mut fresh: Vec<Finding> = Vec::new();
         let mut found = |kind, key: Option<u8>, detail: String| {
-            fresh.push(Finding { kind, key: key.map(|k| (k as char).to_string()), detail, elapsed_s: elapsed });
+            fresh.push(Finding {
+                kind,
+                key: key.map(|k| (k as char).to_string()),
+                detail,
+                elapsed_s: elapsed,
+            });
         };
         for (i, c) in self.core.checker.cursors().iter().enumerate() {
             if let (Some(m), false) = (c.mismatch(), self.reported_keys[i]) {
@@ -351,25 +382,39 @@ impl<'i> Watcher<'i> {
                 found(
                     FindingKind::Violation,
                     Some(c.key),
-                    format!("key {} breaks at input offset {} (key output offset {})", c.key as char, m.input_offset, m.key_offset),
+                    format!(
+                        "key {} breaks at input offset {} (key output offset {})",
+                        c.key as char, m.input_offset, m.key_offset
+                    ),
                 );
             }
         }
         for p in &self.core.log.problems[self.reported_problems..] {
             if p.severity == Severity::Violation {
-                found(FindingKind::SinkProblem, None, format!("{}:{}: {}", p.file, p.line, p.detail));
+                found(
+                    FindingKind::SinkProblem,
+                    None,
+                    format!("{}:{}: {}", p.file, p.line, p.detail),
+                );
             }
         }
         self.reported_problems = self.core.log.problems.len();
         if let Some(tail) = self.sink_log.as_mut() {
             let mut errors = Vec::new();
             tail.read_new(&mut |line| {
-                if [&b"ERROR"[..], b"FATAL", b"CRITICAL"].iter().any(|w| memchr::memmem::find(line, w).is_some()) {
+                if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
+                    .iter()
+                    .any(|w| memchr::memmem::find(line, w).is_some())
+                {
                     errors.push(String::from_utf8_lossy(line).into_owned());
                 }
             });
             for e in errors {
-                found(FindingKind::SinkError, None, format!("{}: {e}", tail.path.display()));
+                found(
+                    FindingKind::SinkError,
+                    None,
+                    format!("{}: {e}", tail.path.display()),
+                );
             }
         }
         for s in self.senders.iter_mut() {
@@ -380,7 +425,11 @@ impl<'i> Watcher<'i> {
                     found(
                         FindingKind::AckTimeout,
                         Some(s.key),
-                        format!("{}: no new acked Stream(...is_open=True) line for {:?}", s.tail.path.display(), plan.ack_timeout),
+                        format!(
+                            "{}: no new acked Stream(...is_open=True) line for {:?}",
+                            s.tail.path.display(),
+                            plan.ack_timeout
+                        ),
                     );
                     s.last_ack = Some(now);
                 }
@@ -389,14 +438,22 @@ impl<'i> Watcher<'i> {
                 found(
                     FindingKind::RegistryStall,
                     Some(s.key),
-                    format!("{}: none of the last {} added Stream lines has is_open=True", s.tail.path.display(), plan.registry_window),
+                    format!(
+                        "{}: none of the last {} added Stream lines has is_open=True",
+                        s.tail.path.display(),
+                        plan.registry_window
+                    ),
                 );
                 s.added.clear();
             }
         }
         if let Some(limit) = plan.timeout {
             if now.duration_since(self.started) > limit {
-                found(FindingKind::Stalled, None, format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase());
+                found(
+                    FindingKind::Stalled,
+                    None,
+                    format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase(),
+                );
             }
         }
         // The timeout only counts when nothing more specific was found; without the
@@ -405,7 +462,12 @@ impl<'i> Watcher<'i> {
             fresh.retain(|f| f.kind != FindingKind::Stalled);
         }
         if !plan.checks.sanity {
-            fresh.retain(|f| !matches!(f.kind, FindingKind::Violation | FindingKind::SinkProblem | FindingKind::SinkError));
+            fresh.retain(|f| {
+                !matches!(
+                    f.kind,
+                    FindingKind::Violation | FindingKind::SinkProblem | FindingKind::SinkError
+                )
+            });
         }
         self.findings.extend(fresh);
         let complete = self.core.checker.cursors().iter().all(|c| c.complete());
@@ -436,13 +498,21 @@ impl<'i> Watcher<'i> {
                     self.next_tick = now + Duration::from_secs(1);
                 }
                 if now >= self.next_ap && !self.senders.is_empty() {
-                    if self.senders.iter().all(|s| s.eof || s.last_ack.is_some_and(|t| now.duration_since(t) <= plan.ack_timeout)) {
+                    if self.senders.iter().all(|s| {
+                        s.eof
+                            || s.last_ack
+                                .is_some_and(|t| now.duration_since(t) <= plan.ack_timeout)
+                    }) {
                         let _ = out.write_all(b"{AP}");
                     }
                     self.next_ap = now + plan.ack_timeout;
                 }
                 if now >= self.next_rp && !self.senders.is_empty() {
-                    if self.senders.iter().all(|s| s.registry_ok(plan.registry_window)) {
+                    if self
+                        .senders
+                        .iter()
+                        .all(|s| s.registry_ok(plan.registry_window))
+                    {
                         let _ = out.write_all(b"{RP}");
                     }
                     self.next_rp = now + Duration::from_secs(15);
@@ -468,13 +538,24 @@ impl<'i> Watcher<'i> {
             .checker
             .cursors()
             .iter()
-            .map(|c| format!("{} {:.1}/{:.1}MB", c.key as char, c.verified_bytes() as f64 / 1e6, c.input().len() as f64 / 1e6))
+            .map(|c| {
+                format!(
+                    "{} {:.1}/{:.1}MB",
+                    c.key as char,
+                    c.verified_bytes() as f64 / 1e6,
+                    c.input().len() as f64 / 1e6
+                )
+            })
             .collect();
         let acks: Vec<String> = self
             .senders
             .iter()
             .map(|s| match s.last_ack {
-                Some(t) => format!("{}:{:.0}s", s.key as char, now.duration_since(t).as_secs_f64()),
+                Some(t) => format!(
+                    "{}:{:.0}s",
+                    s.key as char,
+                    now.duration_since(t).as_secs_f64()
+                ),
                 None => format!("{}:-", s.key as char),
             })
             .collect();
@@ -483,7 +564,11 @@ impl<'i> Watcher<'i> {
             keys.join(" "),
             self.commits_total as f64 / secs,
             self.bytes_total as f64 / 1e6 / secs,
-            if acks.is_empty() { "-".into() } else { acks.join(" ") }
+            if acks.is_empty() {
+                "-".into()
+            } else {
+                acks.join(" ")
+            }
         )
     }
 
@@ -493,19 +578,29 @@ impl<'i> Watcher<'i> {
         if plan.progress == ProgressStyle::StatusLine {
             let _ = std::io::stderr().write_all(b"\r\x1b[2K");
         }
-        let report_plan = VerifyPlan { expect_complete: self.succeeded && plan.until != Until::Forever, ..plan.verify.clone() };
+        let report_plan = VerifyPlan {
+            expect_complete: self.succeeded && plan.until != Until::Forever,
+            ..plan.verify.clone()
+        };
         let mut report = self.core.report(&report_plan);
         for f in &self.findings {
-            self.events.emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
+            self.events
+                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
         }
         if !self.findings.is_empty() {
             report.verdict = Verdict::Violation;
             if let Some(cmd) = &plan.on_violation {
                 let json = serde_json::to_string(&self.findings[0]).expect("a finding serializes");
-                let _ = std::process::Command::new("sh").args(["-c", cmd]).env("SOAKCHECK_FINDING", json).status();
+                let _ = std::process::Command::new("sh")
+                    .args(["-c", cmd])
+                    .env("SOAKCHECK_FINDING", json)
+                    .status();
             }
         }
-        WatchOutcome { report, findings: self.findings }
+        WatchOutcome {
+            report,
+            findings: self.findings,
+        }
     }
 }
 
@@ -529,26 +624,48 @@ impl Waker {
             }
             let _ = tx.send(());
         };
-        let sink_dir = plan.verify.sink_dir.clone().unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
+        let sink_dir = plan
+            .verify
+            .sink_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
         let mut dirs: Vec<PathBuf> = vec![sink_dir];
-        dirs.extend(plan.sender_logs.iter().filter_map(|(_, p)| p.parent().map(|d| d.to_path_buf())));
-        dirs.extend(plan.sink_log.iter().filter_map(|p| p.parent().map(|d| d.to_path_buf())));
+        dirs.extend(
+            plan.sender_logs
+                .iter()
+                .filter_map(|(_, p)| p.parent().map(|d| d.to_path_buf())),
+        );
+        dirs.extend(
+            plan.sink_log
+                .iter()
+                .filter_map(|p| p.parent().map(|d| d.to_path_buf())),
+        );
         dirs.sort();
         dirs.dedup();
         let watcher: Box<dyn notify::Watcher> = match plan.poll {
             Some(interval) => Box::new(
-                notify::PollWatcher::new(handler, notify::Config::default().with_poll_interval(interval)).map_err(WatchError::Notify)?,
+                notify::PollWatcher::new(
+                    handler,
+                    notify::Config::default().with_poll_interval(interval),
+                )
+                .map_err(WatchError::Notify)?,
             ),
             None => Box::new(notify::recommended_watcher(handler).map_err(WatchError::Notify)?),
         };
-        Ok(Waker { rx, watcher, dirs: dirs.into_iter().map(|d| (d, false)).collect() })
+        Ok(Waker {
+            rx,
+            watcher,
+            dirs: dirs.into_iter().map(|d| (d, false)).collect(),
+        })
     }
 
     /// Watches directories that appeared since, then sleeps until an event or `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Result<(), WatchError> {
         for (dir, watched) in self.dirs.iter_mut() {
             if !*watched && dir.is_dir() {
-                self.watcher.watch(dir, notify::RecursiveMode::NonRecursive).map_err(WatchError::Notify)?;
+                self.watcher
+                    .watch(dir, notify::RecursiveMode::NonRecursive)
+                    .map_err(WatchError::Notify)?;
                 *watched = true;
             }
         }
@@ -564,11 +681,18 @@ impl Waker {
 }
 
 /// Watches until `plan.until`, a finding, the timeout, or `stop`.
-pub fn run_watch(plan: &WatchPlan, stop: &AtomicBool, progress_out: &mut dyn Write) -> Result<WatchOutcome, WatchError> {
+pub fn run_watch(
+    plan: &WatchPlan,
+    stop: &AtomicBool,
+    progress_out: &mut dyn Write,
+) -> Result<WatchOutcome, WatchError> {
     let inputs: Vec<FileBytes> = open_inputs(&plan.verify)?;
     let mut watcher = Watcher::new(plan, &inputs)?;
     let mut waker = Waker::new(plan)?;
-    let tick = plan.poll.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+    let tick = plan
+        .poll
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(1));
     waker.wait(Duration::ZERO)?;
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -578,7 +702,11 @@ pub fn run_watch(plan: &WatchPlan, stop: &AtomicBool, progress_out: &mut dyn Wri
             StepOutcome::Running => {}
             StepOutcome::Succeeded | StepOutcome::Found => break,
         }
-        let wait = if watcher.core.sink.has_pending() { Duration::from_millis(5) } else { tick };
+        let wait = if watcher.core.sink.has_pending() {
+            Duration::from_millis(5)
+        } else {
+            tick
+        };
         waker.wait(wait)?;
     }
     Ok(watcher.finish())

@@ -1,0 +1,236 @@
+//! The local process driver: every component in its own process group (so a crash kills
+//! the component and its children, and Ctrl-C at the terminal reaches only soakcheck),
+//! SIGKILL for crashes, SIGSTOP/SIGCONT for pauses, reaping, and kill-on-drop so no
+//! process outlives the driver. On a restart after a crash, the component's log is
+//! renamed to `.<epoch>` and gzipped in the background, keeping the last five.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::{Component, DriverError, LaunchSpec, ProcessDriver};
+
+/// A child process in its own process group, killed (the whole group) when dropped.
+pub struct ChildGuard {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Starts `command` in a new process group with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> std::io::Result<ChildGuard> {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0);
+        Ok(ChildGuard {
+            name: name.to_string(),
+            child: Some(command.spawn()?),
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends a signal to the child's whole process group.
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = killpg(Pid::from_raw(pid as i32), signal);
+        }
+    }
+
+    /// The exit status if the child has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGKILL the group and reap (a crash, as in `kill -9`).
+    pub fn kill(&mut self) {
+        self.signal(Signal::SIGKILL);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, a grace period, then SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        self.signal(Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.try_wait().is_some() {
+                self.child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.kill();
+        }
+    }
+}
+
+/// How many rotated logs are kept per component.
+pub const KEEP_ROTATED_LOGS: usize = 5;
+
+/// Renames `log` to `log.<epoch>` and gzips it in the background, deleting all but the
+/// newest [`KEEP_ROTATED_LOGS`] rotated copies.
+pub fn rotate_log(log: &Path) {
+    if !log.exists() {
+        return;
+    }
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let rotated = PathBuf::from(format!("{}.{epoch}", log.display()));
+    if std::fs::rename(log, &rotated).is_err() {
+        return;
+    }
+    let log = log.to_path_buf();
+    std::thread::spawn(move || {
+        let gz = PathBuf::from(format!("{}.gz", rotated.display()));
+        let done = (|| -> std::io::Result<()> {
+            let mut input = std::fs::File::open(&rotated)?;
+            let out = std::fs::File::create(&gz)?;
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            std::io::copy(&mut input, &mut enc)?;
+            enc.finish()?;
+            std::fs::remove_file(&rotated)
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&gz);
+        }
+        prune_rotated(&log);
+    });
+}
+
+/// Deletes the oldest rotated copies of `log` beyond [`KEEP_ROTATED_LOGS`].
+pub fn prune_rotated(log: &Path) {
+    let (Some(dir), Some(name)) = (log.parent(), log.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut rotated: Vec<(u128, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let epoch = n
+                .strip_prefix(&prefix)?
+                .trim_end_matches(".gz")
+                .parse()
+                .ok()?;
+            Some((epoch, e.path()))
+        })
+        .collect();
+    rotated.sort();
+    let excess = rotated.len().saturating_sub(KEEP_ROTATED_LOGS);
+    for (_, path) in rotated.into_iter().take(excess) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Runs components as local child processes.
+#[derive(Default)]
+pub struct LocalDriver {
+    children: BTreeMap<Component, ChildGuard>,
+    /// Components that were crashed: their log is rotated at the next start.
+    crashed: std::collections::BTreeSet<Component>,
+}
+
+impl LocalDriver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl ProcessDriver for LocalDriver {
+    fn start(&mut self, component: &Component, spec: &LaunchSpec) -> Result<(), DriverError> {
+        if self.crashed.remove(component) {
+            rotate_log(&spec.log);
+        }
+        let mut command = Command::new(&spec.argv[0]);
+        command.args(&spec.argv[1..]);
+        for (k, v) in &spec.env {
+            command.env(k, v);
+        }
+        let guard = ChildGuard::spawn(&component.name(), command, &spec.log).map_err(|source| {
+            DriverError::Start {
+                component: component.name(),
+                source,
+            }
+        })?;
+        if let Some(mut old) = self.children.insert(component.clone(), guard) {
+            old.kill();
+        }
+        Ok(())
+    }
+
+    fn kill(&mut self, component: &Component) -> Result<(), DriverError> {
+        if let Some(mut child) = self.children.remove(component) {
+            child.kill();
+            self.crashed.insert(component.clone());
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self, component: &Component) -> Result<(), DriverError> {
+        if let Some(child) = self.children.get(component) {
+            child.signal(Signal::SIGSTOP);
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, component: &Component) -> Result<(), DriverError> {
+        if let Some(child) = self.children.get(component) {
+            child.signal(Signal::SIGCONT);
+        }
+        Ok(())
+    }
+
+    fn is_alive(&mut self, component: &Component) -> bool {
+        self.children
+            .get_mut(component)
+            .is_some_and(|c| c.try_wait().is_none())
+    }
+
+    fn exited(&mut self, component: &Component) -> Option<i32> {
+        let status = self.children.get_mut(component)?.try_wait()?;
+        self.children.remove(component);
+        Some(status.code().unwrap_or(-1))
+    }
+
+    fn stop(&mut self, component: &Component, grace: Duration) {
+        if let Some(mut child) = self.children.remove(component) {
+            child.signal(Signal::SIGCONT);
+            child.stop(grace);
+        }
+    }
+
+    fn pids(&self) -> Vec<(Component, u32)> {
+        self.children
+            .iter()
+            .filter_map(|(c, g)| g.pid().map(|p| (c.clone(), p)))
+            .collect()
+    }
+}

@@ -1,0 +1,85 @@
+//! `soakcheck run`: the soak driver. It starts the system under test, runs the original
+//! master-crasher's crash/restart, pause and grow/shrink loops from one seeded RNG, runs
+//! `watch`'s checks in-process, and freezes the world on the first finding.
+//!
+//! - [`ProcessDriver`] is how components are started, crashed, paused and stopped:
+//!   [`local::LocalDriver`] (each component in its own process group, SIGKILL for
+//!   crashes, SIGSTOP/SIGCONT for pauses, kill-on-drop) and [`command::CommandDriver`]
+//!   (shell templates per action, for ssh, docker or kubectl).
+//! - [`preset`] builds the command lines: the embedded demo, or the original Wallaroo
+//!   system exactly as its start scripts ran it.
+//! - [`scenario`] reads the original arguments (`crash0 crash-sink grow ...`) or a TOML
+//!   scenario file; [`run`] is the supervisor loop.
+
+pub mod command;
+pub mod local;
+pub mod preset;
+pub mod run;
+pub mod scenario;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One component of the system under test.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Component {
+    Sink,
+    /// Worker number N (0 = initializer).
+    Worker(usize),
+    /// The sender of key K.
+    Sender(char),
+}
+
+impl Component {
+    /// The name used in logs and events: `sink`, `initializer`/`workerN`, `sender-K`.
+    pub fn name(&self) -> String {
+        match self {
+            Component::Sink => "sink".into(),
+            Component::Worker(n) => crate::demo::worker::worker_name(*n),
+            Component::Sender(k) => format!("sender-{k}"),
+        }
+    }
+}
+
+/// How to start a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// stdout and stderr are appended here.
+    pub log: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("starting {component}: {source}")]
+    Start {
+        component: String,
+        source: std::io::Error,
+    },
+    #[error("{action} {component}: {detail}")]
+    Action {
+        action: &'static str,
+        component: String,
+        detail: String,
+    },
+}
+
+/// Starts, crashes, pauses, resumes and stops components.
+pub trait ProcessDriver {
+    fn start(&mut self, component: &Component, spec: &LaunchSpec) -> Result<(), DriverError>;
+    /// A crash: SIGKILL (or the kill template).
+    fn kill(&mut self, component: &Component) -> Result<(), DriverError>;
+    fn pause(&mut self, component: &Component) -> Result<(), DriverError>;
+    fn resume(&mut self, component: &Component) -> Result<(), DriverError>;
+    fn is_alive(&mut self, component: &Component) -> bool;
+    /// The exit code once the component has exited by itself (reaped); None while alive.
+    fn exited(&mut self, component: &Component) -> Option<i32>;
+    /// SIGTERM, `grace`, SIGKILL (or the stop template).
+    fn stop(&mut self, component: &Component, grace: Duration);
+    /// Process ids of the running components, for the freeze report.
+    fn pids(&self) -> Vec<(Component, u32)>;
+}

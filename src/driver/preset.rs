@@ -1,0 +1,388 @@
+//! Presets: the command lines of the system under test.
+//!
+//! - `demo` (the default): the embedded demo's sink, workers and feeds
+//!   (`soakcheck demo ...`). Feed K connects to worker (index of K) mod N, because the
+//!   demo's workers do not route keys to each other as Wallaroo does.
+//! - `wallaroo`: the original system, started exactly as the original scripts start it:
+//!   `start-initializer.sh` and `start-worker.sh` (from `$WALLAROO_BIN` and the
+//!   `WALLAROO_*` variables of `sample-env-vars.sh`, defaults included), `aloc_sink` and
+//!   `at_least_once_line_file_feed` under `$WALLAROO_TOP`, every sender to the
+//!   initializer's source port.
+
+use std::path::PathBuf;
+
+use super::{Component, LaunchSpec};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresetKind {
+    Demo,
+    Wallaroo,
+}
+
+/// The original port scheme (spec 8.5), read from the `WALLAROO_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    pub in_base: u16,
+    pub control_base: u16,
+    pub data_base: u16,
+    pub my_external_base: u16,
+    pub my_control_base: u16,
+    pub my_data_base: u16,
+    pub out_port: u16,
+}
+
+impl Ports {
+    /// The defaults of `sample-env-vars.sh`, shifted so that `in_base` is `base`.
+    pub fn from_base(base: u16) -> Ports {
+        Ports {
+            in_base: base,
+            control_base: base + 1,
+            data_base: base + 2,
+            my_external_base: base + 3,
+            my_control_base: base + 4,
+            my_data_base: base + 5,
+            out_port: base + 100,
+        }
+    }
+
+    /// From the environment, with `sample-env-vars.sh`'s defaults.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Ports {
+        let d = Ports::from_base(7100);
+        let get =
+            |name: &str, default: u16| env(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+        Ports {
+            in_base: get("WALLAROO_IN_BASE", d.in_base),
+            control_base: get("WALLAROO_CONTROL_BASE", d.control_base),
+            data_base: get("WALLAROO_DATA_BASE", d.data_base),
+            my_external_base: get("WALLAROO_MY_EXTERNAL_BASE", d.my_external_base),
+            my_control_base: get("WALLAROO_MY_CONTROL_BASE", d.my_control_base),
+            my_data_base: get("WALLAROO_MY_DATA_BASE", d.my_data_base),
+            out_port: get("WALLAROO_OUT_PORT", d.out_port),
+        }
+    }
+
+    pub fn source(&self, n: usize) -> u16 {
+        self.in_base + 10 * n as u16
+    }
+    pub fn external(&self, n: usize) -> u16 {
+        self.my_external_base + 10 * n as u16
+    }
+}
+
+/// Builds launch specs for one run.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    pub kind: PresetKind,
+    pub ports: Ports,
+    pub run_dir: PathBuf,
+    /// The initial worker count.
+    pub workers: usize,
+    pub keys: Vec<char>,
+    pub rate: u64,
+    pub checkpoint_interval_ms: u64,
+    /// The soakcheck binary (demo preset).
+    pub exe: PathBuf,
+    /// `WALLAROO_*` and other variables (wallaroo preset), as the environment has them.
+    pub env: Vec<(String, String)>,
+    pub inject: Option<(String, u64, char)>,
+}
+
+impl Preset {
+    fn var(&self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// A `WALLAROO_*` variable, or `sample-env-vars.sh`'s value for it.
+    fn wallaroo_var(&self, name: &str) -> String {
+        if let Some(v) = self.var(name) {
+            return v;
+        }
+        let host = self
+            .var("WALLAROO_INIT_HOST")
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let p = &self.ports;
+        match name {
+            "WALLAROO_ARG_IN" => "InputBlobs@__IN_HOST__:__IN_PORT__:Dragons-Love-Tacos:500:50".into(),
+            "WALLAROO_ARG_OUT" => format!("{}:{}", self.var("WALLAROO_OUT_HOST").unwrap_or(host.clone()), p.out_port),
+            "WALLAROO_ARG_METRICS" => format!("{}:5001", self.var("WALLAROO_METRICS_HOST").unwrap_or(host.clone())),
+            "WALLAROO_ARG_CONTROL" => format!("{host}:{}", p.control_base),
+            "WALLAROO_ARG_DATA" => format!("{host}:{}", p.data_base),
+            "WALLAROO_ARG_RESILIENCE" => "--run-with-resilience".into(),
+            "WALLAROO_ARG_PONY" => "--ponynoblock --ponythreads=1 --ponyminthreads=9999".into(),
+            "WALLAROO_ARG_PT" => {
+                "--verbose --parallelism 20 --source connector --parallelism 10 --key-by first-byte --step asis-state --sink connector".into()
+            }
+            "WALLAROO_BASE_ARGS" => format!(
+                "{} --out {} --metrics {} --control {} {}",
+                self.wallaroo_var("WALLAROO_ARG_PT"),
+                self.wallaroo_var("WALLAROO_ARG_OUT"),
+                self.wallaroo_var("WALLAROO_ARG_METRICS"),
+                self.wallaroo_var("WALLAROO_ARG_CONTROL"),
+                self.wallaroo_var("WALLAROO_ARG_RESILIENCE")
+            ),
+            "WALLAROO_INIT_HOST" => host,
+            "WALLAROO_TOP" => self.var("HOME").map_or_else(|| "/root/wallaroo".into(), |h| format!("{h}/wallaroo")),
+            "WALLAROO_BIN" => format!("{}/examples/pony/passthrough/passthrough", self.wallaroo_var("WALLAROO_TOP")),
+            _ => String::new(),
+        }
+    }
+
+    pub fn log_path(&self, component: &Component) -> PathBuf {
+        match component {
+            Component::Sink => self.run_dir.join("sink-out").join("stdout-stderr"),
+            Component::Worker(n) => self.run_dir.join(format!("wallaroo.{n}")),
+            Component::Sender(k) => self.run_dir.join(format!("sender.out.{k}")),
+        }
+    }
+
+    pub fn input_path(&self, key: char) -> PathBuf {
+        self.run_dir.join(format!("input-file.{key}.txt"))
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.run_dir.join("soakcheck-state")
+    }
+
+    /// The command line of `component`; `join` for a worker that joins a running cluster.
+    pub fn spec(&self, component: &Component, join: bool) -> LaunchSpec {
+        let argv = match self.kind {
+            PresetKind::Demo => self.demo_argv(component, join),
+            PresetKind::Wallaroo => self.wallaroo_argv(component, join),
+        };
+        let mut env = self.env.clone();
+        if self.kind == PresetKind::Wallaroo && matches!(component, Component::Sender(_)) {
+            env.push(("ERROR_9_SHOULD_EXIT".into(), "true".into()));
+        }
+        LaunchSpec {
+            argv,
+            env,
+            log: self.log_path(component),
+        }
+    }
+
+    fn demo_argv(&self, component: &Component, join: bool) -> Vec<String> {
+        let exe = self.exe.display().to_string();
+        let p = &self.ports;
+        let s = |v: &str| v.to_string();
+        match component {
+            Component::Sink => {
+                let out = self.run_dir.join("sink-out");
+                vec![
+                    exe,
+                    s("demo"),
+                    s("sink"),
+                    out.join("output").display().to_string(),
+                    out.join("abort").display().to_string(),
+                    p.out_port.to_string(),
+                ]
+            }
+            Component::Worker(n) => {
+                let mut v = vec![
+                    exe,
+                    s("demo"),
+                    s("worker"),
+                    s("--name"),
+                    crate::demo::worker::worker_name(*n),
+                    s("--worker-count"),
+                    self.workers.to_string(),
+                    s("--source-port"),
+                    p.source(*n).to_string(),
+                    s("--external-port"),
+                    p.external(*n).to_string(),
+                    s("--control-port"),
+                    p.control_base.to_string(),
+                    s("--sink-port"),
+                    p.out_port.to_string(),
+                    s("--checkpoint-interval"),
+                    format!("{}ms", self.checkpoint_interval_ms),
+                    s("--state-dir"),
+                    self.state_dir()
+                        .join(crate::demo::worker::worker_name(*n))
+                        .display()
+                        .to_string(),
+                ];
+                if join {
+                    v.push(s("--join"));
+                }
+                if let Some((kind, after, key)) = &self.inject {
+                    let owner = self
+                        .keys
+                        .iter()
+                        .position(|k| k == key)
+                        .map(|i| i % self.workers.max(1));
+                    if owner == Some(*n) {
+                        v.extend([
+                            s("--inject"),
+                            kind.clone(),
+                            s("--inject-after"),
+                            after.to_string(),
+                            s("--inject-key"),
+                            key.to_string(),
+                        ]);
+                    }
+                }
+                v
+            }
+            Component::Sender(k) => {
+                let i = self.keys.iter().position(|x| x == k).unwrap_or(0);
+                let port = p.source(i % self.workers.max(1));
+                vec![
+                    exe,
+                    s("demo"),
+                    s("feed"),
+                    self.input_path(*k).display().to_string(),
+                    self.rate.to_string(),
+                    s("--connect"),
+                    format!("127.0.0.1:{port}"),
+                ]
+            }
+        }
+    }
+
+    fn wallaroo_argv(&self, component: &Component, join: bool) -> Vec<String> {
+        let words = |text: String| {
+            text.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let host = self.wallaroo_var("WALLAROO_INIT_HOST");
+        let top = self.wallaroo_var("WALLAROO_TOP");
+        let p = &self.ports;
+        let arg_in = |port: u16| {
+            self.wallaroo_var("WALLAROO_ARG_IN")
+                .replace("__IN_HOST__", &host)
+                .replace("__IN_PORT__", &port.to_string())
+        };
+        match component {
+            Component::Sink => vec![
+                format!("{top}/testing/correctness/tests/aloc_sink/aloc_sink"),
+                "/tmp/sink-out/output".into(),
+                "/tmp/sink-out/abort".into(),
+                "7200".into(),
+            ],
+            Component::Worker(0) => {
+                let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(p.in_base)];
+                v.extend(words(self.wallaroo_var("WALLAROO_BASE_ARGS")));
+                v.extend(["--data".into(), self.wallaroo_var("WALLAROO_ARG_DATA"), "--cluster-initializer".into()]);
+                v.extend(["--external".into(), format!("{host}:{}", p.my_external_base)]);
+                v.extend(["--worker-count".into(), self.workers.to_string()]);
+                v.extend(words(self.wallaroo_var("WALLAROO_ARG_PONY")));
+                v
+            }
+            Component::Worker(n) => {
+                let shift = 10 * *n as u16;
+                let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(p.in_base + shift)];
+                v.extend(words(self.wallaroo_var("WALLAROO_BASE_ARGS")));
+                v.extend(["--name".into(), format!("worker{n}"), "--external".into(), format!("{host}:{}", p.my_external_base + shift)]);
+                v.extend(["--my-control".into(), format!("{host}:{}", p.my_control_base + shift)]);
+                v.extend(["--my-data".into(), format!("{host}:{}", p.my_data_base + shift)]);
+                if join {
+                    v.extend(["--join".into(), self.wallaroo_var("WALLAROO_ARG_CONTROL")]);
+                }
+                v.extend(words(self.wallaroo_var("WALLAROO_ARG_PONY")));
+                v
+            }
+            Component::Sender(k) => vec![
+                format!("{top}/testing/correctness/scripts/effectively-once/at_least_once_line_file_feed"),
+                format!("/tmp/input-file.{k}.txt"),
+                "66000".into(),
+            ],
+        }
+    }
+}
+
+/// Where the preset's readiness probe asks: the initializer's external channel.
+pub fn initializer_external(p: &Ports) -> String {
+    format!("127.0.0.1:{}", p.my_external_base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wallaroo(workers: usize) -> Preset {
+        Preset {
+            kind: PresetKind::Wallaroo,
+            ports: Ports::from_base(7100),
+            run_dir: PathBuf::from("/tmp"),
+            workers,
+            keys: vec!['A', 'B'],
+            rate: 66000,
+            checkpoint_interval_ms: 1000,
+            exe: PathBuf::from("soakcheck"),
+            env: vec![("HOME".into(), "/home/u".into())],
+            inject: None,
+        }
+    }
+
+    /// The command lines of start-initializer.sh, start-worker.sh (and -j), aloc_sink and
+    /// the sender, with sample-env-vars.sh's values.
+    #[test]
+    fn wallaroo_command_lines_are_the_original_scripts() {
+        let p = wallaroo(3);
+        let line = |c: &Component, join: bool| p.spec(c, join).argv.join(" ");
+        let base = "--verbose --parallelism 20 --source connector --parallelism 10 --key-by first-byte --step asis-state --sink connector \
+                    --out 127.0.0.1:7200 --metrics 127.0.0.1:5001 --control 127.0.0.1:7101 --run-with-resilience";
+        let pony = "--ponynoblock --ponythreads=1 --ponyminthreads=9999";
+        let bin = "/home/u/wallaroo/examples/pony/passthrough/passthrough";
+        assert_eq!(
+            line(&Component::Worker(0), false),
+            format!("{bin} --in InputBlobs@127.0.0.1:7100:Dragons-Love-Tacos:500:50 {base} --data 127.0.0.1:7102 --cluster-initializer --external 127.0.0.1:7103 --worker-count 3 {pony}")
+        );
+        assert_eq!(
+            line(&Component::Worker(2), false),
+            format!("{bin} --in InputBlobs@127.0.0.1:7120:Dragons-Love-Tacos:500:50 {base} --name worker2 --external 127.0.0.1:7123 --my-control 127.0.0.1:7124 --my-data 127.0.0.1:7125 {pony}")
+        );
+        assert_eq!(
+            line(&Component::Worker(4), true),
+            format!("{bin} --in InputBlobs@127.0.0.1:7140:Dragons-Love-Tacos:500:50 {base} --name worker4 --external 127.0.0.1:7143 --my-control 127.0.0.1:7144 --my-data 127.0.0.1:7145 --join 127.0.0.1:7101 {pony}")
+        );
+        assert_eq!(
+            line(&Component::Sink, false),
+            "/home/u/wallaroo/testing/correctness/tests/aloc_sink/aloc_sink /tmp/sink-out/output /tmp/sink-out/abort 7200"
+        );
+        let sender = p.spec(&Component::Sender('B'), false);
+        assert_eq!(
+            sender.argv.join(" "),
+            "/home/u/wallaroo/testing/correctness/scripts/effectively-once/at_least_once_line_file_feed /tmp/input-file.B.txt 66000"
+        );
+        assert!(sender
+            .env
+            .contains(&("ERROR_9_SHOULD_EXIT".into(), "true".into())));
+        assert_eq!(
+            p.spec(&Component::Worker(1), false).log,
+            PathBuf::from("/tmp/wallaroo.1")
+        );
+        assert_eq!(
+            p.spec(&Component::Sender('A'), false).log,
+            PathBuf::from("/tmp/sender.out.A")
+        );
+        assert_eq!(
+            p.spec(&Component::Sink, false).log,
+            PathBuf::from("/tmp/sink-out/stdout-stderr")
+        );
+    }
+
+    #[test]
+    fn wallaroo_variables_override_the_defaults() {
+        let mut p = wallaroo(1);
+        p.env.push(("WALLAROO_BIN".into(), "/opt/pt".into()));
+        p.env
+            .push(("WALLAROO_ARG_PONY".into(), "--ponythreads=4".into()));
+        assert_eq!(
+            p.spec(&Component::Worker(0), false).argv.first().unwrap(),
+            "/opt/pt"
+        );
+        assert_eq!(
+            p.spec(&Component::Worker(0), false).argv.last().unwrap(),
+            "--ponythreads=4"
+        );
+        let env = |name: &str| (name == "WALLAROO_IN_BASE").then(|| "8100".to_string());
+        assert_eq!(Ports::from_env(&env).in_base, 8100);
+        assert_eq!(Ports::from_env(&env).out_port, 7200);
+    }
+}

@@ -1,0 +1,384 @@
+//! What a run does: the original master-crasher's arguments, or a TOML scenario file that
+//! can say all of that and more (timings, command templates, scripted steps).
+//!
+//! Original arguments: `crash-sink`, `crash-source`, `crashN` and `crashN.slow` (N = 0 is
+//! the initializer), `grow`, `shrink`, `grow-and-shrink`, `no-ack-progress`,
+//! `no-registry-progress`, `no-sanity`, `no-clean-old-gzip-files`, `reset-only`, and
+//! `run_customX` for scripted scenarios (`run_custom1`: shrink worker2, then join it
+//! again; `run_custom5`: shrink 2, shrink 1, join 1, join 2, twice; others come from the
+//! scenario file's `[custom.NAME]` steps). Soakcheck adds `pause`, which turns some
+//! crashes into SIGSTOP/SIGCONT pauses.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::command::CommandTemplates;
+use super::Component;
+use crate::watch::Checks;
+
+/// How often a worker crash loop crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pace {
+    /// Every U(0,4) s, down for U(0,4) s.
+    Fast,
+    /// About 120 s apart.
+    Slow,
+}
+
+/// The original's default timings (seconds), all scaled by `--time-scale`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct Timings {
+    /// Crash loops start after this (checkpoint 1 must complete first).
+    pub start_delay: f64,
+    pub worker_up_max: f64,
+    pub worker_down_max: f64,
+    pub slow_every: f64,
+    pub sink_down_max: f64,
+    pub sink_up_min: f64,
+    pub sink_up_max: f64,
+    pub source_up_max: f64,
+    pub grow_shrink_every: f64,
+    pub pause_max: f64,
+    /// A component not ready this long after a restart is a finding.
+    pub readiness_timeout: f64,
+    /// Progress checks do not judge this long after a fault.
+    pub recovery_window: f64,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            start_delay: 3.0,
+            worker_up_max: 4.0,
+            worker_down_max: 4.0,
+            slow_every: 120.0,
+            sink_down_max: 2.0,
+            sink_up_min: 10.0,
+            sink_up_max: 25.0,
+            source_up_max: 4.0,
+            grow_shrink_every: 1.0,
+            pause_max: 2.0,
+            readiness_timeout: 15.0,
+            recovery_window: 5.0,
+        }
+    }
+}
+
+impl Timings {
+    pub fn scaled(&self, f: f64) -> Timings {
+        Timings {
+            start_delay: self.start_delay * f,
+            worker_up_max: self.worker_up_max * f,
+            worker_down_max: self.worker_down_max * f,
+            slow_every: self.slow_every * f,
+            sink_down_max: self.sink_down_max * f,
+            sink_up_min: self.sink_up_min * f,
+            sink_up_max: self.sink_up_max * f,
+            source_up_max: self.source_up_max * f,
+            grow_shrink_every: self.grow_shrink_every * f,
+            pause_max: self.pause_max * f,
+            readiness_timeout: self.readiness_timeout,
+            recovery_window: self.recovery_window * f,
+        }
+    }
+}
+
+/// A scripted action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Crash,
+    Restart,
+    Pause,
+    Resume,
+    Grow,
+    Shrink,
+}
+
+/// A step at a time after the start (scripted, or replayed from events.jsonl).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct Step {
+    pub at: f64,
+    pub action: Action,
+    /// `sink`, `initializer`, `workerN`, `sender-K`.
+    pub component: String,
+}
+
+pub fn parse_component(name: &str) -> Option<Component> {
+    if name == "sink" {
+        return Some(Component::Sink);
+    }
+    if let Some(k) = name.strip_prefix("sender-") {
+        let mut chars = k.chars();
+        return match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(Component::Sender(c)),
+            _ => None,
+        };
+    }
+    crate::demo::worker::worker_number(name).map(Component::Worker)
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub workers: usize,
+    pub crash_sink: bool,
+    pub crash_source: bool,
+    pub crash_workers: Vec<(usize, Pace)>,
+    pub grow: bool,
+    pub shrink: bool,
+    pub pauses: bool,
+    pub checks: Checks,
+    pub clean_old_gzip: bool,
+    pub reset_only: bool,
+    pub timings: Timings,
+    pub steps: Vec<Step>,
+    pub commands: Option<CommandTemplates>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("NUM_WORKERS must be between 1 and 9, not {0:?}")]
+    Workers(String),
+    #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
+    Argument(String),
+    #[error("crash{0}: there is no worker {0} in a cluster of {1}")]
+    NoSuchWorker(usize, usize),
+    #[error("{path}: {detail}")]
+    File { path: String, detail: String },
+    #[error("{0}: no such custom scenario (built in: run_custom1, run_custom5; others need a [custom.NAME] table in --scenario)")]
+    Custom(String),
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    workers: Option<usize>,
+    #[serde(default)]
+    args: Vec<String>,
+    seed: Option<u64>,
+    #[serde(default)]
+    timings: Option<Timings>,
+    commands: Option<CommandTemplates>,
+    #[serde(default)]
+    steps: Vec<Step>,
+    #[serde(default)]
+    custom: BTreeMap<String, Vec<Step>>,
+}
+
+fn built_in_custom(name: &str) -> Option<Vec<Step>> {
+    let step = |at: f64, action, component: &str| Step {
+        at,
+        action,
+        component: component.into(),
+    };
+    match name {
+        "run_custom1" => Some(vec![
+            step(2.0, Action::Shrink, "worker2"),
+            step(4.0, Action::Grow, "worker2"),
+        ]),
+        "run_custom5" => {
+            let mut steps = Vec::new();
+            let mut at = 2.0;
+            for _ in 0..2 {
+                for (action, w) in [
+                    (Action::Shrink, "worker2"),
+                    (Action::Shrink, "worker1"),
+                    (Action::Grow, "worker1"),
+                    (Action::Grow, "worker2"),
+                ] {
+                    steps.push(step(at, action, w));
+                    at += 2.5;
+                }
+            }
+            Some(steps)
+        }
+        _ => None,
+    }
+}
+
+impl Scenario {
+    /// Parses `NUM_WORKERS [ARGS...]`, then applies an optional scenario file.
+    pub fn parse(
+        num_workers: &str,
+        args: &[String],
+        file: Option<&Path>,
+    ) -> Result<Scenario, ScenarioError> {
+        let mut parsed_file = ScenarioFile::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::File {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+            parsed_file = toml::from_str(&text).map_err(|e| ScenarioError::File {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        }
+        let workers = match parsed_file.workers {
+            Some(w) if num_workers.is_empty() => w,
+            _ => num_workers
+                .parse()
+                .map_err(|_| ScenarioError::Workers(num_workers.into()))?,
+        };
+        if !(1..=9).contains(&workers) {
+            return Err(ScenarioError::Workers(workers.to_string()));
+        }
+        let mut s = Scenario {
+            workers,
+            crash_sink: false,
+            crash_source: false,
+            crash_workers: Vec::new(),
+            grow: false,
+            shrink: false,
+            pauses: false,
+            checks: Checks::default(),
+            clean_old_gzip: true,
+            reset_only: false,
+            timings: parsed_file.timings.unwrap_or_default(),
+            steps: parsed_file.steps,
+            commands: parsed_file.commands,
+            seed: parsed_file.seed,
+        };
+        for arg in parsed_file.args.iter().chain(args) {
+            match arg.as_str() {
+                "crash-sink" => s.crash_sink = true,
+                "crash-source" => s.crash_source = true,
+                "grow" => s.grow = true,
+                "shrink" => s.shrink = true,
+                "grow-and-shrink" => (s.grow, s.shrink) = (true, true),
+                "pause" => s.pauses = true,
+                "no-ack-progress" => s.checks.ack_progress = false,
+                "no-registry-progress" => s.checks.registry_progress = false,
+                "no-sanity" => s.checks.sanity = false,
+                "no-clean-old-gzip-files" => s.clean_old_gzip = false,
+                "reset-only" => s.reset_only = true,
+                custom if custom.starts_with("run_custom") => {
+                    let steps = parsed_file
+                        .custom
+                        .get(custom)
+                        .cloned()
+                        .or_else(|| built_in_custom(custom))
+                        .ok_or_else(|| ScenarioError::Custom(custom.into()))?;
+                    s.steps.extend(steps);
+                }
+                other => {
+                    let Some(rest) = other.strip_prefix("crash") else {
+                        return Err(ScenarioError::Argument(other.into()));
+                    };
+                    let (n, pace) = match rest.strip_suffix(".slow") {
+                        Some(n) => (n, Pace::Slow),
+                        None => (rest, Pace::Fast),
+                    };
+                    let n: usize = n
+                        .parse()
+                        .map_err(|_| ScenarioError::Argument(other.into()))?;
+                    if n >= workers {
+                        return Err(ScenarioError::NoSuchWorker(n, workers));
+                    }
+                    s.crash_workers.push((n, pace));
+                }
+            }
+        }
+        for step in &s.steps {
+            if parse_component(&step.component).is_none() {
+                return Err(ScenarioError::File {
+                    path: "scenario".into(),
+                    detail: format!("unknown component {:?}", step.component),
+                });
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn timings_scaled(&self, f: f64) -> Timings {
+        self.timings.scaled(f)
+    }
+}
+
+/// Seconds as a Duration (negative or NaN as zero).
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_the_original_arguments() {
+        let s = Scenario::parse(
+            "3",
+            &args(&[
+                "crash-sink",
+                "crash0",
+                "crash2.slow",
+                "crash-source",
+                "grow-and-shrink",
+                "no-sanity",
+                "no-ack-progress",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(s.crash_sink && s.crash_source && s.grow && s.shrink);
+        assert_eq!(s.crash_workers, vec![(0, Pace::Fast), (2, Pace::Slow)]);
+        assert!(!s.checks.sanity && !s.checks.ack_progress && s.checks.registry_progress);
+        assert!(Scenario::parse("3", &args(&["crash3"]), None).is_err());
+        assert!(Scenario::parse("0", &[], None).is_err());
+        assert!(Scenario::parse("3", &args(&["explode"]), None).is_err());
+        assert_eq!(
+            Scenario::parse("3", &args(&["run_custom1"]), None)
+                .unwrap()
+                .steps
+                .len(),
+            2
+        );
+        assert!(Scenario::parse("3", &args(&["run_custom9"]), None).is_err());
+    }
+
+    #[test]
+    fn reads_a_scenario_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            r#"
+workers = 2
+args = ["crash1"]
+seed = 42
+[timings]
+worker_up_max = 1.5
+[[steps]]
+at = 4.0
+action = "pause"
+component = "sink"
+[custom.run_custom7]
+steps = []
+"#,
+        )
+        .unwrap();
+        // [custom.X] must be a list of steps: this file is malformed and says where.
+        let err = Scenario::parse("", &[], Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.toml"), "{err}");
+        std::fs::write(&path, "workers = 2\nargs = [\"crash1\"]\nseed = 42\n[timings]\nworker_up_max = 1.5\n[[steps]]\nat = 4.0\naction = \"pause\"\ncomponent = \"sink\"\n[[custom.run_custom7]]\nat = 1.0\naction = \"shrink\"\ncomponent = \"worker1\"\n").unwrap();
+        let s = Scenario::parse("", &args(&["run_custom7"]), Some(&path)).unwrap();
+        assert_eq!(
+            (s.workers, s.seed, s.timings.worker_up_max),
+            (2, Some(42), 1.5)
+        );
+        assert_eq!(s.crash_workers, vec![(1, Pace::Fast)]);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!(parse_component("sender-A"), Some(Component::Sender('A')));
+        assert_eq!(parse_component("worker3"), Some(Component::Worker(3)));
+    }
+}
