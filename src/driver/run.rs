@@ -827,10 +827,18 @@ pub fn run(
             let _ = sup.driver.pause(c);
         }
         frozen = true;
-        let pids = sup.driver.pids();
-        let mut text = String::from(
-            "\nFROZEN: every process of the system under test is stopped (SIGSTOP).\n",
+        // First the fact and its time, before the (slower) post-mortem bundle.
+        let now_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let _ = writeln!(
+            sup.out,
+            "\nFROZEN at {now_s:.3}: every process of the system under test is stopped (SIGSTOP)."
         );
+        let _ = sup.out.flush();
+        let pids = sup.driver.pids();
+        let mut text = String::new();
         for f in watcher.findings().iter().chain(&extra_findings) {
             let kind = serde_json::to_value(f.kind).expect("serializes");
             text += &format!("  finding: {}: {}\n", kind.as_str().unwrap_or(""), f.detail);

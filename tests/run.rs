@@ -1,0 +1,394 @@
+//! End-to-end tests of `soakcheck run` with the demo preset and small inputs: a run with
+//! crashes of every component ends green at EOF; an injected fault freezes the world;
+//! grow-and-shrink passes; Ctrl-C and `reset` leave no process behind; `--replay`
+//! repeats a run's fault sequence.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn exe() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("soakcheck")
+}
+
+/// A port base whose demo ports (source, control, external per worker, sink) are free.
+fn free_base() -> u16 {
+    let start = 20_000 + (std::process::id() % 40) as u16 * 200;
+    for base in (start..30_000).step_by(200) {
+        let ports = [0u16, 1, 3, 10, 13, 20, 23, 30, 33, 40, 43, 100];
+        if ports
+            .iter()
+            .all(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+fn run_args(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["run".into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.extend([
+        "--run-dir".into(),
+        dir.display().to_string(),
+        "--keys".into(),
+        "A,B,C".into(),
+        "--port-base".into(),
+        free_base().to_string(),
+        "--checkpoint-interval".into(),
+        "200ms".into(),
+    ]);
+    v
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+}
+
+fn recorded_pids(dir: &Path) -> Vec<u32> {
+    let text = std::fs::read(dir.join("soakcheck-run.json")).unwrap_or_default();
+    let v: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["pid"].as_u64())
+                .map(|p| p as u32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn crashes_of_every_component_end_green_at_eof() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "3",
+            "crash-sink",
+            "crash0",
+            "crash1",
+            "crash-source",
+            "--bytes-per-key",
+            "60000",
+            "--rate",
+            "30000",
+            "--time-scale",
+            "0.25",
+            "--seed",
+            "5",
+            "--json",
+        ],
+    );
+    let out = Command::new(exe()).args(&args).output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary["verdict"], "ok");
+    assert!(summary["fault_count"].as_u64().unwrap() >= 10, "{summary}");
+    let crashes = &summary["faults"]["crash"];
+    for c in ["sink", "initializer", "worker1"] {
+        assert!(
+            crashes[c].as_u64().unwrap_or(0) >= 1,
+            "{c} never crashed: {summary}"
+        );
+    }
+    assert!(summary["bytes_verified"].as_u64().unwrap() > 0);
+    for pid in recorded_pids(dir.path()) {
+        assert!(!alive(pid), "pid {pid} left running");
+    }
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    assert!(events.lines().count() >= 10);
+}
+
+#[test]
+fn an_injected_fault_freezes_the_world_within_2_seconds() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "2",
+            "crash1",
+            "--bytes-per-key",
+            "60000",
+            "--rate",
+            "30000",
+            "--time-scale",
+            "0.5",
+            "--seed",
+            "3",
+            "--inject",
+            "corrupt",
+            "--inject-after",
+            "200",
+            "--inject-key",
+            "B",
+        ],
+    );
+    let mut child = Command::new(exe())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut frozen_at = None;
+    let mut pids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("FROZEN at ") {
+            frozen_at = rest.split(':').next().and_then(|t| t.parse::<f64>().ok());
+        }
+        if let Some(pid) = line
+            .split(" pid ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+        if line.contains("press Ctrl-C") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no freeze");
+    }
+    let frozen_at = frozen_at.expect("a FROZEN line");
+    assert!(pids.len() >= 4, "sink, 2 workers and senders: {pids:?}");
+    for pid in &pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let state = status
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap()
+            .to_string();
+        assert!(state.contains('T'), "pid {pid} is {state}");
+    }
+    // The bad commit, as verify sees it in the frozen sink directory.
+    let out = Command::new(exe())
+        .args(["verify", "--keys", "A,B,C", "--json", "--sink-dir"])
+        .arg(dir.path().join("sink-out"))
+        .arg("--input-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &doc["keys"][1]["violation"];
+    assert_eq!(v["kind"], "corrupt", "{doc}");
+    let committed = v["commit"]["time"].as_f64().unwrap();
+    assert!(
+        frozen_at - committed < 2.0,
+        "froze {:.3} s after the bad commit",
+        frozen_at - committed
+    );
+    let bundle = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("postmortem-"));
+    assert!(bundle.is_some(), "a post-mortem bundle");
+    // SIGTERM: everything is killed, exit 1.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} left running");
+    }
+}
+
+#[test]
+fn grow_and_shrink_passes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "3",
+            "grow-and-shrink",
+            "--bytes-per-key",
+            "60000",
+            "--rate",
+            "30000",
+            "--time-scale",
+            "1",
+            "--seed",
+            "8",
+            "--json",
+        ],
+    );
+    let out = Command::new(exe()).args(&args).output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    let faults = &summary["faults"];
+    assert!(
+        faults["grow"].is_object() && faults["shrink"].is_object(),
+        "{summary}"
+    );
+}
+
+#[test]
+fn ctrl_c_and_reset_leave_no_process() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "2",
+            "crash1",
+            "--bytes-per-key",
+            "400000",
+            "--rate",
+            "20000",
+            "--seed",
+            "1",
+        ],
+    );
+    let mut child = Command::new(exe())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let pids = recorded_pids(dir.path());
+    assert!(pids.len() >= 4, "{pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "stopped before EOF: exit 2");
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in &pids {
+        assert!(!alive(*pid), "pid {pid} left running after Ctrl-C");
+    }
+    // A driver killed outright leaves its children; reset stops exactly those.
+    let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
+    let mut child = Command::new(exe())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let pids = recorded_pids(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        pids.iter().any(|p| alive(*p)),
+        "orphans remain before reset"
+    );
+    let out = Command::new(exe())
+        .arg("reset")
+        .arg("--run-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in &pids {
+        assert!(!alive(*pid), "pid {pid} left running after reset");
+    }
+    assert!(
+        alive(bystander.id()),
+        "reset killed a process it did not start"
+    );
+    bystander.kill().unwrap();
+    let _ = bystander.wait();
+    assert!(!dir.path().join("sink-out").exists());
+}
+
+#[test]
+fn replay_repeats_the_fault_sequence() {
+    let _serial = serial();
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let common = [
+        "2",
+        "crash1",
+        "crash-source",
+        "--bytes-per-key",
+        "400000",
+        "--rate",
+        "20000",
+        "--time-scale",
+        "0.25",
+        "--duration",
+        "6s",
+    ];
+    let mut a = common.to_vec();
+    a.extend(["--seed", "21"]);
+    let out = Command::new(exe())
+        .args(run_args(first.path(), &a))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = first.path().join("recorded-events.jsonl");
+    std::fs::copy(first.path().join("events.jsonl"), &recorded).unwrap();
+    let mut b = common.to_vec();
+    let replay = recorded.display().to_string();
+    b.extend(["--replay", &replay]);
+    let out = Command::new(exe())
+        .args(run_args(second.path(), &b))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let faults = |path: &Path, before: f64| -> Vec<(String, String)> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["action"] != "restart" && v["at"].as_f64().unwrap() < before)
+            .map(|v| {
+                (
+                    v["action"].as_str().unwrap().to_string(),
+                    v["component"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let original = faults(&recorded, 5.0);
+    let replayed = faults(&second.path().join("events.jsonl"), 5.5);
+    assert!(original.len() >= 5, "{original:?}");
+    assert_eq!(
+        &replayed[..original.len()],
+        &original[..],
+        "replayed {replayed:?}"
+    );
+}
