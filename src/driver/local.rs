@@ -234,3 +234,53 @@ impl ProcessDriver for LocalDriver {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_logs_are_gzipped_and_only_five_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("wallaroo.1");
+        for i in 0..7u128 {
+            std::fs::write(
+                dir.path().join(format!("wallaroo.1.{}.gz", 1000 + i)),
+                b"old",
+            )
+            .unwrap();
+        }
+        std::fs::write(&log, b"the current log\n").unwrap();
+        rotate_log(&log);
+        assert!(!log.exists());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            let newest_gzipped = names
+                .iter()
+                .any(|n| n.ends_with(".gz") && !n.contains(".100"));
+            if names.len() == KEEP_ROTATED_LOGS && newest_gzipped {
+                assert!(
+                    !names.iter().any(|n| n == "wallaroo.1.1000.gz"),
+                    "the oldest went first: {names:?}"
+                );
+                let gz = names.iter().find(|n| !n.contains(".100")).unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(
+                        std::fs::File::open(dir.path().join(gz)).unwrap(),
+                    ),
+                    &mut text,
+                )
+                .unwrap();
+                assert_eq!(text, "the current log\n");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{names:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -260,9 +260,9 @@ impl Preset {
         match component {
             Component::Sink => vec![
                 format!("{top}/testing/correctness/tests/aloc_sink/aloc_sink"),
-                "/tmp/sink-out/output".into(),
-                "/tmp/sink-out/abort".into(),
-                "7200".into(),
+                self.run_dir.join("sink-out/output").display().to_string(),
+                self.run_dir.join("sink-out/abort").display().to_string(),
+                p.out_port.to_string(),
             ],
             Component::Worker(0) => {
                 let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(p.in_base)];
@@ -288,8 +288,8 @@ impl Preset {
             }
             Component::Sender(k) => vec![
                 format!("{top}/testing/correctness/scripts/effectively-once/at_least_once_line_file_feed"),
-                format!("/tmp/input-file.{k}.txt"),
-                "66000".into(),
+                self.input_path(*k).display().to_string(),
+                self.rate.to_string(),
             ],
         }
     }

@@ -309,6 +309,14 @@ impl Supervisor<'_> {
             })
     }
 
+    /// The component's probe from the scenario, or poll-all-ready.
+    fn component_ready(&self, c: &Component) -> bool {
+        match self.plan.scenario.probes.get(&c.name()) {
+            Some(probe) => probe.ready(&|t| self.cluster_ready(t)),
+            None => self.cluster_ready(Duration::from_millis(200)),
+        }
+    }
+
     fn schedule(&mut self, after: Duration, due: Due) {
         self.timers.push((Instant::now() + after, due));
     }
@@ -762,9 +770,14 @@ pub fn run(
                 }
             }
         }
-        // A restarted component must become ready in time.
-        if !sup.must_be_ready.is_empty() && sup.cluster_ready(Duration::from_millis(200)) {
-            sup.must_be_ready.clear();
+        // A restarted component must become ready in time (its probe, or the cluster's).
+        if !sup.must_be_ready.is_empty() {
+            let pending = std::mem::take(&mut sup.must_be_ready);
+            for (c, deadline) in pending {
+                if !sup.component_ready(&c) {
+                    sup.must_be_ready.push((c, deadline));
+                }
+            }
         }
         if let Some((c, _)) = sup.must_be_ready.iter().find(|(_, at)| now > *at).cloned() {
             extra_findings.push(Finding {

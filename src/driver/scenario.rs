@@ -121,6 +121,68 @@ pub fn parse_component(name: &str) -> Option<Component> {
     crate::demo::worker::worker_number(name).map(Component::Worker)
 }
 
+/// How readiness of a component is probed (after its restart, and before a crash loop
+/// strikes), each with a timeout in seconds.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Probe {
+    /// poll-all-ready over the external channel (the default for workers).
+    ClusterStatus {
+        #[serde(default = "default_probe_timeout")]
+        timeout: f64,
+    },
+    /// A TCP connect to `address`.
+    Tcp {
+        address: String,
+        #[serde(default = "default_probe_timeout")]
+        timeout: f64,
+    },
+    /// `sh -c command` exits 0.
+    Command {
+        command: String,
+        #[serde(default = "default_probe_timeout")]
+        timeout: f64,
+    },
+}
+
+fn default_probe_timeout() -> f64 {
+    2.0
+}
+
+impl Probe {
+    /// Runs the probe once; `cluster_ready` answers the cluster-status kind.
+    pub fn ready(&self, cluster_ready: &dyn Fn(Duration) -> bool) -> bool {
+        match self {
+            Probe::ClusterStatus { timeout } => cluster_ready(secs(*timeout)),
+            Probe::Tcp { address, timeout } => address
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, secs(*timeout)).is_ok()),
+            Probe::Command { command, timeout } => {
+                let Ok(mut child) = std::process::Command::new("sh")
+                    .args(["-c", command])
+                    .spawn()
+                else {
+                    return false;
+                };
+                let deadline = std::time::Instant::now() + secs(*timeout);
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => return status.success(),
+                        Ok(None) if std::time::Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(20))
+                        }
+                        _ => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub workers: usize,
@@ -137,6 +199,9 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     pub commands: Option<CommandTemplates>,
     pub seed: Option<u64>,
+    /// Readiness probes by component name (`sink`, `workerN`, ...); workers default to
+    /// cluster-status.
+    pub probes: BTreeMap<String, Probe>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +232,8 @@ struct ScenarioFile {
     steps: Vec<Step>,
     #[serde(default)]
     custom: BTreeMap<String, Vec<Step>>,
+    #[serde(default)]
+    probes: BTreeMap<String, Probe>,
 }
 
 fn built_in_custom(name: &str) -> Option<Vec<Step>> {
@@ -242,6 +309,7 @@ impl Scenario {
             steps: parsed_file.steps,
             commands: parsed_file.commands,
             seed: parsed_file.seed,
+            probes: parsed_file.probes,
         };
         for arg in parsed_file.args.iter().chain(args) {
             match arg.as_str() {
@@ -281,6 +349,14 @@ impl Scenario {
                     }
                     s.crash_workers.push((n, pace));
                 }
+            }
+        }
+        for name in s.probes.keys() {
+            if parse_component(name).is_none() {
+                return Err(ScenarioError::File {
+                    path: "scenario".into(),
+                    detail: format!("probe for unknown component {name:?}"),
+                });
             }
         }
         for step in &s.steps {
@@ -379,6 +455,20 @@ steps = []
         assert_eq!(s.crash_workers, vec![(1, Pace::Fast)]);
         assert_eq!(s.steps.len(), 2);
         assert_eq!(parse_component("sender-A"), Some(Component::Sender('A')));
+        std::fs::write(&path, "workers = 1\n[probes.sink]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ntimeout = 0.2\n[probes.initializer]\nkind = \"command\"\ncommand = \"true\"\n").unwrap();
+        let s = Scenario::parse("", &[], Some(&path)).unwrap();
+        let never = |_: Duration| false;
+        assert!(!s.probes["sink"].ready(&never), "nothing listens on port 1");
+        assert!(s.probes["initializer"].ready(&never));
+        assert!(
+            !Probe::Command {
+                command: "sleep 5".into(),
+                timeout: 0.1
+            }
+            .ready(&never),
+            "a probe times out"
+        );
+        assert!(!Probe::ClusterStatus { timeout: 0.1 }.ready(&never));
         assert_eq!(parse_component("worker3"), Some(Component::Worker(3)));
     }
 }
