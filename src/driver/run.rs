@@ -931,11 +931,6 @@ pub fn run(
 /// Stops every component: SIGCONT (if frozen), SIGTERM, a grace period, SIGKILL; a second
 /// Ctrl-C cuts the grace period short.
 fn stop_all(sup: &mut Supervisor<'_>) {
-    let grace = if SIGNALS.load(Ordering::SeqCst) > 1 {
-        Duration::ZERO
-    } else {
-        Duration::from_secs(2)
-    };
     let mut comps: Vec<Component> = sup.driver.pids().into_iter().map(|(c, _)| c).collect();
     // Senders first, then workers, then the sink (the reverse of the start order).
     comps.sort_by_key(|c| match c {
@@ -944,6 +939,12 @@ fn stop_all(sup: &mut Supervisor<'_>) {
         Component::Sink => 2,
     });
     for c in comps {
+        // Re-read per component: a second Ctrl-C during the stop kills the rest at once.
+        let grace = if SIGNALS.load(Ordering::SeqCst) > 1 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(2)
+        };
         sup.driver.stop(&c, grace);
     }
 }
