@@ -609,11 +609,7 @@ fn run_bench_verify(args: BenchVerifyArgs) -> anyhow::Result<()> {
         exe,
     };
     let report = bench_verify(&plan, &mut |msg| eprintln!("bench: {msg}"))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_human());
-    }
+    print_bench(&report, report.to_human(), args.json)?;
     Ok(())
 }
 
@@ -766,11 +762,7 @@ fn run_bench_demo(args: BenchDemoArgs) -> anyhow::Result<()> {
         dir: args.dir,
     };
     let report = bench_demo(&plan, &mut |m| eprintln!("bench: {m}"))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_human());
-    }
+    print_bench(&report, report.to_human(), args.json)?;
     if !report.verified {
         bail!("the demo's output did not verify");
     }
@@ -884,11 +876,7 @@ fn run_bench_watch(args: BenchWatchArgs) -> anyhow::Result<()> {
         dir: args.dir,
     };
     let report = bench_watch(&plan, &mut |m| eprintln!("bench: {m}"))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_human());
-    }
+    print_bench(&report, report.to_human(), args.json)?;
     if !report.verified {
         bail!("watch did not verify the appended commits");
     }
@@ -988,4 +976,14 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Prints a bench report as JSON or as its human text.
+fn print_bench(report: &impl serde::Serialize, human: String, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{human}");
+    }
+    Ok(())
 }

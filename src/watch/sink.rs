@@ -19,7 +19,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::formats::txnlog::{parse_record, TxnlogEntry, MAX_LINE_BYTES};
+use crate::formats::txnlog::{parse_record, TxnlogEntry, TxnlogError, MAX_LINE_BYTES};
 use crate::verify::commits::{commit_order, FileCommit, TxnlogReplay};
 use crate::verify::{CommitLog, Problem, ProblemKind, Severity};
 
@@ -31,16 +31,9 @@ pub enum SinkTailError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: malformed txnlog record: expected {expected}, found {found}")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        expected: String,
-        found: String,
-    },
-    #[error("{path}:{line}: line is longer than {MAX_LINE_BYTES} bytes")]
-    LineTooLong { path: PathBuf, line: usize },
+    /// A malformed record or an overlong line, reported exactly as `verify` reports it.
+    #[error(transparent)]
+    Txnlog(#[from] TxnlogError),
     #[error("{path}: the sink directory was reset ({why}); soakcheck watch stops rather than mix two runs")]
     Reset { path: PathBuf, why: String },
 }
@@ -199,14 +192,13 @@ impl SinkTail {
                     t.line += 1;
                     let text = std::mem::take(&mut t.partial);
                     t.offset += text.len() as u64 + 1;
-                    let (time, record) =
-                        parse_record(&text).map_err(|e| SinkTailError::Syntax {
-                            path: t.path.clone(),
-                            line: t.line,
-                            column: e.column,
-                            expected: e.expected,
-                            found: e.found,
-                        })?;
+                    let (time, record) = parse_record(&text).map_err(|e| TxnlogError::Syntax {
+                        path: t.path.clone(),
+                        line: t.line,
+                        column: e.column,
+                        expected: e.expected,
+                        found: e.found,
+                    })?;
                     let entry = TxnlogEntry {
                         line: t.line,
                         time,
@@ -222,10 +214,11 @@ impl SinkTail {
                 }
                 t.partial.extend_from_slice(chunk);
                 if t.partial.len() > MAX_LINE_BYTES {
-                    return Err(SinkTailError::LineTooLong {
+                    return Err(TxnlogError::LineTooLong {
                         path: t.path.clone(),
                         line: t.line + 1,
-                    });
+                    }
+                    .into());
                 }
             }
         }
