@@ -14,6 +14,9 @@
 //! sink, the worker answers the sink's uncommitted transactions from its durable
 //! decision: commit exactly the transaction it recorded.
 //!
+//! A round with nothing new to commit (no data, no stream ending) is skipped, so an idle
+//! cluster does not fill the txnlog with empty `[(1, x, x)]` transactions.
+//!
 //! While it is not connected to the sink and recovered, the worker refuses NOTIFYs and
 //! restarts sources that send data, so nothing is ever accepted that could be lost.
 

@@ -263,6 +263,8 @@ pub struct Watcher<'i> {
     next_ap: Instant,
     next_rp: Instant,
     succeeded: bool,
+    /// When commits were last released to the checker.
+    last_commit: Option<Instant>,
 }
 
 impl<'i> Watcher<'i> {
@@ -324,6 +326,7 @@ impl<'i> Watcher<'i> {
             next_ap: started + plan.ack_timeout,
             next_rp: started + Duration::from_secs(15),
             succeeded: false,
+            last_commit: None,
         })
     }
 
@@ -350,6 +353,7 @@ impl<'i> Watcher<'i> {
         let now = Instant::now();
         let (released, batch_bytes) = self.core.pass()?;
         if released > 0 {
+            self.last_commit = Some(now);
             self.commits_total += released;
             self.bytes_total += batch_bytes;
             let verified: serde_json::Map<String, serde_json::Value> = self
@@ -559,8 +563,11 @@ impl<'i> Watcher<'i> {
                 None => format!("{}:-", s.key as char),
             })
             .collect();
+        let last_commit = self.last_commit.map_or("-".to_string(), |t| {
+            format!("{:.1}s", now.duration_since(t).as_secs_f64())
+        });
         format!(
-            "{} | {:.0} commits/s {:.1} MB/s | acks {}",
+            "{} | {:.0} commits/s {:.1} MB/s, last commit {last_commit} ago | acks {}",
             keys.join(" "),
             self.commits_total as f64 / secs,
             self.bytes_total as f64 / 1e6 / secs,
