@@ -16,6 +16,56 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A spawned `soakcheck run` that never outlives its test, even one that fails: on drop
+/// SIGTERM (run then stops everything it started), SIGKILL if it lingers, and
+/// `soakcheck reset` of its run directory for anything left.
+struct RunGuard {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl RunGuard {
+    fn spawn(args: &[String], dir: &Path, stdout: Stdio) -> RunGuard {
+        let child = Command::new(exe())
+            .args(args)
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        RunGuard {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = Command::new(exe())
+            .arg("reset")
+            .arg("--run-dir")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
 fn exe() -> std::path::PathBuf {
     assert_cmd::cargo::cargo_bin("soakcheck")
 }
@@ -145,13 +195,8 @@ fn an_injected_fault_freezes_the_world_within_2_seconds() {
             "B",
         ],
     );
-    let mut child = Command::new(exe())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = RunGuard::spawn(&args, dir.path(), Stdio::piped());
+    let mut lines = BufReader::new(child.child.stdout.take().unwrap()).lines();
     let mut frozen_at = None;
     let mut pids = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -207,12 +252,8 @@ fn an_injected_fault_freezes_the_world_within_2_seconds() {
         .find(|e| e.file_name().to_string_lossy().starts_with("postmortem-"));
     assert!(bundle.is_some(), "a post-mortem bundle");
     // SIGTERM: everything is killed, exit 1.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
+    child.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = child.wait();
     assert_eq!(status.code(), Some(1));
     std::thread::sleep(Duration::from_millis(200));
     for pid in pids {
@@ -268,21 +309,12 @@ fn ctrl_c_and_reset_leave_no_process() {
             "1",
         ],
     );
-    let mut child = Command::new(exe())
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = RunGuard::spawn(&args, dir.path(), Stdio::null());
     std::thread::sleep(Duration::from_secs(4));
     let pids = recorded_pids(dir.path());
     assert!(pids.len() >= 4, "{pids:?}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
+    child.signal(nix::sys::signal::Signal::SIGINT);
+    let status = child.wait();
     assert_eq!(status.code(), Some(2), "stopped before EOF: exit 2");
     std::thread::sleep(Duration::from_millis(200));
     for pid in &pids {
@@ -290,16 +322,11 @@ fn ctrl_c_and_reset_leave_no_process() {
     }
     // A driver killed outright leaves its children; reset stops exactly those.
     let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
-    let mut child = Command::new(exe())
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = RunGuard::spawn(&args, dir.path(), Stdio::null());
     std::thread::sleep(Duration::from_secs(4));
     let pids = recorded_pids(dir.path());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.child.kill().unwrap();
+    child.wait();
     assert!(
         pids.iter().any(|p| alive(*p)),
         "orphans remain before reset"
