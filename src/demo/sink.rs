@@ -40,8 +40,6 @@ pub struct SinkConfig {
 
 #[derive(Default)]
 struct Shared {
-    /// In-memory stream offsets by (worker, stream id).
-    offsets: HashMap<(String, u64), u64>,
     /// Process-wide PHASE1 count (for `local-txn` rules).
     phase1_count: u64,
     active: HashSet<String>,
@@ -432,11 +430,6 @@ impl Connection {
             .append(true)
             .create(true)
             .open(&txnlog_path)?;
-        self.shared
-            .lock()
-            .expect("sink state lock")
-            .offsets
-            .insert((worker.clone(), 1), target);
         self.files = Some(WorkerFiles {
             name: worker,
             output,
@@ -468,12 +461,6 @@ impl Connection {
         if message_id == o {
             files.output.write_all(payload)?;
             files.offset += payload.len() as u64;
-            let (name, offset) = (files.name.clone(), files.offset);
-            self.shared
-                .lock()
-                .expect("sink state lock")
-                .offsets
-                .insert((name, 1), offset);
         } else if message_id > o {
             files.next_vote = Vote::Abort;
             if !files.gap_recorded {
@@ -529,11 +516,6 @@ impl Connection {
                         format!("{prefix}.{w}.txnlog"),
                         format!("{prefix}.{w}.{suffix}.txnlog"),
                     );
-                    self.shared
-                        .lock()
-                        .expect("sink state lock")
-                        .offsets
-                        .remove(&(w.clone(), 1));
                 }
                 plog!(Level::Info, "workers left: {workers:?}");
                 self.record(&Record::WorkersLeft { workers })
@@ -677,12 +659,6 @@ impl Connection {
             files.output.get_ref().set_len(first.start)?;
             files.output.seek(SeekFrom::Start(first.start))?;
             files.offset = first.start;
-            let (name, offset) = (files.name.clone(), files.offset);
-            self.shared
-                .lock()
-                .expect("sink state lock")
-                .offsets
-                .insert((name, 1), offset);
             return self.record(&Record::Phase2Rollback {
                 txn_id,
                 offset: first.start,
