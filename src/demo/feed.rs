@@ -18,7 +18,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::demo::log::{write_line, Level};
-use crate::wire::connector::{stream_id_for, Frame, COOKIE, U64MAX, VERSION_SOURCE};
+use crate::wire::connector::{
+    encode_message_into, stream_id_for, Frame, COOKIE, U64MAX, VERSION_SOURCE,
+};
 use crate::wire::{read_frame, write_frame};
 
 #[derive(Debug, Clone)]
@@ -222,20 +224,19 @@ fn session(
         program: "celsius at least once".into(),
         instance: "instance".into(),
     };
-    let closed = closed_session;
     if write_frame(&mut out, &hello.encode())
         .and_then(|_| out.flush())
         .is_err()
     {
-        return closed(stream, "write failed");
+        return closed_session(stream, "write failed");
     }
     let mut credits: i64 = match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Event::Frame(Frame::Ok { credits })) => i64::from(credits),
         Ok(Event::Frame(other)) => {
-            return closed(stream, &format!("handshake answered with {other:?}"))
+            return closed_session(stream, &format!("handshake answered with {other:?}"))
         }
-        Ok(Event::Closed(why)) => return closed(stream, &why),
-        Err(_) => return closed(stream, "no handshake reply"),
+        Ok(Event::Closed(why)) => return closed_session(stream, &why),
+        Err(_) => return closed_session(stream, "no handshake reply"),
     };
     // NOTIFY until the stream is ours.
     loop {
@@ -261,7 +262,7 @@ fn session(
             .and_then(|_| out.flush())
             .is_err()
         {
-            return closed(stream, "write failed");
+            return closed_session(stream, "write failed");
         }
         credits -= 1;
         let reply = loop {
@@ -276,8 +277,8 @@ fn session(
                     return restart(stream, address, target)
                 }
                 Ok(Event::Frame(_)) => {}
-                Ok(Event::Closed(why)) => return closed(stream, &why),
-                Err(_) => return closed(stream, "no NOTIFY_ACK"),
+                Ok(Event::Closed(why)) => return closed_session(stream, &why),
+                Err(_) => return closed_session(stream, "no NOTIFY_ACK"),
             }
         };
         let (success, por) = reply;
@@ -299,7 +300,7 @@ fn session(
             stream.log("stream_opened", 458);
             let position = if por == U64MAX { 0 } else { por };
             if file.seek(SeekFrom::Start(position)).is_err() {
-                return closed(stream, "cannot seek the input");
+                return closed_session(stream, "cannot seek the input");
             }
             break;
         }
@@ -319,6 +320,7 @@ fn session(
     let mut last_line: Option<u64> = None;
     let mut eos_sent = false;
     let mut line = Vec::with_capacity(128);
+    let mut frame = Vec::with_capacity(256);
     loop {
         // Handle everything that arrived.
         loop {
@@ -336,7 +338,7 @@ fn session(
             line.clear();
             let n = match file.read_until(b'\n', &mut line) {
                 Ok(n) => n,
-                Err(_) => return closed(stream, "cannot read the input"),
+                Err(_) => return closed_session(stream, "cannot read the input"),
             };
             if n == 0 || line.last() != Some(&b'\n') {
                 // End of file (or a last line still being written).
@@ -367,24 +369,24 @@ fn session(
                 )
                 .is_err()
                 {
-                    return closed(stream, "write failed");
+                    return closed_session(stream, "write failed");
                 }
                 eos_sent = true;
                 sent = true;
                 break;
             }
-            let message = Frame::Message {
-                stream_id: stream.id,
-                message_id: offset,
-                event_time: 0,
-                key: Some(stream.name.clone().into_bytes()),
-                payload: std::mem::take(&mut line),
-            };
-            if write_frame(&mut out, &message.encode()).is_err() {
-                return closed(stream, "write failed");
-            }
-            if let Frame::Message { payload, .. } = message {
-                line = payload;
+            // The data path encodes into one reused buffer: no per-line key or frame copy.
+            frame.clear();
+            encode_message_into(
+                &mut frame,
+                stream.id,
+                offset,
+                0,
+                Some(stream.name.as_bytes()),
+                &line,
+            );
+            if write_frame(&mut out, &frame).is_err() {
+                return closed_session(stream, "write failed");
             }
             last_line = Some(offset);
             offset += n as u64;
@@ -393,7 +395,7 @@ fn session(
             sent = true;
         }
         if sent && out.flush().is_err() {
-            return closed(stream, "write failed");
+            return closed_session(stream, "write failed");
         }
         // Wait for acks or for the rate limiter.
         let ev = match rx.recv_timeout(Duration::from_millis(if sent && credits > 0 {

@@ -109,6 +109,8 @@ impl Frame {
                 key,
                 payload,
             } => {
+                // The encoder writes the tag itself (the data path calls it directly).
+                out.clear();
                 encode_message_into(
                     &mut out,
                     *stream_id,
@@ -248,7 +250,8 @@ impl Body<'_> {
     }
 }
 
-/// Appends a MESSAGE body (tag included) without building a [`Frame`]: the data path.
+/// Appends a whole MESSAGE body, tag first, without building a [`Frame`]: the data path
+/// encodes into one reused buffer with this.
 pub fn encode_message_into(
     out: &mut Vec<u8>,
     stream_id: u64,
@@ -257,9 +260,7 @@ pub fn encode_message_into(
     key: Option<&[u8]>,
     payload: &[u8],
 ) {
-    if out.is_empty() {
-        out.push(5);
-    }
+    out.push(5);
     out.extend_from_slice(&stream_id.to_be_bytes());
     out.extend_from_slice(&message_id.to_be_bytes());
     out.extend_from_slice(&event_time.to_be_bytes());
