@@ -15,9 +15,6 @@ pub struct StreamState {
     pub name: String,
     /// Last checkpointed message id (inclusive); None before any checkpoint.
     pub por: Option<u64>,
-    /// The stream finished (EOS acked).
-    #[serde(default)]
-    pub closed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,7 +100,6 @@ mod tests {
             StreamState {
                 name: "/tmp/input-file.A.txt".into(),
                 por: Some(98),
-                closed: false,
             },
         );
         store(dir.path(), &s).unwrap();

@@ -434,12 +434,8 @@ impl Core {
             let entry = next.streams.entry(*id).or_insert_with(|| StreamState {
                 name: s.name.clone(),
                 por: None,
-                closed: false,
             });
             entry.por = s.last_seen.or(entry.por);
-            if s.eos {
-                entry.closed = true;
-            }
         }
         if let Some((_, _, st)) = self.inject.as_mut() {
             if *st == InjectState::PendingCommit {

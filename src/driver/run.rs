@@ -322,16 +322,6 @@ impl Supervisor<'_> {
     }
 
     fn fault(&mut self, due: Due, pauses: bool) -> Result<(), RunError> {
-        let t = &self.timings;
-        let (wu, wd, sd, smin, smax, su, pmax) = (
-            t.worker_up_max,
-            t.worker_down_max,
-            t.sink_down_max,
-            t.sink_up_min,
-            t.sink_up_max,
-            t.source_up_max,
-            t.pause_max,
-        );
         match due {
             Due::Crash(c) => {
                 let is_member = match &c {
@@ -359,7 +349,7 @@ impl Supervisor<'_> {
                     self.event(Action::Pause, &c);
                     self.say(&format!("p{}", Self::short(&c)));
                     self.down.insert(c.clone(), Instant::now());
-                    let d = self.uniform(pmax);
+                    let d = self.uniform(self.timings.pause_max);
                     self.schedule(d, Due::Resume(c));
                 } else {
                     self.driver.kill(&c)?;
@@ -367,8 +357,8 @@ impl Supervisor<'_> {
                     self.say(&format!("c{}", Self::short(&c)));
                     self.down.insert(c.clone(), Instant::now());
                     let d = match c {
-                        Component::Sink => self.uniform(sd),
-                        Component::Worker(_) => self.uniform(wd),
+                        Component::Sink => self.uniform(self.timings.sink_down_max),
+                        Component::Worker(_) => self.uniform(self.timings.worker_down_max),
                         Component::Sender(_) => secs(0.1),
                     };
                     self.schedule(d, Due::Restart(c));
@@ -383,14 +373,14 @@ impl Supervisor<'_> {
                     let deadline = Instant::now() + secs(self.timings.readiness_timeout);
                     self.must_be_ready.push((c.clone(), deadline));
                 }
-                self.schedule_next_crash(c, wu, smin, smax, su);
+                self.schedule_next_crash(c);
             }
             Due::Resume(c) => {
                 self.driver.resume(&c)?;
                 self.event(Action::Resume, &c);
                 self.say(&format!("u{}", Self::short(&c)));
                 self.down.remove(&c);
-                self.schedule_next_crash(c, wu, smin, smax, su);
+                self.schedule_next_crash(c);
             }
             Due::GrowShrink => {
                 let every = self.timings.grow_shrink_every;
@@ -452,7 +442,8 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    fn schedule_next_crash(&mut self, c: Component, wu: f64, smin: f64, smax: f64, su: f64) {
+    /// After a restart or resume, when this component's loop strikes next.
+    fn schedule_next_crash(&mut self, c: Component) {
         let pace = match &c {
             Component::Worker(n) => self
                 .plan
@@ -468,19 +459,22 @@ impl Supervisor<'_> {
         }
         let next = match (&c, pace) {
             (Component::Sink, _) if self.plan.scenario.crash_sink => {
-                Some(secs(smin) + self.uniform(smax - smin))
+                let t = &self.timings;
+                let (min, spread) = (t.sink_up_min, t.sink_up_max - t.sink_up_min);
+                Some(secs(min) + self.uniform(spread))
             }
-            (Component::Worker(_), Some(Pace::Fast)) => Some(self.uniform(wu)),
+            (Component::Worker(_), Some(Pace::Fast)) => {
+                Some(self.uniform(self.timings.worker_up_max))
+            }
             (Component::Worker(_), Some(Pace::Slow)) => {
-                Some(secs(self.timings.slow_every) + self.uniform(wu))
+                Some(secs(self.timings.slow_every) + self.uniform(self.timings.worker_up_max))
             }
-            (Component::Sender(_), _) => None, // the source loop picks its next victim itself
+            // Senders: the source loop picks its next victim itself.
             _ => None,
         };
         if let Some(d) = next {
             self.schedule(d, Due::Crash(c));
         }
-        let _ = su;
     }
 
     fn grow(&mut self, n: usize) -> Result<(), RunError> {

@@ -229,11 +229,6 @@ impl<'i> Checker<'i> {
         self.other_lines
     }
 
-    /// True when a line torn at the end of the last chunk is waiting for its end.
-    pub fn has_torn_tail(&self) -> bool {
-        self.carry.is_some()
-    }
-
     /// Feeds one committed chunk: `chunk` starts at byte `file_offset` of the output file
     /// of commit number `commit`.
     pub fn feed(&mut self, commit: usize, file_offset: u64, chunk: &[u8]) {

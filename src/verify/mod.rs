@@ -56,6 +56,11 @@ pub enum VerifyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: cannot list the input directory: {source}")]
+    InputDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     InputLines(#[from] InputError),
     #[error("{path}: cannot read output file: {source}")]
@@ -106,8 +111,7 @@ pub fn select_inputs(
         (None, Some(list)) if !list.trim().is_empty() => split(list, &[' ', '\t'])?,
         _ => {
             let mut found = if input_dir.is_dir() {
-                discover_keys(input_dir).map_err(|source| VerifyError::Input {
-                    key: '*',
+                discover_keys(input_dir).map_err(|source| VerifyError::InputDir {
                     path: input_dir.to_path_buf(),
                     source,
                 })?
