@@ -48,6 +48,45 @@ fn verify_dir(dir: &Path, keys: &[u8]) -> soakcheck::verify::Report {
     .unwrap()
 }
 
+/// A sink and an initializer on free ports, waited on until the initializer is
+/// processing: the sink writes under `sink_dir`, the worker keeps its state and log
+/// under `dir`.
+struct OneWorker {
+    sink: ChildGuard,
+    worker: ChildGuard,
+    ports: WorkerPorts,
+}
+
+impl OneWorker {
+    fn start(dir: &Path, sink_dir: &Path, checkpoint: Duration) -> OneWorker {
+        let exe = exe();
+        let sink_port = free_port().unwrap();
+        let ports = WorkerPorts {
+            source: free_port().unwrap(),
+            external: free_port().unwrap(),
+            control: free_port().unwrap(),
+        };
+        let sink = ChildGuard::spawn(
+            "sink",
+            sink_command(&exe, sink_dir, sink_port),
+            &sink_dir.join("stdout-stderr"),
+        )
+        .unwrap();
+        let worker = ChildGuard::spawn(
+            "worker",
+            worker_command(&exe, 0, 1, ports, sink_port, &dir.join("state"), checkpoint),
+            &dir.join("wallaroo.0"),
+        )
+        .unwrap();
+        assert!(wait_ready(&[ports], Duration::from_secs(10)));
+        OneWorker {
+            sink,
+            worker,
+            ports,
+        }
+    }
+}
+
 /// What the test restarts after a kill.
 enum Role {
     Sink,
@@ -463,34 +502,11 @@ fn sink_protocol_violations_exit_66_with_critical() {
 fn a_malformed_frame_closes_a_source_connection_with_an_error() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let sink_port = free_port().unwrap();
-    let control = free_port().unwrap();
-    let ports = WorkerPorts {
-        source: free_port().unwrap(),
-        external: free_port().unwrap(),
-        control,
-    };
-    let _sink = ChildGuard::spawn(
-        "sink",
-        sink_command(&exe(), dir.path(), sink_port),
-        &dir.path().join("sink.log"),
-    )
-    .unwrap();
-    let _worker = ChildGuard::spawn(
-        "worker",
-        worker_command(
-            &exe(),
-            0,
-            1,
-            ports,
-            sink_port,
-            &dir.path().join("state"),
-            Duration::from_millis(100),
-        ),
-        &dir.path().join("worker.log"),
-    )
-    .unwrap();
-    assert!(wait_ready(&[ports], Duration::from_secs(10)));
+    let OneWorker {
+        sink: _sink,
+        worker: _worker,
+        ports,
+    } = OneWorker::start(dir.path(), dir.path(), Duration::from_millis(100));
     for garbage in [
         &[0u8, 0, 0, 2, 42, 0][..],
         &[0, 0, 0, 3, 0, 0, 9][..],
@@ -530,34 +546,11 @@ fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
     )
     .unwrap();
     let exe = exe();
-    let sink_port = free_port().unwrap();
-    let control = free_port().unwrap();
-    let ports = WorkerPorts {
-        source: free_port().unwrap(),
-        external: free_port().unwrap(),
-        control,
-    };
-    let mut sink = ChildGuard::spawn(
-        "sink",
-        sink_command(&exe, &sink_dir, sink_port),
-        &sink_dir.join("stdout-stderr"),
-    )
-    .unwrap();
-    let mut worker = ChildGuard::spawn(
-        "worker",
-        worker_command(
-            &exe,
-            0,
-            1,
-            ports,
-            sink_port,
-            &d.join("state"),
-            Duration::from_millis(100),
-        ),
-        &d.join("wallaroo.0"),
-    )
-    .unwrap();
-    assert!(wait_ready(&[ports], Duration::from_secs(10)));
+    let OneWorker {
+        mut sink,
+        mut worker,
+        ports,
+    } = OneWorker::start(d, &sink_dir, Duration::from_millis(100));
     let mut feed = ChildGuard::spawn(
         "feed",
         feed_command(&exe, &input_path(&d.join("in"), b'A'), 30_000, ports.source),
@@ -829,33 +822,11 @@ fn a_following_feed_sends_lines_appended_later() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let exe = exe();
-    let sink_port = free_port().unwrap();
-    let ports = WorkerPorts {
-        source: free_port().unwrap(),
-        external: free_port().unwrap(),
-        control: free_port().unwrap(),
-    };
-    let _sink = ChildGuard::spawn(
-        "sink",
-        sink_command(&exe, d, sink_port),
-        &d.join("sink.log"),
-    )
-    .unwrap();
-    let _worker = ChildGuard::spawn(
-        "worker",
-        worker_command(
-            &exe,
-            0,
-            1,
-            ports,
-            sink_port,
-            &d.join("state"),
-            Duration::from_millis(50),
-        ),
-        &d.join("worker.log"),
-    )
-    .unwrap();
-    assert!(wait_ready(&[ports], Duration::from_secs(10)));
+    let OneWorker {
+        sink: _sink,
+        worker: _worker,
+        ports,
+    } = OneWorker::start(d, d, Duration::from_millis(50));
     let input = d.join("input-file.F.txt");
     std::fs::write(&input, b"F1\nF2\n").unwrap();
     let mut cmd = feed_command(&exe, &input, 0, ports.source);
