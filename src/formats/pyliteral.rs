@@ -540,6 +540,28 @@ pub fn repr(value: &Value) -> String {
     out
 }
 
+/// Test support: runs CPython (when it is installed) to check our literals against it.
+#[cfg(test)]
+pub(crate) mod python {
+    /// Runs `python3 -c script` with `stdin`; None when python3 is not installed.
+    pub fn run(script: &str, stdin: &str) -> Option<(String, String)> {
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        std::io::Write::write_all(&mut child.stdin.take().expect("piped"), stdin.as_bytes())
+            .ok()?;
+        let out = child.wait_with_output().ok()?;
+        Some((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,21 +650,14 @@ mod tests {
             .collect();
         let ours: Vec<String> = floats.iter().map(|&f| repr(&Value::Float(f))).collect();
         let script = "import sys\nfor l in sys.stdin: print(repr(float.fromhex(l.strip())))";
-        let Ok(mut child) = std::process::Command::new("python3")
-            .args(["-c", script])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-        else {
-            return; // no python3: the fixed cases above still hold
-        };
         let hex: String = floats
             .iter()
             .map(|f| format!("{}\n", hex_float(*f)))
             .collect();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), hex.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let theirs: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        let Some((stdout, _)) = python::run(script, &hex) else {
+            return; // no python3: the fixed cases above still hold
+        };
+        let theirs: Vec<&str> = stdout.lines().collect();
         assert_eq!(theirs.len(), ours.len());
         for (a, b) in ours.iter().zip(theirs) {
             assert_eq!(a, b);
