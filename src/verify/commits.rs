@@ -240,13 +240,6 @@ impl CommitLog {
     pub fn committed_bytes(&self) -> u64 {
         self.commits.iter().map(|c| c.end - c.start).sum()
     }
-
-    /// The readable part of a commit's chunk: committed data that is missing from the file
-    /// (a `committed-data-missing` problem) cannot be fed.
-    pub fn readable_range(&self, commit: &Commit) -> (u64, u64) {
-        let len = self.files[commit.file].output_len.unwrap_or(0);
-        (commit.start.min(len), commit.end.min(len))
-    }
 }
 
 fn stat_len(path: &Path) -> Result<Option<u64>, CommitLogError> {

@@ -228,9 +228,8 @@ fn chunk_of<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], i: usize) -> 
     let Some(bytes) = &outputs[commit.file] else {
         return &[];
     };
-    let (start, end) = log.readable_range(commit);
-    let end = (end as usize).min(bytes.len());
-    let start = (start as usize).min(end);
+    let end = (commit.end as usize).min(bytes.len());
+    let start = (commit.start as usize).min(end);
     &bytes[start..end]
 }
 

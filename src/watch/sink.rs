@@ -283,82 +283,81 @@ impl SinkTail {
     /// Re-reads commit `i`'s chunk for a report (no problem is recorded).
     pub fn read_committed(&self, log: &CommitLog, i: usize) -> Vec<u8> {
         let commit = &log.commits[i];
-        let Some(f) = self
-            .tracked
+        self.tracked
             .iter()
             .find(|t| t.index == commit.file)
             .and_then(|t| t.output.as_ref())
-        else {
-            return Vec::new();
-        };
-        let mut buf = vec![0u8; (commit.end - commit.start) as usize];
-        let mut got = 0;
-        while got < buf.len() {
-            match f.read_at(&mut buf[got..], commit.start + got as u64) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got += n,
-            }
-        }
-        buf.truncate(got);
-        buf
+            .and_then(|f| read_range(f, commit.start, commit.end - commit.start).ok())
+            .unwrap_or_default()
     }
 
     /// Reads commit `i`'s chunk (the committed range only); a short read means committed
     /// data is missing, which is reported once per file.
     pub fn read_chunk(&mut self, log: &mut CommitLog, i: usize) -> Result<Vec<u8>, SinkTailError> {
-        let commit = log.commits[i].clone();
+        let (file, start, end, line) = {
+            let c = &log.commits[i];
+            (c.file, c.start, c.end, c.line)
+        };
         let t = self
             .tracked
             .iter_mut()
-            .find(|t| t.index == commit.file)
+            .find(|t| t.index == file)
             .expect("a released commit has a tracked file");
         if t.output.is_none() {
             let path = output_path_of(&t.path);
             match File::open(&path) {
-                Ok(f) => t.output = Some(f),
+                Ok(f) => {
+                    log.files[file].output_len = f.metadata().ok().map(|m| m.len());
+                    t.output = Some(f);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => return Err(SinkTailError::Io { path, source }),
             }
         }
-        let mut buf = vec![0u8; (commit.end - commit.start) as usize];
-        let mut got = 0usize;
-        if let Some(f) = &t.output {
-            while got < buf.len() {
-                let n = f
-                    .read_at(&mut buf[got..], commit.start + got as u64)
-                    .map_err(|source| SinkTailError::Io {
-                        path: output_path_of(&t.path),
-                        source,
-                    })?;
-                if n == 0 {
-                    break;
-                }
-                got += n;
-            }
-            log.files[commit.file].output_len = f.metadata().ok().map(|m| m.len());
-        }
-        if got < buf.len() {
-            buf.truncate(got);
-            let file = format!("{}.txnlog", log.files[commit.file].name);
+        let buf = match &t.output {
+            Some(f) => read_range(f, start, end - start).map_err(|source| SinkTailError::Io {
+                path: output_path_of(&t.path),
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        let got = buf.len();
+        if (got as u64) < end - start {
+            let txnlog = format!("{}.txnlog", log.files[file].name);
             if !log
                 .problems
                 .iter()
-                .any(|p| p.kind == ProblemKind::CommittedDataMissing && p.file == file)
+                .any(|p| p.kind == ProblemKind::CommittedDataMissing && p.file == txnlog)
             {
                 log.problems.push(Problem {
                     kind: ProblemKind::CommittedDataMissing,
                     severity: Severity::Violation,
-                    file,
-                    line: commit.line,
+                    file: txnlog,
+                    line,
                     detail: format!(
                         "{} ends before the committed offset {} ({} committed bytes are gone)",
-                        log.files[commit.file].name,
-                        commit.end,
-                        commit.end - commit.start - got as u64
+                        log.files[file].name,
+                        end,
+                        end - start - got as u64
                     ),
                 });
             }
         }
         Ok(buf)
     }
+}
+
+/// Reads `len` bytes of `file` from `start`; fewer when the file ends sooner.
+fn read_range(file: &File, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        let n = file.read_at(&mut buf[got..], start + got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(buf)
 }
