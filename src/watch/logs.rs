@@ -11,15 +11,16 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
+
+use super::tail::{LineCursor, ReadEnd};
 use std::path::PathBuf;
 use std::time::Instant;
 
 pub struct LogTail {
     pub path: PathBuf,
     file: Option<(File, (u64, u64))>,
-    offset: u64,
-    partial: Vec<u8>,
+    cursor: LineCursor,
 }
 
 impl LogTail {
@@ -27,8 +28,7 @@ impl LogTail {
         LogTail {
             path,
             file: None,
-            offset: 0,
-            partial: Vec::new(),
+            cursor: LineCursor::default(),
         }
     }
 
@@ -53,15 +53,12 @@ impl LogTail {
         if self.file.is_none() {
             if let (Ok(f), Some(id)) = (File::open(&self.path), current) {
                 self.file = Some((f, id));
-                self.offset = 0;
-                self.partial.clear();
+                self.cursor.reset();
             }
         }
         if let Some((f, _)) = &self.file {
-            if f.metadata().map(|m| m.len()).unwrap_or(0) < self.offset + self.partial.len() as u64
-            {
-                self.offset = 0;
-                self.partial.clear();
+            if f.metadata().map(|m| m.len()).unwrap_or(0) < self.cursor.read_to() {
+                self.cursor.reset();
             }
         }
         self.drain(each);
@@ -69,27 +66,14 @@ impl LogTail {
 
     fn drain(&mut self, each: &mut dyn FnMut(&[u8])) {
         let Some((f, _)) = &self.file else { return };
-        let mut buf = [0u8; 1 << 16];
-        loop {
-            let at = self.offset + self.partial.len() as u64;
-            let n = match f.read_at(&mut buf, at) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            let mut chunk = &buf[..n];
-            while let Some(end) = memchr::memchr(b'\n', chunk) {
-                self.partial.extend_from_slice(&chunk[..end]);
-                chunk = &chunk[end + 1..];
-                each(&self.partial);
-                self.offset += self.partial.len() as u64 + 1;
-                self.partial.clear();
-            }
-            self.partial.extend_from_slice(chunk);
-            if self.partial.len() > 1 << 20 {
-                // An absurd log line: skip it rather than buffer without bound.
-                self.offset += self.partial.len() as u64;
-                self.partial.clear();
-            }
+        // An absurd log line (over 1 MiB) is skipped rather than buffered without bound.
+        while let Ok(ReadEnd::TooLong { .. }) =
+            self.cursor.read_lines(f, 1 << 20, &mut |_, line| {
+                each(line);
+                true
+            })
+        {
+            self.cursor.skip_partial();
         }
     }
 }

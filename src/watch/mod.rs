@@ -14,6 +14,7 @@
 
 pub mod logs;
 pub mod sink;
+pub mod tail;
 
 use std::borrow::Cow;
 use std::io::Write;

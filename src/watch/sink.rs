@@ -19,6 +19,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::tail::{LineCursor, ReadEnd};
 use crate::formats::txnlog::{parse_record, TxnlogEntry, TxnlogError, MAX_LINE_BYTES};
 use crate::verify::commits::{commit_order, FileCommit, TxnlogReplay};
 use crate::verify::{CommitLog, Problem, ProblemKind, Severity};
@@ -41,10 +42,7 @@ pub enum SinkTailError {
 struct Tracked {
     path: PathBuf,
     file: File,
-    /// Bytes of complete lines consumed.
-    offset: u64,
-    partial: Vec<u8>,
-    line: usize,
+    cursor: LineCursor,
     replay: TxnlogReplay,
     /// Index into the commit log's files.
     index: usize,
@@ -144,9 +142,7 @@ impl SinkTail {
                                 replay: TxnlogReplay::new(&name),
                                 path,
                                 file,
-                                offset: 0,
-                                partial: Vec::new(),
-                                line: 0,
+                                cursor: LineCursor::default(),
                                 index,
                                 output: None,
                             });
@@ -171,55 +167,60 @@ impl SinkTail {
                     why: "a txnlog was deleted".into(),
                 });
             }
-            if meta.len() < t.offset {
+            if meta.len() < t.cursor.offset() {
                 return Err(SinkTailError::Reset {
                     path: t.path.clone(),
                     why: "a txnlog got shorter".into(),
                 });
             }
-            let mut buf = vec![0u8; 1 << 16];
-            let mut at = t.offset + t.partial.len() as u64;
-            loop {
-                let n = t.file.read_at(&mut buf, at).map_err(io(&t.path))?;
-                if n == 0 {
-                    break;
+            let mut failure = None;
+            let (replay, problems, pending, pass, index) = (
+                &mut t.replay,
+                &mut log.problems,
+                &mut self.pending,
+                self.pass,
+                t.index,
+            );
+            let path = &t.path;
+            let end =
+                t.cursor.read_lines(
+                    &t.file,
+                    MAX_LINE_BYTES,
+                    &mut |line, text| match parse_record(text) {
+                        Ok((time, record)) => {
+                            if let Some(commit) =
+                                replay.apply(&TxnlogEntry { line, time, record }, problems)
+                            {
+                                pending.push(Pending {
+                                    file: index,
+                                    commit,
+                                    seen_pass: pass,
+                                });
+                            }
+                            true
+                        }
+                        Err(e) => {
+                            failure = Some(TxnlogError::Syntax {
+                                path: path.clone(),
+                                line,
+                                column: e.column,
+                                expected: e.expected,
+                                found: e.found,
+                            });
+                            false
+                        }
+                    },
+                );
+            let end = end.map_err(io(&t.path))?;
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            if let ReadEnd::TooLong { line } = end {
+                return Err(TxnlogError::LineTooLong {
+                    path: t.path.clone(),
+                    line,
                 }
-                at += n as u64;
-                let mut chunk = &buf[..n];
-                while let Some(end) = memchr::memchr(b'\n', chunk) {
-                    t.partial.extend_from_slice(&chunk[..end]);
-                    chunk = &chunk[end + 1..];
-                    t.line += 1;
-                    let text = std::mem::take(&mut t.partial);
-                    t.offset += text.len() as u64 + 1;
-                    let (time, record) = parse_record(&text).map_err(|e| TxnlogError::Syntax {
-                        path: t.path.clone(),
-                        line: t.line,
-                        column: e.column,
-                        expected: e.expected,
-                        found: e.found,
-                    })?;
-                    let entry = TxnlogEntry {
-                        line: t.line,
-                        time,
-                        record,
-                    };
-                    if let Some(commit) = t.replay.apply(&entry, &mut log.problems) {
-                        self.pending.push(Pending {
-                            file: t.index,
-                            commit,
-                            seen_pass: self.pass,
-                        });
-                    }
-                }
-                t.partial.extend_from_slice(chunk);
-                if t.partial.len() > MAX_LINE_BYTES {
-                    return Err(TxnlogError::LineTooLong {
-                        path: t.path.clone(),
-                        line: t.line + 1,
-                    }
-                    .into());
-                }
+                .into());
             }
         }
         Ok(())

@@ -1,0 +1,145 @@
+//! Complete lines appended to a file since the last read: the one line framing behind
+//! both the txnlog tail ([`super::sink`]) and the log tails ([`super::logs`]). Reads with
+//! `pread` from where it left off, hands out each complete line (without its LF) from a
+//! reused buffer, and keeps a partial last line for the next read.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// Why a read stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Everything the file holds now was read.
+    Eof,
+    /// The callback asked to stop.
+    Stopped,
+    /// The partial line (number `line`) grew past the limit.
+    TooLong { line: usize },
+}
+
+#[derive(Debug, Default)]
+pub struct LineCursor {
+    /// Bytes of complete lines consumed.
+    offset: u64,
+    partial: Vec<u8>,
+    /// Complete lines handed out.
+    line: usize,
+}
+
+impl LineCursor {
+    /// Bytes of complete lines consumed.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes read so far, the partial last line included.
+    pub fn read_to(&self) -> u64 {
+        self.offset + self.partial.len() as u64
+    }
+
+    /// Starts over from the beginning (a truncated or replaced file).
+    pub fn reset(&mut self) {
+        *self = LineCursor::default();
+    }
+
+    /// Drops the partial line, so an absurdly long line is skipped rather than buffered.
+    pub fn skip_partial(&mut self) {
+        self.offset += self.partial.len() as u64;
+        self.partial.clear();
+    }
+
+    /// Reads what `file` gained and calls `each(line number, line)` for every complete
+    /// line, stopping early when it returns false; a partial line longer than `max`
+    /// stops the read with [`ReadEnd::TooLong`].
+    pub fn read_lines(
+        &mut self,
+        file: &File,
+        max: usize,
+        each: &mut dyn FnMut(usize, &[u8]) -> bool,
+    ) -> std::io::Result<ReadEnd> {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read_at(&mut buf, self.read_to())?;
+            if n == 0 {
+                return Ok(ReadEnd::Eof);
+            }
+            let mut chunk = &buf[..n];
+            while let Some(end) = memchr::memchr(b'\n', chunk) {
+                self.partial.extend_from_slice(&chunk[..end]);
+                chunk = &chunk[end + 1..];
+                self.line += 1;
+                self.offset += self.partial.len() as u64 + 1;
+                let go_on = each(self.line, &self.partial);
+                self.partial.clear();
+                if !go_on {
+                    // The rest of `chunk` is re-read next time: it is past `read_to()`.
+                    return Ok(ReadEnd::Stopped);
+                }
+            }
+            self.partial.extend_from_slice(chunk);
+            if self.partial.len() > max {
+                return Ok(ReadEnd::TooLong {
+                    line: self.line + 1,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn hands_out_complete_lines_across_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut w = std::fs::File::create(&path).unwrap();
+        let r = std::fs::File::open(&path).unwrap();
+        let mut cursor = LineCursor::default();
+        let mut seen = Vec::new();
+        let mut collect = |n: usize, l: &[u8]| {
+            seen.push((n, String::from_utf8_lossy(l).into_owned()));
+            true
+        };
+        w.write_all(b"one\ntw").unwrap();
+        assert_eq!(
+            cursor.read_lines(&r, 100, &mut collect).unwrap(),
+            ReadEnd::Eof
+        );
+        w.write_all(b"o\nthree\n").unwrap();
+        cursor.read_lines(&r, 100, &mut collect).unwrap();
+        assert_eq!(
+            seen,
+            [
+                (1, "one".to_string()),
+                (2, "two".to_string()),
+                (3, "three".to_string())
+            ]
+        );
+        assert_eq!((cursor.offset(), cursor.read_to()), (14, 14));
+        w.write_all(b"xxxxxxxxxx").unwrap();
+        assert_eq!(
+            cursor.read_lines(&r, 5, &mut |_, _| true).unwrap(),
+            ReadEnd::TooLong { line: 4 }
+        );
+        cursor.skip_partial();
+        w.write_all(b"\nfour\nfive\n").unwrap();
+        let mut first = None;
+        assert_eq!(
+            cursor
+                .read_lines(&r, 100, &mut |n, l| {
+                    first = Some((n, l.to_vec()));
+                    false
+                })
+                .unwrap(),
+            ReadEnd::Stopped
+        );
+        assert_eq!(
+            first,
+            Some((4, Vec::new())),
+            "the rest of the skipped line ends as an empty line"
+        );
+    }
+}
