@@ -24,6 +24,9 @@ pub struct LineCursor {
     partial: Vec<u8>,
     /// Complete lines handed out.
     line: usize,
+    /// The read buffer, allocated on first use and kept: a pass that finds nothing new
+    /// costs one `pread`, not an allocation.
+    buf: Vec<u8>,
 }
 
 impl LineCursor {
@@ -39,7 +42,11 @@ impl LineCursor {
 
     /// Starts over from the beginning (a truncated or replaced file).
     pub fn reset(&mut self) {
-        *self = LineCursor::default();
+        let buf = std::mem::take(&mut self.buf);
+        *self = LineCursor {
+            buf,
+            ..LineCursor::default()
+        };
     }
 
     /// Drops the partial line, so an absurdly long line is skipped rather than buffered.
@@ -57,9 +64,22 @@ impl LineCursor {
         max: usize,
         each: &mut dyn FnMut(usize, &[u8]) -> bool,
     ) -> std::io::Result<ReadEnd> {
-        let mut buf = vec![0u8; 1 << 16];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(1 << 16, 0);
+        let end = self.read_into(file, max, each, &mut buf);
+        self.buf = buf;
+        end
+    }
+
+    fn read_into(
+        &mut self,
+        file: &File,
+        max: usize,
+        each: &mut dyn FnMut(usize, &[u8]) -> bool,
+        buf: &mut [u8],
+    ) -> std::io::Result<ReadEnd> {
         loop {
-            let n = file.read_at(&mut buf, self.read_to())?;
+            let n = file.read_at(buf, self.read_to())?;
             if n == 0 {
                 return Ok(ReadEnd::Eof);
             }
