@@ -74,6 +74,28 @@ impl PairWriter {
         std::thread::sleep(Duration::from_micros(300));
         f.write_all(b).unwrap();
     }
+    /// Appends a record in one write, as fast as the sink can.
+    fn record_whole(&self, record: &Record) {
+        let line = format_record(now(), record);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.txnlog())
+            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+    }
+    fn commit_whole(&mut self) {
+        let (txn_id, where_list) = self.txn();
+        self.record_whole(&Record::Phase1Commit {
+            txn_id: txn_id.clone(),
+            where_list,
+        });
+        self.record_whole(&Record::Phase2Commit {
+            txn_id,
+            offset: self.len,
+        });
+        self.committed = self.len;
+    }
     fn txn(&mut self) -> (String, Vec<WhereRange>) {
         self.cid += 1;
         let txn = format!("Passthrough-w-{}-id-1:c_id={}", self.name, self.cid);
@@ -282,6 +304,74 @@ fn follows_a_live_sink_with_every_tricky_case_and_no_false_positive() {
         let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
         assert!(events.lines().any(|l| l.contains("\"event\":\"commits\"")));
         assert!(events.lines().any(|l| l.contains("until-reached")));
+    }
+}
+
+/// Issue 8.1: one key whose commits alternate between two txnlogs, written in strict
+/// time order as fast as one process can (data, then the record, one write each). A
+/// watch pass that reads one txnlog, then the other, while the writer moves between them
+/// sees a later commit before an earlier one; releasing it first was a false LOSS.
+#[test]
+fn alternating_txnlogs_in_time_order_give_no_false_finding_nor_late_commit() {
+    for poll in [None, Some(Duration::from_millis(5))] {
+        let dir = tempfile::tempdir().unwrap();
+        generate_inputs(
+            b"AB",
+            60_000,
+            &dir.path().join("in"),
+            &DataSource::Seeded(8),
+        )
+        .unwrap();
+        let plan = plan(dir.path(), Until::Complete, poll);
+        let stop = AtomicBool::new(false);
+        let outcome = std::thread::scope(|s| {
+            s.spawn(|| {
+                let sink_dir = dir.path().join("sink-out");
+                std::fs::create_dir_all(&sink_dir).unwrap();
+                let inputs = [
+                    lines_of(&input_path(&dir.path().join("in"), b'A')),
+                    lines_of(&input_path(&dir.path().join("in"), b'B')),
+                ];
+                let mut pairs = [
+                    PairWriter::new(&sink_dir, "initializer"),
+                    PairWriter::new(&sink_dir, "worker1"),
+                ];
+                let mut next = [0usize; 2];
+                let mut turn = 0;
+                while next.iter().zip(&inputs).any(|(n, i)| *n < i.len()) {
+                    let pair = &mut pairs[turn % 2];
+                    for _ in 0..10 {
+                        for k in 0..2 {
+                            if next[k] < inputs[k].len() {
+                                pair.data(&inputs[k][next[k]]);
+                                next[k] += 1;
+                            }
+                        }
+                    }
+                    pair.commit_whole();
+                    turn += 1;
+                }
+            });
+            run_watch(&plan, &stop, &mut std::io::sink()).unwrap()
+        });
+        assert!(
+            outcome.findings.is_empty(),
+            "{poll:?}: {:?}",
+            outcome.findings
+        );
+        let late: Vec<_> = outcome
+            .report
+            .problems
+            .iter()
+            .filter(|p| p.kind == soakcheck::verify::ProblemKind::LateCommit)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "{poll:?}: {} late commits: {:?}",
+            late.len(),
+            late.first()
+        );
+        assert_eq!(outcome.exit_code(), 0);
     }
 }
 
@@ -569,8 +659,11 @@ fn on_violation_runs_once_with_the_finding_and_errors_exit_2() {
 /// Actions on a live sink directory, for the model-based test.
 #[derive(Debug, Clone)]
 enum Action {
+    /// `lines` lines of `key` appended to `worker`'s output: keys move between
+    /// txnlogs, so a key's commits alternate between files as they do in a real sink.
     Write {
         worker: usize,
+        key: usize,
         lines: usize,
     },
     Commit {
@@ -589,89 +682,174 @@ enum Action {
     Skip {
         key: usize,
     },
+    /// Committed data destroyed: the output cut below its committed end; the worker
+    /// writes no more.
+    Destroy {
+        worker: usize,
+    },
+    /// A watch pass; the next `inside` actions land while it runs, between its txnlogs.
+    Pass {
+        inside: usize,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        4 => (0usize..2, 1usize..6).prop_map(|(worker, lines)| Action::Write { worker, lines }),
+        4 => (0usize..2, 0usize..2, 1usize..6).prop_map(|(worker, key, lines)| Action::Write { worker, key, lines }),
         3 => (0usize..2).prop_map(|worker| Action::Commit { worker }),
         1 => (0usize..2).prop_map(|worker| Action::Rollback { worker }),
         1 => (0usize..2).prop_map(|worker| Action::TruncateUncommitted { worker }),
         1 => (0usize..2).prop_map(|worker| Action::Rename { worker }),
         1 => (0usize..2).prop_map(|key| Action::Skip { key }),
+        1 => (0usize..2).prop_map(|worker| Action::Destroy { worker }),
+        4 => (0usize..6).prop_map(|inside| Action::Pass { inside }),
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+/// The writer side of the model test: two workers' pairs, and which input lines each
+/// worker's uncommitted tail holds (to rewind them on a rollback).
+struct ModelSink {
+    inputs: [Vec<Vec<u8>>; 2],
+    next: [usize; 2],
+    pairs: [PairWriter; 2],
+    /// Per worker: the keys of the lines in its uncommitted tail, in order.
+    tail_keys: [Vec<usize>; 2],
+    /// Renamed or destroyed: never written again.
+    retired: [bool; 2],
+    destroyed: bool,
+}
 
-    /// Random write/commit/rollback/rename/truncate actions go to real files; watch
-    /// takes a pass after each, and its final verdict must equal verify's on the result.
+impl ModelSink {
+    fn rewind_tail(&mut self, worker: usize) {
+        // The rolled-back or cut lines are re-sent later: rewind their keys.
+        for k in std::mem::take(&mut self.tail_keys[worker])
+            .into_iter()
+            .rev()
+        {
+            self.next[k] -= 1;
+        }
+    }
+
+    fn apply(&mut self, a: &Action) {
+        let live = |w: usize| !self.retired[w];
+        match *a {
+            Action::Write { worker, key, lines } if live(worker) => {
+                for _ in 0..lines {
+                    if self.next[key] < self.inputs[key].len() {
+                        self.pairs[worker].data(&self.inputs[key][self.next[key]]);
+                        self.next[key] += 1;
+                        self.tail_keys[worker].push(key);
+                    }
+                }
+            }
+            Action::Commit { worker } if live(worker) => {
+                self.pairs[worker].commit();
+                self.tail_keys[worker].clear();
+            }
+            Action::Rollback { worker } if live(worker) => {
+                self.rewind_tail(worker);
+                self.pairs[worker].rollback();
+            }
+            Action::TruncateUncommitted { worker } if live(worker) => {
+                self.rewind_tail(worker);
+                self.pairs[worker].truncate();
+            }
+            Action::Rename { worker }
+                if live(worker)
+                    && self.pairs[worker].txnlog().exists()
+                    && self.pairs[worker].output().exists() =>
+            {
+                let p = &self.pairs[worker];
+                let suffix = format!("{}", now());
+                let renamed = |path: PathBuf, tail: &str| {
+                    std::fs::rename(
+                        &path,
+                        p.dir.join(format!("output.{}.{suffix}{tail}", p.name)),
+                    )
+                    .unwrap()
+                };
+                renamed(p.output(), "");
+                renamed(p.txnlog(), ".txnlog");
+                self.retired[worker] = true;
+            }
+            Action::Skip { key } => {
+                self.next[key] = (self.next[key] + 1).min(self.inputs[key].len())
+            }
+            Action::Destroy { worker } if live(worker) && self.pairs[worker].committed > 0 => {
+                let p = &self.pairs[worker];
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p.output())
+                    .unwrap();
+                f.set_len(p.committed / 2).unwrap();
+                self.retired[worker] = true;
+                self.destroyed = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Random write/commit/rollback/rename/truncate/destroy actions go to real files in
+    /// time order, one key's commits spread over both txnlogs; watch passes fall between
+    /// any two records, and writes land inside passes between their txnlogs. watch's
+    /// final verdict must equal verify's on the result, and never be better when
+    /// committed data was destroyed after watch verified it.
     #[test]
-    fn watch_verdict_equals_verify_on_the_final_state(actions in prop::collection::vec(action(), 1..40)) {
+    fn watch_verdict_equals_verify_on_the_final_state(actions in prop::collection::vec(action(), 1..48)) {
         let dir = tempfile::tempdir().unwrap();
         generate_inputs(b"AB", 800, &dir.path().join("in"), &DataSource::Seeded(2)).unwrap();
         let sink_dir = dir.path().join("sink-out");
         std::fs::create_dir_all(&sink_dir).unwrap();
         let inputs = [lines_of(&input_path(&dir.path().join("in"), b'A')), lines_of(&input_path(&dir.path().join("in"), b'B'))];
-        let mut next = [0usize; 2];
-        let mut pairs = [PairWriter::new(&sink_dir, "initializer"), PairWriter::new(&sink_dir, "worker1")];
-        let mut renamed = [false; 2];
         let plan = plan(dir.path(), Until::Forever, None).verify;
         let input_bytes: Vec<Vec<u8>> = inputs.iter().map(|l| l.concat()).collect();
         let keyed: Vec<(u8, &[u8])> = vec![(b'A', &input_bytes[0][..]), (b'B', &input_bytes[1][..])];
         let mut core = WatchCore::new(&sink_dir, Checker::new(Semantics::ExactlyOnce, &keyed));
-        for a in actions {
+        let mut sink = ModelSink {
+            inputs,
+            next: [0; 2],
+            pairs: [PairWriter::new(&sink_dir, "initializer"), PairWriter::new(&sink_dir, "worker1")],
+            tail_keys: Default::default(),
+            retired: [false; 2],
+            destroyed: false,
+        };
+        let mut queue = actions.into_iter();
+        while let Some(a) = queue.next() {
             match a {
-                Action::Write { worker, lines } if !renamed[worker] => {
-                    for _ in 0..lines {
-                        let k = worker; // key A on the initializer, B on worker1
-                        if next[k] < inputs[k].len() {
-                            pairs[worker].data(&inputs[k][next[k]]);
-                            next[k] += 1;
+                Action::Pass { inside } => {
+                    let mut left = inside;
+                    core.pass_with(&mut || {
+                        while left > 0 {
+                            left -= 1;
+                            if let Some(a) = queue.next() {
+                                sink.apply(&a);
+                            }
                         }
-                    }
+                    }).unwrap();
                 }
-                Action::Commit { worker } if !renamed[worker] => pairs[worker].commit(),
-                Action::Rollback { worker } if !renamed[worker] => {
-                    // The rolled-back lines are re-sent later: rewind the key.
-                    let bytes = pairs[worker].len - pairs[worker].committed;
-                    let mut back = 0u64;
-                    while back < bytes && next[worker] > 0 {
-                        next[worker] -= 1;
-                        back += inputs[worker][next[worker]].len() as u64;
-                    }
-                    pairs[worker].rollback();
-                }
-                Action::TruncateUncommitted { worker } if !renamed[worker] => {
-                    let bytes = pairs[worker].len - pairs[worker].committed;
-                    let mut back = 0u64;
-                    while back < bytes && next[worker] > 0 {
-                        next[worker] -= 1;
-                        back += inputs[worker][next[worker]].len() as u64;
-                    }
-                    pairs[worker].truncate();
-                }
-                Action::Rename { worker } if !renamed[worker] && pairs[worker].txnlog().exists() && pairs[worker].output().exists() => {
-                    let suffix = format!("{}", now());
-                    std::fs::rename(pairs[worker].output(), sink_dir.join(format!("output.{}.{suffix}", pairs[worker].name))).unwrap();
-                    std::fs::rename(pairs[worker].txnlog(), sink_dir.join(format!("output.{}.{suffix}.txnlog", pairs[worker].name))).unwrap();
-                    renamed[worker] = true;
-                }
-                Action::Skip { key } => next[key] = (next[key] + 1).min(inputs[key].len()),
-                _ => {}
+                a => sink.apply(&a),
             }
-            core.pass().unwrap();
         }
         core.pass().unwrap();
         core.pass().unwrap();
         let watched = core.report(&plan);
         let offline = verify(&plan).unwrap();
-        prop_assert_eq!(watched.verdict, offline.verdict);
-        for (w, o) in watched.keys.iter().zip(&offline.keys) {
-            prop_assert_eq!(w.verified_bytes, o.verified_bytes);
-            prop_assert_eq!(w.violation.as_ref().map(|v| v.kind), o.violation.as_ref().map(|v| v.kind));
+        let late = watched.problems.iter().filter(|p| p.kind == soakcheck::verify::ProblemKind::LateCommit).count();
+        prop_assert_eq!(late, 0, "the sink wrote in time order");
+        if offline.verdict != soakcheck::verify::Verdict::Ok {
+            prop_assert_ne!(watched.verdict, soakcheck::verify::Verdict::Ok, "watch better than verify");
         }
-        prop_assert_eq!(watched.sink.commits, offline.sink.commits);
+        if !sink.destroyed {
+            prop_assert_eq!(watched.verdict, offline.verdict);
+            for (w, o) in watched.keys.iter().zip(&offline.keys) {
+                prop_assert_eq!(w.verified_bytes, o.verified_bytes);
+                prop_assert_eq!(w.violation.as_ref().map(|v| v.kind), o.violation.as_ref().map(|v| v.kind));
+            }
+            prop_assert_eq!(watched.sink.commits, offline.sink.commits);
+        }
     }
 }

@@ -208,10 +208,17 @@ impl<'i> WatchCore<'i> {
     /// Reads what the txnlogs gained, releases what the release rule allows, and feeds
     /// the released chunks; returns (commits, bytes) released.
     pub fn pass(&mut self) -> Result<(u64, u64), SinkTailError> {
-        self.sink.scan(&mut self.log)?;
+        self.pass_with(&mut || {})
+    }
+
+    /// [`WatchCore::pass`], calling `between` between the txnlogs of each scan (see
+    /// [`SinkTail::scan_with`]).
+    pub fn pass_with(&mut self, between: &mut dyn FnMut()) -> Result<(u64, u64), SinkTailError> {
+        self.sink.scan_with(&mut self.log, between)?;
         if self.sink.has_pending() {
-            self.sink.scan(&mut self.log)?;
+            self.sink.scan_with(&mut self.log, between)?;
         }
+        self.sink.recheck_committed(&mut self.log)?;
         let first = self.sink.release(&mut self.log);
         let mut bytes = 0u64;
         for i in first..self.log.commits.len() {

@@ -3,12 +3,16 @@
 //! by record with the same strict parser and the same [`TxnlogReplay`] as `verify`, and
 //! their commits released to the checker in the global commit order.
 //!
-//! The release rule: a commit is released once every txnlog has been read to its end
-//! *after* the pass that saw it. The sink is one process that stamps each record with its
-//! clock just before writing it, so any commit with an earlier time is on disk by then.
-//! Its limit: a sink thread that stalls longer than one pass between taking the time and
-//! writing the record can still land an earlier-timed commit later; it is then checked in
-//! arrival order and reported as a `late-commit` note.
+//! The release rule: the sink is one process that stamps each record with its clock just
+//! before writing it, so once a record stamped `W` is on disk, every record stamped
+//! earlier is too. The watermark of a pass is the latest time of any record read before
+//! that pass began; the pass reads every txnlog to its end, so afterwards every commit
+//! stamped at or before the watermark is known, wherever it was found (this pass or an
+//! earlier one), and all of them are released together, in global commit order. Its
+//! limit: a sink thread that stalls between taking the time and writing the record can
+//! still land an earlier-timed commit later (as can one stamped with exactly the
+//! watermark's time); it is then checked in arrival order and reported as a
+//! `late-commit` note.
 //!
 //! Output data is read with `pread` from descriptors kept open, and only in committed
 //! ranges, which never shrink: no mapping, so a truncated uncommitted tail can never
@@ -47,13 +51,14 @@ struct Tracked {
     /// Index into the commit log's files.
     index: usize,
     output: Option<File>,
+    /// The highest end of this file's released commits: its output must stay that long.
+    released_end: u64,
 }
 
 /// A commit waiting for the release rule.
 struct Pending {
     file: usize,
     commit: FileCommit,
-    seen_pass: u64,
 }
 
 pub struct SinkTail {
@@ -61,7 +66,11 @@ pub struct SinkTail {
     tracked: Vec<Tracked>,
     by_inode: HashMap<(u64, u64), usize>,
     pending: Vec<Pending>,
-    pass: u64,
+    /// The latest record time read so far.
+    latest_seen: f64,
+    /// The latest record time read before the current pass began: every commit stamped
+    /// up to it is known once the pass ends.
+    watermark: f64,
     /// The last released commit's order key, to notice late commits.
     last_released: Option<(f64, u64, PathBuf, String)>,
 }
@@ -78,7 +87,8 @@ impl SinkTail {
             tracked: Vec::new(),
             by_inode: HashMap::new(),
             pending: Vec::new(),
-            pass: 0,
+            latest_seen: f64::NEG_INFINITY,
+            watermark: f64::NEG_INFINITY,
             last_released: None,
         }
     }
@@ -89,7 +99,17 @@ impl SinkTail {
 
     /// One pass: finds new and renamed txnlogs, and reads every txnlog to its end.
     pub fn scan(&mut self, log: &mut CommitLog) -> Result<(), SinkTailError> {
-        self.pass += 1;
+        self.scan_with(log, &mut || {})
+    }
+
+    /// [`SinkTail::scan`], calling `between` before each txnlog after the first: the
+    /// moments where a live sink's writes fall inside a pass (a seam for tests).
+    pub fn scan_with(
+        &mut self,
+        log: &mut CommitLog,
+        between: &mut dyn FnMut(),
+    ) -> Result<(), SinkTailError> {
+        self.watermark = self.latest_seen;
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SinkTailError::Io { path, source }
@@ -145,6 +165,7 @@ impl SinkTail {
                                 cursor: LineCursor::default(),
                                 index,
                                 output: None,
+                                released_end: 0,
                             });
                             seen.push(true);
                         }
@@ -160,6 +181,9 @@ impl SinkTail {
             }
         }
         for (i, t) in self.tracked.iter_mut().enumerate() {
+            if i > 0 {
+                between();
+            }
             let meta = t.file.metadata().map_err(io(&t.path))?;
             if !seen[i] && meta.nlink() == 0 {
                 return Err(SinkTailError::Reset {
@@ -174,11 +198,11 @@ impl SinkTail {
                 });
             }
             let mut failure = None;
-            let (replay, problems, pending, pass, index) = (
+            let (replay, problems, pending, latest_seen, index) = (
                 &mut t.replay,
                 &mut log.problems,
                 &mut self.pending,
-                self.pass,
+                &mut self.latest_seen,
                 t.index,
             );
             let path = &t.path;
@@ -188,13 +212,13 @@ impl SinkTail {
                     MAX_LINE_BYTES,
                     &mut |line, text| match parse_record(text) {
                         Ok((time, record)) => {
+                            *latest_seen = latest_seen.max(time);
                             if let Some(commit) =
                                 replay.apply(&TxnlogEntry { line, time, record }, problems)
                             {
                                 pending.push(Pending {
                                     file: index,
                                     commit,
-                                    seen_pass: pass,
                                 });
                             }
                             true
@@ -226,14 +250,14 @@ impl SinkTail {
         Ok(())
     }
 
-    /// Moves every commit seen before the last complete pass into `log`, in commit order;
-    /// returns the index of the first newly released commit.
+    /// Moves every pending commit stamped at or before the watermark into `log`, in
+    /// commit order; returns the index of the first newly released commit.
     pub fn release(&mut self, log: &mut CommitLog) -> usize {
         let first = log.commits.len();
-        let pass = self.pass;
+        let watermark = self.watermark;
         let (mut ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|p| p.seen_pass < pass);
+            .partition(|p| p.commit.time <= watermark);
         self.pending = waiting;
         let files = &log.files;
         ready.sort_by(|a, b| {
@@ -276,6 +300,9 @@ impl SinkTail {
                 }
             }
             self.last_released = Some(key);
+            if let Some(t) = self.tracked.iter_mut().find(|t| t.index == p.file) {
+                t.released_end = t.released_end.max(p.commit.end);
+            }
             log.push(p.file, p.commit);
         }
         first
@@ -322,29 +349,80 @@ impl SinkTail {
             })?,
             None => Vec::new(),
         };
-        let got = buf.len();
-        if (got as u64) < end - start {
-            let txnlog = format!("{}.txnlog", log.files[file].name);
-            if !log
-                .problems
-                .iter()
-                .any(|p| p.kind == ProblemKind::CommittedDataMissing && p.file == txnlog)
-            {
-                log.problems.push(Problem {
-                    kind: ProblemKind::CommittedDataMissing,
-                    severity: Severity::Violation,
-                    file: txnlog,
-                    line,
-                    detail: format!(
-                        "{} ends before the committed offset {} ({} committed bytes are gone)",
-                        log.files[file].name,
-                        end,
-                        end - start - got as u64
-                    ),
-                });
-            }
+        let got = buf.len() as u64;
+        if got < end - start {
+            let detail = format!(
+                "{} ends before the committed offset {} ({} committed bytes are gone)",
+                log.files[file].name,
+                end,
+                end - start - got
+            );
+            committed_data_missing(log, file, line, detail);
         }
         Ok(buf)
+    }
+
+    /// Re-stats the output file of every txnlog with released commits, through the
+    /// descriptor kept open (so a rename is followed, never mistaken for a loss):
+    /// committed data destroyed after it was verified (an output truncated or deleted,
+    /// such as the renamed pair of a worker that left, never written again) is
+    /// reported as `committed-data-missing`, as `verify` would find it now.
+    pub fn recheck_committed(&self, log: &mut CommitLog) -> Result<(), SinkTailError> {
+        for t in self.tracked.iter().filter(|t| t.released_end > 0) {
+            let Some(output) = &t.output else {
+                continue; // missing when first read: already reported
+            };
+            let path = output_path_of(&t.path);
+            let meta = output.metadata().map_err(|source| SinkTailError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let len = if meta.nlink() == 0 {
+                if t.file.metadata().is_ok_and(|m| m.nlink() == 0) {
+                    return Err(SinkTailError::Reset {
+                        path,
+                        why: "an output file and its txnlog were deleted".into(),
+                    });
+                }
+                0
+            } else {
+                meta.len()
+            };
+            if len >= t.released_end {
+                continue;
+            }
+            let line = log
+                .commits
+                .iter()
+                .find(|c| c.file == t.index && c.end > len)
+                .map_or(0, |c| c.line);
+            let detail = format!(
+                "{} is now {len} bytes long but {} bytes of it were committed ({} committed bytes are gone)",
+                log.files[t.index].name,
+                t.released_end,
+                t.released_end - len
+            );
+            committed_data_missing(log, t.index, line, detail);
+        }
+        Ok(())
+    }
+}
+
+/// Records `committed-data-missing` for a file, once.
+fn committed_data_missing(log: &mut CommitLog, file: usize, line: usize, detail: String) {
+    let txnlog = format!("{}.txnlog", log.files[file].name);
+    if !log
+        .problems
+        .iter()
+        .any(|p| p.kind == ProblemKind::CommittedDataMissing && p.file == txnlog)
+    {
+        log.problems.push(Problem {
+            kind: ProblemKind::CommittedDataMissing,
+            severity: Severity::Violation,
+            file: txnlog,
+            line,
+            detail,
+        });
     }
 }
 
