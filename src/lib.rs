@@ -18,3 +18,39 @@ pub mod gen;
 pub mod verify;
 pub mod watch;
 pub mod wire;
+
+/// One line for an error and its causes, as the binary prints it. Our errors already put
+/// their source's text in their own message (`path: reason`), so a cause whose text is
+/// already there is not repeated ("Is a directory (os error 21): Is a directory ...").
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_text_names_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(21);
+        let e = anyhow::Error::new(crate::verify::VerifyError::Output {
+            path: "/tmp/x".into(),
+            source: io,
+        })
+        .context("verifying");
+        let text = super::error_text(e.as_ref());
+        assert_eq!(text.matches("Is a directory").count(), 1, "{text}");
+        assert!(
+            text.starts_with("verifying: /tmp/x: cannot read output file"),
+            "{text}"
+        );
+    }
+}

@@ -461,7 +461,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("soakcheck: error: {e:#}");
+            eprintln!("soakcheck: error: {}", soakcheck::error_text(e.as_ref()));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -514,7 +514,7 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
     let report = match report {
         Ok(report) => report,
         Err(e) => {
-            let message = format!("{e:#}");
+            let message = soakcheck::error_text(e.as_ref());
             eprintln!("soakcheck: error: {message}");
             if json {
                 println!("{}", Report::error(semantics, message).to_json());
@@ -746,7 +746,7 @@ fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             ExitCode::from(report.verdict.exit_code() as u8)
         }
         Err(e) => {
-            eprintln!("soakcheck: error: {e:#}");
+            eprintln!("soakcheck: error: {}", soakcheck::error_text(e.as_ref()));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -857,7 +857,7 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             ExitCode::from(code as u8)
         }
         Err(e) => {
-            let message = format!("{e:#}");
+            let message = soakcheck::error_text(e.as_ref());
             eprintln!("soakcheck: error: {message}");
             if json {
                 println!("{}", Report::error(semantics, message).to_json());
@@ -972,7 +972,7 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             ExitCode::from(summary.exit_code() as u8)
         }
         Err(e) => {
-            eprintln!("soakcheck: error: {e:#}");
+            eprintln!("soakcheck: error: {}", soakcheck::error_text(e.as_ref()));
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -6,10 +6,11 @@
 //! access past the new end into SIGBUS). `verify` reads saved directories; live
 //! directories must only map committed ranges, which never shrink.
 
-use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
+
+use super::regular::open_regular;
 
 /// How file contents are brought into memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -39,9 +40,10 @@ impl std::ops::Deref for FileBytes {
 }
 
 impl FileBytes {
-    /// Opens `path` and brings its current contents into memory per `mode`.
+    /// Opens `path` (a regular file only: see [`open_regular`]) and brings its current
+    /// contents into memory per `mode`.
     pub fn open(path: &Path, mode: IoMode) -> std::io::Result<FileBytes> {
-        let mut file = File::open(path)?;
+        let mut file = open_regular(path)?;
         let len = file.metadata()?.len();
         if mode == IoMode::Mmap && len > 0 {
             // SAFETY: the file is mapped read-only. Callers only map files that are not

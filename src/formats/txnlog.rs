@@ -8,9 +8,12 @@
 //! an error naming the file, line and column. [`format_record`] writes records back in the
 //! exact bytes the original sink writes.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::lines::{LineCursor, ReadEnd};
 use super::pyliteral::{self, Value};
+use super::regular::open_regular;
 
 /// A line longer than this is refused rather than buffered.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -125,13 +128,77 @@ pub enum TxnlogError {
     LineTooLong { path: PathBuf, line: usize },
 }
 
-/// Reads and parses a txnlog file.
+/// Reads and parses a txnlog file (a regular file only: see [`open_regular`]), holding
+/// at most one line of it in memory besides the records.
 pub fn read_txnlog(path: &Path) -> Result<Txnlog, TxnlogError> {
-    let bytes = std::fs::read(path).map_err(|source| TxnlogError::Io {
+    let file = open_regular(path).map_err(|source| TxnlogError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_txnlog(path, &bytes)
+    let mut cursor = LineCursor::default();
+    let mut entries = Vec::new();
+    read_records(&mut cursor, &file, path, &mut |entry| entries.push(entry))?;
+    let torn = cursor.read_to() - cursor.offset();
+    Ok(Txnlog {
+        entries,
+        tail: if torn > 0 {
+            TxnlogTail::Torn {
+                line: cursor.lines() + 1,
+                bytes: torn as usize,
+            }
+        } else {
+            TxnlogTail::Complete
+        },
+        complete_bytes: cursor.offset(),
+    })
+}
+
+/// Parses the complete records `file` gained since `cursor` (a partial last line stays in
+/// the cursor for the next call), calling `each` for every record: the one txnlog reader
+/// of both `verify` and `watch`. A line over [`MAX_LINE_BYTES`] is an error, complete or
+/// not, so no read holds more than that of one line.
+pub fn read_records(
+    cursor: &mut LineCursor,
+    file: &File,
+    path: &Path,
+    each: &mut dyn FnMut(TxnlogEntry),
+) -> Result<(), TxnlogError> {
+    let mut failure = None;
+    let end = cursor
+        .read_lines(
+            file,
+            MAX_LINE_BYTES,
+            &mut |line, text| match parse_record(text) {
+                Ok((time, record)) => {
+                    each(TxnlogEntry { line, time, record });
+                    true
+                }
+                Err(e) => {
+                    failure = Some(TxnlogError::Syntax {
+                        path: path.to_path_buf(),
+                        line,
+                        column: e.column,
+                        expected: e.expected,
+                        found: e.found,
+                    });
+                    false
+                }
+            },
+        )
+        .map_err(|source| TxnlogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    match end {
+        ReadEnd::TooLong { line } => Err(TxnlogError::LineTooLong {
+            path: path.to_path_buf(),
+            line,
+        }),
+        ReadEnd::Eof | ReadEnd::Stopped | ReadEnd::Budget => Ok(()),
+    }
 }
 
 /// Parses txnlog bytes; `path` is only used in errors.

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::formats::regular::stat_regular;
 use crate::formats::sinkdir::OutputPair;
 use crate::formats::txnlog::{
     read_txnlog, Record, TxnlogEntry, TxnlogError, TxnlogTail, WhereRange,
@@ -242,15 +243,15 @@ impl CommitLog {
     }
 }
 
+/// The length of an output file, None when it does not exist; a FIFO or device where an
+/// output file is expected is an error, never read.
 fn stat_len(path: &Path) -> Result<Option<u64>, CommitLogError> {
-    match std::fs::metadata(path) {
-        Ok(meta) => Ok(Some(meta.len())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CommitLogError::Output {
+    stat_regular(path)
+        .map(|meta| meta.map(|m| m.len()))
+        .map_err(|source| CommitLogError::Output {
             path: path.to_path_buf(),
             source,
-        }),
-    }
+        })
 }
 
 /// A commit as read from one txnlog, before global ordering.

@@ -13,7 +13,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 
-use super::tail::{LineCursor, ReadEnd};
+use crate::formats::lines::{LineCursor, ReadEnd};
+use crate::formats::regular::{open_regular, stat_regular};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -36,24 +37,33 @@ impl LogTail {
         self.file.is_some()
     }
 
-    /// Calls `each` for every new complete line.
-    pub fn read_new(&mut self, each: &mut dyn FnMut(&[u8])) {
-        let current = std::fs::metadata(&self.path)
-            .ok()
+    /// Calls `each` for every new complete line, reading at most [`LOG_READ_BUDGET`]
+    /// bytes a call (the rest waits for the next pass, so a log that grows without end
+    /// cannot hold a pass). A path that is not a regular file is an error.
+    pub fn read_new(&mut self, each: &mut dyn FnMut(&[u8])) -> Result<(), LogTailError> {
+        let current = stat_regular(&self.path)
+            .map_err(|e| self.error(e))?
             .map(|m| (m.dev(), m.ino()));
         let rotated = match (&self.file, current) {
             (Some((_, id)), Some(now)) => *id != now,
             _ => false,
         };
+        let mut budget = LOG_READ_BUDGET;
         if rotated {
             // Finish the old file, then switch.
-            self.drain(each);
+            self.drain(each, &mut budget).map_err(|e| self.error(e))?;
             self.file = None;
         }
         if self.file.is_none() {
-            if let (Ok(f), Some(id)) = (File::open(&self.path), current) {
-                self.file = Some((f, id));
-                self.cursor.reset();
+            if let Some(id) = current {
+                match open_regular(&self.path) {
+                    Ok(f) => {
+                        self.file = Some((f, id));
+                        self.cursor.reset();
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.error(e)),
+                }
             }
         }
         if let Some((f, _)) = &self.file {
@@ -61,21 +71,48 @@ impl LogTail {
                 self.cursor.reset();
             }
         }
-        self.drain(each);
+        self.drain(each, &mut budget).map_err(|e| self.error(e))
     }
 
-    fn drain(&mut self, each: &mut dyn FnMut(&[u8])) {
-        let Some((f, _)) = &self.file else { return };
-        // An absurd log line (over 1 MiB) is skipped rather than buffered without bound.
-        while let Ok(ReadEnd::TooLong { .. }) =
-            self.cursor.read_lines(f, 1 << 20, &mut |_, line| {
-                each(line);
-                true
-            })
-        {
-            self.cursor.skip_partial();
+    fn error(&self, source: std::io::Error) -> LogTailError {
+        LogTailError {
+            path: self.path.clone(),
+            source,
         }
     }
+
+    fn drain(&mut self, each: &mut dyn FnMut(&[u8]), budget: &mut u64) -> std::io::Result<()> {
+        let Some((f, _)) = &self.file else {
+            return Ok(());
+        };
+        while *budget > 0 {
+            let before = self.cursor.read_to();
+            let end = self
+                .cursor
+                .read_lines_upto(f, 1 << 20, *budget, &mut |_, line| {
+                    each(line);
+                    true
+                })?;
+            *budget = budget.saturating_sub(self.cursor.read_to() - before);
+            match end {
+                // An absurd log line (over 1 MiB) is skipped rather than buffered.
+                ReadEnd::TooLong { .. } => self.cursor.skip_partial(),
+                ReadEnd::Eof | ReadEnd::Stopped | ReadEnd::Budget => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The most a log tail reads in one call.
+pub const LOG_READ_BUDGET: u64 = 8 << 20;
+
+/// A log that cannot be followed (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct LogTailError {
+    pub path: PathBuf,
+    source: std::io::Error,
 }
 
 /// What one sender log has shown.
@@ -124,7 +161,7 @@ impl SenderProgress {
     }
 
     /// Reads new lines; `window` is the registry window N.
-    pub fn update(&mut self, window: usize, now: Instant) {
+    pub fn update(&mut self, window: usize, now: Instant) -> Result<(), LogTailError> {
         let (mut acks, mut added, mut eof) = (0u64, Vec::new(), false);
         let eof_por = self.eof_por;
         self.tail.read_new(&mut |line| {
@@ -140,7 +177,7 @@ impl SenderProgress {
             {
                 eof = true;
             }
-        });
+        })?;
         if self.tail.exists() && self.since.is_none() {
             self.since = Some(now);
         }
@@ -156,6 +193,7 @@ impl SenderProgress {
             }
         }
         self.eof |= eof;
+        Ok(())
     }
 
     /// The registry check: once N `added` lines were seen, one of the last N is open.
@@ -190,10 +228,10 @@ mod tests {
         let path = dir.path().join("sender.out.A");
         let mut tail = LogTail::new(path.clone());
         let mut lines = Vec::new();
-        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        tail.read_new(&mut |l| lines.push(l.to_vec())).unwrap();
         assert!(lines.is_empty());
         std::fs::write(&path, b"one\ntw").unwrap();
-        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        tail.read_new(&mut |l| lines.push(l.to_vec())).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -209,10 +247,10 @@ mod tests {
             .unwrap();
         std::fs::rename(&path, dir.path().join("sender.out.A.1")).unwrap();
         std::fs::write(&path, b"five\n").unwrap();
-        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        tail.read_new(&mut |l| lines.push(l.to_vec())).unwrap();
         // Truncate in place.
         std::fs::write(&path, b"six\n").unwrap();
-        tail.read_new(&mut |l| lines.push(l.to_vec()));
+        tail.read_new(&mut |l| lines.push(l.to_vec())).unwrap();
         let text: Vec<String> = lines
             .iter()
             .map(|l| String::from_utf8_lossy(l).into_owned())

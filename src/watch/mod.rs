@@ -14,7 +14,6 @@
 
 pub mod logs;
 pub mod sink;
-pub mod tail;
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -130,6 +129,8 @@ pub enum WatchError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Log(#[from] logs::LogTailError),
     #[error("interrupted before --until was reached")]
     Interrupted,
 }
@@ -420,7 +421,7 @@ impl<'i> Watcher<'i> {
                 {
                     errors.push(String::from_utf8_lossy(line).into_owned());
                 }
-            });
+            })?;
             for e in errors {
                 found(
                     FindingKind::SinkError,
@@ -430,7 +431,7 @@ impl<'i> Watcher<'i> {
             }
         }
         for s in self.senders.iter_mut() {
-            s.update(plan.registry_window, now);
+            s.update(plan.registry_window, now)?;
             if let (Some(since), false) = (s.since, s.eof) {
                 let last = s.last_ack.unwrap_or(since);
                 if plan.checks.ack_progress && now.duration_since(last) > plan.ack_timeout {
@@ -695,6 +696,9 @@ impl Waker {
     }
 }
 
+/// The longest watch sleeps between passes.
+const STOP_LATENCY: Duration = Duration::from_millis(250);
+
 /// Watches until `plan.until`, a finding, the timeout, or `stop`.
 pub fn run_watch(
     plan: &WatchPlan,
@@ -704,10 +708,9 @@ pub fn run_watch(
     let inputs: Vec<FileBytes> = open_inputs(&plan.verify)?;
     let mut watcher = Watcher::new(plan, &inputs)?;
     let mut waker = Waker::new(plan)?;
-    let tick = plan
-        .poll
-        .unwrap_or(Duration::from_secs(1))
-        .min(Duration::from_secs(1));
+    // A pass at least every quarter second even when nothing changes, so --timeout,
+    // SIGINT and SIGTERM are answered well within a second (an idle pass is a few stats).
+    let tick = plan.poll.unwrap_or(STOP_LATENCY).min(STOP_LATENCY);
     waker.wait(Duration::ZERO)?;
     loop {
         if stop.load(Ordering::SeqCst) {

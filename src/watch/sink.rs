@@ -23,8 +23,9 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::tail::{LineCursor, ReadEnd};
-use crate::formats::txnlog::{parse_record, TxnlogEntry, TxnlogError, MAX_LINE_BYTES};
+use crate::formats::lines::LineCursor;
+use crate::formats::regular::{open_regular, require_regular};
+use crate::formats::txnlog::{read_records, TxnlogError};
 use crate::verify::commits::{commit_order, FileCommit, TxnlogReplay};
 use crate::verify::{CommitLog, Problem, ProblemKind, Severity};
 
@@ -125,6 +126,8 @@ impl SinkTail {
                     let Ok(meta) = std::fs::metadata(&path) else {
                         continue;
                     };
+                    // A FIFO or device named like a txnlog is refused, never opened.
+                    require_regular(&meta).map_err(io(&path))?;
                     let id = (meta.dev(), meta.ino());
                     match self.by_inode.get(&id) {
                         Some(&i) => {
@@ -143,7 +146,7 @@ impl SinkTail {
                             }
                         }
                         None => {
-                            let file = File::open(&path).map_err(io(&path))?;
+                            let file = open_regular(&path).map_err(io(&path))?;
                             let name = path
                                 .file_name()
                                 .map(|n| n.to_string_lossy().into_owned())
@@ -197,7 +200,6 @@ impl SinkTail {
                     why: "a txnlog got shorter".into(),
                 });
             }
-            let mut failure = None;
             let (replay, problems, pending, latest_seen, index) = (
                 &mut t.replay,
                 &mut log.problems,
@@ -205,47 +207,15 @@ impl SinkTail {
                 &mut self.latest_seen,
                 t.index,
             );
-            let path = &t.path;
-            let end =
-                t.cursor.read_lines(
-                    &t.file,
-                    MAX_LINE_BYTES,
-                    &mut |line, text| match parse_record(text) {
-                        Ok((time, record)) => {
-                            *latest_seen = latest_seen.max(time);
-                            if let Some(commit) =
-                                replay.apply(&TxnlogEntry { line, time, record }, problems)
-                            {
-                                pending.push(Pending {
-                                    file: index,
-                                    commit,
-                                });
-                            }
-                            true
-                        }
-                        Err(e) => {
-                            failure = Some(TxnlogError::Syntax {
-                                path: path.clone(),
-                                line,
-                                column: e.column,
-                                expected: e.expected,
-                                found: e.found,
-                            });
-                            false
-                        }
-                    },
-                );
-            let end = end.map_err(io(&t.path))?;
-            if let Some(e) = failure {
-                return Err(e.into());
-            }
-            if let ReadEnd::TooLong { line } = end {
-                return Err(TxnlogError::LineTooLong {
-                    path: t.path.clone(),
-                    line,
+            read_records(&mut t.cursor, &t.file, &t.path, &mut |entry| {
+                *latest_seen = latest_seen.max(entry.time);
+                if let Some(commit) = replay.apply(&entry, problems) {
+                    pending.push(Pending {
+                        file: index,
+                        commit,
+                    });
                 }
-                .into());
-            }
+            })?;
         }
         Ok(())
     }
@@ -333,7 +303,7 @@ impl SinkTail {
             .expect("a released commit has a tracked file");
         if t.output.is_none() {
             let path = output_path_of(&t.path);
-            match File::open(&path) {
+            match open_regular(&path) {
                 Ok(f) => {
                     log.files[file].output_len = f.metadata().ok().map(|m| m.len());
                     t.output = Some(f);

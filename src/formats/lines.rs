@@ -1,5 +1,5 @@
 //! Complete lines appended to a file since the last read: the one line framing behind
-//! both the txnlog tail ([`super::sink`]) and the log tails ([`super::logs`]). Reads with
+//! `verify`'s txnlog reader, `watch`'s txnlog tail and its log tails. Reads with
 //! `pread` from where it left off, hands out each complete line (without its LF) from a
 //! reused buffer, and keeps a partial last line for the next read.
 
@@ -15,6 +15,8 @@ pub enum ReadEnd {
     Stopped,
     /// The partial line (number `line`) grew past the limit.
     TooLong { line: usize },
+    /// The call's byte budget was spent (see [`LineCursor::read_lines_upto`]).
+    Budget,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +35,11 @@ impl LineCursor {
     /// Bytes of complete lines consumed.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Complete lines handed out so far.
+    pub fn lines(&self) -> usize {
+        self.line
     }
 
     /// Bytes read so far, the partial last line included.
@@ -64,9 +71,21 @@ impl LineCursor {
         max: usize,
         each: &mut dyn FnMut(usize, &[u8]) -> bool,
     ) -> std::io::Result<ReadEnd> {
+        self.read_lines_upto(file, max, u64::MAX, each)
+    }
+
+    /// [`LineCursor::read_lines`], reading at most about `budget` bytes (whole buffers):
+    /// past it the read stops with [`ReadEnd::Budget`] and goes on at the next call.
+    pub fn read_lines_upto(
+        &mut self,
+        file: &File,
+        max: usize,
+        budget: u64,
+        each: &mut dyn FnMut(usize, &[u8]) -> bool,
+    ) -> std::io::Result<ReadEnd> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(1 << 16, 0);
-        let end = self.read_into(file, max, each, &mut buf);
+        let end = self.read_into(file, max, budget, each, &mut buf);
         self.buf = buf;
         end
     }
@@ -75,11 +94,17 @@ impl LineCursor {
         &mut self,
         file: &File,
         max: usize,
+        budget: u64,
         each: &mut dyn FnMut(usize, &[u8]) -> bool,
         buf: &mut [u8],
     ) -> std::io::Result<ReadEnd> {
+        let mut spent = 0u64;
         loop {
+            if spent >= budget {
+                return Ok(ReadEnd::Budget);
+            }
             let n = file.read_at(buf, self.read_to())?;
+            spent += n as u64;
             if n == 0 {
                 return Ok(ReadEnd::Eof);
             }
