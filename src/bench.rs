@@ -604,7 +604,7 @@ pub fn bench_watch(
             / (first_bytes as f64 / 1e6),
         cpu_ms_per_mb_last: (cpu_end - last_cpu).as_secs_f64() * 1e3
             / ((verified - last_bytes).max(1) as f64 / 1e6),
-        verified: core.checker.cursors().iter().all(|c| c.complete()),
+        verified: core.complete(),
         wall_s: wall,
     })
 }

@@ -55,8 +55,12 @@ pub struct Mismatch {
     /// Input offset up to which every line had been delivered (at-least-once high water;
     /// equal to `input_offset` for exactly-once).
     pub delivered_offset: u64,
-    /// The line found, with its LF when it has one.
+    /// The line found, with its LF when it has one; only its first [`KEPT_PREFIX`] bytes
+    /// when it is longer than every line of the key's input (so it cannot be one of them,
+    /// and keeping it whole would cost memory in the line's size, not the chunk's).
     pub found: Vec<u8>,
+    /// The found line's full length in bytes (LF included).
+    pub found_len: u64,
     /// The line was an unterminated fragment at the end of the committed stream.
     pub torn: bool,
     pub origin: LineOrigin,
@@ -76,7 +80,16 @@ pub struct KeyCursor<'i> {
     mismatch: Option<Mismatch>,
     /// Line -> input offsets, built on the first replay (at-least-once only).
     replay_index: Option<HashMap<&'i [u8], Vec<usize>>>,
+    /// The longest input line (LF included), measured the first time a line longer than
+    /// [`SHORT_LINE`] has to be kept.
+    longest_line: Option<usize>,
 }
+
+/// Lines up to this long are kept whole without measuring the input's longest line.
+const SHORT_LINE: usize = 64 << 10;
+
+/// How much of a line that cannot be an input line is kept for the report.
+pub const KEPT_PREFIX: usize = 256;
 
 impl<'i> KeyCursor<'i> {
     fn new(key: u8, input: &'i [u8]) -> Self {
@@ -88,6 +101,23 @@ impl<'i> KeyCursor<'i> {
             emitted: 0,
             mismatch: None,
             replay_index: None,
+            longest_line: None,
+        }
+    }
+
+    /// The longest line of the input (LF included), measured once.
+    fn longest_line(&mut self) -> usize {
+        let input = self.input;
+        *self.longest_line.get_or_insert_with(|| longest_line(input))
+    }
+
+    /// How many bytes of a line of this key need keeping: all of it while it could still
+    /// equal an input line, a prefix for the report once it cannot.
+    fn keep_limit(&mut self, len: usize) -> usize {
+        if len <= SHORT_LINE || len <= self.longest_line() {
+            len
+        } else {
+            KEPT_PREFIX
         }
     }
 
@@ -120,33 +150,55 @@ impl<'i> KeyCursor<'i> {
         self.delivered = self.delivered.max(self.next);
     }
 
-    /// Checks one complete line (or a torn fragment) against the input at the cursor.
-    fn check_line(&mut self, line: &[u8], origin: LineOrigin, torn: bool, semantics: Semantics) {
+    /// Checks one complete line (or a torn fragment) against the input at the cursor;
+    /// `len` is the line's full length, of which `line` may hold only a prefix (a carried
+    /// line too long to be an input line).
+    fn check_line(
+        &mut self,
+        line: &[u8],
+        len: u64,
+        origin: LineOrigin,
+        torn: bool,
+        semantics: Semantics,
+    ) {
         if self.mismatch.is_some() {
-            self.emitted += line.len() as u64;
+            self.emitted += len;
             return;
         }
-        if !torn && self.input[self.next..].starts_with(line) && line.last() == Some(&b'\n') {
+        let whole = line.len() as u64 == len;
+        let rest = &self.input[self.next..];
+        let matches = if torn {
+            // The committed stream ends here: a fragment that is exactly the rest of an
+            // input whose last line has no LF is that line, delivered.
+            rest == line
+        } else {
+            rest.starts_with(line) && line.last() == Some(&b'\n')
+        };
+        if whole && matches {
             self.advance(line.len());
             return;
         }
-        if semantics == Semantics::AtLeastOnce && !torn {
+        if semantics == Semantics::AtLeastOnce && !torn && whole {
             if let Some(offset) = self.replay_target(line) {
                 self.next = offset + line.len();
                 self.delivered = self.delivered.max(self.next);
-                self.emitted += line.len() as u64;
+                self.emitted += len;
                 return;
             }
         }
+        let kept = self
+            .keep_limit(len.min(usize::MAX as u64) as usize)
+            .min(line.len());
         self.mismatch = Some(Mismatch {
             key_offset: self.emitted,
             input_offset: self.next as u64,
             delivered_offset: self.delivered as u64,
-            found: line.to_vec(),
+            found: line[..kept].to_vec(),
+            found_len: len,
             torn,
             origin,
         });
-        self.emitted += line.len() as u64;
+        self.emitted += len;
     }
 
     /// At-least-once: the latest input offset of `line` that does not skip undelivered
@@ -160,6 +212,17 @@ impl<'i> KeyCursor<'i> {
     }
 }
 
+/// The length of the longest line of `input`, LF included.
+pub fn longest_line(input: &[u8]) -> usize {
+    let mut start = 0;
+    let mut longest = 0;
+    for end in memchr::memchr_iter(b'\n', input) {
+        longest = longest.max(end + 1 - start);
+        start = end + 1;
+    }
+    longest.max(input.len() - start)
+}
+
 /// Maps every complete line of `input` (with its LF) to its offsets, ascending.
 pub fn line_index(input: &[u8]) -> HashMap<&[u8], Vec<usize>> {
     let mut index: HashMap<&[u8], Vec<usize>> = HashMap::new();
@@ -171,10 +234,12 @@ pub fn line_index(input: &[u8]) -> HashMap<&[u8], Vec<usize>> {
     index
 }
 
-/// A line torn across two chunks, waiting for its end.
+/// A line torn across two chunks, waiting for its end. Only as much of it is kept as
+/// could still matter (see [`KeyCursor::keep_limit`]); `len` counts all of it.
 #[derive(Debug, Clone)]
 struct Carry {
     bytes: Vec<u8>,
+    len: u64,
     origin: LineOrigin,
 }
 
@@ -238,15 +303,16 @@ impl<'i> Checker<'i> {
         };
         let mut pos = 0usize;
         if let Some(mut carry) = self.carry.take() {
-            match memchr::memchr(b'\n', chunk) {
+            let end = memchr::memchr(b'\n', chunk);
+            let piece = end.map_or(chunk, |n| &chunk[..=n]);
+            self.extend_carry(&mut carry, piece);
+            match end {
                 None => {
-                    carry.bytes.extend_from_slice(chunk);
                     self.carry = Some(carry);
                     return;
                 }
                 Some(n) => {
-                    carry.bytes.extend_from_slice(&chunk[..=n]);
-                    self.route_line(&carry.bytes, carry.origin, false);
+                    self.route_line(&carry.bytes, carry.len, carry.origin, false);
                     pos = n + 1;
                 }
             }
@@ -274,14 +340,17 @@ impl<'i> Checker<'i> {
             // mismatch: handle it alone.
             match memchr::memchr(b'\n', rest) {
                 Some(n) => {
-                    self.route_line(&rest[..=n], origin_at(pos), false);
+                    self.route_line(&rest[..=n], n as u64 + 1, origin_at(pos), false);
                     pos += n + 1;
                 }
                 None => {
-                    self.carry = Some(Carry {
-                        bytes: rest.to_vec(),
+                    let mut carry = Carry {
+                        bytes: Vec::new(),
+                        len: 0,
                         origin: origin_at(pos),
-                    });
+                    };
+                    self.extend_carry(&mut carry, rest);
+                    self.carry = Some(carry);
                     break;
                 }
             }
@@ -289,21 +358,56 @@ impl<'i> Checker<'i> {
     }
 
     /// Ends the stream: a line still torn at the end of the committed stream is checked as
-    /// a fragment (it can never match an input line).
+    /// a fragment (it matches only an input's last line that has no LF).
     pub fn finish(&mut self) {
         if let Some(carry) = self.carry.take() {
-            self.route_line(&carry.bytes, carry.origin, true);
+            self.route_line(&carry.bytes, carry.len, carry.origin, true);
         }
     }
 
-    fn route_line(&mut self, line: &[u8], origin: LineOrigin, torn: bool) {
+    /// Whether key `i`'s whole input is delivered and nothing is wrong, counting a line
+    /// still torn at the end of the stream that is exactly the input's unterminated last
+    /// line (as [`Checker::finish`] would).
+    pub fn complete(&self, i: usize) -> bool {
+        let cursor = &self.cursors[i];
+        match &self.carry {
+            Some(c) if c.bytes.first() == Some(&cursor.key) && cursor.mismatch.is_none() => {
+                c.bytes.len() as u64 == c.len && cursor.input[cursor.next..] == c.bytes[..]
+            }
+            _ => cursor.complete(),
+        }
+    }
+
+    /// Appends `piece` to a carried line, keeping only what could still matter: nothing
+    /// past the key byte for a line of no checked key or of a key already in violation.
+    fn extend_carry(&mut self, carry: &mut Carry, piece: &[u8]) {
+        carry.len += piece.len() as u64;
+        let first = carry.bytes.first().or(piece.first()).copied();
+        let limit = match first.map(|b| self.slots[usize::from(b)]) {
+            Some(slot) if slot != NO_KEY => {
+                let cursor = &mut self.cursors[usize::from(slot)];
+                if cursor.mismatch.is_some() {
+                    1
+                } else {
+                    cursor.keep_limit(carry.len.min(usize::MAX as u64) as usize)
+                }
+            }
+            _ => 1,
+        };
+        let room = limit.saturating_sub(carry.bytes.len());
+        carry
+            .bytes
+            .extend_from_slice(&piece[..room.min(piece.len())]);
+    }
+
+    fn route_line(&mut self, line: &[u8], len: u64, origin: LineOrigin, torn: bool) {
         let slot = self.slots[usize::from(line[0])];
         if slot == NO_KEY {
             self.other_lines += 1;
             return;
         }
         let semantics = self.semantics;
-        self.cursors[usize::from(slot)].check_line(line, origin, torn, semantics);
+        self.cursors[usize::from(slot)].check_line(line, len, origin, torn, semantics);
     }
 }
 
@@ -353,6 +457,58 @@ mod tests {
             .iter()
             .map(|c| (c.verified_bytes(), c.mismatch().cloned()))
             .collect()
+    }
+
+    /// Issue 8.4: a 50 MB line without LF, committed 1 MB at a time, costs memory in
+    /// the chunk's size, not the line's: the carry and the found line keep a prefix.
+    #[test]
+    fn an_endless_line_is_carried_as_a_prefix() {
+        let input = b"A0 one\nA1 two\n";
+        let mut checker = Checker::new(Semantics::ExactlyOnce, &[(b'A', &input[..])]);
+        let chunk = vec![b'x'; 1 << 20];
+        checker.feed(0, 0, b"A0 one\nA1 t");
+        let mut most = 0;
+        for i in 1..=50 {
+            checker.feed(i, 0, &chunk);
+            most = most.max(checker.carry.as_ref().map_or(0, |c| c.bytes.capacity()));
+        }
+        assert!(most <= SHORT_LINE * 2, "the carry held {most} bytes");
+        checker.finish();
+        let m = checker.cursors()[0].mismatch().unwrap();
+        assert_eq!(m.found.len(), KEPT_PREFIX);
+        assert_eq!(m.found_len, 4 + 50 * (1 << 20));
+        assert_eq!(checker.cursors()[0].output_bytes(), 11 + 50 * (1 << 20));
+    }
+
+    /// Issue 8.5: an output that is a byte-exact copy of an input whose last line has no
+    /// LF passes, torn or not across chunks; one byte more or less does not.
+    #[test]
+    fn an_unterminated_last_input_line_is_delivered_by_its_exact_copy() {
+        let input = b"A0 one\nA1 two";
+        for cut in 0..input.len() {
+            let r = run(
+                Semantics::ExactlyOnce,
+                &[(b'A', input)],
+                &[&input[..cut], &input[cut..]],
+            );
+            assert_eq!(r[0], (input.len() as u64, None), "cut at {cut}");
+        }
+        let r = run(
+            Semantics::ExactlyOnce,
+            &[(b'A', input)],
+            &[b"A0 one\nA1 tw"],
+        );
+        assert!(r[0].1.as_ref().unwrap().torn);
+        let r = run(
+            Semantics::ExactlyOnce,
+            &[(b'A', input)],
+            &[b"A0 one\nA1 twoo"],
+        );
+        assert!(r[0].1.is_some());
+        let mut checker = Checker::new(Semantics::ExactlyOnce, &[(b'A', &input[..])]);
+        checker.feed(0, 0, input);
+        assert!(checker.complete(0), "complete before finish, as watch asks");
+        assert!(!checker.cursors()[0].complete());
     }
 
     #[test]

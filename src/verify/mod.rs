@@ -22,7 +22,7 @@ use crate::formats::sinkdir::{discover, SinkDirError};
 pub use checker::{Checker, LineOrigin, Mismatch, Semantics};
 use classify::{classify, line_at, line_number};
 pub use commits::{CommitLog, CommitLogError, Problem, ProblemKind, Severity};
-pub use report::{CommitRef, KeyReport, Report, SinkSummary, Verdict, ViolationReport};
+pub use report::{shown_text, CommitRef, KeyReport, Report, SinkSummary, Verdict, ViolationReport};
 
 /// One key to check and where its input is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,13 +234,17 @@ fn chunk_of<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], i: usize) -> 
 }
 
 /// The lines of `key` in the committed stream after the line that starts at `origin`;
-/// `chunk(i)` gives commit i's readable chunk.
+/// `chunk(i)` gives commit i's readable chunk. A line copied (torn across chunks, or from
+/// an owned chunk) keeps at most `input`'s longest line plus one byte: more could not
+/// change which input line it equals (none).
 fn key_lines_after<'a>(
     log: &CommitLog,
     chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
     key: u8,
+    input: &[u8],
     origin: LineOrigin,
 ) -> Vec<Cow<'a, [u8]>> {
+    let cap = checker::longest_line(input) + 1;
     let mut lines = Vec::new();
     let mut carry: Option<Vec<u8>> = None;
     let mut skip_first = true;
@@ -252,6 +256,10 @@ fn key_lines_after<'a>(
             lines.push(line);
         }
     };
+    let extend = |partial: &mut Vec<u8>, piece: &[u8]| {
+        let room = cap.saturating_sub(partial.len()).min(piece.len());
+        partial.extend_from_slice(&piece[..room]);
+    };
     for i in origin.commit..log.commits.len() {
         let whole = chunk(i);
         let skip = if i == origin.commit {
@@ -260,11 +268,11 @@ fn key_lines_after<'a>(
             0
         };
         let skip = skip.min(whole.len());
-        // Borrowed chunks give borrowed lines; owned chunks give owned lines.
+        // Borrowed chunks give borrowed lines; owned chunks give owned (capped) lines.
         let piece = |from: usize, to: usize| -> Cow<'a, [u8]> {
             match &whole {
                 Cow::Borrowed(b) => Cow::Borrowed(&b[from..to]),
-                Cow::Owned(v) => Cow::Owned(v[from..to].to_vec()),
+                Cow::Owned(v) => Cow::Owned(v[from..to.min(from + cap)].to_vec()),
             }
         };
         let bytes: &[u8] = &whole;
@@ -272,12 +280,12 @@ fn key_lines_after<'a>(
         if let Some(mut partial) = carry.take() {
             match memchr::memchr(b'\n', &bytes[start..]) {
                 None => {
-                    partial.extend_from_slice(&bytes[start..]);
+                    extend(&mut partial, &bytes[start..]);
                     carry = Some(partial);
                     continue;
                 }
                 Some(n) => {
-                    partial.extend_from_slice(&bytes[start..start + n + 1]);
+                    extend(&mut partial, &bytes[start..start + n + 1]);
                     take(Cow::Owned(partial), &mut lines);
                     start += n + 1;
                 }
@@ -288,7 +296,9 @@ fn key_lines_after<'a>(
             start += n + 1;
         }
         if start < bytes.len() {
-            carry = Some(bytes[start..].to_vec());
+            let mut partial = Vec::new();
+            extend(&mut partial, &bytes[start..]);
+            carry = Some(partial);
         }
     }
     if let Some(partial) = carry {
@@ -297,8 +307,9 @@ fn key_lines_after<'a>(
     lines
 }
 
-fn text_of(line: &[u8]) -> String {
-    String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned()
+/// A line's length without its LF.
+fn bytes_of(line: &[u8]) -> u64 {
+    line.strip_suffix(b"\n").unwrap_or(line).len() as u64
 }
 
 /// Builds the report of `checker` after feeding the commits of `log`; `chunk(i)` re-reads
@@ -327,7 +338,7 @@ pub fn build_report<'a>(
         .map(|(k, cursor)| {
             let input = cursor.input();
             let violation = if let Some(m) = cursor.mismatch() {
-                let later = key_lines_after(log, chunk, k.key, m.origin);
+                let later = key_lines_after(log, chunk, k.key, input, m.origin);
                 let c = classify(input, m, plan.semantics, &later);
                 Some(ViolationReport {
                     kind: c.kind,
@@ -335,8 +346,10 @@ pub fn build_report<'a>(
                     key_offset: m.key_offset,
                     input_offset: m.input_offset,
                     input_line: line_number(input, m.input_offset),
-                    expected: line_at(input, m.input_offset).map(text_of),
-                    found: Some(text_of(&m.found)),
+                    expected: line_at(input, m.input_offset).map(shown_text),
+                    expected_bytes: line_at(input, m.input_offset).map(bytes_of),
+                    found: Some(shown_text(&m.found)),
+                    found_bytes: Some(m.found_len - u64::from(!m.torn)),
                     found_input_offset: c.found_at,
                     commit: Some(commit_ref(m.origin)),
                 })
@@ -352,8 +365,10 @@ pub fn build_report<'a>(
                     key_offset: cursor.output_bytes(),
                     input_offset: at,
                     input_line: line_number(input, at),
-                    expected: line_at(input, at).map(text_of),
+                    expected: line_at(input, at).map(shown_text),
+                    expected_bytes: line_at(input, at).map(bytes_of),
                     found: None,
+                    found_bytes: None,
                     found_input_offset: None,
                     commit: None,
                 })

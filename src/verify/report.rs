@@ -62,14 +62,40 @@ pub struct ViolationReport {
     pub input_offset: u64,
     /// 1-based line number of `input_offset` in the input file.
     pub input_line: u64,
-    /// The input line expected (without LF); null when the output went past the input.
+    /// The input line expected (without LF, at most [`SHOWN_BYTES`] of it); null when
+    /// the output went past the input.
     pub expected: Option<String>,
-    /// The output line found (without LF); null when the committed output ended early.
+    /// The expected line's length in bytes, without LF.
+    pub expected_bytes: Option<u64>,
+    /// The output line found (without LF, at most [`SHOWN_BYTES`] of it); null when the
+    /// committed output ended early.
     pub found: Option<String>,
+    /// The found line's length in bytes, without LF.
+    pub found_bytes: Option<u64>,
     /// Where the found line is in the input, when it is an input line.
     pub found_input_offset: Option<u64>,
     /// The commit that carried the found line; null when the output ended early.
     pub commit: Option<CommitRef>,
+}
+
+/// Reports show at most this many bytes of a line (and its length).
+pub const SHOWN_BYTES: usize = 200;
+
+/// At most [`SHOWN_BYTES`] of `line` (without its LF), as text.
+pub fn shown_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    String::from_utf8_lossy(&line[..line.len().min(SHOWN_BYTES)]).into_owned()
+}
+
+/// The human form of a line shown: quoted, with its length when it was cut.
+fn shown_line(text: &Option<String>, bytes: Option<u64>, none: &str) -> String {
+    match (text, bytes) {
+        (Some(t), Some(n)) if n > SHOWN_BYTES as u64 => {
+            format!("{t:?}... ({n} bytes, the first {SHOWN_BYTES} shown)")
+        }
+        (Some(t), _) => format!("{t:?}"),
+        (None, _) => none.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,18 +198,15 @@ impl Report {
                     "      {what}: at input line {} (input offset {}, key output offset {})",
                     v.input_line, v.input_offset, v.key_offset
                 );
-                let show = |s: &Option<String>, none: &str| {
-                    s.as_ref().map_or(none.to_string(), |s| format!("{s:?}"))
-                };
                 let _ = writeln!(
                     out,
                     "      expected: {}",
-                    show(&v.expected, "(end of input)")
+                    shown_line(&v.expected, v.expected_bytes, "(end of input)")
                 );
                 let _ = writeln!(
                     out,
                     "      found:    {}",
-                    show(&v.found, "(end of committed output)")
+                    shown_line(&v.found, v.found_bytes, "(end of committed output)")
                 );
                 match &v.commit {
                     Some(c) if c.txnlog_line == 0 => {

@@ -232,13 +232,22 @@ impl<'i> WatchCore<'i> {
         Ok(((self.log.commits.len() - first) as u64, bytes))
     }
 
-    /// The report of what was verified so far (as `verify` builds it).
+    /// Whether every key's whole input is verified (a line still torn at the end of the
+    /// committed stream counts as `verify` would count it).
+    pub fn complete(&self) -> bool {
+        (0..self.checker.cursors().len()).all(|i| self.checker.complete(i))
+    }
+
+    /// The report of what was verified so far, as `verify` builds it on the committed
+    /// stream as it stands: a line still torn at its end is checked as a fragment.
     pub fn report(&self, plan: &VerifyPlan) -> Report {
+        let mut checker = self.checker.clone();
+        checker.finish();
         build_report(
             plan,
             &self.log,
             &|i| Cow::Owned(self.sink.read_committed(&self.log, i)),
-            &self.checker,
+            &checker,
         )
     }
 }
@@ -483,7 +492,7 @@ impl<'i> Watcher<'i> {
             });
         }
         self.findings.extend(fresh);
-        let complete = self.core.checker.cursors().iter().all(|c| c.complete());
+        let complete = self.core.complete();
         let all_eof = !self.senders.is_empty() && self.senders.iter().all(|s| s.eof);
         let done = match plan.until {
             Until::Complete => complete,
