@@ -323,7 +323,11 @@ pub fn bench_demo(
     Ok(BenchDemoReport {
         keys: plan.keys,
         workers: plan.workers,
-        committed_bytes: outcome.report.sink.committed_bytes,
+        committed_bytes: outcome
+            .report
+            .sink
+            .committed_bytes
+            .min(u128::from(u64::MAX)) as u64,
         commits: outcome.report.sink.commits,
         feeding_s: feeding,
         committed_mb_per_s: outcome.report.sink.committed_bytes as f64 / 1e6 / feeding,

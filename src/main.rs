@@ -837,9 +837,9 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
         Ok(outcome) => {
             let code = outcome.exit_code();
             let mut report = outcome.report;
+            report.findings =
+                Some(serde_json::to_value(&outcome.findings).expect("findings serialize"));
             if json {
-                report.findings =
-                    Some(serde_json::to_value(&outcome.findings).expect("findings serialize"));
                 println!("{}", report.to_json());
             } else {
                 eprintln!();

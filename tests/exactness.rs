@@ -146,3 +146,217 @@ fn an_exact_copy_of_an_input_without_its_final_lf_passes_verify_and_watch() {
     ]);
     assert_eq!(code, 0, "{stdout}");
 }
+
+/// Writes a sink whose two txnlogs commit offsets near 2^64 (their outputs are short).
+fn write_huge_offsets(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, w) in ["initializer", "worker1"].iter().enumerate() {
+        std::fs::write(dir.join(format!("output.{w}")), b"A0 one\n").unwrap();
+        let txn_id = format!("Passthrough-w-{w}-id-1:c_id=1");
+        let end = u64::MAX - i as u64;
+        let time = 1_700_000_000.0 + i as f64;
+        let log = format_record(
+            time,
+            &Record::Phase1Commit {
+                txn_id: txn_id.clone(),
+                where_list: vec![WhereRange {
+                    stream_id: 1,
+                    start: 0,
+                    end,
+                }],
+            },
+        ) + &format_record(
+            time + 0.5,
+            &Record::Phase2Commit {
+                txn_id,
+                offset: end,
+            },
+        );
+        std::fs::write(dir.join(format!("output.{w}.txnlog")), log).unwrap();
+    }
+}
+
+#[test]
+fn committed_byte_counts_near_2_pow_64_do_not_wrap_or_exhaust_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input-file.A.txt");
+    std::fs::write(&input, b"A0 one\n").unwrap();
+    let input = format!("A={}", input.display());
+    let sink = dir.path().join("sink");
+    write_huge_offsets(&sink);
+    let sink = sink.to_str().unwrap();
+    let (code, stdout, stderr) =
+        soakcheck(&["verify", "--sink-dir", sink, "--input", &input, "--json"]);
+    assert_eq!(code, 1, "{stderr}");
+    let total = 2 * u128::from(u64::MAX) - 1;
+    assert!(
+        stdout.contains(&format!("\"committed_bytes\": {total}")),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = soakcheck(&[
+        "watch",
+        "--sink-dir",
+        sink,
+        "--input",
+        &input,
+        "--until",
+        "complete",
+        "--timeout",
+        "10s",
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("committed-data-missing"), "{stdout}");
+}
+
+#[test]
+fn an_output_file_without_a_txnlog_is_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input-file.A.txt");
+    std::fs::write(&input, b"A0 one\n").unwrap();
+    let input = format!("A={}", input.display());
+    let sink = dir.path().join("sink");
+    write_sink(&sink, &[b"A0 one\n"]);
+    std::fs::write(sink.join("output.worker9"), b"A0 one\n").unwrap();
+    // Not outputs: the sink's diagnostic copy and the original verifier's own files.
+    std::fs::write(sink.join("output.worker9.1.diag"), b"x").unwrap();
+    std::fs::write(sink.join("output.concatenated"), b"x").unwrap();
+    let sink = sink.to_str().unwrap();
+    let (code, stdout, _) = soakcheck(&["verify", "--sink-dir", sink, "--input", &input]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(
+        stdout.matches("output-without-txnlog").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("note: output.worker9: output-without-txnlog"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = soakcheck(&[
+        "watch",
+        "--sink-dir",
+        sink,
+        "--input",
+        &input,
+        "--until",
+        "complete",
+        "--timeout",
+        "10s",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("note: output.worker9: output-without-txnlog"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_io_error_is_named_once_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input-file.A.txt");
+    std::fs::write(&input, b"A0 one\n").unwrap();
+    let input = format!("A={}", input.display());
+    let sink = dir.path().join("sink");
+    write_sink(&sink, &[b"A0 one\n"]);
+    std::fs::remove_file(sink.join("output.initializer")).unwrap();
+    std::fs::create_dir(sink.join("output.initializer")).unwrap();
+    let (code, _, stderr) = soakcheck(&[
+        "verify",
+        "--sink-dir",
+        sink.to_str().unwrap(),
+        "--input",
+        &input,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.matches("directory").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&sink.join("output.initializer").display().to_string()),
+        "{stderr}"
+    );
+    // run in a directory where nothing can be created names the path it tried.
+    let (code, _, stderr) = soakcheck(&[
+        "run",
+        "1",
+        "--run-dir",
+        "/proc/self",
+        "--bytes-per-key",
+        "1000",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/proc/self/sink-out: "), "{stderr}");
+}
+
+#[test]
+fn reset_says_when_its_state_file_is_unreadable_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("soakcheck-run.json");
+    std::fs::write(&record, b"{not json").unwrap();
+    let (code, stdout, _) = soakcheck(&["reset", "--run-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("soakcheck-run.json: unreadable"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no recorded process was killed"),
+        "{stdout}"
+    );
+    assert!(
+        record.exists(),
+        "the only record of what may still run is kept"
+    );
+}
+
+#[test]
+fn a_torn_line_joined_with_another_files_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input-file.A.txt"), b"A0 one\nA1 two\n").unwrap();
+    std::fs::write(dir.path().join("input-file.B.txt"), b"B0 one\nB1 two\n").unwrap();
+    let sink = dir.path().join("sink");
+    write_sink(&sink, &[b"A0 one\nA1 two\n"]);
+    // worker1 commits first a torn B line; the initializer's commit (later) continues it.
+    std::fs::rename(sink.join("output.initializer"), sink.join("keep")).unwrap();
+    std::fs::rename(
+        sink.join("output.initializer.txnlog"),
+        sink.join("keep.txnlog"),
+    )
+    .unwrap();
+    let w1 = dir.path().join("w1");
+    write_sink(&w1, &[b"B0 one\nB1 t"]);
+    let text = std::fs::read_to_string(w1.join("output.initializer.txnlog"))
+        .unwrap()
+        .replace("initializer", "worker1")
+        .replace("1700000000.", "1699999999.");
+    std::fs::write(sink.join("output.worker1.txnlog"), text).unwrap();
+    std::fs::copy(w1.join("output.initializer"), sink.join("output.worker1")).unwrap();
+    std::fs::rename(sink.join("keep"), sink.join("output.initializer")).unwrap();
+    std::fs::rename(
+        sink.join("keep.txnlog"),
+        sink.join("output.initializer.txnlog"),
+    )
+    .unwrap();
+    let (code, stdout, _) = soakcheck(&[
+        "verify",
+        "--sink-dir",
+        sink.to_str().unwrap(),
+        "--input-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let b = &v["keys"][1]["violation"];
+    assert_eq!(b["found"], "B1 tA0 one");
+    assert_eq!(b["joined"]["file"], "output.initializer");
+    let note = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "torn-line-joined")
+        .expect("a torn-line-joined note");
+    let detail = note["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("starting 'B'") && detail.contains("starts 'A'"),
+        "{detail}"
+    );
+}

@@ -539,6 +539,20 @@ fn progress_findings_and_eof_success() {
     let doc = watch_json(&a.iter().map(String::as_str).collect::<Vec<_>>(), 1);
     assert_eq!(doc["findings"][0]["kind"], "ack-timeout");
     assert_eq!(doc["findings"][0]["key"], "A");
+    // The human report's last line names the finding, not just "0 of 3 keys failed".
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .env_remove("MULTIPLE_KEYS_LIST")
+        .arg("watch")
+        .args(&a)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        Some("FINDING: ack-timeout (key A); 0 of 3 keys failed, 0 sink problem(s)"),
+        "{stdout}"
+    );
     // A stuck registry: the last N added lines are all closed.
     let d = happy_copy();
     let text: String = (0..3)

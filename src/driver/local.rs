@@ -27,7 +27,8 @@ impl ChildGuard {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)?;
+            .open(log)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", log.display())))?;
         command
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

@@ -151,21 +151,20 @@ fn record_path(run_dir: &Path) -> PathBuf {
 /// recorded start time must match) and deletes the state a run leaves, like `reset.sh`.
 pub fn reset(run_dir: &Path) -> Vec<String> {
     let mut done = Vec::new();
-    if let Ok(bytes) = std::fs::read(record_path(run_dir)) {
-        let started: Vec<Started> = serde_json::from_slice(&bytes).unwrap_or_default();
-        for s in started {
-            if proc_start_time(s.pid) == Some(s.start_time) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(s.pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(s.pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                done.push(format!("killed {} (pid {})", s.component, s.pid));
-            }
-        }
+    let record = record_path(run_dir);
+    let started: Result<Vec<Started>, String> = match std::fs::read(&record) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    };
+    let record_readable = started.is_ok();
+    match started {
+        Ok(started) => done.extend(started.iter().filter_map(kill_recorded)),
+        Err(e) => done.push(format!(
+            "{}: unreadable ({e}): no recorded process was killed; it is kept, check for \
+             leftover components by hand",
+            record.display()
+        )),
     }
     for dir in ["sink-out", "soakcheck-state"] {
         if std::fs::remove_dir_all(run_dir.join(dir)).is_ok() {
@@ -176,13 +175,24 @@ pub fn reset(run_dir: &Path) -> Vec<String> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("wallaroo.")
             || name.starts_with("sender.out.")
-            || name == "soakcheck-run.json"
+            || (name == "soakcheck-run.json" && record_readable)
             || name == "events.jsonl"
         {
             let _ = std::fs::remove_file(entry.path());
         }
     }
     done
+}
+
+/// Kills a recorded process group if it is still the process that was recorded.
+fn kill_recorded(s: &Started) -> Option<String> {
+    if proc_start_time(s.pid) != Some(s.start_time) {
+        return None;
+    }
+    let pid = nix::unistd::Pid::from_raw(s.pid as i32);
+    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    Some(format!("killed {} (pid {})", s.component, s.pid))
 }
 
 fn unix_ms() -> u128 {
@@ -560,8 +570,9 @@ pub fn run(
             prune_rotated(&c);
         }
     }
-    std::fs::create_dir_all(run_dir.join("sink-out"))
-        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let sink_dir = run_dir.join("sink-out");
+    std::fs::create_dir_all(&sink_dir)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", sink_dir.display())))?;
     if p.kind == PresetKind::Demo {
         let keys: Vec<u8> = p.keys.iter().map(|&k| k as u8).collect();
         crate::gen::inputs::generate_inputs(
@@ -866,7 +877,7 @@ pub fn run(
                 text += &format!("  post-mortem bundle: {} (tar xzf it and run soakcheck verify --sink-dir sink-out --input-dir .)\n", bundle.display());
                 postmortem = Some(bundle.display().to_string());
             }
-            Err(e) => text += &format!("  post-mortem bundle failed: {e}\n"),
+            Err(e) => text += &format!("  post-mortem bundle {} failed: {e}\n", bundle.display()),
         }
         text += "  press Ctrl-C (or send SIGTERM) to kill everything and exit.\n";
         let _ = sup.out.write_all(text.as_bytes());

@@ -27,9 +27,30 @@ pub enum SinkDirError {
     NonUtf8Name { path: PathBuf },
 }
 
-/// Lists the output/txnlog pairs of `dir`, sorted by output name (the order the original
-/// tie-breaks commits in).
-pub fn discover(dir: &Path) -> Result<Vec<OutputPair>, SinkDirError> {
+/// What a sink directory holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkListing {
+    /// The output/txnlog pairs, sorted by output name (the order the original tie-breaks
+    /// commits in).
+    pub pairs: Vec<OutputPair>,
+    /// Output files (`output.*`) with no txnlog: nothing of them is committed, so nothing
+    /// of them is checked, which the report says rather than ignore them silently.
+    pub untracked: Vec<String>,
+}
+
+/// Whether `name` is a sink output file's name: `output.<W>` or a renamed
+/// `output.<W>.<T>`, not a txnlog, a sink diagnostic copy or the original verifier's
+/// own files (spec 6.5).
+fn is_output_name(name: &str) -> bool {
+    name.starts_with("output.")
+        && !name.ends_with(".txnlog")
+        && !name.ends_with(".diag")
+        && name != "output.concatenated"
+        && name != "output.concatenated.mapping"
+}
+
+/// Lists the output/txnlog pairs of `dir` and its output files without a txnlog.
+pub fn discover(dir: &Path) -> Result<SinkListing, SinkDirError> {
     let io = |source| SinkDirError::Io {
         path: dir.to_path_buf(),
         source,
@@ -46,6 +67,7 @@ pub fn discover(dir: &Path) -> Result<Vec<OutputPair>, SinkDirError> {
         )));
     }
     let mut pairs = Vec::new();
+    let mut outputs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let file_name = entry.file_name();
@@ -56,6 +78,9 @@ pub fn discover(dir: &Path) -> Result<Vec<OutputPair>, SinkDirError> {
             continue;
         };
         let Some(output_name) = name.strip_suffix(".txnlog") else {
+            if is_output_name(name) {
+                outputs.push(name.to_string());
+            }
             continue;
         };
         if output_name.is_empty() {
@@ -68,5 +93,10 @@ pub fn discover(dir: &Path) -> Result<Vec<OutputPair>, SinkDirError> {
         });
     }
     pairs.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(pairs)
+    let mut untracked: Vec<String> = outputs
+        .into_iter()
+        .filter(|o| !pairs.iter().any(|p| &p.name == o))
+        .collect();
+    untracked.sort();
+    Ok(SinkListing { pairs, untracked })
 }

@@ -64,7 +64,24 @@ pub struct Mismatch {
     /// The line was an unterminated fragment at the end of the committed stream.
     pub torn: bool,
     pub origin: LineOrigin,
+    /// Where the line's rest came from when a later commit's chunk continued it.
+    pub continued: Option<LineOrigin>,
 }
+
+/// A line torn at the end of one commit's chunk and continued by a later commit's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Join {
+    /// Where the torn line starts.
+    pub torn: LineOrigin,
+    /// Where its continuation starts.
+    pub continued: LineOrigin,
+    /// The torn line's first byte, and the continuation's.
+    pub torn_key: u8,
+    pub continued_key: u8,
+}
+
+/// At most this many joins are remembered for the report.
+const JOINS_KEPT: usize = 16;
 
 /// Per-key verification state.
 #[derive(Debug, Clone)]
@@ -197,6 +214,7 @@ impl<'i> KeyCursor<'i> {
             found_len: len,
             torn,
             origin,
+            continued: None,
         });
         self.emitted += len;
     }
@@ -241,6 +259,8 @@ struct Carry {
     bytes: Vec<u8>,
     len: u64,
     origin: LineOrigin,
+    /// Where a later commit's chunk first continued it.
+    continued: Option<LineOrigin>,
 }
 
 const NO_KEY: u8 = u8::MAX;
@@ -255,6 +275,8 @@ pub struct Checker<'i> {
     carry: Option<Carry>,
     /// Lines whose first byte is no checked key (the original's `grep ^K` ignores them).
     other_lines: u64,
+    /// The first [`JOINS_KEPT`] lines continued across commits.
+    joins: Vec<Join>,
 }
 
 impl<'i> Checker<'i> {
@@ -278,7 +300,14 @@ impl<'i> Checker<'i> {
             cursors,
             carry: None,
             other_lines: 0,
+            joins: Vec::new(),
         }
+    }
+
+    /// The first lines that were torn at the end of a commit's chunk and continued by a
+    /// later commit's (the report names those whose two parts are in different files).
+    pub fn joins(&self) -> &[Join] {
+        &self.joins
     }
 
     pub fn semantics(&self) -> Semantics {
@@ -303,6 +332,17 @@ impl<'i> Checker<'i> {
         };
         let mut pos = 0usize;
         if let Some(mut carry) = self.carry.take() {
+            if carry.continued.is_none() && commit != carry.origin.commit && !chunk.is_empty() {
+                carry.continued = Some(origin_at(0));
+                if self.joins.len() < JOINS_KEPT {
+                    self.joins.push(Join {
+                        torn: carry.origin,
+                        continued: origin_at(0),
+                        torn_key: carry.bytes[0],
+                        continued_key: chunk[0],
+                    });
+                }
+            }
             let end = memchr::memchr(b'\n', chunk);
             let piece = end.map_or(chunk, |n| &chunk[..=n]);
             self.extend_carry(&mut carry, piece);
@@ -312,7 +352,7 @@ impl<'i> Checker<'i> {
                     return;
                 }
                 Some(n) => {
-                    self.route_line(&carry.bytes, carry.len, carry.origin, false);
+                    self.route_carry(&carry, false);
                     pos = n + 1;
                 }
             }
@@ -348,6 +388,7 @@ impl<'i> Checker<'i> {
                         bytes: Vec::new(),
                         len: 0,
                         origin: origin_at(pos),
+                        continued: None,
                     };
                     self.extend_carry(&mut carry, rest);
                     self.carry = Some(carry);
@@ -361,7 +402,21 @@ impl<'i> Checker<'i> {
     /// a fragment (it matches only an input's last line that has no LF).
     pub fn finish(&mut self) {
         if let Some(carry) = self.carry.take() {
-            self.route_line(&carry.bytes, carry.len, carry.origin, true);
+            self.route_carry(&carry, true);
+        }
+    }
+
+    /// Checks a carried line, noting in its mismatch (if it makes one) where it was
+    /// continued.
+    fn route_carry(&mut self, carry: &Carry, torn: bool) {
+        self.route_line(&carry.bytes, carry.len, carry.origin, torn);
+        let slot = self.slots[usize::from(carry.bytes[0])];
+        if slot != NO_KEY {
+            if let Some(m) = self.cursors[usize::from(slot)].mismatch.as_mut() {
+                if m.origin == carry.origin {
+                    m.continued = carry.continued;
+                }
+            }
         }
     }
 

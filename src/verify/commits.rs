@@ -60,6 +60,25 @@ pub enum ProblemKind {
     TornTxnlogTail,
     /// `watch` only: a commit arrived after later-timed commits were already checked.
     LateCommit,
+    /// An output file with no txnlog: nothing of it is committed or checked.
+    OutputWithoutTxnlog,
+    /// A line torn at the end of one file's chunk was continued by another file's chunk:
+    /// in commit order the two are one line (which a key's report then names).
+    TornLineJoined,
+}
+
+/// The notes for output files that have no txnlog.
+pub fn untracked_output_notes(untracked: &[String]) -> Vec<Problem> {
+    untracked
+        .iter()
+        .map(|name| Problem {
+            kind: ProblemKind::OutputWithoutTxnlog,
+            severity: Severity::Note,
+            file: name.clone(),
+            line: 0,
+            detail: format!("{name} has no txnlog ({name}.txnlog): none of it is committed, so none of it was checked"),
+        })
+        .collect()
 }
 
 /// Whether a problem fails the check.
@@ -237,9 +256,13 @@ impl CommitLog {
         });
     }
 
-    /// Total bytes carried by all commits.
-    pub fn committed_bytes(&self) -> u64 {
-        self.commits.iter().map(|c| c.end - c.start).sum()
+    /// Total bytes carried by all commits; 128 bits, since each end offset is a txnlog's
+    /// word and several near 2^64 must not wrap to a small total.
+    pub fn committed_bytes(&self) -> u128 {
+        self.commits
+            .iter()
+            .map(|c| u128::from(c.end - c.start))
+            .sum()
     }
 }
 

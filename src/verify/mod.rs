@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::formats::input::{check_lines_start_with_key, discover_keys, input_path, InputError};
 use crate::formats::mapped::{FileBytes, IoMode};
-use crate::formats::sinkdir::{discover, SinkDirError};
+use crate::formats::sinkdir::{discover, SinkDirError, SinkListing};
 pub use checker::{Checker, LineOrigin, Mismatch, Semantics};
 use classify::{classify, line_at, line_number};
 pub use commits::{CommitLog, CommitLogError, Problem, ProblemKind, Severity};
@@ -153,13 +153,15 @@ pub fn select_inputs(
 
 /// Verifies a saved sink directory per `plan`.
 pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
-    let pairs = match &plan.sink_dir {
+    let listing = match &plan.sink_dir {
         Some(dir) => discover(dir)?,
-        None => Vec::new(),
+        None => SinkListing::default(),
     };
     let (sink, inputs) = rayon::join(
         || -> Result<_, VerifyError> {
-            let log = CommitLog::read(&pairs, &plan.plain_outputs)?;
+            let mut log = CommitLog::read(&listing.pairs, &plan.plain_outputs)?;
+            log.problems
+                .extend(commits::untracked_output_notes(&listing.untracked));
             let outputs = open_outputs(&log, plan.io)?;
             Ok((log, outputs))
         },
@@ -307,6 +309,39 @@ fn key_lines_after<'a>(
     lines
 }
 
+/// Notes for lines torn at the end of one output file's chunk and continued by another
+/// file's: the concatenation in commit order glued two workers' data into one line.
+fn join_notes(log: &CommitLog, joins: &[checker::Join]) -> Vec<Problem> {
+    joins
+        .iter()
+        .filter_map(|j| {
+            let (torn, next) = (&log.commits[j.torn.commit], &log.commits[j.continued.commit]);
+            if torn.file == next.file {
+                return None;
+            }
+            let (tf, nf) = (&log.files[torn.file], &log.files[next.file]);
+            Some(Problem {
+                kind: ProblemKind::TornLineJoined,
+                severity: Severity::Note,
+                file: format!("{}.txnlog", tf.name),
+                line: torn.line,
+                detail: format!(
+                    "a line starting {:?} at {} byte {} is torn at the end of {}'s chunk and continued by {} \
+                     ({} byte {}), which starts {:?}: in commit order they are one line",
+                    j.torn_key as char,
+                    tf.name,
+                    j.torn.file_offset,
+                    torn.txn_id,
+                    next.txn_id,
+                    nf.name,
+                    j.continued.file_offset,
+                    j.continued_key as char
+                ),
+            })
+        })
+        .collect()
+}
+
 /// A line's length without its LF.
 fn bytes_of(line: &[u8]) -> u64 {
     line.strip_suffix(b"\n").unwrap_or(line).len() as u64
@@ -352,6 +387,7 @@ pub fn build_report<'a>(
                     found_bytes: Some(m.found_len - u64::from(!m.torn)),
                     found_input_offset: c.found_at,
                     commit: Some(commit_ref(m.origin)),
+                    joined: m.continued.map(commit_ref),
                 })
             } else if plan.expect_complete && !cursor.complete() {
                 // The committed output ended early: everything after it is lost.
@@ -371,6 +407,7 @@ pub fn build_report<'a>(
                     found_bytes: None,
                     found_input_offset: None,
                     commit: None,
+                    joined: None,
                 })
             } else {
                 None
@@ -407,7 +444,12 @@ pub fn build_report<'a>(
         },
         semantics: plan.semantics,
         keys,
-        problems: log.problems.clone(),
+        problems: log
+            .problems
+            .iter()
+            .cloned()
+            .chain(join_notes(log, checker.joins()))
+            .collect(),
         sink: SinkSummary {
             dir: plan.sink_dir.as_ref().map(|d| d.display().to_string()),
             files,

@@ -76,6 +76,10 @@ pub struct ViolationReport {
     pub found_input_offset: Option<u64>,
     /// The commit that carried the found line; null when the output ended early.
     pub commit: Option<CommitRef>,
+    /// The later commit whose chunk continued the found line, when it was torn at the end
+    /// of its own commit's chunk (in commit order, the two parts are one line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<CommitRef>,
 }
 
 /// Reports show at most this many bytes of a line (and its length).
@@ -113,7 +117,7 @@ pub struct SinkSummary {
     pub dir: Option<String>,
     pub files: usize,
     pub commits: u64,
-    pub committed_bytes: u64,
+    pub committed_bytes: u128,
     /// Committed lines whose first byte is no checked key (ignored, as the original does).
     pub other_key_lines: u64,
 }
@@ -225,6 +229,13 @@ impl Report {
                     }
                     None => {}
                 }
+                if let Some(j) = &v.joined {
+                    let _ = writeln!(
+                        out,
+                        "      joined:   the line is torn at the end of that chunk and continued by {} ({} byte {})",
+                        j.txn_id, j.file, j.file_offset
+                    );
+                }
             }
         }
         for p in &self.problems {
@@ -233,11 +244,14 @@ impl Report {
                 Severity::Note => paint("note", "33"),
             };
             let kind = serde_json::to_value(p.kind).expect("kind serializes");
+            let place = if p.line > 0 {
+                format!("{}:{}", p.file, p.line)
+            } else {
+                p.file.clone()
+            };
             let _ = writeln!(
                 out,
-                "{label}: {}:{}: {}: {}",
-                p.file,
-                p.line,
+                "{label}: {place}: {}: {}",
                 kind.as_str().unwrap_or(""),
                 p.detail
             );
@@ -248,17 +262,37 @@ impl Report {
             .iter()
             .filter(|p| p.severity == Severity::Violation)
             .count();
-        let verdict = match self.verdict {
-            Verdict::Ok => paint("OK", "1;32"),
-            _ => paint("VIOLATION", "1;31"),
-        };
-        let _ = writeln!(
-            out,
-            "{verdict}: {} of {} keys failed, {} sink problem(s)",
-            failed_keys,
-            self.keys.len(),
-            failed_problems
+        let counts = format!(
+            "{failed_keys} of {} keys failed, {failed_problems} sink problem(s)",
+            self.keys.len()
         );
+        let _ = match (self.verdict, self.other_findings()) {
+            (Verdict::Ok, _) => writeln!(out, "{}: {counts}", paint("OK", "1;32")),
+            (_, Some(found)) => writeln!(out, "{}: {found}; {counts}", paint("FINDING", "1;31")),
+            (_, None) => writeln!(out, "{}: {counts}", paint("VIOLATION", "1;31")),
+        };
         out
+    }
+
+    /// `watch`'s findings other than a key's violation or a sink problem (an ack
+    /// timeout, a stall, a sink-log error), named with their key, so the last line says
+    /// what stopped it when no key failed.
+    fn other_findings(&self) -> Option<String> {
+        let findings = self.findings.as_ref()?.as_array()?;
+        let mut named: Vec<String> = Vec::new();
+        for f in findings {
+            let kind = f["kind"].as_str().unwrap_or("finding");
+            if matches!(kind, "violation" | "sink-problem") {
+                continue;
+            }
+            let name = match f["key"].as_str() {
+                Some(key) => format!("{kind} (key {key})"),
+                None => kind.to_string(),
+            };
+            if !named.contains(&name) {
+                named.push(name);
+            }
+        }
+        (!named.is_empty()).then(|| named.join(", "))
     }
 }

@@ -26,6 +26,8 @@ use logs::{LogTail, SenderProgress};
 use sink::{SinkTail, SinkTailError};
 
 use crate::formats::mapped::FileBytes;
+use crate::formats::sinkdir::discover;
+use crate::verify::commits::untracked_output_notes;
 use crate::verify::{
     build_report, open_inputs, Checker, CommitLog, Report, Severity, Verdict, VerifyError,
     VerifyPlan,
@@ -243,12 +245,18 @@ impl<'i> WatchCore<'i> {
     pub fn report(&self, plan: &VerifyPlan) -> Report {
         let mut checker = self.checker.clone();
         checker.finish();
-        build_report(
+        let mut report = build_report(
             plan,
             &self.log,
             &|i| Cow::Owned(self.sink.read_committed(&self.log, i)),
             &checker,
-        )
+        );
+        if let Some(Ok(listing)) = plan.sink_dir.as_deref().map(discover) {
+            report
+                .problems
+                .extend(untracked_output_notes(&listing.untracked));
+        }
+        report
     }
 }
 
