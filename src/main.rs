@@ -83,6 +83,10 @@ struct DemoSinkArgs {
     /// Abort-rule path prefix: rules for a worker are read from ABORT_PREFIX.<worker>.
     abort_prefix: PathBuf,
     port: u16,
+    /// The run this component belongs to: it travels in the HELLO cookie and control
+    /// messages, and peers of another run are refused (`run` sets it).
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -130,6 +134,10 @@ struct DemoWorkerArgs {
     inject_after: Option<u64>,
     #[arg(long, value_name = "K")]
     inject_key: Option<String>,
+    /// The run this component belongs to: it travels in the HELLO cookie and control
+    /// messages, and peers of another run are refused (`run` sets it).
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -143,6 +151,10 @@ struct DemoFeedArgs {
     /// At end of file, keep polling for appended lines instead of ending the stream.
     #[arg(long)]
     follow: bool,
+    /// The run this component belongs to: it travels in the HELLO cookie and control
+    /// messages, and peers of another run are refused (`run` sets it).
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -634,6 +646,7 @@ fn run_demo_sink(args: DemoSinkArgs) -> anyhow::Result<()> {
         abort_prefix: args.abort_prefix,
         port: args.port,
         phase1_sleep,
+        run_id: args.run_id,
     })
     .with_context(|| format!("sink on port {}", args.port))
 }
@@ -674,6 +687,7 @@ fn run_demo_worker(args: DemoWorkerArgs) -> anyhow::Result<()> {
         inject,
         control_addr: localhost(args.control_port.unwrap_or(args.control_base)),
         join: args.join,
+        run_id: args.run_id,
     };
     run_worker(config)?;
     Ok(())
@@ -691,6 +705,7 @@ fn run_demo_feed(args: DemoFeedArgs) -> ExitCode {
         rate,
         connect: args.connect,
         follow: args.follow,
+        run_id: args.run_id,
     });
     ExitCode::from(code as u8)
 }
@@ -900,8 +915,8 @@ fn run_run_command(args: RunArgs) -> ExitCode {
         let env: Vec<(String, String)> = std::env::vars().collect();
         let lookup = |name: &str| std::env::var(name).ok();
         let ports = match args.port_base {
-            Some(base) => Ports::from_base(base),
-            None => Ports::from_env(&lookup),
+            Some(base) => Ports::from_base(base)?,
+            None => Ports::from_env(&lookup)?,
         };
         let inject = match (args.inject, &args.inject_key) {
             (Some(kind), Some(k)) => Some((
@@ -922,6 +937,7 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             exe: std::env::current_exe().context("locating the soakcheck binary")?,
             env,
             inject,
+            run_id: Some(soakcheck::driver::run::new_run_id()),
         };
         let progress = if std::io::stdout().is_terminal() {
             ProgressStyle::StatusLine

@@ -274,6 +274,19 @@ struct FakeWorker {
 
 impl FakeWorker {
     fn connect(port: u16, name: &str) -> FakeWorker {
+        let mut w = FakeWorker::open(port);
+        w.send(&Frame::Hello {
+            version: VERSION_SINK.into(),
+            cookie: COOKIE.into(),
+            program: "Passthrough".into(),
+            instance: name.into(),
+        });
+        assert_eq!(w.recv(), Frame::Ok { credits: 500 });
+        w
+    }
+
+    /// A connection to the sink, before any HELLO.
+    fn open(port: u16) -> FakeWorker {
         let deadline = Instant::now() + Duration::from_secs(5);
         let socket = loop {
             match TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))) {
@@ -287,18 +300,10 @@ impl FakeWorker {
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let mut w = FakeWorker {
+        FakeWorker {
             reader: BufReader::new(socket.try_clone().unwrap()),
             writer: socket,
-        };
-        w.send(&Frame::Hello {
-            version: VERSION_SINK.into(),
-            cookie: COOKIE.into(),
-            program: "Passthrough".into(),
-            instance: name.into(),
-        });
-        assert_eq!(w.recv(), Frame::Ok { credits: 500 });
-        w
+        }
     }
     fn send(&mut self, f: &Frame) {
         write_frame(&mut self.writer, &f.encode()).unwrap();
@@ -852,4 +857,102 @@ fn a_following_feed_sends_lines_appended_later() {
         .write_all(b"F3\n")
         .unwrap();
     wait_for(b"F1\nF2\nF3\n");
+}
+
+/// Waits until `path` contains `needle` (a component's log line), or fails.
+fn wait_for_line(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no {needle:?} in:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 8.6: components of different runs never talk. A sink of run r1 refuses a
+/// worker of run r2 with a logged ERROR and goes on serving r1; a worker of r1 refuses a
+/// feed of r2; a worker handed another worker's state refuses it with exit 2.
+#[test]
+fn components_of_another_run_are_refused() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let exe = exe();
+    let sink_port = free_port().unwrap();
+    let mut sink = sink_command(&exe, d, sink_port);
+    sink.args(["--run-id", "r1"]);
+    let _sink = ChildGuard::spawn("sink", sink, &d.join("sink.log")).unwrap();
+    let mut stranger = FakeWorker::open(sink_port);
+    stranger.send(&Frame::Hello {
+        version: VERSION_SINK.into(),
+        cookie: format!("{COOKIE}/r2"),
+        program: "Passthrough".into(),
+        instance: "worker7".into(),
+    });
+    assert!(matches!(stranger.recv(), Frame::Error { message } if message.contains("another run")));
+    let line = wait_for_line(&d.join("sink.log"), "another run");
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        !d.join("output.worker7").exists(),
+        "nothing written for the stranger"
+    );
+    // The sink still serves its own run.
+    let ports = WorkerPorts {
+        source: free_port().unwrap(),
+        external: free_port().unwrap(),
+        control: free_port().unwrap(),
+    };
+    let mut worker = worker_command(
+        &exe,
+        0,
+        1,
+        ports,
+        sink_port,
+        &d.join("state"),
+        Duration::from_millis(50),
+    );
+    worker.args(["--run-id", "r1"]);
+    let _worker = ChildGuard::spawn("worker", worker, &d.join("wallaroo.0")).unwrap();
+    assert!(
+        wait_ready(&[ports], Duration::from_secs(10)),
+        "the run's own worker is served"
+    );
+    // A feed of another run is refused by the worker.
+    std::fs::write(d.join("input-file.A.txt"), b"A1\n").unwrap();
+    let mut feed = feed_command(&exe, &d.join("input-file.A.txt"), 0, ports.source);
+    feed.args(["--run-id", "r2"]);
+    let _feed = ChildGuard::spawn("feed", feed, &d.join("sender.out.A")).unwrap();
+    let line = wait_for_line(&d.join("wallaroo.0"), "refused a source of another run");
+    assert!(line.contains("ERROR"), "{line}");
+    // Another worker handed the initializer's state refuses it, before binding anything.
+    let shared = d.join("shared-state");
+    let owned = soakcheck::demo::state::load_owned(&shared, "initializer", Some("r1")).unwrap();
+    soakcheck::demo::state::store(&shared, &owned).unwrap();
+    let out = assert_cmd::Command::new(&exe)
+        .args([
+            "demo",
+            "worker",
+            "--name",
+            "worker1",
+            "--run-id",
+            "r1",
+            "--state-dir",
+        ])
+        .arg(&shared)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the state of initializer (run r1), not of worker1"),
+        "{stderr}"
+    );
 }

@@ -74,7 +74,9 @@ fn exe() -> std::path::PathBuf {
 fn free_base() -> u16 {
     let start = 20_000 + (std::process::id() % 40) as u16 * 200;
     for base in (start..30_000).step_by(200) {
-        let ports = [0u16, 1, 3, 10, 13, 20, 23, 30, 33, 40, 43, 100];
+        // Every port a run checks: each worker's source and external, control, sink.
+        let mut ports: Vec<u16> = (0..10u16).flat_map(|n| [10 * n, 10 * n + 3]).collect();
+        ports.extend([1, 100]);
         if ports
             .iter()
             .all(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok())
@@ -418,4 +420,119 @@ fn replay_repeats_the_fault_sequence() {
         &original[..],
         "replayed {replayed:?}"
     );
+}
+
+/// Waits until the run dir's record lists `component` (the run is past its start).
+fn wait_recorded(dir: &Path, component: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read(dir.join("soakcheck-run.json")).unwrap_or_default();
+        let v: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
+        if let Some(pid) = v
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["component"] == component))
+            .and_then(|s| s["pid"].as_u64())
+        {
+            return pid as u32;
+        }
+        assert!(Instant::now() < deadline, "{component} never recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 8.6: runs cannot disturb each other. A second run in a live run's dir refuses
+/// (naming the pid) instead of resetting it; a run whose ports are taken refuses before
+/// starting anything (naming the port). The live run is left untouched.
+#[test]
+fn a_second_run_cannot_disturb_a_live_one() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &["1", "--bytes-per-key", "2000000", "--rate", "20000"],
+    );
+    let base = args[args.iter().position(|a| a == "--port-base").unwrap() + 1].clone();
+    let mut first = RunGuard::spawn(&args, dir.path(), Stdio::null());
+    let supervisor = wait_recorded(dir.path(), "soakcheck-run");
+    let sink = wait_recorded(dir.path(), "sink");
+    // Same run dir, other ports.
+    let again = run_args(dir.path(), &["1", "--bytes-per-key", "1000"]);
+    let out = Command::new(exe()).args(&again).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("a live run is recorded"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {supervisor}")), "{stderr}");
+    assert!(alive(sink), "the live run's sink was left alone");
+    // Another run dir, the live run's ports.
+    let other = tempfile::tempdir().unwrap();
+    let mut taken = run_args(other.path(), &["1", "--bytes-per-key", "1000"]);
+    let at = taken.iter().position(|a| a == "--port-base").unwrap() + 1;
+    taken[at] = base.clone();
+    let out = Command::new(exe()).args(&taken).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not free"), "{stderr}");
+    let sink_port = base.parse::<u16>().unwrap() + 100;
+    assert!(
+        stderr.contains(&format!("port {sink_port} (the sink) is not free")),
+        "{stderr}"
+    );
+    assert!(
+        !other.path().join("soakcheck-run.json").exists(),
+        "nothing was started"
+    );
+    assert!(alive(sink), "the live run's sink was left alone");
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "the live run goes on"
+    );
+}
+
+/// Issue 8.6: a component that cannot bind its port is a setup failure (exit 2, naming
+/// it and its log line) at once, not a wait for a cluster that never comes up. The
+/// wallaroo preset runs stand-in programs here: a sink that fails as Python's does on a
+/// taken port, and workers that never become ready.
+#[test]
+fn a_component_that_cannot_bind_is_a_setup_failure() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("wallaroo");
+    let script = |path: &Path, body: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script(
+        &top.join("testing/correctness/tests/aloc_sink/aloc_sink"),
+        "echo 'socket.error: [Errno 98] Address already in use'; exit 1",
+    );
+    let bin = top.join("passthrough");
+    script(&bin, "exec sleep 60");
+    let run_dir = dir.path().join("run");
+    let args = run_args(
+        &run_dir,
+        &["1", "--preset", "wallaroo", "--bytes-per-key", "1000"],
+    );
+    let started = Instant::now();
+    let out = Command::new(exe())
+        .args(&args)
+        .env("WALLAROO_TOP", &top)
+        .env("WALLAROO_BIN", &bin)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("sink exited with status 1 and cannot run: socket.error: [Errno 98] Address already in use"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    for pid in recorded_pids(&run_dir) {
+        assert!(!alive(pid), "pid {pid} left running");
+    }
 }

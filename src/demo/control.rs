@@ -7,7 +7,9 @@
 //! reference, stored durably by the initializer before it answers) and `left`. The
 //! initializer keeps the logical membership (initial workers plus those that joined,
 //! minus those that left) in `members.json` in its state directory, written atomically,
-//! so a crashed worker is still listed and a restarted initializer remembers.
+//! so a crashed worker is still listed and a restarted initializer remembers. Every
+//! message travels in an [`Envelope`] with the sender's run id; the initializer refuses
+//! one from another run.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
@@ -76,18 +78,32 @@ impl Membership {
     }
 }
 
+/// Every control message: the sender's run id and the message itself, so a worker of
+/// another run is refused whatever it asks.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Envelope<T> {
+    #[serde(default)]
+    pub run_id: Option<String>,
+    pub body: T,
+}
+
 /// Sends one control request and waits for OK (whose payload is returned).
 pub fn request(
     addr: SocketAddr,
     id: u16,
+    run_id: Option<&str>,
     payload: &impl serde::Serialize,
 ) -> Result<Vec<u8>, WireError> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let envelope = Envelope {
+        run_id: run_id.map(str::to_string),
+        body: payload,
+    };
     write_message(
         &mut s,
         id,
-        &serde_json::to_vec(payload).expect("serializes"),
+        &serde_json::to_vec(&envelope).expect("serializes"),
     )?;
     match read_message(&mut s)? {
         (OK, body) => Ok(body),

@@ -18,9 +18,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::demo::log::{write_line, Level};
-use crate::wire::connector::{
-    encode_message_into, stream_id_for, Frame, COOKIE, U64MAX, VERSION_SOURCE,
-};
+use crate::wire::connector::{encode_message_into, stream_id_for, Frame, U64MAX, VERSION_SOURCE};
 use crate::wire::{read_frame, write_frame};
 
 #[derive(Debug, Clone)]
@@ -32,6 +30,8 @@ pub struct FeedConfig {
     pub connect: String,
     /// At end of file, keep polling for appended lines instead of ending the stream.
     pub follow: bool,
+    /// The run this feed belongs to: its HELLO cookie carries it (see [`crate::demo`]).
+    pub run_id: Option<String>,
 }
 
 /// Python 2's repr of an int: an `L` suffix from 2**63 on.
@@ -132,7 +132,8 @@ pub fn run_feed(config: FeedConfig) -> i32 {
     };
     let mut target = config.connect.clone();
     println!(
-        "version {VERSION_SOURCE} cookie {COOKIE} program_name celsius at least once instance_name instance host {} delay 0.05",
+        "version {VERSION_SOURCE} cookie {} program_name celsius at least once instance_name instance host {} delay 0.05",
+        crate::demo::run_cookie(config.run_id.as_deref()),
         target.replace(':', " port ")
     );
     let mut limiter = RateLimiter {
@@ -220,7 +221,7 @@ fn session(
     });
     let hello = Frame::Hello {
         version: VERSION_SOURCE.into(),
-        cookie: COOKIE.into(),
+        cookie: crate::demo::run_cookie(config.run_id.as_deref()),
         program: "celsius at least once".into(),
         instance: "instance".into(),
     };

@@ -20,10 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::demo::log::Level;
+use crate::demo::Peer;
 use crate::formats::pyliteral::{self, Value};
 use crate::formats::txnlog::{format_record, read_txnlog, Record, TxnlogTail, WhereRange};
 use crate::plog;
-use crate::wire::connector::{Frame, TwoPc, COOKIE, VERSION_SINK};
+use crate::wire::connector::{Frame, TwoPc, VERSION_SINK};
 use crate::wire::{read_frame, write_frame, WireError};
 
 /// Exit status for protocol violations, as the original's.
@@ -36,6 +37,9 @@ pub struct SinkConfig {
     pub port: u16,
     /// `ALOC_SINK_PHASE1_SLEEP`: delay before every phase-1 reply.
     pub phase1_sleep: Duration,
+    /// The run this sink belongs to (see [`crate::demo`]): a worker of another run is
+    /// refused with an ERROR, and the sink goes on serving its own.
+    pub run_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -259,10 +263,24 @@ impl Connection {
                     instance,
                 } => {
                     plog!(Level::Info, "Got HelloMsg: Hello(version={version:?}, cookie={cookie:?}, program_name={program:?}, instance_name={instance:?})");
-                    if version != VERSION_SINK || cookie != COOKIE {
-                        return Err(End::Fatal(format!(
-                            "Bad HELLO: version {version:?} cookie {cookie:?}"
-                        )));
+                    let expected = crate::demo::run_cookie(self.config.run_id.as_deref());
+                    match crate::demo::peer_of(&expected, &cookie) {
+                        Peer::Ours if version == VERSION_SINK => {}
+                        Peer::OtherRun => {
+                            plog!(
+                                Level::Error,
+                                "refused worker {instance:?} of another run: its cookie is {cookie:?}, this run's is {expected:?}"
+                            );
+                            let _ = self.send(&Frame::Error {
+                                message: "this sink belongs to another run".into(),
+                            });
+                            return Err(End::Closed(format!("worker {instance:?} of another run")));
+                        }
+                        _ => {
+                            return Err(End::Fatal(format!(
+                                "Bad HELLO: version {version:?} cookie {cookie:?}"
+                            )))
+                        }
                     }
                     self.hello(instance)?;
                 }

@@ -29,6 +29,12 @@ pub struct CheckpointState {
     /// Fault injection already done (so a restart does not inject twice).
     #[serde(default)]
     pub injected: bool,
+    /// The worker this state belongs to, and its run: a worker handed another worker's
+    /// (or another run's) state refuses it rather than corrupt both.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub run_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,41 @@ pub enum StateError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{path}: the state of {owner} (run {run}), not of {name} (run {our_run}): give each worker its own --state-dir")]
+    NotOurs {
+        path: PathBuf,
+        owner: String,
+        run: String,
+        name: String,
+        our_run: String,
+    },
+}
+
+/// Loads `name`'s state of run `run_id` from `dir`; refuses the state of another worker
+/// or another run (state written before owners were recorded is taken as ours).
+pub fn load_owned(
+    dir: &Path,
+    name: &str,
+    run_id: Option<&str>,
+) -> Result<CheckpointState, StateError> {
+    let state = load(dir)?;
+    let owner_differs = state.owner.as_deref().is_some_and(|o| o != name);
+    let run_differs = state.owner.is_some() && state.run_id.as_deref() != run_id;
+    if owner_differs || run_differs {
+        let show = |r: Option<&str>| r.unwrap_or("none").to_string();
+        return Err(StateError::NotOurs {
+            path: state_path(dir),
+            owner: show(state.owner.as_deref()),
+            run: show(state.run_id.as_deref()),
+            name: name.to_string(),
+            our_run: show(run_id),
+        });
+    }
+    Ok(CheckpointState {
+        owner: Some(name.to_string()),
+        run_id: run_id.map(str::to_string),
+        ..state
+    })
 }
 
 pub fn state_path(dir: &Path) -> PathBuf {
@@ -104,6 +145,18 @@ mod tests {
         );
         store(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path()).unwrap(), s);
+        // Taken by worker1 of run r1, it is refused to anyone else.
+        let owned = load_owned(dir.path(), "worker1", Some("r1")).unwrap();
+        store(dir.path(), &owned).unwrap();
+        assert!(load_owned(dir.path(), "worker1", Some("r1")).is_ok());
+        for (name, run) in [
+            ("worker2", Some("r1")),
+            ("worker1", Some("r2")),
+            ("worker1", None),
+        ] {
+            let e = load_owned(dir.path(), name, run).unwrap_err().to_string();
+            assert!(e.contains("the state of worker1 (run r1)"), "{e}");
+        }
         assert!(!dir.path().join("checkpoint.json.tmp").exists());
         std::fs::write(state_path(dir.path()), b"{").unwrap();
         assert!(load(dir.path())

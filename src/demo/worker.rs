@@ -33,7 +33,7 @@ use crate::demo::log::Level;
 use crate::demo::state::{self, CheckpointState, StreamState};
 use crate::plog;
 use crate::wire::connector::{
-    encode_message_into, Frame, TwoPc, COOKIE, U64MAX, VERSION_SINK, VERSION_SOURCE,
+    encode_message_into, Frame, TwoPc, U64MAX, VERSION_SINK, VERSION_SOURCE,
 };
 use crate::wire::external::{self, ClusterStatus, ShrinkRequest};
 use crate::wire::{read_frame, write_frame, WireError};
@@ -69,6 +69,9 @@ pub struct WorkerConfig {
     pub control_addr: SocketAddr,
     /// Register as a new member (grow) rather than an initial one.
     pub join: bool,
+    /// The run this worker belongs to (see [`crate::demo`]): peers of another run are
+    /// refused.
+    pub run_id: Option<String>,
 }
 
 /// Worker name for worker number N: `initializer` for 0, `workerN` otherwise.
@@ -180,7 +183,7 @@ impl Core {
         let mut writer = BufWriter::with_capacity(1 << 20, socket);
         let hello = Frame::Hello {
             version: VERSION_SINK.into(),
-            cookie: COOKIE.into(),
+            cookie: crate::demo::run_cookie(self.config.run_id.as_deref()),
             program: "Passthrough".into(),
             instance: self.config.name.clone(),
         };
@@ -511,7 +514,7 @@ impl Worker {
 
 /// Runs the worker until it is killed.
 pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
-    let durable = state::load(&config.state_dir)?;
+    let durable = state::load_owned(&config.state_dir, &config.name, config.run_id.as_deref())?;
     let source_listener =
         TcpListener::bind(config.source_addr).map_err(|source| WorkerError::Bind {
             what: "connector source port",
@@ -573,6 +576,7 @@ pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
         join: config.join,
     };
     let control_addr = config.control_addr;
+    let run_id = config.run_id.clone();
     plog!(
         Level::Info,
         "worker {} starting: sources on {}, external channel on {}, sink at {}, checkpoint {}",
@@ -614,7 +618,12 @@ pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
         // Register with the initializer (retrying until it is up).
         let worker = Arc::clone(&worker);
         std::thread::spawn(move || loop {
-            match control::request(control_addr, control::REGISTER, &registration) {
+            match control::request(
+                control_addr,
+                control::REGISTER,
+                run_id.as_deref(),
+                &registration,
+            ) {
                 Ok(body) => {
                     if let Ok(reply) = serde_json::from_slice::<control::RegisterReply>(&body) {
                         *worker
@@ -716,10 +725,23 @@ fn source_session(
             .and_then(|_| w.flush())
             .map_err(|e| e.to_string())
     };
+    let expected = crate::demo::run_cookie(worker.lock().config.run_id.as_deref());
     match Frame::decode(&read_frame(reader).map_err(|e| e.to_string())?) {
         Ok(Frame::Hello {
             version, cookie, ..
-        }) if version == VERSION_SOURCE && cookie == COOKIE => {}
+        }) if version == VERSION_SOURCE && cookie == expected => {}
+        Ok(Frame::Hello { cookie, .. })
+            if crate::demo::peer_of(&expected, &cookie) == crate::demo::Peer::OtherRun =>
+        {
+            plog!(
+                Level::Error,
+                "refused a source of another run: its cookie is {cookie:?}, this run's is {expected:?}"
+            );
+            reply(&Frame::Error {
+                message: "this worker belongs to another run".into(),
+            })?;
+            return Err(format!("a source of another run ({cookie:?})"));
+        }
         Ok(other) => {
             reply(&Frame::Error {
                 message: "expected HELLO with version 0.0.1 and the cookie".into(),
@@ -989,8 +1011,13 @@ fn leave(worker: &Worker) -> Result<(), String> {
         from: core.config.name.clone(),
         streams: core.durable.streams.clone(),
     };
-    control::request(core.config.control_addr, control::HANDOFF, &handoff)
-        .map_err(|e| format!("handoff: {e}"))?;
+    control::request(
+        core.config.control_addr,
+        control::HANDOFF,
+        core.config.run_id.as_deref(),
+        &handoff,
+    )
+    .map_err(|e| format!("handoff: {e}"))?;
     // From here on, the initializer owns our streams; sources go there.
     core.restart_sources_to(&initializer_source.to_string());
     let name = core.config.name.clone();
@@ -1006,8 +1033,13 @@ fn leave(worker: &Worker) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
         sink.writer.flush().map_err(|e| e.to_string())?;
     }
-    control::request(core.config.control_addr, control::LEFT, &name)
-        .map_err(|e| format!("left: {e}"))?;
+    control::request(
+        core.config.control_addr,
+        control::LEFT,
+        core.config.run_id.as_deref(),
+        &name,
+    )
+    .map_err(|e| format!("left: {e}"))?;
     // Give the sink a moment to rename before our connection closes.
     std::thread::sleep(Duration::from_millis(100));
     Ok(())
@@ -1019,9 +1051,35 @@ fn serve_control(worker: &Worker, mut socket: TcpStream) {
     let Ok((id, payload)) = external::read_message(&mut socket) else {
         return;
     };
-    let result: Result<Vec<u8>, String> = (|| match id {
+    let our_run = worker.lock().config.run_id.clone();
+    let result: Result<Vec<u8>, String> = (|| {
+        let envelope: control::Envelope<serde_json::Value> =
+            serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+        if envelope.run_id != our_run {
+            let why = format!(
+                "refused a control message of another run ({:?}; this run is {our_run:?})",
+                envelope.run_id
+            );
+            plog!(Level::Error, "{why}");
+            return Err(why);
+        }
+        serve_control_message(worker, id, envelope.body)
+    })();
+    let _ = match result {
+        Ok(body) => external::write_message(&mut socket, control::OK, &body),
+        Err(why) => external::write_message(&mut socket, control::FAILED, why.as_bytes()),
+    };
+}
+
+/// Handles one control message of this run.
+fn serve_control_message(
+    worker: &Worker,
+    id: u16,
+    payload: serde_json::Value,
+) -> Result<Vec<u8>, String> {
+    match id {
         control::REGISTER => {
-            let r: Register = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            let r: Register = serde_json::from_value(payload).map_err(|e| e.to_string())?;
             let mut members = worker.members.lock().map_err(|_| "poisoned")?;
             if r.join && !members.names.contains(&r.name) {
                 plog!(Level::Info, "Join {}", r.name);
@@ -1037,7 +1095,7 @@ fn serve_control(worker: &Worker, mut socket: TcpStream) {
             .expect("serializes"))
         }
         control::HANDOFF => {
-            let h: Handoff = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            let h: Handoff = serde_json::from_value(payload).map_err(|e| e.to_string())?;
             let mut core = worker.lock();
             let mut next = core.durable.clone();
             for (id, s) in &h.streams {
@@ -1054,7 +1112,7 @@ fn serve_control(worker: &Worker, mut socket: TcpStream) {
             Ok(Vec::new())
         }
         control::LEFT => {
-            let name: String = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            let name: String = serde_json::from_value(payload).map_err(|e| e.to_string())?;
             let mut members = worker.members.lock().map_err(|_| "poisoned")?;
             members.names.retain(|n| *n != name);
             members.addrs.remove(&name);
@@ -1064,9 +1122,5 @@ fn serve_control(worker: &Worker, mut socket: TcpStream) {
             Ok(Vec::new())
         }
         _ => Err(format!("unknown control message {id}")),
-    })();
-    let _ = match result {
-        Ok(body) => external::write_message(&mut socket, control::OK, &body),
-        Err(why) => external::write_message(&mut socket, control::FAILED, why.as_bytes()),
-    };
+    }
 }

@@ -179,13 +179,18 @@ mod tests {
             .unwrap()
             .trim()
             .to_string();
-        let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        assert!(
-            state
-                .lines()
-                .any(|l| l.starts_with("State:") && l.contains('T')),
-            "{state}"
-        );
+        // SIGSTOP is delivered asynchronously: wait for the state to show it.
+        let stopped = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("State:") && l.contains('T'))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !stopped() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(stopped(), "the process was not stopped");
         d.resume(&c).unwrap();
         d.kill(&c).unwrap();
         std::thread::sleep(Duration::from_millis(100));

@@ -31,26 +31,48 @@ pub struct Ports {
     pub out_port: u16,
 }
 
+/// Worker numbers a run can use: the initial cluster and any worker that grow adds
+/// (`worker1`..`worker9`).
+pub const MAX_WORKERS: usize = 10;
+
+/// A port scheme that does not fit in 16 bits.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {value} is past the last port, 65535 (workers use up to +{span}): choose a lower port base")]
+pub struct PortRangeError {
+    what: &'static str,
+    value: u32,
+    span: u32,
+}
+
 impl Ports {
     /// The defaults of `sample-env-vars.sh`, shifted so that `in_base` is `base`.
-    pub fn from_base(base: u16) -> Ports {
-        Ports {
+    pub fn from_base(base: u16) -> Result<Ports, PortRangeError> {
+        let at = |offset: u32| {
+            u16::try_from(u32::from(base) + offset).map_err(|_| PortRangeError {
+                what: "--port-base",
+                value: u32::from(base) + offset,
+                span: 100,
+            })
+        };
+        let ports = Ports {
             in_base: base,
-            control_base: base + 1,
-            data_base: base + 2,
-            my_external_base: base + 3,
-            my_control_base: base + 4,
-            my_data_base: base + 5,
-            out_port: base + 100,
-        }
+            control_base: at(1)?,
+            data_base: at(2)?,
+            my_external_base: at(3)?,
+            my_control_base: at(4)?,
+            my_data_base: at(5)?,
+            out_port: at(100)?,
+        };
+        ports.validate()?;
+        Ok(ports)
     }
 
     /// From the environment, with `sample-env-vars.sh`'s defaults.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Ports {
-        let d = Ports::from_base(7100);
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Ports, PortRangeError> {
+        let d = Ports::from_base(7100)?;
         let get =
             |name: &str, default: u16| env(name).and_then(|v| v.parse().ok()).unwrap_or(default);
-        Ports {
+        let ports = Ports {
             in_base: get("WALLAROO_IN_BASE", d.in_base),
             control_base: get("WALLAROO_CONTROL_BASE", d.control_base),
             data_base: get("WALLAROO_DATA_BASE", d.data_base),
@@ -58,14 +80,38 @@ impl Ports {
             my_control_base: get("WALLAROO_MY_CONTROL_BASE", d.my_control_base),
             my_data_base: get("WALLAROO_MY_DATA_BASE", d.my_data_base),
             out_port: get("WALLAROO_OUT_PORT", d.out_port),
+        };
+        ports.validate()?;
+        Ok(ports)
+    }
+
+    /// Every per-worker port (base + 10 per worker number) fits for all [`MAX_WORKERS`].
+    fn validate(&self) -> Result<(), PortRangeError> {
+        let span = 10 * (MAX_WORKERS as u32 - 1);
+        for (what, base) in [
+            ("WALLAROO_IN_BASE", self.in_base),
+            ("WALLAROO_MY_EXTERNAL_BASE", self.my_external_base),
+            ("WALLAROO_MY_CONTROL_BASE", self.my_control_base),
+            ("WALLAROO_MY_DATA_BASE", self.my_data_base),
+        ] {
+            let value = u32::from(base) + span;
+            if value > u32::from(u16::MAX) {
+                return Err(PortRangeError { what, value, span });
+            }
         }
+        Ok(())
+    }
+
+    /// `base` + 10 per worker number (validated to fit for every worker a run uses).
+    fn shifted(base: u16, n: usize) -> u16 {
+        u16::try_from(usize::from(base) + 10 * n).unwrap_or(u16::MAX)
     }
 
     pub fn source(&self, n: usize) -> u16 {
-        self.in_base + 10 * n as u16
+        Self::shifted(self.in_base, n)
     }
     pub fn external(&self, n: usize) -> u16 {
-        self.my_external_base + 10 * n as u16
+        Self::shifted(self.my_external_base, n)
     }
 }
 
@@ -85,6 +131,8 @@ pub struct Preset {
     /// `WALLAROO_*` and other variables (wallaroo preset), as the environment has them.
     pub env: Vec<(String, String)>,
     pub inject: Option<(String, u64, char)>,
+    /// The run's identity, handed to every demo component (see [`crate::demo`]).
+    pub run_id: Option<String>,
 }
 
 impl Preset {
@@ -147,6 +195,38 @@ impl Preset {
         self.run_dir.join("soakcheck-state")
     }
 
+    /// Every port the run's components listen on, with what listens there: checked free
+    /// before anything starts, so a second run on the same ports fails at once.
+    pub fn listening_ports(&self) -> Vec<(u16, String)> {
+        let p = &self.ports;
+        let mut ports = vec![
+            (p.out_port, "the sink".to_string()),
+            (
+                p.control_base,
+                "the initializer's control channel".to_string(),
+            ),
+        ];
+        if self.kind == PresetKind::Wallaroo {
+            ports.push((p.data_base, "the initializer's data channel".to_string()));
+        }
+        for n in 0..MAX_WORKERS {
+            let name = crate::demo::worker::worker_name(n);
+            ports.push((p.source(n), format!("{name}'s source port")));
+            ports.push((p.external(n), format!("{name}'s external channel")));
+            if self.kind == PresetKind::Wallaroo && n > 0 {
+                ports.push((
+                    Ports::shifted(p.my_control_base, n),
+                    format!("{name}'s control channel"),
+                ));
+                ports.push((
+                    Ports::shifted(p.my_data_base, n),
+                    format!("{name}'s data channel"),
+                ));
+            }
+        }
+        ports
+    }
+
     /// The command line of `component`; `join` for a worker that joins a running cluster.
     pub fn spec(&self, component: &Component, join: bool) -> LaunchSpec {
         let argv = match self.kind {
@@ -164,6 +244,14 @@ impl Preset {
         }
     }
 
+    /// A demo command line with the run's `--run-id`, when it has one.
+    fn with_run_id(&self, mut argv: Vec<String>) -> Vec<String> {
+        if let Some(id) = &self.run_id {
+            argv.extend(["--run-id".to_string(), id.clone()]);
+        }
+        argv
+    }
+
     fn demo_argv(&self, component: &Component, join: bool) -> Vec<String> {
         let exe = self.exe.display().to_string();
         let p = &self.ports;
@@ -171,14 +259,15 @@ impl Preset {
         match component {
             Component::Sink => {
                 let out = self.run_dir.join("sink-out");
-                vec![
+                let argv = vec![
                     exe,
                     s("demo"),
                     s("sink"),
                     out.join("output").display().to_string(),
                     out.join("abort").display().to_string(),
                     p.out_port.to_string(),
-                ]
+                ];
+                self.with_run_id(argv)
             }
             Component::Worker(n) => {
                 let mut v = vec![
@@ -208,6 +297,7 @@ impl Preset {
                 if join {
                     v.push(s("--join"));
                 }
+                v = self.with_run_id(v);
                 if let Some((kind, after, key)) = &self.inject {
                     let owner = self
                         .keys
@@ -230,7 +320,7 @@ impl Preset {
             Component::Sender(k) => {
                 let i = self.keys.iter().position(|x| x == k).unwrap_or(0);
                 let port = p.source(i % self.workers.max(1));
-                vec![
+                self.with_run_id(vec![
                     exe,
                     s("demo"),
                     s("feed"),
@@ -238,7 +328,7 @@ impl Preset {
                     self.rate.to_string(),
                     s("--connect"),
                     format!("127.0.0.1:{port}"),
-                ]
+                ])
             }
         }
     }
@@ -274,12 +364,12 @@ impl Preset {
                 v
             }
             Component::Worker(n) => {
-                let shift = 10 * *n as u16;
-                let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(p.in_base + shift)];
+                let at = |base: u16| Ports::shifted(base, *n);
+                let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(at(p.in_base))];
                 v.extend(words(self.wallaroo_var("WALLAROO_BASE_ARGS")));
-                v.extend(["--name".into(), format!("worker{n}"), "--external".into(), format!("{host}:{}", p.my_external_base + shift)]);
-                v.extend(["--my-control".into(), format!("{host}:{}", p.my_control_base + shift)]);
-                v.extend(["--my-data".into(), format!("{host}:{}", p.my_data_base + shift)]);
+                v.extend(["--name".into(), format!("worker{n}"), "--external".into(), format!("{host}:{}", at(p.my_external_base))]);
+                v.extend(["--my-control".into(), format!("{host}:{}", at(p.my_control_base))]);
+                v.extend(["--my-data".into(), format!("{host}:{}", at(p.my_data_base))]);
                 if join {
                     v.extend(["--join".into(), self.wallaroo_var("WALLAROO_ARG_CONTROL")]);
                 }
@@ -307,7 +397,7 @@ mod tests {
     fn wallaroo(workers: usize) -> Preset {
         Preset {
             kind: PresetKind::Wallaroo,
-            ports: Ports::from_base(7100),
+            ports: Ports::from_base(7100).unwrap(),
             run_dir: PathBuf::from("/tmp"),
             workers,
             keys: vec!['A', 'B'],
@@ -316,6 +406,7 @@ mod tests {
             exe: PathBuf::from("soakcheck"),
             env: vec![("HOME".into(), "/home/u".into())],
             inject: None,
+            run_id: None,
         }
     }
 
@@ -382,7 +473,7 @@ mod tests {
             "--ponythreads=4"
         );
         let env = |name: &str| (name == "WALLAROO_IN_BASE").then(|| "8100".to_string());
-        assert_eq!(Ports::from_env(&env).in_base, 8100);
-        assert_eq!(Ports::from_env(&env).out_port, 7200);
+        assert_eq!(Ports::from_env(&env).unwrap().in_base, 8100);
+        assert_eq!(Ports::from_env(&env).unwrap().out_port, 7200);
     }
 }

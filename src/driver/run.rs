@@ -143,6 +143,79 @@ pub fn proc_start_time(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// A run's identity: unique per run (process id and start time), so two runs, even with
+/// the same seed, never take each other's components for their own.
+pub fn new_run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{:x}", std::process::id(), nanos)
+}
+
+/// The name the supervisor records itself under, so a second run in the same run dir
+/// sees a live run before any component is up.
+const SUPERVISOR: &str = "soakcheck-run";
+
+/// The recorded processes of `run_dir` that are still the processes recorded.
+fn live_recorded(run_dir: &Path) -> Vec<Started> {
+    std::fs::read(record_path(run_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<Started>>(&b).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| proc_start_time(s.pid) == Some(s.start_time))
+        .collect()
+}
+
+/// Refuses a run dir where a live run is recorded: only `soakcheck reset` kills.
+fn refuse_live_run(run_dir: &Path) -> Result<(), RunError> {
+    let live = live_recorded(run_dir);
+    if live.is_empty() {
+        return Ok(());
+    }
+    let who: Vec<String> = live
+        .iter()
+        .map(|s| format!("{} (pid {})", s.component, s.pid))
+        .collect();
+    Err(RunError::Setup(format!(
+        "{}: a live run is recorded here: {}; stop it, or kill it with `soakcheck reset --run-dir {}`",
+        record_path(run_dir).display(),
+        who.join(", "),
+        run_dir.display()
+    )))
+}
+
+/// Every port the run will listen on must be free now (a second run on the same ports
+/// would otherwise talk to the first run's components).
+fn require_free_ports(preset: &super::preset::Preset) -> Result<(), RunError> {
+    for (port, what) in preset.listening_ports() {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Err(RunError::Setup(format!(
+                "port {port} ({what}) is not free: {e}; another run or program uses it: choose \
+                 another --port-base"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The last line of a component's log, for a setup failure's message.
+fn last_log_line(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut tail = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+        let _ = f.take(4096).read_to_end(&mut tail);
+    }
+    let text = String::from_utf8_lossy(&tail);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(empty log)")
+        .to_string()
+}
+
 fn record_path(run_dir: &Path) -> PathBuf {
     run_dir.join("soakcheck-run.json")
 }
@@ -190,7 +263,10 @@ fn kill_recorded(s: &Started) -> Option<String> {
         return None;
     }
     let pid = nix::unistd::Pid::from_raw(s.pid as i32);
-    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+    // Components lead their own process groups; the supervisor's group is its caller's.
+    if s.component != SUPERVISOR {
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+    }
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     Some(format!("killed {} (pid {})", s.component, s.pid))
 }
@@ -257,13 +333,43 @@ impl Supervisor<'_> {
                     pid,
                     start_time,
                 });
-                let _ =
-                    crate::gen::write_atomically(&record_path(&self.plan.preset.run_dir), |out| {
-                        out.write_all(&serde_json::to_vec(&self.record).expect("serializes"))
-                    });
+                self.write_record();
             }
         }
         Ok(())
+    }
+
+    fn write_record(&self) {
+        let _ = crate::gen::write_atomically(&record_path(&self.plan.preset.run_dir), |out| {
+            out.write_all(&serde_json::to_vec(&self.record).expect("serializes"))
+        });
+    }
+
+    /// A sink or worker that exited by itself because it cannot run (it could not bind
+    /// its port: exit status 2, or "Address already in use" in its log) is a setup
+    /// failure, not something to wait out.
+    fn setup_failure(&mut self) -> Option<RunError> {
+        let system = std::iter::once(Component::Sink)
+            .chain(self.members.iter().map(|&n| Component::Worker(n)))
+            .collect::<Vec<_>>();
+        for c in system {
+            if self.down.contains_key(&c) {
+                continue;
+            }
+            let Some(code) = self.driver.exited(&c) else {
+                continue;
+            };
+            let log = self.plan.preset.log_path(&c);
+            let last = last_log_line(&log);
+            if code == 2 || last.contains("Address already in use") {
+                return Some(RunError::Setup(format!(
+                    "{} exited with status {code} and cannot run: {last} (log {})",
+                    c.name(),
+                    log.display()
+                )));
+            }
+        }
+        None
     }
 
     fn event(&mut self, action: Action, c: &Component) {
@@ -543,6 +649,9 @@ pub fn run(
     let run_dir = &p.run_dir;
     std::fs::create_dir_all(run_dir)
         .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
+    if !plan.scenario.reset_only {
+        refuse_live_run(run_dir)?;
+    }
     for line in reset(run_dir) {
         let _ = writeln!(out, "reset: {line}");
     }
@@ -570,6 +679,7 @@ pub fn run(
             prune_rotated(&c);
         }
     }
+    require_free_ports(p)?;
     let sink_dir = run_dir.join("sink-out");
     std::fs::create_dir_all(&sink_dir)
         .map_err(|e| RunError::Setup(format!("{}: {e}", sink_dir.display())))?;
@@ -626,6 +736,14 @@ pub fn run(
         last_fault: None,
         sender_exits: BTreeMap::new(),
     };
+    if let Some(start_time) = proc_start_time(std::process::id()) {
+        sup.record.push(Started {
+            component: SUPERVISOR.to_string(),
+            pid: std::process::id(),
+            start_time,
+        });
+        sup.write_record();
+    }
     // Start the sink, the cluster, and when it is ready the senders.
     sup.start(&Component::Sink, false)?;
     for n in 0..plan.scenario.workers {
@@ -633,6 +751,10 @@ pub fn run(
     }
     let deadline = Instant::now() + secs(sup.timings.readiness_timeout.max(15.0));
     while !sup.cluster_ready(Duration::from_millis(500)) {
+        if let Some(e) = sup.setup_failure() {
+            stop_all(&mut sup);
+            return Err(e);
+        }
         if Instant::now() > deadline {
             stop_all(&mut sup);
             return Err(RunError::Setup(format!(
@@ -727,6 +849,10 @@ pub fn run(
         if SIGNALS.load(Ordering::SeqCst) > 0 {
             stopped_by_signal = true;
             break;
+        }
+        if let Some(e) = sup.setup_failure() {
+            stop_all(&mut sup);
+            return Err(e);
         }
         let now = Instant::now();
         // Due timers, earliest first.
