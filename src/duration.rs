@@ -22,8 +22,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !value.is_finite() || value < 0.0 {
         return Err(format!("{text:?} is not a duration (e.g. 250ms, 1s, 3m)"));
     }
-    Ok(Duration::from_secs_f64(value * scale))
+    let secs = value * scale;
+    if secs > MAX_SECS {
+        return Err(format!("{text:?} is longer than 100 years"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
+
+/// The longest duration taken: far beyond any soak, and far from overflowing a clock
+/// reading plus the duration.
+const MAX_SECS: f64 = 100.0 * 365.25 * 86400.0;
 
 #[cfg(test)]
 mod tests {
@@ -37,5 +45,7 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1e300s").unwrap_err().contains("100 years"));
+        assert!(parse_duration("99y").is_err());
     }
 }

@@ -398,14 +398,14 @@ enum BenchCommand {
 
 #[derive(Args)]
 struct BenchWatchArgs {
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = key_count)]
     keys: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = worker_count)]
     workers: usize,
     /// Committed bytes to append in all (default 1 GB).
-    #[arg(long, value_name = "N", default_value_t = 1_000_000_000)]
+    #[arg(long, value_name = "N", default_value_t = 1_000_000_000, value_parser = positive_bytes)]
     total_bytes: u64,
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = positive_bytes)]
     commit_bytes: u64,
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -415,11 +415,11 @@ struct BenchWatchArgs {
 
 #[derive(Args)]
 struct BenchDemoArgs {
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = key_count)]
     keys: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = worker_count)]
     workers: usize,
-    #[arg(long, value_name = "N", default_value_t = 4_000_000)]
+    #[arg(long, value_name = "N", default_value_t = 4_000_000, value_parser = positive_bytes)]
     bytes_per_key: u64,
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
     checkpoint_interval: std::time::Duration,
@@ -432,11 +432,11 @@ struct BenchDemoArgs {
 #[derive(Args)]
 struct BenchVerifyArgs {
     /// Number of keys (A, B, ...).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = key_count)]
     keys: usize,
-    #[arg(long, value_name = "N", default_value_t = 4_000_000)]
+    #[arg(long, value_name = "N", default_value_t = 4_000_000, value_parser = positive_bytes)]
     bytes_per_key: u64,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = worker_count)]
     workers: usize,
     /// Timed runs of each command (the median is reported).
     #[arg(long, default_value_t = 7)]
@@ -559,7 +559,39 @@ fn keys_or_default(keys: Option<String>) -> anyhow::Result<Vec<u8>> {
     if keys.is_empty() {
         bail!("no keys given");
     }
+    if let Some(k) = keys
+        .iter()
+        .enumerate()
+        .find_map(|(i, k)| keys[..i].contains(k).then_some(k))
+    {
+        bail!("key {:?} is given twice", *k as char);
+    }
     Ok(keys)
+}
+
+/// A count of keys for the benches: keys are the letters A, B, ... (at most 26).
+fn key_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=26).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?}: expected a key count from 1 to 26")),
+    }
+}
+
+/// A worker count: 1 up to the ten worker slots a run has.
+fn worker_count(text: &str) -> Result<usize, String> {
+    let max = soakcheck::driver::preset::MAX_WORKERS;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?}: expected a worker count from 1 to {max}")),
+    }
+}
+
+/// A byte count of at least one.
+fn positive_bytes(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?}: expected a positive number of bytes")),
+    }
 }
 
 fn run_gen_inputs(args: GenInputsArgs) -> anyhow::Result<()> {
@@ -656,7 +688,12 @@ fn run_demo_worker(args: DemoWorkerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--name {:?}: expected initializer or workerN", args.name))?;
     let port = |base: u16, over: Option<u16>| -> anyhow::Result<u16> {
         over.map_or_else(
-            || base.checked_add(10 * n as u16).context("port out of range"),
+            || {
+                let port = usize::from(base) + 10 * n;
+                u16::try_from(port).map_err(|_| {
+                    anyhow::anyhow!("worker {n} needs port {base} + 10 x {n} = {port}, past 65535")
+                })
+            },
             Ok,
         )
     };

@@ -83,6 +83,18 @@ pub fn worker_name(n: usize) -> String {
     }
 }
 
+/// `payload` with one byte changed (the last before its LF, never the key byte when
+/// there is another): an empty payload becomes one byte.
+fn corrupted(payload: &[u8]) -> Vec<u8> {
+    let mut line = payload.to_vec();
+    let Some(last) = line.len().checked_sub(1) else {
+        return b"#".to_vec();
+    };
+    let at = line.len().saturating_sub(2).max(1).min(last);
+    line[at] = if line[at] == b'0' { b'1' } else { b'0' };
+    line
+}
+
 /// Parses a worker name back to its number.
 pub fn worker_number(name: &str) -> Option<usize> {
     if name == "initializer" {
@@ -325,11 +337,7 @@ impl Core {
                                     *st = InjectState::PendingCommit;
                                 }
                                 InjectKind::Corrupt => {
-                                    let mut line = payload.to_vec();
-                                    let at =
-                                        line.len().saturating_sub(2).max(1).min(line.len() - 1);
-                                    line[at] = if line[at] == b'0' { b'1' } else { b'0' };
-                                    out.push(line);
+                                    out.push(corrupted(payload));
                                     *st = InjectState::PendingCommit;
                                 }
                                 InjectKind::Reorder => {
@@ -1122,5 +1130,18 @@ fn serve_control_message(
             Ok(Vec::new())
         }
         _ => Err(format!("unknown control message {id}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corruption_changes_one_byte_and_survives_empty_payloads() {
+        assert_eq!(corrupted(b""), b"#");
+        assert_eq!(corrupted(b"A"), b"0");
+        assert_eq!(corrupted(b"A1\n"), b"A0\n");
+        assert_eq!(corrupted(b"A0 12\n"), b"A0 10\n");
     }
 }

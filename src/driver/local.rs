@@ -170,8 +170,17 @@ impl ProcessDriver for LocalDriver {
         if self.crashed.remove(component) {
             rotate_log(&spec.log);
         }
-        let mut command = Command::new(&spec.argv[0]);
-        command.args(&spec.argv[1..]);
+        let Some((program, args)) = spec.argv.split_first() else {
+            return Err(DriverError::Start {
+                component: component.name(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "its command line is empty",
+                ),
+            });
+        };
+        let mut command = Command::new(program);
+        command.args(args);
         for (k, v) in &spec.env {
             command.env(k, v);
         }
@@ -239,6 +248,20 @@ impl ProcessDriver for LocalDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_command_line_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = LaunchSpec {
+            argv: vec![],
+            env: vec![],
+            log: dir.path().join("log"),
+        };
+        let e = LocalDriver::new()
+            .start(&Component::Sink, &spec)
+            .unwrap_err();
+        assert!(e.to_string().contains("its command line is empty"), "{e}");
+    }
 
     #[test]
     fn rotated_logs_are_gzipped_and_only_five_are_kept() {

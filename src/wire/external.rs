@@ -73,10 +73,15 @@ pub fn query_cluster_status(
     stream.set_read_timeout(Some(timeout))?;
     write_message(&mut stream, CLUSTER_STATUS_QUERY, &[])?;
     let (id, payload) = read_message(&mut stream)?;
+    decode_status_reply(id, &payload)
+}
+
+/// Decodes the reply to a cluster-status query; None means "not yet initialized".
+pub fn decode_status_reply(id: u16, payload: &[u8]) -> Result<Option<ClusterStatus>, WireError> {
     match id {
         CLUSTER_NOT_INITIALIZED => Ok(None),
         CLUSTER_STATUS_RESPONSE => {
-            serde_json::from_slice(&payload)
+            serde_json::from_slice(payload)
                 .map(Some)
                 .map_err(|e| WireError::Malformed {
                     what: "cluster status",

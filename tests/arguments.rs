@@ -1,0 +1,115 @@
+//! Issue 8.7: bad arguments are a clear exit 2, never a panic: durations past any
+//! clock, repeated keys, zero counts, and port arithmetic past 65535.
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+/// Runs soakcheck; asserts exit 2, no panic, and `expected` in the message.
+fn refused(args: &[&str], expected: &str) {
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .env_remove("MULTIPLE_KEYS_LIST")
+        .args(args)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_message() {
+    refused(
+        &["watch", "--timeout", "1e300s", "--input-dir", "testdata/in"],
+        "longer than 100 years",
+    );
+    refused(
+        &[
+            "watch",
+            "--ack-timeout",
+            "1e18s",
+            "--input-dir",
+            "testdata/in",
+        ],
+        "longer than 100 years",
+    );
+    refused(
+        &["bench", "watch", "--keys", "0"],
+        "expected a key count from 1 to 26",
+    );
+    refused(
+        &["bench", "verify", "--keys", "0"],
+        "expected a key count from 1 to 26",
+    );
+    refused(
+        &["bench", "demo", "--workers", "0"],
+        "expected a worker count from 1 to 10",
+    );
+    refused(
+        &["bench", "watch", "--commit-bytes", "0"],
+        "expected a positive number of bytes",
+    );
+    refused(
+        &[
+            "demo",
+            "worker",
+            "--name",
+            "worker9999",
+            "--state-dir",
+            "/nonexistent/s",
+        ],
+        "past 65535",
+    );
+    refused(
+        &[
+            "demo",
+            "worker",
+            "--name",
+            "worker3",
+            "--in-base",
+            "65530",
+            "--state-dir",
+            "/nonexistent/s",
+        ],
+        "past 65535",
+    );
+}
+
+#[test]
+fn run_refuses_repeated_keys_and_port_bases_past_the_last_port_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().to_str().unwrap();
+    refused(
+        &[
+            "run",
+            "1",
+            "--keys",
+            "A,A",
+            "--run-dir",
+            run_dir,
+            "--bytes-per-key",
+            "1000",
+        ],
+        "key 'A' is given twice",
+    );
+    refused(
+        &[
+            "run",
+            "1",
+            "--port-base",
+            "65500",
+            "--run-dir",
+            run_dir,
+            "--bytes-per-key",
+            "1000",
+        ],
+        "past the last port, 65535",
+    );
+    assert!(
+        !dir.path().join("soakcheck-run.json").exists(),
+        "nothing was started"
+    );
+}
