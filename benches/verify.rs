@@ -13,7 +13,7 @@ use soakcheck::verify::{verify, Checker, Semantics, VerifyPlan};
 
 fn setup(keys: usize, bytes_per_key: u64) -> (tempfile::TempDir, VerifyPlan, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let (plan, summary) = generate_fixture(dir.path(), keys, bytes_per_key, 3).unwrap();
+    let (plan, summary) = generate_fixture(dir.path(), keys, bytes_per_key, 3, 1.5).unwrap();
     (dir, plan, summary.committed_bytes)
 }
 

@@ -384,6 +384,10 @@ struct GenSinkArgs {
     key: Option<String>,
     #[arg(long, value_name = "S", default_value_t = 1)]
     seed: u64,
+    /// The mean number of consecutive lines of one key in a worker's output (real sinks
+    /// interleave their keys every line or two).
+    #[arg(long, value_name = "LINES", default_value_t = soakcheck::gen::sink::REALISTIC_INTERLEAVE)]
+    interleave: f64,
 }
 
 #[derive(Subcommand)]
@@ -618,6 +622,7 @@ fn run_gen_sink(args: GenSinkArgs) -> anyhow::Result<()> {
         workers: args.workers,
         fault,
         seed: args.seed,
+        interleave: args.interleave,
     };
     let summary = generate_sink(&plan)?;
     println!(

@@ -603,7 +603,7 @@ fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
     ));
     // Every txnlog line is a Python literal the original tools can eval.
     let text = std::fs::read_to_string(sink_dir.join("output.initializer.txnlog")).unwrap();
-    if let Ok(out) = std::process::Command::new("python3")
+    match std::process::Command::new("python3")
         .args([
             "-c",
             "import ast,sys\nfor l in open(sys.argv[1]): ast.literal_eval(l)\nprint('ok')",
@@ -611,7 +611,11 @@ fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
         .arg(sink_dir.join("output.initializer.txnlog"))
         .output()
     {
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{text}");
+        Ok(out) => assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{text}"),
+        Err(e) => assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 is needed in CI (scripts/test installs it): {e}"
+        ),
     }
 }
 

@@ -2,7 +2,11 @@
 //! an `aloc_sink` would leave it after a soak, for tests, benches and demos.
 //!
 //! It plays checkpoints over several workers: key i goes to worker i mod W, each worker
-//! writes interleaved runs of its keys' lines and commits them with `1-ok`/`2-ok`. Along
+//! writes interleaved runs of its keys' lines and commits them with `1-ok`/`2-ok`. Run
+//! lengths are geometric with the plan's mean (`--interleave`; 1.5 by default, as real
+//! sinks interleave their keys every line or two), and a run is never followed by
+//! another of the same key while the worker has another key to write, so the mean run
+//! in the output is the one asked for. Along
 //! the way it does what real runs do: phase-2 rollbacks (truncate, re-send), sink crashes
 //! with a pending commit (`connection-closed`, `list-uncommitted [T]`, `2-ok`) and before
 //! a vote (the uncommitted data truncated and re-sent), forced aborts
@@ -40,7 +44,12 @@ pub struct GenSinkPlan {
     pub workers: usize,
     pub fault: Option<(FaultKind, u8)>,
     pub seed: u64,
+    /// The mean number of consecutive lines of one key in a worker's output (>= 1).
+    pub interleave: f64,
 }
+
+/// The mean run length real sinks show: keys interleave every line or two.
+pub const REALISTIC_INTERLEAVE: f64 = 1.5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenSinkSummary {
@@ -68,6 +77,8 @@ pub enum GenSinkError {
     },
     #[error("--workers must be between 1 and 10, not {0}")]
     Workers(usize),
+    #[error("--interleave must be a mean run length of at least 1 line, not {0}")]
+    Interleave(f64),
     #[error("fault key {0:?} is not one of the keys")]
     FaultKey(char),
     #[error("key {key:?}: input {path} has {lines} lines, a {kind:?} fault needs at least 8")]
@@ -95,6 +106,10 @@ struct Worker {
     keys: Vec<usize>,
     active: bool,
     last_txn: Option<String>,
+    /// The key of the last run written, so the next run is another key's, and what is
+    /// left of that run when a commit cut it (it goes on in the next transaction).
+    last_key: Option<usize>,
+    run_left: u64,
 }
 
 /// What happens to one transaction.
@@ -133,6 +148,7 @@ impl Clock {
 }
 
 struct Generator {
+    interleave: f64,
     rng: Rng,
     clock: Clock,
     keys: Vec<KeyFeed>,
@@ -146,6 +162,9 @@ struct Generator {
 pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError> {
     if !(1..=10).contains(&plan.workers) {
         return Err(GenSinkError::Workers(plan.workers));
+    }
+    if !(plan.interleave >= 1.0 && plan.interleave.is_finite()) {
+        return Err(GenSinkError::Interleave(plan.interleave));
     }
     let dir = &plan.sink_dir;
     let werr = |path: &Path| {
@@ -220,9 +239,12 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
             keys: (0..keys.len()).filter(|k| k % plan.workers == w).collect(),
             active: true,
             last_txn: None,
+            last_key: None,
+            run_left: 0,
         });
     }
     let mut generator = Generator {
+        interleave: plan.interleave,
         sink_id: rng.next_u64(),
         clock: Clock {
             now: 1_700_000_000.0 + rng.range(0, 100_000_000) as f64,
@@ -452,10 +474,25 @@ impl Generator {
         Ok(())
     }
 
-    /// Writes about `budget` lines of the worker's keys, in runs of 1 to 64 lines.
+    /// A run length: geometric with mean `interleave` (1 + failures before a success of
+    /// probability 1 / mean).
+    fn run_length(&mut self) -> u64 {
+        let p = 1.0 / self.interleave;
+        if p >= 1.0 {
+            return 1;
+        }
+        // u in (0, 1], so ln(u) is finite.
+        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let u = 1.0 - u;
+        1 + (u.ln() / (1.0 - p).ln()).floor() as u64
+    }
+
+    /// Writes about `budget` lines of the worker's keys, in runs of `run_length` lines,
+    /// each of another key than the run before while there is one.
     fn write_lines(&mut self, w: usize, mut budget: u64, committed: bool) -> std::io::Result<()> {
         while budget > 0 {
-            let open: Vec<usize> = self.workers[w]
+            let last = self.workers[w].last_key;
+            let mut open: Vec<usize> = self.workers[w]
                 .keys
                 .iter()
                 .copied()
@@ -464,8 +501,20 @@ impl Generator {
             if open.is_empty() {
                 break;
             }
-            let k = open[self.rng.range(0, open.len() as u64 - 1) as usize];
-            let run = self.rng.range(1, 64).min(budget);
+            let left = self.workers[w].run_left;
+            let (k, whole_run) = match last {
+                Some(k) if left > 0 && open.contains(&k) => (k, left),
+                _ => {
+                    if open.len() > 1 {
+                        open.retain(|&k| Some(k) != last);
+                    }
+                    let k = open[self.rng.range(0, open.len() as u64 - 1) as usize];
+                    (k, self.run_length())
+                }
+            };
+            let run = whole_run.min(budget);
+            self.workers[w].last_key = Some(k);
+            self.workers[w].run_left = whole_run - run;
             budget -= run;
             let feed = &self.keys[k];
             let mut end = feed.next;
@@ -639,5 +688,85 @@ impl Generator {
             worker.log.flush()?;
         }
         Ok(())
+    }
+}
+
+/// The mean number of consecutive lines of one key in `output` (a worker's output file):
+/// lines divided by runs, a run ending where the next line starts with another byte.
+pub fn mean_run(output: &[u8]) -> f64 {
+    let (mut lines, mut runs, mut previous) = (0u64, 0u64, None);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', output) {
+        let key = output.get(start).copied();
+        if end > start {
+            lines += 1;
+            if key != previous {
+                runs += 1;
+            }
+            previous = key;
+        }
+        start = end + 1;
+    }
+    if runs == 0 {
+        0.0
+    } else {
+        lines as f64 / runs as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::input::input_path;
+    use crate::gen::inputs::{generate_inputs, DataSource};
+
+    /// `--interleave` gives the mean run asked for, and the sink still verifies complete.
+    #[test]
+    fn interleave_sets_the_mean_run_of_lines_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = b"ABCDEF";
+        generate_inputs(
+            keys,
+            200_000,
+            &dir.path().join("in"),
+            &DataSource::Seeded(5),
+        )
+        .unwrap();
+        let inputs: Vec<KeyInput> = keys
+            .iter()
+            .map(|&key| KeyInput {
+                key,
+                path: input_path(&dir.path().join("in"), key),
+            })
+            .collect();
+        for (interleave, low, high) in [(1.5, 1.35, 1.65), (6.0, 5.0, 7.0)] {
+            let sink_dir = dir.path().join(format!("sink-{interleave}"));
+            generate_sink(&GenSinkPlan {
+                inputs: inputs.clone(),
+                sink_dir: sink_dir.clone(),
+                workers: 2,
+                fault: None,
+                seed: 3,
+                interleave,
+            })
+            .unwrap();
+            let output = std::fs::read(sink_dir.join("output.initializer")).unwrap();
+            let mean = mean_run(&output);
+            assert!(
+                (low..=high).contains(&mean),
+                "asked {interleave}, got {mean}"
+            );
+            let report = crate::verify::verify(&crate::verify::VerifyPlan {
+                sink_dir: Some(sink_dir),
+                plain_outputs: vec![],
+                inputs: inputs.clone(),
+                expect_complete: true,
+                semantics: crate::verify::Semantics::ExactlyOnce,
+                io: crate::formats::mapped::IoMode::Mmap,
+            })
+            .unwrap();
+            assert_eq!(report.verdict.exit_code(), 0, "{}", report.to_human(false));
+        }
+        assert_eq!(mean_run(b"A1\nA2\nB1\nA3\n"), 4.0 / 3.0);
     }
 }

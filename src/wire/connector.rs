@@ -380,11 +380,11 @@ impl TwoPc {
             }
             204 => TwoPc::Reply {
                 txn_id: b.text("txn_id")?,
-                commit: b.bool8("commit")?,
+                commit: b.strict_bool8("commit")?,
             },
             205 => TwoPc::Phase2 {
                 txn_id: b.text("txn_id")?,
-                commit: b.bool8("commit")?,
+                commit: b.strict_bool8("commit")?,
             },
             206 => {
                 let rtag = b.u64("rtag")?;
@@ -426,6 +426,21 @@ pub fn stream_id_for(name: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// Found by fuzzing: a REPLY or PHASE2 whose commit byte is neither 0 nor 1 is
+    /// malformed (Python's sink reads only 0x01 as true, Pony any nonzero byte).
+    #[test]
+    fn a_2pc_commit_byte_other_than_0_or_1_is_malformed() {
+        for (tag, byte, ok) in [
+            (204u8, 1u8, true),
+            (205, 0, true),
+            (204, 203, false),
+            (205, 2, false),
+        ] {
+            let payload = [tag, 0, 0, byte];
+            assert_eq!(TwoPc::decode(&payload).is_ok(), ok, "{payload:?}");
+        }
+    }
+
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {

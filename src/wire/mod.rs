@@ -97,6 +97,20 @@ impl<'a> Body<'a> {
     pub(crate) fn bool8(&mut self, field: &str) -> Result<bool, WireError> {
         Ok(self.u8(field)? != 0)
     }
+    /// A bool8 whose readers disagree on bytes other than 0 and 1 (spec 3.7: Python's
+    /// REPLY/PHASE2 reader takes only 0x01 as true, Pony any nonzero byte): anything
+    /// else is malformed, never guessed, since a guess could commit what the original
+    /// sink rolls back.
+    pub(crate) fn strict_bool8(&mut self, field: &str) -> Result<bool, WireError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(WireError::Malformed {
+                what: self.what,
+                detail: format!("{field} is {other}, not 0 or 1"),
+            }),
+        }
+    }
     pub(crate) fn sstr(&mut self, field: &str) -> Result<Vec<u8>, WireError> {
         let n = self.u16(field)? as usize;
         Ok(self.take(n, field)?.to_vec())
