@@ -46,28 +46,80 @@ pub enum InputError {
     },
 }
 
-/// Checks that every line of `bytes` starts with `key` (an empty file is fine).
-pub fn check_lines_start_with_key(path: &Path, key: u8, bytes: &[u8]) -> Result<(), InputError> {
-    let mut start = 0usize;
-    let mut line = 1usize;
-    while start < bytes.len() {
-        if bytes[start] != key {
-            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |n| start + n);
-            let shown = &bytes[start..end.min(start + 60)];
-            return Err(InputError::WrongKey {
-                path: path.to_path_buf(),
-                line,
-                key: key as char,
-                found: String::from_utf8_lossy(shown).into_owned(),
-            });
-        }
-        match memchr::memchr(b'\n', &bytes[start..]) {
-            Some(n) => start += n + 1,
-            None => break,
-        }
-        line += 1;
+/// Checks that every line of `bytes` starts with `key` (an empty file is fine); returns
+/// the number of LFs. This runs on every input while verification goes on, so it is one
+/// pass a word at a time ([`scan_lines`]); lines are counted again only to name a wrong
+/// one.
+pub fn check_lines_start_with_key(path: &Path, key: u8, bytes: &[u8]) -> Result<u64, InputError> {
+    let scan = scan_lines(key, bytes);
+    let Some(start) = scan.first_wrong else {
+        return Ok(scan.lfs);
+    };
+    let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |n| start + n);
+    Err(InputError::WrongKey {
+        path: path.to_path_buf(),
+        line: memchr::memchr_iter(b'\n', &bytes[..start]).count() + 1,
+        key: key as char,
+        found: String::from_utf8_lossy(&bytes[start..end.min(start + 60)]).into_owned(),
+    })
+}
+
+/// A high bit in every byte of `x` that is zero, exactly (no false positives).
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// What one pass over an input finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineScan {
+    /// LF bytes (the input's complete lines).
+    pub lfs: u64,
+    /// The start of the first line whose first byte is not the key.
+    pub first_wrong: Option<usize>,
+}
+
+/// One pass over `bytes`, eight bytes at a time: a LF is a zero byte of `word ^ LF…`
+/// (counted), and it starts a wrong line when the word one byte on is nonzero there
+/// after `^ key…`.
+pub fn scan_lines(key: u8, bytes: &[u8]) -> LineScan {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    if bytes.first().is_some_and(|&b| b != key) {
+        return LineScan {
+            lfs: 0,
+            first_wrong: Some(0),
+        };
     }
-    Ok(())
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let (lf, keys) = (ONES * u64::from(b'\n'), ONES * u64::from(key));
+    let (mut i, mut lfs) = (0, 0u64);
+    while i + 9 <= bytes.len() {
+        let lf_bytes = zero_bytes(word(i) ^ lf);
+        let bad = lf_bytes & !zero_bytes(word(i + 1) ^ keys) & (ONES << 7);
+        if bad != 0 {
+            return LineScan {
+                lfs,
+                first_wrong: Some(i + (bad.trailing_zeros() / 8) as usize + 1),
+            };
+        }
+        lfs += u64::from(lf_bytes.count_ones());
+        i += 8;
+    }
+    for j in i..bytes.len() {
+        if bytes[j] == b'\n' {
+            if bytes.get(j + 1).is_some_and(|&b| b != key) {
+                return LineScan {
+                    lfs,
+                    first_wrong: Some(j + 1),
+                };
+            }
+            lfs += 1;
+        }
+    }
+    LineScan {
+        lfs,
+        first_wrong: None,
+    }
 }
 
 /// Writes `od -x`-style lines, each prefixed with the key byte, from a stream of bytes.
@@ -171,6 +223,30 @@ fn write_address(line: &mut Vec<u8>, address: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_first_line_of_another_key_at_every_position() {
+        let wrong = |bytes: &[u8]| scan_lines(b'A', bytes).first_wrong;
+        for len in 0..40 {
+            let mut bytes: Vec<u8> = (0..len)
+                .map(|i| if i % 5 == 4 { b'\n' } else { b'A' })
+                .collect();
+            assert_eq!(wrong(&bytes), None, "{len}");
+            assert_eq!(scan_lines(b'A', &bytes).lfs, (len / 5) as u64, "{len}");
+            let starts: Vec<usize> = (0..len)
+                .filter(|&i| i == 0 || bytes[i - 1] == b'\n')
+                .collect();
+            for at in starts {
+                let saved = bytes[at];
+                bytes[at] = b'B';
+                assert_eq!(wrong(&bytes), Some(at), "{len} {at}");
+                bytes[at] = saved;
+            }
+        }
+        // A byte that is not a LF never counts as a line end (no false positives).
+        let bytes = b"A\x8a\x0bB\x0aAx\n\x89B";
+        assert_eq!(wrong(bytes), Some(8));
+    }
 
     fn od(key: u8, data: &[u8]) -> String {
         let mut w = OdWriter::new(Vec::new(), key);

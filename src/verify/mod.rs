@@ -165,7 +165,7 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
             let outputs = open_outputs(&log, plan.io)?;
             Ok((log, outputs))
         },
-        || open_inputs(plan),
+        || map_inputs(plan),
     );
     let ((log, outputs), inputs) = (sink?, inputs?);
     let keyed: Vec<(u8, &[u8])> = plan
@@ -175,35 +175,61 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
         .map(|(k, b)| (k.key, &b[..]))
         .collect();
     let mut checker = Checker::new(plan.semantics, &keyed);
-    for (i, commit) in log.commits.iter().enumerate() {
-        let chunk = chunk_of(&log, &outputs, i);
-        if !chunk.is_empty() {
-            checker.feed(i, commit.start, chunk);
-        }
-    }
-    checker.finish();
+    // The inputs' check (every line starts with its key) gates the verdict, not the
+    // feeding: both read every input byte, so they run side by side.
+    let (checked, ()) = rayon::join(
+        || check_inputs(plan, &inputs),
+        || {
+            for (i, commit) in log.commits.iter().enumerate() {
+                let chunk = chunk_of(&log, &outputs, i);
+                if !chunk.is_empty() {
+                    checker.feed(i, commit.start, chunk);
+                }
+            }
+            checker.finish();
+        },
+    );
+    let input_lines = checked?;
     Ok(build_report(
         plan,
         &log,
         &|i| Cow::Borrowed(chunk_of(&log, &outputs, i)),
         &checker,
+        Some(&input_lines),
     ))
 }
 
 /// Maps (or reads) every key's input and checks that its lines start with the key.
 pub fn open_inputs(plan: &VerifyPlan) -> Result<Vec<FileBytes>, VerifyError> {
+    let inputs = map_inputs(plan)?;
+    check_inputs(plan, &inputs)?;
+    Ok(inputs)
+}
+
+/// Maps (or reads) every key's input.
+fn map_inputs(plan: &VerifyPlan) -> Result<Vec<FileBytes>, VerifyError> {
     plan.inputs
         .par_iter()
         .map(|k| {
-            let bytes = FileBytes::open(&k.path, plan.io).map_err(|source| VerifyError::Input {
+            FileBytes::open(&k.path, plan.io).map_err(|source| VerifyError::Input {
                 key: k.key as char,
                 path: k.path.clone(),
                 source,
-            })?;
-            check_lines_start_with_key(&k.path, k.key, &bytes)?;
-            Ok(bytes)
+            })
         })
         .collect()
+}
+
+/// Checks that every line of every input starts with its key: without it, a line of
+/// another key inside an input, echoed in the output, would pass the run comparison.
+/// Returns each input's line (LF) count.
+fn check_inputs(plan: &VerifyPlan, inputs: &[FileBytes]) -> Result<Vec<u64>, VerifyError> {
+    plan.inputs
+        .par_iter()
+        .zip(inputs)
+        .map(|(k, bytes)| check_lines_start_with_key(&k.path, k.key, bytes))
+        .collect::<Result<_, _>>()
+        .map_err(VerifyError::from)
 }
 
 fn open_outputs(log: &CommitLog, io: IoMode) -> Result<Vec<Option<FileBytes>>, VerifyError> {
@@ -348,12 +374,15 @@ fn bytes_of(line: &[u8]) -> u64 {
 }
 
 /// Builds the report of `checker` after feeding the commits of `log`; `chunk(i)` re-reads
-/// commit i's chunk (only for the keys that failed, to classify their violation).
+/// commit i's chunk (only for the keys that failed, to classify their violation);
+/// `input_lines`, when known, are the inputs' line counts (so a key verified to its end
+/// needs no count).
 pub fn build_report<'a>(
     plan: &VerifyPlan,
     log: &CommitLog,
     chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
     checker: &Checker<'_>,
+    input_lines: Option<&[u64]>,
 ) -> Report {
     let commit_ref = |origin: LineOrigin| {
         let commit = &log.commits[origin.commit];
@@ -366,11 +395,25 @@ pub fn build_report<'a>(
             txnlog_line: commit.line,
         }
     };
+    // Counting verified lines reads every verified input byte: one key per core.
+    let verified_lines: Vec<u64> = checker
+        .cursors()
+        .par_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let verified = &c.input()[..c.verified_bytes() as usize];
+            match input_lines {
+                Some(lines) if verified.len() == c.input().len() => lines[i],
+                _ => memchr::memchr_iter(b'\n', verified).count() as u64,
+            }
+        })
+        .collect();
     let keys = plan
         .inputs
         .iter()
         .zip(checker.cursors())
-        .map(|(k, cursor)| {
+        .zip(verified_lines)
+        .map(|((k, cursor), verified_lines)| {
             let input = cursor.input();
             let violation = if let Some(m) = cursor.mismatch() {
                 let later = key_lines_after(log, chunk, k.key, input, m.origin);
@@ -418,8 +461,7 @@ pub fn build_report<'a>(
                 input: k.path.display().to_string(),
                 input_bytes: input.len() as u64,
                 verified_bytes: verified,
-                verified_lines: memchr::memchr_iter(b'\n', &input[..verified as usize]).count()
-                    as u64,
+                verified_lines,
                 output_bytes: cursor.output_bytes(),
                 complete: cursor.complete(),
                 violation,
