@@ -8,6 +8,29 @@ use std::path::Path;
 use assert_cmd::Command;
 use soakcheck::formats::txnlog::{format_record, Record, WhereRange};
 
+/// The `1-ok` and `2-ok` lines of one commit of `worker`'s bytes [`start`, `end`).
+fn commit_records(worker: &str, cid: usize, time: f64, start: u64, end: u64) -> String {
+    let txn_id = format!("Passthrough-w-{worker}-id-1:c_id={cid}");
+    let where_list = vec![WhereRange {
+        stream_id: 1,
+        start,
+        end,
+    }];
+    format_record(
+        time,
+        &Record::Phase1Commit {
+            txn_id: txn_id.clone(),
+            where_list,
+        },
+    ) + &format_record(
+        time + 0.5,
+        &Record::Phase2Commit {
+            txn_id,
+            offset: end,
+        },
+    )
+}
+
 /// Writes a one-worker sink: `output.initializer` holding `chunks` concatenated, each
 /// chunk one commit.
 fn write_sink(dir: &Path, chunks: &[&[u8]]) {
@@ -18,26 +41,7 @@ fn write_sink(dir: &Path, chunks: &[&[u8]]) {
     for (i, chunk) in chunks.iter().enumerate() {
         output.write_all(chunk).unwrap();
         let end = at + chunk.len() as u64;
-        let txn_id = format!("Passthrough-w-initializer-id-1:c_id={i}");
-        let time = 1_700_000_000.0 + i as f64;
-        log += &format_record(
-            time,
-            &Record::Phase1Commit {
-                txn_id: txn_id.clone(),
-                where_list: vec![WhereRange {
-                    stream_id: 1,
-                    start: at,
-                    end,
-                }],
-            },
-        );
-        log += &format_record(
-            time + 0.5,
-            &Record::Phase2Commit {
-                txn_id,
-                offset: end,
-            },
-        );
+        log += &commit_records("initializer", i, 1_700_000_000.0 + i as f64, at, end);
         at = end;
     }
     std::fs::write(dir.join("output.initializer.txnlog"), log).unwrap();
@@ -152,26 +156,8 @@ fn write_huge_offsets(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for (i, w) in ["initializer", "worker1"].iter().enumerate() {
         std::fs::write(dir.join(format!("output.{w}")), b"A0 one\n").unwrap();
-        let txn_id = format!("Passthrough-w-{w}-id-1:c_id=1");
         let end = u64::MAX - i as u64;
-        let time = 1_700_000_000.0 + i as f64;
-        let log = format_record(
-            time,
-            &Record::Phase1Commit {
-                txn_id: txn_id.clone(),
-                where_list: vec![WhereRange {
-                    stream_id: 1,
-                    start: 0,
-                    end,
-                }],
-            },
-        ) + &format_record(
-            time + 0.5,
-            &Record::Phase2Commit {
-                txn_id,
-                offset: end,
-            },
-        );
+        let log = commit_records(w, 1, 1_700_000_000.0 + i as f64, 0, end);
         std::fs::write(dir.join(format!("output.{w}.txnlog")), log).unwrap();
     }
 }

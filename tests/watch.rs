@@ -26,6 +26,15 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// How a record lands in the txnlog.
+#[derive(Clone, Copy)]
+enum Landing {
+    /// In two writes with a pause between, as a slow write lands.
+    Pieces,
+    /// In one write, as fast as the sink can.
+    Whole,
+}
+
 /// One worker's pair of files, written the way the sink writes them.
 struct PairWriter {
     name: String,
@@ -62,39 +71,25 @@ impl PairWriter {
     }
     /// Appends a record in two pieces, as a slow write would land.
     fn record(&self, record: &Record) {
+        self.record_landing(record, Landing::Pieces);
+    }
+    fn record_landing(&self, record: &Record, landing: Landing) {
         let line = format_record(now(), record);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.txnlog())
             .unwrap();
-        let (a, b) = line.as_bytes().split_at(line.len() / 2);
-        f.write_all(a).unwrap();
-        f.flush().unwrap();
-        std::thread::sleep(Duration::from_micros(300));
-        f.write_all(b).unwrap();
-    }
-    /// Appends a record in one write, as fast as the sink can.
-    fn record_whole(&self, record: &Record) {
-        let line = format_record(now(), record);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.txnlog())
-            .unwrap();
-        f.write_all(line.as_bytes()).unwrap();
-    }
-    fn commit_whole(&mut self) {
-        let (txn_id, where_list) = self.txn();
-        self.record_whole(&Record::Phase1Commit {
-            txn_id: txn_id.clone(),
-            where_list,
-        });
-        self.record_whole(&Record::Phase2Commit {
-            txn_id,
-            offset: self.len,
-        });
-        self.committed = self.len;
+        match landing {
+            Landing::Whole => f.write_all(line.as_bytes()).unwrap(),
+            Landing::Pieces => {
+                let (a, b) = line.as_bytes().split_at(line.len() / 2);
+                f.write_all(a).unwrap();
+                f.flush().unwrap();
+                std::thread::sleep(Duration::from_micros(300));
+                f.write_all(b).unwrap();
+            }
+        }
     }
     fn txn(&mut self) -> (String, Vec<WhereRange>) {
         self.cid += 1;
@@ -109,15 +104,24 @@ impl PairWriter {
         )
     }
     fn commit(&mut self) {
+        self.commit_landing(Landing::Pieces);
+    }
+    fn commit_landing(&mut self, landing: Landing) {
         let (txn_id, where_list) = self.txn();
-        self.record(&Record::Phase1Commit {
-            txn_id: txn_id.clone(),
-            where_list,
-        });
-        self.record(&Record::Phase2Commit {
-            txn_id,
-            offset: self.len,
-        });
+        self.record_landing(
+            &Record::Phase1Commit {
+                txn_id: txn_id.clone(),
+                where_list,
+            },
+            landing,
+        );
+        self.record_landing(
+            &Record::Phase2Commit {
+                txn_id,
+                offset: self.len,
+            },
+            landing,
+        );
         self.committed = self.len;
     }
     fn rollback(&mut self) {
@@ -348,7 +352,7 @@ fn alternating_txnlogs_in_time_order_give_no_false_finding_nor_late_commit() {
                             }
                         }
                     }
-                    pair.commit_whole();
+                    pair.commit_landing(Landing::Whole);
                     turn += 1;
                 }
             });
