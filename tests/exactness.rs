@@ -47,6 +47,28 @@ fn write_sink(dir: &Path, chunks: &[&[u8]]) {
     std::fs::write(dir.join("output.initializer.txnlog"), log).unwrap();
 }
 
+/// Writes key A's input under `dir`; returns the `--input` argument naming it.
+fn input_a(dir: &Path, bytes: &[u8]) -> String {
+    let input = dir.join("input-file.A.txt");
+    std::fs::write(&input, bytes).unwrap();
+    format!("A={}", input.display())
+}
+
+/// `watch --until complete` of `sink` against `input` (an `--input` argument).
+fn watch_until_complete(sink: &str, input: &str) -> (i32, String, String) {
+    soakcheck(&[
+        "watch",
+        "--sink-dir",
+        sink,
+        "--input",
+        input,
+        "--until",
+        "complete",
+        "--timeout",
+        "20s",
+    ])
+}
+
 fn soakcheck(args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("soakcheck")
         .unwrap()
@@ -108,9 +130,7 @@ fn a_50_mb_committed_line_is_reported_in_200_bytes_and_its_length() {
 fn an_exact_copy_of_an_input_without_its_final_lf_passes_verify_and_watch() {
     let dir = tempfile::tempdir().unwrap();
     let input_bytes = b"A0 one\nA1 two\nA2 three";
-    let input = dir.path().join("input-file.A.txt");
-    std::fs::write(&input, input_bytes).unwrap();
-    let input = format!("A={}", input.display());
+    let input = input_a(dir.path(), input_bytes);
     // Cut across commits inside the last line, and at its start.
     for cut in [14, 17] {
         let sink = dir.path().join(format!("sink-{cut}"));
@@ -125,17 +145,7 @@ fn an_exact_copy_of_an_input_without_its_final_lf_passes_verify_and_watch() {
             "--expect-complete",
         ]);
         assert_eq!(code, 0, "verify, cut {cut}: {stdout}{stderr}");
-        let (code, stdout, stderr) = soakcheck(&[
-            "watch",
-            "--sink-dir",
-            sink,
-            "--input",
-            &input,
-            "--until",
-            "complete",
-            "--timeout",
-            "20s",
-        ]);
+        let (code, stdout, stderr) = watch_until_complete(sink, &input);
         assert_eq!(code, 0, "watch, cut {cut}: {stdout}{stderr}");
     }
     let plain = dir.path().join("plain");
@@ -165,9 +175,7 @@ fn write_huge_offsets(dir: &Path) {
 #[test]
 fn committed_byte_counts_near_2_pow_64_do_not_wrap_or_exhaust_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("input-file.A.txt");
-    std::fs::write(&input, b"A0 one\n").unwrap();
-    let input = format!("A={}", input.display());
+    let input = input_a(dir.path(), b"A0 one\n");
     let sink = dir.path().join("sink");
     write_huge_offsets(&sink);
     let sink = sink.to_str().unwrap();
@@ -179,17 +187,7 @@ fn committed_byte_counts_near_2_pow_64_do_not_wrap_or_exhaust_memory() {
         stdout.contains(&format!("\"committed_bytes\": {total}")),
         "{stdout}"
     );
-    let (code, stdout, stderr) = soakcheck(&[
-        "watch",
-        "--sink-dir",
-        sink,
-        "--input",
-        &input,
-        "--until",
-        "complete",
-        "--timeout",
-        "10s",
-    ]);
+    let (code, stdout, stderr) = watch_until_complete(sink, &input);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.contains("committed-data-missing"), "{stdout}");
 }
@@ -197,9 +195,7 @@ fn committed_byte_counts_near_2_pow_64_do_not_wrap_or_exhaust_memory() {
 #[test]
 fn an_output_file_without_a_txnlog_is_a_note() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("input-file.A.txt");
-    std::fs::write(&input, b"A0 one\n").unwrap();
-    let input = format!("A={}", input.display());
+    let input = input_a(dir.path(), b"A0 one\n");
     let sink = dir.path().join("sink");
     write_sink(&sink, &[b"A0 one\n"]);
     std::fs::write(sink.join("output.worker9"), b"A0 one\n").unwrap();
@@ -218,17 +214,7 @@ fn an_output_file_without_a_txnlog_is_a_note() {
         stdout.contains("note: output.worker9: output-without-txnlog"),
         "{stdout}"
     );
-    let (code, stdout, _) = soakcheck(&[
-        "watch",
-        "--sink-dir",
-        sink,
-        "--input",
-        &input,
-        "--until",
-        "complete",
-        "--timeout",
-        "10s",
-    ]);
+    let (code, stdout, _) = watch_until_complete(sink, &input);
     assert_eq!(code, 0, "{stdout}");
     assert!(
         stdout.contains("note: output.worker9: output-without-txnlog"),
@@ -239,9 +225,7 @@ fn an_output_file_without_a_txnlog_is_a_note() {
 #[test]
 fn an_io_error_is_named_once_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("input-file.A.txt");
-    std::fs::write(&input, b"A0 one\n").unwrap();
-    let input = format!("A={}", input.display());
+    let input = input_a(dir.path(), b"A0 one\n");
     let sink = dir.path().join("sink");
     write_sink(&sink, &[b"A0 one\n"]);
     std::fs::remove_file(sink.join("output.initializer")).unwrap();
