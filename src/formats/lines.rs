@@ -6,6 +6,28 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+/// What a cursor reads from: a file (by `pread`) or bytes already in memory, so a file
+/// and a byte slice are framed by the same code.
+pub trait ReadAt {
+    /// Reads into `buf` from `offset`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for &[u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let rest = self.get(offset as usize..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+}
+
 /// Why a read stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadEnd {
@@ -63,11 +85,11 @@ impl LineCursor {
     }
 
     /// Reads what `file` gained and calls `each(line number, line)` for every complete
-    /// line, stopping early when it returns false; a partial line longer than `max`
-    /// stops the read with [`ReadEnd::TooLong`].
+    /// line, stopping early when it returns false; a line longer than `max`, complete or
+    /// not, stops the read with [`ReadEnd::TooLong`] (its bytes so far held as partial).
     pub fn read_lines(
         &mut self,
-        file: &File,
+        file: &dyn ReadAt,
         max: usize,
         each: &mut dyn FnMut(usize, &[u8]) -> bool,
     ) -> std::io::Result<ReadEnd> {
@@ -78,7 +100,7 @@ impl LineCursor {
     /// past it the read stops with [`ReadEnd::Budget`] and goes on at the next call.
     pub fn read_lines_upto(
         &mut self,
-        file: &File,
+        file: &dyn ReadAt,
         max: usize,
         budget: u64,
         each: &mut dyn FnMut(usize, &[u8]) -> bool,
@@ -92,7 +114,7 @@ impl LineCursor {
 
     fn read_into(
         &mut self,
-        file: &File,
+        file: &dyn ReadAt,
         max: usize,
         budget: u64,
         each: &mut dyn FnMut(usize, &[u8]) -> bool,
@@ -111,6 +133,12 @@ impl LineCursor {
             let mut chunk = &buf[..n];
             while let Some(end) = memchr::memchr(b'\n', chunk) {
                 self.partial.extend_from_slice(&chunk[..end]);
+                if self.partial.len() > max {
+                    // Its LF is past `read_to()`: after `skip_partial` it ends an empty line.
+                    return Ok(ReadEnd::TooLong {
+                        line: self.line + 1,
+                    });
+                }
                 chunk = &chunk[end + 1..];
                 self.line += 1;
                 self.offset += self.partial.len() as u64 + 1;

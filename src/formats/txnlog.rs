@@ -8,10 +8,9 @@
 //! an error naming the file, line and column. [`format_record`] writes records back in the
 //! exact bytes the original sink writes.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::lines::{LineCursor, ReadEnd};
+use super::lines::{LineCursor, ReadAt, ReadEnd};
 use super::pyliteral::{self, Value};
 use super::regular::open_regular;
 
@@ -135,9 +134,20 @@ pub fn read_txnlog(path: &Path) -> Result<Txnlog, TxnlogError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_from(path, &file)
+}
+
+/// Parses txnlog bytes exactly as [`read_txnlog`] parses a file; `path` is only used in
+/// errors.
+pub fn parse_txnlog(path: &Path, bytes: &[u8]) -> Result<Txnlog, TxnlogError> {
+    parse_from(path, &bytes)
+}
+
+/// The whole txnlog in `source`, framed by the one [`LineCursor`].
+fn parse_from(path: &Path, source: &dyn ReadAt) -> Result<Txnlog, TxnlogError> {
     let mut cursor = LineCursor::default();
     let mut entries = Vec::new();
-    read_records(&mut cursor, &file, path, &mut |entry| entries.push(entry))?;
+    read_records(&mut cursor, source, path, &mut |entry| entries.push(entry))?;
     let torn = cursor.read_to() - cursor.offset();
     Ok(Txnlog {
         entries,
@@ -159,7 +169,7 @@ pub fn read_txnlog(path: &Path) -> Result<Txnlog, TxnlogError> {
 /// not, so no read holds more than that of one line.
 pub fn read_records(
     cursor: &mut LineCursor,
-    file: &File,
+    file: &dyn ReadAt,
     path: &Path,
     each: &mut dyn FnMut(TxnlogEntry),
 ) -> Result<(), TxnlogError> {
@@ -199,53 +209,6 @@ pub fn read_records(
         }),
         ReadEnd::Eof | ReadEnd::Stopped | ReadEnd::Budget => Ok(()),
     }
-}
-
-/// Parses txnlog bytes; `path` is only used in errors.
-pub fn parse_txnlog(path: &Path, bytes: &[u8]) -> Result<Txnlog, TxnlogError> {
-    let mut entries = Vec::new();
-    let mut start = 0usize;
-    let mut line = 0usize;
-    while start < bytes.len() {
-        line += 1;
-        let Some(len) = memchr::memchr(b'\n', &bytes[start..]) else {
-            if bytes.len() - start > MAX_LINE_BYTES {
-                return Err(TxnlogError::LineTooLong {
-                    path: path.to_path_buf(),
-                    line,
-                });
-            }
-            return Ok(Txnlog {
-                entries,
-                tail: TxnlogTail::Torn {
-                    line,
-                    bytes: bytes.len() - start,
-                },
-                complete_bytes: start as u64,
-            });
-        };
-        if len > MAX_LINE_BYTES {
-            return Err(TxnlogError::LineTooLong {
-                path: path.to_path_buf(),
-                line,
-            });
-        }
-        let text = &bytes[start..start + len];
-        let (time, record) = parse_record(text).map_err(|e| TxnlogError::Syntax {
-            path: path.to_path_buf(),
-            line,
-            column: e.column,
-            expected: e.expected,
-            found: e.found,
-        })?;
-        entries.push(TxnlogEntry { line, time, record });
-        start += len + 1;
-    }
-    Ok(Txnlog {
-        entries,
-        tail: TxnlogTail::Complete,
-        complete_bytes: start as u64,
-    })
 }
 
 /// A record-level error with a column (1-based) into the line.
@@ -673,5 +636,19 @@ mod tests {
         text.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
         let err = parse_txnlog(Path::new("t"), &text).unwrap_err();
         assert!(matches!(err, TxnlogError::LineTooLong { line: 1, .. }));
+        // A complete line just over the limit, its LF landing in the read that crosses
+        // it, is refused too (the framing once accepted it).
+        let mut text = b"[1.0, 'list-uncommitted', []]\n[1.0, 'close', '".to_vec();
+        let line_start = text.len() - "[1.0, 'close', '".len();
+        text.extend(std::iter::repeat_n(
+            b'x',
+            MAX_LINE_BYTES + 40 - (text.len() - line_start),
+        ));
+        text.extend_from_slice(b"']\n");
+        let err = parse_txnlog(Path::new("t"), &text).unwrap_err();
+        assert!(
+            matches!(err, TxnlogError::LineTooLong { line: 2, .. }),
+            "{err}"
+        );
     }
 }
