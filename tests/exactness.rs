@@ -275,6 +275,21 @@ fn reset_says_when_its_state_file_is_unreadable_and_keeps_it() {
         record.exists(),
         "the only record of what may still run is kept"
     );
+    // A run in that dir refuses rather than overwrite it.
+    let (code, _, stderr) = soakcheck(&[
+        "run",
+        "1",
+        "--run-dir",
+        dir.path().to_str().unwrap(),
+        "--bytes-per-key",
+        "1000",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("soakcheck-run.json: unreadable"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&record).unwrap(), b"{not json");
 }
 
 #[test]

@@ -156,31 +156,38 @@ pub fn new_run_id() -> String {
 /// sees a live run before any component is up.
 const SUPERVISOR: &str = "soakcheck-run";
 
-/// The recorded processes of `run_dir` that are still the processes recorded.
-fn live_recorded(run_dir: &Path) -> Vec<Started> {
-    std::fs::read(record_path(run_dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Vec<Started>>(&b).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| proc_start_time(s.pid) == Some(s.start_time))
-        .collect()
+/// The processes recorded in `run_dir` (none when there is no record); an error names
+/// why the record cannot be read.
+fn read_record(run_dir: &Path) -> Result<Vec<Started>, String> {
+    match std::fs::read(record_path(run_dir)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-/// Refuses a run dir where a live run is recorded: only `soakcheck reset` kills.
+/// Refuses a run dir where a live run is recorded, or whose record cannot be read (it
+/// may list live processes): only `soakcheck reset` kills, and nothing overwrites it.
 fn refuse_live_run(run_dir: &Path) -> Result<(), RunError> {
-    let live = live_recorded(run_dir);
+    let record = record_path(run_dir);
+    let recorded = read_record(run_dir).map_err(|e| {
+        RunError::Setup(format!(
+            "{}: unreadable ({e}); it may list live processes: check for them, then remove it",
+            record.display()
+        ))
+    })?;
+    let live: Vec<String> = recorded
+        .iter()
+        .filter(|s| proc_start_time(s.pid) == Some(s.start_time))
+        .map(|s| format!("{} (pid {})", s.component, s.pid))
+        .collect();
     if live.is_empty() {
         return Ok(());
     }
-    let who: Vec<String> = live
-        .iter()
-        .map(|s| format!("{} (pid {})", s.component, s.pid))
-        .collect();
     Err(RunError::Setup(format!(
         "{}: a live run is recorded here: {}; stop it, or kill it with `soakcheck reset --run-dir {}`",
-        record_path(run_dir).display(),
-        who.join(", "),
+        record.display(),
+        live.join(", "),
         run_dir.display()
     )))
 }
@@ -225,11 +232,7 @@ fn record_path(run_dir: &Path) -> PathBuf {
 pub fn reset(run_dir: &Path) -> Vec<String> {
     let mut done = Vec::new();
     let record = record_path(run_dir);
-    let started: Result<Vec<Started>, String> = match std::fs::read(&record) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
-    };
+    let started = read_record(run_dir);
     let record_readable = started.is_ok();
     match started {
         Ok(started) => done.extend(started.iter().filter_map(kill_recorded)),
