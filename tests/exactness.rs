@@ -345,3 +345,34 @@ fn a_torn_line_joined_with_another_files_line_is_named() {
         "{detail}"
     );
 }
+
+/// Issue 8.8 moved the input check into the comparison. A line of another key inside an
+/// input is still exit 2 naming its line: echoed in the output (checked by the
+/// comparison, whole or cut anywhere across commits), or past what was delivered
+/// (checked after), or in an input nothing was delivered from.
+#[test]
+fn a_foreign_line_in_an_input_is_exit_2_wherever_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: &[u8] = b"A0 zero\nA1 one\nB2 two\nA3 three\nA4 four\n";
+    let input = input_a(dir.path(), bytes);
+    let delivered_upto = [bytes.len(), 15, 8, 0];
+    for (n, upto) in delivered_upto.into_iter().enumerate() {
+        for cut in [0, 3, 14, 15, 16, 20] {
+            let cut = cut.min(upto);
+            let sink = dir.path().join(format!("sink-{n}-{cut}"));
+            write_sink(&sink, &[&bytes[..cut], &bytes[cut..upto]]);
+            let (code, _, stderr) = soakcheck(&[
+                "verify",
+                "--sink-dir",
+                sink.to_str().unwrap(),
+                "--input",
+                &input,
+            ]);
+            assert_eq!(code, 2, "delivered {upto}, cut {cut}: {stderr}");
+            assert!(
+                stderr.contains("input-file.A.txt:3: expected every line to start with the key byte 'A', found \"B2 two\""),
+                "delivered {upto}, cut {cut}: {stderr}"
+            );
+        }
+    }
+}

@@ -52,16 +52,22 @@ pub enum InputError {
 /// one.
 pub fn check_lines_start_with_key(path: &Path, key: u8, bytes: &[u8]) -> Result<u64, InputError> {
     let scan = scan_lines(key, bytes);
-    let Some(start) = scan.first_wrong else {
-        return Ok(scan.lfs);
-    };
+    match scan.first_wrong {
+        None => Ok(scan.lfs),
+        Some(start) => Err(wrong_key(path, key, bytes, start)),
+    }
+}
+
+/// The error for the line of `bytes` (the input at `path`) that starts at `start` and
+/// does not start with `key`: its line number and its first bytes.
+pub fn wrong_key(path: &Path, key: u8, bytes: &[u8], start: usize) -> InputError {
     let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |n| start + n);
-    Err(InputError::WrongKey {
+    InputError::WrongKey {
         path: path.to_path_buf(),
         line: memchr::memchr_iter(b'\n', &bytes[..start]).count() + 1,
         key: key as char,
         found: String::from_utf8_lossy(&bytes[start..end.min(start + 60)]).into_owned(),
-    })
+    }
 }
 
 /// What one pass over an input finds.

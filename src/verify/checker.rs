@@ -15,6 +15,7 @@
 //! nothing is buffered but a line torn across chunks.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// What the checked system promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -94,12 +95,43 @@ pub struct KeyCursor<'i> {
     delivered: usize,
     /// Bytes of this key's output stream seen so far.
     emitted: u64,
+    /// LFs in the input before `delivered`.
+    lines: u64,
+    /// The start of the first input line found not to start with the key.
+    wrong_line: Option<usize>,
     mismatch: Option<Mismatch>,
     /// Line -> input offsets, built on the first replay (at-least-once only).
     replay_index: Option<HashMap<&'i [u8], Vec<usize>>>,
     /// The longest input line (LF included), measured the first time a line longer than
     /// [`SHORT_LINE`] has to be kept.
     longest_line: Option<usize>,
+    /// Where the cursor started (see [`Checker::resuming`]).
+    anchor: Anchor,
+}
+
+/// Why [`Checker::join`] could not prove two halves equal to one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefused {
+    #[error("a line is torn across the two halves")]
+    LineTornAcross,
+    #[error("at-least-once replays can reach back into the first half")]
+    AtLeastOnce,
+    #[error("key {:?} resumed elsewhere than where its first half ended", *.0 as char)]
+    PlacedElsewhere(u8),
+}
+
+/// Where a cursor's checking started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    /// At the input's start: the checker sees the stream from its beginning.
+    Start,
+    /// Not yet known: the checker sees the stream from a midpoint, and the key's first
+    /// line there will be looked for near this input offset.
+    Pending { guess: usize },
+    /// At this input offset, where the key's first line there was found.
+    Found(usize),
+    /// The key's first line there is nowhere in the input.
+    Lost,
 }
 
 /// Lines up to this long are kept whole without measuring the input's longest line.
@@ -116,9 +148,38 @@ impl<'i> KeyCursor<'i> {
             next: 0,
             delivered: 0,
             emitted: 0,
+            lines: 0,
+            wrong_line: None,
             mismatch: None,
             replay_index: None,
             longest_line: None,
+            anchor: Anchor::Start,
+        }
+    }
+
+    /// A pending cursor waits at the input's end, so that the fast path, which compares
+    /// with nothing there, hands its first line to [`Self::check_line`].
+    fn pending(key: u8, input: &'i [u8], guess: usize) -> Self {
+        let end = input.len();
+        KeyCursor {
+            next: end,
+            delivered: end,
+            anchor: Anchor::Pending {
+                guess: guess.min(end),
+            },
+            ..KeyCursor::new(key, input)
+        }
+    }
+
+    /// Places a pending cursor at the occurrence of its first line nearest its guess.
+    fn place(&mut self, line: &[u8], guess: usize) {
+        match find_line_near(self.input, line, guess) {
+            Some(at) => {
+                self.next = at;
+                self.delivered = at;
+                self.anchor = Anchor::Found(at);
+            }
+            None => self.anchor = Anchor::Lost,
         }
     }
 
@@ -161,10 +222,63 @@ impl<'i> KeyCursor<'i> {
         self.mismatch.is_none() && self.delivered == self.input.len()
     }
 
-    fn advance(&mut self, bytes: usize) {
+    /// Complete input lines (LFs) delivered so far.
+    pub fn verified_lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// The start of the first line of the input that does not start with the key. The
+    /// comparison checked every line start it passed, so every line before
+    /// `verified_bytes()` was checked; only the rest of the input is read here (nothing,
+    /// once the whole input is delivered).
+    pub fn first_wrong_line(&self) -> Option<usize> {
+        self.wrong_line.or_else(|| {
+            let from = self.delivered;
+            let scan = crate::formats::input::scan_lines(self.key, &self.input[from..]);
+            scan.first_wrong.map(|at| from + at)
+        })
+    }
+
+    /// Continues this cursor (of the first part of a stream) with `later`, placed where
+    /// it ended (see [`Checker::join`]).
+    fn join(&mut self, later: KeyCursor<'i>) {
+        let first_emitted = self.emitted;
+        self.emitted += later.emitted;
+        if self.mismatch.is_some() || matches!(later.anchor, Anchor::Pending { .. }) {
+            return;
+        }
+        self.next = later.next;
+        self.delivered = later.delivered;
+        self.lines += later.lines;
+        self.wrong_line = self.wrong_line.or(later.wrong_line);
+        self.mismatch = later.mismatch.map(|m| Mismatch {
+            key_offset: first_emitted + m.key_offset,
+            ..m
+        });
+        self.longest_line = self.longest_line.or(later.longest_line);
+    }
+
+    /// Moves the cursor `bytes` on; `lfs` of them are LFs.
+    fn advance(&mut self, bytes: usize, lfs: u64) {
+        let from = self.next;
         self.next += bytes;
         self.emitted += bytes as u64;
-        self.delivered = self.delivered.max(self.next);
+        self.deliver(from, lfs);
+    }
+
+    /// Raises the delivered high water to `next`, which was reached by matching the input
+    /// from `from` on, with `lfs` LFs in between.
+    fn deliver(&mut self, from: usize, lfs: u64) {
+        if self.next <= self.delivered {
+            return;
+        }
+        self.lines += if from >= self.delivered {
+            lfs
+        } else {
+            // After an at-least-once replay: count only what is new.
+            memchr::memchr_iter(b'\n', &self.input[self.delivered..self.next]).count() as u64
+        };
+        self.delivered = self.next;
     }
 
     /// Checks one complete line (or a torn fragment) against the input at the cursor;
@@ -182,6 +296,9 @@ impl<'i> KeyCursor<'i> {
             self.emitted += len;
             return;
         }
+        if let Anchor::Pending { guess } = self.anchor {
+            self.place(line, guess);
+        }
         let whole = line.len() as u64 == len;
         let rest = &self.input[self.next..];
         let matches = if torn {
@@ -192,13 +309,13 @@ impl<'i> KeyCursor<'i> {
             rest.starts_with(line) && line.last() == Some(&b'\n')
         };
         if whole && matches {
-            self.advance(line.len());
+            self.advance(line.len(), u64::from(!torn));
             return;
         }
         if semantics == Semantics::AtLeastOnce && !torn && whole {
             if let Some(offset) = self.replay_target(line) {
                 self.next = offset + line.len();
-                self.delivered = self.delivered.max(self.next);
+                self.deliver(offset, 1);
                 self.emitted += len;
                 return;
             }
@@ -227,6 +344,29 @@ impl<'i> KeyCursor<'i> {
         let offsets = index.get(line)?;
         let limit = self.delivered;
         offsets.iter().rev().copied().find(|&o| o <= limit)
+    }
+}
+
+/// The line start in `input` nearest `guess` where `line` occurs, looked for in windows
+/// around the guess that grow fourfold until they cover the input.
+fn find_line_near(input: &[u8], line: &[u8], guess: usize) -> Option<usize> {
+    let finder = memchr::memmem::Finder::new(line);
+    let mut radius = 4096usize;
+    loop {
+        let low = guess.saturating_sub(radius);
+        let high = guess
+            .saturating_add(radius)
+            .saturating_add(line.len())
+            .min(input.len());
+        let nearest = finder
+            .find_iter(&input[low..high])
+            .map(|p| low + p)
+            .filter(|&p| p == 0 || input[p - 1] == b'\n')
+            .min_by_key(|&p| p.abs_diff(guess));
+        if nearest.is_some() || (low == 0 && high == input.len()) {
+            return nearest;
+        }
+        radius = radius.saturating_mul(4);
     }
 }
 
@@ -363,7 +503,11 @@ impl<'i> Checker<'i> {
             if slot != NO_KEY && self.cursors[usize::from(slot)].mismatch.is_none() {
                 let cursor = &mut self.cursors[usize::from(slot)];
                 let expected = &cursor.input[cursor.next..];
-                let matched = common_prefix_len(rest, expected);
+                let stretch = compare_stretch(rest, expected, cursor.key);
+                if let Some(wrong) = stretch.wrong_line {
+                    cursor.wrong_line.get_or_insert(cursor.next + wrong);
+                }
+                let matched = stretch.matched;
                 // Accept the run up to its last complete line.
                 let boundary = if matched > 0 && rest[matched - 1] == b'\n' {
                     matched
@@ -371,8 +515,10 @@ impl<'i> Checker<'i> {
                     memchr::memrchr(b'\n', &rest[..matched]).map_or(0, |i| i + 1)
                 };
                 if boundary > 0 {
-                    cursor.advance(boundary);
+                    cursor.advance(boundary, stretch.lfs);
+                    prefetch(cursor.input, cursor.next + PREFETCH_AHEAD);
                     pos += boundary;
+                    prefetch(chunk, pos + PREFETCH_AHEAD);
                     continue;
                 }
             }
@@ -396,6 +542,107 @@ impl<'i> Checker<'i> {
                 }
             }
         }
+    }
+
+    /// A checker for the rest of a stream of which `self` feeds the first part, so the
+    /// two can run side by side. Where each key's rest starts in its input is not known
+    /// until `self` is done; it is guessed from `fraction` (the share of the stream's
+    /// bytes in the first part) and the key's first line in the rest, and proven by
+    /// [`Checker::join`].
+    pub fn resuming(&self, fraction: f64) -> Checker<'i> {
+        let cursors = self
+            .cursors
+            .iter()
+            .map(|c| {
+                let guess = (c.input.len() as f64 * fraction.clamp(0.0, 1.0)) as usize;
+                KeyCursor::pending(c.key, c.input, guess)
+            })
+            .collect();
+        Checker {
+            cursors,
+            carry: None,
+            other_lines: 0,
+            joins: Vec::new(),
+            ..*self
+        }
+    }
+
+    /// Joins `self`, fed the first part of a stream, with `rest`, a [`Checker::resuming`]
+    /// fed the rest and finished. `self` becomes exactly the state one checker fed the
+    /// whole stream would have, or is left as it was when that cannot be proven (the
+    /// caller then feeds it the rest).
+    ///
+    /// Why it is exact: a cursor's outcome depends only on where it stands, its bytes seen
+    /// and its mismatch. A key without a mismatch in the first part ends it at `next`
+    /// with everything before it delivered; a rest placed at that very offset saw what
+    /// the single checker would have seen from there. A key with a mismatch stays as it
+    /// is, only counting its bytes, as it would have.
+    pub fn join(&mut self, rest: Checker<'i>) -> Result<(), JoinRefused> {
+        let placed_right = |first: &KeyCursor, later: &KeyCursor| match later.anchor {
+            Anchor::Pending { .. } => true,
+            Anchor::Found(at) => first.mismatch.is_some() || at == first.next,
+            Anchor::Start | Anchor::Lost => first.mismatch.is_some(),
+        };
+        if self.carry.is_some() {
+            return Err(JoinRefused::LineTornAcross);
+        }
+        if self.semantics != Semantics::ExactlyOnce {
+            return Err(JoinRefused::AtLeastOnce);
+        }
+        if let Some((first, _)) =
+            (self.cursors.iter().zip(&rest.cursors)).find(|(f, l)| !placed_right(f, l))
+        {
+            return Err(JoinRefused::PlacedElsewhere(first.key));
+        }
+        for (first, later) in self.cursors.iter_mut().zip(rest.cursors) {
+            first.join(later);
+        }
+        self.other_lines += rest.other_lines;
+        let room = JOINS_KEPT.saturating_sub(self.joins.len());
+        self.joins.extend(rest.joins.into_iter().take(room));
+        self.carry = rest.carry;
+        Ok(())
+    }
+
+    /// Feeds the chunks of commits `commits`; `chunk(i)` is commit i's chunk and the
+    /// file offset it starts at.
+    pub fn feed_range<'c>(
+        &mut self,
+        chunk: &dyn Fn(usize) -> (u64, &'c [u8]),
+        commits: Range<usize>,
+    ) {
+        for i in commits {
+            let (file_offset, bytes) = chunk(i);
+            if !bytes.is_empty() {
+                self.feed(i, file_offset, bytes);
+            }
+        }
+    }
+
+    /// Feeds commits `0..commits` and finishes, the halves before and after `middle` side
+    /// by side on two threads; `fraction` is the share of the stream's bytes before
+    /// `middle`. The second half is fed again after the first when [`Checker::join`]
+    /// cannot prove the two-thread result equal to the one-thread one.
+    pub fn feed_halves<'c>(
+        mut self,
+        chunk: &(dyn Fn(usize) -> (u64, &'c [u8]) + Sync),
+        commits: usize,
+        middle: usize,
+        fraction: f64,
+    ) -> Checker<'i> {
+        let mut rest = self.resuming(fraction);
+        rayon::join(
+            || self.feed_range(chunk, 0..middle),
+            || {
+                rest.feed_range(chunk, middle..commits);
+                rest.finish();
+            },
+        );
+        if self.join(rest).is_err() {
+            self.feed_range(chunk, middle..commits);
+            self.finish();
+        }
+        self
     }
 
     /// Ends the stream: a line still torn at the end of the committed stream is checked as
@@ -466,31 +713,187 @@ impl<'i> Checker<'i> {
     }
 }
 
-/// Length of the longest common prefix of `a` and `b`, compared a word at a time.
-pub fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut i = 0;
-    while i + 32 <= n {
-        let word =
-            |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
-        let x0 = word(a, i) ^ word(b, i);
-        let x1 = word(a, i + 8) ^ word(b, i + 8);
-        let x2 = word(a, i + 16) ^ word(b, i + 16);
-        let x3 = word(a, i + 24) ^ word(b, i + 24);
-        if (x0 | x1 | x2 | x3) != 0 {
-            for (k, x) in [x0, x1, x2, x3].into_iter().enumerate() {
-                if x != 0 {
-                    return i + 8 * k + (x.trailing_zeros() / 8) as usize;
-                }
+/// How far ahead of a cursor its input (and the chunk) is fetched into the cache.
+const PREFETCH_AHEAD: usize = 1024;
+
+/// Asks the CPU to start loading `bytes[at]`'s cache line. With finely interleaved keys the
+/// comparison hops between as many input streams as there are keys, a run of a line or
+/// two each; the hardware prefetcher does not follow that, so each hop would otherwise
+/// wait for memory.
+#[inline(always)]
+fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < bytes.len() {
+        // SAFETY: a prefetch only hints the cache; the address is inside `bytes`.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast::<i8>());
+        }
+    }
+}
+
+/// What comparing a stretch of output with a key's input at its cursor found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    /// Length of the common prefix, cut at the first input line that does not start with
+    /// the key (so every line start inside it is the key's).
+    pub matched: usize,
+    /// LFs in the first `matched` bytes.
+    pub lfs: u64,
+    /// Where an input line that does not start with the key begins (at most `matched`).
+    pub wrong_line: Option<usize>,
+}
+
+/// Compares `out` with `input` and, in the same pass over the input bytes, checks that
+/// every line start the two share is `key`: the input check rides on the comparison
+/// instead of reading every input a second time. 32 bytes a step with AVX2 where the CPU
+/// has it, else 16 with SSE2 (every x86-64 has it), byte by byte elsewhere and for the
+/// tail.
+pub fn compare_stretch(out: &[u8], input: &[u8], key: u8) -> Stretch {
+    #[cfg(target_arch = "x86_64")]
+    let (i, lfs) = {
+        let steps =
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt") {
+                // SAFETY: the CPU has AVX2 and POPCNT (checked just above).
+                unsafe { compare_avx2(out, input, key) }
+            } else {
+                compare_sse2(out, input, key)
+            };
+        match steps {
+            Ok(done) => return done,
+            Err(progress) => progress,
+        }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (i, lfs) = (0, 0);
+    compare_bytes(out, input, key, i, lfs)
+}
+
+/// Byte by byte from `i`, with `lfs` LFs before it.
+fn compare_bytes(out: &[u8], input: &[u8], key: u8, mut i: usize, mut lfs: u64) -> Stretch {
+    let n = out.len().min(input.len());
+    while i < n && out[i] == input[i] {
+        if input[i] == b'\n' {
+            if input.get(i + 1).is_some_and(|&b| b != key) {
+                return Stretch {
+                    matched: i + 1,
+                    lfs: lfs + 1,
+                    wrong_line: Some(i + 1),
+                };
             }
+            lfs += 1;
+        }
+        i += 1;
+    }
+    Stretch {
+        matched: i,
+        lfs,
+        wrong_line: None,
+    }
+}
+
+/// One step's masks (bit i: byte i of the block) turned into the step's outcome: `Ok`
+/// when the stretch ends in this block (a difference, or a line start that is not the
+/// key), else the LFs to add. `full` is the mask of a whole block.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn step_outcome(at: usize, same: u32, lf: u32, key: u32, full: u32) -> Result<Stretch, u64> {
+    let differ = !same & full;
+    // Only the bytes before the first difference count.
+    let upto = if differ == 0 {
+        full
+    } else {
+        (1u32 << differ.trailing_zeros()) - 1
+    };
+    let (lf, wrong) = (lf & upto, lf & !key & upto);
+    if wrong != 0 {
+        let bit = wrong.trailing_zeros();
+        let end = at + bit as usize + 1;
+        let before = lf & (((2u64 << bit) - 1) as u32);
+        return Ok(Stretch {
+            matched: end,
+            lfs: u64::from(before.count_ones()),
+            wrong_line: Some(end),
+        });
+    }
+    if differ != 0 {
+        return Ok(Stretch {
+            matched: at + differ.trailing_zeros() as usize,
+            lfs: u64::from(lf.count_ones()),
+            wrong_line: None,
+        });
+    }
+    Err(u64::from(lf.count_ones()))
+}
+
+/// The AVX2 steps, as [`compare_sse2`] with 32-byte blocks.
+///
+/// # Safety
+/// The CPU must have AVX2 and POPCNT.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn compare_avx2(out: &[u8], input: &[u8], key: u8) -> Result<Stretch, (usize, u64)> {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let n = out.len().min(input.len().saturating_sub(1));
+    let (mut i, mut lfs) = (0, 0u64);
+    let (lf, keys) = (_mm256_set1_epi8(b'\n' as i8), _mm256_set1_epi8(key as i8));
+    // SAFETY: `i + 32 <= n` keeps every load inside both slices (the load at `i + 1` is
+    // inside `input`, which is longer than `n`).
+    let load =
+        |s: &[u8], at: usize| unsafe { _mm256_loadu_si256(s.as_ptr().add(at).cast::<__m256i>()) };
+    while i + 32 <= n {
+        let block = load(input, i);
+        let same = _mm256_movemask_epi8(_mm256_cmpeq_epi8(load(out, i), block)) as u32;
+        let lf_mask = _mm256_movemask_epi8(_mm256_cmpeq_epi8(block, lf)) as u32;
+        let key_mask = _mm256_movemask_epi8(_mm256_cmpeq_epi8(load(input, i + 1), keys)) as u32;
+        match step_outcome(i, same, lf_mask, key_mask, u32::MAX) {
+            Ok(done) => {
+                return Ok(Stretch {
+                    lfs: lfs + done.lfs,
+                    ..done
+                })
+            }
+            Err(more) => lfs += more,
         }
         i += 32;
     }
-    while i < n && a[i] == b[i] {
-        i += 1;
+    Err((i, lfs))
+}
+
+/// The SSE2 steps: `Ok` when a difference or a wrong line start was found in a block,
+/// else `Err((offset, LFs before it))` where fewer than 17 bytes are left.
+#[cfg(target_arch = "x86_64")]
+fn compare_sse2(out: &[u8], input: &[u8], key: u8) -> Result<Stretch, (usize, u64)> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let n = out.len().min(input.len().saturating_sub(1));
+    let (mut i, mut lfs) = (0, 0u64);
+    // SAFETY: SSE2 is part of x86-64; `i + 16 <= n` keeps every load inside both slices
+    // (the load at `i + 1` is inside `input`, which is longer than `n`).
+    unsafe {
+        let (lf, keys) = (_mm_set1_epi8(b'\n' as i8), _mm_set1_epi8(key as i8));
+        let load = |s: &[u8], at: usize| _mm_loadu_si128(s.as_ptr().add(at).cast::<__m128i>());
+        while i + 16 <= n {
+            let block = load(input, i);
+            let same = _mm_movemask_epi8(_mm_cmpeq_epi8(load(out, i), block)) as u32;
+            let lf_mask = _mm_movemask_epi8(_mm_cmpeq_epi8(block, lf)) as u32;
+            let key_mask = _mm_movemask_epi8(_mm_cmpeq_epi8(load(input, i + 1), keys)) as u32;
+            match step_outcome(i, same, lf_mask, key_mask, 0xffff) {
+                Ok(done) => {
+                    return Ok(Stretch {
+                        lfs: lfs + done.lfs,
+                        ..done
+                    })
+                }
+                Err(more) => lfs += more,
+            }
+            i += 16;
+        }
     }
-    i
+    Err((i, lfs))
 }
 
 #[cfg(test)]
@@ -566,16 +969,73 @@ mod tests {
         assert!(!checker.cursors()[0].complete());
     }
 
+    /// The reference: byte by byte, as the SSE2 steps must agree.
+    fn naive_stretch(out: &[u8], input: &[u8], key: u8) -> Stretch {
+        compare_bytes(out, input, key, 0, 0)
+    }
+
     #[test]
-    fn common_prefix_finds_the_first_difference() {
-        let a: Vec<u8> = (0..200u8).collect();
-        for diff in [0, 1, 7, 8, 31, 32, 33, 100, 199] {
+    fn compare_stretch_finds_the_first_difference() {
+        let a: Vec<u8> = (0..200u8).map(|b| b | 0x80).collect();
+        for diff in [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 199] {
             let mut b = a.clone();
             b[diff] ^= 1;
-            assert_eq!(common_prefix_len(&a, &b), diff);
+            assert_eq!(compare_stretch(&a, &b, 0).matched, diff);
         }
-        assert_eq!(common_prefix_len(&a, &a[..50]), 50);
-        assert_eq!(common_prefix_len(b"", b"x"), 0);
+        assert_eq!(compare_stretch(&a, &a[..50], 0).matched, 50);
+        assert_eq!(compare_stretch(b"", b"x", 0).matched, 0);
+    }
+
+    /// The SSE2 and AVX2 steps agree with the byte-by-byte reference on every length, difference
+    /// position and wrong line start, LF counts included.
+    #[test]
+    fn compare_stretch_equals_the_byte_by_byte_reference() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| match next() % 8 {
+                    0 => b'\n',
+                    1 => b'B',
+                    _ => b'A',
+                })
+                .collect();
+            let mut out = input[..(next() as usize % (len + 1))].to_vec();
+            if !out.is_empty() && next() % 2 == 0 {
+                let at = next() as usize % out.len();
+                out[at] ^= 1;
+            }
+            let expected = naive_stretch(&out, &input, b'A');
+            assert_eq!(
+                compare_stretch(&out, &input, b'A'),
+                expected,
+                "{out:?} {input:?}"
+            );
+            #[cfg(target_arch = "x86_64")]
+            {
+                let sse2 = match compare_sse2(&out, &input, b'A') {
+                    Ok(done) => done,
+                    Err((i, lfs)) => compare_bytes(&out, &input, b'A', i, lfs),
+                };
+                assert_eq!(sse2, expected, "SSE2: {out:?} {input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_line_start_inside_a_run_is_found() {
+        let input = b"A1\nA2\nB3\nA4\n";
+        let s = compare_stretch(input, input, b'A');
+        assert_eq!((s.matched, s.lfs, s.wrong_line), (6, 2, Some(6)));
+        let mut checker = Checker::new(Semantics::ExactlyOnce, &[(b'A', &input[..])]);
+        checker.feed(0, 0, input);
+        assert_eq!(checker.cursors()[0].first_wrong_line(), Some(6));
     }
 
     #[test]
@@ -640,5 +1100,151 @@ mod tests {
         let m = result[0].1.clone().unwrap();
         assert!(m.torn);
         assert_eq!(m.found, b"A2");
+    }
+
+    /// Everything of a checker that a report reads.
+    #[allow(clippy::type_complexity)]
+    fn outcome(
+        c: &Checker<'_>,
+    ) -> (
+        Vec<(usize, usize, u64, u64, Option<usize>, Option<Mismatch>)>,
+        u64,
+        Vec<Join>,
+    ) {
+        let cursors = c
+            .cursors()
+            .iter()
+            .map(|k| {
+                let m = k.mismatch().cloned();
+                (
+                    k.next,
+                    k.delivered,
+                    k.emitted,
+                    k.lines,
+                    k.first_wrong_line(),
+                    m,
+                )
+            })
+            .collect();
+        (cursors, c.other_lines(), c.joins().to_vec())
+    }
+
+    /// Inputs of three keys, with lines that repeat (so a resuming cursor can be placed
+    /// wrong) and, when asked, a line of another key inside key A's input.
+    fn split_inputs(repeat: usize, wrong_in_a: Option<usize>) -> Vec<(u8, Vec<u8>)> {
+        [b'A', b'B', b'C']
+            .iter()
+            .map(|&key| {
+                let mut bytes = Vec::new();
+                for i in 0..40usize {
+                    let first = if key == b'A' && wrong_in_a == Some(i) {
+                        b'B'
+                    } else {
+                        key
+                    };
+                    let n = if repeat > 0 { i % repeat } else { i };
+                    bytes.extend_from_slice(format!("{}{n:03} line\n", first as char).as_bytes());
+                }
+                (key, bytes)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// The two-thread feed equals the one-thread feed wherever the stream is cut, on
+        /// clean and broken streams: lost, repeated, swapped, corrupt and foreign lines,
+        /// repeating input lines, a wrong line start in an input, chunks cut mid-line.
+        #[test]
+        fn feeding_in_two_halves_equals_feeding_in_one(
+            seed in proptest::prelude::any::<u64>(),
+            repeat in 0usize..4,
+            wrong in proptest::option::of(0usize..40),
+            edits in proptest::collection::vec((0u8..5, proptest::prelude::any::<usize>()), 0..3),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 1..12),
+        ) {
+            let inputs = split_inputs(repeat, wrong);
+            let keyed: Vec<(u8, &[u8])> = inputs.iter().map(|(k, b)| (*k, &b[..])).collect();
+            // Interleave the keys' lines in a seeded order, then edit.
+            let mut state = seed | 1;
+            let mut rand = move |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n as u64) as usize
+            };
+            let mut pending: Vec<Vec<&[u8]>> = keyed
+                .iter()
+                .map(|(_, b)| b.split_inclusive(|&c| c == b'\n').collect())
+                .collect();
+            for p in &mut pending {
+                p.reverse();
+            }
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            while pending.iter().any(|p| !p.is_empty()) {
+                let k = rand(3);
+                if let Some(line) = pending[k].pop() {
+                    lines.push(line.to_vec());
+                }
+            }
+            for (kind, at) in edits {
+                let at = at % lines.len();
+                match kind {
+                    0 => { lines.remove(at); }
+                    1 => { let l = lines[at].clone(); lines.insert(at, l); }
+                    2 if at + 1 < lines.len() => lines.swap(at, at + 1),
+                    3 => lines[at][2] ^= 1,
+                    _ => lines.insert(at, b"Z foreign\n".to_vec()),
+                }
+            }
+            let stream: Vec<u8> = lines.concat();
+            let mut ends: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+            ends.push(stream.len());
+            ends.sort_unstable();
+            let starts: Vec<usize> = std::iter::once(0).chain(ends.iter().copied()).collect();
+            let chunk = |i: usize| (starts[i] as u64, &stream[starts[i]..ends[i]]);
+            let mut one = Checker::new(Semantics::ExactlyOnce, &keyed);
+            one.feed_range(&chunk, 0..ends.len());
+            one.finish();
+            let expected = outcome(&one);
+            for middle in 0..=ends.len() {
+                let fraction = starts[middle.min(ends.len() - 1)] as f64 / stream.len().max(1) as f64;
+                let two = Checker::new(Semantics::ExactlyOnce, &keyed)
+                    .feed_halves(&chunk, ends.len(), middle, fraction);
+                proptest::prop_assert_eq!(&outcome(&two), &expected, "cut at commit {}", middle);
+            }
+        }
+    }
+
+    /// On a clean stream of unique lines the halves are joined, not fed again: the
+    /// two-thread path is the one taken.
+    #[test]
+    fn halves_of_a_clean_stream_join() {
+        let inputs = split_inputs(0, None);
+        let keyed: Vec<(u8, &[u8])> = inputs.iter().map(|(k, b)| (*k, &b[..])).collect();
+        let mut stream = Vec::new();
+        for i in 0..40 {
+            for (_, bytes) in &inputs {
+                stream.extend_from_slice(&bytes[i * 10..(i + 1) * 10]);
+            }
+        }
+        let (first, rest) = stream.split_at(stream.len() / 2);
+        let mut one = Checker::new(Semantics::ExactlyOnce, &keyed);
+        let mut two = one.resuming(0.5);
+        one.feed(0, 0, first);
+        two.feed(1, first.len() as u64, rest);
+        two.finish();
+        one.join(two).expect("the halves join");
+        assert!((0..3).all(|i| one.cursors()[i].complete()));
+        assert_eq!(one.cursors()[0].verified_lines(), 40);
+        // A line repeated across the cut places the second half elsewhere: refused.
+        let mut one = Checker::new(Semantics::ExactlyOnce, &keyed);
+        let mut two = one.resuming(0.5);
+        one.feed(0, 0, first);
+        let repeated = [&first[first.len() - 10..], rest].concat();
+        two.feed(1, first.len() as u64, &repeated);
+        two.finish();
+        assert_eq!(one.join(two), Err(JoinRefused::PlacedElsewhere(b'C')));
     }
 }

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::formats::input::{check_lines_start_with_key, discover_keys, input_path, InputError};
+use crate::formats::input::{
+    check_lines_start_with_key, discover_keys, input_path, wrong_key, InputError,
+};
 use crate::formats::mapped::{FileBytes, IoMode};
 use crate::formats::sinkdir::{discover, SinkDirError, SinkListing};
 pub use checker::{Checker, LineOrigin, Mismatch, Semantics};
@@ -174,29 +176,79 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
         .zip(&inputs)
         .map(|(k, b)| (k.key, &b[..]))
         .collect();
-    let mut checker = Checker::new(plan.semantics, &keyed);
-    // The inputs' check (every line starts with its key) gates the verdict, not the
-    // feeding: both read every input byte, so they run side by side.
-    let (checked, ()) = rayon::join(
-        || check_inputs(plan, &inputs),
-        || {
-            for (i, commit) in log.commits.iter().enumerate() {
-                let chunk = chunk_of(&log, &outputs, i);
-                if !chunk.is_empty() {
-                    checker.feed(i, commit.start, chunk);
-                }
-            }
-            checker.finish();
-        },
-    );
-    let input_lines = checked?;
+    let checker = feed_all(Checker::new(plan.semantics, &keyed), &log, &outputs);
+    check_undelivered_inputs(plan, &checker)?;
     Ok(build_report(
         plan,
         &log,
         &|i| Cow::Borrowed(chunk_of(&log, &outputs, i)),
         &checker,
-        Some(&input_lines),
     ))
+}
+
+/// Streams shorter than this are fed on one thread.
+const SPLIT_MIN_BYTES: u64 = 4 << 20;
+
+/// Feeds every commit's chunk to `checker`, in commit order, and finishes it; a long
+/// stream on two threads (see [`Checker::feed_halves`]).
+fn feed_all<'i>(
+    mut checker: Checker<'i>,
+    log: &CommitLog,
+    outputs: &[Option<FileBytes>],
+) -> Checker<'i> {
+    let chunk = |i: usize| (log.commits[i].start, chunk_of(log, outputs, i));
+    let commits = log.commits.len();
+    let split = (checker.semantics() == Semantics::ExactlyOnce && rayon::current_num_threads() > 1)
+        .then(|| split_point(log, outputs))
+        .flatten();
+    match split {
+        Some((middle, fraction)) => checker.feed_halves(&chunk, commits, middle, fraction),
+        None => {
+            checker.feed_range(&chunk, 0..commits);
+            checker.finish();
+            checker
+        }
+    }
+}
+
+/// Where to cut the stream for two threads: the first commit at or past half its bytes
+/// whose predecessor's chunk ends a line (a torn line cannot be joined across threads),
+/// and the share of the bytes before it. None for a short stream.
+fn split_point(log: &CommitLog, outputs: &[Option<FileBytes>]) -> Option<(usize, f64)> {
+    let lens: Vec<u64> = (0..log.commits.len())
+        .map(|i| chunk_of(log, outputs, i).len() as u64)
+        .collect();
+    let total: u64 = lens.iter().sum();
+    if total < SPLIT_MIN_BYTES {
+        return None;
+    }
+    let mut before = 0u64;
+    let mut last_byte = None;
+    for (i, len) in lens.iter().enumerate() {
+        if before >= total / 2 && last_byte == Some(b'\n') {
+            return Some((i, before as f64 / total as f64));
+        }
+        before += len;
+        if *len > 0 {
+            last_byte = chunk_of(log, outputs, i).last().copied();
+        }
+    }
+    None
+}
+
+/// The inputs' check (every line starts with its key) for what the checker did not
+/// pass: the comparison checked each line start up to a key's verified bytes, so only
+/// the rest of each input is read again (nothing, when the run is complete).
+fn check_undelivered_inputs(plan: &VerifyPlan, checker: &Checker<'_>) -> Result<(), VerifyError> {
+    plan.inputs
+        .par_iter()
+        .zip(checker.cursors())
+        .map(|(k, cursor)| match cursor.first_wrong_line() {
+            Some(start) => Err(wrong_key(&k.path, k.key, cursor.input(), start)),
+            None => Ok(()),
+        })
+        .collect::<Result<(), _>>()
+        .map_err(VerifyError::from)
 }
 
 /// Maps (or reads) every key's input and checks that its lines start with the key.
@@ -374,15 +426,12 @@ fn bytes_of(line: &[u8]) -> u64 {
 }
 
 /// Builds the report of `checker` after feeding the commits of `log`; `chunk(i)` re-reads
-/// commit i's chunk (only for the keys that failed, to classify their violation);
-/// `input_lines`, when known, are the inputs' line counts (so a key verified to its end
-/// needs no count).
+/// commit i's chunk (only for the keys that failed, to classify their violation).
 pub fn build_report<'a>(
     plan: &VerifyPlan,
     log: &CommitLog,
     chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
     checker: &Checker<'_>,
-    input_lines: Option<&[u64]>,
 ) -> Report {
     let commit_ref = |origin: LineOrigin| {
         let commit = &log.commits[origin.commit];
@@ -395,18 +444,10 @@ pub fn build_report<'a>(
             txnlog_line: commit.line,
         }
     };
-    // Counting verified lines reads every verified input byte: one key per core.
     let verified_lines: Vec<u64> = checker
         .cursors()
-        .par_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let verified = &c.input()[..c.verified_bytes() as usize];
-            match input_lines {
-                Some(lines) if verified.len() == c.input().len() => lines[i],
-                _ => memchr::memchr_iter(b'\n', verified).count() as u64,
-            }
-        })
+        .iter()
+        .map(|c| c.verified_lines())
         .collect();
     let keys = plan
         .inputs

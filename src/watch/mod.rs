@@ -250,7 +250,6 @@ impl<'i> WatchCore<'i> {
             &self.log,
             &|i| Cow::Owned(self.sink.read_committed(&self.log, i)),
             &checker,
-            None,
         );
         if let Some(Ok(listing)) = plan.sink_dir.as_deref().map(discover) {
             report
