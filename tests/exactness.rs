@@ -69,6 +69,17 @@ fn watch_until_complete(sink: &str, input: &str) -> (i32, String, String) {
     ])
 }
 
+/// `verify` of `sink` against `input` (an `--input` argument).
+fn verify_sink(sink: &Path, input: &str) -> (i32, String, String) {
+    soakcheck(&[
+        "verify",
+        "--sink-dir",
+        sink.to_str().unwrap(),
+        "--input",
+        input,
+    ])
+}
+
 fn soakcheck(args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("soakcheck")
         .unwrap()
@@ -230,13 +241,7 @@ fn an_io_error_is_named_once_with_its_path() {
     write_sink(&sink, &[b"A0 one\n"]);
     std::fs::remove_file(sink.join("output.initializer")).unwrap();
     std::fs::create_dir(sink.join("output.initializer")).unwrap();
-    let (code, _, stderr) = soakcheck(&[
-        "verify",
-        "--sink-dir",
-        sink.to_str().unwrap(),
-        "--input",
-        &input,
-    ]);
+    let (code, _, stderr) = verify_sink(&sink, &input);
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.matches("directory").count(), 1, "{stderr}");
     assert!(
@@ -361,13 +366,7 @@ fn a_foreign_line_in_an_input_is_exit_2_wherever_it_is() {
             let cut = cut.min(upto);
             let sink = dir.path().join(format!("sink-{n}-{cut}"));
             write_sink(&sink, &[&bytes[..cut], &bytes[cut..upto]]);
-            let (code, _, stderr) = soakcheck(&[
-                "verify",
-                "--sink-dir",
-                sink.to_str().unwrap(),
-                "--input",
-                &input,
-            ]);
+            let (code, _, stderr) = verify_sink(&sink, &input);
             assert_eq!(code, 2, "delivered {upto}, cut {cut}: {stderr}");
             assert!(
                 stderr.contains("input-file.A.txt:3: expected every line to start with the key byte 'A', found \"B2 two\""),

@@ -10,6 +10,7 @@ pub mod checker;
 pub mod classify;
 pub mod commits;
 pub mod report;
+pub mod stretch;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
