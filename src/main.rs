@@ -17,7 +17,7 @@ use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
 use soakcheck::demo::worker::{run_worker, worker_number, InjectKind, Injection, WorkerConfig};
 use soakcheck::driver::preset::{Ports, Preset, PresetKind};
-use soakcheck::driver::run::{run as run_soak, OnViolation, RunPlan, SIGNALS};
+use soakcheck::driver::run::{run as run_soak, OnViolation, RunPlan};
 use soakcheck::driver::scenario::Scenario;
 use soakcheck::formats::input::input_path;
 use soakcheck::formats::mapped::IoMode;
@@ -1007,9 +1007,6 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             progress: if json { ProgressStyle::Quiet } else { progress },
             ack_timeout: args.ack_timeout,
         };
-        let _ = ctrlc::set_handler(|| {
-            SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        });
         let mut out: Box<dyn Write> = if json {
             Box::new(std::io::stderr())
         } else {

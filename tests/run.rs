@@ -510,6 +510,16 @@ fn a_component_that_cannot_bind_is_a_setup_failure() {
     let bin = top.join("passthrough");
     script(&bin, "exec sleep 60");
     let run_dir = dir.path().join("run");
+    // The wallaroo preset's inputs are the user's; the checks open them before anything
+    // starts.
+    std::fs::create_dir_all(&run_dir).unwrap();
+    for key in ["A", "B", "C"] {
+        std::fs::write(
+            run_dir.join(format!("input-file.{key}.txt")),
+            format!("{key}1\n"),
+        )
+        .unwrap();
+    }
     let args = run_args(
         &run_dir,
         &["1", "--preset", "wallaroo", "--bytes-per-key", "1000"],

@@ -136,10 +136,16 @@ impl ProcessDriver for CommandDriver {
         }
         None
     }
-    fn stop(&mut self, component: &Component, _grace: Duration) {
+    fn stop(&mut self, component: &Component, _grace: Duration) -> Result<(), DriverError> {
         let t = self.templates.stop.clone();
-        let _ = self.run("stop", &t, component);
         self.started.remove(component);
+        self.run("stop", &t, component)
+    }
+    fn started(&self) -> Vec<Component> {
+        self.started.iter().cloned().collect()
+    }
+    fn locate(&self, _component: &Component) -> Option<String> {
+        None
     }
     fn pids(&self) -> Vec<(Component, u32)> {
         Vec::new()

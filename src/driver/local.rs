@@ -230,11 +230,21 @@ impl ProcessDriver for LocalDriver {
         Some(status.code().unwrap_or(-1))
     }
 
-    fn stop(&mut self, component: &Component, grace: Duration) {
+    fn stop(&mut self, component: &Component, grace: Duration) -> Result<(), DriverError> {
         if let Some(mut child) = self.children.remove(component) {
             child.signal(Signal::SIGCONT);
             child.stop(grace);
         }
+        Ok(())
+    }
+
+    fn started(&self) -> Vec<Component> {
+        self.children.keys().cloned().collect()
+    }
+
+    fn locate(&self, component: &Component) -> Option<String> {
+        let pid = self.children.get(component)?.pid()?;
+        Some(format!("pid {pid}"))
     }
 
     fn pids(&self) -> Vec<(Component, u32)> {

@@ -16,6 +16,7 @@ pub mod local;
 pub mod preset;
 pub mod run;
 pub mod scenario;
+pub mod supervisor;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,8 +79,13 @@ pub trait ProcessDriver {
     fn is_alive(&mut self, component: &Component) -> bool;
     /// The exit code once the component has exited by itself (reaped); None while alive.
     fn exited(&mut self, component: &Component) -> Option<i32>;
-    /// SIGTERM, `grace`, SIGKILL (or the stop template).
-    fn stop(&mut self, component: &Component, grace: Duration);
-    /// Process ids of the running components, for the freeze report.
+    /// SIGCONT, SIGTERM, `grace`, SIGKILL (or the stop template).
+    fn stop(&mut self, component: &Component, grace: Duration) -> Result<(), DriverError>;
+    /// The components started and not stopped since (crashed ones included until their
+    /// exit is known).
+    fn started(&self) -> Vec<Component>;
+    /// Where a component runs, for a person: `pid 123`, `127.0.0.3 pgid 123`.
+    fn locate(&self, component: &Component) -> Option<String>;
+    /// Local process ids of the running components (for the run record).
     fn pids(&self) -> Vec<(Component, u32)>;
 }

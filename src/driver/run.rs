@@ -15,18 +15,24 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender};
 
 use super::local::prune_rotated;
 use super::preset::{initializer_external, Preset, PresetKind};
-use super::scenario::{parse_component, secs, Action, Pace, Scenario, Step, Timings};
-use super::{Component, ProcessDriver};
+use super::scenario::{secs, Scenario, Step};
+use super::supervisor::{
+    CheckControl, CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor,
+    SystemClock, Wake,
+};
+use super::{Component, DriverError, LaunchSpec, ProcessDriver};
 use crate::demo::worker::worker_name;
-use crate::formats::mapped::IoMode;
-use crate::gen::Rng;
+use crate::formats::mapped::{FileBytes, IoMode};
 use crate::verify::{open_inputs, KeyInput, Semantics, VerifyPlan};
-use crate::watch::{Finding, FindingKind, ProgressStyle, StepOutcome, Until, WatchPlan, Watcher};
+use crate::watch::{
+    Finding, ProgressStyle, StepOutcome, Until, Waker, WatchOutcome, WatchPlan, Watcher,
+};
 use crate::wire::external::{query_cluster_status, ShrinkRequest};
 
 /// What to do at the first finding.
@@ -55,9 +61,6 @@ pub struct RunPlan {
     pub ack_timeout: Duration,
 }
 
-/// Ctrl-C / SIGTERM count, set by the binary's handler.
-pub static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunSummary {
     pub seed: u64,
@@ -75,7 +78,63 @@ pub struct RunSummary {
     pub run_dir: String,
 }
 
+/// What a soak leaves for its summary.
+struct RunTotals {
+    ending: Ending,
+    frozen: bool,
+    postmortem: Option<String>,
+    faults: BTreeMap<String, BTreeMap<String, u64>>,
+    fault_count: u64,
+    duration_s: f64,
+    commits: u64,
+    outcome: WatchOutcome,
+    findings: Vec<Finding>,
+}
+
 impl RunSummary {
+    /// The summary of `reset-only`.
+    fn reset(plan: &RunPlan) -> RunSummary {
+        RunSummary {
+            seed: plan.seed,
+            verdict: "reset",
+            duration_s: 0.0,
+            faults: BTreeMap::new(),
+            fault_count: 0,
+            commits: 0,
+            bytes_verified: 0,
+            findings: vec![],
+            frozen: false,
+            stopped_by_signal: false,
+            postmortem: None,
+            run_dir: plan.preset.run_dir.display().to_string(),
+        }
+    }
+
+    fn new(plan: &RunPlan, t: RunTotals) -> RunSummary {
+        let stopped_by_signal = t.ending == Ending::Signal;
+        let verdict = if !t.findings.is_empty() {
+            "violation"
+        } else if t.ending == Ending::Complete || t.ending == Ending::Duration {
+            "ok"
+        } else {
+            "stopped"
+        };
+        RunSummary {
+            seed: plan.seed,
+            verdict,
+            duration_s: t.duration_s,
+            faults: t.faults,
+            fault_count: t.fault_count,
+            commits: t.commits,
+            bytes_verified: t.outcome.report.keys.iter().map(|k| k.verified_bytes).sum(),
+            findings: t.findings,
+            frozen: t.frozen,
+            stopped_by_signal: stopped_by_signal && !t.frozen,
+            postmortem: t.postmortem,
+            run_dir: plan.preset.run_dir.display().to_string(),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         if self.findings.is_empty() && !self.stopped_by_signal {
             0
@@ -206,23 +265,6 @@ fn require_free_ports(preset: &super::preset::Preset) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The last line of a component's log, for a setup failure's message.
-fn last_log_line(path: &Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut tail = Vec::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let len = f.metadata().map_or(0, |m| m.len());
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
-        let _ = f.take(4096).read_to_end(&mut tail);
-    }
-    let text = String::from_utf8_lossy(&tail);
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(empty log)")
-        .to_string()
-}
-
 fn record_path(run_dir: &Path) -> PathBuf {
     run_dir.join("soakcheck-run.json")
 }
@@ -281,143 +323,80 @@ fn unix_ms() -> u128 {
         .unwrap_or(0)
 }
 
-/// A loop's next action.
-#[derive(Debug, Clone)]
-enum Due {
-    Crash(Component),
-    Restart(Component),
-    Resume(Component),
-    GrowShrink,
-    Scripted(Step),
-}
-
-struct Supervisor<'a> {
-    plan: &'a RunPlan,
-    driver: &'a mut dyn ProcessDriver,
-    rng: Rng,
-    timings: Timings,
-    started: Instant,
-    timers: Vec<(Instant, Due)>,
-    events: std::fs::File,
-    faults: BTreeMap<String, BTreeMap<String, u64>>,
-    fault_count: u64,
+/// A driver that records every component it starts (pid and start time) in the run
+/// dir, so `soakcheck reset` and a second run find exactly this run's processes.
+struct Recorded<'d> {
+    inner: &'d mut dyn ProcessDriver,
+    run_dir: PathBuf,
     record: Vec<Started>,
-    out: &'a mut dyn Write,
-    /// Members of the logical cluster (initial workers, joined, minus shrunk).
-    members: Vec<usize>,
-    /// Components down on purpose (crashed or paused), with when they go down.
-    down: BTreeMap<Component, Instant>,
-    /// Restarted components that must become ready by this time.
-    must_be_ready: Vec<(Component, Instant)>,
-    last_fault: Option<Instant>,
-    sender_exits: BTreeMap<char, Instant>,
 }
 
-impl Supervisor<'_> {
-    fn say(&mut self, text: &str) {
-        if self.plan.progress == ProgressStyle::Terse {
-            let _ = self.out.write_all(text.as_bytes());
-            let _ = self.out.flush();
-        }
-    }
-
-    fn uniform(&mut self, max: f64) -> Duration {
-        secs(self.rng.range(0, 1_000_000) as f64 / 1_000_000.0 * max)
-    }
-
-    fn start(&mut self, c: &Component, join: bool) -> Result<(), RunError> {
-        let spec = self.plan.preset.spec(c, join);
-        self.driver.start(c, &spec)?;
-        if let Some((_, pid)) = self.driver.pids().into_iter().find(|(x, _)| x == c) {
-            if let Some(start_time) = proc_start_time(pid) {
-                self.record.retain(|s| s.component != c.name());
-                self.record.push(Started {
-                    component: c.name(),
-                    pid,
-                    start_time,
-                });
-                self.write_record();
-            }
-        }
-        Ok(())
-    }
-
-    fn write_record(&self) {
-        let _ = crate::gen::write_atomically(&record_path(&self.plan.preset.run_dir), |out| {
+impl Recorded<'_> {
+    fn write(&self) {
+        let _ = crate::gen::write_atomically(&record_path(&self.run_dir), |out| {
             out.write_all(&serde_json::to_vec(&self.record).expect("serializes"))
         });
     }
 
-    /// A sink or worker that exited by itself because it cannot run (it could not bind
-    /// its port: exit status 2, or "Address already in use" in its log) is a setup
-    /// failure, not something to wait out.
-    fn setup_failure(&mut self) -> Option<RunError> {
-        let system = std::iter::once(Component::Sink)
-            .chain(self.members.iter().map(|&n| Component::Worker(n)))
-            .collect::<Vec<_>>();
-        for c in system {
-            if self.down.contains_key(&c) {
-                continue;
-            }
-            let Some(code) = self.driver.exited(&c) else {
-                continue;
-            };
-            let log = self.plan.preset.log_path(&c);
-            let last = last_log_line(&log);
-            if code == 2 || last.contains("Address already in use") {
-                return Some(RunError::Setup(format!(
-                    "{} exited with status {code} and cannot run: {last} (log {})",
-                    c.name(),
-                    log.display()
-                )));
-            }
-        }
-        None
-    }
-
-    fn event(&mut self, action: Action, c: &Component) {
-        let t = self.started.elapsed().as_secs_f64();
-        let step = Step {
-            at: t,
-            action,
-            component: c.name(),
-        };
-        let _ = writeln!(
-            self.events,
-            "{}",
-            serde_json::to_string(&step).expect("serializes")
-        );
-        let kind = serde_json::to_value(action)
-            .expect("serializes")
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if matches!(
-            action,
-            Action::Crash | Action::Pause | Action::Grow | Action::Shrink
-        ) {
-            *self
-                .faults
-                .entry(kind)
-                .or_default()
-                .entry(c.name())
-                .or_default() += 1;
-            self.fault_count += 1;
-            self.last_fault = Some(Instant::now());
+    fn note(&mut self, component: String, pid: u32) {
+        if let Some(start_time) = proc_start_time(pid) {
+            self.record.retain(|s| s.component != component);
+            self.record.push(Started {
+                component,
+                pid,
+                start_time,
+            });
+            self.write();
         }
     }
+}
 
-    fn short(c: &Component) -> String {
-        match c {
-            Component::Sink => "S".into(),
-            Component::Worker(n) => n.to_string(),
-            Component::Sender(k) => format!("s{k}"),
+impl ProcessDriver for Recorded<'_> {
+    fn start(&mut self, c: &Component, spec: &LaunchSpec) -> Result<(), DriverError> {
+        self.inner.start(c, spec)?;
+        if let Some((_, pid)) = self.inner.pids().into_iter().find(|(x, _)| x == c) {
+            self.note(c.name(), pid);
         }
+        Ok(())
     }
+    fn kill(&mut self, c: &Component) -> Result<(), DriverError> {
+        self.inner.kill(c)
+    }
+    fn pause(&mut self, c: &Component) -> Result<(), DriverError> {
+        self.inner.pause(c)
+    }
+    fn resume(&mut self, c: &Component) -> Result<(), DriverError> {
+        self.inner.resume(c)
+    }
+    fn is_alive(&mut self, c: &Component) -> bool {
+        self.inner.is_alive(c)
+    }
+    fn exited(&mut self, c: &Component) -> Option<i32> {
+        self.inner.exited(c)
+    }
+    fn stop(&mut self, c: &Component, grace: Duration) -> Result<(), DriverError> {
+        self.inner.stop(c, grace)
+    }
+    fn started(&self) -> Vec<Component> {
+        self.inner.started()
+    }
+    fn locate(&self, c: &Component) -> Option<String> {
+        self.inner.locate(c)
+    }
+    fn pids(&self) -> Vec<(Component, u32)> {
+        self.inner.pids()
+    }
+}
 
-    /// poll-all-ready: the initializer lists the members, each must be processing.
-    fn cluster_ready(&self, timeout: Duration) -> bool {
-        let ports = &self.plan.preset.ports;
+/// The presets' cluster, asked over the initializer's external channel.
+struct PresetCluster<'a> {
+    preset: &'a Preset,
+    probes: &'a BTreeMap<String, super::scenario::Probe>,
+}
+
+impl Cluster for PresetCluster<'_> {
+    fn ready(&self, timeout: Duration) -> bool {
+        let ports = &self.preset.ports;
         let Ok(Some(status)) = query_cluster_status(&initializer_external(ports), timeout) else {
             return false;
         };
@@ -428,192 +407,19 @@ impl Supervisor<'_> {
             })
     }
 
-    /// The component's probe from the scenario, or poll-all-ready.
     fn component_ready(&self, c: &Component) -> bool {
-        match self.plan.scenario.probes.get(&c.name()) {
-            Some(probe) => probe.ready(&|t| self.cluster_ready(t)),
-            None => self.cluster_ready(Duration::from_millis(200)),
+        match self.probes.get(&c.name()) {
+            Some(probe) => probe.ready(&|t| self.ready(t)),
+            None => self.ready(Duration::from_millis(200)),
         }
     }
 
-    fn schedule(&mut self, after: Duration, due: Due) {
-        self.timers.push((Instant::now() + after, due));
-    }
-
-    fn fault(&mut self, due: Due, pauses: bool) -> Result<(), RunError> {
-        match due {
-            Due::Crash(c) => {
-                let is_member = match &c {
-                    Component::Worker(n) => self.members.contains(n),
-                    _ => true,
-                };
-                if !is_member {
-                    self.schedule(secs(1.0), Due::Crash(c));
-                    return Ok(());
-                }
-                if !self.cluster_ready(Duration::from_millis(300)) {
-                    let s = if c == Component::Sink {
-                        ":s".to_string()
-                    } else {
-                        format!(":c{}", Self::short(&c))
-                    };
-                    self.say(&s);
-                    self.schedule(secs(1.0), Due::Crash(c));
-                    return Ok(());
-                }
-                let pause =
-                    pauses && self.rng.range(0, 9) < 3 && !matches!(c, Component::Sender(_));
-                if pause {
-                    self.driver.pause(&c)?;
-                    self.event(Action::Pause, &c);
-                    self.say(&format!("p{}", Self::short(&c)));
-                    self.down.insert(c.clone(), Instant::now());
-                    let d = self.uniform(self.timings.pause_max);
-                    self.schedule(d, Due::Resume(c));
-                } else {
-                    self.driver.kill(&c)?;
-                    self.event(Action::Crash, &c);
-                    self.say(&format!("c{}", Self::short(&c)));
-                    self.down.insert(c.clone(), Instant::now());
-                    let d = match c {
-                        Component::Sink => self.uniform(self.timings.sink_down_max),
-                        Component::Worker(_) => self.uniform(self.timings.worker_down_max),
-                        Component::Sender(_) => secs(0.1),
-                    };
-                    self.schedule(d, Due::Restart(c));
-                }
-            }
-            Due::Restart(c) => {
-                self.start(&c, false)?;
-                self.event(Action::Restart, &c);
-                self.say(&format!("r{}", Self::short(&c)));
-                self.down.remove(&c);
-                if !matches!(c, Component::Sender(_)) {
-                    let deadline = Instant::now() + secs(self.timings.readiness_timeout);
-                    self.must_be_ready.push((c.clone(), deadline));
-                }
-                self.schedule_next_crash(c);
-            }
-            Due::Resume(c) => {
-                self.driver.resume(&c)?;
-                self.event(Action::Resume, &c);
-                self.say(&format!("u{}", Self::short(&c)));
-                self.down.remove(&c);
-                self.schedule_next_crash(c);
-            }
-            Due::GrowShrink => {
-                let every = self.timings.grow_shrink_every;
-                if self.plan.scenario.grow && self.rng.range(0, 9) < 5 {
-                    if let Some(n) = (1..=9).find(|n| !self.members.contains(n)) {
-                        self.grow(n)?;
-                    }
-                }
-                if self.plan.scenario.shrink && self.rng.range(0, 9) < 5 {
-                    let candidates: Vec<usize> = self
-                        .members
-                        .iter()
-                        .copied()
-                        .filter(|&n| n > 0 && !self.down.contains_key(&Component::Worker(n)))
-                        .collect();
-                    if !candidates.is_empty() {
-                        let n = candidates[self.rng.range(0, candidates.len() as u64 - 1) as usize];
-                        self.shrink(n)?;
-                    }
-                }
-                self.schedule(secs(every), Due::GrowShrink);
-            }
-            Due::Scripted(step) => {
-                let Some(c) = parse_component(&step.component) else {
-                    return Ok(());
-                };
-                match step.action {
-                    Action::Crash => {
-                        self.driver.kill(&c)?;
-                        self.event(Action::Crash, &c);
-                        self.say(&format!("c{}", Self::short(&c)));
-                    }
-                    Action::Restart => {
-                        self.start(&c, false)?;
-                        self.event(Action::Restart, &c);
-                        self.say(&format!("r{}", Self::short(&c)));
-                    }
-                    Action::Pause => {
-                        self.driver.pause(&c)?;
-                        self.event(Action::Pause, &c);
-                    }
-                    Action::Resume => {
-                        self.driver.resume(&c)?;
-                        self.event(Action::Resume, &c);
-                    }
-                    Action::Grow => {
-                        if let Component::Worker(n) = c {
-                            self.grow(n)?;
-                        }
-                    }
-                    Action::Shrink => {
-                        if let Component::Worker(n) = c {
-                            self.shrink(n)?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// After a restart or resume, when this component's loop strikes next.
-    fn schedule_next_crash(&mut self, c: Component) {
-        let pace = match &c {
-            Component::Worker(n) => self
-                .plan
-                .scenario
-                .crash_workers
-                .iter()
-                .find(|(w, _)| w == n)
-                .map(|(_, p)| *p),
-            _ => None,
-        };
-        if self.plan.replay.is_some() {
-            return;
-        }
-        let next = match (&c, pace) {
-            (Component::Sink, _) if self.plan.scenario.crash_sink => {
-                let t = &self.timings;
-                let (min, spread) = (t.sink_up_min, t.sink_up_max - t.sink_up_min);
-                Some(secs(min) + self.uniform(spread))
-            }
-            (Component::Worker(_), Some(Pace::Fast)) => {
-                Some(self.uniform(self.timings.worker_up_max))
-            }
-            (Component::Worker(_), Some(Pace::Slow)) => {
-                Some(secs(self.timings.slow_every) + self.uniform(self.timings.worker_up_max))
-            }
-            // Senders: the source loop picks its next victim itself.
-            _ => None,
-        };
-        if let Some(d) = next {
-            self.schedule(d, Due::Crash(c));
-        }
-    }
-
-    fn grow(&mut self, n: usize) -> Result<(), RunError> {
-        let c = Component::Worker(n);
-        self.start(&c, true)?;
-        self.members.push(n);
-        self.event(Action::Grow, &c);
-        self.say(&format!("Join {n}."));
-        self.must_be_ready
-            .push((c, Instant::now() + secs(self.timings.readiness_timeout)));
-        Ok(())
-    }
-
-    fn shrink(&mut self, n: usize) -> Result<(), RunError> {
-        let c = Component::Worker(n);
+    fn shrink(&self, n: usize) -> bool {
         let request = ShrinkRequest {
             node_names: vec![worker_name(n)],
             ..Default::default()
         };
-        let addr = initializer_external(&self.plan.preset.ports);
+        let addr = initializer_external(&self.preset.ports);
         let answer = (|| -> Result<Vec<u8>, crate::wire::WireError> {
             let mut s = std::net::TcpStream::connect(&addr)?;
             s.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -624,191 +430,92 @@ impl Supervisor<'_> {
             )?;
             Ok(crate::wire::external::read_message(&mut s)?.1)
         })();
-        match answer {
-            Ok(text) if text.starts_with(b"Shrinking") => {
-                self.members.retain(|&m| m != n);
-                self.event(Action::Shrink, &c);
-                self.say(&format!("Shrink {n}"));
-                // The worker exits by itself; reap it.
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while self.driver.exited(&c).is_none() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            // Busy (or the worker is down): try again on a later tick.
-            _ => {}
-        }
-        Ok(())
+        matches!(answer, Ok(text) if text.starts_with(b"Shrinking"))
     }
 }
 
-/// Runs the scenario; returns the summary (the binary maps it to an exit status).
-pub fn run(
-    plan: &RunPlan,
-    driver: &mut dyn ProcessDriver,
-    out: &mut dyn Write,
-) -> Result<RunSummary, RunError> {
-    let p = &plan.preset;
-    let run_dir = &p.run_dir;
-    std::fs::create_dir_all(run_dir)
-        .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
-    if !plan.scenario.reset_only {
-        refuse_live_run(run_dir)?;
-    }
-    for line in reset(run_dir) {
-        let _ = writeln!(out, "reset: {line}");
-    }
-    if plan.scenario.reset_only {
-        return Ok(RunSummary {
-            seed: plan.seed,
-            verdict: "reset",
-            duration_s: 0.0,
-            faults: BTreeMap::new(),
-            fault_count: 0,
-            commits: 0,
-            bytes_verified: 0,
-            findings: vec![],
-            frozen: false,
-            stopped_by_signal: false,
-            postmortem: None,
-            run_dir: run_dir.display().to_string(),
-        });
-    }
-    if plan.scenario.clean_old_gzip {
-        for c in (0..10)
-            .map(|n| p.log_path(&Component::Worker(n)))
-            .chain(p.keys.iter().map(|k| p.log_path(&Component::Sender(*k))))
-        {
-            prune_rotated(&c);
-        }
-    }
-    require_free_ports(p)?;
-    let sink_dir = run_dir.join("sink-out");
-    std::fs::create_dir_all(&sink_dir)
-        .map_err(|e| RunError::Setup(format!("{}: {e}", sink_dir.display())))?;
-    if p.kind == PresetKind::Demo {
-        let keys: Vec<u8> = p.keys.iter().map(|&k| k as u8).collect();
-        crate::gen::inputs::generate_inputs(
-            &keys,
-            plan.bytes_per_key,
-            run_dir,
-            &crate::gen::inputs::DataSource::Seeded(plan.seed),
-        )
-        .map_err(|e| RunError::Setup(e.to_string()))?;
-    }
-    let events_path = run_dir.join("events.jsonl");
-    let replay: Vec<Step> = match &plan.replay {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| RunError::Setup(format!("{}: {e}", path.display())))?;
-            text.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| {
-                    serde_json::from_str(l)
-                        .map_err(|e| RunError::Setup(format!("{}: {e}", path.display())))
-                })
-                .collect::<Result<_, _>>()?
-        }
-        None => Vec::new(),
-    };
-    let events = std::fs::File::create(&events_path)
-        .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
-    let _ = writeln!(out, "Start time: {}", unix_ms());
-    let _ = writeln!(
-        out,
-        "soakcheck run: seed {} (repeat with --seed {} or --replay {})",
-        plan.seed,
-        plan.seed,
-        events_path.display()
-    );
-    let mut sup = Supervisor {
-        plan,
-        driver,
-        rng: Rng::new(plan.seed),
-        timings: plan.scenario.timings_scaled(plan.time_scale),
-        started: Instant::now(),
-        timers: Vec::new(),
-        events,
-        faults: BTreeMap::new(),
-        fault_count: 0,
-        record: Vec::new(),
-        out,
-        members: (0..plan.scenario.workers).collect(),
-        down: BTreeMap::new(),
-        must_be_ready: Vec::new(),
-        last_fault: None,
-        sender_exits: BTreeMap::new(),
-    };
-    if let Some(start_time) = proc_start_time(std::process::id()) {
-        sup.record.push(Started {
-            component: SUPERVISOR.to_string(),
-            pid: std::process::id(),
-            start_time,
-        });
-        sup.write_record();
-    }
-    // Start the sink, the cluster, and when it is ready the senders.
-    sup.start(&Component::Sink, false)?;
-    for n in 0..plan.scenario.workers {
-        sup.start(&Component::Worker(n), false)?;
-    }
-    let deadline = Instant::now() + secs(sup.timings.readiness_timeout.max(15.0));
-    while !sup.cluster_ready(Duration::from_millis(500)) {
-        if let Some(e) = sup.setup_failure() {
-            stop_all(&mut sup);
-            return Err(e);
-        }
-        if Instant::now() > deadline {
-            stop_all(&mut sup);
-            return Err(RunError::Setup(format!(
-                "the cluster was not ready within 15 s; logs are in {}",
-                run_dir.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for k in p.keys.clone() {
-        sup.start(&Component::Sender(k), false)?;
-    }
-    sup.started = Instant::now();
-    // The chaos schedule.
-    let t = sup.timings.clone();
-    if replay.is_empty() {
-        if plan.scenario.crash_sink {
-            let d = secs(t.start_delay);
-            sup.schedule(d, Due::Crash(Component::Sink));
-        }
-        for (n, pace) in plan.scenario.crash_workers.clone() {
-            let extra = if pace == Pace::Slow {
-                secs(t.slow_every)
+/// SIGINT, SIGTERM and SIGCHLD as [`Wake`] messages, until the handle is closed.
+fn forward_signals(wakes: Sender<Wake>) -> Result<signal_hook::iterator::Handle, RunError> {
+    use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD])
+        .map_err(|e| RunError::Setup(format!("installing signal handlers: {e}")))?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let wake = if signal == SIGCHLD {
+                Wake::ChildExited
             } else {
-                Duration::ZERO
+                Wake::Interrupt
             };
-            let d = secs(t.start_delay) + extra + sup.uniform(t.worker_up_max);
-            sup.schedule(d, Due::Crash(Component::Worker(n)));
-        }
-        if plan.scenario.grow || plan.scenario.shrink {
-            sup.schedule(secs(t.start_delay), Due::GrowShrink);
-        }
-        for step in plan.scenario.steps.clone() {
-            sup.schedule(secs(step.at), Due::Scripted(step));
-        }
-    } else {
-        for step in replay {
-            if step.action != Action::Restart || !step.component.starts_with("sender-") {
-                sup.schedule(secs(step.at), Due::Scripted(step));
+            if wakes.send(wake).is_err() {
+                break;
             }
         }
+    });
+    Ok(handle)
+}
+
+/// `watch`'s checks on their own thread, as events: stepped on file-system hints or a
+/// quarter-second tick, quiet about progress during the recovery window after each
+/// fault, until `control` closes. Returns the final outcome and the commit count.
+fn local_checks(
+    watch_plan: &WatchPlan,
+    inputs: &[FileBytes],
+    events: Sender<CheckEvent>,
+    control: Receiver<CheckControl>,
+    recovery: Duration,
+) -> Result<(WatchOutcome, u64), RunError> {
+    let mut watcher = Watcher::new(watch_plan, inputs)?;
+    let mut waker = Waker::new(watch_plan)?;
+    let mut quiet_until: Option<Instant> = None;
+    let mut reported = 0;
+    let mut next_status = Instant::now();
+    loop {
+        loop {
+            match control.try_recv() {
+                Ok(CheckControl::Fault) => quiet_until = Some(Instant::now() + recovery),
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    let commits = watcher.core.log.commits.len() as u64;
+                    return Ok((watcher.finish(), commits));
+                }
+            }
+        }
+        let now = Instant::now();
+        if quiet_until.is_some_and(|t| now < t) {
+            watcher.reset_progress_clocks();
+        }
+        let mut progress = Vec::new();
+        let outcome = watcher.step(&mut progress)?;
+        if !progress.is_empty() {
+            let _ = events.send(CheckEvent::Progress(progress));
+        }
+        if now >= next_status {
+            let _ = events.send(CheckEvent::Status(watcher.status_line(now)));
+            next_status = now + Duration::from_millis(250);
+        }
+        for f in &watcher.findings()[reported..] {
+            let _ = events.send(CheckEvent::Finding(f.clone()));
+        }
+        reported = watcher.findings().len();
+        if outcome == StepOutcome::Succeeded {
+            let _ = events.send(CheckEvent::Complete);
+        }
+        let wait = if watcher.core.sink.has_pending() {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_millis(250)
+        };
+        waker.wait(wait)?;
     }
-    let mut next_source_crash = if plan.scenario.crash_source && plan.replay.is_none() {
-        Some(Instant::now() + secs(t.start_delay) + sup.uniform(t.source_up_max))
-    } else {
-        None
-    };
-    // The checks of watch, in-process.
-    let watch_plan = WatchPlan {
+}
+
+/// The checks' plan for a run: the run's sink dir, inputs and logs.
+fn watch_plan(plan: &RunPlan) -> WatchPlan {
+    let p = &plan.preset;
+    WatchPlan {
         verify: VerifyPlan {
-            sink_dir: Some(run_dir.join("sink-out")),
+            sink_dir: Some(p.run_dir.join("sink-out")),
             plain_outputs: vec![],
             inputs: p
                 .keys
@@ -841,246 +548,260 @@ pub fn run(
             ProgressStyle::Quiet
         },
         checks: plan.scenario.checks,
-    };
-    let inputs = open_inputs(&watch_plan.verify)?;
-    let mut watcher = Watcher::new(&watch_plan, &inputs)?;
-    let mut outcome = StepOutcome::Running;
-    let mut stopped_by_signal = false;
-    let mut next_status = Instant::now();
-    let mut extra_findings: Vec<Finding> = Vec::new();
-    loop {
-        if SIGNALS.load(Ordering::SeqCst) > 0 {
-            stopped_by_signal = true;
-            break;
-        }
-        if let Some(e) = sup.setup_failure() {
-            stop_all(&mut sup);
-            return Err(e);
-        }
-        let now = Instant::now();
-        // Due timers, earliest first.
-        sup.timers.sort_by_key(|(at, _)| *at);
-        while sup.timers.first().is_some_and(|(at, _)| *at <= now) {
-            let (_, due) = sup.timers.remove(0);
-            let pauses = plan.scenario.pauses;
-            sup.fault(due, pauses)?;
-        }
-        if let Some(at) = next_source_crash {
-            if now >= at {
-                let live: Vec<char> = p
-                    .keys
-                    .iter()
-                    .copied()
-                    .filter(|k| sup.driver.is_alive(&Component::Sender(*k)))
-                    .collect();
-                if !live.is_empty() {
-                    let k = live[sup.rng.range(0, live.len() as u64 - 1) as usize];
-                    let c = Component::Sender(k);
-                    sup.driver.kill(&c)?;
-                    sup.event(Action::Crash, &c);
-                    sup.say("cs");
-                }
-                next_source_crash =
-                    Some(now + sup.uniform(t.source_up_max).max(Duration::from_millis(100)));
-            }
-        }
-        // Senders that exit before their EOF come back 0.1 s later, as the original loop.
-        for k in p.keys.clone() {
-            let c = Component::Sender(k);
-            if let Some(code) = sup.driver.exited(&c) {
-                if code != 0 {
-                    sup.sender_exits.insert(k, now + Duration::from_millis(100));
-                }
-            }
-            if !sup.driver.is_alive(&c) {
-                if let Some(at) = sup.sender_exits.get(&k).copied() {
-                    if now >= at {
-                        sup.sender_exits.remove(&k);
-                        sup.start(&c, false)?;
-                    }
-                } else if !sup.down.contains_key(&c) {
-                    // Killed by the source loop: restart after 0.1 s.
-                    sup.sender_exits.insert(k, now + Duration::from_millis(100));
-                }
-            }
-        }
-        // A restarted component must become ready in time (its probe, or the cluster's).
-        if !sup.must_be_ready.is_empty() {
-            let pending = std::mem::take(&mut sup.must_be_ready);
-            for (c, deadline) in pending {
-                if !sup.component_ready(&c) {
-                    sup.must_be_ready.push((c, deadline));
-                }
-            }
-        }
-        if let Some((c, _)) = sup.must_be_ready.iter().find(|(_, at)| now > *at).cloned() {
-            extra_findings.push(Finding {
-                kind: FindingKind::Stalled,
-                key: None,
-                detail: format!(
-                    "{} was not ready {:.0} s after it was restarted",
-                    c.name(),
-                    sup.timings.readiness_timeout
-                ),
-                elapsed_s: sup.started.elapsed().as_secs_f64(),
-            });
-            outcome = StepOutcome::Found;
-            break;
-        }
-        // Progress checks do not judge right after a fault.
-        if sup
-            .last_fault
-            .is_some_and(|f| now.duration_since(f) < secs(sup.timings.recovery_window))
+    }
+}
+
+/// Reads `--replay`'s events.
+fn read_replay(path: &Path) -> Result<Vec<Step>, RunError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", path.display())))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| RunError::Setup(format!("{}: {e}", path.display())))
+        })
+        .collect()
+}
+
+/// Prepare phase: the run dir, its reset, the port check and the inputs.
+fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
+    let p = &plan.preset;
+    let run_dir = &p.run_dir;
+    std::fs::create_dir_all(run_dir)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
+    if !plan.scenario.reset_only {
+        refuse_live_run(run_dir)?;
+    }
+    for line in reset(run_dir) {
+        let _ = writeln!(out, "reset: {line}");
+    }
+    if plan.scenario.reset_only {
+        return Ok(());
+    }
+    if plan.scenario.clean_old_gzip {
+        for c in (0..10)
+            .map(|n| p.log_path(&Component::Worker(n)))
+            .chain(p.keys.iter().map(|k| p.log_path(&Component::Sender(*k))))
         {
-            watcher.reset_progress_clocks();
+            prune_rotated(&c);
         }
-        let mut progress = Vec::new();
-        outcome = watcher.step(&mut progress)?;
-        if !progress.is_empty() {
-            let _ = sup.out.write_all(&progress);
-            let _ = sup.out.flush();
+    }
+    require_free_ports(p)?;
+    let sink_dir = run_dir.join("sink-out");
+    std::fs::create_dir_all(&sink_dir)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", sink_dir.display())))?;
+    if p.kind == PresetKind::Demo {
+        let keys: Vec<u8> = p.keys.iter().map(|&k| k as u8).collect();
+        crate::gen::inputs::generate_inputs(
+            &keys,
+            plan.bytes_per_key,
+            run_dir,
+            &crate::gen::inputs::DataSource::Seeded(plan.seed),
+        )
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Runs the scenario; returns the summary (the binary maps it to an exit status).
+pub fn run(
+    plan: &RunPlan,
+    driver: &mut dyn ProcessDriver,
+    out: &mut dyn Write,
+) -> Result<RunSummary, RunError> {
+    prepare(plan, out)?;
+    let p = &plan.preset;
+    let run_dir = &p.run_dir;
+    if plan.scenario.reset_only {
+        return Ok(RunSummary::reset(plan));
+    }
+    let events_path = run_dir.join("events.jsonl");
+    let replay = plan.replay.as_deref().map(read_replay).transpose()?;
+    let mut events = std::fs::File::create(&events_path)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
+    let _ = writeln!(out, "Start time: {}", unix_ms());
+    let _ = writeln!(
+        out,
+        "soakcheck run: seed {} (repeat with --seed {} or --replay {})",
+        plan.seed,
+        plan.seed,
+        events_path.display()
+    );
+    let (wake_tx, wakes) = crossbeam_channel::unbounded();
+    let signals = forward_signals(wake_tx)?;
+    let timings = plan.scenario.timings_scaled(plan.time_scale);
+    let soak = SoakPlan {
+        scenario: plan.scenario.clone(),
+        timings: timings.clone(),
+        seed: plan.seed,
+        keys: p.keys.clone(),
+        replay,
+        duration: plan.duration,
+        progress: plan.progress,
+        continue_on_finding: plan.on_violation == OnViolation::Continue,
+    };
+    let cluster = PresetCluster {
+        preset: p,
+        probes: &plan.scenario.probes,
+    };
+    let mut recorded = Recorded {
+        inner: driver,
+        run_dir: run_dir.clone(),
+        record: Vec::new(),
+    };
+    recorded.note(SUPERVISOR.to_string(), std::process::id());
+    let watch_plan = watch_plan(plan);
+    let inputs = open_inputs(&watch_plan.verify)?;
+    let result = std::thread::scope(|scope| {
+        let (check_tx, check_rx) = crossbeam_channel::unbounded();
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let recovery = secs(timings.recovery_window);
+        let (watch_plan, inputs) = (&watch_plan, &inputs);
+        let checks =
+            scope.spawn(move || local_checks(watch_plan, inputs, check_tx, control_rx, recovery));
+        let mut sup = Supervisor::new(
+            &soak,
+            p,
+            &SystemClock,
+            &mut recorded,
+            &cluster,
+            Some(control_tx),
+            out,
+            Some(&mut events),
+        );
+        let soaked = soak_and_end(&mut sup, plan, &wakes, &check_rx);
+        let (faults, fault_count, started) = (sup.faults.clone(), sup.fault_count, sup.started);
+        let findings = std::mem::take(&mut sup.findings);
+        drop(sup);
+        let checked = checks.join().expect("the checks thread does not panic");
+        let (ending, frozen, postmortem) = soaked?;
+        let (outcome, commits) = checked?;
+        Ok(RunSummary::new(
+            plan,
+            RunTotals {
+                ending,
+                frozen,
+                postmortem,
+                faults,
+                fault_count,
+                duration_s: started.elapsed().as_secs_f64(),
+                commits,
+                outcome,
+                findings,
+            },
+        ))
+    });
+    signals.close();
+    result
+}
+
+/// The soak, then the freeze or the stop; returns how it ended, whether it froze, and
+/// the post-mortem bundle.
+fn soak_and_end(
+    sup: &mut Supervisor<'_>,
+    plan: &RunPlan,
+    wakes: &Receiver<Wake>,
+    checks: &Receiver<CheckEvent>,
+) -> Result<(Ending, bool, Option<String>), RunError> {
+    let readiness = secs(
+        plan.scenario
+            .timings_scaled(plan.time_scale)
+            .readiness_timeout
+            .max(15.0),
+    );
+    let soaked = sup
+        .start(readiness)
+        .map_err(RunFailure::from)
+        .and_then(|()| sup.run_loop(wakes, checks));
+    let ending = match soaked {
+        Ok(ending) => ending,
+        Err(e) => {
+            sup.stop_all(Some(wakes));
+            return Err(match e {
+                RunFailure::Setup(text) => RunError::Setup(text),
+                RunFailure::Driver(d) => RunError::Driver(d),
+            });
         }
-        if plan.progress == ProgressStyle::StatusLine && now >= next_status {
-            let line = format!(
-                "\r\x1b[2K{:.0}s faults {} | {}",
-                sup.started.elapsed().as_secs_f64(),
-                sup.fault_count,
-                watcher.status_line(now)
-            );
-            let _ = sup.out.write_all(line.as_bytes());
-            let _ = sup.out.flush();
-            next_status = now + Duration::from_millis(250);
+    };
+    // Findings that arrived with the one that ended the soak.
+    while let Ok(event) = checks.try_recv() {
+        if let CheckEvent::Finding(f) = event {
+            sup.findings.push(f);
         }
-        match outcome {
-            StepOutcome::Running => {}
-            StepOutcome::Succeeded => break,
-            StepOutcome::Found if plan.on_violation == OnViolation::Continue => {
-                // Keep running; the findings stay and make the verdict.
-            }
-            StepOutcome::Found => break,
-        }
-        if plan.duration.is_some_and(|d| sup.started.elapsed() >= d) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
     let mut frozen = false;
     let mut postmortem = None;
-    let has_findings = !watcher.findings().is_empty() || !extra_findings.is_empty();
-    if has_findings && plan.on_violation == OnViolation::Freeze && !stopped_by_signal {
-        // Pause the world, as near the detection as possible: every component at once.
-        let comps: Vec<Component> = sup.driver.pids().into_iter().map(|(c, _)| c).collect();
-        for c in &comps {
-            let _ = sup.driver.pause(c);
-        }
+    if ending == Ending::Found && plan.on_violation == OnViolation::Freeze {
+        let results = sup.freeze();
         frozen = true;
-        // First the fact and its time, before the (slower) post-mortem bundle.
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let _ = writeln!(
-            sup.out,
-            "\nFROZEN at {now_s:.3}: every process of the system under test is stopped (SIGSTOP)."
-        );
-        let _ = sup.out.flush();
-        let pids = sup.driver.pids();
-        let mut text = String::new();
-        for f in watcher.findings().iter().chain(&extra_findings) {
-            let kind = serde_json::to_value(f.kind).expect("serializes");
-            text += &format!("  finding: {}: {}\n", kind.as_str().unwrap_or(""), f.detail);
-        }
-        for (c, pid) in &pids {
-            text += &format!(
-                "  {:<12} pid {pid}   inspect: gdb -p {pid}   resume: kill -CONT -{pid}\n",
-                c.name()
-            );
-        }
-        text += &format!(
-            "  files: {0}/sink-out, {0}/wallaroo.N, {0}/sender.out.K, {0}/events.jsonl\n",
-            run_dir.display()
-        );
-        let bundle = run_dir.join(format!("postmortem-{}.tar.gz", unix_ms() / 1000));
-        match write_postmortem(&bundle, run_dir, &p.keys) {
-            Ok(()) => {
-                text += &format!("  post-mortem bundle: {} (tar xzf it and run soakcheck verify --sink-dir sink-out --input-dir .)\n", bundle.display());
-                postmortem = Some(bundle.display().to_string());
+        postmortem = report_freeze(sup, plan, &results);
+        // Wait for Ctrl-C or SIGTERM; child exits (of paused children: none) are ignored.
+        while let Ok(w) = wakes.recv() {
+            if w == Wake::Interrupt {
+                sup.interrupts += 1;
+                break;
             }
-            Err(e) => text += &format!("  post-mortem bundle {} failed: {e}\n", bundle.display()),
-        }
-        text += "  press Ctrl-C (or send SIGTERM) to kill everything and exit.\n";
-        let _ = sup.out.write_all(text.as_bytes());
-        let _ = sup.out.flush();
-        while SIGNALS.load(Ordering::SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let duration = sup.started.elapsed().as_secs_f64();
+    let duration_ms = (sup.started.elapsed().as_secs_f64() * 1000.0) as u64;
     let _ = writeln!(
-        sup.out,
-        "\nEnd time: {}\nDuration: {}",
-        unix_ms(),
-        (duration * 1000.0) as u64
+        sup.out(),
+        "\nEnd time: {}\nDuration: {duration_ms}",
+        unix_ms()
     );
-    stop_all(&mut sup);
-    let summary_faults = sup.faults.clone();
-    let fault_count = sup.fault_count;
-    let commits = watcher.core.log.commits.len() as u64;
-    let bytes_verified = watcher
-        .core
-        .checker
-        .cursors()
-        .iter()
-        .map(|c| c.verified_bytes())
-        .sum();
-    let succeeded = outcome == StepOutcome::Succeeded
-        || (plan.duration.is_some() && !has_findings && !stopped_by_signal);
-    let mut findings = watcher.finish().findings;
-    findings.extend(extra_findings);
-    let verdict = if !findings.is_empty() {
-        "violation"
-    } else if stopped_by_signal {
-        "stopped"
-    } else if succeeded {
-        "ok"
-    } else {
-        "stopped"
-    };
-    Ok(RunSummary {
-        seed: plan.seed,
-        verdict,
-        duration_s: duration,
-        faults: summary_faults,
-        fault_count,
-        commits,
-        bytes_verified,
-        findings,
-        frozen,
-        stopped_by_signal: stopped_by_signal && !frozen,
-        postmortem,
-        run_dir: run_dir.display().to_string(),
-    })
+    for (c, e) in sup.stop_all(Some(wakes)) {
+        let _ = writeln!(sup.out(), "could not stop {}: {e}", c.name());
+    }
+    Ok((ending, frozen, postmortem))
 }
 
-/// Stops every component: SIGCONT (if frozen), SIGTERM, a grace period, SIGKILL; a second
-/// Ctrl-C cuts the grace period short.
-fn stop_all(sup: &mut Supervisor<'_>) {
-    let mut comps: Vec<Component> = sup.driver.pids().into_iter().map(|(c, _)| c).collect();
-    // Senders first, then workers, then the sink (the reverse of the start order).
-    comps.sort_by_key(|c| match c {
-        Component::Sender(_) => 0,
-        Component::Worker(_) => 1,
-        Component::Sink => 2,
-    });
-    for c in comps {
-        // Re-read per component: a second Ctrl-C during the stop kills the rest at once.
-        let grace = if SIGNALS.load(Ordering::SeqCst) > 1 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(2)
-        };
-        sup.driver.stop(&c, grace);
+/// The FROZEN message: the time, the findings, what the freeze did to each component
+/// (and what it could not do), and the post-mortem bundle.
+fn report_freeze(
+    sup: &mut Supervisor<'_>,
+    plan: &RunPlan,
+    results: &[FreezeResult],
+) -> Option<String> {
+    let run_dir = &plan.preset.run_dir;
+    let now_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let paused = results.iter().filter(|r| r.outcome.is_ok()).count();
+    let mut text = format!(
+        "\nFROZEN at {now_s:.3}: {paused} of {} components paused (SIGSTOP to each process group).\n",
+        results.len()
+    );
+    for f in &sup.findings {
+        let kind = serde_json::to_value(f.kind).expect("serializes");
+        text += &format!("  finding: {}: {}\n", kind.as_str().unwrap_or(""), f.detail);
     }
+    for r in results {
+        let at = r.location.clone().unwrap_or_else(|| "-".into());
+        match &r.outcome {
+            Ok(()) => text += &format!("  {:<12} paused   {at}\n", r.component.name()),
+            Err(e) => text += &format!("  {:<12} NOT paused: {e}   {at}\n", r.component.name()),
+        }
+    }
+    text += "  inspect: gdb -p PID   resume one: kill -CONT -PID\n";
+    text += &format!(
+        "  files: {0}/sink-out, {0}/wallaroo.N, {0}/sender.out.K, {0}/events.jsonl\n",
+        run_dir.display()
+    );
+    let bundle = run_dir.join(format!("postmortem-{}.tar.gz", unix_ms() / 1000));
+    let mut postmortem = None;
+    match write_postmortem(&bundle, run_dir, &plan.preset.keys) {
+        Ok(()) => {
+            text += &format!("  post-mortem bundle: {} (tar xzf it and run soakcheck verify --sink-dir sink-out --input-dir .)\n", bundle.display());
+            postmortem = Some(bundle.display().to_string());
+        }
+        Err(e) => text += &format!("  post-mortem bundle {} failed: {e}\n", bundle.display()),
+    }
+    text += "  press Ctrl-C (or send SIGTERM) to kill everything and exit.\n";
+    let out = sup.out();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    postmortem
 }
 
 /// `postmortem-<time>.tar.gz`: the sink directory, txnlogs, logs, events and inputs, so

@@ -98,6 +98,20 @@ pub enum Action {
     Shrink,
 }
 
+impl Action {
+    /// The name in events.jsonl and the fault counts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Crash => "crash",
+            Action::Restart => "restart",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Grow => "grow",
+            Action::Shrink => "shrink",
+        }
+    }
+}
+
 /// A step at a time after the start (scripted, or replayed from events.jsonl).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct Step {

@@ -92,7 +92,7 @@ impl Default for Checks {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
     /// A key's committed output broke the promise.
@@ -107,9 +107,11 @@ pub enum FindingKind {
     SinkError,
     /// --timeout passed before --until was reached.
     Stalled,
+    /// A remote checker died or its connection dropped: nothing is being checked.
+    CheckerLost,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
     pub key: Option<String>,

@@ -1,0 +1,1325 @@
+//! The supervisor of `soakcheck run`: one event loop that starts the system under test,
+//! runs every chaos loop as a timer drawn from one seeded RNG, takes the checks' findings
+//! as they come, and at the first one freezes the world or stops it.
+//!
+//! How it works: every input is a message. A `crossbeam_channel::select!` waits on the
+//! signals and child exits ([`Wake`]), the checks' events ([`CheckEvent`]: from the
+//! in-process watcher thread or a remote `soakcheck watch --events -`), and the earliest
+//! timer of a heap ([`Due`]: faults, restarts, readiness checks, the run's end). Nothing
+//! polls at a fixed interval: an idle soak sleeps until its next timer.
+//!
+//! The clock ([`Clock`]), the process driver ([`ProcessDriver`]) and the cluster's probes
+//! ([`Cluster`]) are injected, so the unit tests below drive the loops with a fake clock
+//! and a fake driver: no processes, no ports, no sleeps.
+//!
+//! Phases: [`Supervisor::start`] (sink and workers, then senders once the cluster is
+//! ready), the soak ([`Supervisor::handle`] / [`Supervisor::fire_due`], run by
+//! [`Supervisor::run_loop`]), then [`Supervisor::freeze`] or [`Supervisor::stop_all`].
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+
+use super::preset::Preset;
+use super::scenario::{parse_component, secs, Action, Pace, Scenario, Step, Timings};
+use super::{Component, DriverError, LaunchSpec, ProcessDriver};
+use crate::gen::Rng;
+use crate::watch::{Finding, FindingKind, ProgressStyle};
+
+/// Where the supervisor reads the time.
+pub trait Clock {
+    fn now(&self) -> Instant;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// What the supervisor asks the running system (over its external channel, for the
+/// presets).
+pub trait Cluster {
+    /// poll-all-ready: every member is processing, each asked within `timeout`.
+    fn ready(&self, timeout: Duration) -> bool;
+    /// The component's own readiness probe from the scenario, or `ready`.
+    fn component_ready(&self, component: &Component) -> bool;
+    /// Asks the initializer to shrink worker `n` out; true when it accepted.
+    fn shrink(&self, n: usize) -> bool;
+}
+
+/// A signal or a child's exit, as a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// SIGINT or SIGTERM.
+    Interrupt,
+    /// Some child exited (SIGCHLD, or the remote driver's monitor): ask the driver which.
+    ChildExited,
+}
+
+/// What the checks report, in-process or from a remote `watch --events -`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckEvent {
+    /// Terse progress characters (`,`, `{AP}`, `{RP}`).
+    Progress(Vec<u8>),
+    /// The status line's text (TTY only).
+    Status(String),
+    Finding(Finding),
+    /// `--until` was reached: every input verified and every sender at EOF.
+    Complete,
+    /// The checker died or its connection dropped: a finding of its own.
+    Lost(String),
+}
+
+/// What the supervisor tells the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckControl {
+    /// A fault was injected: progress checks do not judge during the recovery window.
+    Fault,
+}
+
+/// Why the soak ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Ctrl-C or SIGTERM.
+    Signal,
+    /// A finding (the checks' or the supervisor's own).
+    Found,
+    /// The checks reached `--until`.
+    Complete,
+    /// `--duration` elapsed.
+    Duration,
+}
+
+/// A timer's action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Due {
+    Crash(Component),
+    Restart(Component),
+    Resume(Component),
+    GrowShrink,
+    Scripted(Step),
+    /// The source loop kills a random live sender.
+    SourceCrash,
+    /// Is the restarted component ready yet? A finding once `deadline` passes.
+    ReadyCheck(Component, Instant),
+    /// Start phase: is the cluster ready for the senders yet?
+    StartupCheck(Instant),
+    /// `--duration` is over.
+    End,
+    /// Redraw the status line.
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    due: Due,
+}
+
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// What the supervisor needs from the run's plan.
+#[derive(Debug, Clone)]
+pub struct SoakPlan {
+    pub scenario: Scenario,
+    pub timings: Timings,
+    pub seed: u64,
+    pub keys: Vec<char>,
+    /// Replayed steps (`--replay`) instead of the loops.
+    pub replay: Option<Vec<Step>>,
+    pub duration: Option<Duration>,
+    pub progress: ProgressStyle,
+    /// Keep running after a finding (`--on-violation continue`).
+    pub continue_on_finding: bool,
+}
+
+/// What the freeze did to one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreezeResult {
+    pub component: Component,
+    /// Where it runs, as the driver names it ("pid 123", "127.0.0.3 pgid 123").
+    pub location: Option<String>,
+    pub outcome: Result<(), String>,
+}
+
+/// The soak's state and its loops.
+pub struct Supervisor<'a> {
+    plan: &'a SoakPlan,
+    preset: &'a Preset,
+    clock: &'a dyn Clock,
+    pub driver: &'a mut dyn ProcessDriver,
+    cluster: &'a dyn Cluster,
+    checks: Option<Sender<CheckControl>>,
+    out: &'a mut dyn Write,
+    events: Option<&'a mut dyn Write>,
+    rng: Rng,
+    timers: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+    pub started: Instant,
+    /// Faults by kind, then by component.
+    pub faults: BTreeMap<String, BTreeMap<String, u64>>,
+    pub fault_count: u64,
+    /// Members of the logical cluster (initial workers, joined, minus shrunk).
+    members: Vec<usize>,
+    /// Components down on purpose (crashed or paused).
+    down: BTreeMap<Component, Instant>,
+    /// Findings of the checks and of the supervisor itself.
+    pub findings: Vec<Finding>,
+    /// Interrupts received (a second one cuts the stop's grace period short).
+    pub interrupts: u32,
+    soaking: bool,
+    status: String,
+}
+
+/// The grace period of a stop (SIGTERM, then SIGKILL).
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+impl<'a> Supervisor<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: &'a SoakPlan,
+        preset: &'a Preset,
+        clock: &'a dyn Clock,
+        driver: &'a mut dyn ProcessDriver,
+        cluster: &'a dyn Cluster,
+        checks: Option<Sender<CheckControl>>,
+        out: &'a mut dyn Write,
+        events: Option<&'a mut dyn Write>,
+    ) -> Self {
+        Supervisor {
+            plan,
+            preset,
+            rng: Rng::new(plan.seed),
+            started: clock.now(),
+            clock,
+            driver,
+            cluster,
+            checks,
+            out,
+            events,
+            timers: BinaryHeap::new(),
+            seq: 0,
+            faults: BTreeMap::new(),
+            fault_count: 0,
+            members: (0..plan.scenario.workers).collect(),
+            down: BTreeMap::new(),
+            findings: Vec::new(),
+            interrupts: 0,
+            soaking: false,
+            status: String::new(),
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Where the supervisor's messages go.
+    pub fn out(&mut self) -> &mut dyn Write {
+        &mut *self.out
+    }
+
+    fn say(&mut self, text: &str) {
+        if self.plan.progress == ProgressStyle::Terse {
+            let _ = self.out.write_all(text.as_bytes());
+            let _ = self.out.flush();
+        }
+    }
+
+    fn uniform(&mut self, max: f64) -> Duration {
+        secs(self.rng.range(0, 1_000_000) as f64 / 1_000_000.0 * max)
+    }
+
+    /// Schedules `due` after `after`.
+    pub fn schedule(&mut self, after: Duration, due: Due) {
+        self.seq += 1;
+        let at = self.now() + after;
+        self.timers.push(Reverse(Timer {
+            at,
+            seq: self.seq,
+            due,
+        }));
+    }
+
+    /// When the next timer is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse(t)| t.at)
+    }
+
+    /// The pending timers, earliest first (for tests and the post-mortem).
+    pub fn pending(&self) -> Vec<(Instant, Due)> {
+        let mut all: Vec<&Timer> = self.timers.iter().map(|Reverse(t)| t).collect();
+        all.sort();
+        all.into_iter().map(|t| (t.at, t.due.clone())).collect()
+    }
+
+    fn spec(&self, c: &Component, join: bool) -> LaunchSpec {
+        self.preset.spec(c, join)
+    }
+
+    fn start_component(&mut self, c: &Component, join: bool) -> Result<(), DriverError> {
+        let spec = self.spec(c, join);
+        self.driver.start(c, &spec)
+    }
+
+    /// Start phase: the sink and the workers; the senders follow once the cluster is
+    /// ready (see [`Due::StartupCheck`]).
+    pub fn start(&mut self, readiness: Duration) -> Result<(), DriverError> {
+        self.start_component(&Component::Sink, false)?;
+        for n in 0..self.plan.scenario.workers {
+            self.start_component(&Component::Worker(n), false)?;
+        }
+        let deadline = self.now() + readiness;
+        self.schedule(Duration::ZERO, Due::StartupCheck(deadline));
+        Ok(())
+    }
+
+    /// The soak proper: senders, then every loop's first timer.
+    fn begin_soak(&mut self) -> Result<(), DriverError> {
+        for k in self.plan.keys.clone() {
+            self.start_component(&Component::Sender(k), false)?;
+        }
+        self.soaking = true;
+        self.started = self.now();
+        let t = self.plan.timings.clone();
+        if let Some(d) = self.plan.duration {
+            self.schedule(d, Due::End);
+        }
+        if self.plan.progress == ProgressStyle::StatusLine {
+            self.schedule(Duration::ZERO, Due::Status);
+        }
+        if let Some(steps) = self.plan.replay.clone() {
+            for step in steps {
+                // Sender restarts follow their crashes by themselves.
+                if step.action != Action::Restart || !step.component.starts_with("sender-") {
+                    self.schedule(secs(step.at), Due::Scripted(step));
+                }
+            }
+            return Ok(());
+        }
+        let scenario = &self.plan.scenario;
+        if scenario.crash_sink {
+            self.schedule(secs(t.start_delay), Due::Crash(Component::Sink));
+        }
+        for (n, pace) in scenario.crash_workers.clone() {
+            let extra = if pace == Pace::Slow {
+                secs(t.slow_every)
+            } else {
+                Duration::ZERO
+            };
+            let d = secs(t.start_delay) + extra + self.uniform(t.worker_up_max);
+            self.schedule(d, Due::Crash(Component::Worker(n)));
+        }
+        if scenario.grow || scenario.shrink {
+            self.schedule(secs(t.start_delay), Due::GrowShrink);
+        }
+        if scenario.crash_source {
+            let d = secs(t.start_delay) + self.uniform(t.source_up_max);
+            self.schedule(d, Due::SourceCrash);
+        }
+        for step in scenario.steps.clone() {
+            self.schedule(secs(step.at), Due::Scripted(step));
+        }
+        Ok(())
+    }
+
+    /// Records a fault or an action in events.jsonl and the fault counts.
+    fn event(&mut self, action: Action, c: &Component) {
+        let at = self.now().duration_since(self.started).as_secs_f64();
+        let step = Step {
+            at,
+            action,
+            component: c.name(),
+        };
+        if let Some(events) = self.events.as_mut() {
+            let line = serde_json::to_string(&step).expect("a step serializes");
+            let _ = writeln!(events, "{line}");
+        }
+        if matches!(
+            action,
+            Action::Crash | Action::Pause | Action::Grow | Action::Shrink
+        ) {
+            let kind = action.as_str().to_string();
+            *self
+                .faults
+                .entry(kind)
+                .or_default()
+                .entry(c.name())
+                .or_default() += 1;
+            self.fault_count += 1;
+            if let Some(checks) = &self.checks {
+                let _ = checks.send(CheckControl::Fault);
+            }
+        }
+    }
+
+    fn short(c: &Component) -> String {
+        match c {
+            Component::Sink => "S".into(),
+            Component::Worker(n) => n.to_string(),
+            Component::Sender(k) => format!("s{k}"),
+        }
+    }
+
+    /// Handles one message; `Some` when the soak ends.
+    pub fn handle_wake(&mut self, wake: Wake) -> Result<Option<Ending>, RunFailure> {
+        match wake {
+            Wake::Interrupt => {
+                self.interrupts += 1;
+                Ok(Some(Ending::Signal))
+            }
+            Wake::ChildExited => self.reap(),
+        }
+    }
+
+    /// Handles one event of the checks; `Some` when the soak ends.
+    pub fn handle_check(&mut self, event: CheckEvent) -> Option<Ending> {
+        match event {
+            CheckEvent::Progress(bytes) => {
+                let _ = self.out.write_all(&bytes);
+                let _ = self.out.flush();
+                None
+            }
+            CheckEvent::Status(text) => {
+                self.status = text;
+                None
+            }
+            CheckEvent::Finding(f) => self.found(f),
+            CheckEvent::Lost(detail) => self.found(Finding {
+                kind: FindingKind::CheckerLost,
+                key: None,
+                detail,
+                elapsed_s: self.elapsed_s(),
+            }),
+            CheckEvent::Complete => Some(Ending::Complete),
+        }
+    }
+
+    fn elapsed_s(&self) -> f64 {
+        self.now().duration_since(self.started).as_secs_f64()
+    }
+
+    fn found(&mut self, f: Finding) -> Option<Ending> {
+        self.findings.push(f);
+        (!self.plan.continue_on_finding).then_some(Ending::Found)
+    }
+
+    /// A child exited: a sink or worker that cannot run is a setup failure; a sender that
+    /// exits before its EOF comes back 0.1 s later, as the original loop.
+    fn reap(&mut self) -> Result<Option<Ending>, RunFailure> {
+        for c in self.driver.started() {
+            if self.down.contains_key(&c) {
+                continue;
+            }
+            let Some(code) = self.driver.exited(&c) else {
+                continue;
+            };
+            match c {
+                Component::Sender(k) if code != 0 => {
+                    self.schedule(
+                        Duration::from_millis(100),
+                        Due::Restart(Component::Sender(k)),
+                    );
+                }
+                Component::Sender(_) => {}
+                _ => {
+                    let log = self.preset.log_path(&c);
+                    let last = last_log_line(&log);
+                    if code == 2 || last.contains("Address already in use") {
+                        return Err(RunFailure::Setup(format!(
+                            "{} exited with status {code} and cannot run: {last} (log {})",
+                            c.name(),
+                            log.display()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs every timer that is due; `Some` when the soak ends.
+    pub fn fire_due(&mut self) -> Result<Option<Ending>, RunFailure> {
+        while let Some(Reverse(t)) = self.timers.peek() {
+            if t.at > self.now() {
+                break;
+            }
+            let Reverse(timer) = self.timers.pop().expect("peeked");
+            if let Some(ending) = self.fire(timer.due)? {
+                return Ok(Some(ending));
+            }
+        }
+        Ok(None)
+    }
+
+    fn fire(&mut self, due: Due) -> Result<Option<Ending>, RunFailure> {
+        match due {
+            Due::Crash(c) => self.crash_loop(c)?,
+            Due::Restart(c) => self.restart(c)?,
+            Due::Resume(c) => {
+                self.driver.resume(&c)?;
+                self.event(Action::Resume, &c);
+                self.say(&format!("u{}", Self::short(&c)));
+                self.down.remove(&c);
+                self.schedule_next_crash(c);
+            }
+            Due::GrowShrink => self.grow_shrink()?,
+            Due::Scripted(step) => self.scripted(step)?,
+            Due::SourceCrash => self.source_crash()?,
+            Due::ReadyCheck(c, deadline) => return Ok(self.ready_check(c, deadline)),
+            Due::StartupCheck(deadline) => self.startup_check(deadline)?,
+            Due::End => return Ok(Some(Ending::Duration)),
+            Due::Status => self.draw_status(),
+        }
+        Ok(None)
+    }
+
+    fn startup_check(&mut self, deadline: Instant) -> Result<(), RunFailure> {
+        if let Some(Ending::Found) = self.reap()? {
+            return Ok(());
+        }
+        if self.cluster.ready(Duration::from_millis(500)) {
+            self.begin_soak()?;
+        } else if self.now() > deadline {
+            return Err(RunFailure::Setup(format!(
+                "the cluster was not ready within {:.0} s; logs are in {}",
+                self.plan.timings.readiness_timeout.max(15.0),
+                self.preset.run_dir.display()
+            )));
+        } else {
+            self.schedule(Duration::from_millis(100), Due::StartupCheck(deadline));
+        }
+        Ok(())
+    }
+
+    fn draw_status(&mut self) {
+        let line = format!(
+            "\r\x1b[2K{:.0}s faults {} | {}",
+            self.elapsed_s(),
+            self.fault_count,
+            self.status
+        );
+        let _ = self.out.write_all(line.as_bytes());
+        let _ = self.out.flush();
+        self.schedule(Duration::from_millis(250), Due::Status);
+    }
+
+    fn ready_check(&mut self, c: Component, deadline: Instant) -> Option<Ending> {
+        if self.cluster.component_ready(&c) {
+            return None;
+        }
+        if self.now() > deadline {
+            let detail = format!(
+                "{} was not ready {:.0} s after it was restarted",
+                c.name(),
+                self.plan.timings.readiness_timeout
+            );
+            return self.found(Finding {
+                kind: FindingKind::Stalled,
+                key: None,
+                detail,
+                elapsed_s: self.elapsed_s(),
+            });
+        }
+        self.schedule(Duration::from_millis(200), Due::ReadyCheck(c, deadline));
+        None
+    }
+
+    fn must_be_ready(&mut self, c: Component) {
+        let deadline = self.now() + secs(self.plan.timings.readiness_timeout);
+        self.schedule(Duration::from_millis(200), Due::ReadyCheck(c, deadline));
+    }
+
+    fn crash_loop(&mut self, c: Component) -> Result<(), RunFailure> {
+        let is_member = match &c {
+            Component::Worker(n) => self.members.contains(n),
+            _ => true,
+        };
+        if !is_member {
+            self.schedule(secs(1.0), Due::Crash(c));
+            return Ok(());
+        }
+        // Stabilization: a loop skips its crash while the cluster is not ready.
+        if !self.cluster.ready(Duration::from_millis(300)) {
+            let s = if c == Component::Sink {
+                ":s".to_string()
+            } else {
+                format!(":c{}", Self::short(&c))
+            };
+            self.say(&s);
+            self.schedule(secs(1.0), Due::Crash(c));
+            return Ok(());
+        }
+        let pause = self.plan.scenario.pauses
+            && self.rng.range(0, 9) < 3
+            && !matches!(c, Component::Sender(_));
+        if pause {
+            self.driver.pause(&c)?;
+            self.event(Action::Pause, &c);
+            self.say(&format!("p{}", Self::short(&c)));
+            self.down.insert(c.clone(), self.now());
+            let d = self.uniform(self.plan.timings.pause_max);
+            self.schedule(d, Due::Resume(c));
+        } else {
+            self.driver.kill(&c)?;
+            self.event(Action::Crash, &c);
+            self.say(&format!("c{}", Self::short(&c)));
+            self.down.insert(c.clone(), self.now());
+            let t = &self.plan.timings;
+            let d = match c {
+                Component::Sink => self.uniform(t.sink_down_max),
+                Component::Worker(_) => self.uniform(t.worker_down_max),
+                Component::Sender(_) => secs(0.1),
+            };
+            self.schedule(d, Due::Restart(c));
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, c: Component) -> Result<(), RunFailure> {
+        if matches!(c, Component::Sender(_)) && self.driver.is_alive(&c) {
+            return Ok(());
+        }
+        self.start_component(&c, false)?;
+        self.event(Action::Restart, &c);
+        self.say(&format!("r{}", Self::short(&c)));
+        self.down.remove(&c);
+        if !matches!(c, Component::Sender(_)) {
+            self.must_be_ready(c.clone());
+        }
+        self.schedule_next_crash(c);
+        Ok(())
+    }
+
+    fn source_crash(&mut self) -> Result<(), RunFailure> {
+        let live: Vec<char> = self
+            .plan
+            .keys
+            .iter()
+            .copied()
+            .filter(|k| self.driver.is_alive(&Component::Sender(*k)))
+            .collect();
+        if !live.is_empty() {
+            let k = live[self.rng.range(0, live.len() as u64 - 1) as usize];
+            let c = Component::Sender(k);
+            self.driver.kill(&c)?;
+            self.event(Action::Crash, &c);
+            self.say("cs");
+            self.schedule(Duration::from_millis(100), Due::Restart(c));
+        }
+        let d = self
+            .uniform(self.plan.timings.source_up_max)
+            .max(Duration::from_millis(100));
+        self.schedule(d, Due::SourceCrash);
+        Ok(())
+    }
+
+    /// After a restart or resume, when this component's loop strikes next.
+    fn schedule_next_crash(&mut self, c: Component) {
+        if self.plan.replay.is_some() {
+            return;
+        }
+        let pace = match &c {
+            Component::Worker(n) => self
+                .plan
+                .scenario
+                .crash_workers
+                .iter()
+                .find(|(w, _)| w == n)
+                .map(|(_, p)| *p),
+            _ => None,
+        };
+        let t = self.plan.timings.clone();
+        let next = match (&c, pace) {
+            (Component::Sink, _) if self.plan.scenario.crash_sink => {
+                Some(secs(t.sink_up_min) + self.uniform(t.sink_up_max - t.sink_up_min))
+            }
+            (Component::Worker(_), Some(Pace::Fast)) => Some(self.uniform(t.worker_up_max)),
+            (Component::Worker(_), Some(Pace::Slow)) => {
+                Some(secs(t.slow_every) + self.uniform(t.worker_up_max))
+            }
+            // Senders: the source loop picks its next victim itself.
+            _ => None,
+        };
+        if let Some(d) = next {
+            self.schedule(d, Due::Crash(c));
+        }
+    }
+
+    fn grow_shrink(&mut self) -> Result<(), RunFailure> {
+        if self.plan.scenario.grow && self.rng.range(0, 9) < 5 {
+            if let Some(n) = (1..=9).find(|n| !self.members.contains(n)) {
+                self.grow(n)?;
+            }
+        }
+        if self.plan.scenario.shrink && self.rng.range(0, 9) < 5 {
+            let candidates: Vec<usize> = self
+                .members
+                .iter()
+                .copied()
+                .filter(|&n| n > 0 && !self.down.contains_key(&Component::Worker(n)))
+                .collect();
+            if !candidates.is_empty() {
+                let n = candidates[self.rng.range(0, candidates.len() as u64 - 1) as usize];
+                self.shrink(n);
+            }
+        }
+        self.schedule(secs(self.plan.timings.grow_shrink_every), Due::GrowShrink);
+        Ok(())
+    }
+
+    fn grow(&mut self, n: usize) -> Result<(), RunFailure> {
+        let c = Component::Worker(n);
+        self.start_component(&c, true)?;
+        self.members.push(n);
+        self.event(Action::Grow, &c);
+        self.say(&format!("Join {n}."));
+        self.must_be_ready(c);
+        Ok(())
+    }
+
+    /// The worker leaves by itself once the initializer accepts; its exit is reaped
+    /// as any other (a shrunk worker is down on purpose). A busy initializer is asked
+    /// again on a later tick.
+    fn shrink(&mut self, n: usize) {
+        let c = Component::Worker(n);
+        if self.cluster.shrink(n) {
+            self.members.retain(|&m| m != n);
+            self.down.insert(c.clone(), self.now());
+            self.event(Action::Shrink, &c);
+            self.say(&format!("Shrink {n}"));
+        }
+    }
+
+    fn scripted(&mut self, step: Step) -> Result<(), RunFailure> {
+        let Some(c) = parse_component(&step.component) else {
+            return Ok(());
+        };
+        match step.action {
+            Action::Crash => {
+                self.driver.kill(&c)?;
+                self.down.insert(c.clone(), self.now());
+                self.event(Action::Crash, &c);
+                self.say(&format!("c{}", Self::short(&c)));
+                if matches!(c, Component::Sender(_)) {
+                    self.schedule(Duration::from_millis(100), Due::Restart(c));
+                }
+            }
+            Action::Restart => {
+                self.start_component(&c, false)?;
+                self.down.remove(&c);
+                self.event(Action::Restart, &c);
+                self.say(&format!("r{}", Self::short(&c)));
+            }
+            Action::Pause => {
+                self.driver.pause(&c)?;
+                self.down.insert(c.clone(), self.now());
+                self.event(Action::Pause, &c);
+            }
+            Action::Resume => {
+                self.driver.resume(&c)?;
+                self.down.remove(&c);
+                self.event(Action::Resume, &c);
+            }
+            Action::Grow => {
+                if let Component::Worker(n) = c {
+                    self.grow(n)?;
+                }
+            }
+            Action::Shrink => {
+                if let Component::Worker(n) = c {
+                    self.shrink(n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The soak's event loop: signals, child exits, the checks' events and the timers,
+    /// until one of them ends it.
+    pub fn run_loop(
+        &mut self,
+        wakes: &Receiver<Wake>,
+        checks: &Receiver<CheckEvent>,
+    ) -> Result<Ending, RunFailure> {
+        loop {
+            if let Some(ending) = self.fire_due()? {
+                return Ok(ending);
+            }
+            let timeout = self
+                .next_deadline()
+                .map_or(Duration::from_secs(3600), |at| {
+                    at.saturating_duration_since(self.now())
+                });
+            let ending = select! {
+                recv(wakes) -> w => match w {
+                    Ok(w) => self.handle_wake(w)?,
+                    Err(_) => Some(Ending::Signal),
+                },
+                recv(checks) -> e => match e {
+                    Ok(e) => self.handle_check(e),
+                    Err(_) => self.handle_check(CheckEvent::Lost(
+                        "the checks stopped without a verdict".into(),
+                    )),
+                },
+                default(timeout) => None,
+            };
+            if let Some(ending) = ending {
+                return Ok(ending);
+            }
+        }
+    }
+
+    /// Pauses every component the run started, at once, and says per component what
+    /// was done and what failed: never more than happened.
+    pub fn freeze(&mut self) -> Vec<FreezeResult> {
+        let mut results = Vec::new();
+        for c in self.driver.started() {
+            let outcome = if self.driver.is_alive(&c) {
+                self.driver.pause(&c).map_err(|e| e.to_string())
+            } else {
+                Err("not running".to_string())
+            };
+            results.push(FreezeResult {
+                location: self.driver.locate(&c),
+                component: c,
+                outcome,
+            });
+        }
+        results
+    }
+
+    /// Stops every component (senders, then workers, then the sink): SIGCONT if paused,
+    /// SIGTERM, the grace period, SIGKILL. A second interrupt (`wakes`) cuts the grace
+    /// short for the rest. Returns what could not be stopped.
+    pub fn stop_all(&mut self, wakes: Option<&Receiver<Wake>>) -> Vec<(Component, String)> {
+        let mut comps = self.driver.started();
+        comps.sort_by_key(|c| match c {
+            Component::Sender(_) => 0,
+            Component::Worker(_) => 1,
+            Component::Sink => 2,
+        });
+        let mut failed = Vec::new();
+        for c in comps {
+            if let Some(w) = wakes {
+                while let Ok(wake) = w.try_recv() {
+                    if wake == Wake::Interrupt {
+                        self.interrupts += 1;
+                    }
+                }
+            }
+            let grace = if self.interrupts > 1 {
+                Duration::ZERO
+            } else {
+                STOP_GRACE
+            };
+            if let Err(e) = self.driver.stop(&c, grace) {
+                failed.push((c, e.to_string()));
+            }
+        }
+        failed
+    }
+}
+
+/// Why a soak could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    /// The system under test cannot run (exit 2).
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}
+
+/// The last line of a component's log, for a setup failure's message.
+pub fn last_log_line(path: &std::path::Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut tail = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+        let _ = f.take(4096).read_to_end(&mut tail);
+    }
+    let text = String::from_utf8_lossy(&tail);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(empty log)")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::driver::preset::{Ports, PresetKind};
+
+    struct FakeClock(Cell<Instant>);
+
+    impl Clock for FakeClock {
+        fn now(&self) -> Instant {
+            self.0.get()
+        }
+    }
+
+    /// What the fake driver did and what it will answer, shared with the test.
+    #[derive(Default)]
+    struct DriverState {
+        calls: Vec<String>,
+        alive: BTreeSet<Component>,
+        exits: BTreeMap<Component, i32>,
+        /// Pausing these fails.
+        unpausable: BTreeSet<Component>,
+        grace: Vec<Duration>,
+    }
+
+    /// Records every action; components live until killed or stopped.
+    #[derive(Default, Clone)]
+    struct FakeDriver(Rc<RefCell<DriverState>>);
+
+    impl std::ops::Deref for FakeDriver {
+        type Target = RefCell<DriverState>;
+        fn deref(&self) -> &RefCell<DriverState> {
+            &self.0
+        }
+    }
+
+    impl ProcessDriver for FakeDriver {
+        fn start(&mut self, c: &Component, _spec: &LaunchSpec) -> Result<(), DriverError> {
+            self.borrow_mut().calls.push(format!("start {}", c.name()));
+            self.borrow_mut().alive.insert(c.clone());
+            Ok(())
+        }
+        fn kill(&mut self, c: &Component) -> Result<(), DriverError> {
+            self.borrow_mut().calls.push(format!("kill {}", c.name()));
+            self.borrow_mut().alive.remove(c);
+            Ok(())
+        }
+        fn pause(&mut self, c: &Component) -> Result<(), DriverError> {
+            self.borrow_mut().calls.push(format!("pause {}", c.name()));
+            if self.borrow().unpausable.contains(c) {
+                return Err(DriverError::Action {
+                    action: "pause",
+                    component: c.name(),
+                    detail: "ssh: connection refused".into(),
+                });
+            }
+            Ok(())
+        }
+        fn resume(&mut self, c: &Component) -> Result<(), DriverError> {
+            self.borrow_mut().calls.push(format!("resume {}", c.name()));
+            Ok(())
+        }
+        fn is_alive(&mut self, c: &Component) -> bool {
+            self.borrow().alive.contains(c)
+        }
+        fn exited(&mut self, c: &Component) -> Option<i32> {
+            let code = self.borrow_mut().exits.remove(c)?;
+            self.borrow_mut().alive.remove(c);
+            Some(code)
+        }
+        fn stop(&mut self, c: &Component, grace: Duration) -> Result<(), DriverError> {
+            self.borrow_mut().calls.push(format!("stop {}", c.name()));
+            self.borrow_mut().grace.push(grace);
+            self.borrow_mut().alive.remove(c);
+            Ok(())
+        }
+        fn started(&self) -> Vec<Component> {
+            self.borrow().alive.iter().cloned().collect()
+        }
+        fn locate(&self, c: &Component) -> Option<String> {
+            Some(format!("fake {}", c.name()))
+        }
+        fn pids(&self) -> Vec<(Component, u32)> {
+            Vec::new()
+        }
+    }
+
+    /// Ready or not, as the test sets it.
+    struct FakeCluster {
+        ready: Rc<Cell<bool>>,
+    }
+
+    impl Cluster for FakeCluster {
+        fn ready(&self, _timeout: Duration) -> bool {
+            self.ready.get()
+        }
+        fn component_ready(&self, _c: &Component) -> bool {
+            self.ready.get()
+        }
+        fn shrink(&self, _n: usize) -> bool {
+            true
+        }
+    }
+
+    fn preset() -> Preset {
+        Preset {
+            kind: PresetKind::Demo,
+            ports: Ports::from_base(7100).unwrap(),
+            run_dir: PathBuf::from("/nonexistent/run"),
+            workers: 3,
+            keys: vec!['A', 'B'],
+            rate: 1000,
+            checkpoint_interval_ms: 200,
+            exe: PathBuf::from("soakcheck"),
+            env: vec![],
+            inject: None,
+            run_id: None,
+        }
+    }
+
+    fn plan(args: &[&str]) -> SoakPlan {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let scenario = Scenario::parse("3", &args, None).unwrap();
+        SoakPlan {
+            timings: scenario.timings.clone(),
+            scenario,
+            seed: 7,
+            keys: vec!['A', 'B'],
+            replay: None,
+            duration: None,
+            progress: ProgressStyle::Terse,
+            continue_on_finding: false,
+        }
+    }
+
+    /// A supervisor over fakes, at a fake time zero.
+    struct Rig {
+        clock: FakeClock,
+        driver: FakeDriver,
+        cluster: FakeCluster,
+        out: Vec<u8>,
+        events: Vec<u8>,
+        preset: Preset,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            Rig {
+                clock: FakeClock(Cell::new(Instant::now())),
+                driver: FakeDriver::default(),
+                cluster: FakeCluster {
+                    ready: Rc::new(Cell::new(true)),
+                },
+                out: Vec::new(),
+                events: Vec::new(),
+                preset: preset(),
+            }
+        }
+
+        fn supervisor<'a>(&'a mut self, plan: &'a SoakPlan) -> (Supervisor<'a>, &'a FakeClock) {
+            let sup = Supervisor::new(
+                plan,
+                &self.preset,
+                &self.clock,
+                &mut self.driver,
+                &self.cluster,
+                None,
+                &mut self.out,
+                Some(&mut self.events),
+            );
+            (sup, &self.clock)
+        }
+    }
+
+    /// Moves the fake clock from timer to timer until `limit` after the start, or an
+    /// ending.
+    fn drive(sup: &mut Supervisor<'_>, clock: &FakeClock, limit: Duration) -> Option<Ending> {
+        let end = clock.now() + limit;
+        while let Some(at) = sup.next_deadline() {
+            if at > end {
+                break;
+            }
+            clock.0.set(at.max(clock.now()));
+            if let Some(ending) = sup.fire_due().unwrap() {
+                return Some(ending);
+            }
+        }
+        clock.0.set(end);
+        None
+    }
+
+    #[test]
+    fn start_waits_for_the_cluster_then_starts_senders_and_the_loops() {
+        let p = plan(&["crash1", "crash-sink"]);
+        let mut rig = Rig::new();
+        rig.cluster.ready.set(false);
+        let ready = rig.cluster.ready.clone();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(1));
+        assert!(!sup.soaking, "no senders before the cluster is ready");
+        ready.set(true);
+        drive(&mut sup, clock, Duration::from_millis(150));
+        assert!(sup.soaking);
+        let pending: Vec<Due> = sup.pending().into_iter().map(|(_, d)| d).collect();
+        assert!(pending.contains(&Due::Crash(Component::Sink)));
+        assert!(pending.contains(&Due::Crash(Component::Worker(1))));
+        drop(sup);
+        assert_eq!(
+            &rig.driver.borrow().calls[..6],
+            [
+                "start sink",
+                "start initializer",
+                "start worker1",
+                "start worker2",
+                "start sender-A",
+                "start sender-B"
+            ]
+        );
+    }
+
+    #[test]
+    fn startup_gives_up_after_its_deadline() {
+        let p = plan(&[]);
+        let mut rig = Rig::new();
+        rig.cluster.ready.set(false);
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        let end = clock.now() + Duration::from_secs(20);
+        let mut failure = None;
+        while let Some(at) = sup.next_deadline() {
+            if at > end {
+                break;
+            }
+            clock.0.set(at);
+            if let Err(e) = sup.fire_due() {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+        let failure = failure.expect("a setup failure");
+        assert!(failure.contains("not ready within 15 s"), "{failure}");
+    }
+
+    /// The crash loops: each crash is followed by a restart, the restart by the next crash,
+    /// and the timings are the scenario's; a not-ready cluster makes a loop skip (`:c1`).
+    #[test]
+    fn crash_loops_alternate_and_stabilize() {
+        let p = plan(&["crash1"]);
+        let mut rig = Rig::new();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        assert_eq!(drive(&mut sup, clock, Duration::from_secs(60)), None);
+        let faults = sup.fault_count;
+        drop(sup);
+        let calls = rig.driver.borrow().calls.clone();
+        let crashes = calls.iter().filter(|c| *c == "kill worker1").count();
+        let restarts = calls.iter().filter(|c| *c == "start worker1").count();
+        assert!(crashes >= 10, "{crashes} crashes in 60 s at U(0,4)+U(0,4)");
+        assert_eq!(faults, crashes as u64);
+        assert!(restarts == crashes || restarts == crashes + 1);
+        let events = String::from_utf8(rig.events.clone()).unwrap();
+        assert_eq!(events.lines().count(), crashes + restarts - 1);
+        // Stabilization: with the cluster not ready, the loop skips and says so.
+        let mut rig = Rig::new();
+        let ready = rig.cluster.ready.clone();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_millis(100));
+        ready.set(false);
+        drive(&mut sup, clock, Duration::from_secs(30));
+        drop(sup);
+        let out = String::from_utf8(rig.out).unwrap();
+        assert!(out.contains(":c1"), "{out}");
+        assert!(!rig
+            .driver
+            .borrow()
+            .calls
+            .contains(&"kill worker1".to_string()));
+    }
+
+    /// The same seed gives the same schedule: the loops draw from one seeded RNG.
+    #[test]
+    fn the_schedule_is_a_function_of_the_seed() {
+        let schedule = |seed: u64| {
+            let mut p = plan(&["crash0", "crash1", "crash-sink", "crash-source", "pause"]);
+            p.seed = seed;
+            let mut rig = Rig::new();
+            let (mut sup, clock) = rig.supervisor(&p);
+            sup.start(Duration::from_secs(15)).unwrap();
+            drive(&mut sup, clock, Duration::from_secs(40));
+            drop(sup);
+            rig.events
+        };
+        assert_eq!(schedule(3), schedule(3));
+        assert_ne!(schedule(3), schedule(4));
+    }
+
+    #[test]
+    fn a_finding_ends_the_soak_and_freeze_says_what_it_did_per_component() {
+        let p = plan(&[]);
+        let mut rig = Rig::new();
+        rig.driver
+            .borrow_mut()
+            .unpausable
+            .insert(Component::Worker(2));
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(1));
+        let finding = Finding {
+            kind: FindingKind::Violation,
+            key: Some("A".into()),
+            detail: "key A breaks".into(),
+            elapsed_s: 1.0,
+        };
+        assert_eq!(sup.handle_check(CheckEvent::Progress(b",".to_vec())), None);
+        assert_eq!(
+            sup.handle_check(CheckEvent::Finding(finding)),
+            Some(Ending::Found)
+        );
+        let results = sup.freeze();
+        assert_eq!(results.len(), 6);
+        let failed: Vec<&FreezeResult> = results.iter().filter(|r| r.outcome.is_err()).collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].component, Component::Worker(2));
+        assert!(failed[0]
+            .outcome
+            .as_ref()
+            .unwrap_err()
+            .contains("connection refused"));
+        assert_eq!(results[0].location.as_deref(), Some("fake sink"));
+    }
+
+    #[test]
+    fn a_lost_checker_is_a_finding() {
+        let p = plan(&[]);
+        let mut rig = Rig::new();
+        let (mut sup, _clock) = rig.supervisor(&p);
+        let ending = sup.handle_check(CheckEvent::Lost("ssh exited with status 255".into()));
+        assert_eq!(ending, Some(Ending::Found));
+        assert_eq!(sup.findings[0].kind, FindingKind::CheckerLost);
+    }
+
+    /// Stop order is senders, workers, sink; a second interrupt cuts the grace period to
+    /// nothing for the rest.
+    #[test]
+    fn stop_goes_senders_first_and_a_second_interrupt_hurries_it() {
+        let p = plan(&[]);
+        let mut rig = Rig::new();
+        let (wake_tx, wakes) = crossbeam_channel::unbounded();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(1));
+        assert_eq!(
+            sup.handle_wake(Wake::Interrupt).unwrap(),
+            Some(Ending::Signal)
+        );
+        wake_tx.send(Wake::Interrupt).unwrap();
+        assert!(sup.stop_all(Some(&wakes)).is_empty());
+        drop(sup);
+        let state = rig.driver.borrow();
+        let stops: Vec<&String> = state
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("stop"))
+            .collect();
+        assert_eq!(stops.first().map(|s| s.as_str()), Some("stop sender-A"));
+        assert_eq!(stops.last().map(|s| s.as_str()), Some("stop sink"));
+        assert!(state.grace.iter().all(|g| g.is_zero()), "{:?}", state.grace);
+        assert!(state.alive.is_empty());
+    }
+
+    /// A sender that exits before its EOF is restarted 0.1 s later; one at EOF (status
+    /// 0) is not; a worker that cannot bind is a setup failure.
+    #[test]
+    fn exits_restart_senders_and_fail_setup() {
+        let p = plan(&[]);
+        let mut rig = Rig::new();
+        let driver = rig.driver.clone();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(1));
+        driver.borrow_mut().exits.insert(Component::Sender('A'), 1);
+        driver.borrow_mut().exits.insert(Component::Sender('B'), 0);
+        assert_eq!(sup.handle_wake(Wake::ChildExited).unwrap(), None);
+        drive(&mut sup, clock, Duration::from_millis(200));
+        driver.borrow_mut().exits.insert(Component::Worker(1), 2);
+        let failure = sup.handle_wake(Wake::ChildExited).unwrap_err();
+        assert!(
+            failure.to_string().contains("worker1 exited with status 2"),
+            "{failure}"
+        );
+        drop(sup);
+        let state = rig.driver.borrow();
+        let starts: Vec<&String> = state
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("start sender"))
+            .collect();
+        assert_eq!(
+            starts,
+            ["start sender-A", "start sender-B", "start sender-A"]
+        );
+    }
+
+    /// `--replay` fires the recorded steps at their times and runs no loop of its own.
+    #[test]
+    fn replay_fires_recorded_steps_only() {
+        let mut p = plan(&["crash1", "crash-sink"]);
+        let step = |at: f64, action, component: &str| Step {
+            at,
+            action,
+            component: component.into(),
+        };
+        p.replay = Some(vec![
+            step(1.0, Action::Crash, "worker1"),
+            step(1.5, Action::Restart, "worker1"),
+            step(2.0, Action::Pause, "sink"),
+            step(2.5, Action::Resume, "sink"),
+        ]);
+        let mut rig = Rig::new();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(30));
+        drop(sup);
+        let state = rig.driver.borrow();
+        let actions: Vec<&String> = state.calls.iter().skip(6).collect();
+        assert_eq!(
+            actions,
+            ["kill worker1", "start worker1", "pause sink", "resume sink"]
+        );
+        let events = String::from_utf8(rig.events).unwrap();
+        let times: Vec<f64> = events
+            .lines()
+            .map(|l| serde_json::from_str::<Step>(l).unwrap().at)
+            .collect();
+        assert_eq!(times, [1.0, 1.5, 2.0, 2.5]);
+    }
+
+    /// `--duration` ends the soak at its time, as an event of the timer heap.
+    #[test]
+    fn the_duration_ends_the_soak() {
+        let mut p = plan(&["crash1"]);
+        p.duration = Some(Duration::from_secs(5));
+        let mut rig = Rig::new();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        assert_eq!(
+            drive(&mut sup, clock, Duration::from_secs(60)),
+            Some(Ending::Duration)
+        );
+    }
+}
