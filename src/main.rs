@@ -26,7 +26,7 @@ use soakcheck::gen::sink::{generate_sink, FaultKind, GenSinkPlan};
 use soakcheck::verify::{
     parse_key, select_inputs, verify, KeySelection, Report, Semantics, VerifyPlan,
 };
-use soakcheck::watch::{run_watch, ProgressStyle, Until, WatchPlan};
+use soakcheck::watch::{run_watch_controlled, ProgressStyle, Until, WatchPlan};
 
 const EXIT_ERROR: u8 = 2;
 
@@ -83,6 +83,9 @@ struct DemoSinkArgs {
     /// Abort-rule path prefix: rules for a worker are read from ABORT_PREFIX.<worker>.
     abort_prefix: PathBuf,
     port: u16,
+    /// The address to listen on (the sink's host).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
     /// The run this component belongs to: it travels in the HELLO cookie and control
     /// messages, and peers of another run are refused (`run` sets it).
     #[arg(long, value_name = "ID")]
@@ -121,6 +124,15 @@ struct DemoWorkerArgs {
     /// Override the external channel port.
     #[arg(long)]
     external_port: Option<u16>,
+    /// The address this worker listens on (its host).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The sink's host.
+    #[arg(long, default_value = "127.0.0.1")]
+    sink_host: String,
+    /// The initializer's host (its control channel).
+    #[arg(long, default_value = "127.0.0.1")]
+    control_host: String,
     /// Where the durable checkpoint decision lives (default /tmp/soakcheck-state/<name>).
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -255,9 +267,14 @@ struct WatchArgs {
     /// Give up (exit 1, a `stalled` finding) when --until is not reached in time.
     #[arg(long, value_parser = soakcheck::duration::parse_duration)]
     timeout: Option<std::time::Duration>,
-    /// Append one JSON object per line for every commit batch, finding and state change.
+    /// Append one JSON object per line for every commit batch, finding and state change
+    /// (`-`: to stdout, and the report to stderr; `run` reads remote checkers this way).
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// Read control lines on stdin: `fault SECONDS` (progress checks do not judge for that
+    /// long), `finish`; end of input finishes too (the controlling `run` is gone).
+    #[arg(long)]
+    control_stdin: bool,
     /// Run once through `sh -c` at the first finding, with SOAKCHECK_FINDING set to its JSON.
     #[arg(long, value_name = "CMD")]
     on_violation: Option<String>,
@@ -682,6 +699,7 @@ fn run_demo_sink(args: DemoSinkArgs) -> anyhow::Result<()> {
         out_prefix: args.out_prefix,
         abort_prefix: args.abort_prefix,
         port: args.port,
+        host: args.host,
         phase1_sleep,
         run_id: args.run_id,
     })
@@ -715,24 +733,36 @@ fn run_demo_worker(args: DemoWorkerArgs) -> anyhow::Result<()> {
         }),
         _ => None,
     };
-    let localhost = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
     let config = WorkerConfig {
         state_dir: args
             .state_dir
             .unwrap_or_else(|| PathBuf::from("/tmp/soakcheck-state").join(&args.name)),
         name: args.name,
         worker_count: args.worker_count,
-        source_addr: localhost(port(args.in_base, args.source_port)?),
-        external_addr: localhost(port(args.external_base, args.external_port)?),
-        sink_addr: localhost(args.sink_port),
+        source_addr: socket_addr(&args.host, port(args.in_base, args.source_port)?)?,
+        external_addr: socket_addr(&args.host, port(args.external_base, args.external_port)?)?,
+        sink_addr: socket_addr(&args.sink_host, args.sink_port)?,
         checkpoint_interval: args.checkpoint_interval,
         inject,
-        control_addr: localhost(args.control_port.unwrap_or(args.control_base)),
+        control_addr: socket_addr(
+            &args.control_host,
+            args.control_port.unwrap_or(args.control_base),
+        )?,
         join: args.join,
         run_id: args.run_id,
     };
     run_worker(config)?;
     Ok(())
+}
+
+/// `host:port` resolved (a host name or an address).
+fn socket_addr(host: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))
 }
 
 fn run_demo_feed(args: DemoFeedArgs) -> ExitCode {
@@ -826,8 +856,23 @@ fn run_bench_demo(args: BenchDemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--control-stdin`: control lines from stdin as messages; end of input finishes.
+fn read_control_stdin() -> crossbeam_channel::Receiver<soakcheck::watch::Control> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if let Some(c) = soakcheck::watch::Control::parse(&line) {
+                let _ = tx.send(c);
+            }
+        }
+        let _ = tx.send(soakcheck::watch::Control::Finish);
+    });
+    rx
+}
+
 fn run_watch_command(args: WatchArgs) -> ExitCode {
     let json = args.json;
+    let events_on_stdout = args.events.as_deref() == Some(std::path::Path::new("-"));
     let semantics = args.semantics;
     let outcome = (|| -> anyhow::Result<soakcheck::watch::WatchOutcome> {
         let inputs = select_inputs(&key_selection(&args.input)?, &args.input.input_dir)?;
@@ -888,8 +933,20 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             let _ =
                 ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst));
         }
-        Ok(run_watch(&plan, &stop, &mut std::io::stderr())?)
+        let control = args.control_stdin.then(read_control_stdin);
+        Ok(run_watch_controlled(
+            &plan,
+            &stop,
+            control.as_ref(),
+            &mut std::io::stderr(),
+        )?)
     })();
+    // With the events on stdout, the report goes to stderr.
+    let mut out: Box<dyn Write> = if events_on_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     match outcome {
         Ok(outcome) => {
             let code = outcome.exit_code();
@@ -897,19 +954,20 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             report.findings =
                 Some(serde_json::to_value(&outcome.findings).expect("findings serialize"));
             if json {
-                println!("{}", report.to_json());
+                let _ = writeln!(out, "{}", report.to_json());
             } else {
                 eprintln!();
                 for f in &outcome.findings {
                     let kind = serde_json::to_value(f.kind).expect("kind serializes");
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "finding: {} after {:.1}s: {}",
                         kind.as_str().unwrap_or(""),
                         f.elapsed_s,
                         f.detail
                     );
                 }
-                print!("{}", report.to_human(use_color()));
+                let _ = write!(out, "{}", report.to_human(use_color()));
             }
             ExitCode::from(code as u8)
         }
@@ -917,7 +975,7 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             let message = soakcheck::error_text(e.as_ref());
             eprintln!("soakcheck: error: {message}");
             if json {
-                println!("{}", Report::error(semantics, message).to_json());
+                let _ = writeln!(out, "{}", Report::error(semantics, message).to_json());
             }
             ExitCode::from(EXIT_ERROR)
         }
@@ -980,21 +1038,15 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             env,
             inject,
             run_id: Some(soakcheck::driver::run::new_run_id()),
+            hosts: scenario.hosts.clone(),
         };
         let progress = if std::io::stdout().is_terminal() {
             ProgressStyle::StatusLine
         } else {
             ProgressStyle::Terse
         };
-        let mut driver: Box<dyn soakcheck::driver::ProcessDriver> = if args.command_driver {
-            let templates = scenario
-                .commands
-                .clone()
-                .context("--command-driver needs a [commands] table in --scenario")?;
-            Box::new(soakcheck::driver::command::CommandDriver::new(templates))
-        } else {
-            Box::new(soakcheck::driver::local::LocalDriver::new())
-        };
+        let mut driver =
+            soakcheck::driver::make_driver(&scenario, args.command_driver, &args.run_dir)?;
         let plan = RunPlan {
             scenario,
             preset,

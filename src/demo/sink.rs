@@ -35,6 +35,8 @@ pub struct SinkConfig {
     pub out_prefix: PathBuf,
     pub abort_prefix: PathBuf,
     pub port: u16,
+    /// The address it listens on.
+    pub host: String,
     /// `ALOC_SINK_PHASE1_SLEEP`: delay before every phase-1 reply.
     pub phase1_sleep: Duration,
     /// The run this sink belongs to (see [`crate::demo`]): a worker of another run is
@@ -51,7 +53,7 @@ struct Shared {
 
 /// Runs the sink until a fatal protocol violation (exit 66) or an accept error.
 pub fn run_sink(config: SinkConfig) -> std::io::Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", config.port))?;
+    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
     plog!(
         Level::Info,
         "Process started, listening on {}",

@@ -3,14 +3,15 @@
 //! `kill = "ssh {host} pkill -9 -f {name}"`, `kill = "docker kill {name}"` or
 //! `kill = "kubectl delete pod {name} --grace-period=0 --force"`.
 //!
-//! Placeholders: `{name}` (the component name), `{cmd}` (the component's command line,
-//! shell-quoted), `{log}` (its log path). `start` must return once the component is
+//! Placeholders: `{name}` (the component name), `{host}` (its host from `[hosts]`),
+//! `{cmd}` (the component's command line, shell-quoted), `{log}` (its log path). `start` must return once the component is
 //! launched; `alive` must exit 0 while it runs.
 
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use super::hosts::Hosts;
 use super::{Component, DriverError, LaunchSpec, ProcessDriver};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -38,14 +39,16 @@ pub fn shell_quote(word: &str) -> String {
 
 pub struct CommandDriver {
     templates: CommandTemplates,
+    hosts: Hosts,
     started: BTreeSet<Component>,
     last_spec: std::collections::BTreeMap<Component, LaunchSpec>,
 }
 
 impl CommandDriver {
-    pub fn new(templates: CommandTemplates) -> Self {
+    pub fn new(templates: CommandTemplates, hosts: Hosts) -> Self {
         CommandDriver {
             templates,
+            hosts,
             started: BTreeSet::new(),
             last_spec: Default::default(),
         }
@@ -67,6 +70,7 @@ impl CommandDriver {
             .unwrap_or_default();
         template
             .replace("{name}", &component.name())
+            .replace("{host}", self.hosts.of(component))
             .replace("{cmd}", &cmd)
             .replace("{log}", &log)
     }
@@ -170,7 +174,7 @@ mod tests {
             alive: format!("kill -0 $(cat {pidfile}) 2>/dev/null && ! grep -q '^State:.*Z' /proc/$(cat {pidfile})/status"),
             stop: format!("kill $(cat {pidfile})"),
         };
-        let mut d = CommandDriver::new(templates);
+        let mut d = CommandDriver::new(templates, Hosts::default());
         let c = Component::Worker(1);
         let spec = LaunchSpec {
             argv: vec!["sleep".into(), "30".into()],

@@ -12,10 +12,12 @@
 //!   scenario file; [`run`] is the supervisor loop.
 
 pub mod command;
+pub mod hosts;
 pub mod local;
 pub mod preset;
 pub mod run;
 pub mod scenario;
+pub mod ssh;
 pub mod supervisor;
 
 use std::path::PathBuf;
@@ -88,4 +90,69 @@ pub trait ProcessDriver {
     fn locate(&self, component: &Component) -> Option<String>;
     /// Local process ids of the running components (for the run record).
     fn pids(&self) -> Vec<(Component, u32)>;
+    /// A command that runs `argv` on the host of `on` (None: on this machine, as a
+    /// child, is the same place).
+    fn remote_command(&self, _on: &Component, _argv: &[String]) -> Option<std::process::Command> {
+        None
+    }
+    /// Exits seen by the driver itself (not by SIGCHLD) wake the supervisor here.
+    fn watch_exits(&mut self, _wakes: crossbeam_channel::Sender<supervisor::Wake>) {}
+    /// Brings `remote` (a file or directory on the host of `host_of`) into the directory
+    /// `local`, under its own name.
+    fn fetch(
+        &mut self,
+        _host_of: &Component,
+        _remote: &std::path::Path,
+        _local: &std::path::Path,
+    ) -> Result<Fetched, DriverError> {
+        Ok(Fetched::AlreadyLocal)
+    }
+}
+
+/// The driver a scenario asks for (`[driver] kind`; `--command-driver` forces the
+/// command templates).
+pub fn make_driver(
+    scenario: &scenario::Scenario,
+    force_command: bool,
+    run_dir: &std::path::Path,
+) -> Result<Box<dyn ProcessDriver>, scenario::ScenarioError> {
+    let kind = if force_command {
+        hosts::DriverKind::Command
+    } else {
+        scenario.driver.kind
+    };
+    Ok(match kind {
+        hosts::DriverKind::Local => Box::new(local::LocalDriver::new()),
+        hosts::DriverKind::Ssh => Box::new(ssh::SshDriver::new(
+            scenario.driver.ssh.clone(),
+            scenario.driver.user.clone(),
+            scenario.hosts.clone(),
+            run_dir,
+        )),
+        hosts::DriverKind::Command => {
+            let templates =
+                scenario
+                    .commands
+                    .clone()
+                    .ok_or_else(|| scenario::ScenarioError::File {
+                        path: "scenario".into(),
+                        detail:
+                            "the command driver needs a [commands] table (or [driver.commands])"
+                                .into(),
+                    })?;
+            Box::new(command::CommandDriver::new(
+                templates,
+                scenario.hosts.clone(),
+            ))
+        }
+    })
+}
+
+/// What [`ProcessDriver::fetch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// The component runs here: its files are where they are.
+    AlreadyLocal,
+    /// Copied from its host.
+    Copied,
 }

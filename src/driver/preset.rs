@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 
+use super::hosts::Hosts;
 use super::{Component, LaunchSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -133,6 +134,8 @@ pub struct Preset {
     pub inject: Option<(String, u64, char)>,
     /// The run's identity, handed to every demo component (see [`crate::demo`]).
     pub run_id: Option<String>,
+    /// Which host each component runs on (`[hosts]`).
+    pub hosts: Hosts,
 }
 
 impl Preset {
@@ -177,6 +180,17 @@ impl Preset {
             "WALLAROO_BIN" => format!("{}/examples/pony/passthrough/passthrough", self.wallaroo_var("WALLAROO_TOP")),
             _ => String::new(),
         }
+    }
+
+    /// The host `component` runs on.
+    pub fn host(&self, component: &Component) -> &str {
+        self.hosts.of(component)
+    }
+
+    /// Worker n's external channel (cluster status, shrink).
+    pub fn external_addr(&self, n: usize) -> String {
+        let host = self.host(&Component::Worker(n));
+        format!("{host}:{}", self.ports.external(n))
     }
 
     pub fn log_path(&self, component: &Component) -> PathBuf {
@@ -266,6 +280,8 @@ impl Preset {
                     out.join("output").display().to_string(),
                     out.join("abort").display().to_string(),
                     p.out_port.to_string(),
+                    s("--host"),
+                    self.host(&Component::Sink).to_string(),
                 ];
                 self.with_run_id(argv)
             }
@@ -293,6 +309,12 @@ impl Preset {
                         .join(crate::demo::worker::worker_name(*n))
                         .display()
                         .to_string(),
+                    s("--host"),
+                    self.host(component).to_string(),
+                    s("--sink-host"),
+                    self.host(&Component::Sink).to_string(),
+                    s("--control-host"),
+                    self.host(&Component::Worker(0)).to_string(),
                 ];
                 if join {
                     v.push(s("--join"));
@@ -319,7 +341,9 @@ impl Preset {
             }
             Component::Sender(k) => {
                 let i = self.keys.iter().position(|x| x == k).unwrap_or(0);
-                let port = p.source(i % self.workers.max(1));
+                let owner = i % self.workers.max(1);
+                let port = p.source(owner);
+                let host = self.host(&Component::Worker(owner));
                 self.with_run_id(vec![
                     exe,
                     s("demo"),
@@ -327,7 +351,7 @@ impl Preset {
                     self.input_path(*k).display().to_string(),
                     self.rate.to_string(),
                     s("--connect"),
-                    format!("127.0.0.1:{port}"),
+                    format!("{host}:{port}"),
                 ])
             }
         }
@@ -385,11 +409,6 @@ impl Preset {
     }
 }
 
-/// Where the preset's readiness probe asks: the initializer's external channel.
-pub fn initializer_external(p: &Ports) -> String {
-    format!("127.0.0.1:{}", p.my_external_base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +426,7 @@ mod tests {
             env: vec![("HOME".into(), "/home/u".into())],
             inject: None,
             run_id: None,
+            hosts: Hosts::default(),
         }
     }
 

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::local::prune_rotated;
-use super::preset::{initializer_external, Preset, PresetKind};
+use super::preset::{Preset, PresetKind};
 use super::scenario::{secs, Scenario, Step};
 use super::supervisor::{
     CheckControl, CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor,
     SystemClock, Wake,
 };
-use super::{Component, DriverError, LaunchSpec, ProcessDriver};
+use super::{Component, DriverError, Fetched, LaunchSpec, ProcessDriver};
 use crate::demo::worker::worker_name;
 use crate::formats::mapped::{FileBytes, IoMode};
 use crate::verify::{open_inputs, KeyInput, Semantics, VerifyPlan};
@@ -86,9 +86,15 @@ struct RunTotals {
     faults: BTreeMap<String, BTreeMap<String, u64>>,
     fault_count: u64,
     duration_s: f64,
-    commits: u64,
-    outcome: WatchOutcome,
+    checked: CheckTotals,
     findings: Vec<Finding>,
+}
+
+/// What the checks verified by the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct CheckTotals {
+    commits: u64,
+    bytes_verified: u64,
 }
 
 impl RunSummary {
@@ -125,8 +131,8 @@ impl RunSummary {
             duration_s: t.duration_s,
             faults: t.faults,
             fault_count: t.fault_count,
-            commits: t.commits,
-            bytes_verified: t.outcome.report.keys.iter().map(|k| k.verified_bytes).sum(),
+            commits: t.checked.commits,
+            bytes_verified: t.checked.bytes_verified,
             findings: t.findings,
             frozen: t.frozen,
             stopped_by_signal: stopped_by_signal && !t.frozen,
@@ -252,17 +258,29 @@ fn refuse_live_run(run_dir: &Path) -> Result<(), RunError> {
 }
 
 /// Every port the run will listen on must be free now (a second run on the same ports
-/// would otherwise talk to the first run's components).
+/// would otherwise talk to the first run's components). Checked on every host address
+/// of this machine the run uses; a host elsewhere cannot be checked from here.
 fn require_free_ports(preset: &super::preset::Preset) -> Result<(), RunError> {
+    let mut hosts = preset.hosts.all();
+    hosts.push(super::hosts::DEFAULT_HOST.to_string());
     for (port, what) in preset.listening_ports() {
-        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return Err(RunError::Setup(format!(
-                "port {port} ({what}) is not free: {e}; another run or program uses it: choose \
-                 another --port-base"
-            )));
+        for host in &hosts {
+            check_port_free(host, port, &what)?;
         }
     }
     Ok(())
+}
+
+fn check_port_free(host: &str, port: u16, what: &str) -> Result<(), RunError> {
+    match std::net::TcpListener::bind((host, port)) {
+        Ok(_) => Ok(()),
+        // Not an address of this machine: another host's port.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Ok(()),
+        Err(e) => Err(RunError::Setup(format!(
+            "port {port} ({what}) is not free on {host}: {e}; another run or program uses it: \
+             choose another --port-base"
+        ))),
+    }
 }
 
 fn record_path(run_dir: &Path) -> PathBuf {
@@ -386,6 +404,20 @@ impl ProcessDriver for Recorded<'_> {
     fn pids(&self) -> Vec<(Component, u32)> {
         self.inner.pids()
     }
+    fn watch_exits(&mut self, wakes: Sender<Wake>) {
+        self.inner.watch_exits(wakes)
+    }
+    fn remote_command(&self, on: &Component, argv: &[String]) -> Option<std::process::Command> {
+        self.inner.remote_command(on, argv)
+    }
+    fn fetch(
+        &mut self,
+        c: &Component,
+        remote: &Path,
+        local: &Path,
+    ) -> Result<Fetched, DriverError> {
+        self.inner.fetch(c, remote, local)
+    }
 }
 
 /// The presets' cluster, asked over the initializer's external channel.
@@ -396,14 +428,14 @@ struct PresetCluster<'a> {
 
 impl Cluster for PresetCluster<'_> {
     fn ready(&self, timeout: Duration) -> bool {
-        let ports = &self.preset.ports;
-        let Ok(Some(status)) = query_cluster_status(&initializer_external(ports), timeout) else {
+        let p = self.preset;
+        let Ok(Some(status)) = query_cluster_status(&p.external_addr(0), timeout) else {
             return false;
         };
         status.processing_messages
             && status.worker_names.iter().all(|name| {
                 let Some(n) = crate::demo::worker::worker_number(name) else { return false };
-                matches!(query_cluster_status(&format!("127.0.0.1:{}", ports.external(n)), timeout), Ok(Some(s)) if s.processing_messages)
+                matches!(query_cluster_status(&p.external_addr(n), timeout), Ok(Some(s)) if s.processing_messages)
             })
     }
 
@@ -419,7 +451,7 @@ impl Cluster for PresetCluster<'_> {
             node_names: vec![worker_name(n)],
             ..Default::default()
         };
-        let addr = initializer_external(&self.preset.ports);
+        let addr = self.preset.external_addr(0);
         let answer = (|| -> Result<Vec<u8>, crate::wire::WireError> {
             let mut s = std::net::TcpStream::connect(&addr)?;
             s.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -464,7 +496,7 @@ fn local_checks(
     events: Sender<CheckEvent>,
     control: Receiver<CheckControl>,
     recovery: Duration,
-) -> Result<(WatchOutcome, u64), RunError> {
+) -> Result<CheckTotals, RunError> {
     let mut watcher = Watcher::new(watch_plan, inputs)?;
     let mut waker = Waker::new(watch_plan)?;
     let mut quiet_until: Option<Instant> = None;
@@ -477,7 +509,12 @@ fn local_checks(
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
                     let commits = watcher.core.log.commits.len() as u64;
-                    return Ok((watcher.finish(), commits));
+                    let outcome: WatchOutcome = watcher.finish();
+                    let bytes_verified = outcome.report.keys.iter().map(|k| k.verified_bytes).sum();
+                    return Ok(CheckTotals {
+                        commits,
+                        bytes_verified,
+                    });
                 }
             }
         }
@@ -508,6 +545,101 @@ fn local_checks(
         };
         waker.wait(wait)?;
     }
+}
+
+/// The command line of `soakcheck watch` doing a run's checks on another host: its
+/// events on stdout, its control on stdin.
+fn watch_argv(plan: &RunPlan, w: &WatchPlan) -> Vec<String> {
+    let mut argv = vec![plan.preset.exe.display().to_string(), "watch".to_string()];
+    let mut arg = |flag: &str, value: String| argv.extend([flag.to_string(), value]);
+    if let Some(dir) = &w.verify.sink_dir {
+        arg("--sink-dir", dir.display().to_string());
+    }
+    for k in &w.verify.inputs {
+        arg("--input", format!("{}={}", k.key as char, k.path.display()));
+    }
+    for (key, path) in &w.sender_logs {
+        arg(
+            "--sender-log",
+            format!("{}={}", *key as char, path.display()),
+        );
+    }
+    if let Some(log) = &w.sink_log {
+        arg("--sink-log", log.display().to_string());
+    }
+    arg("--ack-timeout", format!("{}ms", w.ack_timeout.as_millis()));
+    arg("--until", "eof".to_string());
+    arg("--events", "-".to_string());
+    argv.push("--control-stdin".to_string());
+    argv
+}
+
+/// The checks run by `soakcheck watch --events -` on another host (through the
+/// driver): its findings and completion become [`CheckEvent`]s exactly as the in-process
+/// checks' do, faults are passed to it as control lines, and closing the control channel
+/// finishes it. If it dies or its connection drops before its summary, that is a
+/// `checker-lost` finding, never a silent pass.
+fn remote_checks(
+    mut command: std::process::Command,
+    label: String,
+    stderr_log: PathBuf,
+    events: Sender<CheckEvent>,
+    control: Receiver<CheckControl>,
+    recovery: Duration,
+) -> Result<CheckTotals, RunError> {
+    use std::io::BufRead;
+    let log = std::fs::File::create(&stderr_log)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", stderr_log.display())))?;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| RunError::Setup(format!("starting the checker on {label}: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || {
+        for CheckControl::Fault in control.iter() {
+            let _ = writeln!(stdin, "fault {}", recovery.as_secs_f64());
+            let _ = stdin.flush();
+        }
+        let _ = writeln!(stdin, "finish");
+    });
+    let mut totals = CheckTotals::default();
+    let mut summary = false;
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    for line in stdout.lines().map_while(Result::ok) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        match event["event"].as_str() {
+            Some("finding") => {
+                if let Ok(f) = serde_json::from_value::<Finding>(event["finding"].clone()) {
+                    let _ = events.send(CheckEvent::Finding(f));
+                }
+            }
+            Some("state") if event["state"] == "until-reached" => {
+                let _ = events.send(CheckEvent::Complete);
+            }
+            Some("summary") => {
+                summary = true;
+                totals.commits = event["commits"].as_u64().unwrap_or(0);
+                totals.bytes_verified = event["verified_bytes"].as_u64().unwrap_or(0);
+            }
+            _ => {}
+        }
+    }
+    let status = child
+        .wait()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|e| e.to_string());
+    if !summary {
+        let _ = events.send(CheckEvent::Lost(format!(
+            "the checker on {label} ended without a verdict ({status}); its stderr is in {}",
+            stderr_log.display()
+        )));
+    }
+    let _ = writer.join();
+    Ok(totals)
 }
 
 /// The checks' plan for a run: the run's sink dir, inputs and logs.
@@ -627,8 +759,8 @@ pub fn run(
         plan.seed,
         events_path.display()
     );
-    let (wake_tx, wakes) = crossbeam_channel::unbounded();
-    let signals = forward_signals(wake_tx)?;
+    let (wakes_tx, wakes) = crossbeam_channel::unbounded();
+    let signals = forward_signals(wakes_tx.clone())?;
     let timings = plan.scenario.timings_scaled(plan.time_scale);
     let soak = SoakPlan {
         scenario: plan.scenario.clone(),
@@ -650,15 +782,30 @@ pub fn run(
         record: Vec::new(),
     };
     recorded.note(SUPERVISOR.to_string(), std::process::id());
+    recorded.watch_exits(wakes_tx.clone());
     let watch_plan = watch_plan(plan);
-    let inputs = open_inputs(&watch_plan.verify)?;
+    // With a driver for other hosts, the checks run where the sink writes.
+    let remote = recorded.remote_command(&Component::Sink, &watch_argv(plan, &watch_plan));
+    let inputs = match remote {
+        Some(_) => Vec::new(),
+        None => open_inputs(&watch_plan.verify)?,
+    };
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let recovery = secs(timings.recovery_window);
         let (watch_plan, inputs) = (&watch_plan, &inputs);
-        let checks =
-            scope.spawn(move || local_checks(watch_plan, inputs, check_tx, control_rx, recovery));
+        let checks = match remote {
+            Some(command) => {
+                let label = format!("{} (the sink's host)", p.host(&Component::Sink));
+                let log = run_dir.join("checker.stderr");
+                scope.spawn(move || {
+                    remote_checks(command, label, log, check_tx, control_rx, recovery)
+                })
+            }
+            None => scope
+                .spawn(move || local_checks(watch_plan, inputs, check_tx, control_rx, recovery)),
+        };
         let mut sup = Supervisor::new(
             &soak,
             p,
@@ -675,7 +822,7 @@ pub fn run(
         drop(sup);
         let checked = checks.join().expect("the checks thread does not panic");
         let (ending, frozen, postmortem) = soaked?;
-        let (outcome, commits) = checked?;
+        let checked = checked?;
         Ok(RunSummary::new(
             plan,
             RunTotals {
@@ -685,8 +832,7 @@ pub fn run(
                 faults,
                 fault_count,
                 duration_s: started.elapsed().as_secs_f64(),
-                commits,
-                outcome,
+                checked,
                 findings,
             },
         ))
@@ -788,9 +934,18 @@ fn report_freeze(
         "  files: {0}/sink-out, {0}/wallaroo.N, {0}/sender.out.K, {0}/events.jsonl\n",
         run_dir.display()
     );
-    let bundle = run_dir.join(format!("postmortem-{}.tar.gz", unix_ms() / 1000));
+    let stamp = unix_ms() / 1000;
+    let bundle = run_dir.join(format!("postmortem-{stamp}.tar.gz"));
     let mut postmortem = None;
-    match write_postmortem(&bundle, run_dir, &plan.preset.keys) {
+    let (files, notes) = gather_files(
+        sup.driver,
+        plan,
+        &run_dir.join(format!("postmortem-{stamp}.d")),
+    );
+    for note in notes {
+        text += &format!("  post-mortem: {note}\n");
+    }
+    match write_postmortem(&bundle, &files, run_dir, &plan.preset.keys) {
         Ok(()) => {
             text += &format!("  post-mortem bundle: {} (tar xzf it and run soakcheck verify --sink-dir sink-out --input-dir .)\n", bundle.display());
             postmortem = Some(bundle.display().to_string());
@@ -804,14 +959,53 @@ fn report_freeze(
     postmortem
 }
 
+/// Where the sink directory and the component logs are: the run dir when the driver
+/// runs everything here, else `staging`, where they are fetched from their hosts through
+/// the driver. Also returns what could not be fetched.
+fn gather_files(
+    driver: &mut dyn ProcessDriver,
+    plan: &RunPlan,
+    staging: &Path,
+) -> (PathBuf, Vec<String>) {
+    let p = &plan.preset;
+    let mut notes = Vec::new();
+    match driver.fetch(&Component::Sink, &p.run_dir.join("sink-out"), staging) {
+        Ok(Fetched::AlreadyLocal) => return (p.run_dir.clone(), notes),
+        Ok(Fetched::Copied) => {}
+        Err(e) => notes.push(e.to_string()),
+    }
+    let components = (0..super::preset::MAX_WORKERS)
+        .map(Component::Worker)
+        .chain(p.keys.iter().map(|&k| Component::Sender(k)));
+    for c in components {
+        let log = p.log_path(&c);
+        if let Err(e) = driver.fetch(&c, &log, staging) {
+            if matches!(c, Component::Sender(_)) || c == Component::Worker(0) {
+                notes.push(e.to_string());
+            }
+        }
+    }
+    (staging.to_path_buf(), notes)
+}
+
 /// `postmortem-<time>.tar.gz`: the sink directory, txnlogs, logs, events and inputs, so
 /// `soakcheck verify` can be rerun elsewhere.
-fn write_postmortem(bundle: &Path, run_dir: &Path, keys: &[char]) -> std::io::Result<()> {
+fn write_postmortem(
+    bundle: &Path,
+    files: &Path,
+    run_dir: &Path,
+    keys: &[char],
+) -> std::io::Result<()> {
     let file = std::fs::File::create(bundle)?;
     let enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
     let mut tar = tar::Builder::new(enc);
-    tar.append_dir_all("sink-out", run_dir.join("sink-out"))?;
-    for entry in std::fs::read_dir(run_dir)?.flatten() {
+    tar.append_dir_all("sink-out", files.join("sink-out"))?;
+    let logs = std::fs::read_dir(files)?.flatten();
+    // The events are the control node's (already among the logs when they are local).
+    let events = std::fs::read_dir(run_dir)?
+        .flatten()
+        .filter(|e| files != run_dir && e.file_name() == "events.jsonl");
+    for entry in logs.chain(events) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let wanted = name.starts_with("wallaroo.")
             || name.starts_with("sender.out.")

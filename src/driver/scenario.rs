@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::command::CommandTemplates;
+use super::hosts::{DriverConfig, Hosts};
 use super::Component;
 use crate::watch::Checks;
 
@@ -212,6 +213,10 @@ pub struct Scenario {
     pub timings: Timings,
     pub steps: Vec<Step>,
     pub commands: Option<CommandTemplates>,
+    /// `[driver]`: how components are started (local, ssh or command templates).
+    pub driver: DriverConfig,
+    /// `[hosts]`: which host each component runs on.
+    pub hosts: Hosts,
     pub seed: Option<u64>,
     /// Readiness probes by component name (`sink`, `workerN`, ...); workers default to
     /// cluster-status.
@@ -242,6 +247,10 @@ struct ScenarioFile {
     #[serde(default)]
     timings: Option<Timings>,
     commands: Option<CommandTemplates>,
+    #[serde(default)]
+    driver: DriverConfig,
+    #[serde(default)]
+    hosts: Hosts,
     #[serde(default)]
     steps: Vec<Step>,
     #[serde(default)]
@@ -321,7 +330,9 @@ impl Scenario {
             reset_only: false,
             timings: parsed_file.timings.unwrap_or_default(),
             steps: parsed_file.steps,
-            commands: parsed_file.commands,
+            commands: parsed_file.commands.or(parsed_file.driver.commands.clone()),
+            driver: parsed_file.driver,
+            hosts: parsed_file.hosts,
             seed: parsed_file.seed,
             probes: parsed_file.probes,
         };

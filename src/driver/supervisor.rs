@@ -187,6 +187,17 @@ pub struct Supervisor<'a> {
     pub interrupts: u32,
     soaking: bool,
     status: String,
+    /// When the timer being fired was due (for the fault's latency).
+    firing: Option<Instant>,
+}
+
+/// One line of events.jsonl: a [`Step`] (so `--replay` reads it back) and how long after
+/// its timer was due the action had taken effect (the driver's call returned).
+#[derive(serde::Serialize)]
+struct EventRecord<'s> {
+    #[serde(flatten)]
+    step: &'s Step,
+    effect_ms: Option<f64>,
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).
@@ -225,6 +236,7 @@ impl<'a> Supervisor<'a> {
             interrupts: 0,
             soaking: false,
             status: String::new(),
+            firing: None,
         }
     }
 
@@ -349,8 +361,15 @@ impl<'a> Supervisor<'a> {
             action,
             component: c.name(),
         };
+        let effect_ms = self
+            .firing
+            .map(|due| self.now().saturating_duration_since(due).as_secs_f64() * 1000.0);
         if let Some(events) = self.events.as_mut() {
-            let line = serde_json::to_string(&step).expect("a step serializes");
+            let record = EventRecord {
+                step: &step,
+                effect_ms,
+            };
+            let line = serde_json::to_string(&record).expect("a step serializes");
             let _ = writeln!(events, "{line}");
         }
         if matches!(
@@ -463,7 +482,10 @@ impl<'a> Supervisor<'a> {
                 break;
             }
             let Reverse(timer) = self.timers.pop().expect("peeked");
-            if let Some(ending) = self.fire(timer.due)? {
+            self.firing = Some(timer.at);
+            let fired = self.fire(timer.due);
+            self.firing = None;
+            if let Some(ending) = fired? {
                 return Ok(Some(ending));
             }
         }
@@ -987,6 +1009,7 @@ mod tests {
             env: vec![],
             inject: None,
             run_id: None,
+            hosts: Default::default(),
         }
     }
 

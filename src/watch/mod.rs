@@ -17,7 +17,7 @@ pub mod sink;
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -166,15 +166,58 @@ impl WatchOutcome {
     }
 }
 
-/// Appends JSON events, one object per line.
-struct EventLog(Option<std::fs::File>);
+/// Appends JSON events, one object per line, to a file or (for `--events -`) stdout,
+/// where `run` reads them from a checker on another host.
+struct EventLog(Option<Box<dyn Write + Send>>);
 
 impl EventLog {
+    fn open(path: Option<&Path>) -> Result<EventLog, WatchError> {
+        let out: Box<dyn Write + Send> = match path {
+            None => return Ok(EventLog(None)),
+            Some(p) if p == Path::new("-") => Box::new(std::io::stdout()),
+            Some(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| WatchError::Events {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+            ),
+        };
+        Ok(EventLog(Some(out)))
+    }
+
     fn emit(&mut self, value: serde_json::Value) {
         if let Some(f) = &mut self.0 {
             let mut line = value.to_string();
             line.push('\n');
             let _ = f.write_all(line.as_bytes());
+            let _ = f.flush();
+        }
+    }
+}
+
+/// What a controlling process (`run`, over `--control-stdin`) tells a running watch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Control {
+    /// A fault was injected: progress checks do not judge for this long.
+    Fault { quiet_for: Duration },
+    /// Finish now, with the verdict so far (not an interruption).
+    Finish,
+}
+
+impl Control {
+    /// One line of `--control-stdin`: `fault SECONDS` or `finish`.
+    pub fn parse(line: &str) -> Option<Control> {
+        let mut words = line.split_whitespace();
+        match (words.next()?, words.next()) {
+            ("fault", Some(secs)) => Some(Control::Fault {
+                quiet_for: crate::driver::scenario::secs(secs.parse().ok()?),
+            }),
+            ("finish", None) => Some(Control::Finish),
+            _ => None,
         }
     }
 }
@@ -323,19 +366,7 @@ impl<'i> Watcher<'i> {
                 ))
             })
             .collect();
-        let mut events = EventLog(match &plan.events {
-            Some(path) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| WatchError::Events {
-                        path: path.clone(),
-                        source,
-                    })?,
-            ),
-            None => None,
-        });
+        let mut events = EventLog::open(plan.events.as_deref())?;
         events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "started"}));
         let started = Instant::now();
         Ok(Watcher {
@@ -501,6 +532,10 @@ impl<'i> Watcher<'i> {
                 )
             });
         }
+        for f in &fresh {
+            self.events
+                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
+        }
         self.findings.extend(fresh);
         let complete = self.core.complete();
         let all_eof = !self.senders.is_empty() && self.senders.iter().all(|s| s.eof);
@@ -618,10 +653,8 @@ impl<'i> Watcher<'i> {
             ..plan.verify.clone()
         };
         let mut report = self.core.report(&report_plan);
-        for f in &self.findings {
-            self.events
-                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
-        }
+        let verified: u64 = report.keys.iter().map(|k| k.verified_bytes).sum();
+        self.events.emit(serde_json::json!({"time": unix_now(), "event": "summary", "commits": self.core.log.commits.len(), "verified_bytes": verified, "findings": self.findings.len()}));
         if !self.findings.is_empty() {
             report.verdict = Verdict::Violation;
             if let Some(cmd) = &plan.on_violation {
@@ -724,6 +757,16 @@ pub fn run_watch(
     stop: &AtomicBool,
     progress_out: &mut dyn Write,
 ) -> Result<WatchOutcome, WatchError> {
+    run_watch_controlled(plan, stop, None, progress_out)
+}
+
+/// [`run_watch`], also taking [`Control`] messages (a fault's quiet window, finish).
+pub fn run_watch_controlled(
+    plan: &WatchPlan,
+    stop: &AtomicBool,
+    control: Option<&crossbeam_channel::Receiver<Control>>,
+    progress_out: &mut dyn Write,
+) -> Result<WatchOutcome, WatchError> {
     let inputs: Vec<FileBytes> = open_inputs(&plan.verify)?;
     let mut watcher = Watcher::new(plan, &inputs)?;
     let mut waker = Waker::new(plan)?;
@@ -731,9 +774,23 @@ pub fn run_watch(
     // SIGINT and SIGTERM are answered well within a second (an idle pass is a few stats).
     let tick = plan.poll.unwrap_or(STOP_LATENCY).min(STOP_LATENCY);
     waker.wait(Duration::ZERO)?;
+    let mut quiet_until: Option<Instant> = None;
     loop {
         if stop.load(Ordering::SeqCst) {
             return Err(WatchError::Interrupted);
+        }
+        let mut finish = false;
+        for message in control.into_iter().flat_map(|c| c.try_iter()) {
+            match message {
+                Control::Fault { quiet_for } => quiet_until = Some(Instant::now() + quiet_for),
+                Control::Finish => finish = true,
+            }
+        }
+        if finish {
+            break;
+        }
+        if quiet_until.is_some_and(|t| Instant::now() < t) {
+            watcher.reset_progress_clocks();
         }
         match watcher.step(progress_out)? {
             StepOutcome::Running => {}

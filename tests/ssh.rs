@@ -1,0 +1,511 @@
+//! Issue 9: `run` drives components on three hosts through OpenSSH, for real. A private
+//! `sshd` listens on a free port of 127.0.0.2, 127.0.0.3 and 127.0.0.4 with its own host
+//! key and an authorized key in a temp dir; the sink runs on .2, the workers on .3, the
+//! senders on .4, and the checks run on the sink's host through ssh.
+//!
+//! It checks that a crash soak ends green, that `--inject duplicate` freezes every
+//! component within 2 s (each process in state T), and that Ctrl-C leaves no process
+//! behind. Without `sshd` it fails under `CI=true` (scripts/test installs it).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const SSHD: &str = "/usr/sbin/sshd";
+const HOSTS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn exe() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("soakcheck")
+}
+
+/// Whether the test can run here; under CI it must.
+fn have_sshd() -> bool {
+    let present = Path::new(SSHD).exists();
+    if !present {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{SSHD} is missing: scripts/test installs openssh-server"
+        );
+        eprintln!("SKIPPED: {SSHD} is missing (install openssh-server)");
+    }
+    present
+}
+
+/// A port free on every test host.
+fn free_port(offsets: &[u16]) -> u16 {
+    let start = 30_000 + (std::process::id() % 50) as u16 * 200;
+    for base in (start..40_000).step_by(200) {
+        let free = offsets.iter().all(|o| {
+            HOSTS
+                .iter()
+                .chain(&["127.0.0.1"])
+                .all(|h| std::net::TcpListener::bind((*h, base + o)).is_ok())
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+/// A private sshd, killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (name, kind) in [("host_key", "ed25519"), ("client_key", "ed25519")] {
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", "", "-f"])
+                .arg(d.join(name))
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ssh-keygen");
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = free_port(&[0]);
+        let listen: String = HOSTS
+            .iter()
+            .map(|h| format!("ListenAddress {h}:{port}\n"))
+            .collect();
+        let config = format!(
+            "{listen}HostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
+             PidFile {0}/sshd.pid\nStrictModes no\nPermitRootLogin yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             MaxSessions 100\nMaxStartups 100:30:200\nLogLevel ERROR\n",
+            d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        // Privilege separation needs its directory (root only).
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut sshd = Sshd {
+            child,
+            port,
+            key: d.join("client_key"),
+            _dir: dir,
+        };
+        sshd.wait_ready();
+        sshd
+    }
+
+    fn ssh_args(&self) -> Vec<String> {
+        [
+            "-p",
+            &self.port.to_string(),
+            "-i",
+            &self.key.display().to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Ready when a command runs on every host (an observable signal, not a sleep).
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for host in HOSTS {
+            loop {
+                let ok = Command::new("ssh")
+                    .args(self.ssh_args())
+                    .args(["-o", "BatchMode=yes", host, "true"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success();
+                if ok {
+                    break;
+                }
+                assert!(
+                    self.child.try_wait().unwrap().is_none(),
+                    "sshd exited: {}",
+                    std::fs::read_to_string(self._dir.path().join("sshd.log")).unwrap_or_default()
+                );
+                assert!(Instant::now() < deadline, "sshd not ready on {host}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The scenario file of the three-host layout (as examples/ssh-three-hosts.toml).
+    fn scenario(&self, dir: &Path) -> PathBuf {
+        let ssh: Vec<String> = self.ssh_args().iter().map(|a| format!("{a:?}")).collect();
+        let text = format!(
+            "[driver]\nkind = \"ssh\"\nssh = [{}]\n\n[hosts]\nsink = \"127.0.0.2\"\n\
+             \"sender-*\" = \"127.0.0.4\"\n\"*\" = \"127.0.0.3\"\n",
+            ssh.join(", ")
+        );
+        let path = dir.join("ssh.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every process whose command line names `run_dir` (what a run started, wherever).
+fn processes_of(run_dir: &Path) -> Vec<(u32, String)> {
+    let needle = run_dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) && pid != std::process::id() {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Kills what a failed test left (by process group), so no test leaves processes.
+struct Leftovers(PathBuf);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for (pid, _) in processes_of(&self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn run_args(sshd: &Sshd, dir: &Path, extra: &[&str]) -> Vec<String> {
+    let base = free_port(&[0, 1, 3, 10, 13, 20, 23, 30, 33, 40, 43, 100]);
+    let mut v: Vec<String> = vec!["run".into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.extend([
+        "--run-dir".into(),
+        dir.display().to_string(),
+        "--scenario".into(),
+        sshd.scenario(dir).display().to_string(),
+        "--keys".into(),
+        "A,B,C".into(),
+        "--port-base".into(),
+        base.to_string(),
+        "--checkpoint-interval".into(),
+        "200ms".into(),
+    ]);
+    v
+}
+
+#[test]
+fn a_crash_soak_through_ssh_ends_green() {
+    let _serial = serial();
+    if !have_sshd() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _leftovers = Leftovers(dir.path().to_path_buf());
+    let args = run_args(
+        &sshd,
+        dir.path(),
+        &[
+            "3",
+            "crash-sink",
+            "crash1",
+            "crash-source",
+            "--bytes-per-key",
+            "60000",
+            "--rate",
+            "30000",
+            "--time-scale",
+            "0.25",
+            "--seed",
+            "5",
+            "--json",
+        ],
+    );
+    let out = Command::new(exe()).args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{summary}\n{stderr}");
+    assert_eq!(summary["verdict"], "ok");
+    let crashes = &summary["faults"]["crash"];
+    for c in ["sink", "worker1"] {
+        assert!(
+            crashes[c].as_u64().unwrap_or(0) >= 1,
+            "{c} never crashed: {summary}"
+        );
+    }
+    // The checks ran on the sink's host and verified every input.
+    let inputs: u64 = ["A", "B", "C"]
+        .iter()
+        .map(|k| {
+            let path = dir.path().join(format!("input-file.{k}.txt"));
+            std::fs::metadata(path).unwrap().len()
+        })
+        .sum();
+    assert_eq!(
+        summary["bytes_verified"].as_u64().unwrap(),
+        inputs,
+        "{summary}"
+    );
+    assert!(
+        processes_of(dir.path()).is_empty(),
+        "{:?}",
+        processes_of(dir.path())
+    );
+    // The components ran on their hosts: the sink bound .2, the workers .3.
+    let log = std::fs::read_to_string(dir.path().join("wallaroo.1")).unwrap_or_default();
+    assert!(!log.is_empty());
+    let verify = Command::new(exe())
+        .args([
+            "verify",
+            "--keys",
+            "A,B,C",
+            "--expect-complete",
+            "--sink-dir",
+        ])
+        .arg(dir.path().join("sink-out"))
+        .arg("--input-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// The group ids the FROZEN message lists (`HOST pgid N`), read until its last line.
+fn frozen_groups(lines: &mut impl Iterator<Item = String>) -> (Vec<u32>, String) {
+    let mut groups = Vec::new();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for line in lines.by_ref() {
+        text += &line;
+        text.push('\n');
+        if let Some(g) = line
+            .split(" pgid ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            groups.push(g);
+        }
+        if line.contains("press Ctrl-C") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no freeze:\n{text}");
+    }
+    (groups, text)
+}
+
+/// The state letters of every process in group `pgid`.
+fn group_states(pgid: u32) -> Vec<(u32, char)> {
+    let mut states = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
+            states.push((pid, fields[0].chars().next().unwrap_or('?')));
+        }
+    }
+    states
+}
+
+#[test]
+fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() {
+    let _serial = serial();
+    if !have_sshd() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _leftovers = Leftovers(dir.path().to_path_buf());
+    let args = run_args(
+        &sshd,
+        dir.path(),
+        &[
+            "2",
+            "--bytes-per-key",
+            "200000",
+            "--rate",
+            "20000",
+            "--inject",
+            "duplicate",
+            "--inject-after",
+            "200",
+            "--inject-key",
+            "B",
+        ],
+    );
+    let mut run = Command::new(exe())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let (groups, text) = frozen_groups(&mut lines);
+    let frozen_at: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("FROZEN at "))
+        .and_then(|r| r.split(':').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no FROZEN line:\n{text}"));
+    assert!(text.contains("6 of 6 components paused"), "{text}");
+    assert_eq!(groups.len(), 6, "sink, 2 workers, 3 senders:\n{text}");
+    for g in &groups {
+        let states = group_states(*g);
+        assert!(!states.is_empty(), "group {g} has no process");
+        for (pid, state) in states {
+            assert_eq!(state, 'T', "pid {pid} of group {g} is {state}:\n{text}");
+        }
+    }
+    // Within 2 s of the bad commit (its txnlog time).
+    let out = Command::new(exe())
+        .args(["verify", "--keys", "A,B,C", "--json", "--sink-dir"])
+        .arg(dir.path().join("sink-out"))
+        .arg("--input-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &doc["keys"][1]["violation"];
+    assert_eq!(v["kind"], "duplicate", "{doc}");
+    let committed = v["commit"]["time"].as_f64().unwrap();
+    assert!(
+        frozen_at - committed < 2.0,
+        "frozen {:.3} s after the commit",
+        frozen_at - committed
+    );
+    // Ctrl-C: everything stops, here and on every host.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_of(dir.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            processes_of(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 9.4: the checks run on the sink's host; if that checker dies, the run says so
+/// (`checker-lost`, exit 1) instead of passing on without checks.
+#[test]
+fn a_lost_remote_checker_is_a_finding() {
+    let _serial = serial();
+    if !have_sshd() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _leftovers = Leftovers(dir.path().to_path_buf());
+    let args = run_args(
+        &sshd,
+        dir.path(),
+        &[
+            "2",
+            "--bytes-per-key",
+            "2000000",
+            "--rate",
+            "20000",
+            "--on-violation",
+            "kill",
+            "--json",
+        ],
+    );
+    let run = Command::new(exe())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checker = || {
+        processes_of(dir.path())
+            .into_iter()
+            .find(|(_, cmd)| cmd.contains(" watch --sink-dir"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (pid, cmd) = loop {
+        if let Some(found) = checker() {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no remote checker");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        cmd.contains("--events -") && cmd.contains("--control-stdin"),
+        "{cmd}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = run.wait_with_output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    assert_eq!(summary["verdict"], "violation");
+    assert_eq!(summary["findings"][0]["kind"], "checker-lost", "{summary}");
+    assert!(
+        summary["findings"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.2"),
+        "{summary}"
+    );
+}
