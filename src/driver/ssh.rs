@@ -10,7 +10,10 @@
 //!   file, runs the component with its log, and writes the exit status to an exit file.
 //!   The call returns the group id once the pid file exists.
 //! - **Kill, pause, resume, stop.** One round trip each, by process group: `kill -KILL`,
-//!   `-STOP`, `-CONT`, and for a stop `-CONT`, `-TERM`, the grace period, `-KILL`.
+//!   `-STOP`, `-CONT`, and for a stop `-CONT`, `-TERM`, the grace period, `-KILL`. Actions
+//!   go through an agent per host, a shell kept open over ssh (a new session per action
+//!   costs a session setup, about 90 ms on loopback; a line on an open channel, well
+//!   under a millisecond).
 //! - **Liveness.** No ssh per tick: one long-lived monitor session per host runs a shell
 //!   loop there that reports each component whose group leader is gone (`exit NAME PGID
 //!   STATUS`). Its reports update the driver's state and wake the supervisor
@@ -44,6 +47,68 @@ enum Remote {
     Exited { pgid: u32, status: i32 },
 }
 
+/// A shell kept open on a host (`ssh HOST exec sh`): each action is one line written and
+/// its output read back, one round trip on an open channel, where a new ssh session
+/// per action costs a session setup (about 90 ms on loopback here).
+struct Agent {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+/// Ends an action's output, with its exit status after it.
+const DONE: &str = "__soakcheck_done";
+
+impl Agent {
+    fn start(mut command: Command) -> std::io::Result<Agent> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Agent {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Runs `script` in a shell of its own (so nothing it does can break the agent or
+    /// read its input); returns its exit status and its output (stderr included).
+    fn run(&mut self, script: &str) -> std::io::Result<(i32, String)> {
+        use std::io::Write;
+        writeln!(
+            self.stdin,
+            "sh -c {} < /dev/null 2>&1; echo \"{DONE} $?\"",
+            shell_quote(script)
+        )?;
+        self.stdin.flush()?;
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            if self.stdout.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
+            }
+            if let Some(status) = line.trim_end().strip_prefix(DONE) {
+                return Ok((status.trim().parse().unwrap_or(-1), out));
+            }
+            out.push_str(&line);
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The driver's state, shared with the monitors' reader threads.
 #[derive(Default)]
 struct State {
@@ -57,6 +122,7 @@ pub struct SshDriver {
     run_dir: PathBuf,
     control_dir: PathBuf,
     state: Arc<Mutex<State>>,
+    agents: Mutex<BTreeMap<String, Agent>>,
     monitors: BTreeMap<String, Child>,
     wakes: Option<Sender<Wake>>,
 }
@@ -95,6 +161,7 @@ impl SshDriver {
             run_dir: run_dir.to_path_buf(),
             control_dir,
             state: Arc::default(),
+            agents: Mutex::default(),
             monitors: BTreeMap::new(),
             wakes: None,
         }
@@ -113,6 +180,9 @@ impl SshDriver {
         let mut cmd = Command::new("ssh");
         cmd.args(&self.ssh_args)
             .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+            // A host that stops answering ends the connection within about 6 s, so no
+            // action waits on it forever.
+            .args(["-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3"])
             .args(["-o", "ControlMaster=auto", "-o", "ControlPersist=60"])
             .arg("-o")
             .arg(format!("ControlPath={}/%C", self.control_dir.display()))
@@ -122,7 +192,7 @@ impl SshDriver {
         cmd
     }
 
-    /// Runs `script` on `host` and returns its stdout.
+    /// Runs `script` on the host of `c` through that host's agent; returns its output.
     fn call(
         &self,
         action: &'static str,
@@ -130,15 +200,27 @@ impl SshDriver {
         script: &str,
     ) -> Result<String, DriverError> {
         let host = self.hosts.of(c);
-        let out = self
-            .command(host, script)
-            .output()
-            .map_err(|e| self.failed(action, c, e.to_string()))?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            return Err(self.failed(action, c, format!("on {host}: {} ({stderr})", out.status)));
+        let mut agents = self.agents.lock().expect("agents");
+        if !agents.contains_key(host) {
+            let agent = Agent::start(self.command(host, "exec sh")).map_err(|e| {
+                self.failed(action, c, format!("starting the agent on {host}: {e}"))
+            })?;
+            agents.insert(host.to_string(), agent);
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let agent = agents.get_mut(host).expect("inserted");
+        match agent.run(script) {
+            Ok((0, out)) => Ok(out),
+            Ok((status, out)) => Err(self.failed(
+                action,
+                c,
+                format!("on {host}: exit status {status} ({})", out.trim()),
+            )),
+            Err(e) => {
+                // The connection is gone: the next call starts a new agent.
+                agents.remove(host);
+                Err(self.failed(action, c, format!("on {host}: the agent is gone ({e})")))
+            }
+        }
     }
 
     fn failed(&self, action: &'static str, c: &Component, detail: String) -> DriverError {
@@ -425,6 +507,7 @@ impl ProcessDriver for SshDriver {
 
 impl Drop for SshDriver {
     fn drop(&mut self) {
+        self.agents.lock().expect("agents").clear();
         for (_, mut monitor) in std::mem::take(&mut self.monitors) {
             let _ = monitor.kill();
             let _ = monitor.wait();
