@@ -134,3 +134,26 @@ mod tests {
         assert!(!glob_matches("ab*ba", "aba"));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+    use crate::driver::scenario::Scenario;
+
+    /// The example scenarios stay valid: each parses, with the driver and hosts it says.
+    #[test]
+    fn the_examples_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let parse = |name: &str| Scenario::parse("3", &[], Some(&dir.join(name))).unwrap();
+        let ssh = parse("ssh-three-hosts.toml");
+        assert_eq!(ssh.driver.kind, DriverKind::Ssh);
+        assert_eq!(ssh.hosts.of(&Component::Sink), "127.0.0.2");
+        assert_eq!(ssh.hosts.of(&Component::Sender('A')), "127.0.0.4");
+        assert_eq!(ssh.hosts.of(&Component::Worker(2)), "127.0.0.3");
+        for name in ["docker.toml", "kubectl.toml"] {
+            let s = parse(name);
+            assert_eq!(s.driver.kind, DriverKind::Command, "{name}");
+            assert!(s.commands.is_some(), "{name}");
+        }
+    }
+}
