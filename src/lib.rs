@@ -15,6 +15,7 @@ pub mod driver;
 pub mod duration;
 pub mod formats;
 pub mod gen;
+pub mod process;
 pub mod verify;
 pub mod watch;
 pub mod wire;

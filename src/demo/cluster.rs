@@ -17,7 +17,7 @@ use crate::gen::inputs::{generate_inputs, DataSource};
 use crate::verify::{verify, KeyInput, Report, Semantics, VerifyPlan};
 use crate::wire::external::query_cluster_status;
 
-pub use crate::driver::local::ChildGuard;
+pub use crate::process::ChildGuard;
 
 /// A free TCP port on 127.0.0.1, below the kernel's ephemeral range (32768 and up), so
 /// the outgoing connections of other processes cannot take it between this check and
