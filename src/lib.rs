@@ -16,6 +16,7 @@ pub mod duration;
 pub mod formats;
 pub mod gen;
 pub mod process;
+pub mod topology;
 pub mod verify;
 pub mod watch;
 pub mod wire;

@@ -1019,11 +1019,11 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             None => Ports::from_env(&lookup)?,
         };
         let inject = match (args.inject, &args.inject_key) {
-            (Some(kind), Some(k)) => Some((
-                format!("{kind:?}").to_lowercase(),
-                args.inject_after,
-                parse_key(k).map_err(anyhow::Error::msg)? as char,
-            )),
+            (Some(kind), Some(k)) => Some(soakcheck::topology::Injection {
+                kind: format!("{kind:?}").to_lowercase(),
+                after_lines: args.inject_after,
+                key: parse_key(k).map_err(anyhow::Error::msg)? as char,
+            }),
             _ => None,
         };
         let preset = Preset {

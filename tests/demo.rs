@@ -139,7 +139,8 @@ fn survives_seeded_sigkills_of_sink_workers_and_feeds() {
                 // About 185 KB per key at 25 KB/s: 7 to 8 seconds of feeding without faults.
                 feed_command(
                     &exe,
-                    &input_path(&d.join("in"), keys[i]),
+                    &d.join("in"),
+                    keys[i],
                     25_000,
                     ports[i % workers].source,
                 ),
@@ -558,7 +559,7 @@ fn abort_rules_drive_every_recovery_path_and_nothing_is_lost() {
     } = OneWorker::start(d, &sink_dir, Duration::from_millis(100));
     let mut feed = ChildGuard::spawn(
         "feed",
-        feed_command(&exe, &input_path(&d.join("in"), b'A'), 30_000, ports.source),
+        feed_command(&exe, &d.join("in"), b'A', 30_000, ports.source),
         &d.join("sender.out.A"),
     )
     .unwrap();
@@ -681,12 +682,7 @@ fn shrink_moves_sources_to_the_initializer_and_join_grows_the_membership() {
     );
     let mut feeds: Vec<ChildGuard> = (0..3)
         .map(|i| {
-            let cmd = feed_command(
-                &exe,
-                &input_path(&d.join("in"), keys[i]),
-                30_000,
-                ports[i].source,
-            );
+            let cmd = feed_command(&exe, &d.join("in"), keys[i], 30_000, ports[i].source);
             ChildGuard::spawn(
                 "feed",
                 cmd,
@@ -838,7 +834,7 @@ fn a_following_feed_sends_lines_appended_later() {
     } = OneWorker::start(d, d, Duration::from_millis(50));
     let input = d.join("input-file.F.txt");
     std::fs::write(&input, b"F1\nF2\n").unwrap();
-    let mut cmd = feed_command(&exe, &input, 0, ports.source);
+    let mut cmd = feed_command(&exe, d, b'F', 0, ports.source);
     cmd.arg("--follow");
     let _feed = ChildGuard::spawn("feed", cmd, &d.join("sender.out.F")).unwrap();
     let output = d.join("output.initializer");
@@ -930,7 +926,7 @@ fn components_of_another_run_are_refused() {
     );
     // A feed of another run is refused by the worker.
     std::fs::write(d.join("input-file.A.txt"), b"A1\n").unwrap();
-    let mut feed = feed_command(&exe, &d.join("input-file.A.txt"), 0, ports.source);
+    let mut feed = feed_command(&exe, d, b'A', 0, ports.source);
     feed.args(["--run-id", "r2"]);
     let _feed = ChildGuard::spawn("feed", feed, &d.join("sender.out.A")).unwrap();
     let line = wait_for_line(&d.join("wallaroo.0"), "refused a source of another run");

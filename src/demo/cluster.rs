@@ -14,6 +14,7 @@ use crate::demo::worker::{worker_name, InjectKind};
 use crate::formats::input::input_path;
 use crate::formats::mapped::IoMode;
 use crate::gen::inputs::{generate_inputs, DataSource};
+use crate::topology::{Component, Hosts, Injection, PickedPorts, Topology};
 use crate::verify::{verify, KeyInput, Report, Semantics, VerifyPlan};
 use crate::wire::external::query_cluster_status;
 
@@ -78,7 +79,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
 }
 
 /// The addresses of one worker.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct WorkerPorts {
     pub source: u16,
     pub external: u16,
@@ -86,16 +87,54 @@ pub struct WorkerPorts {
     pub control: u16,
 }
 
-/// Command lines of the demo's processes.
-pub fn sink_command(exe: &Path, sink_dir: &Path, port: u16) -> Command {
-    let mut c = Command::new(exe);
-    c.args(["demo", "sink"])
-        .arg(sink_dir.join("output"))
-        .arg(sink_dir.join("abort"))
-        .arg(port.to_string());
+/// A command running `argv` (a [`Topology`] command line).
+fn command(argv: Vec<String>) -> Command {
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
     c
 }
 
+/// One worker's ports as a port plan: worker `n` has `ports`, the sink `sink_port`.
+fn one_worker_ports(n: usize, ports: WorkerPorts, sink_port: u16) -> PickedPorts {
+    let mut workers = vec![(0, 0); n + 1];
+    workers[n] = (ports.source, ports.external);
+    PickedPorts {
+        sink: sink_port,
+        control: ports.control,
+        workers,
+    }
+}
+
+/// The topology of a lone process (the tests start them one by one).
+fn lone<'a>(exe: &'a Path, ports: &'a PickedPorts, hosts: &'a Hosts) -> Topology<'a> {
+    Topology {
+        exe,
+        workers: 1,
+        keys: &[],
+        rate: 0,
+        checkpoint_interval_ms: 1000,
+        sink_dir: PathBuf::new(),
+        state_dir: PathBuf::new(),
+        input_dir: PathBuf::new(),
+        ports,
+        hosts,
+        run_id: None,
+        inject: None,
+    }
+}
+
+/// The sink's command line (from the one topology: see [`crate::topology`]).
+pub fn sink_command(exe: &Path, sink_dir: &Path, port: u16) -> Command {
+    let ports = one_worker_ports(0, WorkerPorts::default(), port);
+    let hosts = Hosts::default();
+    let t = Topology {
+        sink_dir: sink_dir.to_path_buf(),
+        ..lone(exe, &ports, &hosts)
+    };
+    command(t.argv(&Component::Sink, false))
+}
+
+/// Worker `n`'s command line, of a cluster of `workers`.
 pub fn worker_command(
     exe: &Path,
     n: usize,
@@ -105,39 +144,36 @@ pub fn worker_command(
     state_dir: &Path,
     interval: Duration,
 ) -> Command {
-    let mut c = Command::new(exe);
-    c.args([
-        "demo",
-        "worker",
-        "--name",
-        &worker_name(n),
-        "--worker-count",
-        &workers.to_string(),
-    ])
-    .args([
-        "--source-port",
-        &ports.source.to_string(),
-        "--external-port",
-        &ports.external.to_string(),
-    ])
-    .args([
-        "--sink-port",
-        &sink_port.to_string(),
-        "--checkpoint-interval",
-        &format!("{}ms", interval.as_millis()),
-    ])
-    .arg("--state-dir")
-    .arg(state_dir.join(worker_name(n)));
-    c
+    let picked = one_worker_ports(n, ports, sink_port);
+    let hosts = Hosts::default();
+    let t = Topology {
+        workers,
+        checkpoint_interval_ms: interval.as_millis() as u64,
+        state_dir: state_dir.to_path_buf(),
+        ..lone(exe, &picked, &hosts)
+    };
+    command(t.argv(&Component::Worker(n), false))
 }
 
-pub fn feed_command(exe: &Path, input: &Path, rate: u64, port: u16) -> Command {
-    let mut c = Command::new(exe);
-    c.args(["demo", "feed"])
-        .arg(input)
-        .arg(rate.to_string())
-        .args(["--connect", &format!("127.0.0.1:{port}")]);
-    c
+/// The feed of `key` (its input in `input_dir`) at `rate` to a worker's source `port`.
+pub fn feed_command(exe: &Path, input_dir: &Path, key: u8, rate: u64, port: u16) -> Command {
+    let ports = one_worker_ports(
+        0,
+        WorkerPorts {
+            source: port,
+            ..Default::default()
+        },
+        0,
+    );
+    let hosts = Hosts::default();
+    let keys = [key as char];
+    let t = Topology {
+        keys: &keys,
+        rate,
+        input_dir: input_dir.to_path_buf(),
+        ..lone(exe, &ports, &hosts)
+    };
+    command(t.argv(&Component::Sender(key as char), false))
 }
 
 /// Waits until every worker's external channel says it is processing messages.
@@ -219,44 +255,38 @@ pub fn run_cluster(
         })
         .collect::<std::io::Result<_>>()
         .map_err(io("finding free ports"))?;
+    let picked = PickedPorts {
+        sink: sink_port,
+        control,
+        workers: ports.iter().map(|p| (p.source, p.external)).collect(),
+    };
+    let keys: Vec<char> = plan.keys.iter().map(|&k| k as char).collect();
+    let inject = plan.inject.map(|(kind, after_lines, key)| Injection {
+        kind: format!("{kind:?}").to_lowercase(),
+        after_lines,
+        key: key as char,
+    });
+    let hosts = Hosts::default();
+    let topology = Topology {
+        exe: &plan.exe,
+        workers: plan.workers,
+        keys: &keys,
+        rate: plan.rate,
+        checkpoint_interval_ms: plan.checkpoint_interval.as_millis() as u64,
+        sink_dir: sink_dir.clone(),
+        state_dir: state_dir.clone(),
+        input_dir: input_dir.clone(),
+        ports: &picked,
+        hosts: &hosts,
+        run_id: None,
+        inject: inject.as_ref(),
+    };
     let mut children = Vec::new();
     let sink_log = sink_dir.join("stdout-stderr");
-    children.push(
-        ChildGuard::spawn(
-            "sink",
-            sink_command(&plan.exe, &sink_dir, sink_port),
-            &sink_log,
-        )
-        .map_err(io("starting the sink"))?,
-    );
-    for (n, p) in ports.iter().enumerate() {
-        let mut cmd = worker_command(
-            &plan.exe,
-            n,
-            plan.workers,
-            *p,
-            sink_port,
-            &state_dir,
-            plan.checkpoint_interval,
-        );
-        if let Some((kind, after, key)) = plan.inject {
-            let owner = plan
-                .keys
-                .iter()
-                .position(|&k| k == key)
-                .map(|i| i % plan.workers);
-            if owner == Some(n) {
-                let kind = format!("{kind:?}").to_lowercase();
-                cmd.args([
-                    "--inject",
-                    &kind,
-                    "--inject-after",
-                    &after.to_string(),
-                    "--inject-key",
-                    &(key as char).to_string(),
-                ]);
-            }
-        }
+    let sink = command(topology.argv(&Component::Sink, false));
+    children.push(ChildGuard::spawn("sink", sink, &sink_log).map_err(io("starting the sink"))?);
+    for n in 0..plan.workers {
+        let cmd = command(topology.argv(&Component::Worker(n), false));
         let log = plan.dir.join(format!("wallaroo.{n}"));
         children
             .push(ChildGuard::spawn(&worker_name(n), cmd, &log).map_err(io("starting a worker"))?);
@@ -273,13 +303,11 @@ pub fn run_cluster(
     }
     let feeding_started = Instant::now();
     let mut feeds = Vec::new();
-    for (i, &key) in plan.keys.iter().enumerate() {
-        let input = input_path(&input_dir, key);
-        let log = plan.dir.join(format!("sender.out.{}", key as char));
-        let cmd = feed_command(&plan.exe, &input, plan.rate, ports[i % plan.workers].source);
+    for &key in &keys {
+        let log = plan.dir.join(format!("sender.out.{key}"));
+        let cmd = command(topology.argv(&Component::Sender(key), false));
         feeds.push(
-            ChildGuard::spawn(&format!("feed {}", key as char), cmd, &log)
-                .map_err(io("starting a feed"))?,
+            ChildGuard::spawn(&format!("feed {key}"), cmd, &log).map_err(io("starting a feed"))?,
         );
     }
     progress(&format!(

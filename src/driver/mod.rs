@@ -23,29 +23,7 @@ pub mod supervisor;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One component of the system under test.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Component {
-    Sink,
-    /// Worker number N (0 = initializer).
-    Worker(usize),
-    /// The sender of key K.
-    Sender(char),
-}
-
-impl Component {
-    /// The name used in logs and events: `sink`, `initializer`/`workerN`, `sender-K`.
-    pub fn name(&self) -> String {
-        match self {
-            Component::Sink => "sink".into(),
-            Component::Worker(n) => crate::demo::worker::worker_name(*n),
-            Component::Sender(k) => format!("sender-{k}"),
-        }
-    }
-}
+pub use crate::topology::Component;
 
 /// How to start a component.
 #[derive(Debug, Clone, PartialEq, Eq)]

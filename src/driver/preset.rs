@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use super::hosts::Hosts;
 use super::{Component, LaunchSpec};
+use crate::topology::{Injection, PortPlan, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PresetKind {
@@ -116,6 +117,21 @@ impl Ports {
     }
 }
 
+impl PortPlan for Ports {
+    fn sink(&self) -> u16 {
+        self.out_port
+    }
+    fn control(&self) -> u16 {
+        self.control_base
+    }
+    fn source(&self, n: usize) -> u16 {
+        Ports::source(self, n)
+    }
+    fn external(&self, n: usize) -> u16 {
+        Ports::external(self, n)
+    }
+}
+
 /// Builds launch specs for one run.
 #[derive(Debug, Clone)]
 pub struct Preset {
@@ -131,7 +147,7 @@ pub struct Preset {
     pub exe: PathBuf,
     /// `WALLAROO_*` and other variables (wallaroo preset), as the environment has them.
     pub env: Vec<(String, String)>,
-    pub inject: Option<(String, u64, char)>,
+    pub inject: Option<Injection>,
     /// The run's identity, handed to every demo component (see [`crate::demo`]).
     pub run_id: Option<String>,
     /// Which host each component runs on (`[hosts]`).
@@ -189,8 +205,7 @@ impl Preset {
 
     /// Worker n's external channel (cluster status, shrink).
     pub fn external_addr(&self, n: usize) -> String {
-        let host = self.host(&Component::Worker(n));
-        format!("{host}:{}", self.ports.external(n))
+        self.topology().external_addr(n)
     }
 
     pub fn log_path(&self, component: &Component) -> PathBuf {
@@ -258,103 +273,26 @@ impl Preset {
         }
     }
 
-    /// A demo command line with the run's `--run-id`, when it has one.
-    fn with_run_id(&self, mut argv: Vec<String>) -> Vec<String> {
-        if let Some(id) = &self.run_id {
-            argv.extend(["--run-id".to_string(), id.clone()]);
+    /// The demo's topology for this run (see [`crate::topology`]).
+    pub fn topology(&self) -> Topology<'_> {
+        Topology {
+            exe: &self.exe,
+            workers: self.workers,
+            keys: &self.keys,
+            rate: self.rate,
+            checkpoint_interval_ms: self.checkpoint_interval_ms,
+            sink_dir: self.run_dir.join("sink-out"),
+            state_dir: self.state_dir(),
+            input_dir: self.run_dir.clone(),
+            ports: &self.ports,
+            hosts: &self.hosts,
+            run_id: self.run_id.as_deref(),
+            inject: self.inject.as_ref(),
         }
-        argv
     }
 
     fn demo_argv(&self, component: &Component, join: bool) -> Vec<String> {
-        let exe = self.exe.display().to_string();
-        let p = &self.ports;
-        let s = |v: &str| v.to_string();
-        match component {
-            Component::Sink => {
-                let out = self.run_dir.join("sink-out");
-                let argv = vec![
-                    exe,
-                    s("demo"),
-                    s("sink"),
-                    out.join("output").display().to_string(),
-                    out.join("abort").display().to_string(),
-                    p.out_port.to_string(),
-                    s("--host"),
-                    self.host(&Component::Sink).to_string(),
-                ];
-                self.with_run_id(argv)
-            }
-            Component::Worker(n) => {
-                let mut v = vec![
-                    exe,
-                    s("demo"),
-                    s("worker"),
-                    s("--name"),
-                    crate::demo::worker::worker_name(*n),
-                    s("--worker-count"),
-                    self.workers.to_string(),
-                    s("--source-port"),
-                    p.source(*n).to_string(),
-                    s("--external-port"),
-                    p.external(*n).to_string(),
-                    s("--control-port"),
-                    p.control_base.to_string(),
-                    s("--sink-port"),
-                    p.out_port.to_string(),
-                    s("--checkpoint-interval"),
-                    format!("{}ms", self.checkpoint_interval_ms),
-                    s("--state-dir"),
-                    self.state_dir()
-                        .join(crate::demo::worker::worker_name(*n))
-                        .display()
-                        .to_string(),
-                    s("--host"),
-                    self.host(component).to_string(),
-                    s("--sink-host"),
-                    self.host(&Component::Sink).to_string(),
-                    s("--control-host"),
-                    self.host(&Component::Worker(0)).to_string(),
-                ];
-                if join {
-                    v.push(s("--join"));
-                }
-                v = self.with_run_id(v);
-                if let Some((kind, after, key)) = &self.inject {
-                    let owner = self
-                        .keys
-                        .iter()
-                        .position(|k| k == key)
-                        .map(|i| i % self.workers.max(1));
-                    if owner == Some(*n) {
-                        v.extend([
-                            s("--inject"),
-                            kind.clone(),
-                            s("--inject-after"),
-                            after.to_string(),
-                            s("--inject-key"),
-                            key.to_string(),
-                        ]);
-                    }
-                }
-                v
-            }
-            Component::Sender(k) => {
-                let i = self.keys.iter().position(|x| x == k).unwrap_or(0);
-                let owner = i % self.workers.max(1);
-                let port = p.source(owner);
-                let host = self.host(&Component::Worker(owner));
-                self.with_run_id(vec![
-                    exe,
-                    s("demo"),
-                    s("feed"),
-                    self.input_path(*k).display().to_string(),
-                    self.rate.to_string(),
-                    s("--connect"),
-                    format!("{host}:{port}"),
-                ])
-            }
-        }
+        self.topology().argv(component, join)
     }
 
     fn wallaroo_argv(&self, component: &Component, join: bool) -> Vec<String> {

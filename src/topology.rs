@@ -1,0 +1,299 @@
+//! The demo's topology, in one place for `demo cluster` and `run`'s demo preset: the
+//! components, which host each runs on, their ports, and their command lines (the key to
+//! worker rule included: sender K goes to worker (index of K) mod N, because the demo's
+//! workers do not route keys to each other as Wallaroo does).
+//!
+//! `[hosts]` maps a component name or a glob (`*` matches any run of characters) to a
+//! host address: an exact name wins over a glob, a longer glob over a shorter one, and
+//! `"*"` is the default. Without a table every component is on 127.0.0.1. The command
+//! lines carry these addresses (the sink's for the workers, each worker's for its
+//! senders, the initializer's control address for every worker), and each demo component
+//! binds its own host's address.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::demo::worker::worker_name;
+
+/// One component of the system under test.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Component {
+    Sink,
+    /// Worker number N (0 = initializer).
+    Worker(usize),
+    /// The sender of key K.
+    Sender(char),
+}
+
+impl Component {
+    /// The name used in logs and events: `sink`, `initializer`/`workerN`, `sender-K`.
+    pub fn name(&self) -> String {
+        match self {
+            Component::Sink => "sink".into(),
+            Component::Worker(n) => crate::demo::worker::worker_name(*n),
+            Component::Sender(k) => format!("sender-{k}"),
+        }
+    }
+}
+
+/// Component name or glob -> host address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Hosts(BTreeMap<String, String>);
+
+/// The host of everything when no `[hosts]` table says otherwise.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+
+impl Hosts {
+    pub fn new(map: BTreeMap<String, String>) -> Hosts {
+        Hosts(map)
+    }
+
+    /// The host `component` runs on.
+    pub fn of(&self, component: &Component) -> &str {
+        self.named(&component.name())
+    }
+
+    /// The host of the component called `name`.
+    pub fn named(&self, name: &str) -> &str {
+        if let Some(host) = self.0.get(name) {
+            return host;
+        }
+        self.0
+            .iter()
+            .filter(|(pattern, _)| pattern.contains('*') && glob_matches(pattern, name))
+            .max_by_key(|(pattern, _)| pattern.len())
+            .map_or(DEFAULT_HOST, |(_, host)| host)
+    }
+
+    /// Every distinct host named (for checks that must run on each).
+    pub fn all(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self.0.values().cloned().collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else itself.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &name[first.len()..];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+/// Where a topology's components listen.
+pub trait PortPlan {
+    fn sink(&self) -> u16;
+    /// The initializer's control port.
+    fn control(&self) -> u16;
+    /// Worker n's connector source port.
+    fn source(&self, n: usize) -> u16;
+    /// Worker n's external channel port.
+    fn external(&self, n: usize) -> u16;
+}
+
+/// Ports picked one by one (free ports, as `demo cluster` and the tests pick them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickedPorts {
+    pub sink: u16,
+    pub control: u16,
+    /// Per worker: (source, external).
+    pub workers: Vec<(u16, u16)>,
+}
+
+impl PortPlan for PickedPorts {
+    fn sink(&self) -> u16 {
+        self.sink
+    }
+    fn control(&self) -> u16 {
+        self.control
+    }
+    fn source(&self, n: usize) -> u16 {
+        self.workers.get(n).map_or(0, |w| w.0)
+    }
+    fn external(&self, n: usize) -> u16 {
+        self.workers.get(n).map_or(0, |w| w.1)
+    }
+}
+
+/// A fault a worker injects into its committed output (kind, after N lines, key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    pub kind: String,
+    pub after_lines: u64,
+    pub key: char,
+}
+
+/// Everything that decides the demo's command lines.
+pub struct Topology<'a> {
+    /// The soakcheck binary.
+    pub exe: &'a Path,
+    /// Workers in the initial cluster.
+    pub workers: usize,
+    pub keys: &'a [char],
+    /// Bytes per second per sender.
+    pub rate: u64,
+    pub checkpoint_interval_ms: u64,
+    /// The sink's directory (its `output.*` and `abort.*` files).
+    pub sink_dir: PathBuf,
+    /// Each worker's durable state goes in `state_dir/<worker name>`.
+    pub state_dir: PathBuf,
+    /// `input_dir/input-file.K.txt`.
+    pub input_dir: PathBuf,
+    pub ports: &'a dyn PortPlan,
+    pub hosts: &'a Hosts,
+    pub run_id: Option<&'a str>,
+    pub inject: Option<&'a Injection>,
+}
+
+impl Topology<'_> {
+    /// The worker sender K sends to.
+    pub fn owner(&self, key: char) -> usize {
+        let i = self.keys.iter().position(|&k| k == key).unwrap_or(0);
+        i % self.workers.max(1)
+    }
+
+    pub fn host(&self, c: &Component) -> &str {
+        self.hosts.of(c)
+    }
+
+    /// Worker n's external channel (cluster status, shrink).
+    pub fn external_addr(&self, n: usize) -> String {
+        format!(
+            "{}:{}",
+            self.host(&Component::Worker(n)),
+            self.ports.external(n)
+        )
+    }
+
+    /// The command line of `c`; `join` for a worker that joins a running cluster.
+    pub fn argv(&self, c: &Component, join: bool) -> Vec<String> {
+        let mut argv = vec![self.exe.display().to_string(), "demo".to_string()];
+        let words = |v: &[&str]| v.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        match c {
+            Component::Sink => {
+                argv.extend(words(&["sink"]));
+                argv.push(self.sink_dir.join("output").display().to_string());
+                argv.push(self.sink_dir.join("abort").display().to_string());
+                argv.push(self.ports.sink().to_string());
+                argv.extend(["--host".to_string(), self.host(c).to_string()]);
+            }
+            Component::Worker(n) => argv.extend(self.worker_args(*n, join)),
+            Component::Sender(k) => {
+                let owner = self.owner(*k);
+                let input = crate::formats::input::input_path(&self.input_dir, *k as u8);
+                argv.extend(words(&["feed"]));
+                argv.push(input.display().to_string());
+                argv.push(self.rate.to_string());
+                argv.push("--connect".to_string());
+                argv.push(format!(
+                    "{}:{}",
+                    self.host(&Component::Worker(owner)),
+                    self.ports.source(owner)
+                ));
+            }
+        }
+        if let Some(id) = self.run_id {
+            argv.extend(["--run-id".to_string(), id.to_string()]);
+        }
+        argv
+    }
+
+    fn worker_args(&self, n: usize, join: bool) -> Vec<String> {
+        let name = worker_name(n);
+        let mut v: Vec<String> = [
+            "worker",
+            "--name",
+            &name,
+            "--worker-count",
+            &self.workers.to_string(),
+            "--source-port",
+            &self.ports.source(n).to_string(),
+            "--external-port",
+            &self.ports.external(n).to_string(),
+            "--control-port",
+            &self.ports.control().to_string(),
+            "--sink-port",
+            &self.ports.sink().to_string(),
+            "--checkpoint-interval",
+            &format!("{}ms", self.checkpoint_interval_ms),
+            "--state-dir",
+            &self.state_dir.join(&name).display().to_string(),
+            "--host",
+            self.host(&Component::Worker(n)),
+            "--sink-host",
+            self.host(&Component::Sink),
+            "--control-host",
+            self.host(&Component::Worker(0)),
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        if join {
+            v.push("--join".to_string());
+        }
+        if let Some(i) = self.inject.filter(|i| self.owner(i.key) == n) {
+            v.extend([
+                "--inject".to_string(),
+                i.kind.clone(),
+                "--inject-after".to_string(),
+                i.after_lines.to_string(),
+                "--inject-key".to_string(),
+                i.key.to_string(),
+            ]);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_names_beat_globs_and_longer_globs_beat_shorter() {
+        let hosts = Hosts::new(
+            [
+                ("sink", "127.0.0.2"),
+                ("sender-*", "127.0.0.4"),
+                ("sender-B", "127.0.0.5"),
+                ("*", "127.0.0.3"),
+                ("work*1", "127.0.0.6"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        assert_eq!(hosts.of(&Component::Sink), "127.0.0.2");
+        assert_eq!(hosts.of(&Component::Sender('A')), "127.0.0.4");
+        assert_eq!(hosts.of(&Component::Sender('B')), "127.0.0.5");
+        assert_eq!(hosts.of(&Component::Worker(0)), "127.0.0.3");
+        assert_eq!(hosts.of(&Component::Worker(1)), "127.0.0.6");
+        assert_eq!(hosts.of(&Component::Worker(2)), "127.0.0.3");
+        assert_eq!(Hosts::default().of(&Component::Sink), DEFAULT_HOST);
+    }
+
+    #[test]
+    fn globs_match_runs_of_characters() {
+        assert!(glob_matches("*", ""));
+        assert!(glob_matches("a*c", "abbbc"));
+        assert!(glob_matches("a*c", "ac"));
+        assert!(!glob_matches("a*c", "a"));
+        assert!(glob_matches("*-*-x", "a-b-x"));
+        assert!(!glob_matches("ab*ba", "aba"));
+    }
+}
