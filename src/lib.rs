@@ -10,6 +10,7 @@
 //! - [`bench`]: throughput measurements reported as ratios to `cmp`.
 
 pub mod bench;
+pub mod choice;
 pub mod demo;
 pub mod driver;
 pub mod duration;

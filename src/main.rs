@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use soakcheck::bench::{
     bench_demo, bench_verify, bench_watch, BenchDemoPlan, BenchVerifyPlan, BenchWatchPlan,
 };
+use soakcheck::choice::Choice;
 use soakcheck::demo::cluster::{run_cluster, ClusterPlan};
 use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
@@ -139,7 +140,7 @@ struct DemoWorkerArgs {
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
     checkpoint_interval: std::time::Duration,
     /// Inject one fault into the committed output (for testing checkers).
-    #[arg(long, value_enum, requires = "inject_after")]
+    #[arg(long, value_parser = choice::<InjectKind>(), requires = "inject_after")]
     inject: Option<InjectKind>,
     /// Inject at the line after this many lines (of --inject-key, if given).
     #[arg(long, value_name = "LINES")]
@@ -185,7 +186,7 @@ struct DemoClusterArgs {
     dir: Option<PathBuf>,
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
     checkpoint_interval: std::time::Duration,
-    #[arg(long, value_enum, requires = "inject_key")]
+    #[arg(long, value_parser = choice::<InjectKind>(), requires = "inject_key")]
     inject: Option<InjectKind>,
     #[arg(long, value_name = "LINES", default_value_t = 100)]
     inject_after: u64,
@@ -225,7 +226,7 @@ struct VerifyArgs {
     #[arg(long)]
     expect_complete: bool,
     /// What the system promises.
-    #[arg(long, value_enum, default_value_t = Semantics::ExactlyOnce)]
+    #[arg(long, value_parser = choice::<Semantics>(), default_value_t = Semantics::ExactlyOnce)]
     semantics: Semantics,
     /// A plain newline-delimited output file with no txnlog, treated as fully committed
     /// (repeatable). Without --sink-dir, only these are read.
@@ -235,7 +236,7 @@ struct VerifyArgs {
     #[arg(long)]
     json: bool,
     /// How files are read (both give the same verdict; mmap is faster).
-    #[arg(long, value_enum, default_value_t = IoMode::Mmap, hide = true)]
+    #[arg(long, value_parser = choice::<IoMode>(), default_value_t = IoMode::Mmap, hide = true)]
     io: IoMode,
 }
 
@@ -246,7 +247,7 @@ struct WatchArgs {
     sink_dir: PathBuf,
     #[command(flatten)]
     input: InputArgs,
-    #[arg(long, value_enum, default_value_t = Semantics::ExactlyOnce)]
+    #[arg(long, value_parser = choice::<Semantics>(), default_value_t = Semantics::ExactlyOnce)]
     semantics: Semantics,
     /// Key K's sender log (repeatable); else DIR/sender.out.K for --sender-log-dir.
     #[arg(long = "sender-log", value_name = "K=PATH")]
@@ -262,7 +263,7 @@ struct WatchArgs {
     /// Once a sender log has N `added Stream` lines, one of its last N must be open.
     #[arg(long, value_name = "N", default_value_t = 20)]
     registry_window: usize,
-    #[arg(long, value_enum, default_value_t = Until::Eof)]
+    #[arg(long, value_parser = choice::<Until>(), default_value_t = Until::Eof)]
     until: Until,
     /// Give up (exit 1, a `stalled` finding) when --until is not reached in time.
     #[arg(long, value_parser = soakcheck::duration::parse_duration)]
@@ -283,7 +284,7 @@ struct WatchArgs {
     poll: Option<std::time::Duration>,
     #[arg(long)]
     json: bool,
-    #[arg(long, value_enum, default_value_t = IoMode::Mmap, hide = true)]
+    #[arg(long, value_parser = choice::<IoMode>(), default_value_t = IoMode::Mmap, hide = true)]
     io: IoMode,
 }
 
@@ -299,7 +300,7 @@ struct RunArgs {
     /// A TOML scenario file (workers, args, seed, timings, command templates, steps).
     #[arg(long, value_name = "FILE.toml")]
     scenario: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = PresetKind::Demo)]
+    #[arg(long, value_parser = choice::<PresetKind>(), default_value_t = PresetKind::Demo)]
     preset: PresetKind,
     /// Input bytes per key (demo preset; 4,000,000 gives the original 12,368,938-byte files).
     #[arg(long, value_name = "N", default_value_t = 4_000_000)]
@@ -319,7 +320,7 @@ struct RunArgs {
     /// Where inputs, logs, the sink directory and state go (the original used /tmp).
     #[arg(long, value_name = "DIR", default_value = "/tmp")]
     run_dir: PathBuf,
-    #[arg(long, value_enum, default_value_t = OnViolation::Freeze)]
+    #[arg(long, value_parser = choice::<OnViolation>(), default_value_t = OnViolation::Freeze)]
     on_violation: OnViolation,
     /// Stop with success after this long (default: at EOF of every sender).
     #[arg(long, value_parser = soakcheck::duration::parse_duration)]
@@ -339,7 +340,7 @@ struct RunArgs {
     #[arg(long)]
     command_driver: bool,
     /// Make one demo worker inject a fault (for testing the checks).
-    #[arg(long, value_enum, requires = "inject_key")]
+    #[arg(long, value_parser = choice::<InjectKind>(), requires = "inject_key")]
     inject: Option<InjectKind>,
     #[arg(long, value_name = "LINES", default_value_t = 100)]
     inject_after: u64,
@@ -394,7 +395,7 @@ struct GenSinkArgs {
     #[arg(long, value_name = "N", default_value_t = 3)]
     workers: usize,
     /// Inject one fault into the committed output of --key.
-    #[arg(long, value_enum, requires = "key")]
+    #[arg(long, value_parser = choice::<FaultKind>(), requires = "key")]
     fault: Option<FaultKind>,
     /// The key that gets the fault.
     #[arg(long, value_name = "K", requires = "fault")]
@@ -1020,7 +1021,7 @@ fn run_run_command(args: RunArgs) -> ExitCode {
         };
         let inject = match (args.inject, &args.inject_key) {
             (Some(kind), Some(k)) => Some(soakcheck::topology::Injection {
-                kind: format!("{kind:?}").to_lowercase(),
+                kind: kind.name().to_string(),
                 after_lines: args.inject_after,
                 key: parse_key(k).map_err(anyhow::Error::msg)? as char,
             }),
@@ -1083,6 +1084,18 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// A flag's parser for a library [`Choice`]: its names are the possible values, each
+/// with its help.
+fn choice<T: Choice + Clone + Send + Sync>() -> impl clap::builder::TypedValueParser<Value = T> {
+    let values = T::CHOICES
+        .iter()
+        .map(|(_, name, help)| clap::builder::PossibleValue::new(*name).help(*help));
+    clap::builder::TypedValueParser::map(
+        clap::builder::PossibleValuesParser::new(values),
+        |name: String| T::from_name(&name).expect("clap accepts only the listed names"),
+    )
 }
 
 /// Prints a bench report as JSON or as its human text.

@@ -262,7 +262,7 @@ pub fn run_cluster(
     };
     let keys: Vec<char> = plan.keys.iter().map(|&k| k as char).collect();
     let inject = plan.inject.map(|(kind, after_lines, key)| Injection {
-        kind: format!("{kind:?}").to_lowercase(),
+        kind: crate::choice::Choice::name(kind).to_string(),
         after_lines,
         key: key as char,
     });

@@ -39,13 +39,28 @@ use crate::wire::external::{self, ClusterStatus, ShrinkRequest};
 use crate::wire::{read_frame, write_frame, WireError};
 
 /// A fault the worker injects once into the committed output, for testing checkers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectKind {
     Loss,
     Duplicate,
     Reorder,
     Corrupt,
 }
+
+impl crate::choice::Choice for InjectKind {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            InjectKind::Loss,
+            "loss",
+            "Drop lines of the committed output",
+        ),
+        (InjectKind::Duplicate, "duplicate", "Send lines again"),
+        (InjectKind::Reorder, "reorder", "Swap two adjacent lines"),
+        (InjectKind::Corrupt, "corrupt", "Change a byte of a line"),
+    ];
+}
+
+crate::display_as_choice!(InjectKind);
 
 #[derive(Debug, Clone)]
 pub struct Injection {

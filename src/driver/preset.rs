@@ -15,11 +15,24 @@ use super::hosts::Hosts;
 use super::{Component, LaunchSpec};
 use crate::topology::{Injection, PortPlan, Topology};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PresetKind {
     Demo,
     Wallaroo,
 }
+
+impl crate::choice::Choice for PresetKind {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (PresetKind::Demo, "demo", "The embedded demo system"),
+        (
+            PresetKind::Wallaroo,
+            "wallaroo",
+            "The original Wallaroo system, as its start scripts ran it",
+        ),
+    ];
+}
+
+crate::display_as_choice!(PresetKind);
 
 /// The original port scheme (spec 8.5), read from the `WALLAROO_*` variables.
 #[derive(Debug, Clone, PartialEq, Eq)]

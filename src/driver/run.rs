@@ -36,7 +36,7 @@ use crate::watch::{
 use crate::wire::external::{query_cluster_status, ShrinkRequest};
 
 /// What to do at the first finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnViolation {
     /// SIGSTOP everything and wait (Ctrl-C then kills it all).
@@ -46,6 +46,24 @@ pub enum OnViolation {
     /// Note it and keep running.
     Continue,
 }
+
+impl crate::choice::Choice for OnViolation {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            OnViolation::Freeze,
+            "freeze",
+            "SIGSTOP everything and wait (Ctrl-C then kills it all)",
+        ),
+        (OnViolation::Kill, "kill", "Kill everything and exit"),
+        (
+            OnViolation::Continue,
+            "continue",
+            "Note it and keep running",
+        ),
+    ];
+}
+
+crate::display_as_choice!(OnViolation);
 
 #[derive(Debug, Clone)]
 pub struct RunPlan {

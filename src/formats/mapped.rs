@@ -13,7 +13,7 @@ use memmap2::Mmap;
 use super::regular::open_regular;
 
 /// How file contents are brought into memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IoMode {
     /// Memory-map files, falling back to reading when mapping fails.
@@ -22,6 +22,19 @@ pub enum IoMode {
     /// Read files into memory.
     Read,
 }
+
+impl crate::choice::Choice for IoMode {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            IoMode::Mmap,
+            "mmap",
+            "Memory-map files, falling back to reading when mapping fails",
+        ),
+        (IoMode::Read, "read", "Read files into memory"),
+    ];
+}
+
+crate::display_as_choice!(IoMode);
 
 /// The contents of a file.
 pub enum FileBytes {

@@ -25,7 +25,7 @@ use crate::formats::txnlog::{format_record, Record, WhereRange};
 use crate::verify::KeyInput;
 
 /// A fault to inject into one key's committed output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
     /// Drop 1 to 3 lines.
     Loss,
@@ -36,6 +36,25 @@ pub enum FaultKind {
     /// Change one hex digit of a line.
     Corrupt,
 }
+
+impl crate::choice::Choice for FaultKind {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (FaultKind::Loss, "loss", "Drop 1 to 3 lines"),
+        (
+            FaultKind::Duplicate,
+            "duplicate",
+            "Re-send 1 to 3 lines already committed",
+        ),
+        (FaultKind::Reorder, "reorder", "Swap two adjacent lines"),
+        (
+            FaultKind::Corrupt,
+            "corrupt",
+            "Change one hex digit of a line",
+        ),
+    ];
+}
+
+crate::display_as_choice!(FaultKind);
 
 #[derive(Debug, Clone)]
 pub struct GenSinkPlan {

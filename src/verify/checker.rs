@@ -25,7 +25,7 @@ use std::ops::Range;
 use super::stretch::{compare_stretch, prefetch, PREFETCH_AHEAD};
 
 /// What the checked system promises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Semantics {
     /// Each key's output is exactly its input (or a prefix), nothing repeated.
@@ -36,12 +36,18 @@ pub enum Semantics {
     AtLeastOnce,
 }
 
+impl crate::choice::Choice for Semantics {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Semantics::ExactlyOnce, "exactly-once", "Each key's output is exactly its input (or a prefix), nothing repeated"),
+        (Semantics::AtLeastOnce, "at-least-once", "After a restart a key's output may resume from any line already delivered; loss, reorder and corruption are still violations"),
+    ];
+}
+
+crate::display_as_choice!(Semantics);
+
 impl Semantics {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Semantics::ExactlyOnce => "exactly-once",
-            Semantics::AtLeastOnce => "at-least-once",
-        }
+        crate::choice::Choice::name(self)
     }
 }
 

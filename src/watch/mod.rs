@@ -34,7 +34,7 @@ use crate::verify::{
 };
 
 /// When watch stops with success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
     /// Every key's committed output equals its input.
     Complete,
@@ -43,6 +43,28 @@ pub enum Until {
     /// Never: only a finding (or the timeout) stops it.
     Forever,
 }
+
+impl crate::choice::Choice for Until {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Until::Complete,
+            "complete",
+            "Every key's committed output equals its input",
+        ),
+        (
+            Until::Eof,
+            "eof",
+            "Every sender log shows its stream closed at the last line, and the output is complete",
+        ),
+        (
+            Until::Forever,
+            "forever",
+            "Never: only a finding (or the timeout) stops it",
+        ),
+    ];
+}
+
+crate::display_as_choice!(Until);
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
