@@ -16,6 +16,8 @@ pub mod driver;
 pub mod duration;
 pub mod formats;
 pub mod gen;
+pub mod outcome;
+pub mod plans;
 pub mod process;
 pub mod topology;
 pub mod verify;

@@ -7,29 +7,28 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use soakcheck::bench::{
-    bench_demo, bench_verify, bench_watch, BenchDemoPlan, BenchVerifyPlan, BenchWatchPlan,
+    bench_demo, bench_verify, bench_watch, BenchDemoPlan, BenchDemoReport, BenchVerifyPlan,
+    BenchVerifyReport, BenchWatchPlan, BenchWatchReport,
 };
 use soakcheck::choice::Choice;
 use soakcheck::demo::cluster::{run_cluster, ClusterPlan};
 use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
 use soakcheck::demo::worker::{run_worker, worker_number, InjectKind, Injection, WorkerConfig};
-use soakcheck::driver::preset::{Ports, Preset, PresetKind};
-use soakcheck::driver::run::{run as run_soak, OnViolation, RunPlan};
+use soakcheck::driver::preset::PresetKind;
+use soakcheck::driver::run::{run as run_soak, OnViolation};
 use soakcheck::driver::scenario::Scenario;
 use soakcheck::formats::input::input_path;
 use soakcheck::formats::mapped::IoMode;
 use soakcheck::gen::inputs::{generate_inputs, DataSource};
 use soakcheck::gen::sink::{generate_sink, FaultKind, GenSinkPlan};
-use soakcheck::verify::{
-    parse_key, select_inputs, verify, KeySelection, Report, Semantics, VerifyPlan,
-};
-use soakcheck::watch::{run_watch_controlled, ProgressStyle, Until, WatchPlan};
-
-const EXIT_ERROR: u8 = 2;
+use soakcheck::outcome::{Format, Outcome, EXIT_ERROR};
+use soakcheck::plans;
+use soakcheck::verify::{parse_key, select_inputs, verify, KeySelection, Report, Semantics};
+use soakcheck::watch::{run_watch_controlled, ProgressStyle, Until};
 
 #[derive(Parser)]
 #[command(
@@ -420,14 +419,14 @@ enum BenchCommand {
 
 #[derive(Args)]
 struct BenchWatchArgs {
-    #[arg(long, default_value_t = 10, value_parser = key_count)]
+    #[arg(long, default_value_t = 10, value_parser = plans::key_count)]
     keys: usize,
-    #[arg(long, default_value_t = 3, value_parser = worker_count)]
+    #[arg(long, default_value_t = 3, value_parser = plans::worker_count)]
     workers: usize,
     /// Committed bytes to append in all (default 1 GB).
-    #[arg(long, value_name = "N", default_value_t = 1_000_000_000, value_parser = positive_bytes)]
+    #[arg(long, value_name = "N", default_value_t = 1_000_000_000, value_parser = plans::positive_bytes)]
     total_bytes: u64,
-    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = positive_bytes)]
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = plans::positive_bytes)]
     commit_bytes: u64,
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -437,11 +436,11 @@ struct BenchWatchArgs {
 
 #[derive(Args)]
 struct BenchDemoArgs {
-    #[arg(long, default_value_t = 10, value_parser = key_count)]
+    #[arg(long, default_value_t = 10, value_parser = plans::key_count)]
     keys: usize,
-    #[arg(long, default_value_t = 3, value_parser = worker_count)]
+    #[arg(long, default_value_t = 3, value_parser = plans::worker_count)]
     workers: usize,
-    #[arg(long, value_name = "N", default_value_t = 4_000_000, value_parser = positive_bytes)]
+    #[arg(long, value_name = "N", default_value_t = 4_000_000, value_parser = plans::positive_bytes)]
     bytes_per_key: u64,
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
     checkpoint_interval: std::time::Duration,
@@ -454,11 +453,11 @@ struct BenchDemoArgs {
 #[derive(Args)]
 struct BenchVerifyArgs {
     /// Number of keys (A, B, ...).
-    #[arg(long, default_value_t = 10, value_parser = key_count)]
+    #[arg(long, default_value_t = 10, value_parser = plans::key_count)]
     keys: usize,
-    #[arg(long, value_name = "N", default_value_t = 4_000_000, value_parser = positive_bytes)]
+    #[arg(long, value_name = "N", default_value_t = 4_000_000, value_parser = plans::positive_bytes)]
     bytes_per_key: u64,
-    #[arg(long, default_value_t = 3, value_parser = worker_count)]
+    #[arg(long, default_value_t = 3, value_parser = plans::worker_count)]
     workers: usize,
     /// Timed runs of each command (the median is reported).
     #[arg(long, default_value_t = 7)]
@@ -484,9 +483,18 @@ fn main() -> ExitCode {
         }
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
-        Command::Bench(BenchCommand::Verify(args)) => run_bench_verify(args),
-        Command::Bench(BenchCommand::Demo(args)) => run_bench_demo(args),
-        Command::Bench(BenchCommand::Watch(args)) => run_bench_watch(args),
+        Command::Bench(BenchCommand::Verify(args)) => {
+            let out = &mut std::io::stdout();
+            return conclude(run_bench_verify(&args), format(args.json), out, None);
+        }
+        Command::Bench(BenchCommand::Demo(args)) => {
+            let out = &mut std::io::stdout();
+            return conclude(run_bench_demo(&args), format(args.json), out, None);
+        }
+        Command::Bench(BenchCommand::Watch(args)) => {
+            let out = &mut std::io::stdout();
+            return conclude(run_bench_watch(&args), format(args.json), out, None);
+        }
         Command::Demo(DemoCommand::Sink(args)) => run_demo_sink(args),
         Command::Demo(DemoCommand::Worker(args)) => run_demo_worker(args),
         Command::Demo(DemoCommand::Feed(args)) => return run_demo_feed(args),
@@ -496,128 +504,84 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("soakcheck: error: {}", soakcheck::error_text(e.as_ref()));
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(EXIT_ERROR as u8)
         }
     }
 }
 
-fn key_selection(args: &InputArgs) -> anyhow::Result<KeySelection> {
-    let overrides = args
-        .inputs
-        .iter()
-        .map(|spec| {
-            let (key, path) = spec
-                .split_once('=')
-                .with_context(|| format!("--input {spec:?}: expected K=PATH"))?;
-            let key = parse_key(key).map_err(|e| anyhow::anyhow!("--input {spec:?}: {e}"))?;
-            Ok((key, PathBuf::from(path)))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok(KeySelection {
-        keys: args.keys.clone(),
-        env_keys: std::env::var("MULTIPLE_KEYS_LIST").ok(),
-        overrides,
-    })
+/// The keys and inputs `--keys`, `--input` and `MULTIPLE_KEYS_LIST` name.
+fn key_selection(args: &InputArgs) -> Result<KeySelection, plans::PlanError> {
+    let env = std::env::var("MULTIPLE_KEYS_LIST").ok();
+    plans::key_selection(args.keys.as_deref(), &args.inputs, env)
+}
+
+/// `--keys` (or `MULTIPLE_KEYS_LIST`, or the original ten).
+fn keys_or_default(keys: Option<&str>) -> Result<Vec<u8>, plans::PlanError> {
+    plans::keys_or_default(keys, std::env::var("MULTIPLE_KEYS_LIST").ok())
 }
 
 fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn run_verify(args: VerifyArgs) -> ExitCode {
-    let semantics = args.semantics;
-    let json = args.json;
-    let plan = (|| -> anyhow::Result<VerifyPlan> {
-        let inputs = select_inputs(&key_selection(&args.input)?, &args.input.input_dir)?;
-        // Without --sink-dir, only --plain-output files are read (if any were given).
-        let sink_dir = match (args.sink_dir, args.plain_output.is_empty()) {
-            (Some(dir), _) => Some(dir),
-            (None, true) => Some(PathBuf::from("/tmp/sink-out")),
-            (None, false) => None,
-        };
-        Ok(VerifyPlan {
-            sink_dir,
-            plain_outputs: args.plain_output,
-            inputs,
-            expect_complete: args.expect_complete,
-            semantics,
-            io: args.io,
-        })
-    })();
-    let report = plan.and_then(|plan| verify(&plan).map_err(anyhow::Error::from));
-    let report = match report {
-        Ok(report) => report,
+/// Human text (colored on a terminal) or JSON.
+fn format(json: bool) -> Format {
+    if json {
+        Format::Json
+    } else {
+        Format::Human { color: use_color() }
+    }
+}
+
+/// Shows an outcome on `out`, or its error on stderr (and, with `--json`, a JSON error
+/// document of `semantics` on `out`), and returns the exit status: the one place where
+/// outcomes become text and exit statuses.
+fn conclude<O: Outcome>(
+    result: anyhow::Result<O>,
+    format: Format,
+    out: &mut dyn Write,
+    semantics: Option<Semantics>,
+) -> ExitCode {
+    match result {
+        Ok(outcome) => {
+            let _ = out.write_all(outcome.render(format).as_bytes());
+            ExitCode::from(outcome.exit_code() as u8)
+        }
         Err(e) => {
             let message = soakcheck::error_text(e.as_ref());
             eprintln!("soakcheck: error: {message}");
-            if json {
-                println!("{}", Report::error(semantics, message).to_json());
+            if let (Format::Json, Some(semantics)) = (format, semantics) {
+                let _ = writeln!(out, "{}", Report::error(semantics, message).to_json());
             }
-            return ExitCode::from(EXIT_ERROR);
+            ExitCode::from(EXIT_ERROR as u8)
         }
-    };
-    let text = if json {
-        report.to_json() + "\n"
-    } else {
-        report.to_human(use_color())
-    };
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::from(report.verdict.exit_code() as u8)
-}
-
-fn keys_or_default(keys: Option<String>) -> anyhow::Result<Vec<u8>> {
-    let (text, sep) = match keys {
-        Some(k) => (k, ','),
-        None => match std::env::var("MULTIPLE_KEYS_LIST") {
-            Ok(k) if !k.trim().is_empty() => (k, ' '),
-            _ => ("A,B,C,D,E,F,G,H,I,J".to_string(), ','),
-        },
-    };
-    let keys: Vec<u8> = text
-        .split(sep)
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| parse_key(k.trim()).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<_>>()?;
-    if keys.is_empty() {
-        bail!("no keys given");
-    }
-    if let Some(k) = keys
-        .iter()
-        .enumerate()
-        .find_map(|(i, k)| keys[..i].contains(k).then_some(k))
-    {
-        bail!("key {:?} is given twice", *k as char);
-    }
-    Ok(keys)
-}
-
-/// A count of keys for the benches: keys are the letters A, B, ... (at most 26).
-fn key_count(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if (1..=26).contains(&n) => Ok(n),
-        _ => Err(format!("{text:?}: expected a key count from 1 to 26")),
     }
 }
 
-/// A worker count: 1 up to the ten worker slots a run has.
-fn worker_count(text: &str) -> Result<usize, String> {
-    let max = soakcheck::driver::preset::MAX_WORKERS;
-    match text.parse::<usize>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{text:?}: expected a worker count from 1 to {max}")),
-    }
-}
-
-/// A byte count of at least one.
-fn positive_bytes(text: &str) -> Result<u64, String> {
-    match text.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{text:?}: expected a positive number of bytes")),
-    }
+fn run_verify(args: VerifyArgs) -> ExitCode {
+    let semantics = args.semantics;
+    let result = (|| -> anyhow::Result<Report> {
+        let plan = plans::verify_plan(
+            &key_selection(&args.input)?,
+            &args.input.input_dir,
+            args.sink_dir,
+            args.plain_output,
+            args.expect_complete,
+            semantics,
+            args.io,
+        )?;
+        Ok(verify(&plan)?)
+    })();
+    conclude(
+        result,
+        format(args.json),
+        &mut std::io::stdout(),
+        Some(semantics),
+    )
 }
 
 fn run_gen_inputs(args: GenInputsArgs) -> anyhow::Result<()> {
-    let keys = keys_or_default(args.keys)?;
+    let keys = keys_or_default(args.keys.as_deref())?;
     let source = match args.source {
         Some(path) => DataSource::File(path),
         None => DataSource::Seeded(args.seed),
@@ -665,19 +629,17 @@ fn run_gen_sink(args: GenSinkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_bench_verify(args: BenchVerifyArgs) -> anyhow::Result<()> {
+fn run_bench_verify(args: &BenchVerifyArgs) -> anyhow::Result<BenchVerifyReport> {
     let exe = std::env::current_exe().context("locating the soakcheck binary")?;
     let plan = BenchVerifyPlan {
         keys: args.keys,
         bytes_per_key: args.bytes_per_key,
         workers: args.workers,
         runs: args.runs,
-        dir: args.dir,
+        dir: args.dir.clone(),
         exe,
     };
-    let report = bench_verify(&plan, &mut |msg| eprintln!("bench: {msg}"))?;
-    print_bench(&report, report.to_human(), args.json)?;
-    Ok(())
+    Ok(bench_verify(&plan, &mut |msg| eprintln!("bench: {msg}"))?)
 }
 
 fn run_demo_sink(args: DemoSinkArgs) -> anyhow::Result<()> {
@@ -785,7 +747,7 @@ fn run_demo_feed(args: DemoFeedArgs) -> ExitCode {
 
 fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
     let result = (|| -> anyhow::Result<soakcheck::verify::Report> {
-        let keys = keys_or_default(Some(args.keys.clone()))?;
+        let keys = keys_or_default(Some(&args.keys))?;
         let inject = match (args.inject, &args.inject_key) {
             (Some(kind), Some(k)) => Some((
                 kind,
@@ -823,38 +785,19 @@ fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
         };
         Ok(run_cluster(&plan, &stop, &mut |m| eprintln!("cluster: {m}"))?.report)
     })();
-    match result {
-        Ok(report) => {
-            let text = if args.json {
-                report.to_json() + "\n"
-            } else {
-                report.to_human(use_color())
-            };
-            let _ = std::io::stdout().write_all(text.as_bytes());
-            ExitCode::from(report.verdict.exit_code() as u8)
-        }
-        Err(e) => {
-            eprintln!("soakcheck: error: {}", soakcheck::error_text(e.as_ref()));
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    conclude(result, format(args.json), &mut std::io::stdout(), None)
 }
 
-fn run_bench_demo(args: BenchDemoArgs) -> anyhow::Result<()> {
+fn run_bench_demo(args: &BenchDemoArgs) -> anyhow::Result<BenchDemoReport> {
     let plan = BenchDemoPlan {
         keys: args.keys,
         workers: args.workers,
         bytes_per_key: args.bytes_per_key,
         checkpoint_interval: args.checkpoint_interval,
         exe: std::env::current_exe().context("locating the soakcheck binary")?,
-        dir: args.dir,
+        dir: args.dir.clone(),
     };
-    let report = bench_demo(&plan, &mut |m| eprintln!("bench: {m}"))?;
-    print_bench(&report, report.to_human(), args.json)?;
-    if !report.verified {
-        bail!("the demo's output did not verify");
-    }
-    Ok(())
+    Ok(bench_demo(&plan, &mut |m| eprintln!("bench: {m}"))?)
 }
 
 /// `--control-stdin`: control lines from stdin as messages; end of input finishes.
@@ -872,62 +815,37 @@ fn read_control_stdin() -> crossbeam_channel::Receiver<soakcheck::watch::Control
 }
 
 fn run_watch_command(args: WatchArgs) -> ExitCode {
-    let json = args.json;
-    let events_on_stdout = args.events.as_deref() == Some(std::path::Path::new("-"));
     let semantics = args.semantics;
-    let outcome = (|| -> anyhow::Result<soakcheck::watch::WatchOutcome> {
-        let inputs = select_inputs(&key_selection(&args.input)?, &args.input.input_dir)?;
-        let mut sender_logs: Vec<(u8, PathBuf)> = Vec::new();
-        for spec in &args.sender_logs {
-            let (key, path) = spec
-                .split_once('=')
-                .with_context(|| format!("--sender-log {spec:?}: expected K=PATH"))?;
-            sender_logs.push((
-                parse_key(key).map_err(anyhow::Error::msg)?,
-                PathBuf::from(path),
-            ));
-        }
-        if args.sender_logs.is_empty() {
-            sender_logs = inputs
-                .iter()
-                .map(|k| {
-                    (
-                        k.key,
-                        args.sender_log_dir
-                            .join(format!("sender.out.{}", k.key as char)),
-                    )
-                })
-                .collect();
-        }
+    let events_on_stdout = args.events.as_deref() == Some(std::path::Path::new("-"));
+    let result = (|| -> anyhow::Result<soakcheck::watch::WatchOutcome> {
+        let verify = plans::verify_plan(
+            &key_selection(&args.input)?,
+            &args.input.input_dir,
+            Some(args.sink_dir),
+            vec![],
+            false,
+            semantics,
+            args.io,
+        )?;
         let progress = if std::io::stderr().is_terminal() {
             ProgressStyle::StatusLine
         } else {
             ProgressStyle::Terse
         };
-        let plan = WatchPlan {
-            sink_log: Some(
-                args.sink_log
-                    .unwrap_or_else(|| args.sink_dir.join("stdout-stderr")),
-            ),
-            verify: VerifyPlan {
-                sink_dir: Some(args.sink_dir),
-                plain_outputs: vec![],
-                inputs,
-                expect_complete: false,
-                semantics,
-                io: args.io,
-            },
-            sender_logs,
+        let request = plans::WatchRequest {
+            sender_logs: args.sender_logs,
+            sender_log_dir: args.sender_log_dir,
+            sink_log: args.sink_log,
             ack_timeout: args.ack_timeout,
-            registry_window: args.registry_window.max(1),
+            registry_window: args.registry_window,
             until: args.until,
             timeout: args.timeout,
             events: args.events,
             on_violation: args.on_violation,
             poll: args.poll,
             progress,
-            checks: Default::default(),
         };
+        let plan = plans::watch_plan(verify, request)?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
             let stop = std::sync::Arc::clone(&stop);
@@ -935,131 +853,73 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
                 ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst));
         }
         let control = args.control_stdin.then(read_control_stdin);
+        let mut progress_out = std::io::stderr();
         Ok(run_watch_controlled(
             &plan,
             &stop,
             control.as_ref(),
-            &mut std::io::stderr(),
+            &mut progress_out,
         )?)
     })();
+    if !args.json {
+        // End the progress line.
+        eprintln!();
+    }
     // With the events on stdout, the report goes to stderr.
     let mut out: Box<dyn Write> = if events_on_stdout {
         Box::new(std::io::stderr())
     } else {
         Box::new(std::io::stdout())
     };
-    match outcome {
-        Ok(outcome) => {
-            let code = outcome.exit_code();
-            let mut report = outcome.report;
-            report.findings =
-                Some(serde_json::to_value(&outcome.findings).expect("findings serialize"));
-            if json {
-                let _ = writeln!(out, "{}", report.to_json());
-            } else {
-                eprintln!();
-                for f in &outcome.findings {
-                    let kind = serde_json::to_value(f.kind).expect("kind serializes");
-                    let _ = writeln!(
-                        out,
-                        "finding: {} after {:.1}s: {}",
-                        kind.as_str().unwrap_or(""),
-                        f.elapsed_s,
-                        f.detail
-                    );
-                }
-                let _ = write!(out, "{}", report.to_human(use_color()));
-            }
-            ExitCode::from(code as u8)
-        }
-        Err(e) => {
-            let message = soakcheck::error_text(e.as_ref());
-            eprintln!("soakcheck: error: {message}");
-            if json {
-                let _ = writeln!(out, "{}", Report::error(semantics, message).to_json());
-            }
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    conclude(result, format(args.json), &mut out, Some(semantics))
 }
 
-fn run_bench_watch(args: BenchWatchArgs) -> anyhow::Result<()> {
+fn run_bench_watch(args: &BenchWatchArgs) -> anyhow::Result<BenchWatchReport> {
     let plan = BenchWatchPlan {
         keys: args.keys,
         workers: args.workers,
         total_bytes: args.total_bytes,
         commit_bytes: args.commit_bytes,
-        dir: args.dir,
+        dir: args.dir.clone(),
     };
-    let report = bench_watch(&plan, &mut |m| eprintln!("bench: {m}"))?;
-    print_bench(&report, report.to_human(), args.json)?;
-    if !report.verified {
-        bail!("watch did not verify the appended commits");
-    }
-    Ok(())
+    Ok(bench_watch(&plan, &mut |m| eprintln!("bench: {m}"))?)
 }
 
 fn run_run_command(args: RunArgs) -> ExitCode {
     let json = args.json;
     let result = (|| -> anyhow::Result<soakcheck::driver::run::RunSummary> {
         let scenario = Scenario::parse(&args.num_workers, &args.args, args.scenario.as_deref())?;
-        let seed = args.seed.or(scenario.seed).unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-        let keys: Vec<char> = keys_or_default(args.keys.clone())?
-            .into_iter()
-            .map(|k| k as char)
-            .collect();
-        let env: Vec<(String, String)> = std::env::vars().collect();
-        let lookup = |name: &str| std::env::var(name).ok();
-        let ports = match args.port_base {
-            Some(base) => Ports::from_base(base)?,
-            None => Ports::from_env(&lookup)?,
-        };
-        let inject = match (args.inject, &args.inject_key) {
-            (Some(kind), Some(k)) => Some(soakcheck::topology::Injection {
-                kind: kind.name().to_string(),
-                after_lines: args.inject_after,
-                key: parse_key(k).map_err(anyhow::Error::msg)? as char,
-            }),
-            _ => None,
-        };
-        let preset = Preset {
-            kind: args.preset,
-            ports,
-            run_dir: args.run_dir.clone(),
-            workers: scenario.workers,
-            keys,
-            rate: args.rate,
-            checkpoint_interval_ms: args.checkpoint_interval.as_millis() as u64,
-            exe: std::env::current_exe().context("locating the soakcheck binary")?,
-            env,
-            inject,
-            run_id: Some(soakcheck::driver::run::new_run_id()),
-            hosts: scenario.hosts.clone(),
-        };
-        let progress = if std::io::stdout().is_terminal() {
-            ProgressStyle::StatusLine
-        } else {
-            ProgressStyle::Terse
-        };
         let mut driver =
             soakcheck::driver::make_driver(&scenario, args.command_driver, &args.run_dir)?;
-        let plan = RunPlan {
+        let progress = match (json, std::io::stdout().is_terminal()) {
+            (true, _) => ProgressStyle::Quiet,
+            (false, true) => ProgressStyle::StatusLine,
+            (false, false) => ProgressStyle::Terse,
+        };
+        let plan = plans::run_plan(plans::RunRequest {
             scenario,
-            preset,
-            seed,
+            preset: args.preset,
+            seed: args.seed,
+            keys: args.keys,
+            port_base: args.port_base,
+            run_dir: args.run_dir,
+            rate: args.rate,
+            checkpoint_interval: args.checkpoint_interval,
+            inject: args
+                .inject
+                .zip(args.inject_key)
+                .map(|(kind, key)| (kind, args.inject_after, key)),
+            exe: std::env::current_exe().context("locating the soakcheck binary")?,
+            env: std::env::vars().collect(),
             time_scale: args.time_scale,
             on_violation: args.on_violation,
             duration: args.duration,
             replay: args.replay,
             bytes_per_key: args.bytes_per_key,
-            progress: if json { ProgressStyle::Quiet } else { progress },
+            progress,
             ack_timeout: args.ack_timeout,
-        };
+        })?;
+        // With --json the progress goes to stderr and the summary alone to stdout.
         let mut out: Box<dyn Write> = if json {
             Box::new(std::io::stderr())
         } else {
@@ -1067,23 +927,7 @@ fn run_run_command(args: RunArgs) -> ExitCode {
         };
         Ok(run_soak(&plan, driver.as_mut(), &mut out)?)
     })();
-    match result {
-        Ok(summary) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).expect("summary serializes")
-                );
-            } else {
-                print!("{}", summary.to_human());
-            }
-            ExitCode::from(summary.exit_code() as u8)
-        }
-        Err(e) => {
-            eprintln!("soakcheck: error: {}", soakcheck::error_text(e.as_ref()));
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    conclude(result, format(json), &mut std::io::stdout(), None)
 }
 
 /// A flag's parser for a library [`Choice`]: its names are the possible values, each
@@ -1096,14 +940,4 @@ fn choice<T: Choice + Clone + Send + Sync>() -> impl clap::builder::TypedValuePa
         clap::builder::PossibleValuesParser::new(values),
         |name: String| T::from_name(&name).expect("clap accepts only the listed names"),
     )
-}
-
-/// Prints a bench report as JSON or as its human text.
-fn print_bench(report: &impl serde::Serialize, human: String, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        print!("{human}");
-    }
-    Ok(())
 }

@@ -1,0 +1,333 @@
+//! From what a user typed to what the library runs: `K=PATH` specs, key lists (with the
+//! `MULTIPLE_KEYS_LIST` fallback and duplicates refused), the original's default paths,
+//! the numeric limits of the flags, and the verify and watch plans. The binary only
+//! declares its flags and calls these, so every rule here is tested without it.
+
+use std::path::{Path, PathBuf};
+
+use crate::verify::{parse_key, select_inputs, KeySelection, Semantics, VerifyPlan};
+use crate::watch::{ProgressStyle, Until, WatchPlan};
+
+/// The original harness's run dir, input dir and sender log dir.
+pub const DEFAULT_DIR: &str = "/tmp";
+/// The original sink directory.
+pub const DEFAULT_SINK_DIR: &str = "/tmp/sink-out";
+/// The keys of a run when none are named (the original's ten).
+pub const DEFAULT_KEYS: &str = "A,B,C,D,E,F,G,H,I,J";
+
+/// What is wrong with a command line's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{flag} {spec:?}: expected K=PATH")]
+    NotKeyPath { flag: &'static str, spec: String },
+    #[error("{flag} {spec:?}: {detail}")]
+    BadKey {
+        flag: &'static str,
+        spec: String,
+        detail: String,
+    },
+    #[error("no keys given")]
+    NoKeys,
+    #[error("key {0:?} is given twice")]
+    DuplicateKey(char),
+    #[error("{0}")]
+    Inputs(String),
+}
+
+/// Parses `K=PATH` (`flag` names it in errors).
+pub fn key_path(flag: &'static str, spec: &str) -> Result<(u8, PathBuf), PlanError> {
+    let (key, path) = spec.split_once('=').ok_or_else(|| PlanError::NotKeyPath {
+        flag,
+        spec: spec.to_string(),
+    })?;
+    let key = parse_key(key).map_err(|detail| PlanError::BadKey {
+        flag,
+        spec: spec.to_string(),
+        detail,
+    })?;
+    Ok((key, PathBuf::from(path)))
+}
+
+/// The keys named by `--keys` and `--input K=PATH`, with `MULTIPLE_KEYS_LIST` (`env`) as
+/// the original's fallback.
+pub fn key_selection(
+    keys: Option<&str>,
+    inputs: &[String],
+    env: Option<String>,
+) -> Result<KeySelection, PlanError> {
+    let overrides = inputs
+        .iter()
+        .map(|spec| key_path("--input", spec))
+        .collect::<Result<_, _>>()?;
+    Ok(KeySelection {
+        keys: keys.map(str::to_string),
+        env_keys: env,
+        overrides,
+    })
+}
+
+/// A list of keys: `keys` (comma-separated), else `env` (`MULTIPLE_KEYS_LIST`,
+/// space-separated), else [`DEFAULT_KEYS`]. Each key once.
+pub fn keys_or_default(keys: Option<&str>, env: Option<String>) -> Result<Vec<u8>, PlanError> {
+    let (text, sep) = match (keys, env) {
+        (Some(k), _) => (k.to_string(), ','),
+        (None, Some(k)) if !k.trim().is_empty() => (k, ' '),
+        _ => (DEFAULT_KEYS.to_string(), ','),
+    };
+    let keys: Vec<u8> = text
+        .split(sep)
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            parse_key(k).map_err(|detail| PlanError::BadKey {
+                flag: "--keys",
+                spec: k.to_string(),
+                detail,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Err(PlanError::NoKeys);
+    }
+    if let Some(k) = (0..keys.len()).find_map(|i| keys[..i].contains(&keys[i]).then_some(keys[i])) {
+        return Err(PlanError::DuplicateKey(k as char));
+    }
+    Ok(keys)
+}
+
+/// A count of keys for the benches: keys are the letters A, B, ... (at most 26).
+pub fn key_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=26).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?}: expected a key count from 1 to 26")),
+    }
+}
+
+/// A worker count: 1 up to the ten worker slots a run has.
+pub fn worker_count(text: &str) -> Result<usize, String> {
+    let max = crate::driver::preset::MAX_WORKERS;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?}: expected a worker count from 1 to {max}")),
+    }
+}
+
+/// A byte count of at least one.
+pub fn positive_bytes(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?}: expected a positive number of bytes")),
+    }
+}
+
+/// `verify`'s plan. Without a sink dir, only the plain outputs are read; with neither,
+/// the original's sink dir.
+pub fn verify_plan(
+    selection: &KeySelection,
+    input_dir: &Path,
+    sink_dir: Option<PathBuf>,
+    plain_outputs: Vec<PathBuf>,
+    expect_complete: bool,
+    semantics: Semantics,
+    io: crate::formats::mapped::IoMode,
+) -> Result<VerifyPlan, PlanError> {
+    let inputs = select_inputs(selection, input_dir)
+        .map_err(|e| PlanError::Inputs(crate::error_text(&e)))?;
+    let sink_dir = match (sink_dir, plain_outputs.is_empty()) {
+        (Some(dir), _) => Some(dir),
+        (None, true) => Some(PathBuf::from(DEFAULT_SINK_DIR)),
+        (None, false) => None,
+    };
+    Ok(VerifyPlan {
+        sink_dir,
+        plain_outputs,
+        inputs,
+        expect_complete,
+        semantics,
+        io,
+    })
+}
+
+/// What `watch` was asked, beyond the verify part of its plan.
+pub struct WatchRequest {
+    pub sender_logs: Vec<String>,
+    pub sender_log_dir: PathBuf,
+    pub sink_log: Option<PathBuf>,
+    pub ack_timeout: std::time::Duration,
+    pub registry_window: usize,
+    pub until: Until,
+    pub timeout: Option<std::time::Duration>,
+    pub events: Option<PathBuf>,
+    pub on_violation: Option<String>,
+    pub poll: Option<std::time::Duration>,
+    pub progress: ProgressStyle,
+}
+
+/// `watch`'s plan: sender logs from `K=PATH` specs, else `DIR/sender.out.K` per key; the
+/// sink log defaults to `SINK_DIR/stdout-stderr`.
+pub fn watch_plan(verify: VerifyPlan, w: WatchRequest) -> Result<WatchPlan, PlanError> {
+    let sender_logs: Vec<(u8, PathBuf)> = if w.sender_logs.is_empty() {
+        verify
+            .inputs
+            .iter()
+            .map(|k| {
+                let name = format!("sender.out.{}", k.key as char);
+                (k.key, w.sender_log_dir.join(name))
+            })
+            .collect()
+    } else {
+        w.sender_logs
+            .iter()
+            .map(|spec| key_path("--sender-log", spec))
+            .collect::<Result<_, _>>()?
+    };
+    let sink_dir = verify
+        .sink_dir
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SINK_DIR.into());
+    Ok(WatchPlan {
+        sink_log: Some(w.sink_log.unwrap_or_else(|| sink_dir.join("stdout-stderr"))),
+        verify,
+        sender_logs,
+        ack_timeout: w.ack_timeout,
+        registry_window: w.registry_window.max(1),
+        until: w.until,
+        timeout: w.timeout,
+        events: w.events,
+        on_violation: w.on_violation,
+        poll: w.poll,
+        progress: w.progress,
+        checks: Default::default(),
+    })
+}
+
+/// What `run` was asked.
+pub struct RunRequest {
+    pub scenario: crate::driver::scenario::Scenario,
+    pub preset: crate::driver::preset::PresetKind,
+    pub seed: Option<u64>,
+    pub keys: Option<String>,
+    pub port_base: Option<u16>,
+    pub run_dir: PathBuf,
+    pub rate: u64,
+    pub checkpoint_interval: std::time::Duration,
+    /// `--inject KIND --inject-after N --inject-key K`.
+    pub inject: Option<(crate::demo::worker::InjectKind, u64, String)>,
+    pub exe: PathBuf,
+    /// The environment (`WALLAROO_*`, `MULTIPLE_KEYS_LIST`, ...).
+    pub env: Vec<(String, String)>,
+    pub time_scale: f64,
+    pub on_violation: crate::driver::run::OnViolation,
+    pub duration: Option<std::time::Duration>,
+    pub replay: Option<PathBuf>,
+    pub bytes_per_key: u64,
+    pub progress: ProgressStyle,
+    pub ack_timeout: std::time::Duration,
+}
+
+/// Why a run's plan cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RunPlanError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Ports(#[from] crate::driver::preset::PortRangeError),
+}
+
+/// `run`'s plan: the seed (the scenario's, else the clock's), the keys, the ports (the
+/// base, else the `WALLAROO_*` variables), the injection and the preset.
+pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanError> {
+    use crate::driver::preset::{Ports, Preset};
+    let var = |name: &str| {
+        r.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let seed = r.seed.or(r.scenario.seed).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let keys = keys_or_default(r.keys.as_deref(), var("MULTIPLE_KEYS_LIST"))?;
+    let ports = match r.port_base {
+        Some(base) => Ports::from_base(base)?,
+        None => Ports::from_env(&var)?,
+    };
+    let inject = match r.inject {
+        Some((kind, after_lines, key)) => Some(crate::topology::Injection {
+            kind: crate::choice::Choice::name(kind).to_string(),
+            after_lines,
+            key: parse_key(&key).map_err(|detail| PlanError::BadKey {
+                flag: "--inject-key",
+                spec: key.clone(),
+                detail,
+            })? as char,
+        }),
+        None => None,
+    };
+    let preset = Preset {
+        kind: r.preset,
+        ports,
+        run_dir: r.run_dir,
+        workers: r.scenario.workers,
+        keys: keys.into_iter().map(|k| k as char).collect(),
+        rate: r.rate,
+        checkpoint_interval_ms: r.checkpoint_interval.as_millis() as u64,
+        exe: r.exe,
+        env: r.env,
+        inject,
+        run_id: Some(crate::driver::run::new_run_id()),
+        hosts: r.scenario.hosts.clone(),
+    };
+    Ok(crate::driver::run::RunPlan {
+        scenario: r.scenario,
+        preset,
+        seed,
+        time_scale: r.time_scale,
+        on_violation: r.on_violation,
+        duration: r.duration,
+        replay: r.replay,
+        bytes_per_key: r.bytes_per_key,
+        progress: r.progress,
+        ack_timeout: r.ack_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_and_key_lists() {
+        assert_eq!(
+            key_path("--input", "A=/x").unwrap(),
+            (b'A', PathBuf::from("/x"))
+        );
+        assert_eq!(
+            key_path("--input", "A").unwrap_err().to_string(),
+            "--input \"A\": expected K=PATH"
+        );
+        assert!(key_path("--input", "AB=/x").is_err());
+        assert_eq!(keys_or_default(Some("A,B"), None).unwrap(), b"AB");
+        assert_eq!(keys_or_default(None, Some("C D".into())).unwrap(), b"CD");
+        assert_eq!(keys_or_default(None, Some(" ".into())).unwrap().len(), 10);
+        assert_eq!(
+            keys_or_default(Some("A,A"), None).unwrap_err(),
+            PlanError::DuplicateKey('A')
+        );
+        assert_eq!(
+            keys_or_default(Some(","), None).unwrap_err(),
+            PlanError::NoKeys
+        );
+    }
+
+    #[test]
+    fn limits() {
+        assert!(key_count("0").is_err() && key_count("27").is_err() && key_count("3").is_ok());
+        assert!(worker_count("11").is_err() && worker_count("10").is_ok());
+        assert!(positive_bytes("0").is_err() && positive_bytes("1").is_ok());
+    }
+}
