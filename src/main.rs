@@ -28,7 +28,7 @@ use soakcheck::gen::sink::{generate_sink, FaultKind, GenSinkPlan};
 use soakcheck::outcome::{Format, Outcome, EXIT_ERROR};
 use soakcheck::plans;
 use soakcheck::verify::{parse_key, select_inputs, verify, KeySelection, Report, Semantics};
-use soakcheck::watch::{run_watch_controlled, ProgressStyle, Until};
+use soakcheck::watch::{run_watch_controlled, ProgressStyle, SinkScope, Until};
 
 #[derive(Parser)]
 #[command(
@@ -275,6 +275,13 @@ struct WatchArgs {
     /// long), `finish`; end of input finishes too (the controlling `run` is gone).
     #[arg(long)]
     control_stdin: bool,
+    /// Check only the sender logs (the sink is checked on its own host): `--until eof` is
+    /// reached when they are all at their end.
+    #[arg(long)]
+    senders_only: bool,
+    /// Read no sender log (the senders are checked on their own hosts).
+    #[arg(long, conflicts_with = "sender_logs")]
+    no_sender_logs: bool,
     /// Run once through `sh -c` at the first finding, with SOAKCHECK_FINDING set to its JSON.
     #[arg(long, value_name = "CMD")]
     on_violation: Option<String>,
@@ -833,8 +840,11 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             ProgressStyle::Terse
         };
         let request = plans::WatchRequest {
-            sender_logs: args.sender_logs,
-            sender_log_dir: args.sender_log_dir,
+            sender_logs: match (args.no_sender_logs, args.sender_logs.is_empty()) {
+                (true, _) => plans::SenderLogs::NoneHere,
+                (false, true) => plans::SenderLogs::InDir(args.sender_log_dir),
+                (false, false) => plans::SenderLogs::Given(args.sender_logs),
+            },
             sink_log: args.sink_log,
             ack_timeout: args.ack_timeout,
             registry_window: args.registry_window,
@@ -844,6 +854,11 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
             on_violation: args.on_violation,
             poll: args.poll,
             progress,
+            sink: if args.senders_only {
+                SinkScope::Elsewhere
+            } else {
+                SinkScope::Here
+            },
         };
         let plan = plans::watch_plan(verify, request)?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

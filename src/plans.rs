@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::verify::{parse_key, select_inputs, KeySelection, Semantics, VerifyPlan};
-use crate::watch::{ProgressStyle, Until, WatchPlan};
+use crate::watch::{Checks, ProgressStyle, SinkScope, Until, WatchPlan};
 
 /// The original harness's run dir, input dir and sender log dir.
 pub const DEFAULT_DIR: &str = "/tmp";
@@ -148,10 +148,19 @@ pub fn verify_plan(
     })
 }
 
+/// Which sender logs a watch reads.
+pub enum SenderLogs {
+    /// `DIR/sender.out.K` for every key.
+    InDir(PathBuf),
+    /// `K=PATH` specs.
+    Given(Vec<String>),
+    /// None (the senders are checked on their own hosts).
+    NoneHere,
+}
+
 /// What `watch` was asked, beyond the verify part of its plan.
 pub struct WatchRequest {
-    pub sender_logs: Vec<String>,
-    pub sender_log_dir: PathBuf,
+    pub sender_logs: SenderLogs,
     pub sink_log: Option<PathBuf>,
     pub ack_timeout: std::time::Duration,
     pub registry_window: usize,
@@ -161,25 +170,24 @@ pub struct WatchRequest {
     pub on_violation: Option<String>,
     pub poll: Option<std::time::Duration>,
     pub progress: ProgressStyle,
+    /// Whether the sink is checked here or only sender logs.
+    pub sink: SinkScope,
 }
 
 /// `watch`'s plan: sender logs from `K=PATH` specs, else `DIR/sender.out.K` per key; the
 /// sink log defaults to `SINK_DIR/stdout-stderr`.
 pub fn watch_plan(verify: VerifyPlan, w: WatchRequest) -> Result<WatchPlan, PlanError> {
-    let sender_logs: Vec<(u8, PathBuf)> = if w.sender_logs.is_empty() {
-        verify
+    let sender_logs: Vec<(u8, PathBuf)> = match &w.sender_logs {
+        SenderLogs::InDir(dir) => verify
             .inputs
             .iter()
-            .map(|k| {
-                let name = format!("sender.out.{}", k.key as char);
-                (k.key, w.sender_log_dir.join(name))
-            })
-            .collect()
-    } else {
-        w.sender_logs
+            .map(|k| (k.key, dir.join(format!("sender.out.{}", k.key as char))))
+            .collect(),
+        SenderLogs::Given(specs) => specs
             .iter()
             .map(|spec| key_path("--sender-log", spec))
-            .collect::<Result<_, _>>()?
+            .collect::<Result<_, _>>()?,
+        SenderLogs::NoneHere => Vec::new(),
     };
     let sink_dir = verify
         .sink_dir
@@ -197,7 +205,10 @@ pub fn watch_plan(verify: VerifyPlan, w: WatchRequest) -> Result<WatchPlan, Plan
         on_violation: w.on_violation,
         poll: w.poll,
         progress: w.progress,
-        checks: Default::default(),
+        checks: Checks {
+            sink: w.sink,
+            ..Checks::default()
+        },
     })
 }
 

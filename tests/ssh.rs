@@ -211,7 +211,10 @@ impl Drop for Leftovers {
 }
 
 fn run_args(sshd: &Sshd, dir: &Path, extra: &[&str]) -> Vec<String> {
-    let base = free_port(&[0, 1, 3, 10, 13, 20, 23, 30, 33, 40, 43, 100]);
+    // Every port a run checks: each worker slot's source and external, control, sink.
+    let mut offsets: Vec<u16> = (0..10u16).flat_map(|n| [10 * n, 10 * n + 3]).collect();
+    offsets.extend([1, 100]);
+    let base = free_port(&offsets);
     let mut v: Vec<String> = vec!["run".into()];
     v.extend(extra.iter().map(|s| s.to_string()));
     v.extend([
@@ -443,8 +446,9 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
     }
 }
 
-/// Issue 9.4: the checks run on the sink's host; if that checker dies, the run says so
-/// (`checker-lost`, exit 1) instead of passing on without checks.
+/// Issue 9.4: the checks run where the data is: the sink's on its host, the senders'
+/// logs on theirs. If a checker dies, the run says so (`checker-lost`, exit 1) instead of
+/// passing on without checks.
 #[test]
 fn a_lost_remote_checker_is_a_finding() {
     let _serial = serial();
@@ -474,21 +478,31 @@ fn a_lost_remote_checker_is_a_finding() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let checker = || {
+    let checkers = || -> Vec<(u32, String)> {
         processes_of(dir.path())
             .into_iter()
-            .find(|(_, cmd)| cmd.contains(" watch --sink-dir"))
+            .filter(|(_, cmd)| cmd.contains(" watch ") && cmd.contains("--events -"))
+            .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (pid, cmd) = loop {
-        if let Some(found) = checker() {
-            break found;
-        }
-        assert!(Instant::now() < deadline, "no remote checker");
+    while checkers().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "not two checkers: {:?}",
+            checkers()
+        );
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+    let all = checkers();
+    let sink_checker = all.iter().find(|(_, c)| c.contains("--sink-dir")).unwrap();
+    assert!(!sink_checker.1.contains("--sender-log"), "{all:?}");
+    let (pid, cmd) = all
+        .iter()
+        .find(|(_, c)| c.contains("--senders-only"))
+        .unwrap()
+        .clone();
     assert!(
-        cmd.contains("--events -") && cmd.contains("--control-stdin"),
+        cmd.contains("--sender-log A=") && !cmd.contains("--sink-dir"),
         "{cmd}"
     );
     nix::sys::signal::kill(
@@ -505,7 +519,7 @@ fn a_lost_remote_checker_is_a_finding() {
         summary["findings"][0]["detail"]
             .as_str()
             .unwrap()
-            .contains("127.0.0.2"),
+            .contains("127.0.0.4"),
         "{summary}"
     );
 }

@@ -565,31 +565,120 @@ fn local_checks(
     }
 }
 
-/// The command line of `soakcheck watch` doing a run's checks on another host: its
+/// One checker on another host: where it runs, what it checks, its command line.
+struct RemoteChecker {
+    /// A component on its host (the driver runs the command there).
+    on: Component,
+    label: String,
+    argv: Vec<String>,
+}
+
+/// The checkers a run needs on other hosts: one on the sink's host (the sink directory,
+/// the sink log, and the senders on that host), and one on every other host with
+/// senders, for their logs only (`--senders-only`).
+fn remote_checkers(plan: &RunPlan, w: &WatchPlan) -> Vec<RemoteChecker> {
+    let p = &plan.preset;
+    let sink_host = p.host(&Component::Sink).to_string();
+    let mut by_host: BTreeMap<String, Vec<char>> = BTreeMap::new();
+    for &k in &p.keys {
+        by_host
+            .entry(p.host(&Component::Sender(k)).to_string())
+            .or_default()
+            .push(k);
+    }
+    let mut checkers = vec![RemoteChecker {
+        on: Component::Sink,
+        label: format!("{sink_host} (the sink's host)"),
+        argv: watch_argv(
+            plan,
+            w,
+            &p.keys,
+            by_host.get(&sink_host).map_or(&[], |v| v),
+            true,
+        ),
+    }];
+    for (host, keys) in by_host.iter().filter(|(h, _)| **h != sink_host) {
+        checkers.push(RemoteChecker {
+            on: Component::Sender(keys[0]),
+            label: format!("{host} (senders {})", keys.iter().collect::<String>()),
+            argv: watch_argv(plan, w, keys, keys, false),
+        });
+    }
+    checkers
+}
+
+/// The command line of `soakcheck watch` doing part of a run's checks on another host:
+/// `keys`' inputs, `senders`' logs, and with `sink` the sink directory and log; its
 /// events on stdout, its control on stdin.
-fn watch_argv(plan: &RunPlan, w: &WatchPlan) -> Vec<String> {
+fn watch_argv(
+    plan: &RunPlan,
+    w: &WatchPlan,
+    keys: &[char],
+    senders: &[char],
+    sink: bool,
+) -> Vec<String> {
     let mut argv = vec![plan.preset.exe.display().to_string(), "watch".to_string()];
     let mut arg = |flag: &str, value: String| argv.extend([flag.to_string(), value]);
-    if let Some(dir) = &w.verify.sink_dir {
-        arg("--sink-dir", dir.display().to_string());
-    }
-    for k in &w.verify.inputs {
+    arg(
+        "--keys",
+        keys.iter()
+            .map(char::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    for k in w
+        .verify
+        .inputs
+        .iter()
+        .filter(|k| keys.contains(&(k.key as char)))
+    {
         arg("--input", format!("{}={}", k.key as char, k.path.display()));
     }
-    for (key, path) in &w.sender_logs {
+    for (key, path) in w
+        .sender_logs
+        .iter()
+        .filter(|(k, _)| senders.contains(&(*k as char)))
+    {
         arg(
             "--sender-log",
             format!("{}={}", *key as char, path.display()),
         );
     }
-    if let Some(log) = &w.sink_log {
-        arg("--sink-log", log.display().to_string());
+
+    if sink {
+        if let Some(dir) = &w.verify.sink_dir {
+            arg("--sink-dir", dir.display().to_string());
+        }
+        if let Some(log) = &w.sink_log {
+            arg("--sink-log", log.display().to_string());
+        }
     }
     arg("--ack-timeout", format!("{}ms", w.ack_timeout.as_millis()));
     arg("--until", "eof".to_string());
     arg("--events", "-".to_string());
     argv.push("--control-stdin".to_string());
+    if !sink {
+        argv.push("--senders-only".to_string());
+    }
+    if senders.is_empty() {
+        argv.push("--no-sender-logs".to_string());
+    }
     argv
+}
+
+/// Every control message to each of `n` checkers; their channels close when `control`
+/// does.
+fn fan_out(control: Receiver<CheckControl>, n: usize) -> Vec<Receiver<CheckControl>> {
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..n).map(|_| crossbeam_channel::unbounded()).unzip();
+    std::thread::spawn(move || {
+        for message in control.iter() {
+            for s in &senders {
+                let _ = s.send(message);
+            }
+        }
+    });
+    receivers
 }
 
 /// The checks run by `soakcheck watch --events -` on another host (through the
@@ -597,6 +686,7 @@ fn watch_argv(plan: &RunPlan, w: &WatchPlan) -> Vec<String> {
 /// checks' do, faults are passed to it as control lines, and closing the control channel
 /// finishes it. If it dies or its connection drops before its summary, that is a
 /// `checker-lost` finding, never a silent pass.
+#[allow(clippy::too_many_arguments)]
 fn remote_checks(
     mut command: std::process::Command,
     label: String,
@@ -604,6 +694,7 @@ fn remote_checks(
     events: Sender<CheckEvent>,
     control: Receiver<CheckControl>,
     recovery: Duration,
+    incomplete: &std::sync::atomic::AtomicUsize,
 ) -> Result<CheckTotals, RunError> {
     use std::io::BufRead;
     let log = std::fs::File::create(&stderr_log)
@@ -636,7 +727,11 @@ fn remote_checks(
                 }
             }
             Some("state") if event["state"] == "until-reached" => {
-                let _ = events.send(CheckEvent::Complete);
+                // The run is complete when every checker is.
+                let before = incomplete.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                if before == 1 {
+                    let _ = events.send(CheckEvent::Complete);
+                }
             }
             Some("summary") => {
                 summary = true;
@@ -802,27 +897,50 @@ pub fn run(
     recorded.note(SUPERVISOR.to_string(), std::process::id());
     recorded.watch_exits(wakes_tx.clone());
     let watch_plan = watch_plan(plan);
-    // With a driver for other hosts, the checks run where the sink writes.
-    let remote = recorded.remote_command(&Component::Sink, &watch_argv(plan, &watch_plan));
-    let inputs = match remote {
-        Some(_) => Vec::new(),
-        None => open_inputs(&watch_plan.verify)?,
+    // With a driver for other hosts, the checks run where the data is: the sink's on
+    // its host, each sender host's on that host.
+    let remote: Vec<(RemoteChecker, std::process::Command)> = remote_checkers(plan, &watch_plan)
+        .into_iter()
+        .filter_map(|c| {
+            let command = recorded.remote_command(&c.on, &c.argv)?;
+            Some((c, command))
+        })
+        .collect();
+    let inputs = match remote.is_empty() {
+        false => Vec::new(),
+        true => open_inputs(&watch_plan.verify)?,
     };
+    let incomplete = std::sync::atomic::AtomicUsize::new(remote.len());
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let recovery = secs(timings.recovery_window);
-        let (watch_plan, inputs) = (&watch_plan, &inputs);
-        let checks = match remote {
-            Some(command) => {
-                let label = format!("{} (the sink's host)", p.host(&Component::Sink));
-                let log = run_dir.join("checker.stderr");
-                scope.spawn(move || {
-                    remote_checks(command, label, log, check_tx, control_rx, recovery)
+        let (watch_plan, inputs, incomplete) = (&watch_plan, &inputs, &incomplete);
+        let checks: Vec<_> = if remote.is_empty() {
+            vec![scope
+                .spawn(move || local_checks(watch_plan, inputs, check_tx, control_rx, recovery))]
+        } else {
+            let controls = fan_out(control_rx, remote.len());
+            remote
+                .into_iter()
+                .zip(controls)
+                .enumerate()
+                .map(|(i, ((checker, command), control))| {
+                    let log = run_dir.join(format!("checker-{i}.stderr"));
+                    let events = check_tx.clone();
+                    scope.spawn(move || {
+                        remote_checks(
+                            command,
+                            checker.label,
+                            log,
+                            events,
+                            control,
+                            recovery,
+                            incomplete,
+                        )
+                    })
                 })
-            }
-            None => scope
-                .spawn(move || local_checks(watch_plan, inputs, check_tx, control_rx, recovery)),
+                .collect()
         };
         let mut sup = Supervisor::new(
             &soak,
@@ -838,7 +956,17 @@ pub fn run(
         let (faults, fault_count, started) = (sup.faults.clone(), sup.fault_count, sup.started);
         let findings = std::mem::take(&mut sup.findings);
         drop(sup);
-        let checked = checks.join().expect("the checks thread does not panic");
+        let mut checked: Result<CheckTotals, RunError> = Ok(CheckTotals::default());
+        for handle in checks {
+            let totals = handle.join().expect("a checks thread does not panic");
+            checked = checked.and_then(|sum: CheckTotals| {
+                let t = totals?;
+                Ok(CheckTotals {
+                    commits: sum.commits + t.commits,
+                    bytes_verified: sum.bytes_verified + t.bytes_verified,
+                })
+            });
+        }
         let (ending, frozen, postmortem) = soaked?;
         let checked = checked?;
         Ok(RunSummary::new(

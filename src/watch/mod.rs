@@ -102,6 +102,18 @@ pub struct Checks {
     pub sanity: bool,
     pub ack_progress: bool,
     pub registry_progress: bool,
+    /// Whether this watch reads the sink at all.
+    pub sink: SinkScope,
+}
+
+/// Whether a watch checks the sink or only sender logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkScope {
+    /// The sink directory and log are here: verify them.
+    Here,
+    /// The sink is on another host (`run` checks it there): only the sender logs given
+    /// are checked, and `--until eof` is reached when they are all at their end.
+    Elsewhere,
 }
 
 impl Default for Checks {
@@ -110,6 +122,7 @@ impl Default for Checks {
             sanity: true,
             ack_progress: true,
             registry_progress: true,
+            sink: SinkScope::Here,
         }
     }
 }
@@ -432,7 +445,10 @@ impl<'i> Watcher<'i> {
     pub fn step(&mut self, progress_out: &mut dyn Write) -> Result<StepOutcome, WatchError> {
         let plan = self.plan;
         let now = Instant::now();
-        let (released, batch_bytes) = self.core.pass()?;
+        let (released, batch_bytes) = match plan.checks.sink {
+            SinkScope::Here => self.core.pass()?,
+            SinkScope::Elsewhere => (0, 0),
+        };
         if released > 0 {
             self.last_commit = Some(now);
             self.commits_total += released;
@@ -559,7 +575,10 @@ impl<'i> Watcher<'i> {
                 .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
         }
         self.findings.extend(fresh);
-        let complete = self.core.complete();
+        let complete = match plan.checks.sink {
+            SinkScope::Here => self.core.complete(),
+            SinkScope::Elsewhere => true,
+        };
         let all_eof = !self.senders.is_empty() && self.senders.iter().all(|s| s.eof);
         let done = match plan.until {
             Until::Complete => complete,
@@ -671,7 +690,9 @@ impl<'i> Watcher<'i> {
             let _ = std::io::stderr().write_all(b"\r\x1b[2K");
         }
         let report_plan = VerifyPlan {
-            expect_complete: self.succeeded && plan.until != Until::Forever,
+            expect_complete: self.succeeded
+                && plan.until != Until::Forever
+                && plan.checks.sink == SinkScope::Here,
             ..plan.verify.clone()
         };
         let mut report = self.core.report(&report_plan);
