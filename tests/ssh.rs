@@ -410,6 +410,27 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
             assert_eq!(state, 'T', "pid {pid} of group {g} is {state}:\n{text}");
         }
     }
+    // The post-mortem bundle, fetched from the hosts through the driver.
+    let bundle = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("post-mortem bundle: "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no bundle:\n{text}"))
+        .to_string();
+    let listing = Command::new("tar").args(["tzf", &bundle]).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for want in [
+        "sink-out/output.initializer.txnlog",
+        "wallaroo.0",
+        "sender.out.A",
+        "events.jsonl",
+        "input-file.B.txt",
+    ] {
+        assert!(
+            listing.lines().any(|l| l.ends_with(want)),
+            "{want} not in the bundle:\n{listing}"
+        );
+    }
     // Within 2 s of the bad commit (its txnlog time).
     let out = Command::new(exe())
         .args(["verify", "--keys", "A,B,C", "--json", "--sink-dir"])

@@ -848,21 +848,10 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Runs the scenario; returns the summary (the binary maps it to an exit status).
-pub fn run(
-    plan: &RunPlan,
-    driver: &mut dyn ProcessDriver,
-    out: &mut dyn Write,
-) -> Result<RunSummary, RunError> {
-    prepare(plan, out)?;
-    let p = &plan.preset;
-    let run_dir = &p.run_dir;
-    if plan.scenario.reset_only {
-        return Ok(RunSummary::reset(plan));
-    }
-    let events_path = run_dir.join("events.jsonl");
-    let replay = plan.replay.as_deref().map(read_replay).transpose()?;
-    let mut events = std::fs::File::create(&events_path)
+/// Writes the run's header and opens events.jsonl.
+fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, RunError> {
+    let events_path = plan.preset.run_dir.join("events.jsonl");
+    let events = std::fs::File::create(&events_path)
         .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
     let _ = writeln!(out, "Start time: {}", unix_ms());
     let _ = writeln!(
@@ -872,76 +861,155 @@ pub fn run(
         plan.seed,
         events_path.display()
     );
-    let (wakes_tx, wakes) = crossbeam_channel::unbounded();
-    let signals = forward_signals(wakes_tx.clone())?;
-    let timings = plan.scenario.timings_scaled(plan.time_scale);
-    let soak = SoakPlan {
+    Ok(events)
+}
+
+/// What the supervisor needs from the run's plan.
+fn soak_plan(plan: &RunPlan) -> Result<SoakPlan, RunError> {
+    Ok(SoakPlan {
         scenario: plan.scenario.clone(),
-        timings: timings.clone(),
+        timings: plan.scenario.timings_scaled(plan.time_scale),
         seed: plan.seed,
-        keys: p.keys.clone(),
-        replay,
+        keys: plan.preset.keys.clone(),
+        replay: plan.replay.as_deref().map(read_replay).transpose()?,
         duration: plan.duration,
         progress: plan.progress,
         continue_on_finding: plan.on_violation == OnViolation::Continue,
-    };
+    })
+}
+
+/// Where the run's checks go: in-process, or on other hosts through the driver.
+enum Checks {
+    Local(Vec<FileBytes>),
+    Remote(Vec<(RemoteChecker, std::process::Command)>),
+}
+
+impl Checks {
+    /// With a driver for other hosts, the checks run where the data is: the sink's on
+    /// its host, each sender host's on that host.
+    fn choose(
+        plan: &RunPlan,
+        w: &WatchPlan,
+        driver: &dyn ProcessDriver,
+    ) -> Result<Checks, RunError> {
+        let remote: Vec<_> = remote_checkers(plan, w)
+            .into_iter()
+            .filter_map(|c| {
+                let command = driver.remote_command(&c.on, &c.argv)?;
+                Some((c, command))
+            })
+            .collect();
+        Ok(if remote.is_empty() {
+            Checks::Local(open_inputs(&w.verify)?)
+        } else {
+            Checks::Remote(remote)
+        })
+    }
+
+    /// Starts every checker on `scope`: their events go to `events`; each gets every
+    /// control message.
+    fn spawn<'scope>(
+        self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        w: &'scope WatchPlan,
+        run_dir: &'scope Path,
+        events: Sender<CheckEvent>,
+        control: Receiver<CheckControl>,
+        recovery: Duration,
+    ) -> Vec<std::thread::ScopedJoinHandle<'scope, Result<CheckTotals, RunError>>> {
+        match self {
+            Checks::Local(inputs) => {
+                vec![scope.spawn(move || local_checks(w, &inputs, events, control, recovery))]
+            }
+            Checks::Remote(remote) => {
+                // The run is complete when every checker is.
+                let incomplete =
+                    std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(remote.len()));
+                let controls = fan_out(control, remote.len());
+                remote
+                    .into_iter()
+                    .zip(controls)
+                    .enumerate()
+                    .map(|(i, ((checker, command), control))| {
+                        let log = run_dir.join(format!("checker-{i}.stderr"));
+                        let (events, incomplete) = (events.clone(), incomplete.clone());
+                        scope.spawn(move || {
+                            let label = checker.label;
+                            remote_checks(
+                                command,
+                                label,
+                                log,
+                                events,
+                                control,
+                                recovery,
+                                &incomplete,
+                            )
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Waits for every checker; the sum of what they verified.
+fn join_checks(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<CheckTotals, RunError>>>,
+) -> Result<CheckTotals, RunError> {
+    let mut sum = CheckTotals::default();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join().expect("a checks thread does not panic") {
+            Ok(t) => {
+                sum.commits += t.commits;
+                sum.bytes_verified += t.bytes_verified;
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    first_error.map_or(Ok(sum), Err)
+}
+
+/// Runs the scenario; returns the summary (the binary maps it to an exit status).
+pub fn run(
+    plan: &RunPlan,
+    driver: &mut dyn ProcessDriver,
+    out: &mut dyn Write,
+) -> Result<RunSummary, RunError> {
+    prepare(plan, out)?;
+    if plan.scenario.reset_only {
+        return Ok(RunSummary::reset(plan));
+    }
+    let p = &plan.preset;
+    let soak = soak_plan(plan)?;
+    let mut events = open_events(plan, out)?;
+    let (wakes_tx, wakes) = crossbeam_channel::unbounded();
+    let signals = forward_signals(wakes_tx.clone())?;
     let cluster = PresetCluster {
         preset: p,
         probes: &plan.scenario.probes,
     };
     let mut recorded = Recorded {
         inner: driver,
-        run_dir: run_dir.clone(),
+        run_dir: p.run_dir.clone(),
         record: Vec::new(),
     };
     recorded.note(SUPERVISOR.to_string(), std::process::id());
-    recorded.watch_exits(wakes_tx.clone());
+    recorded.watch_exits(wakes_tx);
     let watch_plan = watch_plan(plan);
-    // With a driver for other hosts, the checks run where the data is: the sink's on
-    // its host, each sender host's on that host.
-    let remote: Vec<(RemoteChecker, std::process::Command)> = remote_checkers(plan, &watch_plan)
-        .into_iter()
-        .filter_map(|c| {
-            let command = recorded.remote_command(&c.on, &c.argv)?;
-            Some((c, command))
-        })
-        .collect();
-    let inputs = match remote.is_empty() {
-        false => Vec::new(),
-        true => open_inputs(&watch_plan.verify)?,
-    };
-    let incomplete = std::sync::atomic::AtomicUsize::new(remote.len());
+    let checks = Checks::choose(plan, &watch_plan, &recorded)?;
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
-        let recovery = secs(timings.recovery_window);
-        let (watch_plan, inputs, incomplete) = (&watch_plan, &inputs, &incomplete);
-        let checks: Vec<_> = if remote.is_empty() {
-            vec![scope
-                .spawn(move || local_checks(watch_plan, inputs, check_tx, control_rx, recovery))]
-        } else {
-            let controls = fan_out(control_rx, remote.len());
-            remote
-                .into_iter()
-                .zip(controls)
-                .enumerate()
-                .map(|(i, ((checker, command), control))| {
-                    let log = run_dir.join(format!("checker-{i}.stderr"));
-                    let events = check_tx.clone();
-                    scope.spawn(move || {
-                        remote_checks(
-                            command,
-                            checker.label,
-                            log,
-                            events,
-                            control,
-                            recovery,
-                            incomplete,
-                        )
-                    })
-                })
-                .collect()
-        };
+        let recovery = secs(soak.timings.recovery_window);
+        let handles = checks.spawn(
+            scope,
+            &watch_plan,
+            &p.run_dir,
+            check_tx,
+            control_rx,
+            recovery,
+        );
         let mut sup = Supervisor::new(
             &soak,
             p,
@@ -955,33 +1023,21 @@ pub fn run(
         let soaked = soak_and_end(&mut sup, plan, &wakes, &check_rx);
         let (faults, fault_count, started) = (sup.faults.clone(), sup.fault_count, sup.started);
         let findings = std::mem::take(&mut sup.findings);
+        // The control channel closes with the supervisor: every checker finishes.
         drop(sup);
-        let mut checked: Result<CheckTotals, RunError> = Ok(CheckTotals::default());
-        for handle in checks {
-            let totals = handle.join().expect("a checks thread does not panic");
-            checked = checked.and_then(|sum: CheckTotals| {
-                let t = totals?;
-                Ok(CheckTotals {
-                    commits: sum.commits + t.commits,
-                    bytes_verified: sum.bytes_verified + t.bytes_verified,
-                })
-            });
-        }
+        let checked = join_checks(handles);
         let (ending, frozen, postmortem) = soaked?;
-        let checked = checked?;
-        Ok(RunSummary::new(
-            plan,
-            RunTotals {
-                ending,
-                frozen,
-                postmortem,
-                faults,
-                fault_count,
-                duration_s: started.elapsed().as_secs_f64(),
-                checked,
-                findings,
-            },
-        ))
+        let totals = RunTotals {
+            ending,
+            frozen,
+            postmortem,
+            faults,
+            fault_count,
+            duration_s: started.elapsed().as_secs_f64(),
+            checked: checked?,
+            findings,
+        };
+        Ok(RunSummary::new(plan, totals))
     });
     signals.close();
     result
