@@ -62,10 +62,9 @@ impl Outcome for crate::watch::WatchOutcome {
     fn human(&self, color: bool) -> String {
         let mut text = String::new();
         for f in &self.findings {
-            let kind = serde_json::to_value(f.kind).expect("a kind serializes");
             text += &format!(
                 "finding: {} after {:.1}s: {}\n",
-                kind.as_str().unwrap_or(""),
+                f.kind_name(),
                 f.elapsed_s,
                 f.detail
             );

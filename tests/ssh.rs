@@ -210,6 +210,18 @@ impl Drop for Leftovers {
     }
 }
 
+/// A private sshd and a run dir whose leftovers are killed, or None where there is no
+/// sshd (outside CI only).
+fn setup() -> Option<(Sshd, tempfile::TempDir, Leftovers)> {
+    if !have_sshd() {
+        return None;
+    }
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let leftovers = Leftovers(dir.path().to_path_buf());
+    Some((sshd, dir, leftovers))
+}
+
 fn run_args(sshd: &Sshd, dir: &Path, extra: &[&str]) -> Vec<String> {
     // Every port a run checks: each worker slot's source and external, control, sink.
     let mut offsets: Vec<u16> = (0..10u16).flat_map(|n| [10 * n, 10 * n + 3]).collect();
@@ -235,12 +247,9 @@ fn run_args(sshd: &Sshd, dir: &Path, extra: &[&str]) -> Vec<String> {
 #[test]
 fn a_crash_soak_through_ssh_ends_green() {
     let _serial = serial();
-    if !have_sshd() {
+    let Some((sshd, dir, _leftovers)) = setup() else {
         return;
-    }
-    let sshd = Sshd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let _leftovers = Leftovers(dir.path().to_path_buf());
+    };
     let args = run_args(
         &sshd,
         dir.path(),
@@ -362,12 +371,9 @@ fn group_states(pgid: u32) -> Vec<(u32, char)> {
 #[test]
 fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() {
     let _serial = serial();
-    if !have_sshd() {
+    let Some((sshd, dir, _leftovers)) = setup() else {
         return;
-    }
-    let sshd = Sshd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let _leftovers = Leftovers(dir.path().to_path_buf());
+    };
     let args = run_args(
         &sshd,
         dir.path(),
@@ -473,12 +479,9 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
 #[test]
 fn a_lost_remote_checker_is_a_finding() {
     let _serial = serial();
-    if !have_sshd() {
+    let Some((sshd, dir, _leftovers)) = setup() else {
         return;
-    }
-    let sshd = Sshd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let _leftovers = Leftovers(dir.path().to_path_buf());
+    };
     let args = run_args(
         &sshd,
         dir.path(),

@@ -184,10 +184,9 @@ impl RunSummary {
             self.commits, self.bytes_verified
         );
         for f in &self.findings {
-            let kind = serde_json::to_value(f.kind).expect("kind serializes");
             out += &format!(
                 "  finding: {} after {:.1} s: {}\n",
-                kind.as_str().unwrap_or(""),
+                f.kind_name(),
                 f.elapsed_s,
                 f.detail
             );
@@ -1121,8 +1120,7 @@ fn report_freeze(
         results.len()
     );
     for f in &sup.findings {
-        let kind = serde_json::to_value(f.kind).expect("serializes");
-        text += &format!("  finding: {}: {}\n", kind.as_str().unwrap_or(""), f.detail);
+        text += &format!("  finding: {}: {}\n", f.kind_name(), f.detail);
     }
     for r in results {
         let at = r.location.clone().unwrap_or_else(|| "-".into());

@@ -155,6 +155,14 @@ pub struct Finding {
     pub elapsed_s: f64,
 }
 
+impl Finding {
+    /// The kind's name, as in JSON (`ack-timeout`).
+    pub fn kind_name(&self) -> String {
+        let kind = serde_json::to_value(self.kind).expect("a kind serializes");
+        kind.as_str().unwrap_or("").to_string()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error(transparent)]
