@@ -69,6 +69,11 @@ impl Hosts {
             .map_or(DEFAULT_HOST, |(_, host)| host)
     }
 
+    /// No `[hosts]` table: everything on 127.0.0.1.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Every distinct host named (for checks that must run on each).
     pub fn all(&self) -> Vec<String> {
         let mut hosts: Vec<String> = self.0.values().cloned().collect();

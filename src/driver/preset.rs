@@ -181,13 +181,14 @@ impl Preset {
         if let Some(v) = self.var(name) {
             return v;
         }
+        // The initializer's host: the variable, else [hosts] (127.0.0.1 without it).
         let host = self
             .var("WALLAROO_INIT_HOST")
-            .unwrap_or_else(|| "127.0.0.1".into());
+            .unwrap_or_else(|| self.host(&Component::Worker(0)).to_string());
         let p = &self.ports;
         match name {
             "WALLAROO_ARG_IN" => "InputBlobs@__IN_HOST__:__IN_PORT__:Dragons-Love-Tacos:500:50".into(),
-            "WALLAROO_ARG_OUT" => format!("{}:{}", self.var("WALLAROO_OUT_HOST").unwrap_or(host.clone()), p.out_port),
+            "WALLAROO_ARG_OUT" => format!("{}:{}", self.var("WALLAROO_OUT_HOST").unwrap_or_else(|| self.sink_host(&host)), p.out_port),
             "WALLAROO_ARG_METRICS" => format!("{}:5001", self.var("WALLAROO_METRICS_HOST").unwrap_or(host.clone())),
             "WALLAROO_ARG_CONTROL" => format!("{host}:{}", p.control_base),
             "WALLAROO_ARG_DATA" => format!("{host}:{}", p.data_base),
@@ -214,6 +215,25 @@ impl Preset {
     /// The host `component` runs on.
     pub fn host(&self, component: &Component) -> &str {
         self.hosts.of(component)
+    }
+
+    /// The sink's host: its `[hosts]` entry, else the initializer's host (as the
+    /// original's one-machine scripts have it).
+    fn sink_host(&self, init_host: &str) -> String {
+        if self.hosts.is_empty() {
+            init_host.to_string()
+        } else {
+            self.host(&Component::Sink).to_string()
+        }
+    }
+
+    /// Where worker n listens: its `[hosts]` entry, else the initializer's host.
+    fn own_host(&self, n: usize, init_host: &str) -> String {
+        if self.hosts.is_empty() {
+            init_host.to_string()
+        } else {
+            self.host(&Component::Worker(n)).to_string()
+        }
     }
 
     /// Worker n's external channel (cluster status, shrink).
@@ -340,11 +360,13 @@ impl Preset {
             }
             Component::Worker(n) => {
                 let at = |base: u16| Ports::shifted(base, *n);
+                let own = self.own_host(*n, &host);
+                let arg_in = |port: u16| self.wallaroo_var("WALLAROO_ARG_IN").replace("__IN_HOST__", &own).replace("__IN_PORT__", &port.to_string());
                 let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(at(p.in_base))];
                 v.extend(words(self.wallaroo_var("WALLAROO_BASE_ARGS")));
-                v.extend(["--name".into(), format!("worker{n}"), "--external".into(), format!("{host}:{}", at(p.my_external_base))]);
-                v.extend(["--my-control".into(), format!("{host}:{}", at(p.my_control_base))]);
-                v.extend(["--my-data".into(), format!("{host}:{}", at(p.my_data_base))]);
+                v.extend(["--name".into(), format!("worker{n}"), "--external".into(), format!("{own}:{}", at(p.my_external_base))]);
+                v.extend(["--my-control".into(), format!("{own}:{}", at(p.my_control_base))]);
+                v.extend(["--my-data".into(), format!("{own}:{}", at(p.my_data_base))]);
                 if join {
                     v.extend(["--join".into(), self.wallaroo_var("WALLAROO_ARG_CONTROL")]);
                 }
@@ -379,6 +401,47 @@ mod tests {
             run_id: None,
             hosts: Hosts::default(),
         }
+    }
+
+    /// With `[hosts]`, the command lines carry each host's address: workers listen on
+    /// their own host, send to the sink's and register with the initializer's.
+    #[test]
+    fn command_lines_carry_the_hosts() {
+        let hosts = Hosts::new(
+            [
+                ("sink", "10.0.0.2"),
+                ("worker2", "10.0.0.5"),
+                ("*", "10.0.0.3"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        let mut p = wallaroo(3);
+        p.hosts = hosts.clone();
+        let line = p.spec(&Component::Worker(2), false).argv.join(" ");
+        assert!(line.contains("--in InputBlobs@10.0.0.5:7120:"), "{line}");
+        assert!(line.contains("--out 10.0.0.2:7200"), "{line}");
+        assert!(line.contains("--control 10.0.0.3:7101"), "{line}");
+        assert!(
+            line.contains(
+                "--external 10.0.0.5:7123 --my-control 10.0.0.5:7124 --my-data 10.0.0.5:7125"
+            ),
+            "{line}"
+        );
+        let mut d = wallaroo(3);
+        d.kind = PresetKind::Demo;
+        d.hosts = hosts;
+        let worker = d.spec(&Component::Worker(2), false).argv.join(" ");
+        assert!(
+            worker.contains("--host 10.0.0.5 --sink-host 10.0.0.2 --control-host 10.0.0.3"),
+            "{worker}"
+        );
+        // Sender B goes to worker 1 (index 1 mod 3), on the default host.
+        let sender = d.spec(&Component::Sender('B'), false).argv.join(" ");
+        assert!(sender.contains("--connect 10.0.0.3:7110"), "{sender}");
+        let sink = d.spec(&Component::Sink, false).argv.join(" ");
+        assert!(sink.contains("--host 10.0.0.2"), "{sink}");
     }
 
     /// The command lines of start-initializer.sh, start-worker.sh (and -j), aloc_sink and

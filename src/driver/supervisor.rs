@@ -1172,6 +1172,22 @@ mod tests {
             .borrow()
             .calls
             .contains(&"kill worker1".to_string()));
+        // The sink's loop says `:s`, and strikes once the cluster is ready again.
+        let p = plan(&["crash-sink"]);
+        let mut rig = Rig::new();
+        let ready = rig.cluster.ready.clone();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_millis(100));
+        ready.set(false);
+        drive(&mut sup, clock, Duration::from_secs(10));
+        ready.set(true);
+        drive(&mut sup, clock, Duration::from_secs(2));
+        drop(sup);
+        let out = String::from_utf8(rig.out).unwrap();
+        assert!(out.contains(":s"), "{out}");
+        assert!(out.contains("cS"), "{out}");
+        assert!(rig.driver.borrow().calls.contains(&"kill sink".to_string()));
     }
 
     /// The same seed gives the same schedule: the loops draw from one seeded RNG.
