@@ -17,7 +17,7 @@ use soakcheck::choice::Choice;
 use soakcheck::demo::cluster::{run_cluster, ClusterPlan};
 use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
-use soakcheck::demo::worker::{run_worker, worker_number, InjectKind, Injection, WorkerConfig};
+use soakcheck::demo::worker::{run_worker, InjectKind};
 use soakcheck::driver::preset::PresetKind;
 use soakcheck::driver::run::{run as run_soak, OnViolation};
 use soakcheck::driver::scenario::Scenario;
@@ -650,14 +650,7 @@ fn run_bench_verify(args: &BenchVerifyArgs) -> anyhow::Result<BenchVerifyReport>
 }
 
 fn run_demo_sink(args: DemoSinkArgs) -> anyhow::Result<()> {
-    let phase1_sleep = std::env::var("ALOC_SINK_PHASE1_SLEEP")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map_or(
-            std::time::Duration::ZERO,
-            std::time::Duration::from_secs_f64,
-        );
+    let phase1_sleep = plans::phase1_sleep(std::env::var("ALOC_SINK_PHASE1_SLEEP").ok().as_deref());
     if let Some(dir) = args
         .out_prefix
         .parent()
@@ -677,71 +670,34 @@ fn run_demo_sink(args: DemoSinkArgs) -> anyhow::Result<()> {
 }
 
 fn run_demo_worker(args: DemoWorkerArgs) -> anyhow::Result<()> {
-    let n = worker_number(&args.name)
-        .with_context(|| format!("--name {:?}: expected initializer or workerN", args.name))?;
-    let port = |base: u16, over: Option<u16>| -> anyhow::Result<u16> {
-        over.map_or_else(
-            || {
-                let port = usize::from(base) + 10 * n;
-                u16::try_from(port).map_err(|_| {
-                    anyhow::anyhow!("worker {n} needs port {base} + 10 x {n} = {port}, past 65535")
-                })
-            },
-            Ok,
-        )
-    };
-    let inject = match (args.inject, args.inject_after) {
-        (Some(kind), Some(after_lines)) => Some(Injection {
-            kind,
-            after_lines,
-            key: args
-                .inject_key
-                .as_deref()
-                .map(parse_key)
-                .transpose()
-                .map_err(anyhow::Error::msg)?,
-        }),
-        _ => None,
-    };
-    let config = WorkerConfig {
-        state_dir: args
-            .state_dir
-            .unwrap_or_else(|| PathBuf::from("/tmp/soakcheck-state").join(&args.name)),
+    let config = plans::worker_config(plans::WorkerRequest {
         name: args.name,
         worker_count: args.worker_count,
-        source_addr: socket_addr(&args.host, port(args.in_base, args.source_port)?)?,
-        external_addr: socket_addr(&args.host, port(args.external_base, args.external_port)?)?,
-        sink_addr: socket_addr(&args.sink_host, args.sink_port)?,
-        checkpoint_interval: args.checkpoint_interval,
-        inject,
-        control_addr: socket_addr(
-            &args.control_host,
-            args.control_port.unwrap_or(args.control_base),
-        )?,
+        in_base: args.in_base,
+        external_base: args.external_base,
+        sink_port: args.sink_port,
+        control_base: args.control_base,
+        control_port: args.control_port,
+        source_port: args.source_port,
+        external_port: args.external_port,
+        host: args.host,
+        sink_host: args.sink_host,
+        control_host: args.control_host,
         join: args.join,
+        state_dir: args.state_dir,
+        checkpoint_interval: args.checkpoint_interval,
+        inject: args
+            .inject
+            .zip(args.inject_after)
+            .map(|(kind, after)| (kind, after, args.inject_key)),
         run_id: args.run_id,
-    };
+    })?;
     run_worker(config)?;
     Ok(())
 }
 
-/// `host:port` resolved (a host name or an address).
-fn socket_addr(host: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
-    use std::net::ToSocketAddrs;
-    (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {host}"))?
-        .next()
-        .with_context(|| format!("{host} has no address"))
-}
-
 fn run_demo_feed(args: DemoFeedArgs) -> ExitCode {
-    // As the original: a missing or non-integer rate means 150 bytes/s.
-    let rate = args
-        .bytes_per_sec
-        .as_deref()
-        .and_then(|r| r.parse::<u64>().ok())
-        .unwrap_or(150);
+    let rate = plans::feed_rate(args.bytes_per_sec.as_deref());
     let code = run_feed(FeedConfig {
         input: args.input_file,
         rate,

@@ -307,6 +307,119 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
     })
 }
 
+/// What `demo worker` was asked.
+pub struct WorkerRequest {
+    pub name: String,
+    pub worker_count: usize,
+    pub in_base: u16,
+    pub external_base: u16,
+    pub sink_port: u16,
+    pub control_base: u16,
+    pub control_port: Option<u16>,
+    pub source_port: Option<u16>,
+    pub external_port: Option<u16>,
+    pub host: String,
+    pub sink_host: String,
+    pub control_host: String,
+    pub join: bool,
+    pub state_dir: Option<PathBuf>,
+    pub checkpoint_interval: std::time::Duration,
+    /// `--inject KIND --inject-after N [--inject-key K]`.
+    pub inject: Option<(crate::demo::worker::InjectKind, u64, Option<String>)>,
+    pub run_id: Option<String>,
+}
+
+/// Why a worker cannot be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerPlanError {
+    #[error("--name {0:?}: expected initializer or workerN")]
+    Name(String),
+    #[error("worker {n} needs port {base} + 10 x {n} = {port}, past 65535")]
+    Port { n: usize, base: u16, port: usize },
+    #[error("{host}: {detail}")]
+    Address { host: String, detail: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// `host:port` resolved (a host name or an address).
+fn socket_addr(host: &str, port: u16) -> Result<std::net::SocketAddr, WorkerPlanError> {
+    use std::net::ToSocketAddrs;
+    let address = |detail: String| WorkerPlanError::Address {
+        host: host.to_string(),
+        detail,
+    };
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| address(e.to_string()))?
+        .next()
+        .ok_or_else(|| address("no address".to_string()))
+}
+
+/// A demo worker's configuration: its ports (base + 10 per worker number unless given),
+/// its addresses on its host, the sink's and the initializer's, and its state dir
+/// (default `/tmp/soakcheck-state/NAME`).
+pub fn worker_config(
+    r: WorkerRequest,
+) -> Result<crate::demo::worker::WorkerConfig, WorkerPlanError> {
+    use crate::demo::worker::{worker_number, Injection, WorkerConfig};
+    let n = worker_number(&r.name).ok_or_else(|| WorkerPlanError::Name(r.name.clone()))?;
+    let port = |base: u16, given: Option<u16>| match given {
+        Some(p) => Ok(p),
+        None => {
+            let port = usize::from(base) + 10 * n;
+            u16::try_from(port).map_err(|_| WorkerPlanError::Port { n, base, port })
+        }
+    };
+    let inject = match r.inject {
+        Some((kind, after_lines, key)) => Some(Injection {
+            kind,
+            after_lines,
+            key: key
+                .map(|k| {
+                    parse_key(&k).map_err(|detail| PlanError::BadKey {
+                        flag: "--inject-key",
+                        spec: k.clone(),
+                        detail,
+                    })
+                })
+                .transpose()?,
+        }),
+        None => None,
+    };
+    Ok(WorkerConfig {
+        state_dir: r
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from("/tmp/soakcheck-state").join(&r.name)),
+        worker_count: r.worker_count,
+        source_addr: socket_addr(&r.host, port(r.in_base, r.source_port)?)?,
+        external_addr: socket_addr(&r.host, port(r.external_base, r.external_port)?)?,
+        sink_addr: socket_addr(&r.sink_host, r.sink_port)?,
+        checkpoint_interval: r.checkpoint_interval,
+        inject,
+        control_addr: socket_addr(&r.control_host, r.control_port.unwrap_or(r.control_base))?,
+        join: r.join,
+        run_id: r.run_id,
+        name: r.name,
+    })
+}
+
+/// `ALOC_SINK_PHASE1_SLEEP` (seconds) as the original sink reads it: anything else is 0.
+pub fn phase1_sleep(value: Option<&str>) -> std::time::Duration {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map_or(
+            std::time::Duration::ZERO,
+            std::time::Duration::from_secs_f64,
+        )
+}
+
+/// A feed's rate as the original reads it: a missing or non-integer rate is 150 bytes/s.
+pub fn feed_rate(text: Option<&str>) -> u64 {
+    text.and_then(|r| r.parse::<u64>().ok()).unwrap_or(150)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +446,45 @@ mod tests {
             keys_or_default(Some(","), None).unwrap_err(),
             PlanError::NoKeys
         );
+    }
+
+    #[test]
+    fn worker_ports_and_original_defaults() {
+        let request = |name: &str, in_base: u16| WorkerRequest {
+            name: name.into(),
+            worker_count: 3,
+            in_base,
+            external_base: 7103,
+            sink_port: 7200,
+            control_base: 7101,
+            control_port: None,
+            source_port: None,
+            external_port: None,
+            host: "127.0.0.3".into(),
+            sink_host: "127.0.0.2".into(),
+            control_host: "127.0.0.1".into(),
+            join: false,
+            state_dir: None,
+            checkpoint_interval: std::time::Duration::from_secs(1),
+            inject: None,
+            run_id: None,
+        };
+        let c = worker_config(request("worker2", 7100)).unwrap();
+        assert_eq!(c.source_addr.to_string(), "127.0.0.3:7120");
+        assert_eq!(c.external_addr.to_string(), "127.0.0.3:7123");
+        assert_eq!(c.sink_addr.to_string(), "127.0.0.2:7200");
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/soakcheck-state/worker2"));
+        assert!(matches!(
+            worker_config(request("worker9", 65500)),
+            Err(WorkerPlanError::Port { n: 9, .. })
+        ));
+        assert!(worker_config(request("boss", 7100)).is_err());
+        assert_eq!(
+            phase1_sleep(Some("0.5")),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(phase1_sleep(Some("-1")), std::time::Duration::ZERO);
+        assert_eq!(feed_rate(Some("x")), 150);
     }
 
     #[test]
