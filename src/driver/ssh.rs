@@ -53,11 +53,16 @@ enum Remote {
 struct Agent {
     child: Child,
     stdin: std::process::ChildStdin,
-    stdout: BufReader<std::process::ChildStdout>,
+    /// The agent's output lines, read on a thread of their own so an action can time out.
+    lines: crossbeam_channel::Receiver<String>,
 }
 
 /// Ends an action's output, with its exit status after it.
 const DONE: &str = "__soakcheck_done";
+
+/// The longest an action may take on its host (a stop's grace period included): past it
+/// the agent is taken for hung and the action fails, instead of the run waiting forever.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Agent {
     fn start(mut command: Command) -> std::io::Result<Agent> {
@@ -68,16 +73,24 @@ impl Agent {
             .spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let (tx, lines) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         Ok(Agent {
             child,
             stdin,
-            stdout,
+            lines,
         })
     }
 
     /// Runs `script` in a shell of its own (so nothing it does can break the agent or
     /// read its input); returns its exit status and its output (stderr included).
-    fn run(&mut self, script: &str) -> std::io::Result<(i32, String)> {
+    fn run(&mut self, script: &str, timeout: Duration) -> std::io::Result<(i32, String)> {
         use std::io::Write;
         writeln!(
             self.stdin,
@@ -85,19 +98,30 @@ impl Agent {
             shell_quote(script)
         )?;
         self.stdin.flush()?;
+        let deadline = std::time::Instant::now() + timeout;
         let mut out = String::new();
         loop {
-            let mut line = String::new();
-            if self.stdout.read_line(&mut line)? == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed",
-                ));
-            }
-            if let Some(status) = line.trim_end().strip_prefix(DONE) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {timeout:?}"),
+                    ))
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "connection closed",
+                    ))
+                }
+            };
+            if let Some(status) = line.strip_prefix(DONE) {
                 return Ok((status.trim().parse().unwrap_or(-1), out));
             }
             out.push_str(&line);
+            out.push('\n');
         }
     }
 }
@@ -208,7 +232,7 @@ impl SshDriver {
             agents.insert(host.to_string(), agent);
         }
         let agent = agents.get_mut(host).expect("inserted");
-        match agent.run(script) {
+        match agent.run(script, ACTION_TIMEOUT) {
             Ok((0, out)) => Ok(out),
             Ok((status, out)) => Err(self.failed(
                 action,
@@ -216,7 +240,7 @@ impl SshDriver {
                 format!("on {host}: exit status {status} ({})", out.trim()),
             )),
             Err(e) => {
-                // The connection is gone: the next call starts a new agent.
+                // The connection is gone or hung: the next call starts a new agent.
                 agents.remove(host);
                 Err(self.failed(action, c, format!("on {host}: the agent is gone ({e})")))
             }
@@ -536,6 +560,28 @@ impl Drop for SshDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The agent protocol over a local `sh`: output and status come back, a script that
+    /// hangs times out instead of blocking the run, and the agent goes on afterwards.
+    #[test]
+    fn an_agent_answers_and_times_out() {
+        let mut agent = Agent::start(Command::new("sh")).unwrap();
+        assert_eq!(
+            agent.run("echo hi; exit 3", ACTION_TIMEOUT).unwrap(),
+            (3, "hi\n".into())
+        );
+        let started = std::time::Instant::now();
+        let e = agent
+            .run("sleep 5", Duration::from_millis(200))
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let mut fresh = Agent::start(Command::new("sh")).unwrap();
+        assert_eq!(
+            fresh.run("printf 'a\\nb\\n'", ACTION_TIMEOUT).unwrap(),
+            (0, "a\nb\n".into())
+        );
+    }
 
     #[test]
     fn only_the_current_group_exit_counts() {
