@@ -3,11 +3,14 @@
 //! grow-and-shrink passes; Ctrl-C and `reset` leave no process behind; `--replay`
 //! repeats a run's fault sequence.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::exe;
 use serde_json::Value;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -64,10 +67,6 @@ impl Drop for RunGuard {
             .arg(&self.dir)
             .output();
     }
-}
-
-fn exe() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("soakcheck")
 }
 
 /// A port base whose demo ports (source, control, external per worker, sink) are free.
@@ -232,17 +231,8 @@ fn an_injected_fault_freezes_the_world_within_2_seconds() {
         assert!(state.contains('T'), "pid {pid} is {state}");
     }
     // The bad commit, as verify sees it in the frozen sink directory.
-    let out = Command::new(exe())
-        .args(["verify", "--keys", "A,B,C", "--json", "--sink-dir"])
-        .arg(dir.path().join("sink-out"))
-        .arg("--input-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let v = &doc["keys"][1]["violation"];
-    assert_eq!(v["kind"], "corrupt", "{doc}");
-    let committed = v["commit"]["time"].as_f64().unwrap();
+    let (kind, committed) = common::violation(dir.path(), 1);
+    assert_eq!(kind, "corrupt");
     assert!(
         frozen_at - committed < 2.0,
         "froze {:.3} s after the bad commit",

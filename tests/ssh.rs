@@ -7,11 +7,14 @@
 //! component within 2 s (each process in state T), and that Ctrl-C leaves no process
 //! behind. Without `sshd` it fails under `CI=true` (scripts/test installs it).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::exe;
 use serde_json::Value;
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -21,10 +24,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn exe() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("soakcheck")
 }
 
 /// Whether the test can run here; under CI it must.
@@ -438,17 +437,8 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
         );
     }
     // Within 2 s of the bad commit (its txnlog time).
-    let out = Command::new(exe())
-        .args(["verify", "--keys", "A,B,C", "--json", "--sink-dir"])
-        .arg(dir.path().join("sink-out"))
-        .arg("--input-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let v = &doc["keys"][1]["violation"];
-    assert_eq!(v["kind"], "duplicate", "{doc}");
-    let committed = v["commit"]["time"].as_f64().unwrap();
+    let (kind, committed) = common::violation(dir.path(), 1);
+    assert_eq!(kind, "duplicate");
     assert!(
         frozen_at - committed < 2.0,
         "frozen {:.3} s after the commit",

@@ -1137,6 +1137,24 @@ mod tests {
         assert!(failure.contains("not ready within 15 s"), "{failure}");
     }
 
+    /// A soak of `args` whose cluster goes not ready after 100 ms for `not_ready`, then
+    /// ready for 2 s: what it printed and what the driver was asked.
+    fn stabilization(args: &[&str], not_ready: Duration) -> (String, Vec<String>) {
+        let p = plan(args);
+        let mut rig = Rig::new();
+        let ready = rig.cluster.ready.clone();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_millis(100));
+        ready.set(false);
+        drive(&mut sup, clock, not_ready);
+        ready.set(true);
+        drive(&mut sup, clock, Duration::from_secs(2));
+        drop(sup);
+        let calls = rig.driver.borrow().calls.clone();
+        (String::from_utf8(rig.out).unwrap(), calls)
+    }
+
     /// The crash loops: each crash is followed by a restart, the restart by the next crash,
     /// and the timings are the scenario's; a not-ready cluster makes a loop skip (`:c1`).
     #[test]
@@ -1157,37 +1175,15 @@ mod tests {
         let events = String::from_utf8(rig.events.clone()).unwrap();
         assert_eq!(events.lines().count(), crashes + restarts - 1);
         // Stabilization: with the cluster not ready, the loop skips and says so.
-        let mut rig = Rig::new();
-        let ready = rig.cluster.ready.clone();
-        let (mut sup, clock) = rig.supervisor(&p);
-        sup.start(Duration::from_secs(15)).unwrap();
-        drive(&mut sup, clock, Duration::from_millis(100));
-        ready.set(false);
-        drive(&mut sup, clock, Duration::from_secs(30));
-        drop(sup);
-        let out = String::from_utf8(rig.out).unwrap();
-        assert!(out.contains(":c1"), "{out}");
-        assert!(!rig
-            .driver
-            .borrow()
-            .calls
-            .contains(&"kill worker1".to_string()));
-        // The sink's loop says `:s`, and strikes once the cluster is ready again.
-        let p = plan(&["crash-sink"]);
-        let mut rig = Rig::new();
-        let ready = rig.cluster.ready.clone();
-        let (mut sup, clock) = rig.supervisor(&p);
-        sup.start(Duration::from_secs(15)).unwrap();
-        drive(&mut sup, clock, Duration::from_millis(100));
-        ready.set(false);
-        drive(&mut sup, clock, Duration::from_secs(10));
-        ready.set(true);
-        drive(&mut sup, clock, Duration::from_secs(2));
-        drop(sup);
-        let out = String::from_utf8(rig.out).unwrap();
-        assert!(out.contains(":s"), "{out}");
-        assert!(out.contains("cS"), "{out}");
-        assert!(rig.driver.borrow().calls.contains(&"kill sink".to_string()));
+        // It strikes only once the cluster is ready again: its first `c1` is a `:c1`.
+        let (out, calls) = stabilization(&["crash1"], Duration::from_secs(30));
+        assert_eq!(out.find("c1"), out.find(":c1").map(|i| i + 1), "{out}");
+        assert!(calls.contains(&"kill worker1".to_string()));
+        // The same for the sink's loop, with `:s`.
+        let (out, calls) = stabilization(&["crash-sink"], Duration::from_secs(10));
+        assert!(out.contains(":s") && out.contains("cS"), "{out}");
+        assert!(out.find(":s") < out.find("cS"), "{out}");
+        assert!(calls.contains(&"kill sink".to_string()));
     }
 
     /// The same seed gives the same schedule: the loops draw from one seeded RNG.
