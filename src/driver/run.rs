@@ -878,19 +878,19 @@ fn soak_plan(plan: &RunPlan) -> Result<SoakPlan, RunError> {
 }
 
 /// Where the run's checks go: in-process, or on other hosts through the driver.
-enum Checks {
+enum CheckSites {
     Local(Vec<FileBytes>),
     Remote(Vec<(RemoteChecker, std::process::Command)>),
 }
 
-impl Checks {
+impl CheckSites {
     /// With a driver for other hosts, the checks run where the data is: the sink's on
     /// its host, each sender host's on that host.
     fn choose(
         plan: &RunPlan,
         w: &WatchPlan,
         driver: &dyn ProcessDriver,
-    ) -> Result<Checks, RunError> {
+    ) -> Result<CheckSites, RunError> {
         let remote: Vec<_> = remote_checkers(plan, w)
             .into_iter()
             .filter_map(|c| {
@@ -899,9 +899,9 @@ impl Checks {
             })
             .collect();
         Ok(if remote.is_empty() {
-            Checks::Local(open_inputs(&w.verify)?)
+            CheckSites::Local(open_inputs(&w.verify)?)
         } else {
-            Checks::Remote(remote)
+            CheckSites::Remote(remote)
         })
     }
 
@@ -917,10 +917,10 @@ impl Checks {
         recovery: Duration,
     ) -> Vec<std::thread::ScopedJoinHandle<'scope, Result<CheckTotals, RunError>>> {
         match self {
-            Checks::Local(inputs) => {
+            CheckSites::Local(inputs) => {
                 vec![scope.spawn(move || local_checks(w, &inputs, events, control, recovery))]
             }
-            Checks::Remote(remote) => {
+            CheckSites::Remote(remote) => {
                 // The run is complete when every checker is.
                 let incomplete =
                     std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(remote.len()));
@@ -996,7 +996,7 @@ pub fn run(
     recorded.note(SUPERVISOR.to_string(), std::process::id());
     recorded.watch_exits(wakes_tx);
     let watch_plan = watch_plan(plan);
-    let checks = Checks::choose(plan, &watch_plan, &recorded)?;
+    let checks = CheckSites::choose(plan, &watch_plan, &recorded)?;
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
