@@ -622,9 +622,10 @@ impl<'a> Supervisor<'a> {
         }
         self.start_component(&c, false)?;
         self.event(Action::Restart, &c);
-        self.say(&format!("r{}", Self::short(&c)));
         self.down.remove(&c);
+        // The original prints no character for a sender's restart (its `cs` says it all).
         if !matches!(c, Component::Sender(_)) {
+            self.say(&format!("r{}", Self::short(&c)));
             self.must_be_ready(c.clone());
         }
         self.schedule_next_crash(c);
@@ -1184,6 +1185,30 @@ mod tests {
         assert!(out.contains(":s") && out.contains("cS"), "{out}");
         assert!(out.find(":s") < out.find("cS"), "{out}");
         assert!(calls.contains(&"kill sink".to_string()));
+    }
+
+    /// The source loop kills a live sender (`cs`) and restarts it 0.1 s later, silently,
+    /// as the original prints it.
+    #[test]
+    fn the_source_loop_prints_as_the_original() {
+        let p = plan(&["crash-source"]);
+        let mut rig = Rig::new();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(20));
+        drop(sup);
+        let out = String::from_utf8(rig.out).unwrap();
+        assert!(out.contains("cs") && !out.contains("rs"), "{out}");
+        let calls = rig.driver.borrow().calls.clone();
+        let kills = calls
+            .iter()
+            .filter(|c| c.starts_with("kill sender"))
+            .count();
+        let starts = calls
+            .iter()
+            .filter(|c| c.starts_with("start sender"))
+            .count();
+        assert!(kills >= 3 && starts > kills, "{calls:?}");
     }
 
     /// The same seed gives the same schedule: the loops draw from one seeded RNG.
