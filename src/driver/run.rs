@@ -23,15 +23,15 @@ use super::local::prune_rotated;
 use super::preset::{Preset, PresetKind};
 use super::scenario::{secs, Scenario, Step};
 use super::supervisor::{
-    CheckControl, CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor,
-    SystemClock, Wake,
+    CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor, SystemClock, Wake,
 };
 use super::{Component, DriverError, Fetched, LaunchSpec, ProcessDriver};
 use crate::demo::worker::worker_name;
 use crate::formats::mapped::{FileBytes, IoMode};
 use crate::verify::{open_inputs, KeyInput, Semantics, VerifyPlan};
 use crate::watch::{
-    Finding, ProgressStyle, StepOutcome, Until, Waker, WatchOutcome, WatchPlan, Watcher,
+    watch_loop, Control, Finding, LoopFlow, ProgressStyle, StepOutcome, Until, WatchOutcome,
+    WatchPlan, Watcher,
 };
 use crate::wire::external::{query_cluster_status, ShrinkRequest};
 
@@ -504,64 +504,52 @@ fn forward_signals(wakes: Sender<Wake>) -> Result<signal_hook::iterator::Handle,
     Ok(handle)
 }
 
-/// `watch`'s checks on their own thread, as events: stepped on file-system hints or a
-/// quarter-second tick, quiet about progress during the recovery window after each
-/// fault, until `control` closes. Returns the final outcome and the commit count.
+/// `watch`'s checks on their own thread, as events, through watch's own loop (quiet
+/// about progress during the recovery window after each fault) until `control` closes.
+/// Returns what they verified.
 fn local_checks(
     watch_plan: &WatchPlan,
     inputs: &[FileBytes],
     events: Sender<CheckEvent>,
-    control: Receiver<CheckControl>,
-    recovery: Duration,
+    control: Receiver<Control>,
 ) -> Result<CheckTotals, RunError> {
     let mut watcher = Watcher::new(watch_plan, inputs)?;
-    let mut waker = Waker::new(watch_plan)?;
-    let mut quiet_until: Option<Instant> = None;
     let mut reported = 0;
+    let mut completed = false;
     let mut next_status = Instant::now();
-    loop {
-        loop {
-            match control.try_recv() {
-                Ok(CheckControl::Fault) => quiet_until = Some(Instant::now() + recovery),
-                Err(crossbeam_channel::TryRecvError::Empty) => break,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    let commits = watcher.core.log.commits.len() as u64;
-                    let outcome: WatchOutcome = watcher.finish();
-                    let bytes_verified = outcome.report.keys.iter().map(|k| k.verified_bytes).sum();
-                    return Ok(CheckTotals {
-                        commits,
-                        bytes_verified,
-                    });
-                }
+    // Only the control channel ends these checks: signals are the supervisor's.
+    let never = std::sync::atomic::AtomicBool::new(false);
+    watch_loop(
+        &mut watcher,
+        &never,
+        Some(&control),
+        &mut |watcher, outcome, progress| {
+            if !progress.is_empty() {
+                let _ = events.send(CheckEvent::Progress(progress));
             }
-        }
-        let now = Instant::now();
-        if quiet_until.is_some_and(|t| now < t) {
-            watcher.reset_progress_clocks();
-        }
-        let mut progress = Vec::new();
-        let outcome = watcher.step(&mut progress)?;
-        if !progress.is_empty() {
-            let _ = events.send(CheckEvent::Progress(progress));
-        }
-        if now >= next_status {
-            let _ = events.send(CheckEvent::Status(watcher.status_line(now)));
-            next_status = now + Duration::from_millis(250);
-        }
-        for f in &watcher.findings()[reported..] {
-            let _ = events.send(CheckEvent::Finding(f.clone()));
-        }
-        reported = watcher.findings().len();
-        if outcome == StepOutcome::Succeeded {
-            let _ = events.send(CheckEvent::Complete);
-        }
-        let wait = if watcher.core.sink.has_pending() {
-            Duration::from_millis(5)
-        } else {
-            Duration::from_millis(250)
-        };
-        waker.wait(wait)?;
-    }
+            let now = Instant::now();
+            if now >= next_status {
+                let _ = events.send(CheckEvent::Status(watcher.status_line(now)));
+                next_status = now + Duration::from_millis(250);
+            }
+            for f in &watcher.findings()[reported..] {
+                let _ = events.send(CheckEvent::Finding(f.clone()));
+            }
+            reported = watcher.findings().len();
+            if outcome == StepOutcome::Succeeded && !completed {
+                completed = true;
+                let _ = events.send(CheckEvent::Complete);
+            }
+            LoopFlow::Continue
+        },
+    )?;
+    let commits = watcher.core.log.commits.len() as u64;
+    let outcome: WatchOutcome = watcher.finish();
+    let bytes_verified = outcome.report.keys.iter().map(|k| k.verified_bytes).sum();
+    Ok(CheckTotals {
+        commits,
+        bytes_verified,
+    })
 }
 
 /// One checker on another host: where it runs, what it checks, its command line.
@@ -667,7 +655,7 @@ fn watch_argv(
 
 /// Every control message to each of `n` checkers; their channels close when `control`
 /// does.
-fn fan_out(control: Receiver<CheckControl>, n: usize) -> Vec<Receiver<CheckControl>> {
+fn fan_out(control: Receiver<Control>, n: usize) -> Vec<Receiver<Control>> {
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..n).map(|_| crossbeam_channel::unbounded()).unzip();
     std::thread::spawn(move || {
@@ -691,8 +679,7 @@ fn remote_checks(
     label: String,
     stderr_log: PathBuf,
     events: Sender<CheckEvent>,
-    control: Receiver<CheckControl>,
-    recovery: Duration,
+    control: Receiver<Control>,
     incomplete: &std::sync::atomic::AtomicUsize,
 ) -> Result<CheckTotals, RunError> {
     use std::io::BufRead;
@@ -706,8 +693,12 @@ fn remote_checks(
         .map_err(|e| RunError::Setup(format!("starting the checker on {label}: {e}")))?;
     let mut stdin = child.stdin.take().expect("piped");
     let writer = std::thread::spawn(move || {
-        for CheckControl::Fault in control.iter() {
-            let _ = writeln!(stdin, "fault {}", recovery.as_secs_f64());
+        for message in control.iter() {
+            let line = match message {
+                Control::Fault { quiet_for } => format!("fault {}", quiet_for.as_secs_f64()),
+                Control::Finish => break,
+            };
+            let _ = writeln!(stdin, "{line}");
             let _ = stdin.flush();
         }
         let _ = writeln!(stdin, "finish");
@@ -913,12 +904,11 @@ impl CheckSites {
         w: &'scope WatchPlan,
         run_dir: &'scope Path,
         events: Sender<CheckEvent>,
-        control: Receiver<CheckControl>,
-        recovery: Duration,
+        control: Receiver<Control>,
     ) -> Vec<std::thread::ScopedJoinHandle<'scope, Result<CheckTotals, RunError>>> {
         match self {
             CheckSites::Local(inputs) => {
-                vec![scope.spawn(move || local_checks(w, &inputs, events, control, recovery))]
+                vec![scope.spawn(move || local_checks(w, &inputs, events, control))]
             }
             CheckSites::Remote(remote) => {
                 // The run is complete when every checker is.
@@ -934,15 +924,7 @@ impl CheckSites {
                         let (events, incomplete) = (events.clone(), incomplete.clone());
                         scope.spawn(move || {
                             let label = checker.label;
-                            remote_checks(
-                                command,
-                                label,
-                                log,
-                                events,
-                                control,
-                                recovery,
-                                &incomplete,
-                            )
+                            remote_checks(command, label, log, events, control, &incomplete)
                         })
                     })
                     .collect()
@@ -1000,15 +982,7 @@ pub fn run(
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
-        let recovery = secs(soak.timings.recovery_window);
-        let handles = checks.spawn(
-            scope,
-            &watch_plan,
-            &p.run_dir,
-            check_tx,
-            control_rx,
-            recovery,
-        );
+        let handles = checks.spawn(scope, &watch_plan, &p.run_dir, check_tx, control_rx);
         let mut sup = Supervisor::new(
             &soak,
             p,

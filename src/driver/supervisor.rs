@@ -27,7 +27,7 @@ use super::preset::Preset;
 use super::scenario::{parse_component, secs, Action, Pace, Scenario, Step, Timings};
 use super::{Component, DriverError, LaunchSpec, ProcessDriver};
 use crate::gen::Rng;
-use crate::watch::{Finding, FindingKind, ProgressStyle};
+use crate::watch::{Control, Finding, FindingKind, ProgressStyle};
 
 /// Where the supervisor reads the time.
 pub trait Clock {
@@ -75,13 +75,6 @@ pub enum CheckEvent {
     Complete,
     /// The checker died or its connection dropped: a finding of its own.
     Lost(String),
-}
-
-/// What the supervisor tells the checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckControl {
-    /// A fault was injected: progress checks do not judge during the recovery window.
-    Fault,
 }
 
 /// Why the soak ended.
@@ -167,7 +160,7 @@ pub struct Supervisor<'a> {
     clock: &'a dyn Clock,
     pub driver: &'a mut dyn ProcessDriver,
     cluster: &'a dyn Cluster,
-    checks: Option<Sender<CheckControl>>,
+    checks: Option<Sender<Control>>,
     out: &'a mut dyn Write,
     events: Option<&'a mut dyn Write>,
     rng: Rng,
@@ -211,7 +204,7 @@ impl<'a> Supervisor<'a> {
         clock: &'a dyn Clock,
         driver: &'a mut dyn ProcessDriver,
         cluster: &'a dyn Cluster,
-        checks: Option<Sender<CheckControl>>,
+        checks: Option<Sender<Control>>,
         out: &'a mut dyn Write,
         events: Option<&'a mut dyn Write>,
     ) -> Self {
@@ -385,7 +378,8 @@ impl<'a> Supervisor<'a> {
                 .or_default() += 1;
             self.fault_count += 1;
             if let Some(checks) = &self.checks {
-                let _ = checks.send(CheckControl::Fault);
+                let quiet_for = secs(self.plan.timings.recovery_window);
+                let _ = checks.send(Control::Fault { quiet_for });
             }
         }
     }

@@ -820,6 +820,36 @@ pub fn run_watch_controlled(
 ) -> Result<WatchOutcome, WatchError> {
     let inputs: Vec<FileBytes> = open_inputs(&plan.verify)?;
     let mut watcher = Watcher::new(plan, &inputs)?;
+    watch_loop(&mut watcher, stop, control, &mut |_, outcome, progress| {
+        let _ = progress_out.write_all(&progress);
+        match outcome {
+            StepOutcome::Running => LoopFlow::Continue,
+            StepOutcome::Succeeded | StepOutcome::Found => LoopFlow::Stop,
+        }
+    })?;
+    Ok(watcher.finish())
+}
+
+/// Whether [`watch_loop`] goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopFlow {
+    Continue,
+    Stop,
+}
+
+/// The one loop that steps a [`Watcher`]: on file-system hints or a tick, with the
+/// [`Control`] messages applied between steps (a fault's quiet window for the progress
+/// checks; `Finish`, or the control channel closing, ends it). `on_step` gets each
+/// step's outcome and progress output and says whether to go on. `stop` (a signal)
+/// ends it with [`WatchError::Interrupted`]. `watch` and `run`'s in-process checks both
+/// run it.
+pub fn watch_loop(
+    watcher: &mut Watcher<'_>,
+    stop: &AtomicBool,
+    control: Option<&crossbeam_channel::Receiver<Control>>,
+    on_step: &mut dyn FnMut(&Watcher<'_>, StepOutcome, Vec<u8>) -> LoopFlow,
+) -> Result<(), WatchError> {
+    let plan = watcher.plan;
     let mut waker = Waker::new(plan)?;
     // A pass at least every quarter second even when nothing changes, so --timeout,
     // SIGINT and SIGTERM are answered well within a second (an idle pass is a few stats).
@@ -830,22 +860,26 @@ pub fn run_watch_controlled(
         if stop.load(Ordering::SeqCst) {
             return Err(WatchError::Interrupted);
         }
-        let mut finish = false;
-        for message in control.into_iter().flat_map(|c| c.try_iter()) {
-            match message {
-                Control::Fault { quiet_for } => quiet_until = Some(Instant::now() + quiet_for),
-                Control::Finish => finish = true,
+        if let Some(control) = control {
+            loop {
+                match control.try_recv() {
+                    Ok(Control::Fault { quiet_for }) => {
+                        quiet_until = Some(Instant::now() + quiet_for)
+                    }
+                    Ok(Control::Finish) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        return Ok(())
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                }
             }
-        }
-        if finish {
-            break;
         }
         if quiet_until.is_some_and(|t| Instant::now() < t) {
             watcher.reset_progress_clocks();
         }
-        match watcher.step(progress_out)? {
-            StepOutcome::Running => {}
-            StepOutcome::Succeeded | StepOutcome::Found => break,
+        let mut progress = Vec::new();
+        let outcome = watcher.step(&mut progress)?;
+        if on_step(watcher, outcome, progress) == LoopFlow::Stop {
+            return Ok(());
         }
         let wait = if watcher.core.sink.has_pending() {
             Duration::from_millis(5)
@@ -854,5 +888,4 @@ pub fn run_watch_controlled(
         };
         waker.wait(wait)?;
     }
-    Ok(watcher.finish())
 }
