@@ -178,7 +178,6 @@ pub struct Supervisor<'a> {
     pub findings: Vec<Finding>,
     /// Interrupts received (a second one cuts the stop's grace period short).
     pub interrupts: u32,
-    soaking: bool,
     status: String,
     /// When the timer being fired was due (for the fault's latency).
     firing: Option<Instant>,
@@ -227,7 +226,6 @@ impl<'a> Supervisor<'a> {
             down: BTreeMap::new(),
             findings: Vec::new(),
             interrupts: 0,
-            soaking: false,
             status: String::new(),
             firing: None,
         }
@@ -269,8 +267,9 @@ impl<'a> Supervisor<'a> {
         self.timers.peek().map(|Reverse(t)| t.at)
     }
 
-    /// The pending timers, earliest first (for tests and the post-mortem).
-    pub fn pending(&self) -> Vec<(Instant, Due)> {
+    /// The pending timers, earliest first.
+    #[cfg(test)]
+    fn pending(&self) -> Vec<(Instant, Due)> {
         let mut all: Vec<&Timer> = self.timers.iter().map(|Reverse(t)| t).collect();
         all.sort();
         all.into_iter().map(|t| (t.at, t.due.clone())).collect()
@@ -302,7 +301,6 @@ impl<'a> Supervisor<'a> {
         for k in self.plan.keys.clone() {
             self.start_component(&Component::Sender(k), false)?;
         }
-        self.soaking = true;
         self.started = self.now();
         let t = self.plan.timings.clone();
         if let Some(d) = self.plan.duration {
@@ -1085,13 +1083,23 @@ mod tests {
         let mut rig = Rig::new();
         rig.cluster.ready.set(false);
         let ready = rig.cluster.ready.clone();
+        let rig_driver = rig.driver.clone();
         let (mut sup, clock) = rig.supervisor(&p);
         sup.start(Duration::from_secs(15)).unwrap();
         drive(&mut sup, clock, Duration::from_secs(1));
-        assert!(!sup.soaking, "no senders before the cluster is ready");
+        let senders_started = |d: &FakeDriver| {
+            d.borrow()
+                .calls
+                .iter()
+                .any(|c| c.starts_with("start sender"))
+        };
+        assert!(
+            !senders_started(&rig_driver),
+            "no senders before the cluster is ready"
+        );
         ready.set(true);
         drive(&mut sup, clock, Duration::from_millis(150));
-        assert!(sup.soaking);
+        assert!(senders_started(&rig_driver));
         let pending: Vec<Due> = sup.pending().into_iter().map(|(_, d)| d).collect();
         assert!(pending.contains(&Due::Crash(Component::Sink)));
         assert!(pending.contains(&Due::Crash(Component::Worker(1))));
