@@ -45,12 +45,6 @@ impl crate::choice::Choice for Semantics {
 
 crate::display_as_choice!(Semantics);
 
-impl Semantics {
-    pub fn as_str(self) -> &'static str {
-        crate::choice::Choice::name(self)
-    }
-}
-
 /// Where an output line came from: the index of its commit (as the caller numbers them)
 /// and its byte offset in that commit's output file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -167,7 +167,7 @@ impl Report {
             self.sink.files,
             self.sink.commits,
             self.sink.committed_bytes,
-            self.semantics.as_str()
+            crate::choice::Choice::name(self.semantics)
         );
         let width = self.keys.iter().map(|k| k.key.len()).max().unwrap_or(1);
         for k in &self.keys {
