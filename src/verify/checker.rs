@@ -410,6 +410,26 @@ struct Carry {
     continued: Option<LineOrigin>,
 }
 
+/// Watches a feed commit by commit (the post-mortem report's series come from it): after
+/// every commit it is shown the cursors. On two threads the second half gets its own
+/// observer, whose cursors count the key's output bytes from 0 at the cut, and it is
+/// merged back with what each key had emitted before the cut. `()` observes nothing.
+pub trait FeedObserver: Send + Sized {
+    /// An observer for the commits from `from` on, fed by a checker of its own.
+    fn split(&self, from: usize) -> Self;
+    /// Commit `commit` was fed (it may have been empty).
+    fn after_commit(&mut self, commit: usize, cursors: &[KeyCursor<'_>]);
+    /// Takes back a split-off observer; `base[i]` is key i's output bytes before its
+    /// first commit.
+    fn merge(&mut self, rest: Self, base: &[u64]);
+}
+
+impl FeedObserver for () {
+    fn split(&self, _from: usize) -> Self {}
+    fn after_commit(&mut self, _commit: usize, _cursors: &[KeyCursor<'_>]) {}
+    fn merge(&mut self, _rest: Self, _base: &[u64]) {}
+}
+
 const NO_KEY: u8 = u8::MAX;
 
 /// The checker: one cursor per checked key, fed committed chunks in commit order.
@@ -618,11 +638,22 @@ impl<'i> Checker<'i> {
         chunk: &dyn Fn(usize) -> (u64, &'c [u8]),
         commits: Range<usize>,
     ) {
+        self.feed_range_observed(chunk, commits, &mut ());
+    }
+
+    /// [`Checker::feed_range`], telling `observer` the cursors after every commit.
+    pub fn feed_range_observed<'c, O: FeedObserver>(
+        &mut self,
+        chunk: &dyn Fn(usize) -> (u64, &'c [u8]),
+        commits: Range<usize>,
+        observer: &mut O,
+    ) {
         for i in commits {
             let (file_offset, bytes) = chunk(i);
             if !bytes.is_empty() {
                 self.feed(i, file_offset, bytes);
             }
+            observer.after_commit(i, &self.cursors);
         }
     }
 
@@ -631,23 +662,42 @@ impl<'i> Checker<'i> {
     /// `middle`. The second half is fed again after the first when [`Checker::join`]
     /// cannot prove the two-thread result equal to the one-thread one.
     pub fn feed_halves<'c>(
-        mut self,
+        self,
         chunk: &(dyn Fn(usize) -> (u64, &'c [u8]) + Sync),
         commits: usize,
         middle: usize,
         fraction: f64,
     ) -> Checker<'i> {
+        self.feed_halves_observed(chunk, commits, middle, fraction, &mut ())
+    }
+
+    /// [`Checker::feed_halves`], telling `observer` the cursors after every commit: the
+    /// second half's observer is [`FeedObserver::split`] off and merged back when the
+    /// halves join; when they cannot, `observer` sees the second half fed again.
+    pub fn feed_halves_observed<'c, O: FeedObserver>(
+        mut self,
+        chunk: &(dyn Fn(usize) -> (u64, &'c [u8]) + Sync),
+        commits: usize,
+        middle: usize,
+        fraction: f64,
+        observer: &mut O,
+    ) -> Checker<'i> {
         let mut rest = self.resuming(fraction);
+        let mut rest_observer = observer.split(middle);
         rayon::join(
-            || self.feed_range(chunk, 0..middle),
+            || self.feed_range_observed(chunk, 0..middle, observer),
             || {
-                rest.feed_range(chunk, middle..commits);
+                rest.feed_range_observed(chunk, middle..commits, &mut rest_observer);
                 rest.finish();
             },
         );
-        if self.join(rest).is_err() {
-            self.feed_range(chunk, middle..commits);
-            self.finish();
+        let base: Vec<u64> = self.cursors.iter().map(|c| c.output_bytes()).collect();
+        match self.join(rest) {
+            Ok(()) => observer.merge(rest_observer, &base),
+            Err(_) => {
+                self.feed_range_observed(chunk, middle..commits, observer);
+                self.finish();
+            }
         }
         self
     }

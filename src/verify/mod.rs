@@ -22,7 +22,7 @@ use crate::formats::input::{
 };
 use crate::formats::mapped::{FileBytes, IoMode};
 use crate::formats::sinkdir::{discover, SinkDirError, SinkListing};
-pub use checker::{Checker, LineOrigin, Mismatch, Semantics};
+pub use checker::{Checker, FeedObserver, KeyCursor, LineOrigin, Mismatch, Semantics};
 use classify::{classify, line_at, line_number};
 pub use commits::{CommitLog, CommitLogError, Problem, ProblemKind, Severity};
 pub use report::{shown_text, CommitRef, KeyReport, Report, SinkSummary, Verdict, ViolationReport};
@@ -156,6 +156,59 @@ pub fn select_inputs(
 
 /// Verifies a saved sink directory per `plan`.
 pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
+    Ok(verify_observed(plan, |_| ())?.0.report)
+}
+
+/// What a check read and what it found, kept for a closer look (the post-mortem report
+/// shows the context of a violation from it).
+pub struct Verified {
+    pub report: Report,
+    pub log: CommitLog,
+    outputs: Vec<Option<FileBytes>>,
+    inputs: Vec<FileBytes>,
+}
+
+impl Verified {
+    /// The input of the plan's `i`th key.
+    pub fn input(&self, i: usize) -> &[u8] {
+        &self.inputs[i]
+    }
+
+    /// The readable bytes of commit `i`'s chunk.
+    pub fn chunk(&self, i: usize) -> &[u8] {
+        chunk_of(&self.log, &self.outputs, i)
+    }
+
+    /// Where the line a report names starts: the commit of `at` and its file offset.
+    pub fn origin_of(&self, at: &CommitRef) -> Option<LineOrigin> {
+        let commit = self
+            .log
+            .commits
+            .iter()
+            .position(|c| c.line == at.txnlog_line && self.log.files[c.file].name == at.file)?;
+        Some(LineOrigin {
+            commit,
+            file_offset: at.file_offset,
+        })
+    }
+
+    /// Up to `n` lines of `key` in the committed stream after the line at `origin`.
+    pub fn key_lines_after(&self, key: u8, i: usize, origin: LineOrigin, n: usize) -> Vec<Vec<u8>> {
+        let chunk = |c: usize| Cow::Borrowed(self.chunk(c));
+        key_lines_after(&self.log, &chunk, key, self.input(i), origin)
+            .into_iter()
+            .take(n)
+            .map(Cow::into_owned)
+            .collect()
+    }
+}
+
+/// [`verify`], showing every commit to the observer `observe(&log)` makes; returns what
+/// was read with the report, and the observer.
+pub fn verify_observed<O: checker::FeedObserver>(
+    plan: &VerifyPlan,
+    observe: impl FnOnce(&CommitLog) -> O,
+) -> Result<(Verified, O), VerifyError> {
     let listing = match &plan.sink_dir {
         Some(dir) => discover(dir)?,
         None => SinkListing::default(),
@@ -177,14 +230,28 @@ pub fn verify(plan: &VerifyPlan) -> Result<Report, VerifyError> {
         .zip(&inputs)
         .map(|(k, b)| (k.key, &b[..]))
         .collect();
-    let checker = feed_all(Checker::new(plan.semantics, &keyed), &log, &outputs);
+    let mut observer = observe(&log);
+    let checker = feed_all(
+        Checker::new(plan.semantics, &keyed),
+        &log,
+        &outputs,
+        &mut observer,
+    );
     check_undelivered_inputs(plan, &checker)?;
-    Ok(build_report(
+    let report = build_report(
         plan,
         &log,
         &|i| Cow::Borrowed(chunk_of(&log, &outputs, i)),
         &checker,
-    ))
+    );
+    drop(checker);
+    let verified = Verified {
+        report,
+        log,
+        outputs,
+        inputs,
+    };
+    Ok((verified, observer))
 }
 
 /// Streams shorter than this are fed on one thread.
@@ -192,10 +259,11 @@ const SPLIT_MIN_BYTES: u64 = 4 << 20;
 
 /// Feeds every commit's chunk to `checker`, in commit order, and finishes it; a long
 /// stream on two threads (see [`Checker::feed_halves`]).
-fn feed_all<'i>(
+fn feed_all<'i, O: checker::FeedObserver>(
     mut checker: Checker<'i>,
     log: &CommitLog,
     outputs: &[Option<FileBytes>],
+    observer: &mut O,
 ) -> Checker<'i> {
     let chunk = |i: usize| (log.commits[i].start, chunk_of(log, outputs, i));
     let commits = log.commits.len();
@@ -203,9 +271,11 @@ fn feed_all<'i>(
         .then(|| split_point(log, outputs))
         .flatten();
     match split {
-        Some((middle, fraction)) => checker.feed_halves(&chunk, commits, middle, fraction),
+        Some((middle, fraction)) => {
+            checker.feed_halves_observed(&chunk, commits, middle, fraction, observer)
+        }
         None => {
-            checker.feed_range(&chunk, 0..commits);
+            checker.feed_range_observed(&chunk, 0..commits, observer);
             checker.finish();
             checker
         }
