@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
+use super::events::EventLine;
 use super::preset::Preset;
 use super::scenario::{parse_component, secs, Action, Pace, Scenario, Step, Timings};
 use super::{Component, DriverError, LaunchSpec, ProcessDriver};
@@ -32,6 +33,10 @@ use crate::watch::{Control, Finding, FindingKind, ProgressStyle};
 /// Where the supervisor reads the time.
 pub trait Clock {
     fn now(&self) -> Instant;
+    /// Wall time as Unix seconds (events.jsonl's `time`).
+    fn unix_now(&self) -> f64 {
+        unix_now()
+    }
 }
 
 /// The real clock.
@@ -181,15 +186,16 @@ pub struct Supervisor<'a> {
     status: String,
     /// When the timer being fired was due (for the fault's latency).
     firing: Option<Instant>,
+    /// Wall time (Unix seconds) at `started`.
+    started_unix: f64,
 }
 
-/// One line of events.jsonl: a [`Step`] (so `--replay` reads it back) and how long after
-/// its timer was due the action had taken effect (the driver's call returned).
-#[derive(serde::Serialize)]
-struct EventRecord<'s> {
-    #[serde(flatten)]
-    step: &'s Step,
-    effect_ms: Option<f64>,
+/// Wall time as Unix seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).
@@ -228,6 +234,7 @@ impl<'a> Supervisor<'a> {
             interrupts: 0,
             status: String::new(),
             firing: None,
+            started_unix: clock.unix_now(),
         }
     }
 
@@ -302,6 +309,7 @@ impl<'a> Supervisor<'a> {
             self.start_component(&Component::Sender(k), false)?;
         }
         self.started = self.now();
+        self.started_unix = self.clock.unix_now();
         let t = self.plan.timings.clone();
         if let Some(d) = self.plan.duration {
             self.schedule(d, Due::End);
@@ -356,12 +364,12 @@ impl<'a> Supervisor<'a> {
             .firing
             .map(|due| self.now().saturating_duration_since(due).as_secs_f64() * 1000.0);
         if let Some(events) = self.events.as_mut() {
-            let record = EventRecord {
-                step: &step,
+            let line = EventLine::Step {
+                step: step.clone(),
+                time: Some(self.started_unix + at),
                 effect_ms,
             };
-            let line = serde_json::to_string(&record).expect("a step serializes");
-            let _ = writeln!(events, "{line}");
+            let _ = writeln!(events, "{}", line.to_line());
         }
         if matches!(
             action,
@@ -429,6 +437,18 @@ impl<'a> Supervisor<'a> {
     }
 
     fn found(&mut self, f: Finding) -> Option<Ending> {
+        let at = self
+            .now()
+            .saturating_duration_since(self.started)
+            .as_secs_f64();
+        if let Some(events) = self.events.as_mut() {
+            let line = EventLine::Finding {
+                finding: f.clone(),
+                at,
+                time: self.started_unix + at,
+            };
+            let _ = writeln!(events, "{}", line.to_line());
+        }
         self.findings.push(f);
         (!self.plan.continue_on_finding).then_some(Ending::Found)
     }
@@ -896,6 +916,11 @@ mod tests {
     impl Clock for FakeClock {
         fn now(&self) -> Instant {
             self.0.get()
+        }
+
+        /// A fixed start, so events.jsonl is a function of the seed.
+        fn unix_now(&self) -> f64 {
+            1_800_000_000.0
         }
     }
 

@@ -1,0 +1,208 @@
+//! events.jsonl: a run's timeline, one JSON object per line, written as it happens.
+//!
+//! The first line is the run's [`RunHeader`] (seed, command line, when it started); then
+//! every fault and action the supervisor took, as a [`Step`] with its wall time; every
+//! finding; and, when the run ends by itself or is stopped, its [`RunEnd`]. `--replay`
+//! reads back the steps only; `soakcheck report` reads all of it. One definition serves
+//! the writer and both readers, so the format cannot drift between them.
+
+use std::path::Path;
+
+use super::scenario::Step;
+use crate::watch::Finding;
+
+/// The run's first line: what a person needs to repeat it and to place it in time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunHeader {
+    pub seed: u64,
+    /// The command line, as given.
+    pub command: Vec<String>,
+    pub workers: usize,
+    pub keys: String,
+    pub preset: String,
+    pub run_dir: String,
+    /// Wall time (Unix seconds) when the run began.
+    pub start: f64,
+    /// The control machine's offset from UTC, in seconds: the components' logs are
+    /// stamped in local time.
+    pub utc_offset_s: i32,
+}
+
+/// The run's last line.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunEnd {
+    /// `ok`, `violation` or `stopped`.
+    pub verdict: String,
+    pub time: f64,
+    pub duration_s: f64,
+    pub fault_count: u64,
+}
+
+/// One line of events.jsonl.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum EventLine {
+    Run {
+        run: RunHeader,
+    },
+    Finding {
+        finding: Finding,
+        /// Seconds since the soak began.
+        at: f64,
+        time: f64,
+    },
+    End {
+        end: RunEnd,
+    },
+    /// A fault or action; `time` (wall time) and `effect_ms` (how long after it was due
+    /// the driver's call returned) are absent from older files.
+    Step {
+        #[serde(flatten)]
+        step: Step,
+        #[serde(default)]
+        time: Option<f64>,
+        #[serde(default)]
+        effect_ms: Option<f64>,
+    },
+}
+
+impl EventLine {
+    /// The line as written (without its LF).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("an event line serializes")
+    }
+}
+
+/// Why events.jsonl could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not an events.jsonl line ({detail}); expected a run, step, finding or end object")]
+    Line {
+        path: String,
+        line: usize,
+        detail: String,
+    },
+}
+
+/// Parses an events.jsonl. A last line without its LF that does not parse is a write
+/// cut short by a crash or still under way, and is left out.
+pub fn parse_events(path: &Path, text: &str) -> Result<Vec<EventLine>, EventsError> {
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut events = Vec::with_capacity(lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<EventLine>(line) {
+            Ok(event) => events.push(event),
+            Err(_) if !complete && n + 1 == lines.len() => break,
+            Err(e) => {
+                return Err(EventsError::Line {
+                    path: path.display().to_string(),
+                    line: n + 1,
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// Reads and parses an events.jsonl.
+pub fn read_events(path: &Path) -> Result<Vec<EventLine>, EventsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EventsError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_events(path, &text)
+}
+
+/// The steps of an events.jsonl, for `--replay`.
+pub fn steps(events: &[EventLine]) -> Vec<Step> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventLine::Step { step, .. } => Some(step.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::scenario::Action;
+    use crate::watch::FindingKind;
+
+    #[test]
+    fn every_kind_of_line_reads_back_and_old_steps_still_parse() {
+        let lines = vec![
+            EventLine::Run {
+                run: RunHeader {
+                    seed: u64::MAX,
+                    command: vec!["soakcheck".into(), "run".into(), "3".into()],
+                    workers: 3,
+                    keys: "ABC".into(),
+                    preset: "demo".into(),
+                    run_dir: "/tmp".into(),
+                    start: 1_795_920_447.5,
+                    utc_offset_s: 3600,
+                },
+            },
+            EventLine::Step {
+                step: Step {
+                    at: 3.0,
+                    action: Action::Crash,
+                    component: "sink".into(),
+                },
+                time: Some(1_795_920_450.5),
+                effect_ms: Some(1.5),
+            },
+            EventLine::Finding {
+                finding: Finding {
+                    kind: FindingKind::Violation,
+                    key: Some("C".into()),
+                    detail: "key C breaks".into(),
+                    elapsed_s: 1.0,
+                },
+                at: 4.0,
+                time: 1_795_920_451.5,
+            },
+            EventLine::End {
+                end: RunEnd {
+                    verdict: "violation".into(),
+                    time: 1_795_920_460.0,
+                    duration_s: 12.5,
+                    fault_count: 1,
+                },
+            },
+        ];
+        let text: String = lines.iter().map(|l| l.to_line() + "\n").collect();
+        let path = Path::new("events.jsonl");
+        assert_eq!(parse_events(path, &text).unwrap(), lines);
+        let old = r#"{"at":3.001959915,"action":"crash","component":"sink","effect_ms":1.96}"#;
+        let parsed = parse_events(path, &format!("{old}\n")).unwrap();
+        assert!(matches!(&parsed[0], EventLine::Step { time: None, .. }));
+        assert_eq!(steps(&lines).len(), 1);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_left_out_but_a_bad_line_names_its_number() {
+        let path = Path::new("/r/events.jsonl");
+        let good = r#"{"at":1.0,"action":"crash","component":"sink"}"#;
+        let torn = format!("{good}\n{{\"at\":2.0,\"act");
+        assert_eq!(parse_events(path, &torn).unwrap().len(), 1);
+        let bad = format!("{good}\n{{\"at\":2.0}}\n{good}\n");
+        let err = parse_events(path, &bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/r/events.jsonl:2: not an events.jsonl line"),
+            "{err}"
+        );
+    }
+}
