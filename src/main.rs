@@ -53,6 +53,9 @@ enum Command {
     Run(RunArgs),
     /// Stop everything a previous run started and delete its state (like reset.sh).
     Reset(ResetArgs),
+    /// A post-mortem page of a run directory, a post-mortem bundle or a sink directory:
+    /// the verdict, a fault timeline, the violation in context and the logs around it.
+    Report(ReportArgs),
     /// Generate input files or a sink directory.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -240,6 +243,33 @@ struct VerifyArgs {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    /// A run directory, a post-mortem .tar.gz bundle, or a sink directory (with --input-dir).
+    path: PathBuf,
+    /// Where the page goes (default: PATH/report.html; ./report.html for a bundle).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Directory of the input files (default: the run directory).
+    #[arg(long, value_name = "DIR")]
+    input_dir: Option<PathBuf>,
+    /// Key K's input file (repeatable).
+    #[arg(long = "input", value_name = "K=PATH")]
+    inputs: Vec<String>,
+    /// Keys to check, comma-separated (default: the run's, else every input file's).
+    #[arg(long, value_name = "A,B,C")]
+    keys: Option<String>,
+    /// Each key's committed output must be its whole input, not just a prefix.
+    #[arg(long)]
+    expect_complete: bool,
+    #[arg(long, value_parser = choice::<Semantics>(), default_value_t = Semantics::ExactlyOnce)]
+    semantics: Semantics,
+    /// Serve the page at PORT or HOST:PORT (127.0.0.1 when only a port is given),
+    /// re-rendered as the files grow, until Ctrl-C; nothing is written.
+    #[arg(long, value_name = "ADDR", value_parser = soakcheck::report::serve::parse_addr)]
+    serve: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
 struct WatchArgs {
     /// The sink directory (default /tmp/sink-out).
     #[arg(long, value_name = "DIR", default_value = "/tmp/sink-out")]
@@ -338,6 +368,10 @@ struct RunArgs {
     checkpoint_interval: std::time::Duration,
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "180s")]
     ack_timeout: std::time::Duration,
+    /// Serve the live report at PORT or HOST:PORT (127.0.0.1 when only a port is given)
+    /// while the soak runs; it re-renders from the run directory as it grows.
+    #[arg(long, value_name = "ADDR", value_parser = soakcheck::report::serve::parse_addr)]
+    serve: Option<std::net::SocketAddr>,
     /// The demo ports: source WALLAROO_IN_BASE (+1 control, +3 external, +100 sink);
     /// default from the WALLAROO_* variables, else 7100.
     #[arg(long)]
@@ -488,6 +522,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Report(args) => return run_report(args),
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
         Command::Bench(BenchCommand::Verify(args)) => {
@@ -585,6 +620,47 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
         &mut std::io::stdout(),
         Some(semantics),
     )
+}
+
+fn run_report(args: ReportArgs) -> ExitCode {
+    let result = (|| -> anyhow::Result<i32> {
+        let env = std::env::var("MULTIPLE_KEYS_LIST").ok();
+        let plan = soakcheck::report::ReportPlan {
+            source: args.path,
+            input_dir: args.input_dir,
+            output: args.output,
+            keys: plans::key_selection(args.keys.as_deref(), &args.inputs, env)?,
+            semantics: args.semantics,
+            expect_complete: args.expect_complete,
+        };
+        let (files, out, _unpacked) = soakcheck::report::locate(&plan)?;
+        if let Some(addr) = args.serve {
+            let label = files.label.clone();
+            let server = soakcheck::report::serve::Server::start(addr, files, plan)
+                .with_context(|| format!("serving on {addr}"))?;
+            println!(
+                "serving the report of {label} at http://{}/ (Ctrl-C to stop)",
+                server.addr()
+            );
+            soakcheck::report::serve::wait_for_interrupt()?;
+            return Ok(0);
+        }
+        let written = soakcheck::report::write_report(&files, &plan, &out)?;
+        println!(
+            "report: {} ({} bytes, verdict {})",
+            out.display(),
+            written.bytes,
+            written.verdict.as_str()
+        );
+        Ok(written.verdict.exit_code())
+    })();
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("soakcheck: error: {}", soakcheck::error_text(e.as_ref()));
+            ExitCode::from(EXIT_ERROR as u8)
+        }
+    }
 }
 
 fn run_gen_inputs(args: GenInputsArgs) -> anyhow::Result<()> {
@@ -889,6 +965,7 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             bytes_per_key: args.bytes_per_key,
             progress,
             ack_timeout: args.ack_timeout,
+            serve: args.serve,
         })?;
         // With --json the progress goes to stderr and the summary alone to stdout.
         let mut out: Box<dyn Write> = if json {

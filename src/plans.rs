@@ -234,6 +234,8 @@ pub struct RunRequest {
     pub bytes_per_key: u64,
     pub progress: ProgressStyle,
     pub ack_timeout: std::time::Duration,
+    /// `--serve`: the live report's address.
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// Why a run's plan cannot be made.
@@ -304,6 +306,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         bytes_per_key: r.bytes_per_key,
         progress: r.progress,
         ack_timeout: r.ack_timeout,
+        serve: r.serve,
     })
 }
 

@@ -19,11 +19,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::events::{EventLine, RunEnd, RunHeader};
 use super::local::prune_rotated;
 use super::preset::{Preset, PresetKind};
 use super::scenario::{secs, Scenario, Step};
 use super::supervisor::{
-    CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor, SystemClock, Wake,
+    unix_now, CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor,
+    SystemClock, Wake,
 };
 use super::{Component, DriverError, Fetched, LaunchSpec, ProcessDriver};
 use crate::demo::worker::worker_name;
@@ -77,6 +79,8 @@ pub struct RunPlan {
     pub bytes_per_key: u64,
     pub progress: ProgressStyle,
     pub ack_timeout: Duration,
+    /// Where the live report is served during the soak.
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -94,6 +98,8 @@ pub struct RunSummary {
     pub stopped_by_signal: bool,
     pub postmortem: Option<String>,
     pub run_dir: String,
+    /// The post-mortem page written at the end.
+    pub report: Option<String>,
 }
 
 /// What a soak leaves for its summary.
@@ -131,6 +137,7 @@ impl RunSummary {
             stopped_by_signal: false,
             postmortem: None,
             run_dir: plan.preset.run_dir.display().to_string(),
+            report: None,
         }
     }
 
@@ -156,6 +163,7 @@ impl RunSummary {
             stopped_by_signal: stopped_by_signal && !t.frozen,
             postmortem: t.postmortem,
             run_dir: plan.preset.run_dir.display().to_string(),
+            report: None,
         }
     }
 
@@ -193,6 +201,9 @@ impl RunSummary {
         }
         if let Some(p) = &self.postmortem {
             out += &format!("  post-mortem bundle: {p}\n");
+        }
+        if let Some(r) = &self.report {
+            out += &format!("  report: {r}\n");
         }
         out
     }
@@ -304,6 +315,12 @@ fn record_path(run_dir: &Path) -> PathBuf {
     run_dir.join("soakcheck-run.json")
 }
 
+/// The run's post-mortem page, in the run dir.
+pub const REPORT: &str = "report.html";
+
+/// Where the files of a run on other hosts are fetched to for its last report.
+const REPORT_FILES: &str = "report-files.d";
+
 /// `soakcheck reset`: kills every process a previous run recorded (and only those: the
 /// recorded start time must match) and deletes the state a run leaves, like `reset.sh`.
 pub fn reset(run_dir: &Path) -> Vec<String> {
@@ -319,7 +336,7 @@ pub fn reset(run_dir: &Path) -> Vec<String> {
             record.display()
         )),
     }
-    for dir in ["sink-out", "soakcheck-state"] {
+    for dir in ["sink-out", "soakcheck-state", REPORT_FILES] {
         if std::fs::remove_dir_all(run_dir.join(dir)).is_ok() {
             done.push(format!("removed {}", run_dir.join(dir).display()));
         }
@@ -330,6 +347,7 @@ pub fn reset(run_dir: &Path) -> Vec<String> {
             || name.starts_with("sender.out.")
             || (name == "soakcheck-run.json" && record_readable)
             || name == "events.jsonl"
+            || name == REPORT
         {
             let _ = std::fs::remove_file(entry.path());
         }
@@ -787,15 +805,10 @@ fn watch_plan(plan: &RunPlan) -> WatchPlan {
 }
 
 /// Reads `--replay`'s events.
+/// The steps of an events.jsonl (its run, finding and end lines are skipped).
 fn read_replay(path: &Path) -> Result<Vec<Step>, RunError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RunError::Setup(format!("{}: {e}", path.display())))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| RunError::Setup(format!("{}: {e}", path.display())))
-        })
-        .collect()
+    let events = super::events::read_events(path).map_err(|e| RunError::Setup(e.to_string()))?;
+    Ok(super::events::steps(&events))
 }
 
 /// Prepare phase: the run dir, its reset, the port check and the inputs.
@@ -841,7 +854,22 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
 /// Writes the run's header and opens events.jsonl.
 fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, RunError> {
     let events_path = plan.preset.run_dir.join("events.jsonl");
-    let events = std::fs::File::create(&events_path)
+    let mut events = std::fs::File::create(&events_path)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
+    let p = &plan.preset;
+    let header = EventLine::Run {
+        run: RunHeader {
+            seed: plan.seed,
+            command: std::env::args().collect(),
+            workers: plan.scenario.workers,
+            keys: p.keys.iter().collect(),
+            preset: p.kind.to_string(),
+            run_dir: p.run_dir.display().to_string(),
+            start: unix_now(),
+            utc_offset_s: chrono::Local::now().offset().local_minus_utc(),
+        },
+    };
+    writeln!(events, "{}", header.to_line())
         .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
     let _ = writeln!(out, "Start time: {}", unix_ms());
     let _ = writeln!(
@@ -979,6 +1007,10 @@ pub fn run(
     recorded.watch_exits(wakes_tx);
     let watch_plan = watch_plan(plan);
     let checks = CheckSites::choose(plan, &watch_plan, &recorded)?;
+    let live = plan
+        .serve
+        .map(|addr| serve_live(addr, plan, out))
+        .transpose()?;
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -1013,7 +1045,63 @@ pub fn run(
         Ok(RunSummary::new(plan, totals))
     });
     signals.close();
+    drop(live);
+    let mut result = result;
+    if let Ok(summary) = &mut result {
+        let end = EventLine::End {
+            end: RunEnd {
+                verdict: summary.verdict.to_string(),
+                time: unix_now(),
+                duration_s: summary.duration_s,
+                fault_count: summary.fault_count,
+            },
+        };
+        let _ = writeln!(events, "{}", end.to_line());
+        drop(events);
+        let staging = p.run_dir.join(REPORT_FILES);
+        let (files, notes) = gather_files(&mut recorded, plan, &staging);
+        for note in notes {
+            let _ = writeln!(out, "report: {note}");
+        }
+        match write_run_report(plan, &files) {
+            Ok(path) => summary.report = Some(path.display().to_string()),
+            Err(e) => {
+                let _ = writeln!(out, "report: {e}");
+            }
+        }
+    }
     result
+}
+
+/// Serves the run's live report during the soak.
+fn serve_live(
+    addr: std::net::SocketAddr,
+    plan: &RunPlan,
+    out: &mut dyn Write,
+) -> Result<crate::report::serve::Server, RunError> {
+    let run_dir = &plan.preset.run_dir;
+    let server = crate::report::serve::Server::start(
+        addr,
+        crate::report::RunFiles::run_dir(run_dir),
+        crate::report::run_dir_plan(run_dir),
+    )
+    .map_err(|e| RunError::Setup(format!("--serve {addr}: {e}")))?;
+    let _ = writeln!(out, "live report: http://{}/", server.addr());
+    Ok(server)
+}
+
+/// Writes RUN_DIR/report.html from `files`: the run dir itself, or where the sink
+/// directory and logs were fetched to from other hosts.
+fn write_run_report(plan: &RunPlan, files: &Path) -> Result<PathBuf, crate::report::ReportError> {
+    let run_dir = &plan.preset.run_dir;
+    let mut run_files = crate::report::RunFiles::run_dir(run_dir);
+    if files != run_dir {
+        run_files.sink_dir = files.join("sink-out");
+        run_files.log_dir = Some(files.to_path_buf());
+    }
+    let out = run_dir.join(REPORT);
+    crate::report::write_report(&run_files, &crate::report::run_dir_plan(run_dir), &out)?;
+    Ok(out)
 }
 
 /// The soak, then the freeze or the stop; returns how it ended, whether it froze, and
@@ -1119,7 +1207,23 @@ fn report_freeze(
     for note in notes {
         text += &format!("  post-mortem: {note}\n");
     }
-    match write_postmortem(&bundle, &files, run_dir, &plan.preset.keys) {
+    let report = match write_run_report(plan, &files) {
+        Ok(path) => {
+            text += &format!("  report: {}\n", path.display());
+            Some(path)
+        }
+        Err(e) => {
+            text += &format!("  report failed: {e}\n");
+            None
+        }
+    };
+    match write_postmortem(
+        &bundle,
+        &files,
+        run_dir,
+        &plan.preset.keys,
+        report.as_deref(),
+    ) {
         Ok(()) => {
             text += &format!("  post-mortem bundle: {} (tar xzf it and run soakcheck verify --sink-dir sink-out --input-dir .)\n", bundle.display());
             postmortem = Some(bundle.display().to_string());
@@ -1169,6 +1273,7 @@ fn write_postmortem(
     files: &Path,
     run_dir: &Path,
     keys: &[char],
+    report: Option<&Path>,
 ) -> std::io::Result<()> {
     let file = std::fs::File::create(bundle)?;
     let enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
@@ -1193,6 +1298,9 @@ fn write_postmortem(
         if run_dir.join(&name).exists() {
             tar.append_path_with_name(run_dir.join(&name), &name)?;
         }
+    }
+    if let Some(report) = report {
+        tar.append_path_with_name(report, REPORT)?;
     }
     tar.into_inner()?.finish()?;
     Ok(())

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -26,4 +27,71 @@ pub fn violation(dir: &Path, key: usize) -> (String, f64) {
         .as_str()
         .unwrap_or_else(|| panic!("no violation: {doc}"));
     (kind.to_string(), v["commit"]["time"].as_f64().unwrap())
+}
+
+/// A spawned `soakcheck run` that never outlives its test, even one that fails: on drop
+/// SIGTERM (run then stops everything it started), SIGKILL if it lingers, and
+/// `soakcheck reset` of its run directory for anything left.
+pub struct RunGuard {
+    pub child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl RunGuard {
+    pub fn spawn(args: &[String], dir: &Path, stdout: Stdio) -> RunGuard {
+        let child = Command::new(exe())
+            .args(args)
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        RunGuard {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = Command::new(exe())
+            .arg("reset")
+            .arg("--run-dir")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// A port base whose demo ports (source, control, external per worker, sink) are free.
+pub fn free_base() -> u16 {
+    let start = 20_000 + (std::process::id() % 40) as u16 * 200;
+    for base in (start..30_000).step_by(200) {
+        // Every port a run checks: each worker's source and external, control, sink.
+        let mut ports: Vec<u16> = (0..10u16).flat_map(|n| [10 * n, 10 * n + 3]).collect();
+        ports.extend([1, 100]);
+        if ports
+            .iter()
+            .all(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no free port range");
 }

@@ -1,0 +1,533 @@
+//! `soakcheck report`: a post-mortem a person reads at a glance. One self-contained HTML
+//! page per run directory, post-mortem bundle or bare sink directory: the verdict, a
+//! fault timeline beside commits, committed bytes per key and each sender's acks, the
+//! violation in context, and the component logs around the first finding.
+//!
+//! How it works: [`locate`] finds the files ([`RunFiles`]; a bundle is unpacked into a
+//! temporary directory first). [`collect`] verifies the sink directory with the one
+//! checker core ([`crate::verify::verify_observed`]), which also samples each key's
+//! committed bytes as it is fed ([`series::KeySampler`]), and reads the series of
+//! [`series`] from events.jsonl, the txnlogs and the logs into a [`PostMortem`].
+//! [`page::render`] turns that into HTML with inline SVG charts ([`chart`]); every text
+//! taken from a file is escaped by the template. [`serve`] serves it live.
+
+pub mod chart;
+pub mod page;
+pub mod series;
+pub mod serve;
+pub mod violation;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::driver::events::{read_events, EventsError};
+use crate::driver::scenario::Action;
+use crate::formats::mapped::IoMode;
+use crate::verify::{
+    select_inputs, verify_observed, KeySelection, Report, Semantics, VerifyError, VerifyPlan,
+};
+use series::{CommitBuckets, KeyQuery, KeySampler, Timeline};
+
+/// Why no page could be made (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {detail}")]
+    Source { path: PathBuf, detail: String },
+    #[error("{path}: cannot unpack the bundle: {source}")]
+    Bundle {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Events(#[from] EventsError),
+    #[error("{path}: cannot write the report: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where a run's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFiles {
+    /// What the page is about, for its title.
+    pub label: String,
+    pub sink_dir: PathBuf,
+    pub input_dir: PathBuf,
+    /// The run's events.jsonl, when there is one.
+    pub events: Option<PathBuf>,
+    /// Where the component logs are (`wallaroo.N`, `sender.out.K`, rotated `.gz`).
+    pub log_dir: Option<PathBuf>,
+}
+
+impl RunFiles {
+    /// A run directory as `soakcheck run` leaves it (and as a bundle unpacks).
+    pub fn run_dir(dir: &Path) -> RunFiles {
+        let events = dir.join("events.jsonl");
+        RunFiles {
+            label: dir.display().to_string(),
+            sink_dir: dir.join("sink-out"),
+            input_dir: dir.to_path_buf(),
+            events: events.is_file().then_some(events),
+            log_dir: Some(dir.to_path_buf()),
+        }
+    }
+}
+
+/// What `soakcheck report` was asked for.
+#[derive(Debug, Clone)]
+pub struct ReportPlan {
+    pub source: PathBuf,
+    pub input_dir: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub keys: KeySelection,
+    pub semantics: Semantics,
+    pub expect_complete: bool,
+}
+
+/// The files of `plan.source`, where the page goes, and the temporary directory a
+/// bundle was unpacked into (removed when dropped).
+pub fn locate(
+    plan: &ReportPlan,
+) -> Result<(RunFiles, PathBuf, Option<tempfile::TempDir>), ReportError> {
+    let source = &plan.source;
+    let bad = |detail: &str| ReportError::Source {
+        path: source.clone(),
+        detail: detail.to_string(),
+    };
+    let meta = std::fs::metadata(source).map_err(|e| bad(&e.to_string()))?;
+    let name = source.to_string_lossy();
+    if meta.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
+        let dir = unpack(source)?;
+        let mut files = RunFiles::run_dir(dir.path());
+        files.label = source.display().to_string();
+        let out = plan.output.clone().unwrap_or_else(|| "report.html".into());
+        return Ok((files, out, Some(dir)));
+    }
+    if !meta.is_dir() {
+        return Err(bad(
+            "is neither a directory nor a .tar.gz bundle; expected a run directory, a post-mortem bundle or a sink directory",
+        ));
+    }
+    let out = plan
+        .output
+        .clone()
+        .unwrap_or_else(|| source.join("report.html"));
+    if source.join("sink-out").is_dir() {
+        let mut files = RunFiles::run_dir(source);
+        if let Some(dir) = &plan.input_dir {
+            files.input_dir = dir.clone();
+        }
+        return Ok((files, out, None));
+    }
+    let input_dir = plan.input_dir.clone().ok_or_else(|| {
+        bad("has no sink-out directory, so it is taken as a bare sink directory, which needs --input-dir")
+    })?;
+    let files = RunFiles {
+        label: source.display().to_string(),
+        sink_dir: source.clone(),
+        input_dir,
+        events: None,
+        log_dir: None,
+    };
+    Ok((files, out, None))
+}
+
+/// Unpacks a post-mortem bundle into a new temporary directory.
+fn unpack(bundle: &Path) -> Result<tempfile::TempDir, ReportError> {
+    let err = |source| ReportError::Bundle {
+        path: bundle.to_path_buf(),
+        source,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("soakcheck-report-")
+        .tempdir()
+        .map_err(err)?;
+    let file = crate::formats::regular::open_regular(bundle).map_err(err)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    // `unpack` refuses entries that would land outside the directory.
+    archive.unpack(dir.path()).map_err(err)?;
+    Ok(dir)
+}
+
+/// The page's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageVerdict {
+    Ok,
+    Violation,
+    /// The sink directory could not be checked (what `verify` exits 2 for).
+    Error,
+}
+
+impl PageVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageVerdict::Ok => "ok",
+            PageVerdict::Violation => "violation",
+            PageVerdict::Error => "error",
+        }
+    }
+
+    /// The exit status: as `verify`'s.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            PageVerdict::Ok => 0,
+            PageVerdict::Violation => 1,
+            PageVerdict::Error => 2,
+        }
+    }
+}
+
+/// A fault and how long the system took to commit again after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    pub time: f64,
+    pub action: Action,
+    pub component: String,
+    /// Seconds from the fault to the next commit that involves the component: one in
+    /// a worker's own output file, one with a line of a sender's key, any for the sink.
+    pub after_s: Option<f64>,
+}
+
+/// One component log's lines around the first finding (or its alarms, in a green run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogExcerpt {
+    pub component: String,
+    pub file: String,
+    pub excerpt: series::Excerpt,
+}
+
+/// Everything the page shows.
+pub struct PostMortem {
+    pub files: RunFiles,
+    pub verdict: PageVerdict,
+    pub report: Option<Report>,
+    /// Why the sink directory could not be checked.
+    pub error: Option<String>,
+    pub timeline: Timeline,
+    pub commits: Option<CommitBuckets>,
+    /// Per key: (time, committed bytes of that key).
+    pub key_bytes: Vec<(String, Vec<(f64, u64)>)>,
+    /// Per sender: (time, acked offset).
+    pub acks: Vec<(String, Vec<(f64, u64)>)>,
+    pub violations: Vec<violation::ViolationView>,
+    pub recoveries: Vec<Recovery>,
+    /// Faults by kind, then component.
+    pub fault_counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The first finding's wall time: the log excerpts are around it.
+    pub first_finding: Option<f64>,
+    pub logs: Vec<LogExcerpt>,
+    /// Things the reader should know about the page itself.
+    pub notes: Vec<String>,
+    pub utc_offset_s: i32,
+}
+
+/// Seconds either side of the first finding that the log excerpts cover.
+pub const LOG_WINDOW_S: f64 = 10.0;
+
+/// Reads and checks everything of `files` into a [`PostMortem`].
+pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, ReportError> {
+    let events = match &files.events {
+        Some(path) => read_events(path)?,
+        None => Vec::new(),
+    };
+    let mut timeline = Timeline::from_events(&events, None);
+    let utc_offset_s = timeline
+        .header
+        .as_ref()
+        .map_or_else(local_utc_offset, |h| h.utc_offset_s);
+    let mut pm = PostMortem {
+        files: files.clone(),
+        verdict: PageVerdict::Ok,
+        report: None,
+        error: None,
+        timeline: Timeline::default(),
+        commits: None,
+        key_bytes: Vec::new(),
+        acks: Vec::new(),
+        violations: Vec::new(),
+        recoveries: Vec::new(),
+        fault_counts: BTreeMap::new(),
+        first_finding: None,
+        logs: Vec::new(),
+        notes: Vec::new(),
+        utc_offset_s,
+    };
+    match check(files, plan, &timeline) {
+        Ok(checked) => {
+            if timeline.placed_from_origin && timeline.header.is_none() {
+                // Older events.jsonl files have no wall time: place them from the
+                // first commit, which follows the soak's start closely.
+                let origin = checked.verified.log.commits.first().map(|c| c.time);
+                timeline = Timeline::from_events(&events, origin);
+                pm.notes.push("events.jsonl has no wall times (an older soakcheck wrote it): its steps are placed from the first commit, so they are approximate".into());
+            }
+            absorb(&mut pm, checked, &timeline);
+        }
+        Err(e) => {
+            pm.verdict = PageVerdict::Error;
+            pm.error = Some(crate::error_text(&e));
+        }
+    }
+    if pm.verdict == PageVerdict::Ok && !timeline.findings.is_empty() {
+        pm.verdict = PageVerdict::Violation;
+    }
+    pm.first_finding = first_finding(&timeline, pm.report.as_ref());
+    pm.fault_counts = fault_counts(&timeline);
+    pm.timeline = timeline;
+    read_logs(&mut pm);
+    Ok(pm)
+}
+
+/// The machine's offset from UTC, for logs without a run header.
+fn local_utc_offset() -> i32 {
+    chrono::Local::now().offset().local_minus_utc()
+}
+
+/// What the checker gave.
+struct Checked {
+    verified: crate::verify::Verified,
+    sampler: KeySampler,
+    /// (key, input path) in plan order.
+    keys: Vec<(u8, PathBuf)>,
+    /// Which sampler query each sender fault asked (index into `timeline.steps`).
+    queries: Vec<(usize, usize)>,
+}
+
+/// Verifies the sink directory, sampling each key's committed bytes per time bucket and
+/// asking, for each sender fault, when the sender's key was next committed.
+fn check(files: &RunFiles, plan: &ReportPlan, timeline: &Timeline) -> Result<Checked, VerifyError> {
+    let mut selection = plan.keys.clone();
+    if selection.keys.is_none() {
+        if let Some(h) = &timeline.header {
+            selection.keys = Some(
+                h.keys
+                    .chars()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+    }
+    let inputs = select_inputs(&selection, &files.input_dir)?;
+    let vplan = VerifyPlan {
+        sink_dir: Some(files.sink_dir.clone()),
+        plain_outputs: Vec::new(),
+        inputs: inputs.clone(),
+        expect_complete: plan.expect_complete,
+        semantics: plan.semantics,
+        io: IoMode::default(),
+    };
+    let mut asked = Vec::new();
+    let (verified, sampler) = verify_observed(&vplan, |log| {
+        let samples = CommitBuckets::of(log)
+            .map(|b| b.last_commit.into_iter().flatten().collect())
+            .unwrap_or_default();
+        let mut queries = Vec::new();
+        for (i, step) in timeline.steps.iter().enumerate() {
+            let key = step
+                .component
+                .strip_prefix("sender-")
+                .and_then(|k| k.bytes().next());
+            let Some(key) = key.and_then(|k| inputs.iter().position(|x| x.key == k)) else {
+                continue;
+            };
+            if series::is_fault(step.action) {
+                let from = log.commits.partition_point(|c| c.time <= step.time);
+                asked.push((i, queries.len()));
+                queries.push(KeyQuery { from, key });
+            }
+        }
+        KeySampler::new(samples, queries)
+    })?;
+    Ok(Checked {
+        verified,
+        sampler,
+        keys: inputs.into_iter().map(|k| (k.key, k.path)).collect(),
+        queries: asked,
+    })
+}
+
+/// Takes the checker's results into the page.
+fn absorb(pm: &mut PostMortem, checked: Checked, timeline: &Timeline) {
+    let Checked {
+        verified,
+        sampler,
+        keys,
+        queries,
+    } = checked;
+    let log = &verified.log;
+    pm.commits = CommitBuckets::of(log);
+    pm.key_bytes = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| {
+            let points = sampler
+                .samples
+                .iter()
+                .map(|(c, bytes)| (log.commits[*c].time, bytes[i]))
+                .collect();
+            ((*k as char).to_string(), points)
+        })
+        .collect();
+    pm.recoveries = recoveries(log, timeline, &sampler, &queries);
+    pm.violations = violation::views(&verified, &keys);
+    if verified.report.verdict == crate::verify::Verdict::Violation {
+        pm.verdict = PageVerdict::Violation;
+    }
+    pm.report = Some(verified.report);
+}
+
+/// Each fault's recovery: the next commit after it that involves its component.
+fn recoveries(
+    log: &crate::verify::CommitLog,
+    timeline: &Timeline,
+    sampler: &KeySampler,
+    queries: &[(usize, usize)],
+) -> Vec<Recovery> {
+    let file_of = |component: &str| log.files.iter().position(|f| f.name == component);
+    timeline
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| series::is_fault(s.action))
+        .map(|(i, s)| {
+            let from = log.commits.partition_point(|c| c.time <= s.time);
+            let next = if s.component.starts_with("sender-") {
+                queries
+                    .iter()
+                    .find(|(step, _)| *step == i)
+                    .and_then(|(_, q)| sampler.answers[*q])
+            } else if let Some(file) = file_of(&s.component) {
+                (from..log.commits.len()).find(|&c| log.commits[c].file == file)
+            } else {
+                (from < log.commits.len()).then_some(from)
+            };
+            Recovery {
+                time: s.time,
+                action: s.action,
+                component: s.component.clone(),
+                after_s: next.map(|c| log.commits[c].time - s.time),
+            }
+        })
+        .collect()
+}
+
+/// Faults by kind, then component.
+fn fault_counts(timeline: &Timeline) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for s in timeline.steps.iter().filter(|s| series::is_fault(s.action)) {
+        *counts
+            .entry(s.action.as_str().to_string())
+            .or_default()
+            .entry(s.component.clone())
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// The first finding's wall time: the run's first finding event, else the earliest
+/// commit that carried a violation.
+fn first_finding(timeline: &Timeline, report: Option<&Report>) -> Option<f64> {
+    let from_events = timeline.findings.iter().map(|(t, _)| *t).reduce(f64::min);
+    let from_commits = report
+        .into_iter()
+        .flat_map(|r| &r.keys)
+        .filter_map(|k| k.violation.as_ref()?.commit.as_ref().map(|c| c.time))
+        .reduce(f64::min);
+    from_events.or(from_commits)
+}
+
+/// The sender acks and the log excerpts, from every component log.
+fn read_logs(pm: &mut PostMortem) {
+    let mut dirs: Vec<&Path> = vec![&pm.files.sink_dir];
+    if let Some(d) = &pm.files.log_dir {
+        dirs.insert(0, d);
+    }
+    let window = pm
+        .first_finding
+        .map(|t| (t - LOG_WINDOW_S, t + LOG_WINDOW_S));
+    let mut acks: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
+    for file in series::discover_logs(&dirs) {
+        let bytes = match series::read_log(&file.path) {
+            Ok(b) => b,
+            Err(e) => {
+                pm.notes
+                    .push(format!("{}: cannot read: {e}", file.path.display()));
+                continue;
+            }
+        };
+        if let Some(key) = file.component.strip_prefix("sender-") {
+            acks.entry(key.to_string())
+                .or_default()
+                .extend(series::acked_offsets(&bytes, pm.utc_offset_s));
+        }
+        let excerpt = match window {
+            Some(w) => series::excerpt(&bytes, w, false, pm.utc_offset_s),
+            None => series::excerpt(&bytes, (f64::MIN, f64::MAX), true, pm.utc_offset_s),
+        };
+        if !excerpt.lines.is_empty() {
+            pm.logs.push(LogExcerpt {
+                component: file.component.clone(),
+                file: file.path.display().to_string(),
+                excerpt,
+            });
+        }
+    }
+    pm.acks = acks
+        .into_iter()
+        .map(|(k, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (k, series::downsample(&points))
+        })
+        .collect();
+}
+
+/// What [`write_report`] made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Written {
+    pub verdict: PageVerdict,
+    pub bytes: usize,
+}
+
+/// Collects, renders and writes the page of `files` to `out` (through a temporary file
+/// renamed into place, so a reader never sees half a page).
+pub fn write_report(
+    files: &RunFiles,
+    plan: &ReportPlan,
+    out: &Path,
+) -> Result<Written, ReportError> {
+    let pm = collect(files, plan)?;
+    let html = page::render(&pm, page::Refresh::Static);
+    let err = |source| ReportError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    std::io::Write::write_all(&mut tmp, html.as_bytes()).map_err(err)?;
+    // A page is for reading, like the run's other files (a temporary file is 0600).
+    let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    tmp.as_file().set_permissions(readable).map_err(err)?;
+    tmp.persist(out).map_err(|e| err(e.error))?;
+    Ok(Written {
+        verdict: pm.verdict,
+        bytes: html.len(),
+    })
+}
+
+/// The report of a run directory `soakcheck run` is writing (exactly-once, every key of
+/// the run, inputs in the run dir).
+pub fn run_dir_plan(run_dir: &Path) -> ReportPlan {
+    ReportPlan {
+        source: run_dir.to_path_buf(),
+        input_dir: None,
+        output: None,
+        keys: KeySelection::default(),
+        semantics: Semantics::ExactlyOnce,
+        expect_complete: false,
+    }
+}

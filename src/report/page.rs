@@ -1,0 +1,492 @@
+//! The HTML page of a [`PostMortem`], from a maud template: every interpolated text is
+//! escaped by maud, so a log line holding `<script>` is shown, never run. The only
+//! unescaped parts are the stylesheet below and the SVG plotters drew (which escapes its
+//! own text). No script, no external reference: the page reads the same offline.
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::chart::{self, TimeAxis};
+use super::series::MAX_POINTS;
+use super::violation::{diff_span, ContextRow, ViolationView};
+use super::{PageVerdict, PostMortem};
+
+/// Whether the page reloads itself (when served live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Static,
+    EverySeconds(u32),
+}
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
+main{max-width:1140px;margin:0 auto;padding:0 16px 40px}
+header.banner{padding:18px 24px;color:#fff}
+header.ok{background:#1e7b34} header.violation{background:#b3261e} header.error{background:#6b4e00}
+header h1{margin:0 0 6px;font-size:28px;letter-spacing:.5px}
+header p{margin:4px 0}
+code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
+header code{background:rgba(255,255,255,.15);padding:1px 5px;border-radius:3px;color:#fff}
+section{background:#fff;border:1px solid #ddd;border-radius:6px;margin:18px 0;padding:12px 18px}
+h2{font-size:19px;margin:6px 0 10px}
+table{border-collapse:collapse;margin:6px 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f2f2f2}
+td.num{text-align:right}
+.legend span{display:inline-block;margin-right:16px}
+.swatch{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px;border-radius:2px}
+tr.differs td.text{background:#fff4f4}
+mark{background:#ffb3b3;color:#000;padding:0}
+tr.at td{border-top:2px solid #b3261e}
+.log{max-height:420px;overflow:auto;background:#fbfbfb;border:1px solid #eee;padding:6px;margin:0;white-space:pre-wrap;word-break:break-all}
+.log .alarm{background:#ffe0e0;color:#8b0000;font-weight:600}
+.note{color:#555}
+svg{display:block;max-width:100%;height:auto}
+"#;
+
+/// The page.
+pub fn render(pm: &PostMortem, refresh: Refresh) -> String {
+    let axis = time_axis(pm);
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                @if let Refresh::EverySeconds(s) = refresh {
+                    meta http-equiv="refresh" content=(s);
+                }
+                title { "soakcheck report: " (pm.verdict.as_str()) " — " (pm.files.label) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                (banner(pm))
+                main {
+                    (summary(pm))
+                    @if let Some(axis) = axis { (timeline(pm, &axis)) }
+                    @if !pm.violations.is_empty() {
+                        section #violation {
+                            h2 { "The violation" }
+                            @for v in &pm.violations { (violation(v)) }
+                        }
+                    }
+                    (problems(pm))
+                    (faults(pm, axis.as_ref()))
+                    (logs(pm, axis.as_ref()))
+                    p.note { "Made by soakcheck " (env!("CARGO_PKG_VERSION")) " from " (pm.files.label) "." }
+                }
+            }
+        }
+    };
+    page.into_string()
+}
+
+/// The x range: from the run's start (or first commit) to its end (or last point).
+fn time_axis(pm: &PostMortem) -> Option<TimeAxis> {
+    let t = &pm.timeline;
+    let mut times: Vec<f64> = t.steps.iter().map(|s| s.time).collect();
+    times.extend(t.findings.iter().map(|f| f.0));
+    times.extend(t.header.as_ref().map(|h| h.start));
+    times.extend(t.end.as_ref().map(|e| e.time));
+    if let Some(c) = &pm.commits {
+        times.push(c.buckets.start);
+        times.push(c.buckets.start + c.buckets.width * c.buckets.count as f64);
+    }
+    times.extend(pm.acks.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
+    let start = times.iter().copied().reduce(f64::min)?;
+    let end = times.iter().copied().reduce(f64::max)?;
+    Some(TimeAxis {
+        start,
+        end,
+        utc_offset_s: pm.utc_offset_s,
+    })
+}
+
+fn banner(pm: &PostMortem) -> Markup {
+    let v = pm.verdict;
+    html! {
+        header.banner.(v.as_str()) #verdict {
+            h1 { (match v { PageVerdict::Ok => "OK", PageVerdict::Violation => "VIOLATION", PageVerdict::Error => "ERROR" }) }
+            @if let Some(e) = &pm.error { p { "Could not check: " code { (e) } } }
+            @for view in &pm.violations {
+                p.finding { "Key " strong { (view.key) } ": " strong { (view.kind.as_str()) } ", "
+                    (view.lines) " line(s) at input line " (view.input_line) " of " code { (view.input_path.display()) } }
+            }
+            @for (_, f) in &pm.timeline.findings {
+                p.finding { "The run found " strong { (f.kind_name()) }
+                    @if let Some(k) = &f.key { " (key " strong { (k) } ")" }
+                    " after " (format!("{:.1}", f.elapsed_s)) " s: " (f.detail) }
+            }
+            @if let Some(r) = &pm.report {
+                @for p in r.problems.iter().filter(|p| p.severity == crate::verify::Severity::Violation) {
+                    p.finding { "Sink problem " strong { (kebab(&p.kind)) } ": " (p.file) ":" (p.line) ": " (p.detail) }
+                }
+            }
+            @if v == PageVerdict::Ok {
+                p { "Every committed line of every key is its input, in order: nothing lost, duplicated or reordered." }
+            }
+            (repeat(pm))
+        }
+    }
+}
+
+/// The seed and the commands that repeat the run.
+fn repeat(pm: &PostMortem) -> Markup {
+    let Some(h) = &pm.timeline.header else {
+        return html! {};
+    };
+    let mut args: Vec<String> = Vec::new();
+    let mut skip = false;
+    for a in h.command.iter() {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a == "--seed" || a == "--replay" {
+            skip = true;
+            continue;
+        }
+        if a.starts_with("--seed=") || a.starts_with("--replay=") {
+            continue;
+        }
+        args.push(shell_word(a));
+    }
+    let base = args.join(" ");
+    let events = format!("{}/events.jsonl", h.run_dir);
+    html! {
+        p { "Seed " code { (h.seed) } ". Repeat: " code { (base) " --seed " (h.seed) } }
+        p { "Replay its faults exactly: " code { (base) " --replay " (shell_word(&events)) } }
+    }
+}
+
+/// A word as a POSIX shell reads it back.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn summary(pm: &PostMortem) -> Markup {
+    let report = pm.report.as_ref();
+    let commits = report.map_or(0, |r| r.sink.commits);
+    let bytes = report.map_or(0, |r| r.sink.committed_bytes);
+    let span = pm
+        .commits
+        .as_ref()
+        .map(|c| c.buckets.width * c.buckets.count as f64);
+    html! {
+        section #summary {
+            h2 { "Run" }
+            table {
+                tr { th { "source" } td.mono { (pm.files.label) } }
+                tr { th { "sink directory" } td.mono { (pm.files.sink_dir.display()) } }
+                tr { th { "commits" } td.num { span #commits { (commits) } } }
+                tr { th { "committed bytes" } td.num { (bytes) } }
+                @if let (Some(span), true) = (span, bytes > 0) {
+                    tr { th { "throughput" } td.num { (format!("{:.3} MB/s over {:.0} s of commits", bytes as f64 / 1e6 / span, span)) } }
+                }
+                @if let Some(r) = report {
+                    tr { th { "keys" } td {
+                        @for k in &r.keys {
+                            span.mono { (k.key) " " (if k.violation.is_some() { "FAILED" } else if k.complete { "complete" } else { "ok so far" })
+                                " (" (k.verified_bytes) "/" (k.input_bytes) " bytes)" } br;
+                        }
+                    } }
+                }
+                tr { th { "faults" } td.num { (pm.timeline.steps.iter().filter(|s| super::series::is_fault(s.action)).count()) } }
+                @if let Some(end) = &pm.timeline.end {
+                    tr { th { "the run ended" } td { (end.verdict) " after " (format!("{:.1}", end.duration_s)) " s" } }
+                }
+            }
+            @for n in &pm.notes { p.note { "Note: " (n) } }
+        }
+    }
+}
+
+fn timeline(pm: &PostMortem, axis: &TimeAxis) -> Markup {
+    let components = pm.timeline.components();
+    let mut charts: Vec<(&str, Result<String, String>)> = Vec::new();
+    let t = &pm.timeline;
+    if t.header.is_some() || !t.steps.is_empty() || !t.findings.is_empty() {
+        charts.push((
+            "Faults and findings per component",
+            chart::lanes(axis, t, &components),
+        ));
+    }
+    if let Some(c) = &pm.commits {
+        let rate = vec![(String::new(), c.rate())];
+        charts.push((
+            "Commits per second",
+            chart::series_chart(axis, &pm.timeline, &rate, "commits/s"),
+        ));
+    }
+    if !pm.key_bytes.is_empty() {
+        let mb = to_mb(&pm.key_bytes);
+        charts.push((
+            "Committed MB per key",
+            chart::series_chart(axis, &pm.timeline, &mb, "MB committed"),
+        ));
+    }
+    if !pm.acks.is_empty() {
+        let mb = to_mb(&pm.acks);
+        charts.push((
+            "Acked offset per sender (MB of its input)",
+            chart::series_chart(axis, &pm.timeline, &mb, "MB acked"),
+        ));
+    }
+    html! {
+        section #timeline {
+            h2 { "Timeline" }
+            p.legend {
+                @for (name, color) in [("crash", chart::CRASH), ("pause (span to resume)", chart::PAUSE), ("grow", chart::GROW), ("shrink", chart::SHRINK), ("restart / resume", chart::RESTART), ("finding", chart::FINDING)] {
+                    span { span.swatch style=(format!("background:{}", chart::css(color))) {} (name) }
+                }
+            }
+            @for (title, svg) in &charts {
+                h3 { (title) }
+                @match svg {
+                    Ok(svg) => { (PreEscaped(svg)) }
+                    Err(e) => { p.note { "This chart could not be drawn: " (e) } }
+                }
+            }
+            p.note { "Series are downsampled to at most " (MAX_POINTS) " points per line." }
+        }
+    }
+}
+
+fn to_mb(series: &[(String, Vec<(f64, u64)>)]) -> Vec<(String, Vec<(f64, f64)>)> {
+    series
+        .iter()
+        .map(|(k, p)| {
+            (
+                k.clone(),
+                p.iter().map(|&(t, b)| (t, b as f64 / 1e6)).collect(),
+            )
+        })
+        .collect()
+}
+
+fn violation(v: &ViolationView) -> Markup {
+    html! {
+        h3 { "Key " (v.key) ": " (v.kind.as_str()) ", " (v.lines) " line(s)" }
+        table.provenance {
+            tr { th { "input" } td.mono { (v.input_path.display()) " line " (v.input_line) ", offset " (v.input_offset) } }
+            tr { th { "key output offset" } td.num { (v.key_offset) } }
+            @if let Some(c) = &v.commit {
+                tr { th { "commit" } td.mono { (c.txn_id) " at " (format!("{:.3}", c.time)) } }
+                tr { th { "txnlog" } td.mono { (c.file) ".txnlog:" (c.txnlog_line) } }
+                tr { th { "output" } td.mono { (c.file) " byte " (c.file_offset) } }
+            } @else {
+                tr { th { "commit" } td { "none: the committed output ended before this line" } }
+            }
+            @if let Some(j) = &v.joined {
+                tr { th { "continued by" } td.mono { (j.txn_id) " (" (j.file) " byte " (j.file_offset) ")" } }
+            }
+        }
+        table.context {
+            tr { th { "" } th { "input line" } th { "input" } th { "committed output of key " (v.key) } }
+            @for row in &v.rows { (context_row(row)) }
+        }
+        @if v.hex {
+            @if let Some(row) = v.rows.iter().find(|r| r.offset == 0) {
+                h4 { "Byte view of the line" }
+                (hex_view("expected (input)", row.input.as_deref(), row.output.as_deref()))
+                (hex_view("found (output)", row.output.as_deref(), row.input.as_deref()))
+            }
+        }
+    }
+}
+
+fn context_row(row: &ContextRow) -> Markup {
+    let class = match (row.offset, row.differs()) {
+        (0, _) => "at differs",
+        (_, true) => "differs",
+        _ => "",
+    };
+    html! {
+        tr class=(class) {
+            td.num { (if row.offset == 0 { "→".to_string() } else { format!("{:+}", row.offset) }) }
+            td.num { @if let Some(n) = row.input_line { (n) } }
+            td.text.mono { (highlighted(row.input.as_deref(), row.output.as_deref())) }
+            td.text.mono { (highlighted(row.output.as_deref(), row.input.as_deref())) }
+        }
+    }
+}
+
+/// `line` with the bytes where it differs from `other` marked.
+fn highlighted(line: Option<&[u8]>, other: Option<&[u8]>) -> Markup {
+    let Some(line) = line else {
+        return html! { span.note { "(none)" } };
+    };
+    let Some(other) = other.filter(|o| *o != line) else {
+        return html! { (visible(line)) };
+    };
+    let (prefix, suffix) = diff_span(line, other);
+    let middle_end = line.len() - suffix;
+    html! {
+        (visible(&line[..prefix])) mark { (visible(&line[prefix..middle_end])) } (visible(&line[middle_end..]))
+    }
+}
+
+/// Bytes as text: control bytes and invalid UTF-8 shown as `\xNN`.
+fn visible(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// 16 bytes a row, offset, hex and text; bytes that differ from `other` marked.
+fn hex_view(title: &str, line: Option<&[u8]>, other: Option<&[u8]>) -> Markup {
+    let line = line.unwrap_or(b"");
+    let other = other.unwrap_or(b"");
+    let differs = |i: usize| other.get(i) != line.get(i);
+    html! {
+        p { strong { (title) } " — " (line.len()) " bytes" }
+        pre.hex.mono {
+            @for (r, row) in line.chunks(16).enumerate() {
+                (format!("{:06x}  ", r * 16))
+                @for (i, b) in row.iter().enumerate() {
+                    @if differs(r * 16 + i) { mark { (format!("{b:02x}")) } " " } @else { (format!("{b:02x} ")) }
+                }
+                (" ".repeat(3 * (16 - row.len()) + 1))
+                (row.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect::<String>())
+                "\n"
+            }
+        }
+    }
+}
+
+fn problems(pm: &PostMortem) -> Markup {
+    let Some(r) = &pm.report else {
+        return html! {};
+    };
+    if r.problems.is_empty() {
+        return html! {};
+    }
+    html! {
+        section #problems {
+            h2 { "Sink problems and notes" }
+            table {
+                tr { th { "severity" } th { "where" } th { "kind" } th { "detail" } }
+                @for p in &r.problems {
+                    tr { td { (kebab(&p.severity)) } td.mono { (p.file) ":" (p.line) } td { (kebab(&p.kind)) } td { (p.detail) } }
+                }
+            }
+        }
+    }
+}
+
+fn faults(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
+    if pm.fault_counts.is_empty() {
+        return html! {};
+    }
+    let components: std::collections::BTreeSet<&String> =
+        pm.fault_counts.values().flat_map(|m| m.keys()).collect();
+    let recovered: Vec<f64> = pm.recoveries.iter().filter_map(|r| r.after_s).collect();
+    let label = |t: f64| axis.map_or_else(|| format!("{t:.3}"), |a| a.label(t));
+    html! {
+        section #faults {
+            h2 { "Faults and recovery" }
+            table {
+                tr { th { "fault" } @for c in &components { th { (c) } } th { "total" } }
+                @for (kind, by) in &pm.fault_counts {
+                    tr { td { (kind) } @for c in &components { td.num { (by.get(*c).copied().unwrap_or(0)) } } td.num { (by.values().sum::<u64>()) } }
+                }
+            }
+            @if !recovered.is_empty() {
+                p { "Time to recover (from the fault to the next commit involving its component): median "
+                    (format!("{:.2}", percentile(&recovered, 0.5))) " s, 90th percentile "
+                    (format!("{:.2}", percentile(&recovered, 0.9))) " s, longest "
+                    (format!("{:.2}", percentile(&recovered, 1.0))) " s." }
+            }
+            details {
+                summary { "Every fault (" (pm.recoveries.len()) ")" }
+                table {
+                    tr { th { "time" } th { "component" } th { "fault" } th { "recovered after" } }
+                    @for r in &pm.recoveries {
+                        tr.fault { td.mono { (label(r.time)) } td { (r.component) } td { (r.action.as_str()) }
+                            td.num { @match r.after_s { Some(s) => (format!("{s:.2} s")), None => "no commit since" } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A value's name as its JSON has it (`torn-txnlog-tail`).
+fn kebab<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn logs(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
+    let label = |t: Option<f64>| match (t, axis) {
+        (Some(t), Some(a)) => a.label(t),
+        _ => String::new(),
+    };
+    html! {
+        section #logs {
+            @match pm.first_finding {
+                Some(t) => h2 { "Logs within " (super::LOG_WINDOW_S) " s of the first finding (" (label(Some(t))) ")" },
+                None => h2 { "ERROR, FATAL and CRITICAL log lines" },
+            }
+            @if pm.logs.is_empty() { p.note { "No log line to show." } }
+            @for l in &pm.logs {
+                details open[l.excerpt.lines.iter().any(|x| x.alarm) || pm.first_finding.is_some()] {
+                    summary { span.mono { (l.file) } " (" (l.component) ", " (l.excerpt.lines.len()) " lines"
+                        @if l.excerpt.omitted > 0 { ", " (l.excerpt.omitted) " more not shown" } ")" }
+                    pre.log {
+                        @for line in &l.excerpt.lines {
+                            span class=(if line.alarm { "alarm" } else { "" }) { (format!("{:>6}  ", line.number)) (line.text) } "\n"
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_for_the_shell_only_when_needed() {
+        assert_eq!(shell_word("--run-dir"), "--run-dir");
+        assert_eq!(shell_word("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn bytes_that_do_not_print_are_shown_as_escapes() {
+        assert_eq!(visible(b"A1\x00\xff\x1b[31m"), r"A1\x00\xff\x1b[31m");
+        assert_eq!(visible("é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn a_hostile_line_is_escaped() {
+        let html = highlighted(Some(b"<script>alert(1)</script>"), None).into_string();
+        assert_eq!(html, "&lt;script&gt;alert(1)&lt;/script&gt;");
+        let marked = highlighted(Some(b"A1 <b>"), Some(b"A1 x")).into_string();
+        assert_eq!(marked, "A1 <mark>&lt;b&gt;</mark>");
+    }
+}

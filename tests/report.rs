@@ -1,0 +1,540 @@
+//! End-to-end tests of `soakcheck report`: a frozen soak's page names its violation,
+//! marks every fault of events.jsonl and escapes a hostile log line; the page renders
+//! in headless Chromium (Debian's, installed by scripts/test) with its SVG timeline and
+//! violation block, and is not blank; `--serve` re-renders as a run dir grows; two
+//! threads give the one-thread page; bad sources are exit 2.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{exe, free_base, RunGuard};
+use serde_json::Value;
+
+/// The colours of the fault marks (as `report::chart` draws them).
+const MARKS: [(&str, &str); 4] = [
+    ("crash", "#D62728"),
+    ("pause", "#FF7F0E"),
+    ("grow", "#1F77B4"),
+    ("shrink", "#9467BD"),
+];
+
+fn report(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(exe())
+        .arg("report")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn events(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A log stamp (`YYYY-MM-DD HH:MM:SS,mmm`, the run machine's local time) for `time`.
+fn stamp(time: f64, utc_offset_s: i64) -> String {
+    let millis = ((time + utc_offset_s as f64) * 1000.0) as i64;
+    let at = chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap()
+        .naive_utc();
+    at.format("%Y-%m-%d %H:%M:%S,%3f").to_string()
+}
+
+#[test]
+fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_escapes_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let args: Vec<String> = [
+        "run",
+        "3",
+        "crash-sink",
+        "crash1",
+        "pause",
+        "--bytes-per-key",
+        "60000",
+        "--rate",
+        "30000",
+        "--time-scale",
+        "0.5",
+        "--seed",
+        "5",
+        "--inject",
+        "duplicate",
+        "--inject-after",
+        "2400",
+        "--inject-key",
+        "C",
+        "--keys",
+        "A,B,C",
+        "--checkpoint-interval",
+        "200ms",
+        "--run-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        run_dir.display().to_string(),
+        "--port-base".into(),
+        free_base().to_string(),
+    ])
+    .collect();
+    let mut run = RunGuard::spawn(&args, &run_dir, Stdio::piped());
+    let lines = BufReader::new(run.child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut frozen, mut said_report) = (false, false);
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        frozen |= line.starts_with("FROZEN at ");
+        said_report |=
+            frozen && line == format!("  report: {}", run_dir.join("report.html").display());
+        if line.contains("press Ctrl-C") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no freeze");
+    }
+    assert!(
+        frozen && said_report,
+        "the FROZEN message names the report: {seen:#?}"
+    );
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(run.wait().code(), Some(1));
+
+    // The run's own page, and the copy in the bundle.
+    let page = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("Key <strong>C</strong>: <strong>duplicate</strong>"),
+        "{page}"
+    );
+    let bundle = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("a post-mortem bundle");
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .any(|l| l == "report.html"));
+
+    // A hostile line in a worker's log, stamped at the first finding.
+    let events = events(&run_dir);
+    let offset = events[0]["run"]["utc_offset_s"].as_i64().unwrap();
+    let found_at = events
+        .iter()
+        .find_map(|e| {
+            e["finding"]
+                .is_object()
+                .then(|| e["time"].as_f64().unwrap())
+        })
+        .expect("a finding in events.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run_dir.join("wallaroo.1"))
+        .unwrap();
+    writeln!(
+        log,
+        "{} ERROR    [evil.rs:1] <script>alert('pwned')</script> & <img src=x onerror=alert(2)>",
+        stamp(found_at + 1.0, offset)
+    )
+    .unwrap();
+    drop(log);
+    let out = report(&[run_dir.to_str().unwrap()], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(page.contains("&lt;script&gt;alert('pwned')&lt;/script&gt; &amp; &lt;img src=x"));
+    assert!(
+        !page.to_lowercase().contains("<script"),
+        "a script element in the page"
+    );
+    assert!(!page.contains("<img"), "an img element in the page");
+    assert!(page.contains("class=\"alarm\""), "the ERROR line is marked");
+
+    // One mark per fault of events.jsonl, in its kind's colour.
+    let mut faults = 0;
+    for (kind, color) in MARKS {
+        let n = events.iter().filter(|e| e["action"] == kind).count();
+        let marks = page.matches(&format!("fill=\"{color}\"")).count();
+        assert_eq!(marks, n, "{kind}: {n} in events.jsonl, {marks} marks");
+        faults += n;
+    }
+    assert!(
+        faults >= 2,
+        "the soak injected {faults} faults before the violation"
+    );
+    assert!(page.contains("id=\"violation\"") && page.contains("<svg"));
+
+    // The verdict is verify's.
+    let verify = Command::new(exe())
+        .args(["verify", "--keys", "A,B,C", "--sink-dir"])
+        .arg(run_dir.join("sink-out"))
+        .arg("--input-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+
+    // From the bundle: ./report.html.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = report(&[bundle.to_str().unwrap()], elsewhere.path());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(elsewhere.path().join("report.html")).unwrap();
+    assert!(page.contains("Key <strong>C</strong>: <strong>duplicate</strong>"));
+}
+
+/// A run dir laid out as `run` leaves it, from `gen`: inputs, `sink-out` (with `fault`
+/// on key B), and an events.jsonl with a header, a crash, a pause of every component
+/// and a sender crash spread over the commits' span, and a finding when there is a
+/// fault. Returns the span.
+fn synthetic_run_dir(dir: &Path, bytes: &str, fault: Option<&str>) -> (f64, f64) {
+    let gen = |args: &[&str]| {
+        let out = Command::new(exe()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let d = dir.to_str().unwrap();
+    gen(&[
+        "gen", "inputs", "--keys", "A,B,C", "--bytes", bytes, "--dir", d,
+    ]);
+    let sink = dir.join("sink-out");
+    let mut args = vec![
+        "gen",
+        "sink",
+        "--input-dir",
+        d,
+        "--sink-dir",
+        sink.to_str().unwrap(),
+        "--keys",
+        "A,B,C",
+    ];
+    if let Some(f) = fault {
+        args.extend(["--fault", f, "--key", "B"]);
+    }
+    gen(&args);
+    let (mut t0, mut t1) = (f64::MAX, f64::MIN);
+    for e in std::fs::read_dir(&sink).unwrap().flatten() {
+        if !e.file_name().to_string_lossy().ends_with(".txnlog") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        for line in text.lines() {
+            if let Some(t) = line
+                .strip_prefix('[')
+                .and_then(|l| l.split(',').next())
+                .and_then(|t| t.parse::<f64>().ok())
+            {
+                t0 = t0.min(t);
+                t1 = t1.max(t);
+            }
+        }
+    }
+    let at = |share: f64| t0 + (t1 - t0) * share;
+    let mut lines = vec![format!(
+        r#"{{"run":{{"seed":7,"command":["soakcheck","run","3","crash1"],"workers":3,"keys":"ABC","preset":"demo","run_dir":"{d}","start":{},"utc_offset_s":0}}}}"#,
+        t0 - 1.0
+    )];
+    let step = |share: f64, action: &str, component: &str| {
+        format!(
+            r#"{{"at":{},"action":"{action}","component":"{component}","time":{},"effect_ms":1.0}}"#,
+            at(share) - t0 + 1.0,
+            at(share)
+        )
+    };
+    lines.push(step(0.2, "crash", "worker1"));
+    lines.push(step(0.25, "restart", "worker1"));
+    lines.push(step(0.3, "crash", "sender-B"));
+    lines.push(step(0.4, "pause", "sink"));
+    lines.push(step(0.45, "resume", "sink"));
+    lines.push(step(0.6, "crash", "sender-C"));
+    if fault.is_some() {
+        lines.push(format!(
+            r#"{{"finding":{{"kind":"violation","key":"B","detail":"key B breaks","elapsed_s":1.0}},"at":1.0,"time":{}}}"#,
+            at(0.7)
+        ));
+    }
+    std::fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    (t0, t1)
+}
+
+/// Chromium's headless flags for this machine's closed network.
+fn chromium(user_data: &Path) -> Option<Command> {
+    let path = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if path.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is missing: scripts/test installs it"
+        );
+        eprintln!("SKIPPED: chromium is missing (apt-get install chromium)");
+    }
+    let mut c = Command::new(path?);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=1200,1800",
+    ])
+    .arg(format!("--user-data-dir={}", user_data.display()))
+    .stdin(Stdio::null());
+    Some(c)
+}
+
+#[test]
+fn the_page_renders_in_headless_chromium_with_its_timeline_and_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic_run_dir(dir.path(), "40000", Some("corrupt"));
+    let out = report(&[dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = dir.path().join("report.html");
+    let url = format!("file://{}", page.display());
+    let profile = tempfile::tempdir().unwrap();
+    let Some(mut dump) = chromium(profile.path()) else {
+        return;
+    };
+    let dom = dump.arg("--dump-dom").arg(&url).output().unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let timeline = dom
+        .split("id=\"timeline\"")
+        .nth(1)
+        .expect("the timeline section");
+    assert!(timeline.contains("<svg"), "an SVG chart in the timeline");
+    assert!(dom.contains("id=\"violation\""), "the violation block");
+    assert!(dom.contains("Key B: corrupt"), "the key and kind");
+    assert!(
+        dom.contains("Byte view of the line"),
+        "a hex view for a corrupt line"
+    );
+
+    let shot = dir.path().join("page.png");
+    let mut take = chromium(profile.path()).unwrap();
+    let status = take
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let step = info.color_type.samples();
+    let rgb: Vec<&[u8]> = pixels[..info.buffer_size()]
+        .chunks(step)
+        .map(|p| &p[..3])
+        .collect();
+    let colors: std::collections::HashSet<&[u8]> = rgb.iter().copied().collect();
+    let plain = rgb.iter().filter(|p| p.iter().all(|&c| c >= 0xF0)).count();
+    assert!(colors.len() > 50, "{} colours: a blank page", colors.len());
+    assert!(
+        plain < rgb.len() * 95 / 100,
+        "{plain} of {} pixels near white",
+        rgb.len()
+    );
+    // The banner of a violation is red.
+    let red = rgb
+        .iter()
+        .filter(|p| p[0] > 150 && p[1] < 60 && p[2] < 60)
+        .count();
+    assert!(red > 10_000, "{red} red pixels: no violation banner");
+}
+
+#[test]
+fn two_threads_give_the_one_thread_page() {
+    for fault in [None, Some("duplicate")] {
+        let dir = tempfile::tempdir().unwrap();
+        // Over 4 MiB of commits, so verify splits the stream between two threads.
+        synthetic_run_dir(dir.path(), "1600000", fault);
+        let page = |threads: &str| {
+            let out = dir.path().join(format!("report-{threads}.html"));
+            let status = Command::new(exe())
+                .env("RAYON_NUM_THREADS", threads)
+                .args(["report", "-o"])
+                .arg(&out)
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert_eq!(status.code(), Some(if fault.is_some() { 1 } else { 0 }));
+            std::fs::read_to_string(out).unwrap()
+        };
+        let one = page("1");
+        assert_eq!(one, page("2"), "fault {fault:?}");
+        // Both sender crashes had a later commit of their key.
+        let recovered = one.matches("<tr class=\"fault\">").count();
+        assert_eq!(recovered, 4, "four faults listed");
+        assert!(
+            !one.contains("no commit since"),
+            "every fault was followed by a commit"
+        );
+    }
+}
+
+/// GETs `/` from `addr` and returns the body.
+fn get(addr: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+fn commits_shown(page: &str) -> u64 {
+    let at = page.find("<span id=\"commits\">").expect("a commit count") + 19;
+    page[at..].split('<').next().unwrap().parse().unwrap()
+}
+
+/// A `soakcheck report --serve` that is killed when the test ends, however it ends.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_served_page_follows_a_growing_run_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    synthetic_run_dir(&full, "40000", None);
+    // The served run dir starts with the first half of every txnlog.
+    let live = dir.path().join("live");
+    let sink = live.join("sink-out");
+    std::fs::create_dir_all(&sink).unwrap();
+    let mut txnlogs: Vec<(PathBuf, String)> = Vec::new();
+    for e in std::fs::read_dir(&full).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), live.join(e.file_name())).unwrap();
+        }
+    }
+    for e in std::fs::read_dir(full.join("sink-out")).unwrap().flatten() {
+        let target = sink.join(e.file_name());
+        if e.file_name().to_string_lossy().ends_with(".txnlog") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            std::fs::write(&target, lines[..lines.len() / 2].concat()).unwrap();
+            txnlogs.push((target, text));
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+    let child = Command::new(exe())
+        .args(["report", "--serve", "127.0.0.1:0"])
+        .arg(&live)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut served = Served(child);
+    let mut first = String::new();
+    BufReader::new(served.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let before = commits_shown(&get(&addr));
+    assert!(before > 0);
+    for (path, text) in &txnlogs {
+        std::fs::write(path, text).unwrap();
+    }
+    // The page is re-rendered once it is older than a second: ask until it shows more.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let page = get(&addr);
+        let n = commits_shown(&page);
+        if n > before || Instant::now() > deadline {
+            assert!(
+                page.contains("http-equiv=\"refresh\""),
+                "the live page reloads itself"
+            );
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        after > before,
+        "still {after} commits after the run dir grew from {before}"
+    );
+}
+
+#[test]
+fn a_source_that_is_not_a_run_is_exit_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = report(&["nowhere"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere: "));
+    std::fs::create_dir(dir.path().join("sink")).unwrap();
+    let out = report(&["sink"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sink: ") && err.contains("needs --input-dir"),
+        "{err}"
+    );
+    // A bare sink dir whose inputs are missing: a page with the error, exit 2.
+    let out = report(&["sink", "--input-dir", "in", "--keys", "A"], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(dir.path().join("sink/report.html")).unwrap();
+    assert!(
+        page.contains("Could not check") && page.contains("input-file.A.txt"),
+        "{page}"
+    );
+}
