@@ -387,34 +387,46 @@ fn problems(pm: &PostMortem) -> Markup {
     }
 }
 
+/// The most recoveries listed one by one (the slowest); every fault is in the counts
+/// and on the timeline.
+pub const RECOVERIES_LISTED: usize = 25;
+
 fn faults(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
     if pm.fault_counts.is_empty() {
         return html! {};
     }
-    let components: std::collections::BTreeSet<&String> =
-        pm.fault_counts.values().flat_map(|m| m.keys()).collect();
-    let recovered: Vec<f64> = pm.recoveries.iter().filter_map(|r| r.after_s).collect();
+    let mut by_component: std::collections::BTreeMap<&str, Vec<&super::Recovery>> = Default::default();
+    for r in &pm.recoveries {
+        by_component.entry(&r.component).or_default().push(r);
+    }
+    let kinds: Vec<&String> = pm.fault_counts.keys().collect();
+    let count = |kind: &String, c: &str| pm.fault_counts[kind].get(c).copied().unwrap_or(0);
     let label = |t: f64| axis.map_or_else(|| format!("{t:.3}"), |a| a.label(t));
+    let mut slowest: Vec<&super::Recovery> = pm.recoveries.iter().collect();
+    slowest.sort_by(|a, b| b.after_s.unwrap_or(f64::INFINITY).total_cmp(&a.after_s.unwrap_or(f64::INFINITY)));
+    slowest.truncate(RECOVERIES_LISTED);
     html! {
         section #faults {
             h2 { "Faults and recovery" }
+            p.note { "Recovery: from the fault to the next commit involving its component (one in a worker's own output file, one with a line of a sender's key, any for the sink)." }
             table {
-                tr { th { "fault" } @for c in &components { th { (c) } } th { "total" } }
-                @for (kind, by) in &pm.fault_counts {
-                    tr { td { (kind) } @for c in &components { td.num { (by.get(*c).copied().unwrap_or(0)) } } td.num { (by.values().sum::<u64>()) } }
+                tr { th { "component" } @for k in &kinds { th { (k) } } th { "median recovery" } th { "90th percentile" } th { "longest" } th { "no commit since" } }
+                @for (c, rs) in &by_component {
+                    @let times: Vec<f64> = rs.iter().filter_map(|r| r.after_s).collect();
+                    tr { td { (c) } @for k in &kinds { td.num { (count(k, c)) } }
+                        @if times.is_empty() { td {} td {} td {} } @else {
+                            td.num { (format!("{:.2} s", percentile(&times, 0.5))) }
+                            td.num { (format!("{:.2} s", percentile(&times, 0.9))) }
+                            td.num { (format!("{:.2} s", percentile(&times, 1.0))) }
+                        }
+                        td.num { (rs.len() - times.len()) } }
                 }
             }
-            @if !recovered.is_empty() {
-                p { "Time to recover (from the fault to the next commit involving its component): median "
-                    (format!("{:.2}", percentile(&recovered, 0.5))) " s, 90th percentile "
-                    (format!("{:.2}", percentile(&recovered, 0.9))) " s, longest "
-                    (format!("{:.2}", percentile(&recovered, 1.0))) " s." }
-            }
-            details {
-                summary { "Every fault (" (pm.recoveries.len()) ")" }
+            details open[pm.recoveries.len() <= RECOVERIES_LISTED] {
+                summary { "The " (slowest.len()) " slowest recoveries of " (pm.recoveries.len()) " faults" }
                 table {
                     tr { th { "time" } th { "component" } th { "fault" } th { "recovered after" } }
-                    @for r in &pm.recoveries {
+                    @for r in &slowest {
                         tr.fault { td.mono { (label(r.time)) } td { (r.component) } td { (r.action.as_str()) }
                             td.num { @match r.after_s { Some(s) => (format!("{s:.2} s")), None => "no commit since" } } }
                     }

@@ -195,7 +195,7 @@ impl Verified {
     /// Up to `n` lines of `key` in the committed stream after the line at `origin`.
     pub fn key_lines_after(&self, key: u8, i: usize, origin: LineOrigin, n: usize) -> Vec<Vec<u8>> {
         let chunk = |c: usize| Cow::Borrowed(self.chunk(c));
-        key_lines_after(&self.log, &chunk, key, self.input(i), origin)
+        key_lines_after(&self.log, &chunk, key, self.input(i), origin, n)
             .into_iter()
             .take(n)
             .map(Cow::into_owned)
@@ -384,7 +384,8 @@ fn chunk_of<'a>(log: &CommitLog, outputs: &'a [Option<FileBytes>], i: usize) -> 
     &bytes[start..end]
 }
 
-/// The lines of `key` in the committed stream after the line that starts at `origin`;
+/// The lines of `key` in the committed stream after the line that starts at `origin`
+/// (reading stops at the first commit that begins with `limit` of them found);
 /// `chunk(i)` gives commit i's readable chunk. A line copied (torn across chunks, or from
 /// an owned chunk) keeps at most `input`'s longest line plus one byte: more could not
 /// change which input line it equals (none).
@@ -394,6 +395,7 @@ fn key_lines_after<'a>(
     key: u8,
     input: &[u8],
     origin: LineOrigin,
+    limit: usize,
 ) -> Vec<Cow<'a, [u8]>> {
     let cap = checker::longest_line(input) + 1;
     let mut lines = Vec::new();
@@ -412,6 +414,9 @@ fn key_lines_after<'a>(
         partial.extend_from_slice(&piece[..room]);
     };
     for i in origin.commit..log.commits.len() {
+        if lines.len() >= limit {
+            break;
+        }
         let whole = chunk(i);
         let skip = if i == origin.commit {
             (origin.file_offset - log.commits[i].start) as usize
@@ -528,7 +533,7 @@ pub fn build_report<'a>(
         .map(|((k, cursor), verified_lines)| {
             let input = cursor.input();
             let violation = if let Some(m) = cursor.mismatch() {
-                let later = key_lines_after(log, chunk, k.key, input, m.origin);
+                let later = key_lines_after(log, chunk, k.key, input, m.origin, usize::MAX);
                 let c = classify(input, m, plan.semantics, &later);
                 Some(ViolationReport {
                     kind: c.kind,
