@@ -84,6 +84,8 @@ fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_es
         run_dir.display().to_string(),
         "--port-base".into(),
         free_base().to_string(),
+        "--serve".into(),
+        "127.0.0.1:0".into(),
     ])
     .collect();
     let mut run = RunGuard::spawn(&args, &run_dir, Stdio::piped());
@@ -91,9 +93,13 @@ fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_es
     let deadline = Instant::now() + Duration::from_secs(90);
     let (mut frozen, mut said_report) = (false, false);
     let mut seen = Vec::new();
+    let mut live = None;
     for line in lines {
         let line = line.unwrap();
         seen.push(line.clone());
+        if let Some(url) = line.strip_prefix("live report: http://") {
+            live = Some(url.trim_end_matches('/').to_string());
+        }
         frozen |= line.starts_with("FROZEN at ");
         said_report |=
             frozen && line == format!("  report: {}", run_dir.join("report.html").display());
@@ -106,6 +112,10 @@ fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_es
         frozen && said_report,
         "the FROZEN message names the report: {seen:#?}"
     );
+    // The live page, while the world is frozen.
+    let live = live.expect("run --serve prints its address");
+    let page = get(&live);
+    assert!(page.contains("VIOLATION") && page.contains("http-equiv=\"refresh\""));
     run.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(run.wait().code(), Some(1));
 
@@ -402,7 +412,7 @@ fn two_threads_give_the_one_thread_page() {
         let recovered = one.matches("<tr class=\"fault\">").count();
         assert_eq!(recovered, 4, "four faults listed");
         assert!(
-            !one.contains("no commit since"),
+            !one.contains("<td class=\"num\">no commit since</td>"),
             "every fault was followed by a commit"
         );
     }

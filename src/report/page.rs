@@ -395,7 +395,8 @@ fn faults(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
     if pm.fault_counts.is_empty() {
         return html! {};
     }
-    let mut by_component: std::collections::BTreeMap<&str, Vec<&super::Recovery>> = Default::default();
+    let mut by_component: std::collections::BTreeMap<&str, Vec<&super::Recovery>> =
+        Default::default();
     for r in &pm.recoveries {
         by_component.entry(&r.component).or_default().push(r);
     }
@@ -403,7 +404,11 @@ fn faults(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
     let count = |kind: &String, c: &str| pm.fault_counts[kind].get(c).copied().unwrap_or(0);
     let label = |t: f64| axis.map_or_else(|| format!("{t:.3}"), |a| a.label(t));
     let mut slowest: Vec<&super::Recovery> = pm.recoveries.iter().collect();
-    slowest.sort_by(|a, b| b.after_s.unwrap_or(f64::INFINITY).total_cmp(&a.after_s.unwrap_or(f64::INFINITY)));
+    slowest.sort_by(|a, b| {
+        b.after_s
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&a.after_s.unwrap_or(f64::INFINITY))
+    });
     slowest.truncate(RECOVERIES_LISTED);
     html! {
         section #faults {

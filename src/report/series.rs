@@ -528,6 +528,86 @@ mod tests {
         assert_eq!(old.components(), vec!["worker1".to_string()]);
     }
 
+    /// A commit log of one file whose commits carry `chunks`, one a second.
+    fn log_of(chunks: &[&[u8]]) -> CommitLog {
+        let mut log = CommitLog::default();
+        let mut at = 0u64;
+        for (i, c) in chunks.iter().enumerate() {
+            log.commits.push(crate::verify::commits::Commit {
+                file: 0,
+                txn_id: format!("t{i}"),
+                time: 1000.0 + i as f64,
+                start: at,
+                end: at + c.len() as u64,
+                line: 2 * i + 2,
+            });
+            at += c.len() as u64;
+        }
+        log
+    }
+
+    #[test]
+    fn commits_are_counted_per_second_and_each_bucket_knows_its_last() {
+        let log = log_of(&[b"A1\n", b"B1\nA2\n", b"", b"B2\n"]);
+        let b = CommitBuckets::of(&log).unwrap();
+        assert_eq!(b.buckets.count, 4);
+        assert_eq!(b.commits, vec![1, 1, 1, 1]);
+        assert_eq!(b.bytes, vec![3, 6, 0, 3]);
+        assert_eq!(b.last_commit, vec![Some(0), Some(1), Some(2), Some(3)]);
+        assert_eq!(b.rate()[1], (1001.5, 1.0));
+        assert!(CommitBuckets::of(&CommitLog::default()).is_none());
+        let long = Buckets::over(0.0, 36_000.0);
+        assert!(long.count <= MAX_POINTS + 1 && long.index(36_000.0) == long.count - 1);
+    }
+
+    #[test]
+    fn the_sampler_gives_the_same_series_on_one_thread_or_two() {
+        use crate::verify::{Checker, Semantics};
+        let (a, b) = (b"A1\nA2\nA3\nA4\n".to_vec(), b"B1\nB2\nB3\n".to_vec());
+        let chunks: [&[u8]; 7] = [
+            b"A1\n",
+            b"B1\nA2\n",
+            b"",
+            b"A3\n",
+            b"B2\n",
+            b"A4\nB3",
+            b"\n",
+        ];
+        let log = log_of(&chunks);
+        let chunk = |i: usize| (log.commits[i].start, chunks[i]);
+        let inputs = [(b'A', &a[..]), (b'B', &b[..])];
+        // Samples after commits 1, 3, 4 and 6; when is B next committed from commit 2
+        // (commit 4), and A from commit 6 (never).
+        let sampler = || {
+            KeySampler::new(
+                vec![1, 3, 4, 6],
+                vec![KeyQuery { from: 2, key: 1 }, KeyQuery { from: 6, key: 0 }],
+            )
+        };
+        let mut one = sampler();
+        let mut single = Checker::new(Semantics::ExactlyOnce, &inputs);
+        single.feed_range_observed(&chunk, 0..7, &mut one);
+        assert_eq!(
+            one.samples,
+            vec![
+                (1, vec![6, 3]),
+                (3, vec![9, 3]),
+                (4, vec![9, 6]),
+                (6, vec![12, 9])
+            ]
+        );
+        assert_eq!(one.answers, vec![Some(4), None]);
+        for middle in 1..7 {
+            let mut two = sampler();
+            let fraction = middle as f64 / 7.0;
+            let halves = Checker::new(Semantics::ExactlyOnce, &inputs)
+                .feed_halves_observed(&chunk, 7, middle, fraction, &mut two);
+            assert_eq!(two.samples, one.samples, "cut before commit {middle}");
+            assert_eq!(two.answers, one.answers, "cut before commit {middle}");
+            assert_eq!(halves.cursors()[0].output_bytes(), 12);
+        }
+    }
+
     #[test]
     fn log_stamps_are_local_time_at_the_writers_offset() {
         let line = b"2026-11-29 02:47:29,018 DEBUG    [connectors.py:493] x";
