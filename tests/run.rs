@@ -326,6 +326,8 @@ fn replay_repeats_the_fault_sequence() {
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            // Steps only: the run, finding and end lines have no action.
+            .filter(|v| v["action"].is_string())
             .filter(|v| v["action"] != "restart" && v["at"].as_f64().unwrap() < before)
             .map(|v| {
                 (
