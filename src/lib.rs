@@ -19,6 +19,7 @@ pub mod gen;
 pub mod outcome;
 pub mod plans;
 pub mod process;
+pub mod proxy;
 pub mod report;
 pub mod topology;
 pub mod verify;

@@ -53,6 +53,9 @@ enum Command {
     Run(RunArgs),
     /// Stop everything a previous run started and delete its state (like reset.sh).
     Reset(ResetArgs),
+    /// A TCP fault proxy: forwards each link and partitions, resets, delays, throttles or
+    /// slices it on request (loopback HTTP control, JSON).
+    Proxy(ProxyArgs),
     /// A post-mortem page of a run directory, a post-mortem bundle or a sink directory:
     /// the verdict, a fault timeline, the violation in context and the logs around it.
     Report(ReportArgs),
@@ -240,6 +243,21 @@ struct VerifyArgs {
     /// How files are read (both give the same verdict; mmap is faster).
     #[arg(long, value_parser = choice::<IoMode>(), default_value_t = IoMode::Mmap, hide = true)]
     io: IoMode,
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// A link: NAME,LISTEN,UPSTREAM (such as worker1->sink,127.0.0.1:7300,127.0.0.1:7200);
+    /// repeatable.
+    #[arg(long = "link", value_name = "NAME,LISTEN,UPSTREAM", required = true, value_parser = soakcheck::proxy::parse_link)]
+    links: Vec<soakcheck::proxy::LinkSpec>,
+    /// Serve the control interface at PORT or HOST:PORT (127.0.0.1 when only a port is
+    /// given): GET /links, POST /links/NAME {"fault": ..., "direction": ...}.
+    #[arg(long, value_name = "ADDR", value_parser = soakcheck::report::serve::parse_addr)]
+    control: Option<std::net::SocketAddr>,
+    /// The seed of the delay jitter and the slice sizes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -456,6 +474,20 @@ enum BenchCommand {
     Demo(BenchDemoArgs),
     /// Latency and cost per MB of watch while a writer appends commits.
     Watch(BenchWatchArgs),
+    /// One connection's throughput through a clear fault-proxy link, against direct.
+    Proxy(BenchProxyArgs),
+}
+
+#[derive(Args)]
+struct BenchProxyArgs {
+    /// Bytes per transfer.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000_000, value_parser = plans::positive_bytes)]
+    bytes: u64,
+    /// Transfers of each kind (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -523,6 +555,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Report(args) => return run_report(args),
+        Command::Proxy(args) => run_proxy(args),
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
         Command::Gen(GenCommand::Sink(args)) => run_gen_sink(args),
         Command::Bench(BenchCommand::Verify(args)) => {
@@ -532,6 +565,14 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Demo(args)) => {
             let out = &mut std::io::stdout();
             return conclude(run_bench_demo(&args), format(args.json), out, None);
+        }
+        Command::Bench(BenchCommand::Proxy(args)) => {
+            let plan = soakcheck::proxy::bench::BenchProxyPlan {
+                bytes: args.bytes,
+                runs: args.runs,
+            };
+            let report = soakcheck::proxy::bench::bench_proxy(&plan).map_err(anyhow::Error::from);
+            return conclude(report, format(args.json), &mut std::io::stdout(), None);
         }
         Command::Bench(BenchCommand::Watch(args)) => {
             let out = &mut std::io::stdout();
@@ -620,6 +661,20 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
         &mut std::io::stdout(),
         Some(semantics),
     )
+}
+
+fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let proxy = std::sync::Arc::new(soakcheck::proxy::Proxy::start(args.links, args.seed)?);
+    for l in proxy.status() {
+        println!("link {}: {} -> {}", l.name, l.listen, l.upstream);
+    }
+    if let Some(addr) = args.control {
+        let bound = soakcheck::proxy::control::serve(std::sync::Arc::clone(&proxy), addr)
+            .with_context(|| format!("the control interface on {addr}"))?;
+        println!("control: http://{bound}/links (Ctrl-C to stop)");
+    }
+    soakcheck::report::serve::wait_for_interrupt()?;
+    Ok(())
 }
 
 fn run_report(args: ReportArgs) -> ExitCode {

@@ -116,3 +116,4 @@ macro_rules! bench_outcome {
 bench_outcome!(crate::bench::BenchVerifyReport, |_| true);
 bench_outcome!(crate::bench::BenchDemoReport, |r| r.verified);
 bench_outcome!(crate::bench::BenchWatchReport, |r| r.verified);
+bench_outcome!(crate::proxy::bench::BenchProxyReport, |_| true);

@@ -1,0 +1,228 @@
+//! The faults a link can have, per direction, and how a request names them.
+//!
+//! A [`Faults`] value is the whole state of one direction of one link; the proxy's
+//! pumps read it from a `tokio::sync::watch` channel, so a change reaches every open
+//! connection at once. `reset` is not a state but an act (every connection of the link
+//! is closed with an RST), followed by a state: new connections are refused until a
+//! deadline.
+
+use std::time::{Duration, Instant};
+
+/// One direction of a link: `up` is from the connecting side (a sender, a worker) to
+/// the listening side (a worker, the sink, the initializer); `down` is the replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// Which directions a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Directions {
+    #[default]
+    Both,
+    Up,
+    Down,
+}
+
+impl Directions {
+    pub fn includes(self, d: Direction) -> bool {
+        match self {
+            Directions::Both => true,
+            Directions::Up => d == Direction::Up,
+            Directions::Down => d == Direction::Down,
+        }
+    }
+}
+
+/// The state of one direction of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Faults {
+    /// A blackhole: connections stay open, nothing is forwarded (bytes wait, as TCP
+    /// retransmits them, and arrive after the heal).
+    pub partition: bool,
+    /// Every byte is forwarded this long after it was read, give or take the jitter
+    /// (never earlier than the byte before it).
+    pub delay: Option<Delay>,
+    /// At most this many bytes a second.
+    pub bandwidth: Option<u64>,
+    /// Forward in small random pieces (1 to [`SLICE_MAX`] bytes), each its own write.
+    pub slice: bool,
+    /// New connections are refused (accepted and reset) until then.
+    pub refuse_until: Option<Instant>,
+}
+
+impl Faults {
+    /// True when nothing is in the way: the pumps take their fast path.
+    pub fn is_clear(&self) -> bool {
+        !self.partition && self.delay.is_none() && self.bandwidth.is_none() && !self.slice
+    }
+}
+
+/// The largest piece `slice` forwards.
+pub const SLICE_MAX: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delay {
+    pub ms: u64,
+    #[serde(default)]
+    pub jitter_ms: u64,
+}
+
+impl Delay {
+    pub fn base(&self) -> Duration {
+        Duration::from_millis(self.ms)
+    }
+}
+
+/// A fault to apply to a link (in the directions of its request).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    Partition,
+    /// RST every connection now; refuse new ones for `refuse_ms`.
+    Reset {
+        #[serde(default)]
+        refuse_ms: u64,
+    },
+    Delay(Delay),
+    Bandwidth {
+        bytes_per_s: u64,
+    },
+    Slice,
+    /// Every fault of the directions cleared.
+    Heal,
+}
+
+impl Fault {
+    /// The name in events.jsonl and the fault counts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::Reset { .. } => "reset",
+            Fault::Delay(_) => "delay",
+            Fault::Bandwidth { .. } => "bandwidth",
+            Fault::Slice => "slice",
+            Fault::Heal => "heal",
+        }
+    }
+
+    /// `faults` with this fault applied (reset's connections are the proxy's business).
+    pub fn apply(&self, faults: Faults, now: Instant) -> Faults {
+        match *self {
+            Fault::Partition => Faults {
+                partition: true,
+                ..faults
+            },
+            Fault::Reset { refuse_ms } => Faults {
+                refuse_until: Some(now + Duration::from_millis(refuse_ms)),
+                ..faults
+            },
+            Fault::Delay(d) => Faults {
+                delay: Some(d),
+                ..faults
+            },
+            Fault::Bandwidth { bytes_per_s } => Faults {
+                bandwidth: Some(bytes_per_s.max(1)),
+                ..faults
+            },
+            Fault::Slice => Faults {
+                slice: true,
+                ..faults
+            },
+            Fault::Heal => Faults::default(),
+        }
+    }
+}
+
+/// Parses the command-line form: `partition`, `reset[:MS]`, `delay:MS[±JITTER]` (or
+/// `+-`), `bandwidth:BYTES`, `slice`, `heal`.
+pub fn parse_fault(text: &str) -> Result<Fault, String> {
+    let (name, arg) = text.split_once(':').unwrap_or((text, ""));
+    let number = |s: &str, what: &str| -> Result<u64, String> {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{text:?}: {what} must be a whole number, not {s:?}"))
+    };
+    match (name, arg) {
+        ("partition", "") => Ok(Fault::Partition),
+        ("slice", "") => Ok(Fault::Slice),
+        ("heal", "") => Ok(Fault::Heal),
+        ("reset", "") => Ok(Fault::Reset { refuse_ms: 0 }),
+        ("reset", ms) => Ok(Fault::Reset {
+            refuse_ms: number(ms, "the refusal (ms)")?,
+        }),
+        ("delay", spec) if !spec.is_empty() => {
+            let (ms, jitter) = spec
+                .split_once('±')
+                .or_else(|| spec.split_once("+-"))
+                .unwrap_or((spec, "0"));
+            Ok(Fault::Delay(Delay {
+                ms: number(ms, "the delay (ms)")?,
+                jitter_ms: number(jitter, "the jitter (ms)")?,
+            }))
+        }
+        ("bandwidth", bytes) if !bytes.is_empty() => Ok(Fault::Bandwidth {
+            bytes_per_s: number(bytes, "the bandwidth (bytes/s)")?.max(1),
+        }),
+        _ => Err(format!(
+            "{text:?}: expected partition, reset[:MS], delay:MS[±JITTER], bandwidth:BYTES, slice or heal"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_from_their_command_line_form() {
+        assert_eq!(parse_fault("partition"), Ok(Fault::Partition));
+        assert_eq!(
+            parse_fault("reset:2000"),
+            Ok(Fault::Reset { refuse_ms: 2000 })
+        );
+        assert_eq!(
+            parse_fault("delay:100±20"),
+            Ok(Fault::Delay(Delay {
+                ms: 100,
+                jitter_ms: 20
+            }))
+        );
+        assert_eq!(
+            parse_fault("delay:5+-1"),
+            Ok(Fault::Delay(Delay {
+                ms: 5,
+                jitter_ms: 1
+            }))
+        );
+        assert_eq!(
+            parse_fault("bandwidth:65536"),
+            Ok(Fault::Bandwidth { bytes_per_s: 65536 })
+        );
+        assert!(parse_fault("delay")
+            .unwrap_err()
+            .contains("expected partition"));
+        assert!(parse_fault("delay:x").unwrap_err().contains("whole number"));
+    }
+
+    #[test]
+    fn heal_clears_everything_and_faults_combine() {
+        let now = Instant::now();
+        let f = Fault::Slice.apply(Fault::Partition.apply(Faults::default(), now), now);
+        assert!(f.partition && f.slice && !f.is_clear());
+        assert_eq!(Fault::Heal.apply(f, now), Faults::default());
+        let json = serde_json::to_string(&Fault::Delay(Delay {
+            ms: 5,
+            jitter_ms: 0,
+        }))
+        .unwrap();
+        assert_eq!(json, r#"{"delay":{"ms":5,"jitter_ms":0}}"#);
+        assert_eq!(
+            serde_json::from_str::<Fault>(r#""partition""#).unwrap(),
+            Fault::Partition
+        );
+    }
+}
