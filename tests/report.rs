@@ -334,6 +334,11 @@ fn the_page_renders_in_headless_chromium_with_its_timeline_and_violation() {
         String::from_utf8_lossy(&out.stderr)
     );
     let page = dir.path().join("report.html");
+    // Self-contained: no script, and nothing fetched from anywhere.
+    let html = std::fs::read_to_string(&page).unwrap();
+    for banned in ["<script", " src=", " href=", "<link", "url("] {
+        assert!(!html.contains(banned), "the page has {banned:?}");
+    }
     let url = format!("file://{}", page.display());
     let profile = tempfile::tempdir().unwrap();
     let Some(mut dump) = chromium(profile.path()) else {
