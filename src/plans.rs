@@ -32,6 +32,8 @@ pub enum PlanError {
     DuplicateKey(char),
     #[error("{0}")]
     Inputs(String),
+    #[error("network faults: {0}")]
+    Network(String),
 }
 
 /// Parses `K=PATH` (`flag` names it in errors).
@@ -247,6 +249,45 @@ pub enum RunPlanError {
     Ports(#[from] crate::driver::preset::PortRangeError),
 }
 
+/// Where the fault proxy listens, when the run has network faults (its loops or steps,
+/// or a replayed events.jsonl with network steps).
+fn proxy_ports(
+    r: &RunRequest,
+    ports: &crate::driver::preset::Ports,
+    keys: usize,
+) -> Result<Option<crate::topology::ProxyPorts>, PlanError> {
+    let replayed = r.replay.as_deref().is_some_and(|path| {
+        crate::driver::events::read_events(path).is_ok_and(|events| {
+            crate::driver::events::steps(&events)
+                .iter()
+                .any(|s| s.action.is_network())
+        })
+    });
+    if !r.scenario.network_faults() && !replayed {
+        return Ok(None);
+    }
+    if r.preset != crate::driver::preset::PresetKind::Demo {
+        return Err(PlanError::Network(
+            "only the demo preset routes its links through the fault proxy so far".into(),
+        ));
+    }
+    if !r.scenario.hosts.is_empty() {
+        return Err(PlanError::Network(
+            "the fault proxy runs on this machine only, so far: not with [hosts]".into(),
+        ));
+    }
+    if keys > crate::topology::MAX_PROXIED_KEYS {
+        return Err(PlanError::Network(format!(
+            "{keys} keys: the proxy carries at most {} senders' links",
+            crate::topology::MAX_PROXIED_KEYS
+        )));
+    }
+    Ok(Some(crate::topology::ProxyPorts {
+        host: crate::topology::DEFAULT_HOST.to_string(),
+        base: ports.in_base,
+    }))
+}
+
 /// `run`'s plan: the seed (the scenario's, else the clock's), the keys, the ports (the
 /// base, else the `WALLAROO_*` variables), the injection and the preset.
 pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanError> {
@@ -269,6 +310,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         Some(base) => Ports::from_base(base)?,
         None => Ports::from_env(&var)?,
     };
+    let proxy = proxy_ports(&r, &ports, keys.len())?;
     let inject = match r.inject {
         Some((kind, after_lines, key)) => Some(crate::topology::Injection {
             kind: crate::choice::Choice::name(kind).to_string(),
@@ -284,6 +326,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
     let preset = Preset {
         kind: r.preset,
         ports,
+        proxy,
         run_dir: r.run_dir,
         workers: r.scenario.workers,
         keys: keys.into_iter().map(|k| k as char).collect(),

@@ -135,6 +135,32 @@ impl PortPlan for PickedPorts {
     }
 }
 
+/// Where the fault proxy listens for each link when the links go through it (a run with
+/// network faults): each worker's link to the sink at base + 10n + 6, to the
+/// initializer's control channel at base + 10n + 7 (free in the port scheme), and each
+/// sender's link to its worker at base + 110 + the key's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyPorts {
+    /// Where the proxy runs (the control machine).
+    pub host: String,
+    pub base: u16,
+}
+
+/// The most senders whose links the proxy can carry (base + 110 .. base + 199).
+pub const MAX_PROXIED_KEYS: usize = 90;
+
+impl ProxyPorts {
+    pub fn sink(&self, n: usize) -> u16 {
+        self.base + 10 * n as u16 + 6
+    }
+    pub fn control(&self, n: usize) -> u16 {
+        self.base + 10 * n as u16 + 7
+    }
+    pub fn sender(&self, i: usize) -> u16 {
+        self.base + 110 + i as u16
+    }
+}
+
 /// A fault a worker injects into its committed output (kind, after N lines, key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
@@ -163,6 +189,8 @@ pub struct Topology<'a> {
     pub hosts: &'a Hosts,
     pub run_id: Option<&'a str>,
     pub inject: Option<&'a Injection>,
+    /// The links go through the fault proxy there.
+    pub proxy: Option<&'a ProxyPorts>,
 }
 
 impl Topology<'_> {
@@ -174,6 +202,65 @@ impl Topology<'_> {
 
     pub fn host(&self, c: &Component) -> &str {
         self.hosts.of(c)
+    }
+
+    fn key_index(&self, key: char) -> usize {
+        self.keys.iter().position(|&k| k == key).unwrap_or(0)
+    }
+
+    /// Worker n's source port, where its senders connect.
+    fn worker_source(&self, n: usize) -> String {
+        format!(
+            "{}:{}",
+            self.host(&Component::Worker(n)),
+            self.ports.source(n)
+        )
+    }
+
+    /// Every link the proxy carries: each sender's to its worker, each worker's (of
+    /// every slot a grow may use) to the sink and, but the initializer's, to the
+    /// initializer's control channel. Addresses are resolved here.
+    pub fn links(&self, workers: usize) -> std::io::Result<Vec<crate::proxy::LinkSpec>> {
+        let Some(p) = self.proxy else {
+            return Ok(Vec::new());
+        };
+        let resolve = |addr: String| -> std::io::Result<std::net::SocketAddr> {
+            use std::net::ToSocketAddrs;
+            addr.to_socket_addrs()?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr}: no address"))
+            })
+        };
+        let link = |name: String, listen: u16, upstream: String| -> std::io::Result<_> {
+            Ok(crate::proxy::LinkSpec {
+                name,
+                listen: resolve(format!("{}:{listen}", p.host))?,
+                upstream: resolve(upstream)?,
+            })
+        };
+        let mut links = Vec::new();
+        for (i, &k) in self.keys.iter().enumerate() {
+            let owner = self.owner(k);
+            let name = format!("sender-{k}->{}", worker_name(owner));
+            links.push(link(name, p.sender(i), self.worker_source(owner))?);
+        }
+        let sink = format!("{}:{}", self.host(&Component::Sink), self.ports.sink());
+        let control = format!(
+            "{}:{}",
+            self.host(&Component::Worker(0)),
+            self.ports.control()
+        );
+        for n in 0..workers {
+            let name = worker_name(n);
+            links.push(link(format!("{name}->sink"), p.sink(n), sink.clone())?);
+            if n > 0 {
+                links.push(link(
+                    format!("{name}->initializer"),
+                    p.control(n),
+                    control.clone(),
+                )?);
+            }
+        }
+        Ok(links)
     }
 
     /// Worker n's external channel (cluster status, shrink).
@@ -205,11 +292,10 @@ impl Topology<'_> {
                 argv.push(input.display().to_string());
                 argv.push(self.rate.to_string());
                 argv.push("--connect".to_string());
-                argv.push(format!(
-                    "{}:{}",
-                    self.host(&Component::Worker(owner)),
-                    self.ports.source(owner)
-                ));
+                argv.push(match self.proxy {
+                    Some(p) => format!("{}:{}", p.host, p.sender(self.key_index(*k))),
+                    None => self.worker_source(owner),
+                });
             }
         }
         if let Some(id) = self.run_id {
@@ -220,6 +306,16 @@ impl Topology<'_> {
 
     fn worker_args(&self, n: usize, join: bool) -> Vec<String> {
         let name = worker_name(n);
+        // Through the proxy, a worker reaches the sink and (but the initializer, which
+        // serves it) the control channel at its own proxy ports.
+        let (sink_host, sink_port) = match self.proxy {
+            Some(p) => (p.host.as_str(), p.sink(n)),
+            None => (self.host(&Component::Sink), self.ports.sink()),
+        };
+        let (control_host, control_port) = match self.proxy.filter(|_| n > 0) {
+            Some(p) => (p.host.as_str(), p.control(n)),
+            None => (self.host(&Component::Worker(0)), self.ports.control()),
+        };
         let mut v: Vec<String> = [
             "worker",
             "--name",
@@ -231,9 +327,9 @@ impl Topology<'_> {
             "--external-port",
             &self.ports.external(n).to_string(),
             "--control-port",
-            &self.ports.control().to_string(),
+            &control_port.to_string(),
             "--sink-port",
-            &self.ports.sink().to_string(),
+            &sink_port.to_string(),
             "--checkpoint-interval",
             &format!("{}ms", self.checkpoint_interval_ms),
             "--state-dir",
@@ -241,9 +337,9 @@ impl Topology<'_> {
             "--host",
             self.host(&Component::Worker(n)),
             "--sink-host",
-            self.host(&Component::Sink),
+            sink_host,
             "--control-host",
-            self.host(&Component::Worker(0)),
+            control_host,
         ]
         .iter()
         .map(|w| w.to_string())

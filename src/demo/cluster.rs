@@ -120,6 +120,7 @@ fn lone<'a>(exe: &'a Path, ports: &'a PickedPorts, hosts: &'a Hosts) -> Topology
         hosts,
         run_id: None,
         inject: None,
+        proxy: None,
     }
 }
 
@@ -280,6 +281,7 @@ pub fn run_cluster(
         hosts: &hosts,
         run_id: None,
         inject: inject.as_ref(),
+        proxy: None,
     };
     let mut children = Vec::new();
     let sink_log = sink_dir.join("stdout-stderr");

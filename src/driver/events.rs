@@ -156,11 +156,7 @@ mod tests {
                 },
             },
             EventLine::Step {
-                step: Step {
-                    at: 3.0,
-                    action: Action::Crash,
-                    component: "sink".into(),
-                },
+                step: Step::process(3.0, Action::Crash, "sink"),
                 time: Some(1_795_920_450.5),
                 effect_ms: Some(1.5),
             },

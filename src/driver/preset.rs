@@ -165,6 +165,8 @@ pub struct Preset {
     pub run_id: Option<String>,
     /// Which host each component runs on (`[hosts]`).
     pub hosts: Hosts,
+    /// The links go through the fault proxy (a run with network faults).
+    pub proxy: Option<crate::topology::ProxyPorts>,
 }
 
 impl Preset {
@@ -271,6 +273,24 @@ impl Preset {
         if self.kind == PresetKind::Wallaroo {
             ports.push((p.data_base, "the initializer's data channel".to_string()));
         }
+        if let Some(proxy) = &self.proxy {
+            for n in 0..MAX_WORKERS {
+                let name = crate::demo::worker::worker_name(n);
+                ports.push((
+                    proxy.sink(n),
+                    format!("the proxy of {name}'s link to the sink"),
+                ));
+                if n > 0 {
+                    ports.push((
+                        proxy.control(n),
+                        format!("the proxy of {name}'s control link"),
+                    ));
+                }
+            }
+            for (i, k) in self.keys.iter().enumerate() {
+                ports.push((proxy.sender(i), format!("the proxy of sender {k}'s link")));
+            }
+        }
         for n in 0..MAX_WORKERS {
             let name = crate::demo::worker::worker_name(n);
             ports.push((p.source(n), format!("{name}'s source port")));
@@ -321,6 +341,7 @@ impl Preset {
             hosts: &self.hosts,
             run_id: self.run_id.as_deref(),
             inject: self.inject.as_ref(),
+            proxy: self.proxy.as_ref(),
         }
     }
 
@@ -400,6 +421,7 @@ mod tests {
             inject: None,
             run_id: None,
             hosts: Hosts::default(),
+            proxy: None,
         }
     }
 

@@ -1011,6 +1011,7 @@ pub fn run(
         .serve
         .map(|addr| serve_live(addr, plan, out))
         .transpose()?;
+    let proxy = start_proxy(plan, out)?;
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -1025,6 +1026,9 @@ pub fn run(
             out,
             Some(&mut events),
         );
+        if let Some(proxy) = &proxy {
+            sup = sup.with_network(proxy);
+        }
         let soaked = soak_and_end(&mut sup, plan, &wakes, &check_rx);
         let (faults, fault_count, started) = (sup.faults.clone(), sup.fault_count, sup.started);
         let findings = std::mem::take(&mut sup.findings);
@@ -1071,6 +1075,41 @@ pub fn run(
         }
     }
     result
+}
+
+/// The fault proxy of a run with network faults: every link of the topology goes
+/// through it.
+struct ProxyNetwork(crate::proxy::Proxy);
+
+impl super::supervisor::Network for ProxyNetwork {
+    fn links(&self) -> Vec<String> {
+        self.0.link_names()
+    }
+
+    fn apply(&self, link: &str, fault: crate::proxy::Fault) -> Result<(), String> {
+        self.0
+            .apply(link, crate::proxy::Directions::Both, fault)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn start_proxy(plan: &RunPlan, out: &mut dyn Write) -> Result<Option<ProxyNetwork>, RunError> {
+    let p = &plan.preset;
+    if p.proxy.is_none() {
+        return Ok(None);
+    }
+    let links = p
+        .topology()
+        .links(super::preset::MAX_WORKERS)
+        .map_err(|e| RunError::Setup(format!("the fault proxy's links: {e}")))?;
+    let count = links.len();
+    let proxy =
+        crate::proxy::Proxy::start(links, plan.seed).map_err(|e| RunError::Setup(e.to_string()))?;
+    let _ = writeln!(
+        out,
+        "network faults: {count} links go through the fault proxy"
+    );
+    Ok(Some(ProxyNetwork(proxy)))
 }
 
 /// Serves the run's live report during the soak.

@@ -47,6 +47,10 @@ pub struct Timings {
     pub readiness_timeout: f64,
     /// Progress checks do not judge this long after a fault.
     pub recovery_window: f64,
+    /// A network loop's link is up for U(0, net_up_max) between faults.
+    pub net_up_max: f64,
+    /// A network fault lasts U(0, net_down_max) before its heal.
+    pub net_down_max: f64,
 }
 
 impl Default for Timings {
@@ -64,6 +68,8 @@ impl Default for Timings {
             pause_max: 2.0,
             readiness_timeout: 15.0,
             recovery_window: 5.0,
+            net_up_max: 8.0,
+            net_down_max: 3.0,
         }
     }
 }
@@ -83,6 +89,8 @@ impl Timings {
             pause_max: self.pause_max * f,
             readiness_timeout: self.readiness_timeout,
             recovery_window: self.recovery_window * f,
+            net_up_max: self.net_up_max * f,
+            net_down_max: self.net_down_max * f,
         }
     }
 }
@@ -97,6 +105,13 @@ pub enum Action {
     Resume,
     Grow,
     Shrink,
+    /// Network faults of a link, through the fault proxy.
+    Partition,
+    Reset,
+    Delay,
+    Bandwidth,
+    Slice,
+    Heal,
 }
 
 impl Action {
@@ -109,17 +124,163 @@ impl Action {
             Action::Resume => "resume",
             Action::Grow => "grow",
             Action::Shrink => "shrink",
+            Action::Partition => "partition",
+            Action::Reset => "reset",
+            Action::Delay => "delay",
+            Action::Bandwidth => "bandwidth",
+            Action::Slice => "slice",
+            Action::Heal => "heal",
         }
+    }
+
+    /// A fault of a link rather than of a process.
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            Action::Partition
+                | Action::Reset
+                | Action::Delay
+                | Action::Bandwidth
+                | Action::Slice
+                | Action::Heal
+        )
+    }
+
+    /// A fault (counted, and followed by a recovery), not a restart, resume or heal.
+    pub fn is_fault(self) -> bool {
+        !matches!(self, Action::Restart | Action::Resume | Action::Heal)
     }
 }
 
-/// A step at a time after the start (scripted, or replayed from events.jsonl).
+/// A step at a time after the start (scripted, or replayed from events.jsonl). A
+/// network step names its `link` (`worker1->sink`, `sender-A->worker1`,
+/// `worker2->initializer`) and may last `for` seconds before its heal; its component is
+/// the link's connecting side.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct Step {
     pub at: f64,
     pub action: Action,
     /// `sink`, `initializer`, `workerN`, `sender-K`.
+    #[serde(default)]
     pub component: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_s: Option<f64>,
+    /// `delay`: milliseconds, and the jitter either side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    /// `bandwidth`: bytes a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_s: Option<u64>,
+    /// `reset`: how long new connections are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse_ms: Option<u64>,
+}
+
+impl Step {
+    /// A process step.
+    pub fn process(at: f64, action: Action, component: &str) -> Step {
+        Step {
+            at,
+            action,
+            component: component.to_string(),
+            link: None,
+            for_s: None,
+            ms: None,
+            jitter_ms: None,
+            bytes_per_s: None,
+            refuse_ms: None,
+        }
+    }
+
+    /// A network step on `link` (its component is the link's connecting side).
+    pub fn network(at: f64, fault: &crate::proxy::Fault, link: &str) -> Step {
+        use crate::proxy::Fault;
+        let mut step = Step::process(at, Action::Heal, link_client(link));
+        step.link = Some(link.to_string());
+        step.action = match *fault {
+            Fault::Partition => Action::Partition,
+            Fault::Reset { refuse_ms } => {
+                step.refuse_ms = Some(refuse_ms);
+                Action::Reset
+            }
+            Fault::Delay(d) => {
+                (step.ms, step.jitter_ms) = (Some(d.ms), Some(d.jitter_ms));
+                Action::Delay
+            }
+            Fault::Bandwidth { bytes_per_s } => {
+                step.bytes_per_s = Some(bytes_per_s);
+                Action::Bandwidth
+            }
+            Fault::Slice => Action::Slice,
+            Fault::Heal => Action::Heal,
+        };
+        step
+    }
+
+    /// The proxy fault of a network step.
+    pub fn fault(&self) -> Option<crate::proxy::Fault> {
+        use crate::proxy::{Delay, Fault};
+        Some(match self.action {
+            Action::Partition => Fault::Partition,
+            Action::Reset => Fault::Reset {
+                refuse_ms: self.refuse_ms.unwrap_or(0),
+            },
+            Action::Delay => Fault::Delay(Delay {
+                ms: self.ms.unwrap_or(100),
+                jitter_ms: self.jitter_ms.unwrap_or(0),
+            }),
+            Action::Bandwidth => Fault::Bandwidth {
+                bytes_per_s: self.bytes_per_s.unwrap_or(65_536),
+            },
+            Action::Slice => Fault::Slice,
+            Action::Heal => Fault::Heal,
+            _ => return None,
+        })
+    }
+}
+
+/// The connecting side of a link name (`worker1` of `worker1->sink`).
+pub fn link_client(link: &str) -> &str {
+    link.split_once("->").map_or(link, |(client, _)| client)
+}
+
+/// Which links a network loop strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetScope {
+    /// `net-sink`: every worker's link to the sink.
+    Sink,
+    /// `net-source`: every sender's link to its worker.
+    Source,
+    /// `net-control`: every worker's link to the initializer's control channel.
+    Control,
+}
+
+impl NetScope {
+    pub fn covers(self, link: &str) -> bool {
+        match self {
+            NetScope::Sink => link.ends_with("->sink"),
+            NetScope::Source => link.starts_with("sender-"),
+            NetScope::Control => link.ends_with("->initializer"),
+        }
+    }
+
+    /// The character after `p`/`h` off a terminal: `S` for a sink link, `N` for worker
+    /// N's control link, `K` for sender K's.
+    pub fn mark(link: &str) -> String {
+        let client = link_client(link);
+        if link.ends_with("->sink") {
+            "S".into()
+        } else if let Some(k) = client.strip_prefix("sender-") {
+            k.into()
+        } else {
+            crate::demo::worker::worker_number(client).map_or("?".into(), |n| n.to_string())
+        }
+    }
 }
 
 pub fn parse_component(name: &str) -> Option<Component> {
@@ -221,13 +382,15 @@ pub struct Scenario {
     /// Readiness probes by component name (`sink`, `workerN`, ...); workers default to
     /// cluster-status.
     pub probes: BTreeMap<String, Probe>,
+    /// Network fault loops (`net-sink`, `net-source`, `net-control`).
+    pub net: Vec<NetScope>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("NUM_WORKERS must be between 1 and 9, not {0:?}")]
     Workers(String),
-    #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
+    #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, net-sink, net-source, net-control, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
     Argument(String),
     #[error("crash{0}: there is no worker {0} in a cluster of {1}")]
     NoSuchWorker(usize, usize),
@@ -260,11 +423,7 @@ struct ScenarioFile {
 }
 
 fn built_in_custom(name: &str) -> Option<Vec<Step>> {
-    let step = |at: f64, action, component: &str| Step {
-        at,
-        action,
-        component: component.into(),
-    };
+    let step = |at: f64, action, component: &str| Step::process(at, action, component);
     match name {
         "run_custom1" => Some(vec![
             step(2.0, Action::Shrink, "worker2"),
@@ -335,6 +494,7 @@ impl Scenario {
             hosts: parsed_file.hosts,
             seed: parsed_file.seed,
             probes: parsed_file.probes,
+            net: Vec::new(),
         };
         for arg in parsed_file.args.iter().chain(args) {
             match arg.as_str() {
@@ -349,6 +509,9 @@ impl Scenario {
                 "no-sanity" => s.checks.sanity = false,
                 "no-clean-old-gzip-files" => s.clean_old_gzip = false,
                 "reset-only" => s.reset_only = true,
+                "net-sink" => s.net.push(NetScope::Sink),
+                "net-source" => s.net.push(NetScope::Source),
+                "net-control" => s.net.push(NetScope::Control),
                 custom if custom.starts_with("run_custom") => {
                     let steps = parsed_file
                         .custom
@@ -384,7 +547,19 @@ impl Scenario {
                 });
             }
         }
-        for step in &s.steps {
+        for step in &mut s.steps {
+            if let Some(link) = &step.link {
+                step.component = link_client(link).to_string();
+            }
+            if step.action.is_network() && step.link.is_none() {
+                return Err(ScenarioError::File {
+                    path: "scenario".into(),
+                    detail: format!(
+                        "a {} step needs a link, such as link = \"worker1->sink\"",
+                        step.action.as_str()
+                    ),
+                });
+            }
             if parse_component(&step.component).is_none() {
                 return Err(ScenarioError::File {
                     path: "scenario".into(),
@@ -393,6 +568,11 @@ impl Scenario {
             }
         }
         Ok(s)
+    }
+
+    /// Whether the run needs the fault proxy: a network loop or a network step.
+    pub fn network_faults(&self) -> bool {
+        !self.net.is_empty() || self.steps.iter().any(|s| s.action.is_network())
     }
 
     pub fn timings_scaled(&self, f: f64) -> Timings {

@@ -25,7 +25,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 
 use super::events::EventLine;
 use super::preset::Preset;
-use super::scenario::{parse_component, secs, Action, Pace, Scenario, Step, Timings};
+use super::scenario::{parse_component, secs, Action, NetScope, Pace, Scenario, Step, Timings};
 use super::{Component, DriverError, LaunchSpec, ProcessDriver};
 use crate::gen::Rng;
 use crate::watch::{Control, Finding, FindingKind, ProgressStyle};
@@ -37,6 +37,13 @@ pub trait Clock {
     fn unix_now(&self) -> f64 {
         unix_now()
     }
+}
+
+/// The links of the system under test, through the fault proxy (network faults).
+pub trait Network {
+    /// Every link's name (`worker1->sink`, `sender-A->worker1`, ...).
+    fn links(&self) -> Vec<String>;
+    fn apply(&self, link: &str, fault: crate::proxy::Fault) -> Result<(), String>;
 }
 
 /// The real clock.
@@ -113,6 +120,10 @@ pub enum Due {
     End,
     /// Redraw the status line.
     Status,
+    /// A network loop strikes one of its links.
+    NetFault(NetScope),
+    /// A link's fault is over; a loop's next fault follows.
+    NetHeal(String, Option<NetScope>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +199,8 @@ pub struct Supervisor<'a> {
     firing: Option<Instant>,
     /// Wall time (Unix seconds) at `started`.
     started_unix: f64,
+    /// The fault proxy's links, when the run has network faults.
+    network: Option<&'a dyn Network>,
 }
 
 /// Wall time as Unix seconds.
@@ -235,7 +248,14 @@ impl<'a> Supervisor<'a> {
             status: String::new(),
             firing: None,
             started_unix: clock.unix_now(),
+            network: None,
         }
+    }
+
+    /// Network faults go to `network`.
+    pub fn with_network(mut self, network: &'a dyn Network) -> Self {
+        self.network = Some(network);
+        self
     }
 
     fn now(&self) -> Instant {
@@ -349,38 +369,46 @@ impl<'a> Supervisor<'a> {
         for step in scenario.steps.clone() {
             self.schedule(secs(step.at), Due::Scripted(step));
         }
+        for scope in scenario.net.clone() {
+            let d = secs(t.start_delay) + self.uniform(t.net_up_max);
+            self.schedule(d, Due::NetFault(scope));
+        }
         Ok(())
     }
 
     /// Records a fault or an action in events.jsonl and the fault counts.
     fn event(&mut self, action: Action, c: &Component) {
         let at = self.now().duration_since(self.started).as_secs_f64();
-        let step = Step {
-            at,
-            action,
-            component: c.name(),
-        };
+        self.record(Step::process(at, action, &c.name()));
+    }
+
+    /// Records a network fault or heal of `link`.
+    fn net_event(&mut self, fault: &crate::proxy::Fault, link: &str) {
+        let at = self.now().duration_since(self.started).as_secs_f64();
+        self.record(Step::network(at, fault, link));
+    }
+
+    /// Writes `step` to events.jsonl; a fault is counted (by its link for a network
+    /// fault) and opens the checks' quiet window.
+    fn record(&mut self, step: Step) {
         let effect_ms = self
             .firing
             .map(|due| self.now().saturating_duration_since(due).as_secs_f64() * 1000.0);
         if let Some(events) = self.events.as_mut() {
             let line = EventLine::Step {
                 step: step.clone(),
-                time: Some(self.started_unix + at),
+                time: Some(self.started_unix + step.at),
                 effect_ms,
             };
             let _ = writeln!(events, "{}", line.to_line());
         }
-        if matches!(
-            action,
-            Action::Crash | Action::Pause | Action::Grow | Action::Shrink
-        ) {
-            let kind = action.as_str().to_string();
+        if step.action.is_fault() {
+            let by = step.link.clone().unwrap_or_else(|| step.component.clone());
             *self
                 .faults
-                .entry(kind)
+                .entry(step.action.as_str().to_string())
                 .or_default()
-                .entry(c.name())
+                .entry(by)
                 .or_default() += 1;
             self.fault_count += 1;
             if let Some(checks) = &self.checks {
@@ -522,8 +550,75 @@ impl<'a> Supervisor<'a> {
             Due::StartupCheck(deadline) => self.startup_check(deadline)?,
             Due::End => return Ok(Some(Ending::Duration)),
             Due::Status => self.draw_status(),
+            Due::NetFault(scope) => self.net_fault(scope)?,
+            Due::NetHeal(link, scope) => self.net_heal(&link, scope)?,
         }
         Ok(None)
+    }
+
+    fn network(&self) -> Result<&'a dyn Network, RunFailure> {
+        self.network.ok_or_else(|| {
+            RunFailure::Setup(
+                "a network fault needs the fault proxy, which this run does not have".into(),
+            )
+        })
+    }
+
+    /// A network loop: a random fault on a random link of its scope, healed after
+    /// U(0.1, net_down_max) s; `p` and the link's mark off a terminal.
+    fn net_fault(&mut self, scope: NetScope) -> Result<(), RunFailure> {
+        use crate::proxy::{Delay, Fault};
+        let network = self.network()?;
+        // Links of the cluster as it is: a worker slot not in it has no traffic.
+        let member = |link: &str| match parse_component(super::scenario::link_client(link)) {
+            Some(Component::Worker(n)) => self.members.contains(&n),
+            _ => true,
+        };
+        let links: Vec<String> = network
+            .links()
+            .into_iter()
+            .filter(|l| scope.covers(l) && member(l))
+            .collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        // `range` is inclusive at both ends.
+        let link = links[self.rng.range(0, links.len() as u64 - 1) as usize].clone();
+        let fault = match self.rng.range(0, 9) {
+            0..=3 => Fault::Partition,
+            4..=5 => Fault::Reset { refuse_ms: 500 },
+            6..=7 => {
+                let ms = self.rng.range(20, 300);
+                Fault::Delay(Delay {
+                    ms,
+                    jitter_ms: ms / 5,
+                })
+            }
+            _ => Fault::Bandwidth {
+                bytes_per_s: self.rng.range(16_384, 262_144),
+            },
+        };
+        network.apply(&link, fault).map_err(RunFailure::Setup)?;
+        self.net_event(&fault, &link);
+        self.say(&format!("p{}", NetScope::mark(&link)));
+        let down = secs(0.1) + self.uniform(self.plan.timings.net_down_max);
+        self.schedule(down, Due::NetHeal(link, Some(scope)));
+        Ok(())
+    }
+
+    /// Heals `link`; a loop's next fault is U(0, net_up_max) s later.
+    fn net_heal(&mut self, link: &str, scope: Option<NetScope>) -> Result<(), RunFailure> {
+        let network = self.network()?;
+        network
+            .apply(link, crate::proxy::Fault::Heal)
+            .map_err(RunFailure::Setup)?;
+        self.net_event(&crate::proxy::Fault::Heal, link);
+        self.say(&format!("h{}", NetScope::mark(link)));
+        if let Some(scope) = scope {
+            let up = self.uniform(self.plan.timings.net_up_max);
+            self.schedule(up, Due::NetFault(scope));
+        }
+        Ok(())
     }
 
     fn startup_check(&mut self, deadline: Instant) -> Result<(), RunFailure> {
@@ -745,6 +840,21 @@ impl<'a> Supervisor<'a> {
     }
 
     fn scripted(&mut self, step: Step) -> Result<(), RunFailure> {
+        if let (Some(fault), Some(link)) = (step.fault(), step.link.clone()) {
+            let network = self.network()?;
+            network.apply(&link, fault).map_err(RunFailure::Setup)?;
+            self.net_event(&fault, &link);
+            let mark = if step.action == Action::Heal {
+                'h'
+            } else {
+                'p'
+            };
+            self.say(&format!("{mark}{}", NetScope::mark(&link)));
+            if let Some(s) = step.for_s.filter(|_| step.action != Action::Heal) {
+                self.schedule(secs(s), Due::NetHeal(link, None));
+            }
+            return Ok(());
+        }
         let Some(c) = parse_component(&step.component) else {
             return Ok(());
         };
@@ -784,6 +894,8 @@ impl<'a> Supervisor<'a> {
                     self.shrink(n);
                 }
             }
+            // Network steps were handled above (one without a link does nothing).
+            _ => {}
         }
         Ok(())
     }
@@ -1028,6 +1140,7 @@ mod tests {
             inject: None,
             run_id: None,
             hosts: Default::default(),
+            proxy: None,
         }
     }
 
@@ -1238,6 +1351,118 @@ mod tests {
         assert!(kills >= 3 && starts > kills, "{calls:?}");
     }
 
+    /// A fake proxy: its links, and every fault applied.
+    #[derive(Default)]
+    struct FakeNetwork {
+        applied: std::cell::RefCell<Vec<(String, crate::proxy::Fault)>>,
+    }
+
+    impl Network for FakeNetwork {
+        fn links(&self) -> Vec<String> {
+            [
+                "sender-A->initializer",
+                "sender-B->worker1",
+                "initializer->sink",
+                "worker1->sink",
+                "worker2->sink",
+                "worker7->sink",
+                "worker1->initializer",
+            ]
+            .map(String::from)
+            .to_vec()
+        }
+
+        fn apply(&self, link: &str, fault: crate::proxy::Fault) -> Result<(), String> {
+            self.applied.borrow_mut().push((link.to_string(), fault));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn network_loops_strike_their_links_of_the_cluster_and_heal_them() {
+        use crate::proxy::Fault;
+        let p = plan(&["net-sink", "net-source"]);
+        let network = FakeNetwork::default();
+        let mut rig = Rig::new();
+        let (sup, clock) = rig.supervisor(&p);
+        let mut sup = sup.with_network(&network);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(120));
+        let faults = sup.fault_count;
+        drop(sup);
+        let applied = network.applied.borrow().clone();
+        let struck: Vec<&(String, Fault)> =
+            applied.iter().filter(|(_, f)| *f != Fault::Heal).collect();
+        assert!(struck.len() >= 10, "{applied:?}");
+        assert_eq!(faults as usize, struck.len());
+        // Only the loops' scopes, and only links of workers in the cluster.
+        for (link, _) in &applied {
+            assert!(
+                link.ends_with("->sink") || link.starts_with("sender-"),
+                "{link}"
+            );
+            assert_ne!(link, "worker7->sink", "a worker that is not in the cluster");
+        }
+        // Each loop heals its fault before its next one.
+        for scope in [NetScope::Sink, NetScope::Source] {
+            let mine: Vec<bool> = applied
+                .iter()
+                .filter(|(l, _)| scope.covers(l))
+                .map(|(_, f)| *f == Fault::Heal)
+                .collect();
+            assert!(mine.windows(2).all(|w| w[0] != w[1]), "{scope:?}: {mine:?}");
+        }
+        let out = String::from_utf8(rig.out).unwrap();
+        assert!(out.contains("pS") && out.contains("hS"), "{out}");
+        assert!(out.contains("pA") || out.contains("pB"), "{out}");
+        let events = String::from_utf8(rig.events).unwrap();
+        assert!(
+            events.contains(r#""link":"worker1->sink""#)
+                || events.contains(r#""link":"worker2->sink""#),
+            "{events}"
+        );
+    }
+
+    #[test]
+    fn a_scripted_partition_heals_after_its_for_and_needs_the_proxy() {
+        use crate::proxy::Fault;
+        let mut p = plan(&[]);
+        let mut step = Step::process(5.0, Action::Partition, "");
+        step.link = Some("worker1->sink".into());
+        step.for_s = Some(2.0);
+        p.scenario.steps.push(step);
+        let network = FakeNetwork::default();
+        let mut rig = Rig::new();
+        let (sup, clock) = rig.supervisor(&p);
+        let mut sup = sup.with_network(&network);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(6));
+        assert_eq!(network.applied.borrow().len(), 1);
+        drive(&mut sup, clock, Duration::from_secs(2));
+        drop(sup);
+        assert_eq!(
+            *network.applied.borrow(),
+            vec![
+                ("worker1->sink".to_string(), Fault::Partition),
+                ("worker1->sink".to_string(), Fault::Heal)
+            ]
+        );
+        // Without a proxy the step cannot be carried out: a setup failure, not a no-op.
+        let mut rig = Rig::new();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        let end = clock.now() + Duration::from_secs(10);
+        let mut failed = false;
+        while let Some(at) = sup.next_deadline().filter(|&a| a <= end) {
+            clock.0.set(at.max(clock.now()));
+            if let Err(RunFailure::Setup(text)) = sup.fire_due() {
+                failed = text.contains("fault proxy");
+                break;
+            }
+        }
+        assert!(failed, "a network step without a proxy fails the setup");
+    }
+
     /// The same seed gives the same schedule: the loops draw from one seeded RNG.
     #[test]
     fn the_schedule_is_a_function_of_the_seed() {
@@ -1366,11 +1591,7 @@ mod tests {
     #[test]
     fn replay_fires_recorded_steps_only() {
         let mut p = plan(&["crash1", "crash-sink"]);
-        let step = |at: f64, action, component: &str| Step {
-            at,
-            action,
-            component: component.into(),
-        };
+        let step = |at: f64, action, component: &str| Step::process(at, action, component);
         p.replay = Some(vec![
             step(1.0, Action::Crash, "worker1"),
             step(1.5, Action::Restart, "worker1"),

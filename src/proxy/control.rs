@@ -3,7 +3,7 @@
 //!
 //! - `GET /links`: every link's listen and upstream addresses, its faults per
 //!   direction, bytes forwarded and connections.
-//! - `POST /links/NAME` with `{"fault": F, "direction": "both"|"up"|"down"}`, where F is
+//! - `POST /links/NAME` (the name percent-encoded: `worker1-%3Esink`) with `{"fault": F, "direction": "both"|"up"|"down"}`, where F is
 //!   `"partition"`, `{"reset":{"refuse_ms":2000}}`, `{"delay":{"ms":100,"jitter_ms":20}}`,
 //!   `{"bandwidth":{"bytes_per_s":65536}}`, `"slice"` or `"heal"`: 200 with the link's
 //!   new state, 404 for an unknown link, 400 (or 422) for a body that is not a request.

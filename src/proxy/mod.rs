@@ -411,7 +411,7 @@ fn jittered(delay: Delay, rng: &mut crate::gen::Rng) -> Duration {
     let ms = if j == 0 {
         base
     } else {
-        base + rng.range(0, (2 * j + 1) as u64) as i64 - j
+        base + rng.range(0, 2 * j as u64) as i64 - j
     };
     Duration::from_millis(ms.max(0) as u64)
 }
@@ -456,7 +456,8 @@ async fn write_chunk<W: AsyncWrite + Unpin>(
             n = n.min((b as usize / 20).max(1));
         }
         if f.slice {
-            n = n.min(1 + slicer.range(0, fault::SLICE_MAX as u64) as usize);
+            // `range` is inclusive: pieces of 1 to SLICE_MAX bytes.
+            n = n.min(1 + slicer.range(0, fault::SLICE_MAX as u64 - 1) as usize);
         }
         if let Some(b) = f.bandwidth {
             pace.take(n, b).await;

@@ -22,6 +22,11 @@ pub const GROW: RGBColor = RGBColor(0x1F, 0x77, 0xB4);
 pub const SHRINK: RGBColor = RGBColor(0x94, 0x67, 0xBD);
 pub const RESTART: RGBColor = RGBColor(0x2C, 0xA0, 0x2C);
 pub const FINDING: RGBColor = RGBColor(0xE4, 0x00, 0x2B);
+pub const PARTITION: RGBColor = RGBColor(0x8C, 0x56, 0x4B);
+pub const NET_RESET: RGBColor = RGBColor(0x17, 0xBE, 0xCF);
+pub const NET_DELAY: RGBColor = RGBColor(0xBC, 0xBD, 0x22);
+pub const NET_BANDWIDTH: RGBColor = RGBColor(0x7F, 0x7F, 0x7F);
+pub const NET_SLICE: RGBColor = RGBColor(0xE3, 0x77, 0xC2);
 
 /// The colour of an action's mark (as the page's legend shows it).
 pub fn action_color(action: Action) -> RGBColor {
@@ -30,7 +35,12 @@ pub fn action_color(action: Action) -> RGBColor {
         Action::Pause => PAUSE,
         Action::Grow => GROW,
         Action::Shrink => SHRINK,
-        Action::Restart | Action::Resume => RESTART,
+        Action::Restart | Action::Resume | Action::Heal => RESTART,
+        Action::Partition => PARTITION,
+        Action::Reset => NET_RESET,
+        Action::Delay => NET_DELAY,
+        Action::Bandwidth => NET_BANDWIDTH,
+        Action::Slice => NET_SLICE,
     }
 }
 
@@ -134,24 +144,30 @@ pub fn lanes(axis: &TimeAxis, timeline: &Timeline, components: &[String]) -> Res
             .filter(|s| s.action != Action::Pause)
             .filter_map(|s| Some((s, lane_of(&s.component)?)))
             .collect();
-        // One polygon per crash, grow or shrink (pointing down, up, down), one small
-        // circle per restart or resume.
+        // One polygon per crash, grow or shrink (a triangle pointing down, up, down) and
+        // per network fault (a diamond), one small circle per restart, resume or heal.
         let triangle = |down: bool| {
             let tip = if down { 6 } else { -6 };
             vec![(-6, -tip), (6, -tip), (0, tip)]
         };
         let polygons = marks
             .iter()
-            .filter(|(s, _)| matches!(s.action, Action::Crash | Action::Shrink | Action::Grow))
+            .filter(|(s, _)| s.action.is_fault() && s.action != Action::Pause)
             .map(|(s, y)| {
-                let shape = triangle(s.action != Action::Grow);
+                let shape = match s.action {
+                    Action::Crash | Action::Shrink | Action::Grow => {
+                        triangle(s.action != Action::Grow)
+                    }
+                    // A network fault: a diamond.
+                    _ => vec![(0, -7), (6, 0), (0, 7), (-6, 0)],
+                };
                 EmptyElement::at((s.time, *y))
                     + Polygon::new(shape, action_color(s.action).filled())
             });
         chart.draw_series(polygons).map_err(text)?;
         let circles = marks
             .iter()
-            .filter(|(s, _)| matches!(s.action, Action::Restart | Action::Resume))
+            .filter(|(s, _)| !s.action.is_fault())
             .map(|(s, y)| {
                 EmptyElement::at((s.time, *y)) + Circle::new((0, 0), 3, RESTART.filled())
             });

@@ -108,10 +108,7 @@ fn lane_order(name: &str) -> (u8, u64, String) {
 
 /// Whether an action is a fault (counted, and followed by a recovery).
 pub fn is_fault(action: Action) -> bool {
-    matches!(
-        action,
-        Action::Crash | Action::Pause | Action::Grow | Action::Shrink
-    )
+    action.is_fault()
 }
 
 /// Equal time buckets over the commits' span.
@@ -500,11 +497,7 @@ mod tests {
     #[test]
     fn events_are_placed_in_wall_time_with_or_without_their_stamps() {
         let step = |at: f64, time: Option<f64>| EventLine::Step {
-            step: Step {
-                at,
-                action: Action::Crash,
-                component: "worker1".into(),
-            },
+            step: Step::process(at, Action::Crash, "worker1"),
             time,
             effect_ms: None,
         };
