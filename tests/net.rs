@@ -155,6 +155,74 @@ fn a_sender_partitioned_past_the_ack_timeout_is_a_finding_and_a_short_one_is_not
     assert_eq!(actions, ["partition", "heal"]);
 }
 
+#[test]
+fn a_worker_gives_up_a_partitioned_sink_and_recovers_after_the_heal() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("partition.toml");
+    // Longer than the worker's sink timeout (10 s).
+    std::fs::write(
+        &scenario,
+        "[[steps]]\nat = 3.0\naction = \"partition\"\nlink = \"worker1->sink\"\nfor = 15.0\n",
+    )
+    .unwrap();
+    let (code, summary) = run(
+        dir.path(),
+        &[
+            "3",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--bytes-per-key",
+            "300000",
+            "--rate",
+            "30000",
+            "--seed",
+            "2",
+        ],
+    );
+    assert_eq!(code, Some(0), "{summary}");
+    let verify = Command::new(exe())
+        .args([
+            "verify",
+            "--keys",
+            "A,B,C",
+            "--expect-complete",
+            "--sink-dir",
+        ])
+        .arg(dir.path().join("sink-out"))
+        .arg("--input-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // During the partition the worker took the sink as lost (not stalled until the
+    // heal), then connected again as after a sink crash.
+    let log = std::fs::read_to_string(dir.path().join("wallaroo.1")).unwrap();
+    let lost = log
+        .lines()
+        .position(|l| l.contains("lost the sink connection"));
+    let connected: Vec<usize> = log
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("connected to the sink at"))
+        .map(|(i, _)| i)
+        .collect();
+    let lost = lost.unwrap_or_else(|| panic!("worker1 never gave up the sink:\n{log}"));
+    assert!(connected.len() >= 2 && connected[1] > lost, "{log}");
+    let stamp = |line: &str| soakcheck::report::series::log_time(line.as_bytes(), 0);
+    let lines: Vec<&str> = log.lines().collect();
+    let waited = stamp(lines[lost]).unwrap() - stamp(lines[connected[0]]).unwrap();
+    assert!(
+        waited < 15.0,
+        "the worker waited {waited:.1} s on a partitioned sink"
+    );
+}
+
 /// A `soakcheck proxy` killed when the test ends, however it ends.
 struct Running(std::process::Child);
 

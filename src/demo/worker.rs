@@ -62,6 +62,10 @@ impl crate::choice::Choice for InjectKind {
 
 crate::display_as_choice!(InjectKind);
 
+/// How long a read from or a write to the sink may wait before the sink is taken as
+/// lost (and reconnected to).
+pub const SINK_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct Injection {
     pub kind: InjectKind,
@@ -205,7 +209,11 @@ impl Core {
     fn connect_sink(&mut self) -> Result<(), SinkLost> {
         let socket = TcpStream::connect_timeout(&self.config.sink_addr, Duration::from_secs(2))?;
         socket.set_nodelay(true)?;
-        socket.set_read_timeout(Some(Duration::from_secs(30)))?;
+        // A half-open sink (a partition, a dead host) must not stall the worker: a read or
+        // a write that waits this long loses the sink, and the worker reconnects as after
+        // a sink crash.
+        socket.set_read_timeout(Some(SINK_TIMEOUT))?;
+        socket.set_write_timeout(Some(SINK_TIMEOUT))?;
         let mut reader = BufReader::with_capacity(1 << 16, socket.try_clone()?);
         let mut writer = BufWriter::with_capacity(1 << 20, socket);
         let hello = Frame::Hello {
