@@ -374,7 +374,21 @@ pub struct BenchDemoPlan {
     pub checkpoint_interval: Duration,
     pub exe: PathBuf,
     pub dir: Option<PathBuf>,
+    /// Also through the fault proxy, side by side.
+    pub proxy: bool,
 }
+
+/// The same bench with every link through the fault proxy (no fault applied).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProxiedDemo {
+    pub committed_mb_per_s: f64,
+    /// Proxied over direct.
+    pub ratio: f64,
+    pub verified: bool,
+}
+
+/// The target of `bench demo --proxy`: the proxied throughput over the direct one.
+pub const PROXIED_TARGET: f64 = 0.8;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchDemoReport {
@@ -386,18 +400,42 @@ pub struct BenchDemoReport {
     pub feeding_s: f64,
     pub committed_mb_per_s: f64,
     pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxied: Option<ProxiedDemo>,
 }
 
 pub fn bench_demo(
     plan: &BenchDemoPlan,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchDemoReport, BenchError> {
+    let mut report = demo_once(plan, false, progress)?;
+    if plan.proxy {
+        progress("again, with every link through the fault proxy");
+        let proxied = demo_once(plan, true, progress)?;
+        report.proxied = Some(ProxiedDemo {
+            committed_mb_per_s: proxied.committed_mb_per_s,
+            ratio: proxied.committed_mb_per_s / report.committed_mb_per_s,
+            verified: proxied.verified,
+        });
+    }
+    Ok(report)
+}
+
+/// One run of the demo cluster, direct or `proxied`.
+fn demo_once(
+    plan: &BenchDemoPlan,
+    proxied: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchDemoReport, BenchError> {
     use crate::demo::cluster::{run_cluster, ClusterPlan};
+    let suffix = if proxied { "-proxied" } else { "" };
     let (root, _guard) = match &plan.dir {
-        Some(d) => (d.clone(), None),
+        Some(d) => (d.join(format!("run{suffix}")), None),
         None => {
-            let d =
-                std::env::temp_dir().join(format!("soakcheck-bench-demo-{}", std::process::id()));
+            let d = std::env::temp_dir().join(format!(
+                "soakcheck-bench-demo-{}{suffix}",
+                std::process::id()
+            ));
             (d.clone(), Some(TempDir(d)))
         }
     };
@@ -412,6 +450,7 @@ pub fn bench_demo(
         inject: None,
         seed: 1,
         timeout: Duration::from_secs(600),
+        proxied,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let outcome =
@@ -429,6 +468,7 @@ pub fn bench_demo(
         feeding_s: feeding,
         committed_mb_per_s: outcome.report.sink.committed_bytes as f64 / 1e6 / feeding,
         verified: outcome.report.verdict == crate::verify::Verdict::Ok,
+        proxied: None,
     })
 }
 
@@ -444,7 +484,14 @@ impl BenchDemoReport {
             self.feeding_s,
             self.committed_mb_per_s,
             if self.verified { "pass" } else { "FAIL" }
-        )
+        ) + &self.proxied.as_ref().map_or(String::new(), |p| {
+            format!(
+                "  through the fault proxy (every link, no fault): {:.1} MB/s committed, {:.2}x direct (target >= {PROXIED_TARGET}x); verify: {}\n",
+                p.committed_mb_per_s,
+                p.ratio,
+                if p.verified { "pass" } else { "FAIL" }
+            )
+        })
     }
 }
 

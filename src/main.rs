@@ -519,6 +519,10 @@ struct BenchDemoArgs {
     checkpoint_interval: std::time::Duration,
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Also run every link through the fault proxy (no fault applied) and report the
+    /// proxied throughput as a ratio to the direct one.
+    #[arg(long)]
+    proxy: bool,
     #[arg(long)]
     json: bool,
 }
@@ -876,6 +880,7 @@ fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             inject,
             seed: args.seed,
             timeout: args.timeout,
+            proxied: false,
         };
         Ok(run_cluster(&plan, &stop, &mut |m| eprintln!("cluster: {m}"))?.report)
     })();
@@ -890,6 +895,7 @@ fn run_bench_demo(args: &BenchDemoArgs) -> anyhow::Result<BenchDemoReport> {
         checkpoint_interval: args.checkpoint_interval,
         exe: std::env::current_exe().context("locating the soakcheck binary")?,
         dir: args.dir.clone(),
+        proxy: args.proxy,
     };
     Ok(bench_demo(&plan, &mut |m| eprintln!("bench: {m}"))?)
 }

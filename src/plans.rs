@@ -282,10 +282,12 @@ fn proxy_ports(
             crate::topology::MAX_PROXIED_KEYS
         )));
     }
-    Ok(Some(crate::topology::ProxyPorts {
-        host: crate::topology::DEFAULT_HOST.to_string(),
-        base: ports.in_base,
-    }))
+    Ok(Some(crate::topology::ProxyPorts::from_base(
+        crate::topology::DEFAULT_HOST,
+        ports.in_base,
+        crate::driver::preset::MAX_WORKERS,
+        keys,
+    )))
 }
 
 /// `run`'s plan: the seed (the scenario's, else the clock's), the keys, the ports (the

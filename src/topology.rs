@@ -135,29 +135,41 @@ impl PortPlan for PickedPorts {
     }
 }
 
-/// Where the fault proxy listens for each link when the links go through it (a run with
-/// network faults): each worker's link to the sink at base + 10n + 6, to the
-/// initializer's control channel at base + 10n + 7 (free in the port scheme), and each
-/// sender's link to its worker at base + 110 + the key's index.
+/// Where the fault proxy listens for each link when the links go through it: per
+/// worker slot its link to the sink and to the initializer's control channel, per
+/// sender (in key order) its link to its worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyPorts {
     /// Where the proxy runs (the control machine).
     pub host: String,
-    pub base: u16,
+    pub sink: Vec<u16>,
+    pub control: Vec<u16>,
+    pub senders: Vec<u16>,
 }
 
-/// The most senders whose links the proxy can carry (base + 110 .. base + 199).
+/// The most senders whose links a run's proxy can carry (base + 110 .. base + 199).
 pub const MAX_PROXIED_KEYS: usize = 90;
 
 impl ProxyPorts {
+    /// A run's: worker n's links at base + 10n + 6 (sink) and + 7 (control), free in
+    /// the port scheme, and sender i's at base + 110 + i.
+    pub fn from_base(host: &str, base: u16, workers: usize, keys: usize) -> ProxyPorts {
+        ProxyPorts {
+            host: host.to_string(),
+            sink: (0..workers).map(|n| base + 10 * n as u16 + 6).collect(),
+            control: (0..workers).map(|n| base + 10 * n as u16 + 7).collect(),
+            senders: (0..keys).map(|i| base + 110 + i as u16).collect(),
+        }
+    }
+
     pub fn sink(&self, n: usize) -> u16 {
-        self.base + 10 * n as u16 + 6
+        self.sink.get(n).copied().unwrap_or(0)
     }
     pub fn control(&self, n: usize) -> u16 {
-        self.base + 10 * n as u16 + 7
+        self.control.get(n).copied().unwrap_or(0)
     }
     pub fn sender(&self, i: usize) -> u16 {
-        self.base + 110 + i as u16
+        self.senders.get(i).copied().unwrap_or(0)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::demo::worker::{worker_name, InjectKind};
 use crate::formats::input::input_path;
 use crate::formats::mapped::IoMode;
 use crate::gen::inputs::{generate_inputs, DataSource};
-use crate::topology::{Component, Hosts, Injection, PickedPorts, Topology};
+use crate::topology::{Component, Hosts, Injection, PickedPorts, ProxyPorts, Topology};
 use crate::verify::{verify, KeyInput, Report, Semantics, VerifyPlan};
 use crate::wire::external::query_cluster_status;
 
@@ -52,6 +52,8 @@ pub struct ClusterPlan {
     pub seed: u64,
     /// Give up waiting for the feeds after this long.
     pub timeout: Duration,
+    /// Every link through the fault proxy (no fault applied): what it costs.
+    pub proxied: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +270,21 @@ pub fn run_cluster(
         key: key as char,
     });
     let hosts = Hosts::default();
+    let proxy_ports = if plan.proxied {
+        let pick = |n: usize| {
+            (0..n)
+                .map(|_| free_port())
+                .collect::<std::io::Result<Vec<u16>>>()
+        };
+        Some(ProxyPorts {
+            host: crate::topology::DEFAULT_HOST.to_string(),
+            sink: pick(plan.workers).map_err(io("finding free ports"))?,
+            control: pick(plan.workers).map_err(io("finding free ports"))?,
+            senders: pick(keys.len()).map_err(io("finding free ports"))?,
+        })
+    } else {
+        None
+    };
     let topology = Topology {
         exe: &plan.exe,
         workers: plan.workers,
@@ -281,7 +298,18 @@ pub fn run_cluster(
         hosts: &hosts,
         run_id: None,
         inject: inject.as_ref(),
-        proxy: None,
+        proxy: proxy_ports.as_ref(),
+    };
+    let _proxy = match proxy_ports {
+        Some(_) => {
+            let links = topology
+                .links(plan.workers)
+                .map_err(io("the proxy's links"))?;
+            let proxy = crate::proxy::Proxy::start(links, plan.seed)
+                .map_err(|e| ClusterError::Setup(e.to_string()))?;
+            Some(proxy)
+        }
+        None => None,
     };
     let mut children = Vec::new();
     let sink_log = sink_dir.join("stdout-stderr");

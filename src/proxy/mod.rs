@@ -353,16 +353,21 @@ where
         let tx = tx;
         let mut jitter = crate::gen::Rng::new(seed);
         let mut last_due = Instant::now();
+        // One buffer, split into chunks: once the writer has dropped them, `reserve`
+        // takes the space back instead of allocating (a small read must not cost a
+        // large allocation).
+        let mut buf = BytesMut::with_capacity(CHUNK);
         loop {
             let f = *read_faults
                 .wait_for(|f| !f.partition)
                 .await
                 .map_err(closed)?;
-            let mut buf = BytesMut::with_capacity(CHUNK);
+            buf.reserve(CHUNK);
             let n = from.read_buf(&mut buf).await?;
             if n == 0 {
                 return Ok::<(), std::io::Error>(());
             }
+            let chunk = buf.split_to(n).freeze();
             // The chunk's bytes are held until the writer is done with them: a full
             // queue stops the reading (TCP's backpressure does the rest).
             room.acquire_many(n as u32).await.map_err(closed)?.forget();
@@ -371,7 +376,7 @@ where
                 None => Instant::now(),
             };
             last_due = due;
-            if tx.send((due, buf.freeze())).is_err() {
+            if tx.send((due, chunk)).is_err() {
                 return Ok(());
             }
         }
