@@ -523,6 +523,9 @@ struct BenchDemoArgs {
     /// proxied throughput as a ratio to the direct one.
     #[arg(long)]
     proxy: bool,
+    /// With --proxy: pairs of runs (direct, then proxied); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
     #[arg(long)]
     json: bool,
 }
@@ -896,6 +899,7 @@ fn run_bench_demo(args: &BenchDemoArgs) -> anyhow::Result<BenchDemoReport> {
         exe: std::env::current_exe().context("locating the soakcheck binary")?,
         dir: args.dir.clone(),
         proxy: args.proxy,
+        runs: args.runs,
     };
     Ok(bench_demo(&plan, &mut |m| eprintln!("bench: {m}"))?)
 }

@@ -385,7 +385,11 @@ where
         let mut pace = Pace::default();
         let mut slicer = crate::gen::Rng::new(seed ^ 0x5eed);
         while let Some((due, bytes)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // Only a delayed chunk waits: tokio's timer rounds up to whole milliseconds,
+            // so sleeping until "now" would add a millisecond to every chunk.
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             let len = bytes.len();
             let writes = write_chunk(&mut to, bytes, &mut faults, &mut pace, &mut slicer).await?;
             link.writes.fetch_add(writes, Ordering::Relaxed);
@@ -432,7 +436,9 @@ impl Pace {
     async fn take(&mut self, n: usize, bytes_per_s: u64) {
         let now = Instant::now();
         let start = self.next.map_or(now, |t| t.max(now));
-        tokio::time::sleep_until(start).await;
+        if start > now {
+            tokio::time::sleep_until(start).await;
+        }
         self.next = Some(start + Duration::from_secs_f64(n as f64 / bytes_per_s as f64));
     }
 }
