@@ -18,6 +18,7 @@
 pub mod bench;
 pub mod control;
 pub mod fault;
+mod splice;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch, Semaphore};
 use tokio::time::Instant;
@@ -332,26 +333,103 @@ async fn connection(mut client: TcpStream, link: Arc<Link>, seed: u64) {
     }
 }
 
-/// Forwards one direction until EOF (then shuts the writer down) or an error.
-async fn pump<R, W>(
-    mut from: R,
-    mut to: W,
+/// Forwards one direction until EOF (then shuts the writer down) or an error. While the
+/// direction has no fault, bytes go socket to pipe to socket with splice(2) and never
+/// through user space ([`splice_while_clear`]); while it has one, they go through the
+/// queue ([`queue_while_faulted`]). Each mode hands over to the other with nothing in
+/// flight, so order is kept.
+async fn pump(
+    mut from: tokio::net::tcp::ReadHalf<'_>,
+    mut to: tokio::net::tcp::WriteHalf<'_>,
     link: &Link,
     d: Direction,
     seed: u64,
-) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> std::io::Result<()> {
+    let mut faults = link.faults(d).subscribe();
+    let pipe = splice::Pipe::new()?;
+    let mut jitter = crate::gen::Rng::new(seed);
+    loop {
+        let clear = faults.borrow_and_update().is_clear();
+        let mode = if clear {
+            splice_while_clear(from.as_ref(), to.as_ref(), &mut faults, &pipe, link, d).await?
+        } else {
+            queue_while_faulted(&mut from, &mut to, &mut faults, link, d, &mut jitter).await?
+        };
+        if mode == Mode::Ended {
+            return to.shutdown().await;
+        }
+    }
+}
+
+/// Why a mode of [`pump`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The faults changed: the other mode takes over (nothing is in flight).
+    Changed,
+    /// The reading side reached EOF and everything read was written.
+    Ended,
+}
+
+/// The clear path: splice from `from` into the pipe, then from the pipe into `to`,
+/// until the faults change (the pipe is empty then) or EOF.
+async fn splice_while_clear(
+    from: &TcpStream,
+    to: &TcpStream,
+    faults: &mut watch::Receiver<Faults>,
+    pipe: &splice::Pipe,
+    link: &Link,
+    d: Direction,
+) -> std::io::Result<Mode> {
+    use tokio::io::Interest;
+    loop {
+        tokio::select! {
+            ready = from.readable() => ready?,
+            changed = faults.changed() => {
+                changed.map_err(closed)?;
+                if !faults.borrow_and_update().is_clear() {
+                    return Ok(Mode::Changed);
+                }
+                continue;
+            }
+        }
+        let n = match from.try_io(Interest::READABLE, || pipe.fill_from(from)) {
+            Ok(0) => return Ok(Mode::Ended),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        let mut left = n;
+        while left > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || pipe.drain_into(to, left)) {
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            link.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        link.counter(d).fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The faulted path: a reader and a writer joined by a queue of chunks (bounded by
+/// bytes), the writer holding, delaying, pacing and slicing them. Returns once the
+/// faults are clear again and the queue is drained, or at EOF.
+async fn queue_while_faulted(
+    from: &mut tokio::net::tcp::ReadHalf<'_>,
+    to: &mut tokio::net::tcp::WriteHalf<'_>,
+    faults: &mut watch::Receiver<Faults>,
+    link: &Link,
+    d: Direction,
+    jitter: &mut crate::gen::Rng,
+) -> std::io::Result<Mode> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Bytes)>();
     let room = Semaphore::new(QUEUE_BYTES);
-    let mut faults = link.faults(d).subscribe();
     let mut read_faults = faults.clone();
+    let slice_seed = jitter.next_u64() ^ 0x5eed;
     let read = async {
         // The queue's sender ends with the reader: the writer then sees the end.
         let tx = tx;
-        let mut jitter = crate::gen::Rng::new(seed);
         let mut last_due = Instant::now();
         // One buffer, split into chunks: once the writer has dropped them, `reserve`
         // takes the space back instead of allocating (a small read must not cost a
@@ -362,28 +440,37 @@ where
                 .wait_for(|f| !f.partition)
                 .await
                 .map_err(closed)?;
+            if f.is_clear() {
+                return Ok::<Mode, std::io::Error>(Mode::Changed);
+            }
             buf.reserve(CHUNK);
-            let n = from.read_buf(&mut buf).await?;
+            // A fault that clears while the read waits ends the wait: the clear path
+            // takes over without a byte in the queue's hands.
+            let n = tokio::select! {
+                n = from.read_buf(&mut buf) => n?,
+                _ = read_faults.wait_for(|f| f.is_clear()) => continue,
+            };
             if n == 0 {
-                return Ok::<(), std::io::Error>(());
+                return Ok(Mode::Ended);
             }
             let chunk = buf.split_to(n).freeze();
             // The chunk's bytes are held until the writer is done with them: a full
             // queue stops the reading (TCP's backpressure does the rest).
             room.acquire_many(n as u32).await.map_err(closed)?.forget();
             let due = match f.delay {
-                Some(delay) => last_due.max(Instant::now() + jittered(delay, &mut jitter)),
+                Some(delay) => last_due.max(Instant::now() + jittered(delay, jitter)),
                 None => Instant::now(),
             };
             last_due = due;
             if tx.send((due, chunk)).is_err() {
-                return Ok(());
+                return Ok(Mode::Ended);
             }
         }
     };
     let write = async {
         let mut pace = Pace::default();
-        let mut slicer = crate::gen::Rng::new(seed ^ 0x5eed);
+        let mut slicer = crate::gen::Rng::new(slice_seed);
+        let mut write_faults = faults.clone();
         while let Some((due, bytes)) = rx.recv().await {
             // Only a delayed chunk waits: tokio's timer rounds up to whole milliseconds,
             // so sleeping until "now" would add a millisecond to every chunk.
@@ -391,15 +478,16 @@ where
                 tokio::time::sleep_until(due).await;
             }
             let len = bytes.len();
-            let writes = write_chunk(&mut to, bytes, &mut faults, &mut pace, &mut slicer).await?;
+            let writes = write_chunk(to, bytes, &mut write_faults, &mut pace, &mut slicer).await?;
             link.writes.fetch_add(writes, Ordering::Relaxed);
             link.counter(d).fetch_add(len as u64, Ordering::Relaxed);
             room.add_permits(len);
         }
-        to.shutdown().await
+        Ok::<(), std::io::Error>(())
     };
     let (r, w) = tokio::join!(read, write);
-    r.and(w)
+    w?;
+    r
 }
 
 /// Makes the socket's close an RST (SO_LINGER of zero). A zero linger never blocks the
