@@ -11,14 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{exe, free_base};
+use common::{exe, free_base, serial};
 use serde_json::Value;
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn run(dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     let mut args: Vec<String> = vec!["run".into()];
@@ -71,25 +65,7 @@ fn a_soak_with_network_faults_on_sink_and_source_links_ends_green() {
         ],
     );
     assert_eq!(code, Some(0), "{summary}");
-    let verify = Command::new(exe())
-        .args([
-            "verify",
-            "--keys",
-            "A,B,C",
-            "--expect-complete",
-            "--sink-dir",
-        ])
-        .arg(dir.path().join("sink-out"))
-        .arg("--input-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    common::assert_complete(dir.path());
     let steps = network_steps(dir.path());
     let faults: Vec<&Value> = steps.iter().filter(|s| s["action"] != "heal").collect();
     assert!(faults.len() >= 3, "network faults: {steps:?}");
@@ -181,25 +157,7 @@ fn a_worker_gives_up_a_partitioned_sink_and_recovers_after_the_heal() {
         ],
     );
     assert_eq!(code, Some(0), "{summary}");
-    let verify = Command::new(exe())
-        .args([
-            "verify",
-            "--keys",
-            "A,B,C",
-            "--expect-complete",
-            "--sink-dir",
-        ])
-        .arg(dir.path().join("sink-out"))
-        .arg("--input-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    common::assert_complete(dir.path());
     // During the partition the worker took the sink as lost (not stalled until the
     // heal), then connected again as after a sink crash.
     let log = std::fs::read_to_string(dir.path().join("wallaroo.1")).unwrap();

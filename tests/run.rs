@@ -10,14 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{exe, free_base, RunGuard};
+use common::{exe, free_base, serial, RunGuard};
 use serde_json::Value;
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn run_args(dir: &Path, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec!["run".into()];

@@ -14,17 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::exe;
+use common::{exe, serial};
 use serde_json::Value;
 
 const SSHD: &str = "/usr/sbin/sshd";
 const HOSTS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Whether the test can run here; under CI it must.
 fn have_sshd() -> bool {
@@ -301,25 +295,7 @@ fn a_crash_soak_through_ssh_ends_green() {
     // The components ran on their hosts: the sink bound .2, the workers .3.
     let log = std::fs::read_to_string(dir.path().join("wallaroo.1")).unwrap_or_default();
     assert!(!log.is_empty());
-    let verify = Command::new(exe())
-        .args([
-            "verify",
-            "--keys",
-            "A,B,C",
-            "--expect-complete",
-            "--sink-dir",
-        ])
-        .arg(dir.path().join("sink-out"))
-        .arg("--input-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    common::assert_complete(dir.path());
 }
 
 /// The group ids the FROZEN message lists (`HOST pgid N`), read until its last line.

@@ -7,6 +7,36 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// One test of a binary at a time: runs share the machine's two cores and its ports.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `verify --keys A,B,C --expect-complete` of run dir `dir`: must pass.
+pub fn assert_complete(dir: &Path) {
+    let verify = Command::new(exe())
+        .args([
+            "verify",
+            "--keys",
+            "A,B,C",
+            "--expect-complete",
+            "--sink-dir",
+        ])
+        .arg(dir.join("sink-out"))
+        .arg("--input-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
 pub fn exe() -> PathBuf {
     assert_cmd::cargo::cargo_bin("soakcheck")
 }
