@@ -11,23 +11,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{exe, free_base, serial};
+use common::{exe, run_args, serial};
 use serde_json::Value;
 
 fn run(dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
-    let mut args: Vec<String> = vec!["run".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.extend([
-        "--run-dir".into(),
-        dir.display().to_string(),
-        "--keys".into(),
-        "A,B,C".into(),
-        "--port-base".into(),
-        free_base().to_string(),
-        "--checkpoint-interval".into(),
-        "200ms".into(),
-        "--json".into(),
-    ]);
+    let mut args = run_args(dir, extra);
+    args.push("--json".into());
     let out = Command::new(exe()).args(&args).output().unwrap();
     let summary: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));

@@ -10,24 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{exe, free_base, serial, RunGuard};
+use common::{exe, run_args, serial, RunGuard};
 use serde_json::Value;
-
-fn run_args(dir: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = vec!["run".into()];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v.extend([
-        "--run-dir".into(),
-        dir.display().to_string(),
-        "--keys".into(),
-        "A,B,C".into(),
-        "--port-base".into(),
-        free_base().to_string(),
-        "--checkpoint-interval".into(),
-        "200ms".into(),
-    ]);
-    v
-}
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {

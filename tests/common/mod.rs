@@ -37,6 +37,23 @@ pub fn assert_complete(dir: &Path) {
     );
 }
 
+/// `run EXTRA...` in `dir` on keys A, B, C, free ports and 200 ms checkpoints.
+pub fn run_args(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["run".into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.extend([
+        "--run-dir".into(),
+        dir.display().to_string(),
+        "--keys".into(),
+        "A,B,C".into(),
+        "--port-base".into(),
+        free_base().to_string(),
+        "--checkpoint-interval".into(),
+        "200ms".into(),
+    ]);
+    v
+}
+
 pub fn exe() -> PathBuf {
     assert_cmd::cargo::cargo_bin("soakcheck")
 }
