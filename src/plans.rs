@@ -271,11 +271,7 @@ fn proxy_ports(
             "only the demo preset routes its links through the fault proxy so far".into(),
         ));
     }
-    if !r.scenario.hosts.is_empty() {
-        return Err(PlanError::Network(
-            "the fault proxy runs on this machine only, so far: not with [hosts]".into(),
-        ));
-    }
+    let host = proxy_host(&r.scenario)?;
     if keys > crate::topology::MAX_PROXIED_KEYS {
         return Err(PlanError::Network(format!(
             "{keys} keys: the proxy carries at most {} senders' links",
@@ -283,11 +279,29 @@ fn proxy_ports(
         )));
     }
     Ok(Some(crate::topology::ProxyPorts::from_base(
-        crate::topology::DEFAULT_HOST,
+        &host,
         ports.in_base,
         crate::driver::preset::MAX_WORKERS,
         keys,
     )))
+}
+
+/// Where the proxy listens: `[network] proxy_host`, else 127.0.0.1 when every host is a
+/// loopback address (all on this machine).
+fn proxy_host(scenario: &crate::driver::scenario::Scenario) -> Result<String, PlanError> {
+    if let Some(host) = &scenario.network.proxy_host {
+        return Ok(host.clone());
+    }
+    let loopback = |h: &String| {
+        h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    };
+    if scenario.hosts.all().iter().all(loopback) {
+        return Ok(crate::topology::DEFAULT_HOST.to_string());
+    }
+    Err(PlanError::Network(
+        "with components on other hosts, [network] proxy_host must name an address of this machine that they reach".into(),
+    ))
 }
 
 /// `run`'s plan: the seed (the scenario's, else the clock's), the keys, the ports (the
@@ -470,6 +484,23 @@ pub fn feed_rate(text: Option<&str>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_proxy_listens_where_the_other_hosts_reach_it() {
+        use crate::driver::scenario::Scenario;
+        let mut s = Scenario::parse("3", &["net-sink".to_string()], None).unwrap();
+        assert_eq!(proxy_host(&s).unwrap(), "127.0.0.1");
+        let hosts = |h: &str| {
+            crate::topology::Hosts::new([("sink".to_string(), h.to_string())].into_iter().collect())
+        };
+        s.hosts = hosts("127.0.0.2");
+        assert_eq!(proxy_host(&s).unwrap(), "127.0.0.1");
+        s.hosts = hosts("10.1.2.3");
+        let err = proxy_host(&s).unwrap_err().to_string();
+        assert!(err.contains("[network] proxy_host"), "{err}");
+        s.network.proxy_host = Some("10.1.2.1".into());
+        assert_eq!(proxy_host(&s).unwrap(), "10.1.2.1");
+    }
+
     use super::*;
 
     #[test]

@@ -3,7 +3,7 @@
 //! key and an authorized key in a temp dir; the sink runs on .2, the workers on .3, the
 //! senders on .4, and the checks run on the sink's host through ssh.
 //!
-//! It checks that a crash soak ends green, that `--inject duplicate` freezes every
+//! It checks that a crash soak with network faults on the sink links ends green, that `--inject duplicate` freezes every
 //! component within 2 s (each process in state T), and that Ctrl-C leaves no process
 //! behind. Without `sshd` it fails under `CI=true` (scripts/test installs it).
 
@@ -251,6 +251,7 @@ fn a_crash_soak_through_ssh_ends_green() {
             "crash-sink",
             "crash1",
             "crash-source",
+            "net-sink",
             "--bytes-per-key",
             "60000",
             "--rate",
@@ -274,6 +275,14 @@ fn a_crash_soak_through_ssh_ends_green() {
             "{c} never crashed: {summary}"
         );
     }
+    // The workers on .3 reached the sink on .2 through the proxy on this machine.
+    let network: u64 = ["partition", "reset", "delay", "bandwidth"]
+        .iter()
+        .flat_map(|kind| summary["faults"][kind].as_object().into_iter().flatten())
+        .filter(|(link, _)| link.ends_with("->sink"))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    assert!(network >= 1, "no network fault on a sink link: {summary}");
     // The checks ran on the sink's host and verified every input.
     let inputs: u64 = ["A", "B", "C"]
         .iter()

@@ -384,6 +384,8 @@ pub struct Scenario {
     pub probes: BTreeMap<String, Probe>,
     /// Network fault loops (`net-sink`, `net-source`, `net-control`).
     pub net: Vec<NetScope>,
+    /// `[network]`.
+    pub network: NetworkConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +422,17 @@ struct ScenarioFile {
     custom: BTreeMap<String, Vec<Step>>,
     #[serde(default)]
     probes: BTreeMap<String, Probe>,
+    #[serde(default)]
+    network: NetworkConfig,
+}
+
+/// `[network]`: where the fault proxy is reached from the other hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// An address of this (the control) machine that every host reaches; the proxy
+    /// listens there. Not needed when every host is a loopback address.
+    pub proxy_host: Option<String>,
 }
 
 fn built_in_custom(name: &str) -> Option<Vec<Step>> {
@@ -495,6 +508,7 @@ impl Scenario {
             seed: parsed_file.seed,
             probes: parsed_file.probes,
             net: Vec::new(),
+            network: parsed_file.network,
         };
         for arg in parsed_file.args.iter().chain(args) {
             match arg.as_str() {
