@@ -197,6 +197,11 @@ pub struct KeySampler {
     /// (commit, each key's output bytes after it).
     pub samples: Vec<(usize, Vec<u64>)>,
     queries: Vec<KeyQuery>,
+    /// Query indices by `from`, and how many of them have started.
+    by_from: Vec<usize>,
+    started: usize,
+    /// Started queries not answered yet (few: most are answered within a few commits).
+    open: Vec<usize>,
     /// The answer to each query, by index.
     pub answers: Vec<Option<usize>>,
     /// Each key's output bytes after the previous commit (of this half).
@@ -206,11 +211,16 @@ pub struct KeySampler {
 impl KeySampler {
     pub fn new(sample_at: Vec<usize>, queries: Vec<KeyQuery>) -> KeySampler {
         let answers = vec![None; queries.len()];
+        let mut by_from: Vec<usize> = (0..queries.len()).collect();
+        by_from.sort_by_key(|&i| queries[i].from);
         KeySampler {
             sample_at,
             next_sample: 0,
             samples: Vec::new(),
             queries,
+            by_from,
+            started: 0,
+            open: Vec::new(),
             answers,
             last: Vec::new(),
         }
@@ -228,14 +238,22 @@ impl FeedObserver for KeySampler {
         if self.last.len() != cursors.len() {
             self.last = vec![0; cursors.len()];
         }
-        for (q, answer) in self.queries.iter().zip(&mut self.answers) {
-            if answer.is_none()
-                && q.from <= commit
-                && cursors[q.key].output_bytes() != self.last[q.key]
-            {
-                *answer = Some(commit);
+        while let Some(&i) = self.by_from.get(self.started) {
+            if self.queries[i].from > commit {
+                break;
             }
+            self.open.push(i);
+            self.started += 1;
         }
+        let (queries, answers, last) = (&self.queries, &mut self.answers, &self.last);
+        self.open.retain(|&i| {
+            let key = queries[i].key;
+            let changed = cursors[key].output_bytes() != last[key];
+            if changed {
+                answers[i] = Some(commit);
+            }
+            !changed
+        });
         for (last, c) in self.last.iter_mut().zip(cursors) {
             *last = c.output_bytes();
         }
