@@ -383,7 +383,7 @@ async fn splice_while_clear(
     use tokio::io::Interest;
     loop {
         tokio::select! {
-            ready = from.readable() => ready?,
+            biased;
             changed = faults.changed() => {
                 changed.map_err(closed)?;
                 if !faults.borrow_and_update().is_clear() {
@@ -391,6 +391,12 @@ async fn splice_while_clear(
                 }
                 continue;
             }
+            ready = from.readable() => ready?,
+        }
+        // A fault applied before these bytes arrived holds them: look again right
+        // before moving them (the wake-up may have raced the change).
+        if !faults.borrow().is_clear() {
+            return Ok(Mode::Changed);
         }
         let n = match from.try_io(Interest::READABLE, || pipe.fill_from(from)) {
             Ok(0) => return Ok(Mode::Ended),
@@ -478,8 +484,15 @@ async fn queue_while_faulted(
                 tokio::time::sleep_until(due).await;
             }
             let len = bytes.len();
-            let writes = write_chunk(to, bytes, &mut write_faults, &mut pace, &mut slicer).await?;
-            link.writes.fetch_add(writes, Ordering::Relaxed);
+            write_chunk(
+                to,
+                bytes,
+                &mut write_faults,
+                &mut pace,
+                &mut slicer,
+                &link.writes,
+            )
+            .await?;
             link.counter(d).fetch_add(len as u64, Ordering::Relaxed);
             room.add_permits(len);
         }
@@ -533,21 +546,20 @@ impl Pace {
 
 /// Writes one chunk under the direction's faults as they are at each piece: held while
 /// partitioned, paced to the bandwidth, sliced; a heal mid-chunk writes the rest at once.
-/// Returns the writes made.
+/// Each write is counted in `writes` before it is made.
 async fn write_chunk<W: AsyncWrite + Unpin>(
     to: &mut W,
     mut bytes: Bytes,
     faults: &mut watch::Receiver<Faults>,
     pace: &mut Pace,
     slicer: &mut crate::gen::Rng,
-) -> std::io::Result<u64> {
-    let mut writes = 0;
+    writes: &AtomicU64,
+) -> std::io::Result<()> {
     while !bytes.is_empty() {
         let f = *faults.wait_for(|f| !f.partition).await.map_err(closed)?;
-        writes += 1;
+        writes.fetch_add(1, Ordering::Relaxed);
         if f.is_clear() {
-            to.write_all(&bytes).await?;
-            return Ok(writes);
+            return to.write_all(&bytes).await;
         }
         // Paced pieces of at most 1/20 s, so the rate holds at any chunk size.
         let mut n = bytes.len();
@@ -568,7 +580,7 @@ async fn write_chunk<W: AsyncWrite + Unpin>(
             tokio::task::yield_now().await;
         }
     }
-    Ok(writes)
+    Ok(())
 }
 
 #[cfg(test)]
