@@ -123,6 +123,31 @@ fn a_partition_holds_every_byte_until_the_heal() {
     assert!(collect(&rx, held.len(), Duration::from_secs(10)) == held);
 }
 
+/// The race a clean-clone CI run caught: bytes written right after a partition was
+/// applied must be held, even when the clear path wakes for them and for the fault at
+/// once. Many tries, each on a warm clear path.
+#[test]
+fn bytes_written_after_a_partition_never_cross_it() {
+    let (up, rx) = upstream();
+    let (proxy, addr) = proxy_to(up);
+    let mut client = TcpStream::connect(addr).unwrap();
+    for round in 0..40u8 {
+        client.write_all(&[round]).unwrap();
+        assert_eq!(collect(&rx, 1, Duration::from_secs(10)), [round]);
+        proxy
+            .apply("a->b", Directions::Up, Fault::Partition)
+            .unwrap();
+        client.write_all(b"held").unwrap();
+        let leaked = collect(&rx, 1, Duration::from_millis(30));
+        assert!(
+            leaked.is_empty(),
+            "round {round}: {leaked:?} crossed the partition"
+        );
+        proxy.apply("a->b", Directions::Up, Fault::Heal).unwrap();
+        assert_eq!(collect(&rx, 4, Duration::from_secs(10)), b"held");
+    }
+}
+
 #[test]
 fn a_reset_is_econnreset_and_refuses_new_connections_for_a_while() {
     let (up, rx) = upstream();
