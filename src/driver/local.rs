@@ -50,24 +50,32 @@ pub fn rotate_log(log: &Path) {
     });
 }
 
+/// The log a rotated copy's name belongs to, and when it was rotated:
+/// `wallaroo.1.1795919257219.gz` (or without `.gz`, while it is being gzipped) is
+/// `wallaroo.1` at 1795919257219 ms. None for a name that is not `BASE.DIGITS[.gz]`.
+pub fn rotation_of(name: &str) -> Option<(&str, u128)> {
+    let plain = name.strip_suffix(".gz").unwrap_or(name);
+    let (base, epoch) = plain.rsplit_once('.')?;
+    if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((base, epoch.parse().ok()?))
+}
+
 /// Deletes the oldest rotated copies of `log` beyond [`KEEP_ROTATED_LOGS`].
 pub fn prune_rotated(log: &Path) {
     let (Some(dir), Some(name)) = (log.parent(), log.file_name()) else {
         return;
     };
-    let prefix = format!("{}.", name.to_string_lossy());
+    let name = name.to_string_lossy();
     let mut rotated: Vec<(u128, PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
-            let epoch = n
-                .strip_prefix(&prefix)?
-                .trim_end_matches(".gz")
-                .parse()
-                .ok()?;
-            Some((epoch, e.path()))
+            let (base, epoch) = rotation_of(&n)?;
+            (base == name).then(|| (epoch, e.path()))
         })
         .collect();
     rotated.sort();

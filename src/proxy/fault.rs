@@ -97,18 +97,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// The name in events.jsonl and the fault counts.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Fault::Partition => "partition",
-            Fault::Reset { .. } => "reset",
-            Fault::Delay(_) => "delay",
-            Fault::Bandwidth { .. } => "bandwidth",
-            Fault::Slice => "slice",
-            Fault::Heal => "heal",
-        }
-    }
-
     /// `faults` with this fault applied (reset's connections are the proxy's business).
     pub fn apply(&self, faults: Faults, now: Instant) -> Faults {
         match *self {

@@ -332,7 +332,7 @@ fn check(files: &RunFiles, plan: &ReportPlan, timeline: &Timeline) -> Result<Che
             let Some(key) = key.and_then(|k| inputs.iter().position(|x| x.key == k)) else {
                 continue;
             };
-            if series::is_fault(step.action) {
+            if step.action.is_fault() {
                 let from = log.commits.partition_point(|c| c.time <= step.time);
                 asked.push((i, queries.len()));
                 queries.push(KeyQuery { from, key });
@@ -390,7 +390,7 @@ fn recoveries(
         .steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| series::is_fault(s.action))
+        .filter(|(_, s)| s.action.is_fault())
         .map(|(i, s)| {
             let from = log.commits.partition_point(|c| c.time <= s.time);
             let next = if s.component.starts_with("sender-") {
@@ -416,7 +416,7 @@ fn recoveries(
 /// Faults by kind, then component.
 fn fault_counts(timeline: &Timeline) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for s in timeline.steps.iter().filter(|s| series::is_fault(s.action)) {
+    for s in timeline.steps.iter().filter(|s| s.action.is_fault()) {
         *counts
             .entry(s.action.as_str().to_string())
             .or_default()

@@ -9,6 +9,7 @@ use super::chart::{self, TimeAxis};
 use super::series::MAX_POINTS;
 use super::violation::{diff_span, ContextRow, ViolationView};
 use super::{PageVerdict, PostMortem};
+use crate::driver::command::shell_quote;
 
 /// Whether the page reloads itself (when served live).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,23 +147,13 @@ fn repeat(pm: &PostMortem) -> Markup {
         if a.starts_with("--seed=") || a.starts_with("--replay=") {
             continue;
         }
-        args.push(shell_word(a));
+        args.push(shell_quote(a));
     }
     let base = args.join(" ");
     let events = format!("{}/events.jsonl", h.run_dir);
     html! {
         p { "Seed " code { (h.seed) } ". Repeat: " code { (base) " --seed " (h.seed) } }
-        p { "Replay its faults exactly: " code { (base) " --replay " (shell_word(&events)) } }
-    }
-}
-
-/// A word as a POSIX shell reads it back.
-fn shell_word(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
-    if !word.is_empty() && word.chars().all(plain) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
+        p { "Replay its faults exactly: " code { (base) " --replay " (shell_quote(&events)) } }
     }
 }
 
@@ -193,7 +184,7 @@ fn summary(pm: &PostMortem) -> Markup {
                         }
                     } }
                 }
-                tr { th { "faults" } td.num { (pm.timeline.steps.iter().filter(|s| super::series::is_fault(s.action)).count()) } }
+                tr { th { "faults" } td.num { (pm.timeline.steps.iter().filter(|s| s.action.is_fault()).count()) } }
                 @if let Some(end) = &pm.timeline.end {
                     tr { th { "the run ended" } td { (end.verdict) " after " (format!("{:.1}", end.duration_s)) " s" } }
                 }
@@ -488,9 +479,9 @@ mod tests {
 
     #[test]
     fn words_are_quoted_for_the_shell_only_when_needed() {
-        assert_eq!(shell_word("--run-dir"), "--run-dir");
-        assert_eq!(shell_word("/tmp/a b"), "'/tmp/a b'");
-        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("--run-dir"), "--run-dir");
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]

@@ -106,11 +106,6 @@ fn lane_order(name: &str) -> (u8, u64, String) {
     }
 }
 
-/// Whether an action is a fault (counted, and followed by a recovery).
-pub fn is_fault(action: Action) -> bool {
-    action.is_fault()
-}
-
 /// Equal time buckets over the commits' span.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Buckets {
@@ -317,41 +312,29 @@ pub struct LogFile {
     pub path: PathBuf,
 }
 
-impl LogFile {
-    pub fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    }
-}
-
-/// The component a log file name belongs to, and its rotation epoch.
+/// The component a log file name belongs to, and its rotation epoch (the names
+/// `driver::preset::Preset::log_path` gives, rotated as `driver::local` rotates them).
 fn classify_log(name: &str) -> Option<(String, Option<u128>)> {
-    let (base, rotated) = split_rotation(name);
-    let component = if base == "stdout-stderr" {
-        "sink".to_string()
-    } else if let Some(n) = base.strip_prefix("wallaroo.") {
-        match n.parse::<usize>().ok()? {
-            0 => "initializer".to_string(),
-            n => format!("worker{n}"),
-        }
-    } else if let Some(k) = base.strip_prefix("sender.out.") {
-        (k.chars().count() == 1).then(|| format!("sender-{k}"))?
-    } else {
-        return None;
-    };
-    Some((component, rotated))
-}
-
-/// `wallaroo.1.1795919257219.gz` is `wallaroo.1` rotated at that epoch.
-fn split_rotation(name: &str) -> (&str, Option<u128>) {
-    let plain = name.strip_suffix(".gz").unwrap_or(name);
-    if let Some((base, epoch)) = plain.rsplit_once('.') {
-        if epoch.len() >= 10 && epoch.bytes().all(|b| b.is_ascii_digit()) {
-            return (base, epoch.parse().ok());
+    // `wallaroo.1` is itself `BASE.DIGITS`: a name is rotated only when its base is a log.
+    if let Some((base, epoch)) = crate::driver::local::rotation_of(name) {
+        if let Some(component) = component_of_log(base) {
+            return Some((component, Some(epoch)));
         }
     }
-    (name, None)
+    Some((component_of_log(name)?, None))
+}
+
+/// `wallaroo.0` is the initializer's log, `wallaroo.N` worker N's, `sender.out.K` sender
+/// K's, `stdout-stderr` (in the sink directory) the sink's.
+fn component_of_log(name: &str) -> Option<String> {
+    if name == "stdout-stderr" {
+        Some("sink".to_string())
+    } else if let Some(n) = name.strip_prefix("wallaroo.") {
+        Some(crate::demo::worker::worker_name(n.parse::<usize>().ok()?))
+    } else {
+        let k = name.strip_prefix("sender.out.")?;
+        (k.chars().count() == 1).then(|| format!("sender-{k}"))
+    }
 }
 
 /// The component logs in `dirs` (the log directory and the sink directory), oldest
@@ -666,7 +649,10 @@ mod tests {
         let logs = discover_logs(&[dir.path(), &sink]);
         let names: Vec<(String, String)> = logs
             .iter()
-            .map(|l| (l.component.clone(), l.name()))
+            .map(|l| {
+                let name = l.path.file_name().unwrap().to_string_lossy().into_owned();
+                (l.component.clone(), name)
+            })
             .collect();
         let expected = [
             ("sink", "stdout-stderr"),
