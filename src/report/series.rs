@@ -393,7 +393,7 @@ pub fn read_log(path: &Path) -> std::io::Result<Vec<u8>> {
 /// A sender log's acks: (wall time, acked point of reference, a byte offset).
 pub fn acked_offsets(log: &[u8], utc_offset_s: i32) -> Vec<(f64, u64)> {
     log.split(|&b| b == b'\n')
-        .filter(|line| memchr::memmem::find(line, b"MultiSourceConnector acked Stream(").is_some())
+        .filter(|line| memchr::memmem::find(line, crate::watch::logs::ACKED).is_some())
         .filter_map(|line| {
             let time = log_time(line, utc_offset_s)?;
             Some((time, crate::watch::logs::point_of_ref(line)?))

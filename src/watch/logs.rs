@@ -134,6 +134,10 @@ fn contains(line: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(line, needle).is_some()
 }
 
+/// What a sender log's ack line holds (`... MultiSourceConnector acked Stream(id=...,
+/// point_of_ref=N, is_open=True)`).
+pub const ACKED: &[u8] = b"MultiSourceConnector acked Stream(";
+
 /// The point of reference in a `Stream(...)` repr (Python 2 `L` suffix allowed).
 pub fn point_of_ref(line: &[u8]) -> Option<u64> {
     let at = memchr::memmem::find(line, b"point_of_ref=")? + "point_of_ref=".len();
@@ -165,9 +169,7 @@ impl SenderProgress {
         let (mut acks, mut added, mut eof) = (0u64, Vec::new(), false);
         let eof_por = self.eof_por;
         self.tail.read_new(&mut |line| {
-            if contains(line, b"MultiSourceConnector acked Stream(")
-                && contains(line, b"is_open=True")
-            {
+            if contains(line, ACKED) && contains(line, b"is_open=True") {
                 acks += 1;
             } else if contains(line, b"MultiSourceConnector added Stream") {
                 added.push(contains(line, b"is_open=True"));
