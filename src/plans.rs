@@ -266,12 +266,10 @@ fn proxy_ports(
     if !r.scenario.network_faults() && !replayed {
         return Ok(None);
     }
-    if r.preset != crate::driver::preset::PresetKind::Demo {
-        return Err(PlanError::Network(
-            "only the demo preset routes its links through the fault proxy so far".into(),
-        ));
-    }
     let host = proxy_host(&r.scenario)?;
+    if r.preset == crate::driver::preset::PresetKind::Wallaroo {
+        return wallaroo_proxy_ports(&r.scenario, &host, ports).map(Some);
+    }
     if keys > crate::topology::MAX_PROXIED_KEYS {
         return Err(PlanError::Network(format!(
             "{keys} keys: the proxy carries at most {} senders' links",
@@ -286,17 +284,41 @@ fn proxy_ports(
     )))
 }
 
+/// The wallaroo preset's proxy ports. Its sender connects only to 127.0.0.1:IN_BASE
+/// on its own machine (spec 4.1), so the proxy can stand there only when it runs on
+/// the senders' machine: every component on this one.
+fn wallaroo_proxy_ports(
+    scenario: &crate::driver::scenario::Scenario,
+    host: &str,
+    ports: &crate::driver::preset::Ports,
+) -> Result<crate::topology::ProxyPorts, PlanError> {
+    if !all_loopback(scenario) {
+        return Err(PlanError::Network(
+            "the wallaroo preset's sender connects only to 127.0.0.1 on its own machine, so with network faults every component must run on this one (no [hosts])".into(),
+        ));
+    }
+    Ok(crate::topology::ProxyPorts::wallaroo(
+        host,
+        ports.in_base,
+        crate::driver::preset::MAX_WORKERS,
+    ))
+}
+
+fn all_loopback(scenario: &crate::driver::scenario::Scenario) -> bool {
+    let loopback = |h: &String| {
+        h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    };
+    scenario.hosts.all().iter().all(loopback)
+}
+
 /// Where the proxy listens: `[network] proxy_host`, else 127.0.0.1 when every host is a
 /// loopback address (all on this machine).
 fn proxy_host(scenario: &crate::driver::scenario::Scenario) -> Result<String, PlanError> {
     if let Some(host) = &scenario.network.proxy_host {
         return Ok(host.clone());
     }
-    let loopback = |h: &String| {
-        h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-    };
-    if scenario.hosts.all().iter().all(loopback) {
+    if all_loopback(scenario) {
         return Ok(crate::topology::DEFAULT_HOST.to_string());
     }
     Err(PlanError::Network(
@@ -499,6 +521,18 @@ mod tests {
         assert!(err.contains("[network] proxy_host"), "{err}");
         s.network.proxy_host = Some("10.1.2.1".into());
         assert_eq!(proxy_host(&s).unwrap(), "10.1.2.1");
+        // The wallaroo preset's senders reach only 127.0.0.1 of their own machine.
+        let ports = crate::driver::preset::Ports::from_base(7100).unwrap();
+        let err = wallaroo_proxy_ports(&s, "10.1.2.1", &ports)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("every component must run on this one"),
+            "{err}"
+        );
+        s.hosts = hosts("127.0.0.2");
+        let p = wallaroo_proxy_ports(&s, "127.0.0.1", &ports).unwrap();
+        assert_eq!((p.senders, p.initializer_source), (vec![7100], Some(7108)));
     }
 
     use super::*;

@@ -145,6 +145,11 @@ pub struct ProxyPorts {
     pub sink: Vec<u16>,
     pub control: Vec<u16>,
     pub senders: Vec<u16>,
+    /// Where the initializer's connector source listens when the proxy takes its port:
+    /// the wallaroo preset's senders only ever connect to `IN_BASE` (spec 4.1), so the
+    /// proxy listens there and the initializer moves here. None for the demo, whose
+    /// senders are pointed at the proxy instead.
+    pub initializer_source: Option<u16>,
 }
 
 /// The most senders whose links a run's proxy can carry (base + 110 .. base + 199).
@@ -159,6 +164,19 @@ impl ProxyPorts {
             sink: (0..workers).map(|n| base + 10 * n as u16 + 6).collect(),
             control: (0..workers).map(|n| base + 10 * n as u16 + 7).collect(),
             senders: (0..keys).map(|i| base + 110 + i as u16).collect(),
+            initializer_source: None,
+        }
+    }
+
+    /// The wallaroo preset's: the sink and control links as [`ProxyPorts::from_base`]
+    /// has them, and one link for every sender at `IN_BASE` itself, the only address
+    /// the original sender connects to; the initializer's source moves to base + 8,
+    /// free in the port scheme.
+    pub fn wallaroo(host: &str, base: u16, workers: usize) -> ProxyPorts {
+        ProxyPorts {
+            senders: vec![base],
+            initializer_source: Some(base + 8),
+            ..ProxyPorts::from_base(host, base, workers, 0)
         }
     }
 

@@ -268,3 +268,119 @@ fn the_proxy_command_is_controlled_over_http() {
     let (status, _) = http(&control, "POST", "/links/a-%3Eb", r#"{"fault":"explode"}"#);
     assert!((400..500).contains(&status));
 }
+
+/// Writes a bash script.
+fn script(path: &Path, body: &str) {
+    common::executable(path, &format!("#!/bin/bash\n{body}\n"));
+}
+
+/// Stand-ins for Wallaroo's programs under `top`, at the paths the wallaroo preset
+/// starts: each takes the original's command line and runs the demo's equivalent, so
+/// the preset's command lines (and where they point) are what is tested. The worker
+/// reads `--in`, `--out`, `--control`, `--join`, `--external` and `--name` as
+/// passthrough does; the sender connects only to 127.0.0.1:IN_BASE, as the original.
+fn wallaroo_stand_ins(top: &Path, state: &Path, in_base: u16) {
+    let soakcheck = exe().display().to_string();
+    script(
+        &top.join("testing/correctness/tests/aloc_sink/aloc_sink"),
+        &format!("exec {soakcheck} demo sink \"$1\" \"$2\" \"$3\""),
+    );
+    script(
+        &top.join("testing/correctness/scripts/effectively-once/at_least_once_line_file_feed"),
+        &format!("exec {soakcheck} demo feed \"$1\" \"$2\" --connect 127.0.0.1:{in_base}"),
+    );
+    let passthrough = r#"name=initializer; join=(); args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --in) v=${2#*@}; args+=(--host "${v%%:*}"); v=${v#*:}; args+=(--source-port "${v%%:*}"); shift 2;;
+    --out) args+=(--sink-host "${2%:*}" --sink-port "${2##*:}"); shift 2;;
+    --control) control=$2; shift 2;;
+    --join) control=$2; join=(--join); shift 2;;
+    --external) args+=(--external-port "${2##*:}"); shift 2;;
+    --name) name=$2; shift 2;;
+    --worker-count) args+=(--worker-count "$2"); shift 2;;
+    --metrics|--data|--my-control|--my-data|--parallelism|--key-by|--step|--source|--sink) shift 2;;
+    *) shift;;
+  esac
+done
+exec SOAKCHECK demo worker --name "$name" --control-host "${control%:*}" --control-port "${control##*:}" \
+  --state-dir STATE/"$name" --checkpoint-interval 200ms "${join[@]}" "${args[@]}""#;
+    script(
+        &top.join("passthrough"),
+        &passthrough
+            .replace("SOAKCHECK", &soakcheck)
+            .replace("STATE", &state.display().to_string()),
+    );
+}
+
+/// The wallaroo preset through the proxy: its one senders' link at IN_BASE, and each
+/// worker's sink and control links (so `net-control` too) get faults, and the run ends
+/// green. Stand-ins take the original programs' command lines (see above).
+#[test]
+fn the_wallaroo_preset_runs_its_links_through_the_proxy() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let top = dir.path().join("wallaroo");
+    let base = common::free_base();
+    wallaroo_stand_ins(&top, &dir.path().join("state"), base);
+    // The wallaroo preset's inputs are the user's.
+    let gen = Command::new(exe())
+        .args([
+            "gen", "inputs", "--keys", "A,B,C", "--bytes", "80000", "--dir",
+        ])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let mut args = run_args(
+        &run_dir,
+        &[
+            "2",
+            "--preset",
+            "wallaroo",
+            "net-sink",
+            "net-source",
+            "net-control",
+            "--rate",
+            "30000",
+            "--time-scale",
+            "0.5",
+            "--seed",
+            "3",
+            "--json",
+        ],
+    );
+    let at = args.iter().position(|a| a == "--port-base").unwrap();
+    args[at + 1] = base.to_string();
+    let out = Command::new(exe())
+        .args(&args)
+        .env("WALLAROO_TOP", &top)
+        .env("WALLAROO_BIN", top.join("passthrough"))
+        .output()
+        .unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    common::assert_complete(&run_dir);
+    // The stand-ins were started on the preset's command lines: the initializer's
+    // source moved behind the proxy, each worker's sink at its proxy port.
+    let log = |n: usize| std::fs::read_to_string(run_dir.join(format!("wallaroo.{n}"))).unwrap();
+    let sink_at = |n: u16| format!("sink at 127.0.0.1:{}", base + 10 * n + 6);
+    let initializer = log(0);
+    assert!(
+        initializer.contains(&format!("sources on 127.0.0.1:{}", base + 8)),
+        "{initializer}"
+    );
+    assert!(initializer.contains(&sink_at(0)), "{initializer}");
+    assert!(log(1).contains(&sink_at(1)), "{}", log(1));
+    let steps = network_steps(&run_dir);
+    let struck = |what: &dyn Fn(&str) -> bool| {
+        steps
+            .iter()
+            .any(|s| s["action"] != "heal" && what(s["link"].as_str().unwrap()))
+    };
+    assert!(struck(&|l| l == "sender-*->initializer"), "{steps:?}");
+    assert!(struck(&|l| l.ends_with("->sink")), "{steps:?}");
+    assert!(struck(&|l| l == "worker1->initializer"), "{steps:?}");
+}

@@ -400,12 +400,8 @@ fn a_component_that_cannot_bind_is_a_setup_failure() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let top = dir.path().join("wallaroo");
-    let script = |path: &Path, body: &str| {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    };
+    let script =
+        |path: &Path, body: &str| common::executable(path, &format!("#!/bin/sh\n{body}\n"));
     script(
         &top.join("testing/correctness/tests/aloc_sink/aloc_sink"),
         "echo 'socket.error: [Errno 98] Address already in use'; exit 1",

@@ -281,6 +281,7 @@ pub fn run_cluster(
             sink: pick(plan.workers).map_err(io("finding free ports"))?,
             control: pick(plan.workers).map_err(io("finding free ports"))?,
             senders: pick(keys.len()).map_err(io("finding free ports"))?,
+            initializer_source: None,
         })
     } else {
         None

@@ -50,6 +50,10 @@ pub struct Ports {
 /// (`worker1`..`worker9`).
 pub const MAX_WORKERS: usize = 10;
 
+/// The wallaroo preset's one link for every sender: the original sender connects only
+/// to 127.0.0.1:IN_BASE, so the proxy cannot tell its senders apart by port.
+pub const WALLAROO_SENDERS_LINK: &str = "sender-*->initializer";
+
 /// A port scheme that does not fit in 16 bits.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} {value} is past the last port, 65535 (workers use up to +{span}): choose a lower port base")]
@@ -273,6 +277,12 @@ impl Preset {
         if self.kind == PresetKind::Wallaroo {
             ports.push((p.data_base, "the initializer's data channel".to_string()));
         }
+        if let Some(moved) = self.proxy.as_ref().and_then(|p| p.initializer_source) {
+            ports.push((
+                moved,
+                "the initializer's source port, behind the proxy".to_string(),
+            ));
+        }
         if let Some(proxy) = &self.proxy {
             for n in 0..MAX_WORKERS {
                 let name = crate::demo::worker::worker_name(n);
@@ -287,13 +297,21 @@ impl Preset {
                     ));
                 }
             }
-            for (i, k) in self.keys.iter().enumerate() {
-                ports.push((proxy.sender(i), format!("the proxy of sender {k}'s link")));
+            if self.kind == PresetKind::Demo {
+                for (i, k) in self.keys.iter().enumerate() {
+                    ports.push((proxy.sender(i), format!("the proxy of sender {k}'s link")));
+                }
             }
         }
         for n in 0..MAX_WORKERS {
             let name = crate::demo::worker::worker_name(n);
-            ports.push((p.source(n), format!("{name}'s source port")));
+            let source = match self.proxy.as_ref().filter(|_| n == 0) {
+                Some(proxy) if proxy.initializer_source.is_some() => {
+                    "the proxy of the senders' link".to_string()
+                }
+                _ => format!("{name}'s source port"),
+            };
+            ports.push((p.source(n), source));
             ports.push((p.external(n), format!("{name}'s external channel")));
             if self.kind == PresetKind::Wallaroo && n > 0 {
                 ports.push((
@@ -345,6 +363,83 @@ impl Preset {
         }
     }
 
+    /// Every link the fault proxy carries in this run (none without network faults).
+    pub fn proxy_links(&self) -> std::io::Result<Vec<crate::proxy::LinkSpec>> {
+        match self.kind {
+            PresetKind::Demo => self.topology().links(MAX_WORKERS),
+            PresetKind::Wallaroo => self.wallaroo_links(),
+        }
+    }
+
+    /// The wallaroo preset's links: every sender's (one link, at `IN_BASE`, where the
+    /// original sender connects) to the initializer's moved source port, each
+    /// worker's to the sink, and each but the initializer's to its control channel.
+    fn wallaroo_links(&self) -> std::io::Result<Vec<crate::proxy::LinkSpec>> {
+        let Some(proxy) = &self.proxy else {
+            return Ok(Vec::new());
+        };
+        let resolve = |addr: String| -> std::io::Result<std::net::SocketAddr> {
+            use std::net::ToSocketAddrs;
+            addr.to_socket_addrs()?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr}: no address"))
+            })
+        };
+        let link = |name: String, listen: String, upstream: String| -> std::io::Result<_> {
+            Ok(crate::proxy::LinkSpec {
+                name,
+                listen: resolve(listen)?,
+                upstream: resolve(upstream)?,
+            })
+        };
+        let init_host = self.wallaroo_var("WALLAROO_INIT_HOST");
+        let mut links = Vec::new();
+        if let Some(moved) = proxy.initializer_source {
+            links.push(link(
+                WALLAROO_SENDERS_LINK.to_string(),
+                format!("{}:{}", crate::topology::DEFAULT_HOST, self.ports.in_base),
+                format!("{init_host}:{moved}"),
+            )?);
+        }
+        // Upstream is where the worker would connect without the proxy.
+        let sink = self.wallaroo_var("WALLAROO_ARG_OUT");
+        let control = self.wallaroo_var("WALLAROO_ARG_CONTROL");
+        for n in 0..MAX_WORKERS {
+            let name = crate::demo::worker::worker_name(n);
+            let at = |port: u16| format!("{}:{port}", proxy.host);
+            links.push(link(
+                format!("{name}->sink"),
+                at(proxy.sink(n)),
+                sink.clone(),
+            )?);
+            if n > 0 {
+                links.push(link(
+                    format!("{name}->initializer"),
+                    at(proxy.control(n)),
+                    control.clone(),
+                )?);
+            }
+        }
+        Ok(links)
+    }
+
+    /// Points a wallaroo worker's command line at its proxy ports: `--out` (the sink)
+    /// and, but the initializer's (where it listens), `--control` and `--join`. The
+    /// flags are rewritten wherever they came from, `WALLAROO_*` variables included.
+    fn through_proxy(&self, n: usize, mut argv: Vec<String>) -> Vec<String> {
+        let Some(proxy) = &self.proxy else {
+            return argv;
+        };
+        for i in 1..argv.len() {
+            let port = match argv[i - 1].as_str() {
+                "--out" => proxy.sink(n),
+                "--control" | "--join" if n > 0 => proxy.control(n),
+                _ => continue,
+            };
+            argv[i] = format!("{}:{port}", proxy.host);
+        }
+        argv
+    }
+
     fn demo_argv(&self, component: &Component, join: bool) -> Vec<String> {
         self.topology().argv(component, join)
     }
@@ -371,13 +466,14 @@ impl Preset {
                 p.out_port.to_string(),
             ],
             Component::Worker(0) => {
-                let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(p.in_base)];
+                let source = self.proxy.as_ref().and_then(|x| x.initializer_source).unwrap_or(p.in_base);
+                let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(source)];
                 v.extend(words(self.wallaroo_var("WALLAROO_BASE_ARGS")));
                 v.extend(["--data".into(), self.wallaroo_var("WALLAROO_ARG_DATA"), "--cluster-initializer".into()]);
                 v.extend(["--external".into(), format!("{host}:{}", p.my_external_base)]);
                 v.extend(["--worker-count".into(), self.workers.to_string()]);
                 v.extend(words(self.wallaroo_var("WALLAROO_ARG_PONY")));
-                v
+                self.through_proxy(0, v)
             }
             Component::Worker(n) => {
                 let at = |base: u16| Ports::shifted(base, *n);
@@ -392,7 +488,7 @@ impl Preset {
                     v.extend(["--join".into(), self.wallaroo_var("WALLAROO_ARG_CONTROL")]);
                 }
                 v.extend(words(self.wallaroo_var("WALLAROO_ARG_PONY")));
-                v
+                self.through_proxy(*n, v)
             }
             Component::Sender(k) => vec![
                 format!("{top}/testing/correctness/scripts/effectively-once/at_least_once_line_file_feed"),
@@ -512,6 +608,56 @@ mod tests {
             p.spec(&Component::Sink, false).log,
             PathBuf::from("/tmp/sink-out/stdout-stderr")
         );
+    }
+
+    /// With network faults, every wallaroo link goes through the proxy: the senders'
+    /// (at 7100, where the original sender connects) to the initializer's source moved
+    /// to 7108, each worker's `--out` to its sink proxy, each joiner's `--control` and
+    /// `--join` to its control proxy, even when `WALLAROO_ARG_OUT` is the user's.
+    #[test]
+    fn wallaroo_command_lines_point_at_the_proxy() {
+        let mut p = wallaroo(3);
+        p.proxy = Some(crate::topology::ProxyPorts::wallaroo(
+            "127.0.0.1",
+            7100,
+            MAX_WORKERS,
+        ));
+        p.env
+            .push(("WALLAROO_ARG_OUT".into(), "127.0.0.9:7200".into()));
+        let line = |c: &Component, join: bool| p.spec(c, join).argv.join(" ");
+        let init = line(&Component::Worker(0), false);
+        assert!(init.contains("--in InputBlobs@127.0.0.1:7108:"), "{init}");
+        assert!(init.contains("--out 127.0.0.1:7106 "), "{init}");
+        assert!(init.contains("--control 127.0.0.1:7101 "), "{init}");
+        let joiner = line(&Component::Worker(4), true);
+        assert!(
+            joiner.contains("--in InputBlobs@127.0.0.1:7140:"),
+            "{joiner}"
+        );
+        assert!(joiner.contains("--out 127.0.0.1:7146 "), "{joiner}");
+        assert!(joiner.contains("--control 127.0.0.1:7147 "), "{joiner}");
+        assert!(joiner.contains("--join 127.0.0.1:7147 "), "{joiner}");
+        assert!(
+            !joiner.contains("7101") && !joiner.contains("7200"),
+            "{joiner}"
+        );
+        let links = p.proxy_links().unwrap();
+        let find = |name: &str| links.iter().find(|l| l.name == name).unwrap();
+        let senders = find(WALLAROO_SENDERS_LINK);
+        assert_eq!(senders.listen.to_string(), "127.0.0.1:7100");
+        assert_eq!(senders.upstream.to_string(), "127.0.0.1:7108");
+        assert_eq!(find("worker4->sink").listen.to_string(), "127.0.0.1:7146");
+        assert_eq!(find("worker4->sink").upstream.to_string(), "127.0.0.9:7200");
+        let control = find("worker4->initializer");
+        assert_eq!(control.listen.to_string(), "127.0.0.1:7147");
+        assert_eq!(control.upstream.to_string(), "127.0.0.1:7101");
+        assert!(links.iter().all(|l| l.name != "initializer->initializer"));
+        let ports = p.listening_ports();
+        assert!(ports.contains(&(
+            7108,
+            "the initializer's source port, behind the proxy".into()
+        )));
+        assert!(ports.contains(&(7100, "the proxy of the senders' link".into())));
     }
 
     #[test]

@@ -1099,8 +1099,7 @@ fn start_proxy(plan: &RunPlan, out: &mut dyn Write) -> Result<Option<ProxyNetwor
         return Ok(None);
     }
     let links = p
-        .topology()
-        .links(super::preset::MAX_WORKERS)
+        .proxy_links()
         .map_err(|e| RunError::Setup(format!("the fault proxy's links: {e}")))?;
     let count = links.len();
     let proxy =

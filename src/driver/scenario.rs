@@ -265,12 +265,14 @@ impl NetScope {
         match self {
             NetScope::Sink => link.ends_with("->sink"),
             NetScope::Source => link.starts_with("sender-"),
-            NetScope::Control => link.ends_with("->initializer"),
+            // The wallaroo preset's senders also connect to the initializer.
+            NetScope::Control => link.ends_with("->initializer") && !link.starts_with("sender-"),
         }
     }
 
     /// The character after `p`/`h` off a terminal: `S` for a sink link, `N` for worker
-    /// N's control link, `K` for sender K's.
+    /// N's control link, `K` for sender K's (`*` for the wallaroo preset's one link of
+    /// every sender).
     pub fn mark(link: &str) -> String {
         let client = link_client(link);
         if link.ends_with("->sink") {
@@ -689,5 +691,24 @@ steps = []
         );
         assert!(!Probe::ClusterStatus { timeout: 0.1 }.ready(&never));
         assert_eq!(parse_component("worker3"), Some(Component::Worker(3)));
+    }
+
+    /// Each loop's links, the wallaroo preset's one senders' link included: it goes to
+    /// the initializer but is a source link, not a control link.
+    #[test]
+    fn network_scopes_and_marks() {
+        let senders = crate::driver::preset::WALLAROO_SENDERS_LINK;
+        for (link, scope, mark) in [
+            ("worker2->sink", NetScope::Sink, "S"),
+            ("sender-B->worker1", NetScope::Source, "B"),
+            (senders, NetScope::Source, "*"),
+            ("worker3->initializer", NetScope::Control, "3"),
+        ] {
+            for other in [NetScope::Sink, NetScope::Source, NetScope::Control] {
+                assert_eq!(other.covers(link), other == scope, "{link} {other:?}");
+            }
+            assert_eq!(NetScope::mark(link), mark);
+        }
+        assert!(parse_component(link_client(senders)).is_some());
     }
 }

@@ -142,3 +142,12 @@ pub fn free_base() -> u16 {
     }
     panic!("no free port range");
 }
+
+/// Writes `text` to `path` (its directories made) as an executable: stand-ins for the
+/// programs a preset starts.
+pub fn executable(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
