@@ -254,18 +254,8 @@ impl Topology<'_> {
         let Some(p) = self.proxy else {
             return Ok(Vec::new());
         };
-        let resolve = |addr: String| -> std::io::Result<std::net::SocketAddr> {
-            use std::net::ToSocketAddrs;
-            addr.to_socket_addrs()?.next().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr}: no address"))
-            })
-        };
-        let link = |name: String, listen: u16, upstream: String| -> std::io::Result<_> {
-            Ok(crate::proxy::LinkSpec {
-                name,
-                listen: resolve(format!("{}:{listen}", p.host))?,
-                upstream: resolve(upstream)?,
-            })
+        let link = |name: String, listen: u16, upstream: String| {
+            crate::proxy::LinkSpec::resolved(name, &format!("{}:{listen}", p.host), &upstream)
         };
         let mut links = Vec::new();
         for (i, &k) in self.keys.iter().enumerate() {

@@ -378,18 +378,8 @@ impl Preset {
         let Some(proxy) = &self.proxy else {
             return Ok(Vec::new());
         };
-        let resolve = |addr: String| -> std::io::Result<std::net::SocketAddr> {
-            use std::net::ToSocketAddrs;
-            addr.to_socket_addrs()?.next().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr}: no address"))
-            })
-        };
-        let link = |name: String, listen: String, upstream: String| -> std::io::Result<_> {
-            Ok(crate::proxy::LinkSpec {
-                name,
-                listen: resolve(listen)?,
-                upstream: resolve(upstream)?,
-            })
+        let link = |name: String, listen: String, upstream: String| {
+            crate::proxy::LinkSpec::resolved(name, &listen, &upstream)
         };
         let init_host = self.wallaroo_var("WALLAROO_INIT_HOST");
         let mut links = Vec::new();

@@ -50,6 +50,23 @@ pub struct LinkSpec {
     pub upstream: SocketAddr,
 }
 
+impl LinkSpec {
+    /// A link between two `HOST:PORT` addresses, resolved now.
+    pub fn resolved(name: String, listen: &str, upstream: &str) -> std::io::Result<LinkSpec> {
+        let resolve = |addr: &str| -> std::io::Result<SocketAddr> {
+            use std::net::ToSocketAddrs;
+            addr.to_socket_addrs()?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr}: no address"))
+            })
+        };
+        Ok(LinkSpec {
+            name,
+            listen: resolve(listen)?,
+            upstream: resolve(upstream)?,
+        })
+    }
+}
+
 /// Parses `--link NAME,LISTEN,UPSTREAM`.
 pub fn parse_link(text: &str) -> Result<LinkSpec, String> {
     let parts: Vec<&str> = text.split(',').collect();
