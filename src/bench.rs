@@ -392,6 +392,21 @@ pub struct ProxiedDemo {
 /// The target of `bench demo --proxy`: the proxied throughput over the direct one.
 pub const PROXIED_TARGET: f64 = 0.8;
 
+/// `bench demo`'s bytes per key and checkpoint interval when not given. The feeding
+/// time ends with the commit of the last line, so it is rounded up to a whole
+/// checkpoint: the plain bench (a throughput floor) takes 4 MB and the default 1 s,
+/// but `--proxy` compares two figures and needs many commits per run to resolve 0.8x,
+/// so it takes 40 MB and 200 ms (the interval the end-to-end tests use).
+pub fn demo_defaults(proxy: bool) -> (u64, Duration) {
+    match proxy {
+        false => (4_000_000, Duration::from_secs(1)),
+        true => (40_000_000, Duration::from_millis(200)),
+    }
+}
+
+/// Fewer commits per run than this and a run's feeding time is mostly rounding.
+const RESOLVING_COMMITS: u64 = 20;
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchDemoReport {
     pub keys: usize,
@@ -515,8 +530,19 @@ impl BenchDemoReport {
                 p.ratio,
                 self.runs,
                 if p.verified { "pass" } else { "FAIL" }
-            )
+            ) + &self.coarse_note()
         })
+    }
+
+    /// A warning when the runs were too short for the ratio to mean much.
+    fn coarse_note(&self) -> String {
+        if self.commits >= RESOLVING_COMMITS {
+            return String::new();
+        }
+        format!(
+            "  note: only {} commits per run, and each run's time is rounded up to a whole checkpoint: the ratio is coarse (use a larger --bytes-per-key or a shorter --checkpoint-interval)\n",
+            self.commits
+        )
     }
 }
 
@@ -800,5 +826,39 @@ impl BenchWatchReport {
             self.cpu_ms_per_mb_last / self.cpu_ms_per_mb_first,
             if self.verified { "yes" } else { "NO" }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_report(commits: u64) -> BenchDemoReport {
+        BenchDemoReport {
+            keys: 10,
+            workers: 3,
+            committed_bytes: 123_700_000,
+            commits,
+            feeding_s: 1.07,
+            committed_mb_per_s: 115.8,
+            verified: true,
+            proxied: Some(ProxiedDemo {
+                committed_mb_per_s: 116.0,
+                ratio: 1.0,
+                verified: true,
+            }),
+            runs: 5,
+        }
+    }
+
+    /// A ratio of runs that are mostly rounding to whole checkpoints says so; the
+    /// `--proxy` defaults give runs long enough not to.
+    #[test]
+    fn a_proxied_bench_of_few_commits_says_its_ratio_is_coarse() {
+        let coarse = demo_report(3).to_human();
+        assert!(coarse.contains("note: only 3 commits per run"), "{coarse}");
+        assert!(!demo_report(250).to_human().contains("note:"));
+        let (bytes, interval) = demo_defaults(true);
+        assert!(bytes >= 10 * demo_defaults(false).0 && interval < Duration::from_secs(1));
     }
 }

@@ -513,10 +513,12 @@ struct BenchDemoArgs {
     keys: usize,
     #[arg(long, default_value_t = 3, value_parser = plans::worker_count)]
     workers: usize,
-    #[arg(long, value_name = "N", default_value_t = 4_000_000, value_parser = plans::positive_bytes)]
-    bytes_per_key: u64,
-    #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
-    checkpoint_interval: std::time::Duration,
+    /// Binary bytes per key [default: 4000000; with --proxy 40000000].
+    #[arg(long, value_name = "N", value_parser = plans::positive_bytes)]
+    bytes_per_key: Option<u64>,
+    /// [default: 1s; with --proxy 200ms].
+    #[arg(long, value_parser = soakcheck::duration::parse_duration)]
+    checkpoint_interval: Option<std::time::Duration>,
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Also run every link through the fault proxy (no fault applied) and report the
@@ -891,11 +893,12 @@ fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
 }
 
 fn run_bench_demo(args: &BenchDemoArgs) -> anyhow::Result<BenchDemoReport> {
+    let (bytes_per_key, checkpoint_interval) = soakcheck::bench::demo_defaults(args.proxy);
     let plan = BenchDemoPlan {
         keys: args.keys,
         workers: args.workers,
-        bytes_per_key: args.bytes_per_key,
-        checkpoint_interval: args.checkpoint_interval,
+        bytes_per_key: args.bytes_per_key.unwrap_or(bytes_per_key),
+        checkpoint_interval: args.checkpoint_interval.unwrap_or(checkpoint_interval),
         exe: std::env::current_exe().context("locating the soakcheck binary")?,
         dir: args.dir.clone(),
         proxy: args.proxy,
