@@ -80,11 +80,24 @@ fn verify_sink(sink: &Path, input: &str) -> (i32, String, String) {
     ])
 }
 
+/// Runs soakcheck on exactly the inputs the test names: `--input K=PATH` comes with
+/// `--input-dir` of PATH's directory, since the default, `/tmp`, may hold another run's
+/// inputs, whose keys would be checked too.
 fn soakcheck(args: &[&str]) -> (i32, String, String) {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let named = args
+        .iter()
+        .position(|a| a == "--input")
+        .map(|i| &args[i + 1]);
+    if let Some(spec) = named.filter(|_| !args.iter().any(|a| a == "--input-dir")) {
+        let path = Path::new(spec.split_once('=').map_or(spec.as_str(), |(_, p)| p));
+        let dir = path.parent().unwrap().display().to_string();
+        args.extend(["--input-dir".to_string(), dir]);
+    }
     let out = Command::cargo_bin("soakcheck")
         .unwrap()
         .env_remove("MULTIPLE_KEYS_LIST")
-        .args(args)
+        .args(&args)
         .timeout(std::time::Duration::from_secs(60))
         .output()
         .unwrap();
