@@ -285,22 +285,40 @@ fn proxy_ports(
 }
 
 /// The wallaroo preset's proxy ports. Its sender connects only to 127.0.0.1:IN_BASE
-/// on its own machine (spec 4.1), so the proxy can stand there only when it runs on
-/// the senders' machine: every component on this one.
+/// on its own machine (spec 4.1), so the proxy can stand there only when the senders
+/// run on this machine (every host a loopback address). Otherwise the sink and control
+/// links still go through the proxy, and the senders' link stays direct: a fault
+/// asked for on it is refused here rather than found missing mid-run.
 fn wallaroo_proxy_ports(
     scenario: &crate::driver::scenario::Scenario,
     host: &str,
     ports: &crate::driver::preset::Ports,
 ) -> Result<crate::topology::ProxyPorts, PlanError> {
-    if !all_loopback(scenario) {
-        return Err(PlanError::Network(
-            "the wallaroo preset's sender connects only to 127.0.0.1 on its own machine, so with network faults every component must run on this one (no [hosts])".into(),
+    let workers = crate::driver::preset::MAX_WORKERS;
+    if all_loopback(scenario) {
+        return Ok(crate::topology::ProxyPorts::wallaroo(
+            host,
+            ports.in_base,
+            workers,
         ));
     }
-    Ok(crate::topology::ProxyPorts::wallaroo(
+    let on_senders = scenario
+        .net
+        .contains(&crate::driver::scenario::NetScope::Source)
+        || scenario
+            .steps
+            .iter()
+            .any(|s| s.link.as_deref().is_some_and(|l| l.starts_with("sender-")));
+    if on_senders {
+        return Err(PlanError::Network(
+            "the wallaroo preset's sender connects only to 127.0.0.1 on its own machine, so with components on other hosts its link cannot go through the proxy: drop net-source and sender links, or run every component here".into(),
+        ));
+    }
+    Ok(crate::topology::ProxyPorts::from_base(
         host,
         ports.in_base,
-        crate::driver::preset::MAX_WORKERS,
+        workers,
+        0,
     ))
 }
 
@@ -521,15 +539,17 @@ mod tests {
         assert!(err.contains("[network] proxy_host"), "{err}");
         s.network.proxy_host = Some("10.1.2.1".into());
         assert_eq!(proxy_host(&s).unwrap(), "10.1.2.1");
-        // The wallaroo preset's senders reach only 127.0.0.1 of their own machine.
+        // The wallaroo preset's senders reach only 127.0.0.1 of their own machine: with
+        // other hosts their link stays direct, and faults on it are refused.
         let ports = crate::driver::preset::Ports::from_base(7100).unwrap();
+        let p = wallaroo_proxy_ports(&s, "10.1.2.1", &ports).unwrap();
+        assert_eq!((p.senders.len(), p.initializer_source), (0, None));
+        assert_eq!(p.sink(1), 7116);
+        s.net.push(crate::driver::scenario::NetScope::Source);
         let err = wallaroo_proxy_ports(&s, "10.1.2.1", &ports)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("every component must run on this one"),
-            "{err}"
-        );
+        assert!(err.contains("drop net-source"), "{err}");
         s.hosts = hosts("127.0.0.2");
         let p = wallaroo_proxy_ports(&s, "127.0.0.1", &ports).unwrap();
         assert_eq!((p.senders, p.initializer_source), (vec![7100], Some(7108)));

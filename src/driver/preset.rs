@@ -648,6 +648,19 @@ mod tests {
             "the initializer's source port, behind the proxy".into()
         )));
         assert!(ports.contains(&(7100, "the proxy of the senders' link".into())));
+        // With components on other hosts the senders' link stays direct.
+        p.proxy = Some(crate::topology::ProxyPorts::from_base(
+            "10.0.0.1",
+            7100,
+            MAX_WORKERS,
+            0,
+        ));
+        let init = p.spec(&Component::Worker(0), false).argv.join(" ");
+        assert!(init.contains("--in InputBlobs@127.0.0.1:7100:"), "{init}");
+        assert!(init.contains("--out 10.0.0.1:7106 "), "{init}");
+        let links = p.proxy_links().unwrap();
+        assert!(links.iter().all(|l| !l.name.starts_with("sender-")));
+        assert_eq!(links.len(), 2 * MAX_WORKERS - 1);
     }
 
     #[test]
