@@ -71,12 +71,6 @@ pub struct Delay {
     pub jitter_ms: u64,
 }
 
-impl Delay {
-    pub fn base(&self) -> Duration {
-        Duration::from_millis(self.ms)
-    }
-}
-
 /// A fault to apply to a link (in the directions of its request).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -125,76 +119,9 @@ impl Fault {
     }
 }
 
-/// Parses the command-line form: `partition`, `reset[:MS]`, `delay:MS[±JITTER]` (or
-/// `+-`), `bandwidth:BYTES`, `slice`, `heal`.
-pub fn parse_fault(text: &str) -> Result<Fault, String> {
-    let (name, arg) = text.split_once(':').unwrap_or((text, ""));
-    let number = |s: &str, what: &str| -> Result<u64, String> {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("{text:?}: {what} must be a whole number, not {s:?}"))
-    };
-    match (name, arg) {
-        ("partition", "") => Ok(Fault::Partition),
-        ("slice", "") => Ok(Fault::Slice),
-        ("heal", "") => Ok(Fault::Heal),
-        ("reset", "") => Ok(Fault::Reset { refuse_ms: 0 }),
-        ("reset", ms) => Ok(Fault::Reset {
-            refuse_ms: number(ms, "the refusal (ms)")?,
-        }),
-        ("delay", spec) if !spec.is_empty() => {
-            let (ms, jitter) = spec
-                .split_once('±')
-                .or_else(|| spec.split_once("+-"))
-                .unwrap_or((spec, "0"));
-            Ok(Fault::Delay(Delay {
-                ms: number(ms, "the delay (ms)")?,
-                jitter_ms: number(jitter, "the jitter (ms)")?,
-            }))
-        }
-        ("bandwidth", bytes) if !bytes.is_empty() => Ok(Fault::Bandwidth {
-            bytes_per_s: number(bytes, "the bandwidth (bytes/s)")?.max(1),
-        }),
-        _ => Err(format!(
-            "{text:?}: expected partition, reset[:MS], delay:MS[±JITTER], bandwidth:BYTES, slice or heal"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn faults_parse_from_their_command_line_form() {
-        assert_eq!(parse_fault("partition"), Ok(Fault::Partition));
-        assert_eq!(
-            parse_fault("reset:2000"),
-            Ok(Fault::Reset { refuse_ms: 2000 })
-        );
-        assert_eq!(
-            parse_fault("delay:100±20"),
-            Ok(Fault::Delay(Delay {
-                ms: 100,
-                jitter_ms: 20
-            }))
-        );
-        assert_eq!(
-            parse_fault("delay:5+-1"),
-            Ok(Fault::Delay(Delay {
-                ms: 5,
-                jitter_ms: 1
-            }))
-        );
-        assert_eq!(
-            parse_fault("bandwidth:65536"),
-            Ok(Fault::Bandwidth { bytes_per_s: 65536 })
-        );
-        assert!(parse_fault("delay")
-            .unwrap_err()
-            .contains("expected partition"));
-        assert!(parse_fault("delay:x").unwrap_err().contains("whole number"));
-    }
 
     #[test]
     fn heal_clears_everything_and_faults_combine() {

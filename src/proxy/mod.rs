@@ -32,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch, Semaphore};
 use tokio::time::Instant;
 
-pub use fault::{parse_fault, Delay, Direction, Directions, Fault, Faults};
+pub use fault::{Delay, Direction, Directions, Fault, Faults};
 
 /// The most bytes one read takes.
 pub const CHUNK: usize = 256 << 10;
