@@ -28,6 +28,11 @@ pub struct RunHeader {
     pub utc_offset_s: i32,
 }
 
+/// This machine's offset from UTC in seconds (what [`RunHeader::utc_offset_s`] records).
+pub fn local_utc_offset() -> i32 {
+    chrono::Local::now().offset().local_minus_utc()
+}
+
 /// The run's last line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunEnd {

@@ -24,8 +24,7 @@ use super::local::prune_rotated;
 use super::preset::{Preset, PresetKind};
 use super::scenario::{secs, Scenario, Step};
 use super::supervisor::{
-    unix_now, CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor,
-    SystemClock, Wake,
+    CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor, SystemClock, Wake,
 };
 use super::{Component, DriverError, Fetched, LaunchSpec, ProcessDriver};
 use crate::demo::worker::worker_name;
@@ -804,8 +803,7 @@ fn watch_plan(plan: &RunPlan) -> WatchPlan {
     }
 }
 
-/// Reads `--replay`'s events.
-/// The steps of an events.jsonl (its run, finding and end lines are skipped).
+/// The steps of `--replay`'s events.jsonl (its run, finding and end lines are skipped).
 fn read_replay(path: &Path) -> Result<Vec<Step>, RunError> {
     let events = super::events::read_events(path).map_err(|e| RunError::Setup(e.to_string()))?;
     Ok(super::events::steps(&events))
@@ -865,8 +863,8 @@ fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, Run
             keys: p.keys.iter().collect(),
             preset: p.kind.to_string(),
             run_dir: p.run_dir.display().to_string(),
-            start: unix_now(),
-            utc_offset_s: chrono::Local::now().offset().local_minus_utc(),
+            start: crate::watch::unix_now(),
+            utc_offset_s: super::events::local_utc_offset(),
         },
     };
     writeln!(events, "{}", header.to_line())
@@ -1055,7 +1053,7 @@ pub fn run(
         let end = EventLine::End {
             end: RunEnd {
                 verdict: summary.verdict.to_string(),
-                time: unix_now(),
+                time: crate::watch::unix_now(),
                 duration_s: summary.duration_s,
                 fault_count: summary.fault_count,
             },

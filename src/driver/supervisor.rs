@@ -35,7 +35,7 @@ pub trait Clock {
     fn now(&self) -> Instant;
     /// Wall time as Unix seconds (events.jsonl's `time`).
     fn unix_now(&self) -> f64 {
-        unix_now()
+        crate::watch::unix_now()
     }
 }
 
@@ -201,14 +201,6 @@ pub struct Supervisor<'a> {
     started_unix: f64,
     /// The fault proxy's links, when the run has network faults.
     network: Option<&'a dyn Network>,
-}
-
-/// Wall time as Unix seconds.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).

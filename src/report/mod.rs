@@ -232,10 +232,11 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
         None => Vec::new(),
     };
     let mut timeline = Timeline::from_events(&events, None);
+    // Logs are stamped in local time: the run's offset, else (no header) this machine's.
     let utc_offset_s = timeline
         .header
         .as_ref()
-        .map_or_else(local_utc_offset, |h| h.utc_offset_s);
+        .map_or_else(crate::driver::events::local_utc_offset, |h| h.utc_offset_s);
     let mut pm = PostMortem {
         files: files.clone(),
         verdict: PageVerdict::Ok,
@@ -277,11 +278,6 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
     pm.timeline = timeline;
     read_logs(&mut pm);
     Ok(pm)
-}
-
-/// The machine's offset from UTC, for logs without a run header.
-fn local_utc_offset() -> i32 {
-    chrono::Local::now().offset().local_minus_utc()
 }
 
 /// What the checker gave.

@@ -265,7 +265,8 @@ impl Control {
     }
 }
 
-fn unix_now() -> f64 {
+/// Wall time as Unix seconds.
+pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
