@@ -288,6 +288,8 @@ struct Checked {
     keys: Vec<(u8, PathBuf)>,
     /// Which sampler query each sender fault asked (index into `timeline.steps`).
     queries: Vec<(usize, usize)>,
+    /// The commits per time bucket (the sampler samples at each bucket's last commit).
+    commits: Option<CommitBuckets>,
 }
 
 /// Verifies the sink directory, sampling each key's committed bytes per time bucket and
@@ -315,9 +317,12 @@ fn check(files: &RunFiles, plan: &ReportPlan, timeline: &Timeline) -> Result<Che
         io: IoMode::default(),
     };
     let mut asked = Vec::new();
+    let mut buckets = None;
     let (verified, sampler) = verify_observed(&vplan, |log| {
-        let samples = CommitBuckets::of(log)
-            .map(|b| b.last_commit.into_iter().flatten().collect())
+        buckets = CommitBuckets::of(log);
+        let samples = buckets
+            .as_ref()
+            .map(|b| b.last_commit.iter().flatten().copied().collect())
             .unwrap_or_default();
         let mut queries = Vec::new();
         for (i, step) in timeline.steps.iter().enumerate() {
@@ -341,6 +346,7 @@ fn check(files: &RunFiles, plan: &ReportPlan, timeline: &Timeline) -> Result<Che
         sampler,
         keys: inputs.into_iter().map(|k| (k.key, k.path)).collect(),
         queries: asked,
+        commits: buckets,
     })
 }
 
@@ -351,9 +357,10 @@ fn absorb(pm: &mut PostMortem, checked: Checked, timeline: &Timeline) {
         sampler,
         keys,
         queries,
+        commits,
     } = checked;
     let log = &verified.log;
-    pm.commits = CommitBuckets::of(log);
+    pm.commits = commits;
     pm.key_bytes = keys
         .iter()
         .enumerate()
