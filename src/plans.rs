@@ -302,13 +302,13 @@ fn wallaroo_proxy_ports(
             workers,
         ));
     }
-    let on_senders = scenario
-        .net
-        .contains(&crate::driver::scenario::NetScope::Source)
-        || scenario
-            .steps
-            .iter()
-            .any(|s| s.link.as_deref().is_some_and(|l| l.starts_with("sender-")));
+    use crate::driver::scenario::NetScope;
+    let on_senders = scenario.net.contains(&NetScope::Source)
+        || scenario.steps.iter().any(|s| {
+            s.link
+                .as_deref()
+                .is_some_and(|l| NetScope::Source.covers(l))
+        });
     if on_senders {
         return Err(PlanError::Network(
             "the wallaroo preset's sender connects only to 127.0.0.1 on its own machine, so with components on other hosts its link cannot go through the proxy: drop net-source and sender links, or run every component here".into(),
