@@ -26,6 +26,14 @@ pub mod verify;
 pub mod watch;
 pub mod wire;
 
+/// A unit enum value's name as its JSON has it (`torn-txnlog-tail`, `ack-timeout`).
+pub fn json_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// One line for an error and its causes, as the binary prints it. Our errors already put
 /// their source's text in their own message (`path: reason`), so a cause whose text is
 /// already there is not repeated ("Is a directory (os error 21): Is a directory ...").

@@ -118,7 +118,7 @@ fn banner(pm: &PostMortem) -> Markup {
             }
             @if let Some(r) = &pm.report {
                 @for p in r.problems.iter().filter(|p| p.severity == crate::verify::Severity::Violation) {
-                    p.finding { "Sink problem " strong { (kebab(&p.kind)) } ": " (p.file) ":" (p.line) ": " (p.detail) }
+                    p.finding { "Sink problem " strong { (crate::json_name(&p.kind)) } ": " (p.file) ":" (p.line) ": " (p.detail) }
                 }
             }
             @if v == PageVerdict::Ok {
@@ -371,7 +371,7 @@ fn problems(pm: &PostMortem) -> Markup {
             table {
                 tr { th { "severity" } th { "where" } th { "kind" } th { "detail" } }
                 @for p in &r.problems {
-                    tr { td { (kebab(&p.severity)) } td.mono { (p.file) ":" (p.line) } td { (kebab(&p.kind)) } td { (p.detail) } }
+                    tr { td { (crate::json_name(&p.severity)) } td.mono { (p.file) ":" (p.line) } td { (crate::json_name(&p.kind)) } td { (p.detail) } }
                 }
             }
         }
@@ -430,14 +430,6 @@ fn faults(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
             }
         }
     }
-}
-
-/// A value's name as its JSON has it (`torn-txnlog-tail`).
-fn kebab<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn percentile(values: &[f64], q: f64) -> f64 {

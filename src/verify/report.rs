@@ -243,7 +243,6 @@ impl Report {
                 Severity::Violation => paint("problem", "1;31"),
                 Severity::Note => paint("note", "33"),
             };
-            let kind = serde_json::to_value(p.kind).expect("kind serializes");
             let place = if p.line > 0 {
                 format!("{}:{}", p.file, p.line)
             } else {
@@ -252,7 +251,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{label}: {place}: {}: {}",
-                kind.as_str().unwrap_or(""),
+                crate::json_name(&p.kind),
                 p.detail
             );
         }

@@ -158,8 +158,7 @@ pub struct Finding {
 impl Finding {
     /// The kind's name, as in JSON (`ack-timeout`).
     pub fn kind_name(&self) -> String {
-        let kind = serde_json::to_value(self.kind).expect("a kind serializes");
-        kind.as_str().unwrap_or("").to_string()
+        crate::json_name(&self.kind)
     }
 }
 
