@@ -180,6 +180,35 @@ impl ProxyPorts {
         }
     }
 
+    /// Each worker slot's links below `workers`: `workerN->sink` to `sink` and, but the
+    /// initializer's (which serves it), `workerN->initializer` to `control` (the
+    /// addresses the workers would connect to without the proxy).
+    pub fn worker_links(
+        &self,
+        workers: usize,
+        sink: &str,
+        control: &str,
+    ) -> std::io::Result<Vec<crate::proxy::LinkSpec>> {
+        let at = |port: u16| format!("{}:{port}", self.host);
+        let mut links = Vec::new();
+        for n in 0..workers {
+            let name = worker_name(n);
+            links.push(crate::proxy::LinkSpec::resolved(
+                format!("{name}->sink"),
+                &at(self.sink(n)),
+                sink,
+            )?);
+            if n > 0 {
+                links.push(crate::proxy::LinkSpec::resolved(
+                    format!("{name}->initializer"),
+                    &at(self.control(n)),
+                    control,
+                )?);
+            }
+        }
+        Ok(links)
+    }
+
     pub fn sink(&self, n: usize) -> u16 {
         self.sink.get(n).copied().unwrap_or(0)
     }
@@ -254,14 +283,14 @@ impl Topology<'_> {
         let Some(p) = self.proxy else {
             return Ok(Vec::new());
         };
-        let link = |name: String, listen: u16, upstream: String| {
-            crate::proxy::LinkSpec::resolved(name, &format!("{}:{listen}", p.host), &upstream)
-        };
         let mut links = Vec::new();
         for (i, &k) in self.keys.iter().enumerate() {
             let owner = self.owner(k);
-            let name = format!("sender-{k}->{}", worker_name(owner));
-            links.push(link(name, p.sender(i), self.worker_source(owner))?);
+            links.push(crate::proxy::LinkSpec::resolved(
+                format!("sender-{k}->{}", worker_name(owner)),
+                &format!("{}:{}", p.host, p.sender(i)),
+                &self.worker_source(owner),
+            )?);
         }
         let sink = format!("{}:{}", self.host(&Component::Sink), self.ports.sink());
         let control = format!(
@@ -269,17 +298,7 @@ impl Topology<'_> {
             self.host(&Component::Worker(0)),
             self.ports.control()
         );
-        for n in 0..workers {
-            let name = worker_name(n);
-            links.push(link(format!("{name}->sink"), p.sink(n), sink.clone())?);
-            if n > 0 {
-                links.push(link(
-                    format!("{name}->initializer"),
-                    p.control(n),
-                    control.clone(),
-                )?);
-            }
-        }
+        links.extend(p.worker_links(workers, &sink, &control)?);
         Ok(links)
     }
 

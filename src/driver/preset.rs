@@ -378,37 +378,21 @@ impl Preset {
         let Some(proxy) = &self.proxy else {
             return Ok(Vec::new());
         };
-        let link = |name: String, listen: String, upstream: String| {
-            crate::proxy::LinkSpec::resolved(name, &listen, &upstream)
-        };
         let init_host = self.wallaroo_var("WALLAROO_INIT_HOST");
         let mut links = Vec::new();
         if let Some(moved) = proxy.initializer_source {
-            links.push(link(
+            links.push(crate::proxy::LinkSpec::resolved(
                 WALLAROO_SENDERS_LINK.to_string(),
-                format!("{}:{}", crate::topology::DEFAULT_HOST, self.ports.in_base),
-                format!("{init_host}:{moved}"),
+                &format!("{}:{}", crate::topology::DEFAULT_HOST, self.ports.in_base),
+                &format!("{init_host}:{moved}"),
             )?);
         }
         // Upstream is where the worker would connect without the proxy.
-        let sink = self.wallaroo_var("WALLAROO_ARG_OUT");
-        let control = self.wallaroo_var("WALLAROO_ARG_CONTROL");
-        for n in 0..MAX_WORKERS {
-            let name = crate::demo::worker::worker_name(n);
-            let at = |port: u16| format!("{}:{port}", proxy.host);
-            links.push(link(
-                format!("{name}->sink"),
-                at(proxy.sink(n)),
-                sink.clone(),
-            )?);
-            if n > 0 {
-                links.push(link(
-                    format!("{name}->initializer"),
-                    at(proxy.control(n)),
-                    control.clone(),
-                )?);
-            }
-        }
+        links.extend(proxy.worker_links(
+            MAX_WORKERS,
+            &self.wallaroo_var("WALLAROO_ARG_OUT"),
+            &self.wallaroo_var("WALLAROO_ARG_CONTROL"),
+        )?);
         Ok(links)
     }
 
