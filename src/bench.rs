@@ -428,8 +428,13 @@ pub fn bench_demo(
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchDemoReport, BenchError> {
     if !plan.proxy {
-        return demo_once(plan, false, progress);
+        return demo_once(plan, "", false, None, progress);
     }
+    // Every run feeds the same inputs: generated once.
+    let (root, _guard) = bench_root(plan, "inputs");
+    let inputs = root.join("in");
+    crate::demo::cluster::cluster_inputs(&cluster_plan(plan, false, &root), &inputs, progress)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
     // Direct and proxied alternate, so both see the same machine; medians.
     let mut direct = Vec::new();
     let mut proxied = Vec::new();
@@ -439,8 +444,10 @@ pub fn bench_demo(
             run + 1,
             plan.runs.max(1)
         ));
-        direct.push(demo_once(plan, false, progress)?);
-        proxied.push(demo_once(plan, true, progress)?);
+        let name = format!("run{}", run + 1);
+        direct.push(demo_once(plan, &name, false, Some(&inputs), progress)?);
+        let name = format!("run{}-proxied", run + 1);
+        proxied.push(demo_once(plan, &name, true, Some(&inputs), progress)?);
     }
     let median = |v: &mut Vec<BenchDemoReport>| {
         v.sort_by(|a, b| a.committed_mb_per_s.total_cmp(&b.committed_mb_per_s));
@@ -459,36 +466,57 @@ pub fn bench_demo(
     Ok(report)
 }
 
-/// One run of the demo cluster, direct or `proxied`.
-fn demo_once(
-    plan: &BenchDemoPlan,
-    proxied: bool,
-    progress: &mut dyn FnMut(&str),
-) -> Result<BenchDemoReport, BenchError> {
-    use crate::demo::cluster::{run_cluster, ClusterPlan};
-    let suffix = if proxied { "-proxied" } else { "" };
-    let (root, _guard) = match &plan.dir {
-        Some(d) => (d.join(format!("run{suffix}")), None),
+/// A directory for one of the bench's runs: `DIR/NAME` with `--dir` (kept; `DIR`
+/// itself for an empty name), else a temporary one (removed when the guard drops).
+fn bench_root(plan: &BenchDemoPlan, name: &str) -> (PathBuf, Option<TempDir>) {
+    match &plan.dir {
+        Some(d) => (d.join(name), None),
         None => {
             let d = std::env::temp_dir().join(format!(
-                "soakcheck-bench-demo-{}{suffix}",
+                "soakcheck-bench-demo-{}-{name}",
                 std::process::id()
             ));
             (d.clone(), Some(TempDir(d)))
         }
-    };
-    let cluster = ClusterPlan {
+    }
+}
+
+/// The demo cluster of `plan` in `root`, direct or `proxied`.
+fn cluster_plan(
+    plan: &BenchDemoPlan,
+    proxied: bool,
+    root: &Path,
+) -> crate::demo::cluster::ClusterPlan {
+    crate::demo::cluster::ClusterPlan {
         exe: plan.exe.clone(),
         workers: plan.workers,
         keys: (b'A'..).take(plan.keys).collect(),
         bytes_per_key: plan.bytes_per_key,
         rate: 0,
-        dir: root,
+        dir: root.to_path_buf(),
         checkpoint_interval: plan.checkpoint_interval,
         inject: None,
         seed: 1,
         timeout: Duration::from_secs(600),
         proxied,
+        given_inputs: None,
+    }
+}
+
+/// One run of the demo cluster in the bench's directory `name`, direct or `proxied`, on
+/// `inputs` when given (else its own, generated).
+fn demo_once(
+    plan: &BenchDemoPlan,
+    name: &str,
+    proxied: bool,
+    inputs: Option<&Path>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchDemoReport, BenchError> {
+    use crate::demo::cluster::run_cluster;
+    let (root, _guard) = bench_root(plan, name);
+    let cluster = crate::demo::cluster::ClusterPlan {
+        given_inputs: inputs.map(Path::to_path_buf),
+        ..cluster_plan(plan, proxied, &root)
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let outcome =

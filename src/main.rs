@@ -886,6 +886,7 @@ fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             seed: args.seed,
             timeout: args.timeout,
             proxied: false,
+            given_inputs: None,
         };
         Ok(run_cluster(&plan, &stop, &mut |m| eprintln!("cluster: {m}"))?.report)
     })();

@@ -39,6 +39,28 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Generates the inputs of `plan` (its keys, bytes per key and seed) in `dir`.
+pub fn cluster_inputs(
+    plan: &ClusterPlan,
+    dir: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), ClusterError> {
+    progress(&format!(
+        "generating {} inputs of {} bytes in {}",
+        plan.keys.len(),
+        plan.bytes_per_key,
+        dir.display()
+    ));
+    generate_inputs(
+        &plan.keys,
+        plan.bytes_per_key,
+        dir,
+        &DataSource::Seeded(plan.seed),
+    )
+    .map(drop)
+    .map_err(|e| ClusterError::Setup(e.to_string()))
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterPlan {
     pub exe: PathBuf,
@@ -54,6 +76,9 @@ pub struct ClusterPlan {
     pub timeout: Duration,
     /// Every link through the fault proxy (no fault applied): what it costs.
     pub proxied: bool,
+    /// Inputs generated before, for these keys, bytes and seed (a bench's repeated
+    /// runs); None generates them in `dir/in`.
+    pub given_inputs: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +241,6 @@ pub fn run_cluster(
             plan.workers
         )));
     }
-    let input_dir = plan.dir.join("in");
     let sink_dir = plan.dir.join("sink-out");
     let state_dir = plan.dir.join("state");
     for d in [&sink_dir, &state_dir] {
@@ -233,19 +257,14 @@ pub fn run_cluster(
         }
         std::fs::create_dir_all(d).map_err(io(d.display().to_string()))?;
     }
-    progress(&format!(
-        "generating {} inputs of {} bytes in {}",
-        plan.keys.len(),
-        plan.bytes_per_key,
-        input_dir.display()
-    ));
-    generate_inputs(
-        &plan.keys,
-        plan.bytes_per_key,
-        &input_dir,
-        &DataSource::Seeded(plan.seed),
-    )
-    .map_err(|e| ClusterError::Setup(e.to_string()))?;
+    let input_dir = match &plan.given_inputs {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = plan.dir.join("in");
+            cluster_inputs(plan, &dir, progress)?;
+            dir
+        }
+    };
     let sink_port = free_port().map_err(io("finding a free port"))?;
     let control = free_port().map_err(io("finding a free port"))?;
     let ports: Vec<WorkerPorts> = (0..plan.workers)
