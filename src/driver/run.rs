@@ -142,9 +142,13 @@ impl RunSummary {
 
     fn new(plan: &RunPlan, t: RunTotals) -> RunSummary {
         let stopped_by_signal = t.ending == Ending::Signal;
+        let ended_well = t.ending == Ending::Complete || t.ending == Ending::Duration;
+        let nothing = ended_well && t.findings.is_empty() && t.checked.bytes_verified == 0;
         let verdict = if !t.findings.is_empty() {
             "violation"
-        } else if t.ending == Ending::Complete || t.ending == Ending::Duration {
+        } else if nothing {
+            "nothing-verified"
+        } else if ended_well {
             "ok"
         } else {
             "stopped"
@@ -166,13 +170,15 @@ impl RunSummary {
         }
     }
 
+    /// 1 for a finding; 2 when stopped before the end or nothing was verified (a pass
+    /// on nothing is not a pass); else 0.
     pub fn exit_code(&self) -> i32 {
-        if self.findings.is_empty() && !self.stopped_by_signal {
-            0
-        } else if self.findings.is_empty() {
+        if !self.findings.is_empty() {
+            1
+        } else if self.stopped_by_signal || self.verdict == "nothing-verified" {
             2
         } else {
-            1
+            0
         }
     }
 
@@ -190,6 +196,12 @@ impl RunSummary {
             "  commits verified: {}, bytes verified: {}\n",
             self.commits, self.bytes_verified
         );
+        if self.verdict == "nothing-verified" {
+            out += &format!(
+                "  not a pass: not one committed byte was verified in {}/sink-out\n",
+                self.run_dir
+            );
+        }
         for f in &self.findings {
             out += &format!(
                 "  finding: {} after {:.1} s: {}\n",
@@ -561,7 +573,17 @@ fn local_checks(
         },
     )?;
     let commits = watcher.core.log.commits.len() as u64;
-    let outcome: WatchOutcome = watcher.finish();
+    let live_findings = reported;
+    let outcome: WatchOutcome = match watcher.finish() {
+        Ok(outcome) => outcome,
+        // Nothing could be verified: the run's summary says so from the zero totals.
+        Err(_) => return Ok(CheckTotals::default()),
+    };
+    // What the final full pass found after the soak stopped reading events: the run
+    // collects it from the channel once the checks are joined.
+    for f in &outcome.findings[live_findings..] {
+        let _ = events.send(CheckEvent::Finding(f.clone()));
+    }
     let bytes_verified = outcome.report.keys.iter().map(|k| k.verified_bytes).sum();
     Ok(CheckTotals {
         commits,
@@ -1029,10 +1051,11 @@ pub fn run(
         }
         let soaked = soak_and_end(&mut sup, plan, &wakes, &check_rx);
         let (faults, fault_count, started) = (sup.faults.clone(), sup.fault_count, sup.started);
-        let findings = std::mem::take(&mut sup.findings);
+        let mut findings = std::mem::take(&mut sup.findings);
         // The control channel closes with the supervisor: every checker finishes.
         drop(sup);
         let checked = join_checks(handles);
+        findings.extend(late_findings(&check_rx, duration_s(started)));
         let (ending, frozen, postmortem) = soaked?;
         let totals = RunTotals {
             ending,
@@ -1040,7 +1063,7 @@ pub fn run(
             postmortem,
             faults,
             fault_count,
-            duration_s: started.elapsed().as_secs_f64(),
+            duration_s: duration_s(started),
             checked: checked?,
             findings,
         };
@@ -1073,6 +1096,28 @@ pub fn run(
         }
     }
     result
+}
+
+fn duration_s(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64()
+}
+
+/// What the checks found after the soak stopped reading their events: the final full
+/// pass of the sink directory, or a checker lost on its way out.
+fn late_findings(checks: &Receiver<CheckEvent>, elapsed_s: f64) -> Vec<Finding> {
+    checks
+        .try_iter()
+        .filter_map(|event| match event {
+            CheckEvent::Finding(f) => Some(f),
+            CheckEvent::Lost(detail) => Some(Finding {
+                kind: crate::watch::FindingKind::CheckerLost,
+                key: None,
+                detail,
+                elapsed_s,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The fault proxy of a run with network faults: every link of the topology goes

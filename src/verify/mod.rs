@@ -73,6 +73,13 @@ pub enum VerifyError {
     },
     #[error("{0}")]
     Keys(String),
+    /// The sink directory holds no output/txnlog pair, and no plain output was named: a
+    /// verdict on it would be a verdict on nothing.
+    #[error("{}: holds no sink output: expected output.<worker>.txnlog files beside their output.<worker> files{seen}", .dir.display())]
+    NoSinkOutput { dir: PathBuf, seen: String },
+    /// Sink output was read, but not one byte of a checked key was verified.
+    #[error("{place}: nothing was verified: {why}")]
+    NothingVerified { place: String, why: String },
 }
 
 /// How the keys to check were named on the command line or in the environment.
@@ -213,6 +220,7 @@ pub fn verify_observed<O: checker::FeedObserver>(
         Some(dir) => discover(dir)?,
         None => SinkListing::default(),
     };
+    require_sink_output(plan, &listing)?;
     let (sink, inputs) = rayon::join(
         || -> Result<_, VerifyError> {
             let mut log = CommitLog::read(&listing.pairs, &plan.plain_outputs)?;
@@ -245,6 +253,7 @@ pub fn verify_observed<O: checker::FeedObserver>(
         &checker,
     );
     drop(checker);
+    refuse_empty_pass(plan, &report)?;
     let verified = Verified {
         report,
         log,
@@ -252,6 +261,86 @@ pub fn verify_observed<O: checker::FeedObserver>(
         inputs,
     };
     Ok((verified, observer))
+}
+
+/// A sink directory with no output/txnlog pair (and no plain output named) cannot be
+/// checked: the error names the directory, what was expected there and what it holds.
+pub fn require_sink_output(plan: &VerifyPlan, listing: &SinkListing) -> Result<(), VerifyError> {
+    match &plan.sink_dir {
+        Some(dir) if listing.pairs.is_empty() && plan.plain_outputs.is_empty() => {
+            Err(VerifyError::NoSinkOutput {
+                dir: dir.clone(),
+                seen: what_dir_holds(dir, &listing.untracked),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a directory without sink output holds, for the error's end: nothing, another
+/// run dir's `sink-out`, inputs, or outputs without a txnlog.
+fn what_dir_holds(dir: &Path, untracked: &[String]) -> String {
+    if dir.join("sink-out").is_dir() {
+        return format!(
+            "; it holds a sink-out directory: did you mean {}?",
+            dir.join("sink-out").display()
+        );
+    }
+    if !untracked.is_empty() {
+        return format!(
+            "; it holds {} output file(s) without a txnlog ({}), so nothing in it is committed",
+            untracked.len(),
+            untracked.join(", ")
+        );
+    }
+    let inputs = discover_keys(dir).map_or(0, |k| k.len());
+    if inputs > 0 {
+        return format!(
+            "; it holds {inputs} input-file.*.txt file(s): it looks like the input directory"
+        );
+    }
+    let empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+    if empty {
+        "; it is empty".to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// A pass on nothing is not a pass: a report that found no violation but verified no
+/// byte of any checked key is refused, saying why nothing was verified.
+pub fn refuse_empty_pass(plan: &VerifyPlan, report: &Report) -> Result<(), VerifyError> {
+    let verified: u64 = report.keys.iter().map(|k| k.verified_bytes).sum();
+    if report.verdict != Verdict::Ok || verified > 0 {
+        return Ok(());
+    }
+    let place = match &plan.sink_dir {
+        Some(dir) => dir.display().to_string(),
+        None => "the plain outputs".to_string(),
+    };
+    let keys: Vec<&str> = report.keys.iter().map(|k| k.key.as_str()).collect();
+    let why = if report.keys.iter().all(|k| k.input_bytes == 0) {
+        "every input is empty".to_string()
+    } else if report.sink.commits == 0 {
+        format!(
+            "its {} file(s) hold no commit (no 2-ok record with an end offset above 0)",
+            report.sink.files
+        )
+    } else if report.sink.other_key_lines > 0 {
+        format!(
+            "its {} commit(s) hold {} line(s), none of key(s) {}: are these the right --keys?",
+            report.sink.commits,
+            report.sink.other_key_lines,
+            keys.join(",")
+        )
+    } else {
+        format!(
+            "its {} commit(s) hold no line of key(s) {}",
+            report.sink.commits,
+            keys.join(",")
+        )
+    };
+    Err(VerifyError::NothingVerified { place, why })
 }
 
 /// Streams shorter than this are fed on one thread.
@@ -601,6 +690,7 @@ pub fn build_report<'a>(
         } else {
             Verdict::Ok
         },
+        hint: report::wrong_inputs_hint(&keys),
         semantics: plan.semantics,
         keys,
         problems: log

@@ -39,6 +39,10 @@ pub struct Report {
     /// `watch` only: what stopped it (violations, progress findings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<serde_json::Value>,
+    /// The likely cause of a verdict, when the verdict itself points at one (every key
+    /// failing at its first byte: the wrong inputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +126,34 @@ pub struct SinkSummary {
     pub other_key_lines: u64,
 }
 
+/// The hint of a report whose every key failed at its very first byte: the output is
+/// probably not of these inputs at all.
+pub fn wrong_inputs_hint(keys: &[KeyReport]) -> Option<String> {
+    let at_first_byte = |k: &KeyReport| {
+        k.violation
+            .as_ref()
+            .is_some_and(|v| v.input_offset == 0 && v.key_offset == 0 && v.found.is_some())
+    };
+    if keys.is_empty() || !keys.iter().all(at_first_byte) {
+        return None;
+    }
+    let dirs: std::collections::BTreeSet<String> = keys
+        .iter()
+        .map(|k| {
+            std::path::Path::new(&k.input)
+                .parent()
+                .map_or_else(String::new, |d| d.display().to_string())
+        })
+        .collect();
+    let dirs: Vec<String> = dirs.into_iter().collect();
+    Some(format!(
+        "every key failed at its first byte, so the inputs are probably not the ones this output \
+         was made from: they were read from {} (the default --input-dir is /tmp, which may hold \
+         another run's input-file.K.txt); name this run's inputs with --input-dir or --input",
+        dirs.join(", ")
+    ))
+}
+
 impl Report {
     /// A report for a check that could not be made.
     pub fn error(semantics: Semantics, message: String) -> Report {
@@ -139,6 +171,7 @@ impl Report {
             },
             error: Some(message),
             findings: None,
+            hint: None,
         }
     }
 
@@ -254,6 +287,9 @@ impl Report {
                 crate::json_name(&p.kind),
                 p.detail
             );
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(out, "{}: {hint}", paint("hint", "33"));
         }
         let failed_keys = self.keys.iter().filter(|k| k.violation.is_some()).count();
         let failed_problems = self

@@ -199,9 +199,11 @@ pub struct WatchOutcome {
 }
 
 impl WatchOutcome {
+    /// 1 for a finding; else the report's: 0 ok, 1 a violation, 2 could not check (no
+    /// sink output, or nothing verified).
     pub fn exit_code(&self) -> i32 {
-        if self.findings.is_empty() && self.report.verdict == Verdict::Ok {
-            0
+        if self.findings.is_empty() {
+            self.report.verdict.exit_code()
         } else {
             1
         }
@@ -691,8 +693,11 @@ impl<'i> Watcher<'i> {
         )
     }
 
-    /// The report (verify's document) and the findings; runs `--on-violation` once.
-    pub fn finish(mut self) -> WatchOutcome {
+    /// The report and the findings; runs `--on-violation` once. With the sink here, the
+    /// verdict is `verify`'s on the final directory (one full pass): what changed under
+    /// an already verified range is caught there, and what that pass finds beyond the
+    /// live findings is a finding too.
+    pub fn finish(mut self) -> Result<WatchOutcome, WatchError> {
         let plan = self.plan;
         if plan.progress == ProgressStyle::StatusLine {
             let _ = std::io::stderr().write_all(b"\r\x1b[2K");
@@ -703,11 +708,17 @@ impl<'i> Watcher<'i> {
                 && plan.checks.sink == SinkScope::Here,
             ..plan.verify.clone()
         };
-        let mut report = self.core.report(&report_plan);
+        let live = self.core.report(&report_plan);
+        let mut report = match plan.checks.sink {
+            SinkScope::Here => self.final_pass(&report_plan, live)?,
+            SinkScope::Elsewhere => live,
+        };
         let verified: u64 = report.keys.iter().map(|k| k.verified_bytes).sum();
         self.events.emit(serde_json::json!({"time": unix_now(), "event": "summary", "commits": self.core.log.commits.len(), "verified_bytes": verified, "findings": self.findings.len()}));
         if !self.findings.is_empty() {
-            report.verdict = Verdict::Violation;
+            if report.verdict == Verdict::Ok {
+                report.verdict = Verdict::Violation;
+            }
             if let Some(cmd) = &plan.on_violation {
                 let json = serde_json::to_string(&self.findings[0]).expect("a finding serializes");
                 let _ = std::process::Command::new("sh")
@@ -716,11 +727,98 @@ impl<'i> Watcher<'i> {
                     .status();
             }
         }
-        WatchOutcome {
+        Ok(WatchOutcome {
             report,
             findings: self.findings,
-        }
+        })
     }
+
+    /// `verify` of the final directory: its report (with the live notes it cannot see,
+    /// such as `late-commit`), and a finding for each violation the live checks had not
+    /// made. When it cannot check (no sink output, nothing verified) and nothing but the
+    /// timeout was found, its error is the outcome: a stall on a directory that never
+    /// held sink output is not a finding about a system.
+    fn final_pass(&mut self, plan: &VerifyPlan, live: Report) -> Result<Report, WatchError> {
+        let mut full = match crate::verify::verify(plan) {
+            Ok(full) => full,
+            Err(e) if self.findings.iter().all(|f| f.kind == FindingKind::Stalled) => {
+                return Err(e.into());
+            }
+            Err(_) => return Ok(live),
+        };
+        let elapsed_s = self.started.elapsed().as_secs_f64();
+        let mut fresh = Vec::new();
+        for k in &full.keys {
+            let Some(v) = &k.violation else { continue };
+            let known = self.findings.iter().any(|f| {
+                f.kind == FindingKind::Violation && f.key.as_deref() == Some(k.key.as_str())
+            });
+            if known {
+                continue;
+            }
+            let before = live_verified(&live, &k.key);
+            let changed = if before > v.input_offset {
+                format!(", though the live pass had verified it to {before}: committed bytes changed after they were verified")
+            } else {
+                String::new()
+            };
+            fresh.push(Finding {
+                kind: FindingKind::Violation,
+                key: Some(k.key.clone()),
+                detail: format!(
+                    "key {} breaks at input offset {} (key output offset {}) in the final full pass{changed}",
+                    k.key, v.input_offset, v.key_offset
+                ),
+                elapsed_s,
+            });
+        }
+        for p in full
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Violation)
+        {
+            let known = live
+                .problems
+                .iter()
+                .any(|q| q.kind == p.kind && q.file == p.file);
+            if !known {
+                fresh.push(Finding {
+                    kind: FindingKind::SinkProblem,
+                    key: None,
+                    detail: format!("{}:{}: {} (final full pass)", p.file, p.line, p.detail),
+                    elapsed_s,
+                });
+            }
+        }
+        for f in &fresh {
+            self.events
+                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
+        }
+        // Without the sanity checks, violations are not findings (run's no-sanity).
+        if self.plan.checks.sanity {
+            self.findings.extend(fresh);
+        }
+        let extra: Vec<_> = live
+            .problems
+            .into_iter()
+            .filter(|p| {
+                !full
+                    .problems
+                    .iter()
+                    .any(|q| q.kind == p.kind && q.file == p.file)
+            })
+            .collect();
+        full.problems.extend(extra);
+        Ok(full)
+    }
+}
+
+/// How far the live pass had verified `key`.
+fn live_verified(live: &Report, key: &str) -> u64 {
+    live.keys
+        .iter()
+        .find(|k| k.key == key)
+        .map_or(0, |k| k.verified_bytes)
 }
 
 /// Wakes on file-system events (hints only) or a tick.
@@ -827,7 +925,7 @@ pub fn run_watch_controlled(
             StepOutcome::Succeeded | StepOutcome::Found => LoopFlow::Stop,
         }
     })?;
-    Ok(watcher.finish())
+    watcher.finish()
 }
 
 /// Whether [`watch_loop`] goes on after a step.

@@ -347,16 +347,23 @@ impl SinkTail {
                 path: path.clone(),
                 source,
             })?;
-            let len = if meta.nlink() == 0 {
+            let name = &log.files[t.index].name;
+            let (len, detail) = if meta.nlink() == 0 {
                 if t.file.metadata().is_ok_and(|m| m.nlink() == 0) {
                     return Err(SinkTailError::Reset {
                         path,
                         why: "an output file and its txnlog were deleted".into(),
                     });
                 }
-                0
+                (0, gone_output(name, &path, t.released_end))
             } else {
-                meta.len()
+                let len = meta.len();
+                let detail = format!(
+                    "{name} is now {len} bytes long but {} bytes of it were committed ({} committed bytes are gone)",
+                    t.released_end,
+                    t.released_end.saturating_sub(len)
+                );
+                (len, detail)
             };
             if len >= t.released_end {
                 continue;
@@ -366,15 +373,24 @@ impl SinkTail {
                 .iter()
                 .find(|c| c.file == t.index && c.end > len)
                 .map_or(0, |c| c.line);
-            let detail = format!(
-                "{} is now {len} bytes long but {} bytes of it were committed ({} committed bytes are gone)",
-                log.files[t.index].name,
-                t.released_end,
-                t.released_end - len
-            );
             committed_data_missing(log, t.index, line, detail);
         }
         Ok(())
+    }
+}
+
+/// What happened to an output file whose descriptor shows it unlinked: replaced by
+/// another file at its path (renamed over, or deleted and created again), or deleted.
+fn gone_output(name: &str, path: &Path, committed: u64) -> String {
+    match std::fs::metadata(path) {
+        Ok(now) => format!(
+            "{name} was replaced by another file (renamed over, or deleted and created again): \
+             the file now at {} is {} bytes, and the {committed} committed bytes were in the file \
+             it replaced, which is gone",
+            path.display(),
+            now.len()
+        ),
+        Err(_) => format!("{name} was deleted: the {committed} committed bytes in it are gone"),
     }
 }
 
