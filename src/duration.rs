@@ -31,7 +31,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The longest duration taken: far beyond any soak, and far from overflowing a clock
 /// reading plus the duration.
-const MAX_SECS: f64 = 100.0 * 365.25 * 86400.0;
+pub const MAX_SECS: f64 = 100.0 * 365.25 * 86400.0;
+
+/// A number of seconds a scenario gives (`at`, `for`, a timing): finite, not negative,
+/// at most [`MAX_SECS`]. The error names `field` and what was expected.
+pub fn check_seconds(field: &str, value: f64) -> Result<f64, String> {
+    if value.is_finite() && (0.0..=MAX_SECS).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{field} = {}: expected a number of seconds from 0 to {MAX_SECS} (100 years)",
+            show_number(value)
+        ))
+    }
+}
+
+/// A number as a person reads it: `1.5`, and `1e300` rather than 301 digits.
+pub fn show_number(value: f64) -> String {
+    let magnitude = value.abs();
+    if value.is_finite() && magnitude != 0.0 && !(1e-6..1e15).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -255,6 +255,10 @@ struct ProxyArgs {
     /// given): GET /links, POST /links/NAME {"fault": ..., "direction": ...}.
     #[arg(long, value_name = "ADDR", value_parser = soakcheck::report::serve::parse_addr)]
     control: Option<std::net::SocketAddr>,
+    /// Let --control listen on an address other hosts reach (anyone who reaches it can
+    /// partition every link; without this flag only a loopback address is taken).
+    #[arg(long)]
+    allow_remote_control: bool,
     /// The seed of the delay jitter and the slice sizes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -397,6 +401,10 @@ struct RunArgs {
     /// Use the scenario file's command templates instead of local processes.
     #[arg(long)]
     command_driver: bool,
+    /// Earlier runs that ended green (or were stopped) kept in RUN_DIR/soakcheck-runs;
+    /// runs that found something are always kept (`reset --purge` deletes them).
+    #[arg(long, value_name = "N", default_value_t = soakcheck::driver::kept::DEFAULT_KEEP)]
+    keep_runs: usize,
     /// Make one demo worker inject a fault (for testing the checks).
     #[arg(long, value_parser = choice::<InjectKind>(), requires = "inject_key")]
     inject: Option<InjectKind>,
@@ -412,6 +420,12 @@ struct RunArgs {
 struct ResetArgs {
     #[arg(long, value_name = "DIR", default_value = "/tmp")]
     run_dir: PathBuf,
+    /// Earlier runs that ended green (or were stopped) kept in RUN_DIR/soakcheck-runs.
+    #[arg(long, value_name = "N", default_value_t = soakcheck::driver::kept::DEFAULT_KEEP)]
+    keep_runs: usize,
+    /// Then delete every kept run in RUN_DIR/soakcheck-runs (the one just kept too).
+    #[arg(long)]
+    purge: bool,
 }
 
 #[derive(Subcommand)]
@@ -557,12 +571,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => return run_verify(args),
         Command::Watch(args) => return run_watch_command(args),
         Command::Run(args) => return run_run_command(args),
-        Command::Reset(args) => {
-            for line in soakcheck::driver::run::reset(&args.run_dir) {
-                println!("{line}");
-            }
-            Ok(())
-        }
+        Command::Reset(args) => run_reset(&args),
         Command::Report(args) => return run_report(args),
         Command::Proxy(args) => run_proxy(args),
         Command::Gen(GenCommand::Inputs(args)) => run_gen_inputs(args),
@@ -672,12 +681,28 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
     )
 }
 
+fn run_reset(args: &ResetArgs) -> anyhow::Result<()> {
+    for line in soakcheck::driver::run::reset(&args.run_dir, args.keep_runs)? {
+        println!("{line}");
+    }
+    if args.purge {
+        for line in soakcheck::driver::kept::purge(&args.run_dir) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
 fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let control = args
+        .control
+        .map(|addr| plans::control_addr(addr, args.allow_remote_control))
+        .transpose()?;
     let proxy = std::sync::Arc::new(soakcheck::proxy::Proxy::start(args.links, args.seed)?);
     for l in proxy.status() {
         println!("link {}: {} -> {}", l.name, l.listen, l.upstream);
     }
-    if let Some(addr) = args.control {
+    if let Some(addr) = control {
         let bound = soakcheck::proxy::control::serve(std::sync::Arc::clone(&proxy), addr)
             .with_context(|| format!("the control interface on {addr}"))?;
         println!("control: http://{bound}/links (Ctrl-C to stop)");
@@ -1035,6 +1060,7 @@ fn run_run_command(args: RunArgs) -> ExitCode {
             progress,
             ack_timeout: args.ack_timeout,
             serve: args.serve,
+            keep_runs: args.keep_runs,
         })?;
         // With --json the progress goes to stderr and the summary alone to stdout.
         let mut out: Box<dyn Write> = if json {

@@ -34,6 +34,20 @@ pub enum PlanError {
     Inputs(String),
     #[error("network faults: {0}")]
     Network(String),
+    #[error("--control {0}: not a loopback address, so anyone who reaches it could fault every link; use 127.0.0.1, or add --allow-remote-control")]
+    RemoteControl(std::net::SocketAddr),
+}
+
+/// The proxy's control address: a loopback one, or any with `allow_remote`.
+pub fn control_addr(
+    addr: std::net::SocketAddr,
+    allow_remote: bool,
+) -> Result<std::net::SocketAddr, PlanError> {
+    if addr.ip().is_loopback() || allow_remote {
+        Ok(addr)
+    } else {
+        Err(PlanError::RemoteControl(addr))
+    }
 }
 
 /// Parses `K=PATH` (`flag` names it in errors).
@@ -238,6 +252,8 @@ pub struct RunRequest {
     pub ack_timeout: std::time::Duration,
     /// `--serve`: the live report's address.
     pub serve: Option<std::net::SocketAddr>,
+    /// `--keep-runs`: how many earlier green runs the run dir keeps.
+    pub keep_runs: usize,
 }
 
 /// Why a run's plan cannot be made.
@@ -247,22 +263,95 @@ pub enum RunPlanError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Ports(#[from] crate::driver::preset::PortRangeError),
+    #[error("--time-scale {}: expected a number above 0 and at most {MAX_TIME_SCALE}", crate::duration::show_number(*.0))]
+    TimeScale(f64),
+    #[error("--duration 0: a soak of no time verifies nothing; give a positive duration")]
+    ZeroDuration,
+    #[error("--replay {path}: {detail}")]
+    Replay { path: PathBuf, detail: String },
+    #[error("{place}: {detail}")]
+    Step { place: String, detail: String },
+}
+
+/// The largest `--time-scale` (every timing a thousand times as long).
+pub const MAX_TIME_SCALE: f64 = 1000.0;
+
+/// The steps of `--replay`'s events.jsonl, read now, before the run touches anything
+/// (the file is usually the previous run's, in the same run dir).
+fn read_replay(path: &Path) -> Result<Vec<crate::driver::scenario::Step>, RunPlanError> {
+    let events = crate::driver::events::read_events(path).map_err(|e| RunPlanError::Replay {
+        path: path.to_path_buf(),
+        detail: crate::error_text(&e),
+    })?;
+    Ok(crate::driver::events::steps(&events))
+}
+
+/// Every step (scripted or replayed) can take effect in this run: its times and fault
+/// are in bounds, its worker exists or is grown first, its sender is one of the run's
+/// keys, and its link is one of the proxy's.
+fn check_steps(
+    scenario: &crate::driver::scenario::Scenario,
+    replay: Option<&[crate::driver::scenario::Step]>,
+    preset: &crate::driver::preset::Preset,
+) -> Result<(), RunPlanError> {
+    let links: Vec<String> = match preset.proxy {
+        Some(_) => preset
+            .proxy_links()
+            .map_err(|e| PlanError::Network(e.to_string()))?
+            .into_iter()
+            .map(|l| l.name)
+            .collect(),
+        None => Vec::new(),
+    };
+    let lists = [
+        ("scenario step", &scenario.steps[..]),
+        ("--replay step", replay.unwrap_or_default()),
+    ];
+    let steps = lists
+        .iter()
+        .flat_map(|(origin, steps)| steps.iter().enumerate().map(move |(i, s)| (*origin, i, s)));
+    for (origin, i, step) in steps {
+        let fail = |detail: String| RunPlanError::Step {
+            place: format!(
+                "{origin} {i} ({} {} at {})",
+                step.action.as_str(),
+                step.component,
+                crate::duration::show_number(step.at)
+            ),
+            detail,
+        };
+        scenario.check_step(step).map_err(fail)?;
+        if let Some(crate::topology::Component::Sender(k)) =
+            crate::driver::scenario::parse_component(&step.component)
+        {
+            if !preset.keys.contains(&k) {
+                return Err(fail(format!(
+                    "there is no sender-{k}: the run's keys are {}",
+                    preset.keys.iter().collect::<String>()
+                )));
+            }
+        }
+        if let Some(link) = &step.link {
+            if !links.contains(link) {
+                return Err(fail(format!(
+                    "there is no link {link:?}: the links are {}",
+                    links.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where the fault proxy listens, when the run has network faults (its loops or steps,
 /// or a replayed events.jsonl with network steps).
 fn proxy_ports(
     r: &RunRequest,
+    replay: Option<&[crate::driver::scenario::Step]>,
     ports: &crate::driver::preset::Ports,
     keys: usize,
 ) -> Result<Option<crate::topology::ProxyPorts>, PlanError> {
-    let replayed = r.replay.as_deref().is_some_and(|path| {
-        crate::driver::events::read_events(path).is_ok_and(|events| {
-            crate::driver::events::steps(&events)
-                .iter()
-                .any(|s| s.action.is_network())
-        })
-    });
+    let replayed = replay.is_some_and(|steps| steps.iter().any(|s| s.action.is_network()));
     if !r.scenario.network_faults() && !replayed {
         return Ok(None);
     }
@@ -366,7 +455,14 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         Some(base) => Ports::from_base(base)?,
         None => Ports::from_env(&var)?,
     };
-    let proxy = proxy_ports(&r, &ports, keys.len())?;
+    if !(r.time_scale.is_finite() && r.time_scale > 0.0 && r.time_scale <= MAX_TIME_SCALE) {
+        return Err(RunPlanError::TimeScale(r.time_scale));
+    }
+    if r.duration == Some(std::time::Duration::ZERO) {
+        return Err(RunPlanError::ZeroDuration);
+    }
+    let replay = r.replay.as_deref().map(read_replay).transpose()?;
+    let proxy = proxy_ports(&r, replay.as_deref(), &ports, keys.len())?;
     let inject = match r.inject {
         Some((kind, after_lines, key)) => Some(crate::topology::Injection {
             kind: crate::choice::Choice::name(kind).to_string(),
@@ -394,6 +490,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         run_id: Some(crate::driver::run::new_run_id()),
         hosts: r.scenario.hosts.clone(),
     };
+    check_steps(&r.scenario, replay.as_deref(), &preset)?;
     Ok(crate::driver::run::RunPlan {
         scenario: r.scenario,
         preset,
@@ -401,11 +498,12 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         time_scale: r.time_scale,
         on_violation: r.on_violation,
         duration: r.duration,
-        replay: r.replay,
+        replay,
         bytes_per_key: r.bytes_per_key,
         progress: r.progress,
         ack_timeout: r.ack_timeout,
         serve: r.serve,
+        keep_runs: r.keep_runs,
     })
 }
 

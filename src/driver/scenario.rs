@@ -75,6 +75,41 @@ impl Default for Timings {
 }
 
 impl Timings {
+    /// Every timing by its name in `[timings]`.
+    fn fields(&self) -> [(&'static str, f64); 14] {
+        [
+            ("start_delay", self.start_delay),
+            ("worker_up_max", self.worker_up_max),
+            ("worker_down_max", self.worker_down_max),
+            ("slow_every", self.slow_every),
+            ("sink_down_max", self.sink_down_max),
+            ("sink_up_min", self.sink_up_min),
+            ("sink_up_max", self.sink_up_max),
+            ("source_up_max", self.source_up_max),
+            ("grow_shrink_every", self.grow_shrink_every),
+            ("pause_max", self.pause_max),
+            ("readiness_timeout", self.readiness_timeout),
+            ("recovery_window", self.recovery_window),
+            ("net_up_max", self.net_up_max),
+            ("net_down_max", self.net_down_max),
+        ]
+    }
+
+    /// Every timing is seconds from 0 to 100 years, and `sink_up_min` is at most
+    /// `sink_up_max`; the error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value) in self.fields() {
+            crate::duration::check_seconds(&format!("timings.{name}"), value)?;
+        }
+        if self.sink_up_min > self.sink_up_max {
+            return Err(format!(
+                "timings.sink_up_min = {} is above timings.sink_up_max = {}",
+                self.sink_up_min, self.sink_up_max
+            ));
+        }
+        Ok(())
+    }
+
     pub fn scaled(&self, f: f64) -> Timings {
         Timings {
             start_delay: self.start_delay * f,
@@ -328,6 +363,15 @@ fn default_probe_timeout() -> f64 {
 }
 
 impl Probe {
+    /// Its timeout in seconds.
+    pub fn timeout(&self) -> f64 {
+        match self {
+            Probe::ClusterStatus { timeout }
+            | Probe::Tcp { timeout, .. }
+            | Probe::Command { timeout, .. } => *timeout,
+        }
+    }
+
     /// Runs the probe once; `cluster_ready` answers the cluster-status kind.
     pub fn ready(&self, cluster_ready: &dyn Fn(Duration) -> bool) -> bool {
         match self {
@@ -563,6 +607,16 @@ impl Scenario {
                 });
             }
         }
+        let place = file.map_or_else(|| "scenario".to_string(), |p| p.display().to_string());
+        let invalid = |detail: String| ScenarioError::File {
+            path: place.clone(),
+            detail,
+        };
+        s.timings.check().map_err(invalid)?;
+        for (name, probe) in &s.probes {
+            crate::duration::check_seconds(&format!("probes.{name}.timeout"), probe.timeout())
+                .map_err(invalid)?;
+        }
         for step in &mut s.steps {
             if let Some(link) = &step.link {
                 step.component = link_client(link).to_string();
@@ -583,7 +637,57 @@ impl Scenario {
                 });
             }
         }
+        for (i, step) in s.steps.iter().enumerate() {
+            s.check_step(step).map_err(|why| {
+                invalid(format!(
+                    "steps[{i}] ({} at {}): {why}",
+                    step.action.as_str(),
+                    crate::duration::show_number(step.at)
+                ))
+            })?;
+        }
         Ok(s)
+    }
+
+    /// A step that can take effect as asked: its times are seconds within bounds, its
+    /// network fault is one the proxy can apply, and its worker is one the cluster has
+    /// or can grow (a step on a worker that never exists would be recorded as a fault
+    /// with no effect).
+    pub fn check_step(&self, step: &Step) -> Result<(), String> {
+        crate::duration::check_seconds("at", step.at)?;
+        if let Some(f) = step.for_s {
+            crate::duration::check_seconds("for", f)?;
+        }
+        if let Some(fault) = step.fault() {
+            fault.check()?;
+        }
+        let Some(Component::Worker(n)) = parse_component(&step.component) else {
+            return Ok(());
+        };
+        let max = super::preset::MAX_WORKERS;
+        if n >= max {
+            return Err(format!(
+                "there is no {}: a cluster has at most {max} workers (initializer, worker1..worker{})",
+                step.component,
+                max - 1
+            ));
+        }
+        if matches!(step.action, Action::Grow | Action::Shrink) && n == 0 {
+            return Err("the initializer cannot be grown or shrunk".into());
+        }
+        let grown = self.grow
+            || self.steps.iter().any(|g| {
+                g.action == Action::Grow && g.component == step.component && g.at <= step.at
+            });
+        if n >= self.workers && !grown && step.action != Action::Grow {
+            return Err(format!(
+                "there is no {} in a cluster of {} (initializer..worker{}), and nothing grows it first",
+                step.component,
+                self.workers,
+                self.workers - 1
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the run needs the fault proxy: a network loop or a network step.
@@ -596,9 +700,11 @@ impl Scenario {
     }
 }
 
-/// Seconds as a Duration (negative or NaN as zero).
+/// Seconds as a Duration (negative or NaN as zero, and at most 100 years, so no
+/// number can make it panic).
 pub fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+    let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
+    Duration::from_secs_f64(s.min(crate::duration::MAX_SECS))
 }
 
 #[cfg(test)]

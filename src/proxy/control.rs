@@ -63,6 +63,7 @@ async fn change(
                 .ok_or((StatusCode::NOT_FOUND, format!("link {name:?}: gone")))
         }
         Err(e @ ProxyError::UnknownLink(..)) => Err((StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ ProxyError::BadFault(..)) => Err((StatusCode::BAD_REQUEST, e.to_string())),
         Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }

@@ -90,7 +90,37 @@ pub enum Fault {
     Heal,
 }
 
+/// The longest delay, jitter or refusal a fault may ask for (one hour): a longer one is
+/// a partition, and asked for as one; past it, a clock reading plus the delay would
+/// overflow and the fault would be shown as active while bytes passed at once.
+pub const MAX_FAULT_MS: u64 = 3_600_000;
+
 impl Fault {
+    /// Refuses a fault that cannot take effect as asked: a delay, jitter or refusal over
+    /// [`MAX_FAULT_MS`], or a bandwidth of 0 bytes a second.
+    pub fn check(&self) -> Result<(), String> {
+        let within = |what: &str, ms: u64| {
+            if ms <= MAX_FAULT_MS {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} {ms} ms: at most {MAX_FAULT_MS} ms (one hour); a longer one is a partition"
+                ))
+            }
+        };
+        match *self {
+            Fault::Delay(d) => {
+                within("delay", d.ms)?;
+                within("jitter", d.jitter_ms)
+            }
+            Fault::Reset { refuse_ms } => within("refuse", refuse_ms),
+            Fault::Bandwidth { bytes_per_s: 0 } => {
+                Err("bandwidth 0 bytes a second: at least 1 (a link that passes nothing is a partition)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `faults` with this fault applied (reset's connections are the proxy's business).
     pub fn apply(&self, faults: Faults, now: Instant) -> Faults {
         match *self {

@@ -96,6 +96,44 @@ pub enum ProxyError {
     },
     #[error("the proxy's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("link {0:?}: {1}")]
+    BadLink(String, String),
+    #[error("link {0:?}: {1}")]
+    BadFault(String, String),
+}
+
+/// Refuses links that could not be faulted or would feed themselves: an empty name, a
+/// name given twice (the second would forward but never be faulted), and an upstream
+/// that is a listen address of the proxy itself (each connection would open another,
+/// a storm that outlives its client).
+pub fn check_links(specs: &[LinkSpec]) -> Result<(), ProxyError> {
+    let same_endpoint = |listen: SocketAddr, upstream: SocketAddr| {
+        listen.port() == upstream.port()
+            && (listen.ip() == upstream.ip()
+                || listen.ip().is_unspecified()
+                || upstream.ip().is_unspecified())
+    };
+    for (i, spec) in specs.iter().enumerate() {
+        let bad = |why: String| Err(ProxyError::BadLink(spec.name.clone(), why));
+        if spec.name.trim().is_empty() {
+            return bad("a link needs a name (NAME,LISTEN,UPSTREAM)".into());
+        }
+        if specs[..i].iter().any(|s| s.name == spec.name) {
+            return bad(
+                "given twice: each link needs a name of its own, or it cannot be faulted".into(),
+            );
+        }
+        if let Some(loop_to) = specs
+            .iter()
+            .find(|s| s.listen.port() != 0 && same_endpoint(s.listen, spec.upstream))
+        {
+            return bad(format!(
+                "its upstream {} is where link {:?} listens ({}): each connection would open another through the proxy itself",
+                spec.upstream, loop_to.name, loop_to.listen
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What one link shares with its connections.
@@ -152,6 +190,7 @@ impl Proxy {
     /// Binds every link's listener (so a taken port is an error here, and port 0 is
     /// resolved) and starts forwarding.
     pub fn start(specs: Vec<LinkSpec>, seed: u64) -> Result<Proxy, ProxyError> {
+        check_links(&specs)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("soakcheck-proxy")
@@ -212,6 +251,9 @@ impl Proxy {
         let link = self.links.get(name).ok_or_else(|| {
             ProxyError::UnknownLink(name.to_string(), self.link_names().join(", "))
         })?;
+        fault
+            .check()
+            .map_err(|why| ProxyError::BadFault(name.to_string(), why))?;
         let now = std::time::Instant::now();
         for d in [Direction::Up, Direction::Down] {
             if directions.includes(d) {

@@ -1,0 +1,223 @@
+//! Issue 17.7: what cannot be done is refused when the run is planned (exit 2 naming the
+//! field), never counted as a fault that had no effect, and no number makes soakcheck
+//! panic: timings and step times of 1e300, NaN, inf or below zero, `--time-scale 0`,
+//! `--duration 0`, a step on a worker or sender the run never has, a proxy delay past
+//! what a clock can hold, and proxy links that could not be faulted or feed themselves.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+fn soakcheck(args: &[&str]) -> Output {
+    Command::cargo_bin("soakcheck")
+        .unwrap()
+        .env_remove("MULTIPLE_KEYS_LIST")
+        .args(args)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
+}
+
+/// `run 3 EXTRA...` in a fresh run dir with a scenario file of `toml` (if any): must be
+/// refused with exit 2 and a message holding every one of `words`, before the run dir
+/// is touched.
+fn assert_run_refused(toml: Option<&str>, extra: &[&str], words: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut args: Vec<String> = vec!["run".into(), "3".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    if let Some(text) = toml {
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, text).unwrap();
+        args.extend(["--scenario".into(), path.display().to_string()]);
+    }
+    args.extend([
+        "--run-dir".into(),
+        run_dir.display().to_string(),
+        "--keys".into(),
+        "A,B,C".into(),
+        "--port-base".into(),
+        common::free_base().to_string(),
+        "--bytes-per-key".into(),
+        "2000".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = soakcheck(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{toml:?} {extra:?}: {stderr}");
+    for w in words {
+        assert!(
+            stderr.contains(w),
+            "{toml:?} {extra:?}: says {w:?}: {stderr}"
+        );
+    }
+    assert!(
+        !run_dir.exists(),
+        "{toml:?} {extra:?}: the run dir was touched"
+    );
+}
+
+#[test]
+fn huge_nan_infinite_and_negative_times_are_refused_naming_the_field() {
+    for (toml, field) in [
+        (
+            "[[steps]]\nat = 1e300\naction = \"pause\"\ncomponent = \"sink\"\n",
+            "at = 1e300",
+        ),
+        (
+            "[timings]\nworker_up_max = 1e308\n",
+            "timings.worker_up_max",
+        ),
+        ("[timings]\nstart_delay = 1e300\n", "timings.start_delay"),
+        ("[timings]\nsink_down_max = nan\n", "timings.sink_down_max"),
+        ("[timings]\nnet_up_max = inf\n", "timings.net_up_max"),
+        ("[timings]\npause_max = -1.0\n", "timings.pause_max"),
+        ("[timings]\nsink_up_min = 30.0\n", "timings.sink_up_min"),
+        (
+            "[[steps]]\nat = 1.0\naction = \"partition\"\nlink = \"worker1->sink\"\nfor = inf\n",
+            "for = inf",
+        ),
+    ] {
+        assert_run_refused(Some(toml), &[], &[field]);
+    }
+}
+
+#[test]
+fn time_scale_and_duration_that_mean_nothing_are_refused() {
+    for scale in ["0", "NaN", "inf", "-1", "1e300"] {
+        assert_run_refused(None, &[&format!("--time-scale={scale}")], &["--time-scale"]);
+    }
+    assert_run_refused(None, &["--duration", "0"], &["--duration 0"]);
+}
+
+#[test]
+fn steps_on_components_the_run_never_has_are_refused() {
+    for (toml, words) in [
+        (
+            "[[steps]]\nat = 1.0\naction = \"crash\"\ncomponent = \"worker99\"\n",
+            &["worker99", "at most 10 workers"][..],
+        ),
+        (
+            "[[steps]]\nat = 1.0\naction = \"crash\"\ncomponent = \"worker5\"\n",
+            &["no worker5 in a cluster of 3"][..],
+        ),
+        (
+            "[[steps]]\nat = 1.0\naction = \"crash\"\ncomponent = \"sender-Z\"\n",
+            &["no sender-Z", "ABC"][..],
+        ),
+        (
+            "[[steps]]\nat = 1.0\naction = \"partition\"\nlink = \"worker1->nowhere\"\n",
+            &["no link \"worker1->nowhere\""][..],
+        ),
+    ] {
+        assert_run_refused(Some(toml), &[], words);
+    }
+    // Grown first, worker5 exists.
+    let grown = "[[steps]]\nat = 1.0\naction = \"grow\"\ncomponent = \"worker5\"\n\
+                 [[steps]]\nat = 2.0\naction = \"crash\"\ncomponent = \"worker5\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, grown).unwrap();
+    let s = soakcheck::driver::scenario::Scenario::parse("3", &[], Some(&path)).unwrap();
+    assert_eq!(s.steps.len(), 2);
+}
+
+#[test]
+fn a_delay_past_an_hour_is_refused_in_steps_and_in_the_proxy_api() {
+    let huge = "[[steps]]\nat = 1.0\naction = \"delay\"\nlink = \"worker1->sink\"\nms = 9223372036854775808\n";
+    assert_run_refused(
+        Some(huge),
+        &[],
+        &["delay 9223372036854775808 ms", "one hour"],
+    );
+    let proxy = soakcheck::proxy::Proxy::start(
+        vec![soakcheck::proxy::parse_link("a->b,127.0.0.1:0,127.0.0.1:9").unwrap()],
+        1,
+    )
+    .unwrap();
+    for fault in [
+        soakcheck::proxy::Fault::Delay(soakcheck::proxy::Delay {
+            ms: 1 << 63,
+            jitter_ms: 0,
+        }),
+        soakcheck::proxy::Fault::Reset {
+            refuse_ms: u64::MAX,
+        },
+        soakcheck::proxy::Fault::Bandwidth { bytes_per_s: 0 },
+    ] {
+        let e = proxy
+            .apply("a->b", soakcheck::proxy::Directions::Both, fault)
+            .unwrap_err();
+        assert!(e.to_string().contains("a->b"), "{e}");
+        let status = &proxy.status()[0];
+        assert_eq!(
+            (&status.up[..], &status.down[..]),
+            ("clear", "clear"),
+            "{fault:?} was not applied"
+        );
+    }
+}
+
+/// `soakcheck proxy` with `links`: must be refused (exit 2) saying each of `words`.
+fn assert_proxy_refused(links: &[&str], extra: &[&str], words: &[&str]) {
+    let mut args = vec!["proxy"];
+    for l in links {
+        args.extend(["--link", l]);
+    }
+    args.extend(extra);
+    let out = soakcheck(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    for w in words {
+        assert!(stderr.contains(w), "{args:?}: says {w:?}: {stderr}");
+    }
+}
+
+#[test]
+fn proxy_links_that_cannot_be_faulted_or_feed_themselves_are_refused() {
+    let port = common::free_base();
+    let a = format!("w->s,127.0.0.1:{port},127.0.0.1:{}", port + 1);
+    let b = format!("w->s,127.0.0.1:{},127.0.0.1:{}", port + 2, port + 1);
+    assert_proxy_refused(&[&a, &b], &[], &["\"w->s\"", "given twice"]);
+    let own = format!("loop,127.0.0.1:{port},127.0.0.1:{port}");
+    assert_proxy_refused(&[&own], &[], &["\"loop\"", "where link \"loop\" listens"]);
+    let any = format!("loop,0.0.0.0:{port},127.0.0.1:{port}");
+    assert_proxy_refused(&[&any], &[], &["\"loop\""]);
+    let empty = format!(",127.0.0.1:{port},127.0.0.1:{}", port + 1);
+    assert_proxy_refused(&[&empty], &[], &["needs a name"]);
+    assert_proxy_refused(
+        &[&a],
+        &["--control", &format!("0.0.0.0:{}", port + 3)],
+        &["--allow-remote-control", "0.0.0.0"],
+    );
+}
+
+#[test]
+fn the_refusals_touch_nothing_on_disk() {
+    // (Each case above asserts the run dir was not created; this one checks that a
+    // refused run does not reset an existing run dir either.)
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("events.jsonl");
+    std::fs::write(&marker, "{\"run\":{}}\n").unwrap();
+    let base = common::free_base().to_string();
+    let out = soakcheck(&[
+        "run",
+        "3",
+        "--time-scale",
+        "0",
+        "--run-dir",
+        dir.path().to_str().unwrap(),
+        "--keys",
+        "A",
+        "--bytes-per-key",
+        "2000",
+        "--port-base",
+        &base,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(Path::new(&marker).exists());
+}
