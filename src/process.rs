@@ -63,18 +63,30 @@ impl ChildGuard {
         }
     }
 
-    /// SIGTERM, a grace period, then SIGKILL.
+    /// SIGTERM, a grace period, then SIGKILL to the whole group. The group is killed
+    /// even when its leader ended within the grace period: what it started in its group
+    /// goes too. The leader is reaped last, so until then its pid (the group's id)
+    /// cannot be reused and the SIGKILL reaches only this group.
     pub fn stop(&mut self, grace: Duration) {
         self.signal(Signal::SIGTERM);
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if self.try_wait().is_some() {
-                self.child = None;
-                return;
-            }
+        while Instant::now() < deadline && !self.leader_exited() {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.kill();
+    }
+
+    /// Whether the leader has exited, without reaping it (`waitid` with `WNOWAIT`).
+    fn leader_exited(&self) -> bool {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        let Some(pid) = self.pid() else {
+            return true;
+        };
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        !matches!(
+            waitid(Id::Pid(Pid::from_raw(pid as i32)), flags),
+            Ok(WaitStatus::StillAlive)
+        )
     }
 }
 

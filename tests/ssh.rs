@@ -33,10 +33,11 @@ fn have_sshd() -> bool {
     present
 }
 
-/// A port free on every test host.
+/// A port free on every test host, below the kernel's ephemeral range (32768 up), where
+/// a client connection could take it at random.
 fn free_port(offsets: &[u16]) -> u16 {
-    let start = 30_000 + (std::process::id() % 50) as u16 * 200;
-    for base in (start..40_000).step_by(200) {
+    let start = 26_000 + (std::process::id() % 30) as u16 * 200;
+    for base in (start..32_400).chain(20_000..start).step_by(200) {
         let free = offsets.iter().all(|o| {
             HOSTS
                 .iter()
@@ -352,6 +353,58 @@ fn group_states(pgid: u32) -> Vec<(u32, char)> {
     states
 }
 
+/// The ssh connections a run with supervisor `pid` shares (its ControlMaster
+/// processes, named by their socket directory).
+fn masters_of(pid: u32) -> Vec<(u32, String)> {
+    processes_with(&format!("soakcheck-ssh-{pid}/"))
+}
+
+/// Every process whose command line holds `needle` (this test's own excepted).
+fn processes_with(needle: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && pid != std::process::id() {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Waits (up to 10 s) until no process of the run in `dir` and none of its ssh
+/// connections are left, on any host.
+fn assert_nothing_left(dir: &Path, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_of(dir).is_empty() || !masters_of(pid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?} {:?}",
+            processes_of(dir),
+            masters_of(pid)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `soakcheck run ARGS` in a process group of its own, as a shell runs a command at a
+/// terminal (a Ctrl-C there signals the whole group).
+fn spawn_in_own_group(args: &[String]) -> Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(exe())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() {
     let _serial = serial();
@@ -375,12 +428,7 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
             "B",
         ],
     );
-    let mut run = Command::new(exe())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_in_own_group(&args);
     let mut lines = BufReader::new(run.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok);
@@ -429,23 +477,155 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
         "frozen {:.3} s after the commit",
         frozen_at - committed
     );
-    // Ctrl-C: everything stops, here and on every host.
+    // Ctrl-C at a terminal (to the whole process group): everything stops, here and on
+    // every host, and the ssh connections close.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::unistd::Pid::from_raw(-(run.id() as i32)),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(1));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_of(dir.path()).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "left behind: {:?}",
-            processes_of(dir.path())
+    assert_nothing_left(dir.path(), run.id());
+}
+
+/// Issue 17.3: a soak of three workers frozen on `--inject duplicate` with a crash loop
+/// running, stopped by a SIGTERM to its whole process group (the test above sends a
+/// Ctrl-C, to a soak of two workers),
+/// leaves no process on any host, and closes its ssh connections. Before, the ssh
+/// agents shared soakcheck's group and died with it: the first component stopped on
+/// each host stayed there, stopped, holding its ports.
+#[test]
+fn a_frozen_soak_with_a_crash_loop_stops_everything_on_every_host() {
+    let _serial = serial();
+    let Some((sshd, dir, _leftovers)) = setup() else {
+        return;
+    };
+    for signal in [nix::sys::signal::Signal::SIGTERM] {
+        let run_dir = dir.path().join(format!("{signal}"));
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let _more = Leftovers(run_dir.clone());
+        let args = run_args(
+            &sshd,
+            &run_dir,
+            &[
+                "3",
+                "crash1",
+                "--bytes-per-key",
+                "200000",
+                "--rate",
+                "20000",
+                "--time-scale",
+                "0.25",
+                "--inject",
+                "duplicate",
+                "--inject-after",
+                "200",
+                "--inject-key",
+                "B",
+            ],
         );
-        std::thread::sleep(Duration::from_millis(50));
+        let mut run = spawn_in_own_group(&args);
+        let mut lines = BufReader::new(run.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok);
+        let (groups, text) = frozen_groups(&mut lines);
+        let counts = text
+            .lines()
+            .find_map(|l| {
+                l.split(": ")
+                    .nth(1)?
+                    .strip_suffix(" components paused (SIGSTOP to each process group).")
+            })
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string();
+        let (paused, of) = counts.split_once(" of ").unwrap();
+        assert_eq!(paused, of, "{text}");
+        assert_eq!(groups.len().to_string(), of, "{text}");
+        for g in &groups {
+            assert!(
+                group_states(*g).iter().all(|(_, state)| *state == 'T'),
+                "{g}: {text}"
+            );
+        }
+        // Each host's monitor is alive through the run.
+        for host in HOSTS {
+            let monitor = format!(".soakcheck-ssh/{host} ");
+            assert!(
+                processes_of(&run_dir)
+                    .iter()
+                    .any(|(_, c)| c.contains(&monitor)),
+                "no monitor on {host}: {:?}",
+                processes_of(&run_dir)
+            );
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(-(run.id() as i32)), signal).unwrap();
+        let rest: Vec<String> = lines.collect();
+        let status = run.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "{signal}: {}", rest.join("\n"));
+        assert!(
+            rest.iter()
+                .any(|l| l == "stopped: no process group of this run is left, on any host"),
+            "{signal}: {}",
+            rest.join("\n")
+        );
+        assert_nothing_left(&run_dir, run.id());
     }
+}
+
+/// Issue 17.3: after a run was SIGKILLed (its components left running on their hosts),
+/// `soakcheck reset` reaches every host the run recorded, through the ssh driver it
+/// used, kills exactly the recorded groups, and closes the run's ssh connections.
+#[test]
+fn reset_after_a_killed_run_reaches_every_host() {
+    let _serial = serial();
+    let Some((sshd, dir, _leftovers)) = setup() else {
+        return;
+    };
+    let args = run_args(
+        &sshd,
+        dir.path(),
+        &[
+            "3",
+            "crash1",
+            "--bytes-per-key",
+            "2000000",
+            "--rate",
+            "20000",
+        ],
+    );
+    let mut run = spawn_in_own_group(&args);
+    // Every component is recorded (sink, three workers, three senders, the supervisor).
+    let record = dir.path().join("soakcheck-run.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&record).unwrap_or_default();
+        let recorded: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let n = recorded["processes"].as_array().map_or(0, Vec::len);
+        if n == 8 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all recorded: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let orphans = processes_of(dir.path());
+    assert!(
+        orphans.iter().any(|(_, c)| c.contains("demo sink")),
+        "the killed run's sink is left: {orphans:?}"
+    );
+    let out = Command::new(exe())
+        .args(["reset", "--run-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for host in HOSTS {
+        assert!(said.contains(&format!("({host} pgid ")), "{host}: {said}");
+    }
+    assert_nothing_left(dir.path(), run.id());
 }
 
 /// Issue 9.4: the checks run where the data is: the sink's on its host, the senders'

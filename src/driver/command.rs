@@ -151,8 +151,8 @@ impl ProcessDriver for CommandDriver {
     fn locate(&self, _component: &Component) -> Option<String> {
         None
     }
-    fn pids(&self) -> Vec<(Component, u32)> {
-        Vec::new()
+    fn placement(&self, _component: &Component) -> Option<super::Placement> {
+        None
     }
 }
 

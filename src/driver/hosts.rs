@@ -9,7 +9,7 @@ use super::command::CommandTemplates;
 pub use crate::topology::{Hosts, DEFAULT_HOST};
 
 /// How components are started: `[driver]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DriverKind {
     /// Child processes of `run`, each in its own process group.

@@ -97,6 +97,30 @@ impl LocalDriver {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Signals the component's process group; an error when it has none (never a claim
+    /// of an action that did not happen).
+    fn signal(
+        &self,
+        action: &'static str,
+        component: &Component,
+        signal: Signal,
+    ) -> Result<(), DriverError> {
+        let child = self
+            .children
+            .get(component)
+            .ok_or_else(|| not_running(action, component))?;
+        child.signal(signal);
+        Ok(())
+    }
+}
+
+fn not_running(action: &'static str, component: &Component) -> DriverError {
+    DriverError::Action {
+        action,
+        component: component.name(),
+        detail: "not running".into(),
+    }
 }
 
 impl ProcessDriver for LocalDriver {
@@ -131,25 +155,21 @@ impl ProcessDriver for LocalDriver {
     }
 
     fn kill(&mut self, component: &Component) -> Result<(), DriverError> {
-        if let Some(mut child) = self.children.remove(component) {
-            child.kill();
-            self.crashed.insert(component.clone());
-        }
+        let mut child = self
+            .children
+            .remove(component)
+            .ok_or_else(|| not_running("kill", component))?;
+        child.kill();
+        self.crashed.insert(component.clone());
         Ok(())
     }
 
     fn pause(&mut self, component: &Component) -> Result<(), DriverError> {
-        if let Some(child) = self.children.get(component) {
-            child.signal(Signal::SIGSTOP);
-        }
-        Ok(())
+        self.signal("pause", component, Signal::SIGSTOP)
     }
 
     fn resume(&mut self, component: &Component) -> Result<(), DriverError> {
-        if let Some(child) = self.children.get(component) {
-            child.signal(Signal::SIGCONT);
-        }
-        Ok(())
+        self.signal("resume", component, Signal::SIGCONT)
     }
 
     fn is_alive(&mut self, component: &Component) -> bool {
@@ -181,10 +201,40 @@ impl ProcessDriver for LocalDriver {
         Some(format!("pid {pid}"))
     }
 
-    fn pids(&self) -> Vec<(Component, u32)> {
+    fn placement(&self, component: &Component) -> Option<super::Placement> {
+        let pid = self.children.get(component)?.pid()?;
+        Some(super::Placement {
+            component: component.name(),
+            host: None,
+            pid,
+            start_time: crate::driver::record::proc_start_time(pid)?,
+        })
+    }
+
+    fn recorded(
+        &mut self,
+        placement: &super::Placement,
+        act: super::RecordedAct,
+    ) -> Result<bool, DriverError> {
+        if crate::driver::record::proc_start_time(placement.pid) != Some(placement.start_time) {
+            return Ok(false);
+        }
+        if act == super::RecordedAct::Kill {
+            let pid = nix::unistd::Pid::from_raw(placement.pid as i32);
+            // Components lead their own groups; the supervisor is in its caller's.
+            if placement.component != crate::driver::record::SUPERVISOR {
+                let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
+            }
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        Ok(true)
+    }
+
+    fn survivors(&mut self) -> Vec<String> {
         self.children
-            .iter()
-            .filter_map(|(c, g)| g.pid().map(|p| (c.clone(), p)))
+            .iter_mut()
+            .filter_map(|(c, g)| g.try_wait().is_none().then_some((c, g)))
+            .map(|(c, g)| format!("{} (pid {})", c.name(), g.pid().unwrap_or(0)))
             .collect()
     }
 }

@@ -14,8 +14,10 @@
 pub mod command;
 pub mod events;
 pub mod hosts;
+pub mod kept;
 pub mod local;
 pub mod preset;
+pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod ssh;
@@ -67,8 +69,23 @@ pub trait ProcessDriver {
     fn started(&self) -> Vec<Component>;
     /// Where a component runs, for a person: `pid 123`, `127.0.0.3 pgid 123`.
     fn locate(&self, component: &Component) -> Option<String>;
-    /// Local process ids of the running components (for the run record).
-    fn pids(&self) -> Vec<(Component, u32)>;
+    /// Where a running component's process group is, for the run record, so `reset`
+    /// finds it after the run is gone (None: the driver cannot say).
+    fn placement(&self, component: &Component) -> Option<Placement>;
+    /// How to reach this driver's hosts again (for the run record).
+    fn describe(&self) -> DriverRecord {
+        DriverRecord::default()
+    }
+    /// `reset`: whether the recorded group is still that group (its leader's start time
+    /// matches) and alive; with [`Recorded::Kill`] it is killed (SIGKILL to the group).
+    fn recorded(&mut self, _placement: &Placement, _act: RecordedAct) -> Result<bool, DriverError> {
+        Ok(false)
+    }
+    /// The final word of a stop: the groups of this run still alive on any host (each
+    /// named with where it is). Empty when every group the run started is gone.
+    fn survivors(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// A command that runs `argv` on the host of `on` (None: on this machine, as a
     /// child, is the same place).
     fn remote_command(&self, _on: &Component, _argv: &[String]) -> Option<std::process::Command> {
@@ -125,6 +142,55 @@ pub fn make_driver(
             ))
         }
     })
+}
+
+/// Where a component's process group is: what the run record keeps.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Placement {
+    pub component: String,
+    /// The host, when it is not this machine's local driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The group's id (its leader's pid).
+    pub pid: u32,
+    /// Field 22 of the leader's `/proc/PID/stat`, so a reused pid is never taken for it.
+    pub start_time: u64,
+}
+
+/// What [`ProcessDriver::recorded`] does with a recorded group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedAct {
+    /// Only say whether it is still alive.
+    Check,
+    /// SIGKILL it if it is.
+    Kill,
+}
+
+/// How a run reached its hosts, kept in the run record so `reset` can reach them again
+/// after the run is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DriverRecord {
+    pub kind: hosts::DriverKind,
+    /// `ssh`: the arguments of every call, the user, and where the shared connections'
+    /// sockets are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_dir: Option<PathBuf>,
+}
+
+/// The driver that reaches a recorded run's hosts again (`reset`, and a new run's
+/// check for a live one).
+pub fn driver_for_record(
+    record: &DriverRecord,
+    run_dir: &std::path::Path,
+) -> Box<dyn ProcessDriver> {
+    match record.kind {
+        hosts::DriverKind::Ssh => Box::new(ssh::SshDriver::reconnect(record, run_dir)),
+        _ => Box::new(local::LocalDriver::new()),
+    }
 }
 
 /// What [`ProcessDriver::fetch`] did.

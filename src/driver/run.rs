@@ -20,13 +20,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::events::{EventLine, RunEnd, RunHeader};
-use super::local::prune_rotated;
 use super::preset::{Preset, PresetKind};
 use super::scenario::{secs, Scenario, Step};
 use super::supervisor::{
     CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor, SystemClock, Wake,
 };
-use super::{Component, DriverError, Fetched, LaunchSpec, ProcessDriver};
+use super::{Component, Fetched, ProcessDriver};
 use crate::demo::worker::worker_name;
 use crate::formats::mapped::{FileBytes, IoMode};
 use crate::verify::{open_inputs, KeyInput, Semantics, VerifyPlan};
@@ -74,12 +73,15 @@ pub struct RunPlan {
     pub time_scale: f64,
     pub on_violation: OnViolation,
     pub duration: Option<Duration>,
-    pub replay: Option<PathBuf>,
+    /// `--replay`'s steps, read when the plan was made.
+    pub replay: Option<Vec<Step>>,
     pub bytes_per_key: u64,
     pub progress: ProgressStyle,
     pub ack_timeout: Duration,
     /// Where the live report is served during the soak.
     pub serve: Option<std::net::SocketAddr>,
+    /// How many earlier green runs are kept (`--keep-runs`).
+    pub keep_runs: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -99,6 +101,9 @@ pub struct RunSummary {
     pub run_dir: String,
     /// The post-mortem page written at the end.
     pub report: Option<String>,
+    /// Process groups of the run still alive after its stop, with where they are
+    /// (empty: nothing of the run is left on any host).
+    pub left_running: Vec<String>,
 }
 
 /// What a soak leaves for its summary.
@@ -106,6 +111,7 @@ struct RunTotals {
     ending: Ending,
     frozen: bool,
     postmortem: Option<String>,
+    left_running: Vec<String>,
     faults: BTreeMap<String, BTreeMap<String, u64>>,
     fault_count: u64,
     duration_s: f64,
@@ -137,6 +143,7 @@ impl RunSummary {
             postmortem: None,
             run_dir: plan.preset.run_dir.display().to_string(),
             report: None,
+            left_running: Vec::new(),
         }
     }
 
@@ -167,6 +174,7 @@ impl RunSummary {
             postmortem: t.postmortem,
             run_dir: plan.preset.run_dir.display().to_string(),
             report: None,
+            left_running: t.left_running,
         }
     }
 
@@ -175,7 +183,10 @@ impl RunSummary {
     pub fn exit_code(&self) -> i32 {
         if !self.findings.is_empty() {
             1
-        } else if self.stopped_by_signal || self.verdict == "nothing-verified" {
+        } else if self.stopped_by_signal
+            || self.verdict == "nothing-verified"
+            || !self.left_running.is_empty()
+        {
             2
         } else {
             0
@@ -216,6 +227,12 @@ impl RunSummary {
         if let Some(r) = &self.report {
             out += &format!("  report: {r}\n");
         }
+        if !self.left_running.is_empty() {
+            out += &format!(
+                "  LEFT RUNNING after the stop: {}\n",
+                self.left_running.join(", ")
+            );
+        }
         out
     }
 }
@@ -232,21 +249,6 @@ pub enum RunError {
     Verify(#[from] crate::verify::VerifyError),
 }
 
-/// One process started by a run, recorded so `soakcheck reset` stops exactly those.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Started {
-    pub component: String,
-    pub pid: u32,
-    /// Field 22 of /proc/PID/stat, so a reused pid is never mistaken for ours.
-    pub start_time: u64,
-}
-
-pub fn proc_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split_whitespace().nth(19)?.parse().ok()
-}
-
 /// A run's identity: unique per run (process id and start time), so two runs, even with
 /// the same seed, never take each other's components for their own.
 pub fn new_run_id() -> String {
@@ -254,46 +256,6 @@ pub fn new_run_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{:x}-{:x}", std::process::id(), nanos)
-}
-
-/// The name the supervisor records itself under, so a second run in the same run dir
-/// sees a live run before any component is up.
-const SUPERVISOR: &str = "soakcheck-run";
-
-/// The processes recorded in `run_dir` (none when there is no record); an error names
-/// why the record cannot be read.
-fn read_record(run_dir: &Path) -> Result<Vec<Started>, String> {
-    match std::fs::read(record_path(run_dir)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Refuses a run dir where a live run is recorded, or whose record cannot be read (it
-/// may list live processes): only `soakcheck reset` kills, and nothing overwrites it.
-fn refuse_live_run(run_dir: &Path) -> Result<(), RunError> {
-    let record = record_path(run_dir);
-    let recorded = read_record(run_dir).map_err(|e| {
-        RunError::Setup(format!(
-            "{}: unreadable ({e}); it may list live processes: check for them, then remove it",
-            record.display()
-        ))
-    })?;
-    let live: Vec<String> = recorded
-        .iter()
-        .filter(|s| proc_start_time(s.pid) == Some(s.start_time))
-        .map(|s| format!("{} (pid {})", s.component, s.pid))
-        .collect();
-    if live.is_empty() {
-        return Ok(());
-    }
-    Err(RunError::Setup(format!(
-        "{}: a live run is recorded here: {}; stop it, or kill it with `soakcheck reset --run-dir {}`",
-        record.display(),
-        live.join(", "),
-        run_dir.display()
-    )))
 }
 
 /// Every port the run will listen on must be free now (a second run on the same ports
@@ -322,148 +284,17 @@ fn check_port_free(host: &str, port: u16, what: &str) -> Result<(), RunError> {
     }
 }
 
-fn record_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("soakcheck-run.json")
-}
-
 /// The run's post-mortem page, in the run dir.
 pub const REPORT: &str = "report.html";
 
 /// Where the files of a run on other hosts are fetched to for its last report.
 const REPORT_FILES: &str = "report-files.d";
 
-/// `soakcheck reset`: kills every process a previous run recorded (and only those: the
-/// recorded start time must match) and deletes the state a run leaves, like `reset.sh`.
-pub fn reset(run_dir: &Path) -> Vec<String> {
-    let mut done = Vec::new();
-    let record = record_path(run_dir);
-    let started = read_record(run_dir);
-    let record_readable = started.is_ok();
-    match started {
-        Ok(started) => done.extend(started.iter().filter_map(kill_recorded)),
-        Err(e) => done.push(format!(
-            "{}: unreadable ({e}): no recorded process was killed; it is kept, check for \
-             leftover components by hand",
-            record.display()
-        )),
-    }
-    for dir in ["sink-out", "soakcheck-state", REPORT_FILES] {
-        if std::fs::remove_dir_all(run_dir.join(dir)).is_ok() {
-            done.push(format!("removed {}", run_dir.join(dir).display()));
-        }
-    }
-    for entry in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("wallaroo.")
-            || name.starts_with("sender.out.")
-            || (name == "soakcheck-run.json" && record_readable)
-            || name == "events.jsonl"
-            || name == REPORT
-        {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    done
-}
-
-/// Kills a recorded process group if it is still the process that was recorded.
-fn kill_recorded(s: &Started) -> Option<String> {
-    if proc_start_time(s.pid) != Some(s.start_time) {
-        return None;
-    }
-    let pid = nix::unistd::Pid::from_raw(s.pid as i32);
-    // Components lead their own process groups; the supervisor's group is its caller's.
-    if s.component != SUPERVISOR {
-        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    Some(format!("killed {} (pid {})", s.component, s.pid))
-}
-
 fn unix_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
-}
-
-/// A driver that records every component it starts (pid and start time) in the run
-/// dir, so `soakcheck reset` and a second run find exactly this run's processes.
-struct Recorded<'d> {
-    inner: &'d mut dyn ProcessDriver,
-    run_dir: PathBuf,
-    record: Vec<Started>,
-}
-
-impl Recorded<'_> {
-    fn write(&self) {
-        let _ = crate::gen::write_atomically(&record_path(&self.run_dir), |out| {
-            out.write_all(&serde_json::to_vec(&self.record).expect("serializes"))
-        });
-    }
-
-    fn note(&mut self, component: String, pid: u32) {
-        if let Some(start_time) = proc_start_time(pid) {
-            self.record.retain(|s| s.component != component);
-            self.record.push(Started {
-                component,
-                pid,
-                start_time,
-            });
-            self.write();
-        }
-    }
-}
-
-impl ProcessDriver for Recorded<'_> {
-    fn start(&mut self, c: &Component, spec: &LaunchSpec) -> Result<(), DriverError> {
-        self.inner.start(c, spec)?;
-        if let Some((_, pid)) = self.inner.pids().into_iter().find(|(x, _)| x == c) {
-            self.note(c.name(), pid);
-        }
-        Ok(())
-    }
-    fn kill(&mut self, c: &Component) -> Result<(), DriverError> {
-        self.inner.kill(c)
-    }
-    fn pause(&mut self, c: &Component) -> Result<(), DriverError> {
-        self.inner.pause(c)
-    }
-    fn resume(&mut self, c: &Component) -> Result<(), DriverError> {
-        self.inner.resume(c)
-    }
-    fn is_alive(&mut self, c: &Component) -> bool {
-        self.inner.is_alive(c)
-    }
-    fn exited(&mut self, c: &Component) -> Option<i32> {
-        self.inner.exited(c)
-    }
-    fn stop(&mut self, c: &Component, grace: Duration) -> Result<(), DriverError> {
-        self.inner.stop(c, grace)
-    }
-    fn started(&self) -> Vec<Component> {
-        self.inner.started()
-    }
-    fn locate(&self, c: &Component) -> Option<String> {
-        self.inner.locate(c)
-    }
-    fn pids(&self) -> Vec<(Component, u32)> {
-        self.inner.pids()
-    }
-    fn watch_exits(&mut self, wakes: Sender<Wake>) {
-        self.inner.watch_exits(wakes)
-    }
-    fn remote_command(&self, on: &Component, argv: &[String]) -> Option<std::process::Command> {
-        self.inner.remote_command(on, argv)
-    }
-    fn fetch(
-        &mut self,
-        c: &Component,
-        remote: &Path,
-        local: &Path,
-    ) -> Result<Fetched, DriverError> {
-        self.inner.fetch(c, remote, local)
-    }
 }
 
 /// The presets' cluster, asked over the initializer's external channel.
@@ -825,12 +656,6 @@ fn watch_plan(plan: &RunPlan) -> WatchPlan {
     }
 }
 
-/// The steps of `--replay`'s events.jsonl (its run, finding and end lines are skipped).
-fn read_replay(path: &Path) -> Result<Vec<Step>, RunError> {
-    let events = super::events::read_events(path).map_err(|e| RunError::Setup(e.to_string()))?;
-    Ok(super::events::steps(&events))
-}
-
 /// Prepare phase: the run dir, its reset, the port check and the inputs.
 fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
     let p = &plan.preset;
@@ -838,23 +663,16 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
     std::fs::create_dir_all(run_dir)
         .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
     if !plan.scenario.reset_only {
-        refuse_live_run(run_dir)?;
+        // Nothing is touched before the run is known to be able to start.
+        super::record::refuse_live_run(run_dir).map_err(RunError::Setup)?;
+        require_free_ports(p)?;
     }
-    for line in reset(run_dir) {
+    for line in reset(run_dir, plan.keep_runs)? {
         let _ = writeln!(out, "reset: {line}");
     }
     if plan.scenario.reset_only {
         return Ok(());
     }
-    if plan.scenario.clean_old_gzip {
-        for c in (0..10)
-            .map(|n| p.log_path(&Component::Worker(n)))
-            .chain(p.keys.iter().map(|k| p.log_path(&Component::Sender(*k))))
-        {
-            prune_rotated(&c);
-        }
-    }
-    require_free_ports(p)?;
     let sink_dir = run_dir.join("sink-out");
     std::fs::create_dir_all(&sink_dir)
         .map_err(|e| RunError::Setup(format!("{}: {e}", sink_dir.display())))?;
@@ -869,6 +687,18 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
         .map_err(|e| RunError::Setup(e.to_string()))?;
     }
     Ok(())
+}
+
+/// `soakcheck reset` (and the start of every run): kills what the previous run
+/// recorded, on every host, through the driver it used; then keeps its evidence in
+/// `RUN_DIR/soakcheck-runs/` (see [`super::kept`]), removing the oldest green kept runs
+/// beyond `keep`. Deletes nothing else.
+pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
+    let mut done = super::record::kill_recorded(run_dir);
+    let kept =
+        super::kept::keep_previous(run_dir, keep).map_err(|e| RunError::Setup(e.to_string()))?;
+    done.extend(kept);
+    Ok(done)
 }
 
 /// Writes the run's header and opens events.jsonl.
@@ -909,7 +739,7 @@ fn soak_plan(plan: &RunPlan) -> Result<SoakPlan, RunError> {
         timings: plan.scenario.timings_scaled(plan.time_scale),
         seed: plan.seed,
         keys: plan.preset.keys.clone(),
-        replay: plan.replay.as_deref().map(read_replay).transpose()?,
+        replay: plan.replay.clone(),
         duration: plan.duration,
         progress: plan.progress,
         continue_on_finding: plan.on_violation == OnViolation::Continue,
@@ -1018,12 +848,7 @@ pub fn run(
         preset: p,
         probes: &plan.scenario.probes,
     };
-    let mut recorded = Recorded {
-        inner: driver,
-        run_dir: p.run_dir.clone(),
-        record: Vec::new(),
-    };
-    recorded.note(SUPERVISOR.to_string(), std::process::id());
+    let mut recorded = super::record::Recorder::new(driver, &p.run_dir);
     recorded.watch_exits(wakes_tx);
     let watch_plan = watch_plan(plan);
     let checks = CheckSites::choose(plan, &watch_plan, &recorded)?;
@@ -1056,11 +881,17 @@ pub fn run(
         drop(sup);
         let checked = join_checks(handles);
         findings.extend(late_findings(&check_rx, duration_s(started)));
-        let (ending, frozen, postmortem) = soaked?;
+        let Soaked {
+            ending,
+            frozen,
+            postmortem,
+            left_running,
+        } = soaked?;
         let totals = RunTotals {
             ending,
             frozen,
             postmortem,
+            left_running,
             faults,
             fault_count,
             duration_s: duration_s(started),
@@ -1192,7 +1023,7 @@ fn soak_and_end(
     plan: &RunPlan,
     wakes: &Receiver<Wake>,
     checks: &Receiver<CheckEvent>,
-) -> Result<(Ending, bool, Option<String>), RunError> {
+) -> Result<Soaked, RunError> {
     let readiness = secs(
         plan.scenario
             .timings_scaled(plan.time_scale)
@@ -1206,9 +1037,13 @@ fn soak_and_end(
     let ending = match soaked {
         Ok(ending) => ending,
         Err(e) => {
-            sup.stop_all(Some(wakes));
+            stop_everything(sup, wakes);
             return Err(match e {
                 RunFailure::Setup(text) => RunError::Setup(text),
+                RunFailure::Record(text) => RunError::Setup(format!(
+                    "{}: {text}",
+                    plan.preset.run_dir.join("events.jsonl").display()
+                )),
                 RunFailure::Driver(d) => RunError::Driver(d),
             });
         }
@@ -1239,10 +1074,45 @@ fn soak_and_end(
         "\nEnd time: {}\nDuration: {duration_ms}",
         unix_ms()
     );
+    let left_running = stop_everything(sup, wakes);
+    Ok(Soaked {
+        ending,
+        frozen,
+        postmortem,
+        left_running,
+    })
+}
+
+/// How a soak ended, and what it left.
+struct Soaked {
+    ending: Ending,
+    frozen: bool,
+    postmortem: Option<String>,
+    /// Process groups of the run still alive after the stop, on any host.
+    left_running: Vec<String>,
+}
+
+/// Stops every component, then asks every host which of the run's groups are left,
+/// and says so: that everything is stopped only when it is. Returns what is left.
+fn stop_everything(sup: &mut Supervisor<'_>, wakes: &Receiver<Wake>) -> Vec<String> {
     for (c, e) in sup.stop_all(Some(wakes)) {
         let _ = writeln!(sup.out(), "could not stop {}: {e}", c.name());
     }
-    Ok((ending, frozen, postmortem))
+    let left = sup.driver.survivors();
+    let out = sup.out();
+    if left.is_empty() {
+        let _ = writeln!(
+            out,
+            "stopped: no process group of this run is left, on any host"
+        );
+    } else {
+        let _ = writeln!(out, "LEFT RUNNING after the stop: {}", left.join(", "));
+        let _ = writeln!(
+            out,
+            "  `soakcheck reset --run-dir DIR` kills what the run recorded, on every host"
+        );
+    }
+    left
 }
 
 /// The FROZEN message: the time, the findings, what the freeze did to each component

@@ -201,6 +201,9 @@ pub struct Supervisor<'a> {
     started_unix: f64,
     /// The fault proxy's links, when the run has network faults.
     network: Option<&'a dyn Network>,
+    /// Why events.jsonl could not be written: the record of faults is lost from there,
+    /// which stops the soak like a failed sink write.
+    record_error: Option<String>,
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).
@@ -241,6 +244,7 @@ impl<'a> Supervisor<'a> {
             firing: None,
             started_unix: clock.unix_now(),
             network: None,
+            record_error: None,
         }
     }
 
@@ -386,14 +390,12 @@ impl<'a> Supervisor<'a> {
         let effect_ms = self
             .firing
             .map(|due| self.now().saturating_duration_since(due).as_secs_f64() * 1000.0);
-        if let Some(events) = self.events.as_mut() {
-            let line = EventLine::Step {
-                step: step.clone(),
-                time: Some(self.started_unix + step.at),
-                effect_ms,
-            };
-            let _ = writeln!(events, "{}", line.to_line());
-        }
+        let line = EventLine::Step {
+            step: step.clone(),
+            time: Some(self.started_unix + step.at),
+            effect_ms,
+        };
+        self.write_event(&line);
         if step.action.is_fault() {
             let by = step.link.clone().unwrap_or_else(|| step.component.clone());
             *self
@@ -407,6 +409,28 @@ impl<'a> Supervisor<'a> {
                 let quiet_for = secs(self.plan.timings.recovery_window);
                 let _ = checks.send(Control::Fault { quiet_for });
             }
+        }
+    }
+
+    /// Appends `line` to events.jsonl; the first failure is kept, and ends the soak at
+    /// the next turn of the loop.
+    fn write_event(&mut self, line: &EventLine) {
+        let Some(events) = self.events.as_mut() else {
+            return;
+        };
+        let written = writeln!(events, "{}", line.to_line()).and_then(|()| events.flush());
+        if let (Err(e), None) = (written, &self.record_error) {
+            self.record_error = Some(format!(
+                "events.jsonl could not be written ({e}): the record of faults would be lost, so the soak stops"
+            ));
+        }
+    }
+
+    /// The record's failure, once, as the soak's end.
+    fn check_record(&mut self) -> Result<(), RunFailure> {
+        match self.record_error.take() {
+            Some(e) => Err(RunFailure::Record(e)),
+            None => Ok(()),
         }
     }
 
@@ -461,14 +485,12 @@ impl<'a> Supervisor<'a> {
             .now()
             .saturating_duration_since(self.started)
             .as_secs_f64();
-        if let Some(events) = self.events.as_mut() {
-            let line = EventLine::Finding {
-                finding: f.clone(),
-                at,
-                time: self.started_unix + at,
-            };
-            let _ = writeln!(events, "{}", line.to_line());
-        }
+        let line = EventLine::Finding {
+            finding: f.clone(),
+            at,
+            time: self.started_unix + at,
+        };
+        self.write_event(&line);
         self.findings.push(f);
         (!self.plan.continue_on_finding).then_some(Ending::Found)
     }
@@ -517,6 +539,7 @@ impl<'a> Supervisor<'a> {
             self.firing = Some(timer.at);
             let fired = self.fire(timer.due);
             self.firing = None;
+            self.check_record()?;
             if let Some(ending) = fired? {
                 return Ok(Some(ending));
             }
@@ -689,6 +712,18 @@ impl<'a> Supervisor<'a> {
             self.schedule(secs(1.0), Due::Crash(c));
             return Ok(());
         }
+        // A component that ended by itself is not crashed (no fault is recorded that
+        // had no effect); it is restarted as after a crash.
+        if !self.driver.is_alive(&c) {
+            let _ = writeln!(
+                self.out,
+                "\n{} had already exited by itself: restarting it, no crash recorded",
+                c.name()
+            );
+            self.down.insert(c.clone(), self.now());
+            self.schedule(Duration::ZERO, Due::Restart(c));
+            return Ok(());
+        }
         let pause = self.plan.scenario.pauses
             && self.rng.range(0, 9) < 3
             && !matches!(c, Component::Sender(_));
@@ -850,6 +885,16 @@ impl<'a> Supervisor<'a> {
         let Some(c) = parse_component(&step.component) else {
             return Ok(());
         };
+        if let Some(why) = self.step_without_effect(&step, &c) {
+            let _ = writeln!(
+                self.out,
+                "\nstep at {:.1} s, {} {}: skipped, {why}; nothing recorded",
+                step.at,
+                step.action.as_str(),
+                step.component
+            );
+            return Ok(());
+        }
         match step.action {
             Action::Crash => {
                 self.driver.kill(&c)?;
@@ -892,6 +937,19 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
+    /// Why a scripted step would do nothing now (so it is not recorded as done): a
+    /// crash, pause or resume of a component that is not running, a restart of one that
+    /// is.
+    fn step_without_effect(&mut self, step: &Step, c: &Component) -> Option<&'static str> {
+        let alive = self.driver.is_alive(c);
+        match step.action {
+            Action::Crash | Action::Pause | Action::Resume if !alive => Some("it is not running"),
+            Action::Restart if alive => Some("it is running"),
+            Action::Grow if alive => Some("it is already a member"),
+            _ => None,
+        }
+    }
+
     /// The soak's event loop: signals, child exits, the checks' events and the timers,
     /// until one of them ends it.
     pub fn run_loop(
@@ -921,6 +979,7 @@ impl<'a> Supervisor<'a> {
                 },
                 default(timeout) => None,
             };
+            self.check_record()?;
             if let Some(ending) = ending {
                 return Ok(ending);
             }
@@ -984,6 +1043,9 @@ pub enum RunFailure {
     /// The system under test cannot run (exit 2).
     #[error("{0}")]
     Setup(String),
+    /// The run's record (events.jsonl) could not be written (exit 2).
+    #[error("{0}")]
+    Record(String),
     #[error(transparent)]
     Driver(#[from] DriverError),
 }
@@ -1096,8 +1158,8 @@ mod tests {
         fn locate(&self, c: &Component) -> Option<String> {
             Some(format!("fake {}", c.name()))
         }
-        fn pids(&self) -> Vec<(Component, u32)> {
-            Vec::new()
+        fn placement(&self, _c: &Component) -> Option<crate::driver::Placement> {
+            None
         }
     }
 
@@ -1607,6 +1669,107 @@ mod tests {
             .map(|l| serde_json::from_str::<Step>(l).unwrap().at)
             .collect();
         assert_eq!(times, [1.0, 1.5, 2.0, 2.5]);
+    }
+
+    /// Issue 17.7: a step that would do nothing (a crash of a component that is down, a
+    /// restart of one that runs) is skipped with a note and never recorded as done.
+    #[test]
+    fn a_step_without_effect_is_skipped_and_not_recorded() {
+        let mut p = plan(&[]);
+        let step = |at: f64, action, component: &str| Step::process(at, action, component);
+        p.scenario.steps = vec![
+            step(1.0, Action::Crash, "worker1"),
+            step(2.0, Action::Crash, "worker1"),
+            step(3.0, Action::Restart, "worker2"),
+            step(4.0, Action::Restart, "worker1"),
+        ];
+        let mut rig = Rig::new();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_secs(10));
+        assert_eq!(sup.fault_count, 1);
+        drop(sup);
+        let actions: Vec<String> = rig.driver.borrow().calls.iter().skip(6).cloned().collect();
+        assert_eq!(actions, ["kill worker1", "start worker1"]);
+        let events = String::from_utf8(rig.events).unwrap();
+        let recorded: Vec<(f64, Action)> = events
+            .lines()
+            .map(|l| serde_json::from_str::<Step>(l).unwrap())
+            .map(|s| (s.at, s.action))
+            .collect();
+        assert_eq!(recorded, [(1.0, Action::Crash), (4.0, Action::Restart)]);
+        let out = String::from_utf8(rig.out).unwrap();
+        assert!(
+            out.contains("crash worker1: skipped, it is not running"),
+            "{out}"
+        );
+        assert!(
+            out.contains("restart worker2: skipped, it is running"),
+            "{out}"
+        );
+    }
+
+    /// Takes `lines` lines, then fails every write, as a file made immutable does.
+    struct FailingAfter {
+        lines: usize,
+        taken: Vec<u8>,
+    }
+
+    impl Write for FailingAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.taken.iter().filter(|&&b| b == b'\n').count() >= self.lines {
+                return Err(std::io::Error::from_raw_os_error(1));
+            }
+            self.taken.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 17.7: losing the record of faults stops the soak, at the first failed
+    /// write, as a failed sink write would: no fault goes on unrecorded.
+    #[test]
+    fn a_failed_write_of_events_stops_the_soak() {
+        let p = plan(&["crash1", "crash-sink"]);
+        let mut rig = Rig::new();
+        let mut events = FailingAfter {
+            lines: 2,
+            taken: Vec::new(),
+        };
+        let mut sup = Supervisor::new(
+            &p,
+            &rig.preset,
+            &rig.clock,
+            &mut rig.driver,
+            &rig.cluster,
+            None,
+            &mut rig.out,
+            Some(&mut events),
+        );
+        sup.start(Duration::from_secs(15)).unwrap();
+        let end = rig.clock.now() + Duration::from_secs(120);
+        let mut failure = None;
+        while let Some(at) = sup.next_deadline() {
+            if at > end {
+                break;
+            }
+            rig.clock.0.set(at.max(rig.clock.now()));
+            if let Err(e) = sup.fire_due() {
+                failure = Some(e);
+                break;
+            }
+        }
+        let failure = failure.expect("the soak stopped");
+        assert!(matches!(failure, RunFailure::Record(_)), "{failure}");
+        assert!(failure
+            .to_string()
+            .contains("events.jsonl could not be written"));
+        assert_eq!(
+            sup.fault_count, 2,
+            "the third fault's record failed, and nothing after it ran"
+        );
     }
 
     /// `--duration` ends the soak at its time, as an event of the timer heap.
