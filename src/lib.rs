@@ -16,6 +16,7 @@ pub mod driver;
 pub mod duration;
 pub mod formats;
 pub mod gen;
+pub mod http;
 pub mod outcome;
 pub mod plans;
 pub mod process;

@@ -289,6 +289,9 @@ struct ReportArgs {
     /// re-rendered as the files grow, until Ctrl-C; nothing is written.
     #[arg(long, value_name = "ADDR", value_parser = soakcheck::report::serve::parse_addr)]
     serve: Option<std::net::SocketAddr>,
+    /// The most a post-mortem bundle may unpack to, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = soakcheck::report::UNPACK_LIMIT, value_parser = plans::positive_bytes)]
+    unpack_limit: u64,
 }
 
 #[derive(Args)]
@@ -716,6 +719,7 @@ fn run_report(args: ReportArgs) -> ExitCode {
         let env = std::env::var("MULTIPLE_KEYS_LIST").ok();
         let plan = soakcheck::report::ReportPlan {
             source: args.path,
+            unpack_limit: args.unpack_limit,
             input_dir: args.input_dir,
             output: args.output,
             keys: plans::key_selection(args.keys.as_deref(), &args.inputs, env)?,

@@ -198,11 +198,12 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 
 #[test]
 fn the_proxy_command_is_controlled_over_http() {
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = std::net::TcpListener::bind(("127.0.0.1", common::free_port())).unwrap();
     let up = upstream.local_addr().unwrap();
+    let control = format!("127.0.0.1:{}", common::free_port());
     let child = Command::new(exe())
-        .args(["proxy", "--control", "127.0.0.1:0", "--link"])
-        .arg(format!("a->b,127.0.0.1:0,{up}"))
+        .args(["proxy", "--control", &control, "--link"])
+        .arg(format!("a->b,127.0.0.1:{},{up}", common::free_port()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -135,7 +135,11 @@ fn a_delay_past_an_hour_is_refused_in_steps_and_in_the_proxy_api() {
         &["delay 9223372036854775808 ms", "one hour"],
     );
     let proxy = soakcheck::proxy::Proxy::start(
-        vec![soakcheck::proxy::parse_link("a->b,127.0.0.1:0,127.0.0.1:9").unwrap()],
+        vec![soakcheck::proxy::parse_link(&format!(
+            "a->b,127.0.0.1:{},127.0.0.1:9",
+            common::free_port()
+        ))
+        .unwrap()],
         1,
     )
     .unwrap();
@@ -220,4 +224,43 @@ fn the_refusals_touch_nothing_on_disk() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(Path::new(&marker).exists());
+}
+
+/// Issue 17.6: `run` warns at start when ports of its scheme lie in the kernel's
+/// ephemeral range. (The run dir records a live run, the test itself, so the run stops
+/// right after the warning and starts nothing there.)
+#[test]
+fn ports_in_the_ephemeral_range_are_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = std::process::id();
+    let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+    let start_time = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        dir.path().join("soakcheck-run.json"),
+        format!("{{\"processes\":[{{\"component\":\"soakcheck-run\",\"pid\":{me},\"start_time\":{start_time}}}]}}"),
+    )
+    .unwrap();
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let base = (low - 100).to_string();
+    let out = soakcheck(&[
+        "run",
+        "1",
+        "--run-dir",
+        dir.path().to_str().unwrap(),
+        "--port-base",
+        &base,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout.contains("lie in the kernel's ephemeral range")
+            && stdout.contains(&format!("below {low}")),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a live run is recorded"));
 }

@@ -85,7 +85,7 @@ fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_es
         "--port-base".into(),
         free_base().to_string(),
         "--serve".into(),
-        "127.0.0.1:0".into(),
+        format!("127.0.0.1:{}", common::free_port()),
     ])
     .collect();
     let mut run = RunGuard::spawn(&args, &run_dir, Stdio::piped());
@@ -136,9 +136,33 @@ fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_es
         .arg(&bundle)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&listing.stdout)
-        .lines()
-        .any(|l| l == "report.html"));
+    // Issue 17.1: the bundle unpacks into one top folder, named as the bundle.
+    let top = bundle
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .strip_suffix(".tar.gz")
+        .unwrap()
+        .to_string();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.lines().any(|l| l == format!("{top}/report.html")));
+    assert!(
+        listing.lines().all(|l| l.starts_with(&format!("{top}/"))),
+        "{listing}"
+    );
+    let unpacked = tempfile::tempdir().unwrap();
+    let untar = Command::new("tar")
+        .arg("xzf")
+        .arg(&bundle)
+        .current_dir(unpacked.path())
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let names: Vec<_> = std::fs::read_dir(unpacked.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(names.len(), 1, "one top folder");
 
     // A hostile line in a worker's log, stamped at the first finding.
     let events = events(&run_dir);
@@ -483,7 +507,11 @@ fn the_served_page_follows_a_growing_run_dir() {
         }
     }
     let child = Command::new(exe())
-        .args(["report", "--serve", "127.0.0.1:0"])
+        .args([
+            "report",
+            "--serve",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
         .arg(&live)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -23,7 +23,8 @@ fn alive(pid: u32) -> bool {
 fn recorded_pids(dir: &Path) -> Vec<u32> {
     let text = std::fs::read(dir.join("soakcheck-run.json")).unwrap_or_default();
     let v: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-    v.as_array()
+    v["processes"]
+        .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|s| s["pid"].as_u64())
@@ -331,7 +332,7 @@ fn wait_recorded(dir: &Path, component: &str) -> u32 {
     loop {
         let text = std::fs::read(dir.join("soakcheck-run.json")).unwrap_or_default();
         let v: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-        if let Some(pid) = v
+        if let Some(pid) = v["processes"]
             .as_array()
             .and_then(|a| a.iter().find(|s| s["component"] == component))
             .and_then(|s| s["pid"].as_u64())

@@ -119,6 +119,36 @@ pub fn parse_events(path: &Path, text: &str) -> Result<Vec<EventLine>, EventsErr
     Ok(events)
 }
 
+/// Parses an events.jsonl as far as it can be read, for a page a person reads: a line
+/// that is not an events.jsonl line is left out with a note naming it, and so is a last
+/// line cut short (no LF), so one bad line never costs the whole page.
+pub fn parse_events_noting(path: &Path, text: &str) -> (Vec<EventLine>, Vec<String>) {
+    let complete = text.is_empty() || text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut events = Vec::with_capacity(lines.len());
+    let mut notes = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<EventLine>(line) {
+            Ok(event) => events.push(event),
+            Err(_) if !complete && n + 1 == lines.len() => notes.push(format!(
+                "{}:{}: the last line is cut short ({} bytes without its LF: a write cut short by a crash, or still under way); it is left out",
+                path.display(),
+                n + 1,
+                line.len()
+            )),
+            Err(e) => notes.push(format!(
+                "{}:{}: not an events.jsonl line ({e}); it is left out, and the page shows the rest",
+                path.display(),
+                n + 1
+            )),
+        }
+    }
+    (events, notes)
+}
+
 /// Reads and parses an events.jsonl.
 pub fn read_events(path: &Path) -> Result<Vec<EventLine>, EventsError> {
     let text = std::fs::read_to_string(path).map_err(|source| EventsError::Read {

@@ -272,6 +272,45 @@ fn require_free_ports(preset: &super::preset::Preset) -> Result<(), RunError> {
     Ok(())
 }
 
+/// The kernel's ephemeral port range (where it picks the local port of a client
+/// connection), from `/proc/sys/net/ipv4/ip_local_port_range`; Linux's default when it
+/// cannot be read.
+pub fn local_port_range() -> std::ops::RangeInclusive<u16> {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut words = text.split_whitespace().map(|w| w.parse::<u16>());
+    match (words.next(), words.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => low..=high,
+        _ => 32768..=60999,
+    }
+}
+
+/// A warning when ports of the run's scheme lie in the kernel's ephemeral range: any
+/// client connection on this machine can be given one of them while its component is
+/// down for a restart, and the restart then fails at random.
+pub fn ephemeral_ports(
+    preset: &super::preset::Preset,
+    range: &std::ops::RangeInclusive<u16>,
+) -> Option<String> {
+    let inside: Vec<u16> = preset
+        .listening_ports()
+        .into_iter()
+        .map(|(port, _)| port)
+        .filter(|port| range.contains(port))
+        .collect();
+    let (low, high) = (inside.iter().min()?, inside.iter().max()?);
+    Some(format!(
+        "warning: {} port(s) of this run ({low}..{high}) lie in the kernel's ephemeral range \
+         ({}-{}, /proc/sys/net/ipv4/ip_local_port_range), where any client connection may be \
+         given one while its component is down for a restart, which then fails; a --port-base \
+         whose ports all lie below {} avoids it",
+        inside.len(),
+        range.start(),
+        range.end(),
+        range.start()
+    ))
+}
+
 fn check_port_free(host: &str, port: u16, what: &str) -> Result<(), RunError> {
     match std::net::TcpListener::bind((host, port)) {
         Ok(_) => Ok(()),
@@ -663,6 +702,9 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
     std::fs::create_dir_all(run_dir)
         .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
     if !plan.scenario.reset_only {
+        if let Some(warning) = ephemeral_ports(p, &local_port_range()) {
+            let _ = writeln!(out, "{warning}");
+        }
         // Nothing is touched before the run is known to be able to start.
         super::record::refuse_live_run(run_dir).map_err(RunError::Setup)?;
         require_free_ports(p)?;
@@ -1176,7 +1218,11 @@ fn report_freeze(
         report.as_deref(),
     ) {
         Ok(()) => {
-            text += &format!("  post-mortem bundle: {} (tar xzf it and run soakcheck verify --sink-dir sink-out --input-dir .)\n", bundle.display());
+            let top = bundle_top(&bundle);
+            text += &format!(
+                "  post-mortem bundle: {} (it unpacks into {top}/: `soakcheck report` it, or `tar xzf` it and `soakcheck verify --sink-dir {top}/sink-out --input-dir {top}`)\n",
+                bundle.display()
+            );
             postmortem = Some(bundle.display().to_string());
         }
         Err(e) => text += &format!("  post-mortem bundle {} failed: {e}\n", bundle.display()),
@@ -1218,7 +1264,9 @@ fn gather_files(
 }
 
 /// `postmortem-<time>.tar.gz`: the sink directory, txnlogs, logs, events and inputs, so
-/// `soakcheck verify` can be rerun elsewhere.
+/// `soakcheck verify` (or `report`) can be run again elsewhere. Everything is under one
+/// top folder named as the bundle (`postmortem-<time>/`), so unpacking it never
+/// scatters files into the current directory.
 fn write_postmortem(
     bundle: &Path,
     files: &Path,
@@ -1226,10 +1274,11 @@ fn write_postmortem(
     keys: &[char],
     report: Option<&Path>,
 ) -> std::io::Result<()> {
+    let top = bundle_top(bundle);
     let file = std::fs::File::create(bundle)?;
     let enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
     let mut tar = tar::Builder::new(enc);
-    tar.append_dir_all("sink-out", files.join("sink-out"))?;
+    tar.append_dir_all(format!("{top}/sink-out"), files.join("sink-out"))?;
     let logs = std::fs::read_dir(files)?.flatten();
     // The events are the control node's (already among the logs when they are local).
     let events = std::fs::read_dir(run_dir)?
@@ -1241,18 +1290,67 @@ fn write_postmortem(
             || name.starts_with("sender.out.")
             || name == "events.jsonl";
         if wanted && entry.path().is_file() {
-            tar.append_path_with_name(entry.path(), &name)?;
+            tar.append_path_with_name(entry.path(), format!("{top}/{name}"))?;
         }
     }
     for k in keys {
         let name = format!("input-file.{k}.txt");
         if run_dir.join(&name).exists() {
-            tar.append_path_with_name(run_dir.join(&name), &name)?;
+            tar.append_path_with_name(run_dir.join(&name), format!("{top}/{name}"))?;
         }
     }
     if let Some(report) = report {
-        tar.append_path_with_name(report, REPORT)?;
+        tar.append_path_with_name(report, format!("{top}/{REPORT}"))?;
     }
     tar.into_inner()?.finish()?;
     Ok(())
+}
+
+/// The one top folder of a bundle: its file name without `.tar.gz`.
+fn bundle_top(bundle: &Path) -> String {
+    let name = bundle
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    name.strip_suffix(".tar.gz").unwrap_or(&name).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::preset::{Ports, Preset};
+
+    fn preset(base: u16) -> Preset {
+        Preset {
+            kind: PresetKind::Demo,
+            ports: Ports::from_base(base).unwrap(),
+            run_dir: PathBuf::from("/nonexistent/run"),
+            workers: 3,
+            keys: vec!['A'],
+            rate: 1000,
+            checkpoint_interval_ms: 200,
+            exe: PathBuf::from("soakcheck"),
+            env: vec![],
+            inject: None,
+            run_id: None,
+            hosts: Default::default(),
+            proxy: None,
+        }
+    }
+
+    /// Issue 17.6: a scheme with ports in the ephemeral range is warned about, naming
+    /// them and the range; one below it is not.
+    #[test]
+    fn ports_in_the_ephemeral_range_are_warned_about() {
+        let range = 32768..=60999;
+        let warning = ephemeral_ports(&preset(40_000), &range).unwrap();
+        assert!(warning.contains("32768-60999"), "{warning}");
+        assert!(warning.contains("(40000..40100)"), "{warning}");
+        let straddling = ephemeral_ports(&preset(32_700), &range).unwrap();
+        assert!(
+            straddling.contains("7 port(s) of this run (32770..32800)"),
+            "{straddling}"
+        );
+        assert_eq!(ephemeral_ports(&preset(7100), &range), None);
+        assert_eq!(ephemeral_ports(&preset(20_000), &range), None);
+    }
 }

@@ -40,9 +40,7 @@ pub fn serve(proxy: Arc<Proxy>, addr: SocketAddr) -> std::io::Result<SocketAddr>
         .route("/links", get(links))
         .route("/links/{name}", post(change))
         .with_state(proxy);
-    handle.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    handle.spawn(crate::http::serve(listener, app, std::future::pending()));
     Ok(bound)
 }
 

@@ -12,7 +12,8 @@ use super::*;
 /// An upstream that accepts connections and reports, per connection, each read (with
 /// its time) on a channel; the end of a connection is an empty read.
 fn upstream() -> (SocketAddr, mpsc::Receiver<(Instant, Vec<u8>)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener =
+        TcpListener::bind(("127.0.0.1", crate::demo::cluster::free_port().unwrap())).unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -36,7 +37,10 @@ fn upstream() -> (SocketAddr, mpsc::Receiver<(Instant, Vec<u8>)>) {
 fn proxy_to(upstream: SocketAddr) -> (Proxy, SocketAddr) {
     let spec = LinkSpec {
         name: "a->b".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            crate::demo::cluster::free_port().unwrap(),
+        )),
         upstream,
     };
     let proxy = Proxy::start(vec![spec], 7).unwrap();
@@ -67,7 +71,8 @@ fn pattern(n: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn a_clear_link_forwards_every_byte_both_ways() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener =
+        TcpListener::bind(("127.0.0.1", crate::demo::cluster::free_port().unwrap())).unwrap();
     let echo = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();

@@ -20,7 +20,7 @@ pub mod violation;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::driver::events::{read_events, EventsError};
+use crate::driver::events::EventsError;
 use crate::driver::scenario::Action;
 use crate::formats::mapped::IoMode;
 use crate::verify::{
@@ -38,6 +38,8 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: {detail}")]
+    Hostile { path: PathBuf, detail: String },
     #[error(transparent)]
     Events(#[from] EventsError),
     #[error("{path}: cannot write the report: {source}")]
@@ -78,6 +80,8 @@ impl RunFiles {
 #[derive(Debug, Clone)]
 pub struct ReportPlan {
     pub source: PathBuf,
+    /// The most a bundle may unpack to.
+    pub unpack_limit: u64,
     pub input_dir: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub keys: KeySelection,
@@ -86,10 +90,8 @@ pub struct ReportPlan {
 }
 
 /// The files of `plan.source`, where the page goes, and the temporary directory a
-/// bundle was unpacked into (removed when dropped).
-pub fn locate(
-    plan: &ReportPlan,
-) -> Result<(RunFiles, PathBuf, Option<tempfile::TempDir>), ReportError> {
+/// bundle was unpacked into (removed when dropped, or on SIGINT or SIGTERM).
+pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>), ReportError> {
     let source = &plan.source;
     let bad = |detail: &str| ReportError::Source {
         path: source.clone(),
@@ -98,8 +100,8 @@ pub fn locate(
     let meta = std::fs::metadata(source).map_err(|e| bad(&e.to_string()))?;
     let name = source.to_string_lossy();
     if meta.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
-        let dir = unpack(source)?;
-        let mut files = RunFiles::run_dir(dir.path());
+        let dir = unpack(source, plan.unpack_limit)?;
+        let mut files = RunFiles::run_dir(&dir.run_dir());
         files.label = source.display().to_string();
         let out = plan.output.clone().unwrap_or_else(|| "report.html".into());
         return Ok((files, out, Some(dir)));
@@ -133,21 +135,113 @@ pub fn locate(
     Ok((files, out, None))
 }
 
-/// Unpacks a post-mortem bundle into a new temporary directory.
-fn unpack(bundle: &Path) -> Result<tempfile::TempDir, ReportError> {
+/// The most a bundle may unpack to by default (`report --unpack-limit`).
+pub const UNPACK_LIMIT: u64 = 8 << 30;
+
+/// A bundle unpacked into a temporary directory: removed when dropped, and on SIGINT or
+/// SIGTERM while it exists (a thread takes the signal, removes it, and exits), so an
+/// interrupted report leaves nothing behind.
+pub struct Unpacked {
+    // Dropped first: the signal thread stops before the directory goes.
+    _on_signal: RemoveOnSignal,
+    dir: tempfile::TempDir,
+}
+
+impl Unpacked {
+    /// The run dir in it: the bundle's one top folder, or (older bundles) its root.
+    pub fn run_dir(&self) -> PathBuf {
+        let root = self.dir.path();
+        let entries: Vec<PathBuf> = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        match &entries[..] {
+            [only] if only.join("sink-out").is_dir() => only.clone(),
+            _ => root.to_path_buf(),
+        }
+    }
+}
+
+/// Removes a directory and exits when SIGINT or SIGTERM arrives, until dropped.
+struct RemoveOnSignal {
+    handle: Option<signal_hook::iterator::Handle>,
+}
+
+impl RemoveOnSignal {
+    fn new(dir: &Path) -> std::io::Result<RemoveOnSignal> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let handle = signals.handle();
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = std::fs::remove_dir_all(&dir);
+                std::process::exit(128 + signal);
+            }
+        });
+        Ok(RemoveOnSignal {
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for RemoveOnSignal {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.close();
+        }
+    }
+}
+
+/// Unpacks a post-mortem bundle into a new temporary directory. A bundle holds only
+/// files and directories, inside its directory, and at most `limit` bytes: a link (which
+/// could put a file of this machine, or another directory, into the page), a device or
+/// a FIFO, and a bundle that would unpack to more, are refused naming the entry.
+fn unpack(bundle: &Path, limit: u64) -> Result<Unpacked, ReportError> {
     let err = |source| ReportError::Bundle {
         path: bundle.to_path_buf(),
         source,
+    };
+    let hostile = |detail: String| ReportError::Hostile {
+        path: bundle.to_path_buf(),
+        detail,
     };
     let dir = tempfile::Builder::new()
         .prefix("soakcheck-report-")
         .tempdir()
         .map_err(err)?;
+    let unpacked = Unpacked {
+        _on_signal: RemoveOnSignal::new(dir.path()).map_err(err)?,
+        dir,
+    };
     let file = crate::formats::regular::open_regular(bundle).map_err(err)?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    // `unpack` refuses entries that would land outside the directory.
-    archive.unpack(dir.path()).map_err(err)?;
-    Ok(dir)
+    let mut total = 0u64;
+    for entry in archive.entries().map_err(err)? {
+        let mut entry = entry.map_err(err)?;
+        let name = entry.path().map_err(err)?.display().to_string();
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(hostile(format!(
+                "entry {name:?} is a {kind:?}: a post-mortem bundle holds only files and directories"
+            )));
+        }
+        total = total.saturating_add(entry.size());
+        if total > limit {
+            return Err(hostile(format!(
+                "unpacks to more than {limit} bytes (at entry {name:?}); a larger bundle needs --unpack-limit"
+            )));
+        }
+        // `unpack_in` refuses an entry that would land outside the directory.
+        if !entry.unpack_in(unpacked.dir.path()).map_err(err)? {
+            return Err(hostile(format!(
+                "entry {name:?} would land outside the bundle's directory"
+            )));
+        }
+    }
+    Ok(unpacked)
 }
 
 /// The page's verdict.
@@ -227,9 +321,15 @@ pub const LOG_WINDOW_S: f64 = 10.0;
 
 /// Reads and checks everything of `files` into a [`PostMortem`].
 pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, ReportError> {
-    let events = match &files.events {
-        Some(path) => read_events(path)?,
-        None => Vec::new(),
+    let (events, event_notes) = match &files.events {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|source| EventsError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            crate::driver::events::parse_events_noting(path, &String::from_utf8_lossy(&text))
+        }
+        None => (Vec::new(), Vec::new()),
     };
     let mut timeline = Timeline::from_events(&events, None);
     // Logs are stamped in local time: the run's offset, else (no header) this machine's.
@@ -251,7 +351,7 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
         fault_counts: BTreeMap::new(),
         first_finding: None,
         logs: Vec::new(),
-        notes: Vec::new(),
+        notes: event_notes,
         utc_offset_s,
     };
     match check(files, plan, &timeline) {
@@ -527,6 +627,7 @@ pub fn write_report(
 pub fn run_dir_plan(run_dir: &Path) -> ReportPlan {
     ReportPlan {
         source: run_dir.to_path_buf(),
+        unpack_limit: UNPACK_LIMIT,
         input_dir: None,
         output: None,
         keys: KeySelection::default(),

@@ -114,11 +114,11 @@ fn banner(pm: &PostMortem) -> Markup {
             @for (_, f) in &pm.timeline.findings {
                 p.finding { "The run found " strong { (f.kind_name()) }
                     @if let Some(k) = &f.key { " (key " strong { (k) } ")" }
-                    " after " (format!("{:.1}", f.elapsed_s)) " s: " (f.detail) }
+                    " after " (format!("{:.1}", f.elapsed_s)) " s: " (shown(&f.detail)) }
             }
             @if let Some(r) = &pm.report {
                 @for p in r.problems.iter().filter(|p| p.severity == crate::verify::Severity::Violation) {
-                    p.finding { "Sink problem " strong { (crate::json_name(&p.kind)) } ": " (p.file) ":" (p.line) ": " (p.detail) }
+                    p.finding { "Sink problem " strong { (crate::json_name(&p.kind)) } ": " (shown(&p.file)) ":" (p.line) ": " (shown(&p.detail)) }
                 }
             }
             @if v == PageVerdict::Ok {
@@ -152,8 +152,8 @@ fn repeat(pm: &PostMortem) -> Markup {
     let base = args.join(" ");
     let events = format!("{}/events.jsonl", h.run_dir);
     html! {
-        p { "Seed " code { (h.seed) } ". Repeat: " code { (base) " --seed " (h.seed) } }
-        p { "Replay its faults exactly: " code { (base) " --replay " (shell_quote(&events)) } }
+        p { "Seed " code { (h.seed) } ". Repeat: " code { (shown(&base)) " --seed " (h.seed) } }
+        p { "Replay its faults exactly: " code { (shown(&base)) " --replay " (shown(&shell_quote(&events))) } }
     }
 }
 
@@ -189,7 +189,7 @@ fn summary(pm: &PostMortem) -> Markup {
                     tr { th { "the run ended" } td { (end.verdict) " after " (format!("{:.1}", end.duration_s)) " s" } }
                 }
             }
-            @for n in &pm.notes { p.note { "Note: " (n) } }
+            @for n in &pm.notes { p.note { "Note: " (shown(n)) } }
         }
     }
 }
@@ -240,7 +240,7 @@ fn timeline(pm: &PostMortem, axis: &TimeAxis) -> Markup {
                     Err(e) => { p.note { "This chart could not be drawn: " (e) } }
                 }
             }
-            p.note { "Series are downsampled to at most " (MAX_POINTS) " points per line." }
+            p.note { "Series are downsampled to at most " (MAX_POINTS) " points per line. A lane draws one mark of each kind per 1/" (chart::MARK_SLOTS) " of the time axis (about two pixels), and pauses that close are one span; the tables below count every event." }
         }
     }
 }
@@ -264,7 +264,7 @@ fn violation(v: &ViolationView) -> Markup {
             tr { th { "input" } td.mono { (v.input_path.display()) " line " (v.input_line) ", offset " (v.input_offset) } }
             tr { th { "key output offset" } td.num { (v.key_offset) } }
             @if let Some(c) = &v.commit {
-                tr { th { "commit" } td.mono { (c.txn_id) " at " (format!("{:.3}", c.time)) } }
+                tr { th { "commit" } td.mono { (shown(&c.txn_id)) " at " (format!("{:.3}", c.time)) } }
                 tr { th { "txnlog" } td.mono { (c.file) ".txnlog:" (c.txnlog_line) } }
                 tr { th { "output" } td.mono { (c.file) " byte " (c.file_offset) } }
             } @else {
@@ -323,18 +323,49 @@ fn highlighted(line: Option<&[u8]>, other: Option<&[u8]>) -> Markup {
 fn visible(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            } else {
-                out.push(c);
-            }
-        }
+        push_visible(&mut out, chunk.valid());
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
     out
+}
+
+/// Text taken from a file (a log line, a detail, a name) as the page shows it: control
+/// characters as `\x1b`, and the characters that reorder or hide text (bidi overrides
+/// and isolates, zero-width and other format characters) as `\u{202e}`, so what a line
+/// holds is what a reader sees.
+fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_visible(&mut out, text);
+    out
+}
+
+fn push_visible(out: &mut String, text: &str) {
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else if hides_or_reorders(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// The format characters that change how the text around them is shown: bidi marks,
+/// embeddings, overrides and isolates; zero-width spaces and joiners; word joiner and
+/// invisible operators; the byte-order mark; interlinear annotation.
+fn hides_or_reorders(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// 16 bytes a row, offset, hex and text; bytes that differ from `other` marked.
@@ -371,7 +402,7 @@ fn problems(pm: &PostMortem) -> Markup {
             table {
                 tr { th { "severity" } th { "where" } th { "kind" } th { "detail" } }
                 @for p in &r.problems {
-                    tr { td { (crate::json_name(&p.severity)) } td.mono { (p.file) ":" (p.line) } td { (crate::json_name(&p.kind)) } td { (p.detail) } }
+                    tr { td { (crate::json_name(&p.severity)) } td.mono { (shown(&p.file)) ":" (p.line) } td { (crate::json_name(&p.kind)) } td { (shown(&p.detail)) } }
                 }
             }
         }
@@ -452,11 +483,11 @@ fn logs(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
             @if pm.logs.is_empty() { p.note { "No log line to show." } }
             @for l in &pm.logs {
                 details open[l.excerpt.lines.iter().any(|x| x.alarm) || pm.first_finding.is_some()] {
-                    summary { span.mono { (l.file) } " (" (l.component) ", " (l.excerpt.lines.len()) " lines"
+                    summary { span.mono { (shown(&l.file)) } " (" (shown(&l.component)) ", " (l.excerpt.lines.len()) " lines"
                         @if l.excerpt.omitted > 0 { ", " (l.excerpt.omitted) " more not shown" } ")" }
                     pre.log {
                         @for line in &l.excerpt.lines {
-                            span class=(if line.alarm { "alarm" } else { "" }) { (format!("{:>6}  ", line.number)) (line.text) } "\n"
+                            span class=(if line.alarm { "alarm" } else { "" }) { (format!("{:>6}  ", line.number)) (shown(&line.text)) } "\n"
                         }
                     }
                 }
@@ -480,6 +511,19 @@ mod tests {
     fn bytes_that_do_not_print_are_shown_as_escapes() {
         assert_eq!(visible(b"A1\x00\xff\x1b[31m"), r"A1\x00\xff\x1b[31m");
         assert_eq!(visible("é".as_bytes()), "é");
+    }
+
+    /// Issue 17.7: a log line's terminal escapes and bidi overrides are shown, not
+    /// obeyed: `evil\u{202e}gnp.exe` must not read as `evilexe.png`.
+    #[test]
+    fn control_and_bidi_characters_from_files_are_shown() {
+        assert_eq!(shown("ERROR \x1b[2Jgone"), r"ERROR \x1b[2Jgone");
+        assert_eq!(shown("evil\u{202e}gnp.exe"), r"evil\u{202e}gnp.exe");
+        assert_eq!(
+            shown("a\u{2066}b\u{2069}\u{200b}c"),
+            r"a\u{2066}b\u{2069}\u{200b}c"
+        );
+        assert_eq!(shown("tab\tstays, é stays"), "tab\tstays, é stays");
     }
 
     #[test]

@@ -73,6 +73,7 @@ impl Server {
             .worker_threads(1)
             .thread_name("soakcheck-report")
             .enable_io()
+            .enable_time()
             .build()?;
         let source = Arc::new(Source {
             files,
@@ -94,11 +95,10 @@ impl Server {
                     let app = axum::Router::new()
                         .route("/", get(page.clone()))
                         .route("/report.html", get(page));
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                    crate::http::serve(listener, app, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
                 });
             })?;
         Ok(Server {

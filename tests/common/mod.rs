@@ -126,6 +126,12 @@ impl Drop for RunGuard {
     }
 }
 
+/// A free port below the kernel's ephemeral range (32768 up), for a test's server: a
+/// port of that range could be taken at random by a client connection.
+pub fn free_port() -> u16 {
+    soakcheck::demo::cluster::free_port().unwrap()
+}
+
 /// A port base whose demo ports (source, control, external per worker, sink) are free.
 pub fn free_base() -> u16 {
     let start = 20_000 + (std::process::id() % 40) as u16 * 200;

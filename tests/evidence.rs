@@ -1,0 +1,170 @@
+//! Issue 17.1: the evidence of a run is kept. The replay command a run prints (and its
+//! report repeats) works as printed, in the same run dir, without losing the run it
+//! replays; a second run and `reset` keep the previous run's sink output, logs,
+//! events.jsonl and report in `RUN_DIR/soakcheck-runs/<start>-seed<S>/` and say where;
+//! only `reset --purge` deletes kept runs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{exe, run_args, serial};
+
+/// The kept runs of `dir`, oldest first.
+fn kept(dir: &Path) -> Vec<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join("soakcheck-runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// The page's "Replay its faults exactly" command, as a person would copy it.
+fn replay_command(page: &str) -> String {
+    let at = page
+        .find("Replay its faults exactly: <code>")
+        .expect("the page shows the replay command")
+        + "Replay its faults exactly: <code>".len();
+    let code = &page[at..at + page[at..].find("</code>").unwrap()];
+    code.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_printed_replay_works_as_printed_and_every_run_is_kept() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "2",
+            "crash1",
+            "--bytes-per-key",
+            "60000",
+            "--rate",
+            "40000",
+            "--time-scale",
+            "0.25",
+            "--seed",
+            "7",
+        ],
+    );
+    let first = Command::new(exe()).args(&args).output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let printed = String::from_utf8_lossy(&first.stdout);
+    let events = dir.path().join("events.jsonl");
+    assert!(
+        printed.contains(&format!("--replay {}", events.display())),
+        "{printed}"
+    );
+    let first_events = std::fs::read_to_string(&events).unwrap();
+    let first_report = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    // The page's command, run verbatim by a shell, in the same run dir.
+    let command = replay_command(&first_report);
+    assert!(command.contains("--replay"), "{command}");
+    let replayed = Command::new("sh").args(["-c", &command]).output().unwrap();
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{command}\n{}",
+        text(&replayed)
+    );
+    // The replayed run is the new one; the first is kept whole, named by its start
+    // time and seed, and the run said where it went.
+    let runs = kept(dir.path());
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let name = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with("-seed7"), "{name}");
+    assert!(
+        String::from_utf8_lossy(&replayed.stdout).contains(&runs[0].display().to_string()),
+        "{}",
+        text(&replayed)
+    );
+    assert_eq!(
+        std::fs::read_to_string(runs[0].join("events.jsonl")).unwrap(),
+        first_events
+    );
+    assert_eq!(
+        std::fs::read_to_string(runs[0].join("report.html")).unwrap(),
+        first_report
+    );
+    for file in [
+        "sink-out/output.initializer.txnlog",
+        "wallaroo.0",
+        "sender.out.A",
+        "input-file.A.txt",
+    ] {
+        assert!(runs[0].join(file).is_file(), "{file} kept");
+    }
+    // The kept run still verifies where it is.
+    let verify = Command::new(exe())
+        .args([
+            "verify",
+            "--keys",
+            "A,B,C",
+            "--expect-complete",
+            "--sink-dir",
+        ])
+        .arg(runs[0].join("sink-out"))
+        .arg("--input-dir")
+        .arg(&runs[0])
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    // The replay repeated the first run's faults.
+    let faults = |events: &str| -> Vec<String> {
+        events
+            .lines()
+            .filter(|l| l.contains("\"action\":\"crash\""))
+            .map(|l| l.split("\"component\":").nth(1).unwrap_or("").to_string())
+            .map(|c| c.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    let again = std::fs::read_to_string(&events).unwrap();
+    assert!(!faults(&first_events).is_empty());
+    assert_eq!(
+        faults(&again)[..faults(&first_events).len().min(3)],
+        faults(&first_events)[..faults(&first_events).len().min(3)]
+    );
+    // reset keeps the second run too, and deletes nothing else.
+    std::fs::write(dir.path().join("mine.txt"), "a user's file").unwrap();
+    let reset = Command::new(exe())
+        .args(["reset", "--run-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(reset.status.code(), Some(0), "{}", text(&reset));
+    assert_eq!(kept(dir.path()).len(), 2);
+    assert!(!dir.path().join("report.html").exists());
+    assert!(!dir.path().join("sink-out").exists());
+    assert!(dir.path().join("mine.txt").exists());
+    assert!(
+        String::from_utf8_lossy(&reset.stdout).contains("reset --purge"),
+        "the rule and the purge are said: {}",
+        text(&reset)
+    );
+    // Only an explicit purge deletes kept runs.
+    let purge = Command::new(exe())
+        .args(["reset", "--purge", "--run-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(purge.status.code(), Some(0), "{}", text(&purge));
+    assert!(kept(dir.path()).is_empty());
+    assert!(dir.path().join("mine.txt").exists());
+}
