@@ -347,6 +347,11 @@ struct WatchArgs {
     json: bool,
     #[arg(long, value_parser = choice::<IoMode>(), default_value_t = IoMode::Mmap, hide = true)]
     io: IoMode,
+    /// Take the whole plan as JSON instead of the flags above: the JSON itself, or a
+    /// FILE holding it (`run` hands its checkers on other hosts their part of its own
+    /// plan this way).
+    #[arg(long, value_name = "JSON|FILE")]
+    plan: Option<String>,
 }
 
 #[derive(Args)]
@@ -953,44 +958,18 @@ fn read_control_stdin() -> crossbeam_channel::Receiver<soakcheck::watch::Control
 
 fn run_watch_command(args: WatchArgs) -> ExitCode {
     let semantics = args.semantics;
-    let events_on_stdout = args.events.as_deref() == Some(std::path::Path::new("-"));
+    let plan_events = args
+        .plan
+        .as_deref()
+        .and_then(|p| plans::read_watch_plan(p).ok())
+        .and_then(|p| p.events);
+    let events_on_stdout =
+        args.events.as_deref().or(plan_events.as_deref()) == Some(std::path::Path::new("-"));
     let result = (|| -> anyhow::Result<soakcheck::watch::WatchOutcome> {
-        let verify = plans::verify_plan(
-            &key_selection(&args.input)?,
-            &args.input.input_dir,
-            Some(args.sink_dir),
-            vec![],
-            false,
-            semantics,
-            args.io,
-        )?;
-        let progress = if std::io::stderr().is_terminal() {
-            ProgressStyle::StatusLine
-        } else {
-            ProgressStyle::Terse
+        let plan = match &args.plan {
+            Some(plan) => plans::read_watch_plan(plan)?,
+            None => watch_plan_of(&args)?,
         };
-        let request = plans::WatchRequest {
-            sender_logs: match (args.no_sender_logs, args.sender_logs.is_empty()) {
-                (true, _) => plans::SenderLogs::NoneHere,
-                (false, true) => plans::SenderLogs::InDir(args.sender_log_dir),
-                (false, false) => plans::SenderLogs::Given(args.sender_logs),
-            },
-            sink_log: args.sink_log,
-            ack_timeout: args.ack_timeout,
-            registry_window: args.registry_window,
-            until: args.until,
-            timeout: args.timeout,
-            events: args.events,
-            on_violation: args.on_violation,
-            poll: args.poll,
-            progress,
-            sink: if args.senders_only {
-                SinkScope::Elsewhere
-            } else {
-                SinkScope::Here
-            },
-        };
-        let plan = plans::watch_plan(verify, request)?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
             let stop = std::sync::Arc::clone(&stop);
@@ -1017,6 +996,46 @@ fn run_watch_command(args: WatchArgs) -> ExitCode {
         Box::new(std::io::stdout())
     };
     conclude(result, format(args.json), &mut out, Some(semantics))
+}
+
+/// The watch plan `watch`'s flags make.
+fn watch_plan_of(args: &WatchArgs) -> anyhow::Result<soakcheck::watch::WatchPlan> {
+    let verify = plans::verify_plan(
+        &key_selection(&args.input)?,
+        &args.input.input_dir,
+        Some(args.sink_dir.clone()),
+        vec![],
+        false,
+        args.semantics,
+        args.io,
+    )?;
+    let progress = if std::io::stderr().is_terminal() {
+        ProgressStyle::StatusLine
+    } else {
+        ProgressStyle::Terse
+    };
+    let request = plans::WatchRequest {
+        sender_logs: match (args.no_sender_logs, args.sender_logs.is_empty()) {
+            (true, _) => plans::SenderLogs::NoneHere,
+            (false, true) => plans::SenderLogs::InDir(args.sender_log_dir.clone()),
+            (false, false) => plans::SenderLogs::Given(args.sender_logs.clone()),
+        },
+        sink_log: args.sink_log.clone(),
+        ack_timeout: args.ack_timeout,
+        registry_window: args.registry_window,
+        until: args.until,
+        timeout: args.timeout,
+        events: args.events.clone(),
+        on_violation: args.on_violation.clone(),
+        poll: args.poll,
+        progress,
+        sink: if args.senders_only {
+            SinkScope::Elsewhere
+        } else {
+            SinkScope::Here
+        },
+    };
+    Ok(plans::watch_plan(verify, request)?)
 }
 
 fn run_bench_watch(args: &BenchWatchArgs) -> anyhow::Result<BenchWatchReport> {

@@ -34,6 +34,8 @@ pub enum PlanError {
     Inputs(String),
     #[error("network faults: {0}")]
     Network(String),
+    #[error("--plan {from}: {detail}")]
+    WatchPlan { from: String, detail: String },
     #[error("--control {0}: not a loopback address, so anyone who reaches it could fault every link; use 127.0.0.1, or add --allow-remote-control")]
     RemoteControl(std::net::SocketAddr),
 }
@@ -162,6 +164,27 @@ pub fn verify_plan(
         semantics,
         io,
     })
+}
+
+/// A watch plan as JSON (`watch --plan`): the text itself when it starts with `{` (how
+/// `run` hands its checkers on other hosts their part of its plan, so a checker's command
+/// line says what it checks), else a file holding it.
+pub fn read_watch_plan(plan: &str) -> Result<WatchPlan, PlanError> {
+    let bad = |from: &str, detail: String| PlanError::WatchPlan {
+        from: from.to_string(),
+        detail,
+    };
+    let text = if plan.trim_start().starts_with('{') {
+        plan.to_string()
+    } else {
+        std::fs::read_to_string(plan).map_err(|e| bad(plan, e.to_string()))?
+    };
+    let from = if text.len() == plan.len() {
+        "(the JSON given)"
+    } else {
+        plan
+    };
+    serde_json::from_str(&text).map_err(|e| bad(from, format!("not a watch plan: {e}")))
 }
 
 /// Which sender logs a watch reads.

@@ -567,7 +567,11 @@ fn a_source_that_is_not_a_run_is_exit_2_naming_it() {
         err.contains("sink: ") && err.contains("needs --input-dir"),
         "{err}"
     );
-    // A bare sink dir whose inputs are missing: a page with the error, exit 2.
+    // A bare sink dir (the happy fixture's) whose inputs are missing: a page with the
+    // error, exit 2.
+    for e in std::fs::read_dir("testdata/happy").unwrap().flatten() {
+        std::fs::copy(e.path(), dir.path().join("sink").join(e.file_name())).unwrap();
+    }
     let out = report(&["sink", "--input-dir", "in", "--keys", "A"], dir.path());
     assert_eq!(
         out.status.code(),

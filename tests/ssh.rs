@@ -660,7 +660,7 @@ fn a_lost_remote_checker_is_a_finding() {
     let checkers = || -> Vec<(u32, String)> {
         processes_of(dir.path())
             .into_iter()
-            .filter(|(_, cmd)| cmd.contains(" watch ") && cmd.contains("--events -"))
+            .filter(|(_, cmd)| cmd.contains(" watch --plan "))
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -672,16 +672,20 @@ fn a_lost_remote_checker_is_a_finding() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Each checker's command line carries its part of the run's plan, as JSON.
     let all = checkers();
-    let sink_checker = all.iter().find(|(_, c)| c.contains("--sink-dir")).unwrap();
-    assert!(!sink_checker.1.contains("--sender-log"), "{all:?}");
+    let sink_checker = all
+        .iter()
+        .find(|(_, c)| c.contains(r#""sink":"here""#))
+        .unwrap();
+    assert!(!sink_checker.1.contains("sender.out."), "{all:?}");
     let (pid, cmd) = all
         .iter()
-        .find(|(_, c)| c.contains("--senders-only"))
+        .find(|(_, c)| c.contains(r#""sink":"elsewhere""#))
         .unwrap()
         .clone();
     assert!(
-        cmd.contains("--sender-log A=") && !cmd.contains("--sink-dir"),
+        cmd.contains("sender.out.A") && cmd.contains(r#""sink_log":null"#),
         "{cmd}"
     );
     nix::sys::signal::kill(
@@ -701,4 +705,46 @@ fn a_lost_remote_checker_is_a_finding() {
             .contains("127.0.0.4"),
         "{summary}"
     );
+}
+
+/// Issue 17.4: checkers on other hosts run the one plan the in-process checks run, so a
+/// scenario's `no-ack-progress` holds there too: a sender paused well past
+/// `--ack-timeout` is no finding. (The checkers' command lines used to leave the
+/// scenario's `no-*` switches out, so the sink host's checker called it `ack-timeout`.)
+#[test]
+fn a_remote_soak_keeps_the_scenarios_checks_switched_off() {
+    let _serial = serial();
+    let Some((sshd, dir, _leftovers)) = setup() else {
+        return;
+    };
+    let args = run_args(
+        &sshd,
+        dir.path(),
+        &[
+            "2",
+            "no-ack-progress",
+            "--bytes-per-key",
+            "60000",
+            "--rate",
+            "30000",
+            "--ack-timeout",
+            "2s",
+            "--on-violation",
+            "kill",
+            "--json",
+        ],
+    );
+    // A sender paused for 10 s: past the recovery window (5 s) and the ack timeout.
+    let scenario = dir.path().join("ssh.toml");
+    let mut text = std::fs::read_to_string(&scenario).unwrap();
+    text += "\n[[steps]]\nat = 1.0\naction = \"pause\"\ncomponent = \"sender-A\"\n\
+             [[steps]]\nat = 11.0\naction = \"resume\"\ncomponent = \"sender-A\"\n";
+    std::fs::write(&scenario, text).unwrap();
+    let out = Command::new(exe()).args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{summary}\n{stderr}");
+    assert_eq!(summary["findings"], serde_json::json!([]), "{summary}");
+    assert_eq!(summary["faults"]["pause"]["sender-A"], 1, "{summary}");
+    common::assert_complete(dir.path());
 }

@@ -461,7 +461,8 @@ fn local_checks(
     })
 }
 
-/// One checker on another host: where it runs, what it checks, its command line.
+/// One checker on another host: where it runs, and its command line, which carries
+/// what it checks (its part of the run's one watch plan, as `watch --plan JSON`).
 struct RemoteChecker {
     /// A component on its host (the driver runs the command there).
     on: Component,
@@ -471,95 +472,45 @@ struct RemoteChecker {
 
 /// The checkers a run needs on other hosts: one on the sink's host (the sink directory,
 /// the sink log, and the senders on that host), and one on every other host with
-/// senders, for their logs only (`--senders-only`).
+/// senders, for their logs only. Each runs its part of `w`, the plan the in-process
+/// checks run, sent whole as JSON: the checks a scenario switches off (`no-sanity`,
+/// `no-ack-progress`, `no-registry-progress`) and every limit are the same wherever
+/// they run.
 fn remote_checkers(plan: &RunPlan, w: &WatchPlan) -> Vec<RemoteChecker> {
     let p = &plan.preset;
     let sink_host = p.host(&Component::Sink).to_string();
-    let mut by_host: BTreeMap<String, Vec<char>> = BTreeMap::new();
+    let mut by_host: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for &k in &p.keys {
         by_host
             .entry(p.host(&Component::Sender(k)).to_string())
             .or_default()
-            .push(k);
+            .push(k as u8);
     }
+    let all: Vec<u8> = p.keys.iter().map(|&k| k as u8).collect();
+    let argv = |keys: &[u8], senders: &[u8], sink| {
+        let part = w.for_checker(keys, senders, sink);
+        vec![
+            p.exe.display().to_string(),
+            "watch".to_string(),
+            "--plan".to_string(),
+            serde_json::to_string(&part).expect("a plan serializes"),
+            "--control-stdin".to_string(),
+        ]
+    };
+    let here = by_host.get(&sink_host).map_or(&[][..], |v| &v[..]);
     let mut checkers = vec![RemoteChecker {
         on: Component::Sink,
         label: format!("{sink_host} (the sink's host)"),
-        argv: watch_argv(
-            plan,
-            w,
-            &p.keys,
-            by_host.get(&sink_host).map_or(&[], |v| v),
-            true,
-        ),
+        argv: argv(&all, here, crate::watch::SinkScope::Here),
     }];
     for (host, keys) in by_host.iter().filter(|(h, _)| **h != sink_host) {
         checkers.push(RemoteChecker {
-            on: Component::Sender(keys[0]),
-            label: format!("{host} (senders {})", keys.iter().collect::<String>()),
-            argv: watch_argv(plan, w, keys, keys, false),
+            on: Component::Sender(keys[0] as char),
+            label: format!("{host} (senders {})", String::from_utf8_lossy(keys)),
+            argv: argv(keys, keys, crate::watch::SinkScope::Elsewhere),
         });
     }
     checkers
-}
-
-/// The command line of `soakcheck watch` doing part of a run's checks on another host:
-/// `keys`' inputs, `senders`' logs, and with `sink` the sink directory and log; its
-/// events on stdout, its control on stdin.
-fn watch_argv(
-    plan: &RunPlan,
-    w: &WatchPlan,
-    keys: &[char],
-    senders: &[char],
-    sink: bool,
-) -> Vec<String> {
-    let mut argv = vec![plan.preset.exe.display().to_string(), "watch".to_string()];
-    let mut arg = |flag: &str, value: String| argv.extend([flag.to_string(), value]);
-    arg(
-        "--keys",
-        keys.iter()
-            .map(char::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    for k in w
-        .verify
-        .inputs
-        .iter()
-        .filter(|k| keys.contains(&(k.key as char)))
-    {
-        arg("--input", format!("{}={}", k.key as char, k.path.display()));
-    }
-    for (key, path) in w
-        .sender_logs
-        .iter()
-        .filter(|(k, _)| senders.contains(&(*k as char)))
-    {
-        arg(
-            "--sender-log",
-            format!("{}={}", *key as char, path.display()),
-        );
-    }
-
-    if sink {
-        if let Some(dir) = &w.verify.sink_dir {
-            arg("--sink-dir", dir.display().to_string());
-        }
-        if let Some(log) = &w.sink_log {
-            arg("--sink-log", log.display().to_string());
-        }
-    }
-    arg("--ack-timeout", format!("{}ms", w.ack_timeout.as_millis()));
-    arg("--until", "eof".to_string());
-    arg("--events", "-".to_string());
-    argv.push("--control-stdin".to_string());
-    if !sink {
-        argv.push("--senders-only".to_string());
-    }
-    if senders.is_empty() {
-        argv.push("--no-sender-logs".to_string());
-    }
-    argv
 }
 
 /// Every control message to each of `n` checkers; their channels close when `control`

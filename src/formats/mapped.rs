@@ -13,7 +13,7 @@ use memmap2::Mmap;
 use super::regular::open_regular;
 
 /// How file contents are brought into memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IoMode {
     /// Memory-map files, falling back to reading when mapping fails.

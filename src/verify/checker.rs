@@ -25,7 +25,7 @@ use std::ops::Range;
 use super::stretch::{compare_stretch, prefetch, PREFETCH_AHEAD};
 
 /// What the checked system promises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Semantics {
     /// Each key's output is exactly its input (or a prefix), nothing repeated.

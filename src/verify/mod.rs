@@ -28,14 +28,14 @@ pub use commits::{CommitLog, CommitLogError, Problem, ProblemKind, Severity};
 pub use report::{shown_text, CommitRef, KeyReport, Report, SinkSummary, Verdict, ViolationReport};
 
 /// One key to check and where its input is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyInput {
     pub key: u8,
     pub path: PathBuf,
 }
 
 /// Everything `verify` needs, already validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VerifyPlan {
     /// None when only plain output files are checked.
     pub sink_dir: Option<PathBuf>,

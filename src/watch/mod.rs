@@ -34,7 +34,8 @@ use crate::verify::{
 };
 
 /// When watch stops with success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Until {
     /// Every key's committed output equals its input.
     Complete,
@@ -67,7 +68,8 @@ impl crate::choice::Choice for Until {
 crate::display_as_choice!(Until);
 
 /// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ProgressStyle {
     /// A live status line (on a terminal).
     StatusLine,
@@ -76,7 +78,10 @@ pub enum ProgressStyle {
     Quiet,
 }
 
-#[derive(Debug, Clone)]
+/// Everything a watch checks, and how: what `watch`'s flags make, what `run`'s
+/// in-process checks use, and (as JSON, `watch --plan -`) what `run` sends a checker on
+/// another host, so the checks cannot differ by where they run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WatchPlan {
     /// Sink directory, inputs and semantics (expect_complete is ignored).
     pub verify: VerifyPlan,
@@ -96,7 +101,7 @@ pub struct WatchPlan {
 
 /// Which of the original harness's checks run (`soakcheck run`'s `no-*` arguments turn
 /// them off; `watch` runs them all).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checks {
     /// Verification of every key, sink problems and sink-log errors.
     pub sanity: bool,
@@ -107,13 +112,36 @@ pub struct Checks {
 }
 
 /// Whether a watch checks the sink or only sender logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SinkScope {
     /// The sink directory and log are here: verify them.
     Here,
     /// The sink is on another host (`run` checks it there): only the sender logs given
     /// are checked, and `--until eof` is reached when they are all at their end.
     Elsewhere,
+}
+
+impl WatchPlan {
+    /// The part of this plan a checker on another host runs: `keys`' inputs, `senders`'
+    /// logs, and the sink directory and log only with [`SinkScope::Here`]; every other
+    /// choice (the checks switched off, the ack timeout, the registry window) is this
+    /// plan's own. It streams its events on stdout, quietly, until every sender's EOF.
+    pub fn for_checker(&self, keys: &[u8], senders: &[u8], sink: SinkScope) -> WatchPlan {
+        let mut plan = self.clone();
+        plan.verify.inputs.retain(|k| keys.contains(&k.key));
+        plan.sender_logs.retain(|(k, _)| senders.contains(k));
+        if sink == SinkScope::Elsewhere {
+            plan.sink_log = None;
+        }
+        plan.checks.sink = sink;
+        plan.until = Until::Eof;
+        plan.timeout = None;
+        plan.events = Some(PathBuf::from("-"));
+        plan.on_violation = None;
+        plan.progress = ProgressStyle::Quiet;
+        plan
+    }
 }
 
 impl Default for Checks {
