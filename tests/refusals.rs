@@ -264,3 +264,39 @@ fn ports_in_the_ephemeral_range_are_warned_about_at_start() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("a live run is recorded"));
 }
+
+/// Issue 17.7: a run that verified nothing is not ok. A one-second soak whose first
+/// checkpoint is ten seconds away commits nothing: it ends `nothing-verified`, exit 2,
+/// where it used to say ok with 0 bytes verified.
+#[test]
+fn a_run_that_verified_nothing_is_not_ok() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = common::run_args(
+        dir.path(),
+        &[
+            "1",
+            "--bytes-per-key",
+            "20000",
+            "--duration",
+            "1s",
+            "--json",
+        ],
+    );
+    let at = args
+        .iter()
+        .position(|a| a == "--checkpoint-interval")
+        .unwrap()
+        + 1;
+    args[at] = "10s".into();
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .args(&args)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{summary}");
+    assert_eq!(summary["verdict"], "nothing-verified", "{summary}");
+    assert_eq!(summary["bytes_verified"], 0, "{summary}");
+}

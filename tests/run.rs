@@ -446,3 +446,91 @@ fn a_component_that_cannot_bind_is_a_setup_failure() {
         assert!(!alive(pid), "pid {pid} left running");
     }
 }
+
+/// Lifts the immutable attribute of a file on drop, so a failed test leaves a removable
+/// temporary directory.
+struct Mutable(std::path::PathBuf);
+
+impl Drop for Mutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// Issue 17.7: losing the record of faults stops the run. With events.jsonl made
+/// immutable mid-run (so every write to it fails), the run stops at the next fault with
+/// exit 2 naming the file, and stops every component, where it used to go on injecting
+/// faults that were never recorded.
+#[test]
+fn a_failed_write_of_events_jsonl_stops_the_run() {
+    let _serial = serial();
+    let chattr = Path::new("/usr/bin/chattr").exists();
+    if !chattr {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "/usr/bin/chattr is missing: scripts/test installs e2fsprogs"
+        );
+        eprintln!("SKIPPED: chattr is missing (apt-get install e2fsprogs)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "2",
+            "crash1",
+            "crash-sink",
+            "--bytes-per-key",
+            "2000000",
+            "--rate",
+            "20000",
+            "--time-scale",
+            "0.25",
+        ],
+    );
+    let mut run = RunGuard::spawn_with(&args, dir.path(), Stdio::null(), Stdio::piped());
+    let events = dir.path().join("events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "no fault recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _mutable = Mutable(events.clone());
+    let made = Command::new("chattr")
+        .arg("+i")
+        .arg(&events)
+        .status()
+        .unwrap();
+    assert!(made.success(), "chattr +i");
+    let pids = recorded_pids(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run went on without its record"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: events.jsonl could not be written",
+            events.display()
+        )),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} left running");
+    }
+}

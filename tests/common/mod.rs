@@ -86,10 +86,14 @@ pub struct RunGuard {
 
 impl RunGuard {
     pub fn spawn(args: &[String], dir: &Path, stdout: Stdio) -> RunGuard {
+        Self::spawn_with(args, dir, stdout, Stdio::null())
+    }
+
+    pub fn spawn_with(args: &[String], dir: &Path, stdout: Stdio, stderr: Stdio) -> RunGuard {
         let child = Command::new(exe())
             .args(args)
             .stdout(stdout)
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         RunGuard {
