@@ -112,20 +112,7 @@ fn the_printed_replay_works_as_printed_and_every_run_is_kept() {
         assert!(runs[0].join(file).is_file(), "{file} kept");
     }
     // The kept run still verifies where it is.
-    let verify = Command::new(exe())
-        .args([
-            "verify",
-            "--keys",
-            "A,B,C",
-            "--expect-complete",
-            "--sink-dir",
-        ])
-        .arg(runs[0].join("sink-out"))
-        .arg("--input-dir")
-        .arg(&runs[0])
-        .output()
-        .unwrap();
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    common::assert_complete(&runs[0]);
     // The replay repeated the first run's faults.
     let faults = |events: &str| -> Vec<String> {
         events

@@ -534,3 +534,76 @@ fn a_failed_write_of_events_jsonl_stops_the_run() {
         assert!(!alive(pid), "pid {pid} left running");
     }
 }
+
+/// CPU-bound busy loops (`sh` spinning), killed on drop.
+struct BusyLoops(Vec<std::process::Child>);
+
+impl BusyLoops {
+    fn start(n: usize) -> BusyLoops {
+        BusyLoops(
+            (0..n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for BusyLoops {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Issue 17.5: a slow component is not called stuck. A soak with crash-sink, crash0,
+/// crash1 and crash-source beside four CPU-bound busy loops (two per core) for its whole
+/// length ends green. Its `readiness_timeout` is 1 s, so a readiness check that blamed a
+/// restarted component for the other crash loops' downtime (it waited for the whole
+/// cluster to be ready at once), or called a slow restart stuck without looking for
+/// progress, would fire within the soak.
+#[test]
+fn a_soak_beside_four_busy_loops_ends_green() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(&scenario, "[timings]\nreadiness_timeout = 1.0\n").unwrap();
+    let mut args = run_args(
+        dir.path(),
+        &[
+            "3",
+            "crash-sink",
+            "crash0",
+            "crash1",
+            "crash-source",
+            "--bytes-per-key",
+            "500000",
+            "--time-scale",
+            "0.5",
+            "--on-violation",
+            "kill",
+            "--json",
+        ],
+    );
+    args.extend(["--scenario".into(), scenario.display().to_string()]);
+    let _busy = BusyLoops::start(4);
+    let out = Command::new(exe()).args(&args).output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert_eq!(summary["verdict"], "ok", "{summary}");
+    let crashes = &summary["faults"]["crash"];
+    for (c, at_least) in [("sink", 1), ("initializer", 2), ("worker1", 2)] {
+        assert!(
+            crashes[c].as_u64().unwrap_or(0) >= at_least,
+            "{c}: {summary}"
+        );
+    }
+    common::assert_complete(dir.path());
+}

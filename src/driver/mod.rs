@@ -17,6 +17,7 @@ pub mod hosts;
 pub mod kept;
 pub mod local;
 pub mod preset;
+pub mod readiness;
 pub mod record;
 pub mod run;
 pub mod scenario;

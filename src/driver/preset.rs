@@ -473,6 +473,27 @@ impl Preset {
     }
 }
 
+/// A demo preset of three workers on `keys`, ports from `base`, for unit tests of what
+/// is built on a preset.
+#[cfg(test)]
+pub fn test_demo(base: u16, keys: &[char]) -> Preset {
+    Preset {
+        kind: PresetKind::Demo,
+        ports: Ports::from_base(base).unwrap(),
+        run_dir: PathBuf::from("/nonexistent/run"),
+        workers: 3,
+        keys: keys.to_vec(),
+        rate: 1000,
+        checkpoint_interval_ms: 200,
+        exe: PathBuf::from("soakcheck"),
+        env: vec![],
+        inject: None,
+        run_id: None,
+        hosts: Hosts::default(),
+        proxy: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

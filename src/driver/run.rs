@@ -342,6 +342,18 @@ struct PresetCluster<'a> {
     probes: &'a BTreeMap<String, super::scenario::Probe>,
 }
 
+impl PresetCluster<'_> {
+    /// Whether worker `n` answers that it is processing (connected to the sink and
+    /// recovered), asked with room for a busy machine.
+    fn processing(&self, n: usize) -> bool {
+        let answer = query_cluster_status(&self.preset.external_addr(n), READINESS_QUERY);
+        matches!(answer, Ok(Some(s)) if s.processing_messages)
+    }
+}
+
+/// How long one readiness query waits for its answer.
+const READINESS_QUERY: Duration = Duration::from_millis(500);
+
 impl Cluster for PresetCluster<'_> {
     fn ready(&self, timeout: Duration) -> bool {
         let p = self.preset;
@@ -355,10 +367,19 @@ impl Cluster for PresetCluster<'_> {
             })
     }
 
-    fn component_ready(&self, c: &Component) -> bool {
-        match self.probes.get(&c.name()) {
-            Some(probe) => probe.ready(&|t| self.ready(t)),
-            None => self.ready(Duration::from_millis(200)),
+    fn component_ready(&self, c: &Component, live: &[usize]) -> bool {
+        if let Some(probe) = self.probes.get(&c.name()) {
+            return probe.ready(&|t| self.ready(t));
+        }
+        let p = self.preset;
+        match c {
+            Component::Worker(n) => self.processing(*n),
+            Component::Sink => {
+                let addr = format!("{}:{}", p.host(c), p.ports.out_port);
+                super::readiness::listening(&addr) != Some(false)
+                    && live.iter().all(|&n| self.processing(n))
+            }
+            Component::Sender(_) => true,
         }
     }
 
@@ -379,6 +400,39 @@ impl Cluster for PresetCluster<'_> {
             Ok(crate::wire::external::read_message(&mut s)?.1)
         })();
         matches!(answer, Ok(text) if text.starts_with(b"Shrinking"))
+    }
+
+    /// Where it listens (the sink's port, a worker's external channel), its log, and
+    /// the sink directory's txnlogs, as far as they can be seen from here.
+    fn progress(&self, c: &Component) -> super::readiness::Progress {
+        use super::readiness::{listening, size_of, txnlog_bytes};
+        let p = self.preset;
+        let addr = match c {
+            Component::Sink => Some(format!("{}:{}", p.host(c), p.ports.out_port)),
+            Component::Worker(n) => Some(p.external_addr(*n)),
+            Component::Sender(_) => None,
+        };
+        let log = p.log_path(c);
+        let own = size_of(&log).map(|n| (format!("its log {}", log.display()), n));
+        // The sink is ready again when the workers are back on it: their reconnecting
+        // is its progress too.
+        let log = match c {
+            Component::Sink => own.map(|(_, n)| {
+                let workers: u64 = (0..super::preset::MAX_WORKERS)
+                    .filter_map(|w| size_of(&p.log_path(&Component::Worker(w))))
+                    .sum();
+                (
+                    "the logs of the sink and the workers".to_string(),
+                    n + workers,
+                )
+            }),
+            _ => own,
+        };
+        super::readiness::Progress {
+            listening: addr.and_then(|a| listening(&a).map(|up| (a, up))),
+            log,
+            txnlog_bytes: txnlog_bytes(&p.run_dir.join("sink-out")),
+        }
     }
 }
 
@@ -1268,24 +1322,10 @@ fn bundle_top(bundle: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::preset::{Ports, Preset};
+    use crate::driver::preset::Preset;
 
     fn preset(base: u16) -> Preset {
-        Preset {
-            kind: PresetKind::Demo,
-            ports: Ports::from_base(base).unwrap(),
-            run_dir: PathBuf::from("/nonexistent/run"),
-            workers: 3,
-            keys: vec!['A'],
-            rate: 1000,
-            checkpoint_interval_ms: 200,
-            exe: PathBuf::from("soakcheck"),
-            env: vec![],
-            inject: None,
-            run_id: None,
-            hosts: Default::default(),
-            proxy: None,
-        }
+        crate::driver::preset::test_demo(base, &['A'])
     }
 
     /// Issue 17.6: a scheme with ports in the ephemeral range is warned about, naming

@@ -43,8 +43,12 @@ pub struct Timings {
     pub source_up_max: f64,
     pub grow_shrink_every: f64,
     pub pause_max: f64,
-    /// A component not ready this long after a restart is a finding.
+    /// A component not ready this long after a restart is judged: a finding when it shows
+    /// no progress (see [`super::readiness`]), else it is given as long again.
     pub readiness_timeout: f64,
+    /// A component still not ready this long after a restart is a finding, progress or
+    /// not.
+    pub readiness_limit: f64,
     /// Progress checks do not judge this long after a fault.
     pub recovery_window: f64,
     /// A network loop's link is up for U(0, net_up_max) between faults.
@@ -67,6 +71,7 @@ impl Default for Timings {
             grow_shrink_every: 1.0,
             pause_max: 2.0,
             readiness_timeout: 15.0,
+            readiness_limit: 300.0,
             recovery_window: 5.0,
             net_up_max: 8.0,
             net_down_max: 3.0,
@@ -76,7 +81,7 @@ impl Default for Timings {
 
 impl Timings {
     /// Every timing by its name in `[timings]`.
-    fn fields(&self) -> [(&'static str, f64); 14] {
+    fn fields(&self) -> [(&'static str, f64); 15] {
         [
             ("start_delay", self.start_delay),
             ("worker_up_max", self.worker_up_max),
@@ -89,6 +94,7 @@ impl Timings {
             ("grow_shrink_every", self.grow_shrink_every),
             ("pause_max", self.pause_max),
             ("readiness_timeout", self.readiness_timeout),
+            ("readiness_limit", self.readiness_limit),
             ("recovery_window", self.recovery_window),
             ("net_up_max", self.net_up_max),
             ("net_down_max", self.net_down_max),
@@ -123,6 +129,7 @@ impl Timings {
             grow_shrink_every: self.grow_shrink_every * f,
             pause_max: self.pause_max * f,
             readiness_timeout: self.readiness_timeout,
+            readiness_limit: self.readiness_limit,
             recovery_window: self.recovery_window * f,
             net_up_max: self.net_up_max * f,
             net_down_max: self.net_down_max * f,
@@ -415,7 +422,6 @@ pub struct Scenario {
     pub shrink: bool,
     pub pauses: bool,
     pub checks: Checks,
-    pub clean_old_gzip: bool,
     pub reset_only: bool,
     pub timings: Timings,
     pub steps: Vec<Step>,
@@ -544,7 +550,6 @@ impl Scenario {
             shrink: false,
             pauses: false,
             checks: Checks::default(),
-            clean_old_gzip: true,
             reset_only: false,
             timings: parsed_file.timings.unwrap_or_default(),
             steps: parsed_file.steps,
@@ -567,7 +572,9 @@ impl Scenario {
                 "no-ack-progress" => s.checks.ack_progress = false,
                 "no-registry-progress" => s.checks.registry_progress = false,
                 "no-sanity" => s.checks.sanity = false,
-                "no-clean-old-gzip-files" => s.clean_old_gzip = false,
+                // Rotated logs now go with their run into its kept folder (none is
+                // deleted), so there is nothing left for this switch to keep.
+                "no-clean-old-gzip-files" => {}
                 "reset-only" => s.reset_only = true,
                 "net-sink" => s.net.push(NetScope::Sink),
                 "net-source" => s.net.push(NetScope::Source),

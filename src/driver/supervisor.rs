@@ -25,6 +25,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 
 use super::events::EventLine;
 use super::preset::Preset;
+use super::readiness::{judge, Judgment, Limits, Progress, Waiting};
 use super::scenario::{parse_component, secs, Action, NetScope, Pace, Scenario, Step, Timings};
 use super::{Component, DriverError, LaunchSpec, ProcessDriver};
 use crate::gen::Rng;
@@ -60,10 +61,18 @@ impl Clock for SystemClock {
 pub trait Cluster {
     /// poll-all-ready: every member is processing, each asked within `timeout`.
     fn ready(&self, timeout: Duration) -> bool;
-    /// The component's own readiness probe from the scenario, or `ready`.
-    fn component_ready(&self, component: &Component) -> bool;
+    /// Whether a restarted component is ready again: its own readiness, not the whole
+    /// cluster's (other crash loops may keep other members down on purpose):
+    /// the scenario's probe for it, else a worker's own cluster-status, and for the sink,
+    /// its port listening and every worker in `live` (members not down on purpose)
+    /// processing again.
+    fn component_ready(&self, component: &Component, live: &[usize]) -> bool;
     /// Asks the initializer to shrink worker `n` out; true when it accepted.
     fn shrink(&self, n: usize) -> bool;
+    /// What can be seen of a component's progress (to tell slow from stuck).
+    fn progress(&self, _component: &Component) -> Progress {
+        Progress::default()
+    }
 }
 
 /// A signal or a child's exit, as a message.
@@ -112,8 +121,9 @@ pub enum Due {
     Scripted(Step),
     /// The source loop kills a random live sender.
     SourceCrash,
-    /// Is the restarted component ready yet? A finding once `deadline` passes.
-    ReadyCheck(Component, Instant),
+    /// Is the restarted component ready yet? Judged once its deadline passes. The number
+    /// is its wait's (a crash on purpose ends a wait; a later restart starts another).
+    ReadyCheck(Component, u64),
     /// Start phase: is the cluster ready for the senders yet?
     StartupCheck(Instant),
     /// `--duration` is over.
@@ -204,6 +214,10 @@ pub struct Supervisor<'a> {
     /// Why events.jsonl could not be written: the record of faults is lost from there,
     /// which stops the soak like a failed sink write.
     record_error: Option<String>,
+    /// Components restarted and not ready yet, with what was last seen of them.
+    waiting: BTreeMap<Component, Waiting>,
+    /// The cluster at its start, until it is ready: what was last seen of it.
+    startup: Option<Waiting>,
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).
@@ -245,6 +259,8 @@ impl<'a> Supervisor<'a> {
             started_unix: clock.unix_now(),
             network: None,
             record_error: None,
+            waiting: BTreeMap::new(),
+            startup: None,
         }
     }
 
@@ -314,8 +330,15 @@ impl<'a> Supervisor<'a> {
         for n in 0..self.plan.scenario.workers {
             self.start_component(&Component::Worker(n), false)?;
         }
-        let deadline = self.now() + readiness;
-        self.schedule(Duration::ZERO, Due::StartupCheck(deadline));
+        let now = self.now();
+        self.startup = Some(Waiting {
+            id: 0,
+            since: now,
+            seen: self.cluster_progress(),
+            seen_at: now,
+            deadline: now + readiness,
+        });
+        self.schedule(Duration::ZERO, Due::StartupCheck(now + readiness));
         Ok(())
     }
 
@@ -561,7 +584,7 @@ impl<'a> Supervisor<'a> {
             Due::GrowShrink => self.grow_shrink()?,
             Due::Scripted(step) => self.scripted(step)?,
             Due::SourceCrash => self.source_crash()?,
-            Due::ReadyCheck(c, deadline) => return Ok(self.ready_check(c, deadline)),
+            Due::ReadyCheck(c, wait) => return Ok(self.ready_check(c, wait)),
             Due::StartupCheck(deadline) => self.startup_check(deadline)?,
             Due::End => return Ok(Some(Ending::Duration)),
             Due::Status => self.draw_status(),
@@ -640,18 +663,79 @@ impl<'a> Supervisor<'a> {
         if let Some(Ending::Found) = self.reap()? {
             return Ok(());
         }
+        let now = self.now();
         if self.cluster.ready(Duration::from_millis(500)) {
             self.begin_soak()?;
-        } else if self.now() > deadline {
-            return Err(RunFailure::Setup(format!(
-                "the cluster was not ready within {:.0} s; logs are in {}",
-                self.plan.timings.readiness_timeout.max(15.0),
-                self.preset.run_dir.display()
-            )));
+        } else if now > deadline {
+            return self.startup_judgment(now);
         } else {
             self.schedule(Duration::from_millis(100), Due::StartupCheck(deadline));
         }
         Ok(())
+    }
+
+    /// The cluster is not ready at its start's deadline: slow (its logs grow) is given
+    /// another `readiness_timeout`, up to `readiness_limit`; no progress is a setup
+    /// failure that says what was seen.
+    fn startup_judgment(&mut self, now: Instant) -> Result<(), RunFailure> {
+        let seen = self.cluster_progress();
+        let waiting = self.startup.clone().unwrap_or(Waiting {
+            id: 0,
+            since: self.started,
+            seen: seen.clone(),
+            seen_at: now,
+            deadline: now,
+        });
+        let alive = self
+            .driver
+            .started()
+            .iter()
+            .all(|c| self.driver.is_alive(c));
+        match judge(
+            "the cluster",
+            &waiting,
+            alive,
+            &seen,
+            now,
+            self.readiness_limits(),
+        ) {
+            Judgment::Slow(grew) => {
+                let limit = self.plan.timings.readiness_limit;
+                let _ = writeln!(
+                    self.out,
+                    "the cluster is slow to be ready, not stuck ({grew}): waiting, up to {limit:.0} s after its start"
+                );
+                let next = now + secs(self.plan.timings.readiness_timeout);
+                self.startup = Some(Waiting {
+                    seen,
+                    seen_at: now,
+                    deadline: next,
+                    ..waiting
+                });
+                self.schedule(Duration::from_millis(100), Due::StartupCheck(next));
+                Ok(())
+            }
+            Judgment::Stuck(evidence) => Err(RunFailure::Setup(format!(
+                "the cluster was not ready within {:.0} s ({evidence}); logs are in {}",
+                now.saturating_duration_since(waiting.since).as_secs_f64(),
+                self.preset.run_dir.display()
+            ))),
+        }
+    }
+
+    /// What can be seen of the whole cluster: the sink's and the workers' logs summed,
+    /// and the sink's txnlogs.
+    fn cluster_progress(&self) -> Progress {
+        let mut parts = vec![self.cluster.progress(&Component::Sink)];
+        parts.extend(
+            (0..self.plan.scenario.workers).map(|n| self.cluster.progress(&Component::Worker(n))),
+        );
+        let logs: Option<u64> = parts.iter().map(|p| p.log.as_ref().map(|(_, n)| *n)).sum();
+        Progress {
+            listening: None,
+            log: logs.map(|n| ("the logs of the sink and the workers".to_string(), n)),
+            txnlog_bytes: parts[0].txnlog_bytes,
+        }
     }
 
     fn draw_status(&mut self) {
@@ -666,30 +750,99 @@ impl<'a> Supervisor<'a> {
         self.schedule(Duration::from_millis(250), Due::Status);
     }
 
-    fn ready_check(&mut self, c: Component, deadline: Instant) -> Option<Ending> {
-        if self.cluster.component_ready(&c) {
+    fn ready_check(&mut self, c: Component, wait: u64) -> Option<Ending> {
+        let Some(waiting) = self.waiting.get(&c).filter(|w| w.id == wait).cloned() else {
+            // Its wait ended: it was crashed, paused or shrunk on purpose since.
+            return None;
+        };
+        if self.cluster.component_ready(&c, &self.live_workers()) {
+            self.waiting.remove(&c);
             return None;
         }
-        if self.now() > deadline {
-            let detail = format!(
-                "{} was not ready {:.0} s after it was restarted",
-                c.name(),
-                self.plan.timings.readiness_timeout
-            );
-            return self.found(Finding {
-                kind: FindingKind::Stalled,
-                key: None,
-                detail,
-                elapsed_s: self.elapsed_s(),
-            });
+        let now = self.now();
+        if now <= waiting.deadline {
+            self.schedule(Duration::from_millis(200), Due::ReadyCheck(c, wait));
+            return None;
         }
-        self.schedule(Duration::from_millis(200), Due::ReadyCheck(c, deadline));
-        None
+        let seen = self.cluster.progress(&c);
+        let alive = self.driver.is_alive(&c);
+        match judge(
+            &c.name(),
+            &waiting,
+            alive,
+            &seen,
+            now,
+            self.readiness_limits(),
+        ) {
+            Judgment::Slow(grew) => {
+                let limit = self.plan.timings.readiness_limit;
+                let _ = writeln!(
+                    self.out,
+                    "\n{} is slow to be ready, not stuck ({grew}): waiting, up to {limit:.0} s after its restart",
+                    c.name()
+                );
+                let deadline = now + secs(self.plan.timings.readiness_timeout);
+                self.waiting.insert(
+                    c.clone(),
+                    Waiting {
+                        seen,
+                        seen_at: now,
+                        deadline,
+                        ..waiting
+                    },
+                );
+                self.schedule(Duration::from_millis(200), Due::ReadyCheck(c, wait));
+                None
+            }
+            Judgment::Stuck(detail) => {
+                self.waiting.remove(&c);
+                self.found(Finding {
+                    kind: FindingKind::Stalled,
+                    key: None,
+                    detail,
+                    elapsed_s: self.elapsed_s(),
+                })
+            }
+        }
+    }
+
+    /// A component goes down on purpose (a crash, a pause, a shrink): it is not waited
+    /// for any more, so neither its own next crash nor the others' can be taken for a
+    /// failure to come back.
+    fn take_down(&mut self, c: &Component) {
+        self.down.insert(c.clone(), self.now());
+        self.waiting.remove(c);
+    }
+
+    /// The members that are not down on purpose (crashed, paused or shrunk).
+    fn live_workers(&self) -> Vec<usize> {
+        self.members
+            .iter()
+            .copied()
+            .filter(|&n| !self.down.contains_key(&Component::Worker(n)))
+            .collect()
+    }
+
+    fn readiness_limits(&self) -> Limits {
+        let t = &self.plan.timings;
+        Limits {
+            limit: secs(t.readiness_limit.max(t.readiness_timeout)),
+        }
     }
 
     fn must_be_ready(&mut self, c: Component) {
-        let deadline = self.now() + secs(self.plan.timings.readiness_timeout);
-        self.schedule(Duration::from_millis(200), Due::ReadyCheck(c, deadline));
+        let now = self.now();
+        self.seq += 1;
+        let id = self.seq;
+        let waiting = Waiting {
+            id,
+            since: now,
+            seen: self.cluster.progress(&c),
+            seen_at: now,
+            deadline: now + secs(self.plan.timings.readiness_timeout),
+        };
+        self.waiting.insert(c.clone(), waiting);
+        self.schedule(Duration::from_millis(200), Due::ReadyCheck(c, id));
     }
 
     fn crash_loop(&mut self, c: Component) -> Result<(), RunFailure> {
@@ -720,7 +873,7 @@ impl<'a> Supervisor<'a> {
                 "\n{} had already exited by itself: restarting it, no crash recorded",
                 c.name()
             );
-            self.down.insert(c.clone(), self.now());
+            self.take_down(&c);
             self.schedule(Duration::ZERO, Due::Restart(c));
             return Ok(());
         }
@@ -731,14 +884,14 @@ impl<'a> Supervisor<'a> {
             self.driver.pause(&c)?;
             self.event(Action::Pause, &c);
             self.say(&format!("p{}", Self::short(&c)));
-            self.down.insert(c.clone(), self.now());
+            self.take_down(&c);
             let d = self.uniform(self.plan.timings.pause_max);
             self.schedule(d, Due::Resume(c));
         } else {
             self.driver.kill(&c)?;
             self.event(Action::Crash, &c);
             self.say(&format!("c{}", Self::short(&c)));
-            self.down.insert(c.clone(), self.now());
+            self.take_down(&c);
             let t = &self.plan.timings;
             let d = match c {
                 Component::Sink => self.uniform(t.sink_down_max),
@@ -860,7 +1013,7 @@ impl<'a> Supervisor<'a> {
         let c = Component::Worker(n);
         if self.cluster.shrink(n) {
             self.members.retain(|&m| m != n);
-            self.down.insert(c.clone(), self.now());
+            self.take_down(&c);
             self.event(Action::Shrink, &c);
             self.say(&format!("Shrink {n}"));
         }
@@ -898,7 +1051,7 @@ impl<'a> Supervisor<'a> {
         match step.action {
             Action::Crash => {
                 self.driver.kill(&c)?;
-                self.down.insert(c.clone(), self.now());
+                self.take_down(&c);
                 self.event(Action::Crash, &c);
                 self.say(&format!("c{}", Self::short(&c)));
                 if matches!(c, Component::Sender(_)) {
@@ -913,7 +1066,7 @@ impl<'a> Supervisor<'a> {
             }
             Action::Pause => {
                 self.driver.pause(&c)?;
-                self.down.insert(c.clone(), self.now());
+                self.take_down(&c);
                 self.event(Action::Pause, &c);
             }
             Action::Resume => {
@@ -1071,11 +1224,9 @@ pub fn last_log_line(path: &std::path::Path) -> String {
 mod tests {
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeSet;
-    use std::path::PathBuf;
     use std::rc::Rc;
 
     use super::*;
-    use crate::driver::preset::{Ports, PresetKind};
 
     struct FakeClock(Cell<Instant>);
 
@@ -1163,39 +1314,33 @@ mod tests {
         }
     }
 
-    /// Ready or not, as the test sets it.
+    /// Ready or not, as the test sets it, with a log whose size the test sets too.
     struct FakeCluster {
         ready: Rc<Cell<bool>>,
+        log: Rc<Cell<u64>>,
     }
 
     impl Cluster for FakeCluster {
         fn ready(&self, _timeout: Duration) -> bool {
             self.ready.get()
         }
-        fn component_ready(&self, _c: &Component) -> bool {
+        fn component_ready(&self, _c: &Component, _live: &[usize]) -> bool {
             self.ready.get()
         }
         fn shrink(&self, _n: usize) -> bool {
             true
         }
+        fn progress(&self, c: &Component) -> Progress {
+            Progress {
+                listening: Some((format!("{}:1", c.name()), true)),
+                log: Some((format!("its log {}.log", c.name()), self.log.get())),
+                txnlog_bytes: Some(0),
+            }
+        }
     }
 
     fn preset() -> Preset {
-        Preset {
-            kind: PresetKind::Demo,
-            ports: Ports::from_base(7100).unwrap(),
-            run_dir: PathBuf::from("/nonexistent/run"),
-            workers: 3,
-            keys: vec!['A', 'B'],
-            rate: 1000,
-            checkpoint_interval_ms: 200,
-            exe: PathBuf::from("soakcheck"),
-            env: vec![],
-            inject: None,
-            run_id: None,
-            hosts: Default::default(),
-            proxy: None,
-        }
+        crate::driver::preset::test_demo(7100, &['A', 'B'])
     }
 
     fn plan(args: &[&str]) -> SoakPlan {
@@ -1230,6 +1375,7 @@ mod tests {
                 driver: FakeDriver::default(),
                 cluster: FakeCluster {
                     ready: Rc::new(Cell::new(true)),
+                    log: Rc::new(Cell::new(0)),
                 },
                 out: Vec::new(),
                 events: Vec::new(),
@@ -1769,6 +1915,83 @@ mod tests {
         assert_eq!(
             sup.fault_count, 2,
             "the third fault's record failed, and nothing after it ran"
+        );
+    }
+
+    /// Issue 17.5: a restarted component not ready at `readiness_timeout` is judged on
+    /// evidence. One whose log keeps growing is slow, and waited for (up to the limit);
+    /// one that shows no progress for a whole timeout is a finding that says what was
+    /// seen.
+    #[test]
+    fn a_slow_restart_is_waited_for_and_a_silent_one_is_a_finding_with_evidence() {
+        let p = plan(&[]);
+        let mut rig = Rig::new();
+        let (ready, log) = (rig.cluster.ready.clone(), rig.cluster.log.clone());
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_millis(100));
+        ready.set(false);
+        sup.must_be_ready(Component::Worker(1));
+        for _ in 0..8 {
+            log.set(log.get() + 100);
+            assert_eq!(drive(&mut sup, clock, Duration::from_secs(5)), None);
+        }
+        assert!(
+            sup.findings.is_empty(),
+            "40 s of a growing log: slow, not stuck"
+        );
+        ready.set(true);
+        drive(&mut sup, clock, Duration::from_secs(1));
+        assert!(sup.waiting.is_empty());
+        ready.set(false);
+        sup.must_be_ready(Component::Worker(2));
+        assert_eq!(
+            drive(&mut sup, clock, Duration::from_secs(20)),
+            Some(Ending::Found)
+        );
+        let detail = &sup.findings[0].detail;
+        assert!(
+            detail.starts_with(
+                "worker2 was not ready 15 s after it was restarted and shows no progress"
+            ) && detail.contains("nothing was written to its log worker2.log for 15 s"),
+            "{detail}"
+        );
+        drop(sup);
+        let out = String::from_utf8(rig.out).unwrap();
+        assert!(
+            out.contains(
+                "worker1 is slow to be ready, not stuck (its log worker1.log grew by 300 bytes)"
+            ),
+            "{out}"
+        );
+    }
+
+    /// Issue 17.5: a component crashed on purpose while it is waited for is not judged
+    /// (its own crash loop struck again before it was ready): that wait ends, and only
+    /// the wait of its next restart is judged.
+    #[test]
+    fn a_wait_ends_when_its_component_is_taken_down_on_purpose() {
+        let p = plan(&[]);
+        let mut rig = Rig::new();
+        let ready = rig.cluster.ready.clone();
+        let (mut sup, clock) = rig.supervisor(&p);
+        sup.start(Duration::from_secs(15)).unwrap();
+        drive(&mut sup, clock, Duration::from_millis(100));
+        ready.set(false);
+        sup.must_be_ready(Component::Worker(1));
+        drive(&mut sup, clock, Duration::from_secs(5));
+        sup.take_down(&Component::Worker(1));
+        assert_eq!(drive(&mut sup, clock, Duration::from_secs(30)), None);
+        assert!(sup.findings.is_empty());
+        sup.must_be_ready(Component::Worker(1));
+        assert_eq!(
+            drive(&mut sup, clock, Duration::from_secs(20)),
+            Some(Ending::Found)
+        );
+        assert_eq!(
+            sup.findings.len(),
+            1,
+            "one judgment: the stale wait's timer did nothing"
         );
     }
 

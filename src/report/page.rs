@@ -151,9 +151,12 @@ fn repeat(pm: &PostMortem) -> Markup {
     }
     let base = args.join(" ");
     let events = format!("{}/events.jsonl", h.run_dir);
+    let kept =
+        crate::driver::kept::kept_dir(std::path::Path::new(&h.run_dir), h).join("events.jsonl");
     html! {
         p { "Seed " code { (h.seed) } ". Repeat: " code { (shown(&base)) " --seed " (h.seed) } }
         p { "Replay its faults exactly: " code { (shown(&base)) " --replay " (shown(&shell_quote(&events))) } }
+        p.note { "After another run in " (shown(&h.run_dir)) ", this run is kept in its own folder: replay it with " code { "--replay " (shown(&shell_quote(&kept.display().to_string()))) } "." }
     }
 }
 
