@@ -159,6 +159,16 @@ pub fn kill_recorded(run_dir: &Path) -> Vec<String> {
             Err(e) => format!("NOT killed: {e}"),
         })
         .collect();
+    if record.driver.kind == super::hosts::DriverKind::Ssh {
+        let mut hosts: Vec<String> = record
+            .processes
+            .iter()
+            .filter_map(|p| p.host.clone())
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        super::ssh::close_recorded_connections(&record.driver, &hosts);
+    }
     if done.iter().all(|line| !line.starts_with("NOT")) {
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_dir_all(run_dir.join(".soakcheck-ssh"));

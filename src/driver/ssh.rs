@@ -311,12 +311,13 @@ impl SshDriver {
         )
     }
 
-    /// The driver of a run that is gone, from its record: the same ssh arguments and
-    /// the same sockets, so `reset` reaches its hosts and closes its connections.
+    /// A driver that reaches a recorded run's hosts again, from its record: the same ssh
+    /// arguments, over connections of its own (the recorded run's shared connections are
+    /// never used: that run may still be alive; [`close_recorded_connections`] ends them
+    /// for `reset`).
     pub fn reconnect(record: &DriverRecord, run_dir: &Path) -> Self {
-        let control_dir = record.control_dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("soakcheck-ssh-{}", std::process::id()))
-        });
+        let control_dir =
+            std::env::temp_dir().join(format!("soakcheck-ssh-{}", std::process::id()));
         Self::with(
             Ssh {
                 args: record.ssh.clone(),
@@ -814,6 +815,23 @@ impl ProcessDriver for SshDriver {
             Err(e) => Err(self.failed("fetch", host_of, e.to_string())),
         }
     }
+}
+
+/// `reset`: closes the shared connections a recorded run left to `hosts` (a run that was
+/// killed leaves them for `ControlPersist`), and removes their sockets' directory.
+pub fn close_recorded_connections(record: &DriverRecord, hosts: &[String]) {
+    let Some(control_dir) = &record.control_dir else {
+        return;
+    };
+    let ssh = Ssh {
+        args: record.ssh.clone(),
+        user: record.user.clone(),
+        control_dir: control_dir.clone(),
+    };
+    for host in hosts {
+        ssh.close(host);
+    }
+    let _ = std::fs::remove_dir_all(control_dir);
 }
 
 impl Drop for SshDriver {
