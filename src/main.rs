@@ -744,6 +744,9 @@ fn run_report(args: ReportArgs) -> ExitCode {
             return Ok(0);
         }
         let written = soakcheck::report::write_report(&files, &plan, &out)?;
+        if let Some(why) = &written.error {
+            eprintln!("soakcheck: error: {why}");
+        }
         println!(
             "report: {} ({} bytes, verdict {})",
             out.display(),

@@ -467,12 +467,23 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let seed = r.seed.or(r.scenario.seed).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
+    // A replay repeats its run's seed too (the inputs are made from it), unless one is
+    // given.
+    let replayed_seed = r
+        .replay
+        .as_deref()
+        .and_then(crate::driver::events::header_of)
+        .map(|h| h.seed);
+    let seed = r
+        .seed
+        .or(r.scenario.seed)
+        .or(replayed_seed)
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
     let keys = keys_or_default(r.keys.as_deref(), var("MULTIPLE_KEYS_LIST"))?;
     let ports = match r.port_base {
         Some(base) => Ports::from_base(base)?,
@@ -521,6 +532,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         time_scale: r.time_scale,
         on_violation: r.on_violation,
         duration: r.duration,
+        replayed: replay.as_ref().and(r.replay.clone()),
         replay,
         bytes_per_key: r.bytes_per_key,
         progress: r.progress,

@@ -128,6 +128,14 @@ fn the_printed_replay_works_as_printed_and_every_run_is_kept() {
         faults(&again)[..faults(&first_events).len().min(3)],
         faults(&first_events)[..faults(&first_events).len().min(3)]
     );
+    // The replayed run took the first run's seed (its inputs are made from it), and its
+    // page does not offer a --seed command that would not repeat it.
+    let header: serde_json::Value =
+        serde_json::from_str(again.lines().next().unwrap()).unwrap();
+    assert_eq!(header["run"]["seed"], 7, "{header}");
+    let replayed_page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(replayed_page.contains("This run replayed the faults of"));
+    assert!(!replayed_page.contains("Repeat: "));
     // reset keeps the second run too, and deletes nothing else.
     std::fs::write(dir.path().join("mine.txt"), "a user's file").unwrap();
     let reset = Command::new(exe())
@@ -154,4 +162,18 @@ fn the_printed_replay_works_as_printed_and_every_run_is_kept() {
     assert_eq!(purge.status.code(), Some(0), "{}", text(&purge));
     assert!(kept(dir.path()).is_empty());
     assert!(dir.path().join("mine.txt").exists());
+    // With nothing left, both say so rather than nothing at all.
+    for args in [&["reset"][..], &["reset", "--purge"][..]] {
+        let out = Command::new(exe())
+            .args(args)
+            .arg("--run-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("nothing to reset") || said.contains("no kept run"),
+            "{args:?}: {said}"
+        );
+    }
 }

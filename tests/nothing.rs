@@ -160,6 +160,11 @@ fn report_on_an_empty_directory_is_could_not_check() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("holds no sink output"), "the page says why");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds no sink output"),
+        "and so does stderr: {}",
+        text(&out)
+    );
     // A run dir whose sink-out is empty, too.
     let run = dir.path().join("run");
     std::fs::create_dir_all(run.join("sink-out")).unwrap();

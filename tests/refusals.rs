@@ -300,3 +300,27 @@ fn a_run_that_verified_nothing_is_not_ok() {
     assert_eq!(summary["verdict"], "nothing-verified", "{summary}");
     assert_eq!(summary["bytes_verified"], 0, "{summary}");
 }
+
+/// A soak that `--duration` ends before its senders' end passed on a prefix, and its
+/// summary says so (verified and input bytes), rather than a bare `ok`.
+#[test]
+fn a_soak_ended_by_its_duration_says_it_verified_a_prefix() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = common::run_args(
+        dir.path(),
+        &["1", "--bytes-per-key", "2000000", "--rate", "40000", "--duration", "3s"],
+    );
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .args(&args)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("a prefix: the soak ended before every sender's end"),
+        "{stdout}"
+    );
+}

@@ -26,6 +26,22 @@ pub struct RunHeader {
     /// The control machine's offset from UTC, in seconds: the components' logs are
     /// stamped in local time.
     pub utc_offset_s: i32,
+    /// The directory the command was given in (its relative paths are from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The events.jsonl whose faults this run replayed (`--replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<String>,
+}
+
+/// The header of an events.jsonl, read leniently: the first line that is one.
+pub fn header_of(path: &Path) -> Option<RunHeader> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|line| match serde_json::from_str::<EventLine>(line) {
+            Ok(EventLine::Run { run }) => Some(run),
+            _ => None,
+        })
 }
 
 /// This machine's offset from UTC in seconds (what [`RunHeader::utc_offset_s`] records).
@@ -188,6 +204,8 @@ mod tests {
                     run_dir: "/tmp".into(),
                     start: 1_795_920_447.5,
                     utc_offset_s: 3600,
+                    cwd: Some("/home/u".into()),
+                    replayed: None,
                 },
             },
             EventLine::Step {

@@ -113,23 +113,34 @@ pub fn keep_previous(run_dir: &Path, keep: usize) -> Result<Vec<String>, KeepErr
         .map(|e| e.path())
         .collect();
     names.sort();
-    if names.is_empty() {
-        return Ok(Vec::new());
+    let mut done = Vec::new();
+    if !names.is_empty() {
+        done.push(move_evidence(run_dir, &names, header.as_ref(), end)?);
     }
-    let name = match &header {
+    done.extend(prune(run_dir, keep));
+    if !kept_runs(run_dir).is_empty() {
+        done.push(kept_total(run_dir));
+    }
+    Ok(done)
+}
+
+/// Moves `names` (the run's evidence) into the run's kept folder; says where.
+fn move_evidence(
+    run_dir: &Path,
+    names: &[PathBuf],
+    header: Option<&RunHeader>,
+    end: Option<RunEnd>,
+) -> Result<String, KeepError> {
+    let name = match header {
         Some(h) => kept_name(h.start, h.utc_offset_s, Some(h.seed)),
-        None => kept_name(
-            newest_mtime(&names),
-            super::events::local_utc_offset(),
-            None,
-        ),
+        None => kept_name(newest_mtime(names), super::events::local_utc_offset(), None),
     };
     let dest = unique(&run_dir.join(KEPT_DIR).join(name));
     std::fs::create_dir_all(&dest).map_err(|source| KeepError::Move {
         path: dest.clone(),
         source,
     })?;
-    for path in &names {
+    for path in names {
         let to = dest.join(path.file_name().expect("a directory entry has a name"));
         std::fs::rename(path, &to).map_err(|source| KeepError::Move {
             path: path.clone(),
@@ -137,14 +148,11 @@ pub fn keep_previous(run_dir: &Path, keep: usize) -> Result<Vec<String>, KeepErr
         })?;
     }
     let verdict = end.map_or_else(|| "no recorded end".to_string(), |e| e.verdict);
-    let mut done = vec![format!(
+    Ok(format!(
         "the previous run ({verdict}) is kept in {} ({})",
         dest.display(),
         megabytes(size_of(&dest))
-    )];
-    done.extend(prune(run_dir, keep));
-    done.push(kept_total(run_dir));
-    Ok(done)
+    ))
 }
 
 /// `path`, or `path-2`, `path-3`, ... when it is taken.
@@ -215,8 +223,14 @@ fn kept_total(run_dir: &Path) -> String {
 
 /// `reset --purge`: deletes every kept run, as asked.
 pub fn purge(run_dir: &Path) -> Vec<String> {
-    kept_runs(run_dir)
-        .into_iter()
+    let runs = kept_runs(run_dir);
+    if runs.is_empty() {
+        return vec![format!(
+            "no kept run in {}",
+            run_dir.join(KEPT_DIR).display()
+        )];
+    }
+    runs.into_iter()
         .map(|p| match std::fs::remove_dir_all(&p) {
             Ok(()) => format!("deleted the kept run {}", p.display()),
             Err(e) => format!("could not delete the kept run {}: {e}", p.display()),
@@ -290,9 +304,15 @@ mod tests {
             assert!(!dir.path().join(name).exists(), "{name} moved");
         }
         assert!(dir.path().join("unrelated.txt").exists());
+        let again = keep_previous(dir.path(), DEFAULT_KEEP).unwrap();
         assert_eq!(
-            keep_previous(dir.path(), DEFAULT_KEEP).unwrap(),
-            Vec::<String>::new()
+            again.len(),
+            1,
+            "nothing moved, the kept runs counted: {again:?}"
+        );
+        assert!(
+            again[0].starts_with("1 earlier run(s) kept in"),
+            "{again:?}"
         );
     }
 

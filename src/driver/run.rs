@@ -75,6 +75,8 @@ pub struct RunPlan {
     pub duration: Option<Duration>,
     /// `--replay`'s steps, read when the plan was made.
     pub replay: Option<Vec<Step>>,
+    /// The events.jsonl they were read from.
+    pub replayed: Option<PathBuf>,
     pub bytes_per_key: u64,
     pub progress: ProgressStyle,
     pub ack_timeout: Duration,
@@ -94,6 +96,9 @@ pub struct RunSummary {
     pub fault_count: u64,
     pub commits: u64,
     pub bytes_verified: u64,
+    /// The bytes of every key's input: less verified than this is a prefix (a run that
+    /// `--duration` ended before its senders' end).
+    pub input_bytes: u64,
     pub findings: Vec<Finding>,
     pub frozen: bool,
     pub stopped_by_signal: bool,
@@ -104,6 +109,16 @@ pub struct RunSummary {
     /// Process groups of the run still alive after its stop, with where they are
     /// (empty: nothing of the run is left on any host).
     pub left_running: Vec<String>,
+}
+
+/// The bytes of the run's inputs (0 for one that cannot be read).
+fn input_bytes(plan: &RunPlan) -> u64 {
+    let p = &plan.preset;
+    p.keys
+        .iter()
+        .filter_map(|&k| std::fs::metadata(p.input_path(k)).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// What a soak leaves for its summary.
@@ -137,6 +152,7 @@ impl RunSummary {
             fault_count: 0,
             commits: 0,
             bytes_verified: 0,
+            input_bytes: 0,
             findings: vec![],
             frozen: false,
             stopped_by_signal: false,
@@ -168,6 +184,7 @@ impl RunSummary {
             fault_count: t.fault_count,
             commits: t.checked.commits,
             bytes_verified: t.checked.bytes_verified,
+            input_bytes: input_bytes(plan),
             findings: t.findings,
             frozen: t.frozen,
             stopped_by_signal: stopped_by_signal && !t.frozen,
@@ -207,6 +224,14 @@ impl RunSummary {
             "  commits verified: {}, bytes verified: {}\n",
             self.commits, self.bytes_verified
         );
+        if self.verdict == "ok" && self.bytes_verified < self.input_bytes {
+            out += &format!(
+                "  a prefix: the soak ended before every sender's end; {} of {} input bytes ({:.1} %) were committed and verified\n",
+                self.bytes_verified,
+                self.input_bytes,
+                self.bytes_verified as f64 * 100.0 / self.input_bytes as f64
+            );
+        }
         if self.verdict == "nothing-verified" {
             out += &format!(
                 "  not a pass: not one committed byte was verified in {}/sink-out\n",
@@ -704,8 +729,6 @@ fn watch_plan(plan: &RunPlan) -> WatchPlan {
 fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
     let p = &plan.preset;
     let run_dir = &p.run_dir;
-    std::fs::create_dir_all(run_dir)
-        .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
     if !plan.scenario.reset_only {
         if let Some(warning) = ephemeral_ports(p, &local_port_range()) {
             let _ = writeln!(out, "{warning}");
@@ -714,8 +737,10 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
         super::record::refuse_live_run(run_dir).map_err(RunError::Setup)?;
         require_free_ports(p)?;
     }
+    std::fs::create_dir_all(run_dir)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
     for line in reset(run_dir, plan.keep_runs)? {
-        let _ = writeln!(out, "reset: {line}");
+        let _ = writeln!(out, "{line}");
     }
     if plan.scenario.reset_only {
         return Ok(());
@@ -745,6 +770,12 @@ pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
     let kept =
         super::kept::keep_previous(run_dir, keep).map_err(|e| RunError::Setup(e.to_string()))?;
     done.extend(kept);
+    if done.is_empty() {
+        done.push(format!(
+            "{}: no recorded process and no run's files: nothing to reset",
+            run_dir.display()
+        ));
+    }
     Ok(done)
 }
 
@@ -764,18 +795,31 @@ fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, Run
             run_dir: p.run_dir.display().to_string(),
             start: crate::watch::unix_now(),
             utc_offset_s: super::events::local_utc_offset(),
+            cwd: std::env::current_dir()
+                .ok()
+                .map(|d| d.display().to_string()),
+            replayed: plan.replayed.as_ref().map(|p| p.display().to_string()),
         },
     };
     writeln!(events, "{}", header.to_line())
         .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
     let _ = writeln!(out, "Start time: {}", unix_ms());
-    let _ = writeln!(
-        out,
-        "soakcheck run: seed {} (repeat with --seed {} or --replay {})",
-        plan.seed,
-        plan.seed,
-        events_path.display()
-    );
+    let _ = match &plan.replayed {
+        Some(from) => writeln!(
+            out,
+            "soakcheck run: seed {}, replaying the faults of {} (repeat with --replay {})",
+            plan.seed,
+            from.display(),
+            events_path.display()
+        ),
+        None => writeln!(
+            out,
+            "soakcheck run: seed {} (repeat with --seed {} or --replay {})",
+            plan.seed,
+            plan.seed,
+            events_path.display()
+        ),
+    };
     Ok(events)
 }
 

@@ -587,10 +587,12 @@ fn read_logs(pm: &mut PostMortem) {
 }
 
 /// What [`write_report`] made.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Written {
     pub verdict: PageVerdict,
     pub bytes: usize,
+    /// Why the sink directory could not be checked (the page says it too).
+    pub error: Option<String>,
 }
 
 /// Collects, renders and writes the page of `files` to `out` (through a temporary file
@@ -619,6 +621,7 @@ pub fn write_report(
     Ok(Written {
         verdict: pm.verdict,
         bytes: html.len(),
+        error: pm.error,
     })
 }
 

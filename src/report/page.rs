@@ -149,14 +149,23 @@ fn repeat(pm: &PostMortem) -> Markup {
         }
         args.push(shell_quote(a));
     }
-    let base = args.join(" ");
-    let events = format!("{}/events.jsonl", h.run_dir);
-    let kept =
-        crate::driver::kept::kept_dir(std::path::Path::new(&h.run_dir), h).join("events.jsonl");
+    // Relative paths in the command are from where it was given.
+    let cd = h
+        .cwd
+        .as_ref()
+        .map_or_else(String::new, |d| format!("cd {} && ", shell_quote(d)));
+    let base = format!("{cd}{}", args.join(" "));
+    let run_dir = std::path::Path::new(h.cwd.as_deref().unwrap_or("")).join(&h.run_dir);
+    let events = run_dir.join("events.jsonl").display().to_string();
+    let kept = crate::driver::kept::kept_dir(&run_dir, h).join("events.jsonl");
     html! {
-        p { "Seed " code { (h.seed) } ". Repeat: " code { (shown(&base)) " --seed " (h.seed) } }
+        @if let Some(from) = &h.replayed {
+            p { "Seed " code { (h.seed) } ". This run replayed the faults of " code { (shown(from)) } "." }
+        } @else {
+            p { "Seed " code { (h.seed) } ". Repeat: " code { (shown(&base)) " --seed " (h.seed) } }
+        }
         p { "Replay its faults exactly: " code { (shown(&base)) " --replay " (shown(&shell_quote(&events))) } }
-        p.note { "After another run in " (shown(&h.run_dir)) ", this run is kept in its own folder: replay it with " code { "--replay " (shown(&shell_quote(&kept.display().to_string()))) } "." }
+        p.note { "After another run in " (shown(&run_dir.display().to_string())) ", this run is kept in its own folder: replay it with " code { "--replay " (shown(&shell_quote(&kept.display().to_string()))) } "." }
     }
 }
 

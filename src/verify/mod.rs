@@ -142,8 +142,13 @@ pub fn select_inputs(
         )));
     }
     if keys.is_empty() {
+        let missing = if input_dir.is_dir() {
+            ""
+        } else {
+            " (it does not exist)"
+        };
         return Err(VerifyError::Keys(format!(
-            "no keys to check: give --keys, set MULTIPLE_KEYS_LIST, or put input-file.<K>.txt files in {}",
+            "no keys to check: give --keys, set MULTIPLE_KEYS_LIST, or put input-file.<K>.txt files in {}{missing}",
             input_dir.display()
         )));
     }
