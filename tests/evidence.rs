@@ -130,8 +130,7 @@ fn the_printed_replay_works_as_printed_and_every_run_is_kept() {
     );
     // The replayed run took the first run's seed (its inputs are made from it), and its
     // page does not offer a --seed command that would not repeat it.
-    let header: serde_json::Value =
-        serde_json::from_str(again.lines().next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_str(again.lines().next().unwrap()).unwrap();
     assert_eq!(header["run"]["seed"], 7, "{header}");
     let replayed_page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(replayed_page.contains("This run replayed the faults of"));
@@ -176,4 +175,63 @@ fn the_printed_replay_works_as_printed_and_every_run_is_kept() {
             "{args:?}: {said}"
         );
     }
+}
+
+/// A run dir holding one run's files, as a run leaves them.
+fn fake_run(dir: &Path) {
+    std::fs::create_dir_all(dir.join("sink-out")).unwrap();
+    std::fs::write(dir.join("sink-out/output.initializer"), b"A0\n").unwrap();
+    std::fs::write(
+        dir.join("events.jsonl"),
+        "{\"run\":{\"seed\":9,\"command\":[\"soakcheck\"],\"workers\":1,\"keys\":\"A\",\"preset\":\"demo\",\"run_dir\":\"x\",\"start\":1796000000.0,\"utc_offset_s\":0}}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("input-file.A.txt"), b"A0\n").unwrap();
+    std::fs::write(dir.join("report.html"), b"<html>").unwrap();
+    std::fs::write(dir.join("wallaroo.0"), b"log").unwrap();
+}
+
+/// Evidence that cannot be moved (here a log made immutable, the last entry moved) is
+/// all or nothing: reset says it could not keep the run, exits 2, and every file is
+/// where it was, with no half-filled kept folder; a run split between two places would
+/// verify in neither.
+#[test]
+fn evidence_that_cannot_be_moved_is_left_whole_where_it_was() {
+    if !common::chattr_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path());
+    let before: Vec<PathBuf> = walk(dir.path());
+    let immutable = common::Immutable::make(&dir.path().join("wallaroo.0"));
+    let reset = Command::new(exe())
+        .args(["reset", "--run-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    drop(immutable);
+    let said = text(&reset);
+    assert_eq!(reset.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("could not keep the previous run's evidence")
+            && said.contains("everything is where it was"),
+        "{said}"
+    );
+    assert_eq!(walk(dir.path()), before, "{said}");
+}
+
+/// Every path under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(entry.path());
+            }
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    paths
 }

@@ -279,19 +279,25 @@ fn reset_says_when_its_state_file_is_unreadable_and_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("soakcheck-run.json");
     std::fs::write(&record, b"{not json").unwrap();
-    let (code, stdout, _) = soakcheck(&["reset", "--run-dir", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 0);
+    std::fs::create_dir(dir.path().join("sink-out")).unwrap();
+    let (code, _, stderr) = soakcheck(&["reset", "--run-dir", dir.path().to_str().unwrap()]);
+    // Issue 17: its processes may be alive and writing, so nothing is moved either.
+    assert_eq!(code, 2, "{stderr}");
     assert!(
-        stdout.contains("soakcheck-run.json: unreadable"),
-        "{stdout}"
+        stderr.contains("soakcheck-run.json: unreadable"),
+        "{stderr}"
     );
     assert!(
-        stdout.contains("no recorded process was killed"),
-        "{stdout}"
+        stderr.contains("nothing was killed and nothing moved"),
+        "{stderr}"
     );
     assert!(
         record.exists(),
         "the only record of what may still run is kept"
+    );
+    assert!(
+        dir.path().join("sink-out").is_dir(),
+        "the run's files stay where they are"
     );
     // A run in that dir refuses rather than overwrite it.
     let (code, _, stderr) = soakcheck(&[

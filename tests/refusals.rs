@@ -191,6 +191,8 @@ fn proxy_links_that_cannot_be_faulted_or_feed_themselves_are_refused() {
     assert_proxy_refused(&[&own], &[], &["\"loop\"", "where link \"loop\" listens"]);
     let any = format!("loop,0.0.0.0:{port},127.0.0.1:{port}");
     assert_proxy_refused(&[&any], &[], &["\"loop\""]);
+    let mapped = format!("loop,127.0.0.1:{port},[::ffff:127.0.0.1]:{port}");
+    assert_proxy_refused(&[&mapped], &[], &["\"loop\""]);
     let empty = format!(",127.0.0.1:{port},127.0.0.1:{}", port + 1);
     assert_proxy_refused(&[&empty], &[], &["needs a name"]);
     assert_proxy_refused(
@@ -198,6 +200,29 @@ fn proxy_links_that_cannot_be_faulted_or_feed_themselves_are_refused() {
         &["--control", &format!("0.0.0.0:{}", port + 3)],
         &["--allow-remote-control", "0.0.0.0"],
     );
+}
+
+/// A schedule or scenario that is not a regular file (`/dev/zero` never ends, a FIFO
+/// waits for a writer) is refused when the run is planned, naming the file, where it
+/// used to be read without end.
+#[test]
+fn a_replay_or_scenario_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("events.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = fifo.display().to_string();
+    for (flag, path, what) in [
+        ("--replay", "/dev/zero", "a character device"),
+        ("--replay", fifo.as_str(), "a FIFO"),
+        ("--scenario", "/dev/zero", "a character device"),
+        ("--scenario", fifo.as_str(), "a FIFO"),
+    ] {
+        assert_run_refused(None, &[flag, path], &[path, what]);
+    }
 }
 
 #[test]
@@ -309,7 +334,15 @@ fn a_soak_ended_by_its_duration_says_it_verified_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let args = common::run_args(
         dir.path(),
-        &["1", "--bytes-per-key", "2000000", "--rate", "40000", "--duration", "3s"],
+        &[
+            "1",
+            "--bytes-per-key",
+            "2000000",
+            "--rate",
+            "40000",
+            "--duration",
+            "3s",
+        ],
     );
     let out = Command::cargo_bin("soakcheck")
         .unwrap()

@@ -81,6 +81,33 @@ fn a_garbled_or_torn_events_line_costs_a_note_not_the_page() {
     );
 }
 
+/// An events.jsonl that cannot be read (here a FIFO, which would block a read) costs a
+/// note saying the page shows no fault, where it used to be skipped without a word.
+#[test]
+fn an_events_file_that_cannot_be_read_is_named_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path(), "");
+    let events = run.join("events.jsonl");
+    std::fs::remove_file(&events).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(&events)
+        .status()
+        .unwrap()
+        .success());
+    let out = report(&[os(&run)], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        page.contains("a FIFO") && page.contains("the page shows no fault or finding of the run"),
+        "the unreadable file is named"
+    );
+}
+
 #[test]
 fn a_hundred_thousand_events_make_a_page_of_kilobytes() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +159,9 @@ fn a_hundred_thousand_events_make_a_page_of_kilobytes() {
 #[test]
 fn control_and_bidi_characters_of_a_log_line_are_shown_not_obeyed() {
     let dir = tempfile::tempdir().unwrap();
-    let run = run_dir(dir.path(), &header());
+    // A component name in events.jsonl reaches the page's lanes and marks too.
+    let hostile_step = "{\"at\":1.0,\"action\":\"crash\",\"component\":\"sink\\u202eevil\\u001b[31m\",\"time\":1704923660.0}\n";
+    let run = run_dir(dir.path(), &(header() + hostile_step));
     std::fs::write(
         run.join("wallaroo.0"),
         "2024-01-10 21:54:20,000 ERROR clear\x1b[2J and evil\u{202e}gnp.exe\n",
@@ -144,6 +173,10 @@ fn control_and_bidi_characters_of_a_log_line_are_shown_not_obeyed() {
     assert!(
         page.contains(r"clear\x1b[2J and evil\u{202e}gnp.exe"),
         "shown escaped"
+    );
+    assert!(
+        page.contains(r"sink\u{202e}evil\x1b[31m"),
+        "the component is shown escaped"
     );
     assert!(
         !page.contains('\u{202e}') && !page.contains('\x1b'),
@@ -262,8 +295,32 @@ fn links_in_a_bundle_are_refused_and_nothing_is_left() {
     }
 }
 
+/// A bundle that holds no run (here one file) is "could not check" (exit 2) saying what
+/// a bundle holds, not a page of nothing, and nothing unpacked is left.
 #[test]
-fn unpacking_is_bounded_and_removed_on_sigterm() {
+fn a_bundle_that_holds_no_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a run").unwrap();
+    let path = dir.path().join("notes.tar.gz");
+    bundle(&path, |t| {
+        t.append_path_with_name(&notes, "pm/notes.txt").unwrap();
+    });
+    let out = report(&[os(&path), os("-o"), os(&dir.path().join("r.html"))], &tmp);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&path.display().to_string()) && stderr.contains("holds no run"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("r.html").exists());
+    assert!(left_in(&tmp).is_empty(), "{:?}", left_in(&tmp));
+}
+
+#[test]
+fn unpacking_is_bounded_and_removed_on_sigterm_or_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
@@ -285,33 +342,35 @@ fn unpacking_is_bounded_and_removed_on_sigterm() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--unpack-limit"), "{stderr}");
     assert!(left_in(&tmp).is_empty(), "{:?}", left_in(&tmp));
-    // SIGTERM while it unpacks: the temporary directory goes with it.
-    let mut child = Command::new(exe())
-        .args(["report", "-o"])
-        .arg(dir.path().join("r.html"))
-        .arg(&big)
-        .env("TMPDIR", &tmp)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while left_in(&tmp).is_empty() {
-        assert!(Instant::now() < deadline, "no temporary directory appeared");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+    // SIGTERM, or SIGHUP (its terminal closed), while it unpacks: the temporary
+    // directory goes with it.
+    for signal in [
         nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert!(!status.success());
-    assert!(
-        left_in(&tmp).is_empty(),
-        "left after SIGTERM: {:?}",
-        left_in(&tmp)
-    );
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        let mut child = Command::new(exe())
+            .args(["report", "-o"])
+            .arg(dir.path().join("r.html"))
+            .arg(&big)
+            .env("TMPDIR", &tmp)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while left_in(&tmp).is_empty() {
+            assert!(Instant::now() < deadline, "no temporary directory appeared");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        assert!(
+            left_in(&tmp).is_empty(),
+            "left after {signal}: {:?}",
+            left_in(&tmp)
+        );
+    }
 }
 
 #[test]

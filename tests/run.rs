@@ -445,16 +445,6 @@ fn a_component_that_cannot_bind_is_a_setup_failure() {
     }
 }
 
-/// Lifts the immutable attribute of a file on drop, so a failed test leaves a removable
-/// temporary directory.
-struct Mutable(std::path::PathBuf);
-
-impl Drop for Mutable {
-    fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
-    }
-}
-
 /// Issue 17.7: losing the record of faults stops the run. With events.jsonl made
 /// immutable mid-run (so every write to it fails), the run stops at the next fault with
 /// exit 2 naming the file, and stops every component, where it used to go on injecting
@@ -462,13 +452,7 @@ impl Drop for Mutable {
 #[test]
 fn a_failed_write_of_events_jsonl_stops_the_run() {
     let _serial = serial();
-    let chattr = Path::new("/usr/bin/chattr").exists();
-    if !chattr {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "/usr/bin/chattr is missing: scripts/test installs e2fsprogs"
-        );
-        eprintln!("SKIPPED: chattr is missing (apt-get install e2fsprogs)");
+    if !common::chattr_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -498,13 +482,7 @@ fn a_failed_write_of_events_jsonl_stops_the_run() {
         assert!(Instant::now() < deadline, "no fault recorded");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _mutable = Mutable(events.clone());
-    let made = Command::new("chattr")
-        .arg("+i")
-        .arg(&events)
-        .status()
-        .unwrap();
-    assert!(made.success(), "chattr +i");
+    let _immutable = common::Immutable::make(&events);
     let pids = recorded_pids(dir.path());
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {

@@ -36,7 +36,7 @@ pub struct RunHeader {
 
 /// The header of an events.jsonl, read leniently: the first line that is one.
 pub fn header_of(path: &Path) -> Option<RunHeader> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_events_text(path).ok()?;
     text.lines()
         .find_map(|line| match serde_json::from_str::<EventLine>(line) {
             Ok(EventLine::Run { run }) => Some(run),
@@ -165,13 +165,25 @@ pub fn parse_events_noting(path: &Path, text: &str) -> (Vec<EventLine>, Vec<Stri
     (events, notes)
 }
 
+/// The largest events.jsonl read (a long soak's is a few MB: 100,000 events are about
+/// 15 MB); a larger file, or one that is not a regular file (`/dev/zero`, a FIFO), is
+/// an error rather than a read without end.
+pub const EVENTS_LIMIT: u64 = 1 << 30;
+
+/// Reads an events.jsonl (a regular file of at most [`EVENTS_LIMIT`] bytes) as text.
+pub fn read_events_text(path: &Path) -> Result<String, EventsError> {
+    let bytes = crate::formats::regular::read_regular(path, EVENTS_LIMIT).map_err(|source| {
+        EventsError::Read {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Reads and parses an events.jsonl.
 pub fn read_events(path: &Path) -> Result<Vec<EventLine>, EventsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EventsError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse_events(path, &text)
+    parse_events(path, &read_events_text(path)?)
 }
 
 /// The steps of an events.jsonl, for `--replay`.

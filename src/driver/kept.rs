@@ -22,7 +22,7 @@ pub const DEFAULT_KEEP: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeepError {
-    #[error("{}: could not keep the previous run's evidence ({source}); nothing was deleted, and nothing is started over it", .path.display())]
+    #[error("{}: could not keep the previous run's evidence ({source}); everything is where it was, nothing was deleted, and nothing is started over it", .path.display())]
     Move {
         path: PathBuf,
         source: std::io::Error,
@@ -32,7 +32,7 @@ pub enum KeepError {
 /// What a run dir's events.jsonl says of its run: its header and its end, when they
 /// can be read (a garbled line elsewhere does not matter here).
 fn run_of(run_dir: &Path) -> (Option<RunHeader>, Option<RunEnd>) {
-    let text = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap_or_default();
+    let text = super::events::read_events_text(&run_dir.join("events.jsonl")).unwrap_or_default();
     let mut header = None;
     let mut end = None;
     for line in text.lines() {
@@ -140,12 +140,24 @@ fn move_evidence(
         path: dest.clone(),
         source,
     })?;
+    let mut moved: Vec<(&PathBuf, PathBuf)> = Vec::new();
     for path in names {
         let to = dest.join(path.file_name().expect("a directory entry has a name"));
-        std::fs::rename(path, &to).map_err(|source| KeepError::Move {
-            path: path.clone(),
-            source,
-        })?;
+        if let Err(source) = keep_entry(path, &to, run_dir) {
+            // All or nothing: what was moved goes back, so the run stays whole where it
+            // was (a run split between two places verifies in neither).
+            for (from, to) in moved.iter().rev() {
+                let _ = std::fs::rename(to, from);
+            }
+            let _ = std::fs::remove_dir(&dest);
+            // The kept-runs folder too, when this made it and nothing else is in it.
+            let _ = std::fs::remove_dir(run_dir.join(KEPT_DIR));
+            return Err(KeepError::Move {
+                path: path.clone(),
+                source,
+            });
+        }
+        moved.push((path, to));
     }
     let verdict = end.map_or_else(|| "no recorded end".to_string(), |e| e.verdict);
     Ok(format!(
@@ -153,6 +165,21 @@ fn move_evidence(
         dest.display(),
         megabytes(size_of(&dest))
     ))
+}
+
+/// Moves one entry of the run dir into the kept folder. A symlink with a relative
+/// target is made anew with the absolute one (relative to the run dir, where it was), so
+/// it still leads to its data from the kept folder.
+fn keep_entry(from: &Path, to: &Path, run_dir: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(from)?.file_type().is_symlink() {
+        let target = std::fs::read_link(from)?;
+        if target.is_relative() {
+            let absolute = std::path::absolute(run_dir.join(target))?;
+            std::os::unix::fs::symlink(absolute, to)?;
+            return std::fs::remove_file(from);
+        }
+    }
+    std::fs::rename(from, to)
 }
 
 /// `path`, or `path-2`, `path-3`, ... when it is taken.
@@ -343,6 +370,25 @@ mod tests {
         }
         assert_eq!(purge(dir.path()).len(), 4);
         assert!(kept_runs(dir.path()).is_empty());
+    }
+
+    /// A run dir whose sink-out is a relative symlink (to a bigger disk, say): the kept
+    /// folder's sink-out still leads to the data, where a moved relative link would
+    /// point nowhere from its new place.
+    #[test]
+    fn a_relative_symlink_still_leads_to_its_data_from_the_kept_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("run");
+        fill(&run_dir, 1_796_000_000.0, 3, Some("violation"));
+        std::fs::rename(run_dir.join("sink-out"), dir.path().join("big-disk")).unwrap();
+        std::os::unix::fs::symlink("../big-disk", run_dir.join("sink-out")).unwrap();
+        keep_previous(&run_dir, DEFAULT_KEEP).unwrap();
+        let kept = &kept_runs(&run_dir)[0];
+        assert_eq!(
+            std::fs::read(kept.join("sink-out/output.initializer")).unwrap(),
+            b"A0\n"
+        );
+        assert!(std::fs::symlink_metadata(run_dir.join("sink-out")).is_err());
     }
 
     #[test]

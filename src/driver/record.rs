@@ -139,19 +139,18 @@ pub fn refuse_live_run(run_dir: &Path) -> Result<(), String> {
 
 /// `reset`'s first half: kills every recorded group that is still the one the run
 /// started, on every host, through the driver that reaches it; then removes the record
-/// and the driver's files. An unreadable record is kept, and said so.
-pub fn kill_recorded(run_dir: &Path) -> Vec<String> {
+/// and the driver's files. An unreadable record is an error (the processes it lists may
+/// be alive and writing): nothing is killed, and the caller moves nothing.
+pub fn kill_recorded(run_dir: &Path) -> Result<Vec<String>, String> {
     let path = record_path(run_dir);
-    let record = match read(run_dir) {
-        Ok(record) => record,
-        Err(e) => {
-            return vec![format!(
-                "{}: unreadable ({e}): no recorded process was killed; it is kept, check for \
-                 leftover components by hand",
-                path.display()
-            )]
-        }
-    };
+    let record = read(run_dir).map_err(|e| {
+        format!(
+            "{}: unreadable ({e}): its processes may still be alive and writing, so nothing \
+             was killed and nothing moved; check for leftover components by hand, then \
+             remove it",
+            path.display()
+        )
+    })?;
     let mut done: Vec<String> = sweep(run_dir, &record, RecordedAct::Kill)
         .into_iter()
         .map(|found| match found {
@@ -178,7 +177,7 @@ pub fn kill_recorded(run_dir: &Path) -> Vec<String> {
             path.display()
         ));
     }
-    done
+    Ok(done)
 }
 
 /// A driver that records every component it starts (where its group is, with its

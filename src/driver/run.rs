@@ -99,6 +99,8 @@ pub struct RunSummary {
     /// The bytes of every key's input: less verified than this is a prefix (a run that
     /// `--duration` ended before its senders' end).
     pub input_bytes: u64,
+    /// Keys of which not one byte was verified (a run with any is not a pass).
+    pub unverified_keys: Vec<String>,
     pub findings: Vec<Finding>,
     pub frozen: bool,
     pub stopped_by_signal: bool,
@@ -135,10 +137,12 @@ struct RunTotals {
 }
 
 /// What the checks verified by the end.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct CheckTotals {
     commits: u64,
     bytes_verified: u64,
+    /// Keys with input of which not one byte was verified.
+    unverified: Vec<String>,
 }
 
 impl RunSummary {
@@ -153,6 +157,7 @@ impl RunSummary {
             commits: 0,
             bytes_verified: 0,
             input_bytes: 0,
+            unverified_keys: vec![],
             findings: vec![],
             frozen: false,
             stopped_by_signal: false,
@@ -166,7 +171,9 @@ impl RunSummary {
     fn new(plan: &RunPlan, t: RunTotals) -> RunSummary {
         let stopped_by_signal = t.ending == Ending::Signal;
         let ended_well = t.ending == Ending::Complete || t.ending == Ending::Duration;
-        let nothing = ended_well && t.findings.is_empty() && t.checked.bytes_verified == 0;
+        let nothing = ended_well
+            && t.findings.is_empty()
+            && (t.checked.bytes_verified == 0 || !t.checked.unverified.is_empty());
         let verdict = if !t.findings.is_empty() {
             "violation"
         } else if nothing {
@@ -185,6 +192,7 @@ impl RunSummary {
             commits: t.checked.commits,
             bytes_verified: t.checked.bytes_verified,
             input_bytes: input_bytes(plan),
+            unverified_keys: t.checked.unverified,
             findings: t.findings,
             frozen: t.frozen,
             stopped_by_signal: stopped_by_signal && !t.frozen,
@@ -232,9 +240,15 @@ impl RunSummary {
                 self.bytes_verified as f64 * 100.0 / self.input_bytes as f64
             );
         }
-        if self.verdict == "nothing-verified" {
+        if self.verdict == "nothing-verified" && self.unverified_keys.is_empty() {
             out += &format!(
                 "  not a pass: not one committed byte was verified in {}/sink-out\n",
+                self.run_dir
+            );
+        } else if self.verdict == "nothing-verified" {
+            out += &format!(
+                "  not a pass: not one committed byte of key(s) {} was verified in {}/sink-out\n",
+                self.unverified_keys.join(","),
                 self.run_dir
             );
         }
@@ -537,6 +551,7 @@ fn local_checks(
     Ok(CheckTotals {
         commits,
         bytes_verified,
+        unverified: crate::watch::unverified_keys(&outcome.report),
     })
 }
 
@@ -666,6 +681,12 @@ fn remote_checks(
                 summary = true;
                 totals.commits = event["commits"].as_u64().unwrap_or(0);
                 totals.bytes_verified = event["verified_bytes"].as_u64().unwrap_or(0);
+                totals.unverified = event["unverified_keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect();
             }
             _ => {}
         }
@@ -766,7 +787,7 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
 /// `RUN_DIR/soakcheck-runs/` (see [`super::kept`]), removing the oldest green kept runs
 /// beyond `keep`. Deletes nothing else.
 pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
-    let mut done = super::record::kill_recorded(run_dir);
+    let mut done = super::record::kill_recorded(run_dir).map_err(RunError::Setup)?;
     let kept =
         super::kept::keep_previous(run_dir, keep).map_err(|e| RunError::Setup(e.to_string()))?;
     done.extend(kept);
@@ -913,6 +934,7 @@ fn join_checks(
             Ok(t) => {
                 sum.commits += t.commits;
                 sum.bytes_verified += t.bytes_verified;
+                sum.unverified.extend(t.unverified);
             }
             Err(e) => first_error = first_error.or(Some(e)),
         }
@@ -1387,5 +1409,61 @@ mod tests {
         );
         assert_eq!(ephemeral_ports(&preset(7100), &range), None);
         assert_eq!(ephemeral_ports(&preset(20_000), &range), None);
+    }
+
+    fn plan() -> RunPlan {
+        RunPlan {
+            scenario: Scenario::parse("1", &[], None).unwrap(),
+            preset: crate::driver::preset::test_demo(7100, &['A', 'B']),
+            seed: 1,
+            time_scale: 1.0,
+            on_violation: OnViolation::Freeze,
+            duration: None,
+            replay: None,
+            replayed: None,
+            bytes_per_key: 1000,
+            progress: ProgressStyle::Quiet,
+            ack_timeout: Duration::from_secs(1),
+            serve: None,
+            keep_runs: 5,
+        }
+    }
+
+    fn totals(ending: Ending, bytes_verified: u64, unverified: &[&str]) -> RunTotals {
+        RunTotals {
+            ending,
+            frozen: false,
+            postmortem: None,
+            left_running: vec![],
+            faults: BTreeMap::new(),
+            fault_count: 0,
+            duration_s: 1.0,
+            checked: CheckTotals {
+                commits: 3,
+                bytes_verified,
+                unverified: unverified.iter().map(|k| k.to_string()).collect(),
+            },
+            findings: vec![],
+        }
+    }
+
+    /// Issue 17.2: a soak in which one key verified not one byte did not test that key,
+    /// so it is `nothing-verified` (exit 2) naming the key, not ok; a soak that verified
+    /// every key is ok, and one stopped by a signal stays `stopped`.
+    #[test]
+    fn a_key_that_verified_nothing_makes_the_run_not_a_pass() {
+        let plan = plan();
+        let one_key = RunSummary::new(&plan, totals(Ending::Duration, 5000, &["B"]));
+        assert_eq!(one_key.verdict, "nothing-verified");
+        assert_eq!(one_key.exit_code(), 2);
+        assert!(one_key
+            .to_human()
+            .contains("not one committed byte of key(s) B was verified"));
+        let every_key = RunSummary::new(&plan, totals(Ending::Complete, 5000, &[]));
+        assert_eq!((every_key.verdict, every_key.exit_code()), ("ok", 0));
+        let none = RunSummary::new(&plan, totals(Ending::Duration, 0, &[]));
+        assert_eq!(none.verdict, "nothing-verified");
+        let stopped = RunSummary::new(&plan, totals(Ending::Signal, 5000, &["B"]));
+        assert_eq!((stopped.verdict, stopped.exit_code()), ("stopped", 2));
     }
 }

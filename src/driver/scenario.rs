@@ -523,9 +523,16 @@ impl Scenario {
     ) -> Result<Scenario, ScenarioError> {
         let mut parsed_file = ScenarioFile::default();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::File {
+            // A scenario is a few KB; /dev/zero or a FIFO is refused, not read forever.
+            let bytes = crate::formats::regular::read_regular(path, 1 << 20).map_err(|e| {
+                ScenarioError::File {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                }
+            })?;
+            let text = String::from_utf8(bytes).map_err(|e| ScenarioError::File {
                 path: path.display().to_string(),
-                detail: e.to_string(),
+                detail: format!("not UTF-8 text: {e}"),
             })?;
             parsed_file = toml::from_str(&text).map_err(|e| ScenarioError::File {
                 path: path.display().to_string(),

@@ -72,6 +72,23 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Reads all of `path`, a regular file of at most `limit` bytes: a larger one is an
+/// error saying so, after reading at most `limit` + 1 bytes of it (a file growing under
+/// us cannot make this read without end).
+pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("is more than {limit} bytes, more than such a file can be"),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +114,12 @@ mod tests {
         assert!(open_regular(&file).is_ok());
         assert_eq!(stat_regular(&file).unwrap().unwrap().len(), 2);
         assert!(stat_regular(&dir.path().join("missing")).unwrap().is_none());
+        assert_eq!(read_regular(&file, 2).unwrap(), b"x\n");
+        let e = read_regular(&file, 1).unwrap_err().to_string();
+        assert!(e.contains("more than 1 bytes"), "{e}");
+        assert!(read_regular(&zero, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("a character device"));
     }
 }

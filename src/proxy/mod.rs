@@ -107,11 +107,10 @@ pub enum ProxyError {
 /// that is a listen address of the proxy itself (each connection would open another,
 /// a storm that outlives its client).
 pub fn check_links(specs: &[LinkSpec]) -> Result<(), ProxyError> {
+    // `[::ffff:127.0.0.1]` is 127.0.0.1.
     let same_endpoint = |listen: SocketAddr, upstream: SocketAddr| {
-        listen.port() == upstream.port()
-            && (listen.ip() == upstream.ip()
-                || listen.ip().is_unspecified()
-                || upstream.ip().is_unspecified())
+        let (l, u) = (listen.ip().to_canonical(), upstream.ip().to_canonical());
+        listen.port() == upstream.port() && (l == u || l.is_unspecified() || u.is_unspecified())
     };
     for (i, spec) in specs.iter().enumerate() {
         let bad = |why: String| Err(ProxyError::BadLink(spec.name.clone(), why));

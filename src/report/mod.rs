@@ -15,6 +15,7 @@ pub mod chart;
 pub mod page;
 pub mod series;
 pub mod serve;
+pub mod text;
 pub mod violation;
 
 use std::collections::BTreeMap;
@@ -70,7 +71,8 @@ impl RunFiles {
             label: dir.display().to_string(),
             sink_dir: dir.join("sink-out"),
             input_dir: dir.to_path_buf(),
-            events: events.is_file().then_some(events),
+            // Whatever it is: one that cannot be read is a note on the page.
+            events: std::fs::symlink_metadata(&events).is_ok().then_some(events),
             log_dir: Some(dir.to_path_buf()),
         }
     }
@@ -101,7 +103,14 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
     let name = source.to_string_lossy();
     if meta.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
         let dir = unpack(source, plan.unpack_limit)?;
-        let mut files = RunFiles::run_dir(&dir.run_dir());
+        let run_dir = dir.run_dir();
+        if !run_dir.join("sink-out").is_dir() {
+            return Err(ReportError::Hostile {
+                path: source.clone(),
+                detail: "holds no run: a post-mortem bundle is one top folder with the run's sink-out/, logs, events.jsonl and inputs".into(),
+            });
+        }
+        let mut files = RunFiles::run_dir(&run_dir);
         files.label = source.display().to_string();
         let out = plan.output.clone().unwrap_or_else(|| "report.html".into());
         return Ok((files, out, Some(dir)));
@@ -138,8 +147,8 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
 /// The most a bundle may unpack to by default (`report --unpack-limit`).
 pub const UNPACK_LIMIT: u64 = 8 << 30;
 
-/// A bundle unpacked into a temporary directory: removed when dropped, and on SIGINT or
-/// SIGTERM while it exists (a thread takes the signal, removes it, and exits), so an
+/// A bundle unpacked into a temporary directory: removed when dropped, and on SIGINT,
+/// SIGTERM or SIGHUP while it exists (a thread takes the signal, removes it, and exits), so an
 /// interrupted report leaves nothing behind.
 pub struct Unpacked {
     // Dropped first: the signal thread stops before the directory goes.
@@ -164,15 +173,15 @@ impl Unpacked {
     }
 }
 
-/// Removes a directory and exits when SIGINT or SIGTERM arrives, until dropped.
+/// Removes a directory and exits when SIGINT, SIGTERM or SIGHUP arrives, until dropped.
 struct RemoveOnSignal {
     handle: Option<signal_hook::iterator::Handle>,
 }
 
 impl RemoveOnSignal {
     fn new(dir: &Path) -> std::io::Result<RemoveOnSignal> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
         let dir = dir.to_path_buf();
         std::thread::spawn(move || {
@@ -322,13 +331,15 @@ pub const LOG_WINDOW_S: f64 = 10.0;
 /// Reads and checks everything of `files` into a [`PostMortem`].
 pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, ReportError> {
     let (events, event_notes) = match &files.events {
-        Some(path) => {
-            let text = std::fs::read(path).map_err(|source| EventsError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
-            crate::driver::events::parse_events_noting(path, &String::from_utf8_lossy(&text))
-        }
+        Some(path) => match crate::driver::events::read_events_text(path) {
+            Ok(text) => crate::driver::events::parse_events_noting(path, &text),
+            Err(e) => (
+                Vec::new(),
+                vec![format!(
+                    "{e}: the page shows no fault or finding of the run"
+                )],
+            ),
+        },
         None => (Vec::new(), Vec::new()),
     };
     let mut timeline = Timeline::from_events(&events, None);

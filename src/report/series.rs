@@ -64,7 +64,8 @@ impl Timeline {
                     t.steps.push(TimedStep {
                         time: time.unwrap_or(origin + step.at),
                         action: step.action,
-                        component: step.component.clone(),
+                        // A name from a file: shown, never obeyed, in lanes and tables.
+                        component: super::text::shown(&step.component),
                         effect_ms: *effect_ms,
                     });
                 }

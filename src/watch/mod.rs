@@ -742,7 +742,11 @@ impl<'i> Watcher<'i> {
             SinkScope::Elsewhere => live,
         };
         let verified: u64 = report.keys.iter().map(|k| k.verified_bytes).sum();
-        self.events.emit(serde_json::json!({"time": unix_now(), "event": "summary", "commits": self.core.log.commits.len(), "verified_bytes": verified, "findings": self.findings.len()}));
+        let unverified = match plan.checks.sink {
+            SinkScope::Here => unverified_keys(&report),
+            SinkScope::Elsewhere => Vec::new(),
+        };
+        self.events.emit(serde_json::json!({"time": unix_now(), "event": "summary", "commits": self.core.log.commits.len(), "verified_bytes": verified, "unverified_keys": unverified, "findings": self.findings.len()}));
         if !self.findings.is_empty() {
             if report.verdict == Verdict::Ok {
                 report.verdict = Verdict::Violation;
@@ -767,6 +771,7 @@ impl<'i> Watcher<'i> {
     /// timeout was found, its error is the outcome: a stall on a directory that never
     /// held sink output is not a finding about a system.
     fn final_pass(&mut self, plan: &VerifyPlan, live: Report) -> Result<Report, WatchError> {
+        // Another word for "changed" below: the input may have changed, not the output.
         let mut full = match crate::verify::verify(plan) {
             Ok(full) => full,
             Err(e) if self.findings.iter().all(|f| f.kind == FindingKind::Stalled) => {
@@ -786,7 +791,7 @@ impl<'i> Watcher<'i> {
             }
             let before = live_verified(&live, &k.key);
             let changed = if before > v.input_offset {
-                format!(", though the live pass had verified it to {before}: committed bytes changed after they were verified")
+                format!(", though the live pass had verified it to {before}: committed bytes (or the input) changed after they were verified")
             } else {
                 String::new()
             };
@@ -839,6 +844,16 @@ impl<'i> Watcher<'i> {
         full.problems.extend(extra);
         Ok(full)
     }
+}
+
+/// The keys with input of which not one byte was verified.
+pub fn unverified_keys(report: &Report) -> Vec<String> {
+    report
+        .keys
+        .iter()
+        .filter(|k| k.verified_bytes == 0 && k.input_bytes > 0)
+        .map(|k| k.key.clone())
+        .collect()
 }
 
 /// How far the live pass had verified `key`.

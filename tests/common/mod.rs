@@ -161,3 +161,35 @@ pub fn executable(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Whether `chattr` is here to make a file immutable; in CI it must be (scripts/test
+/// installs e2fsprogs), elsewhere a test without it says it skipped.
+pub fn chattr_available() -> bool {
+    if Path::new("/usr/bin/chattr").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "/usr/bin/chattr is missing: scripts/test installs e2fsprogs"
+    );
+    eprintln!("SKIPPED: chattr is missing (apt-get install e2fsprogs)");
+    false
+}
+
+/// A file made immutable (`chattr +i`: no write, rename or unlink succeeds, even as
+/// root), made mutable again on drop so a failed test leaves a removable directory.
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    pub fn make(path: &Path) -> Immutable {
+        let made = Command::new("chattr").arg("+i").arg(path).status().unwrap();
+        assert!(made.success(), "chattr +i {}", path.display());
+        Immutable(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
