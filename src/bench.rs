@@ -653,11 +653,7 @@ pub fn bench_watch(
             let mut next = vec![0usize; inputs.len()];
             let mut outs = Vec::new();
             for w in 0..workers {
-                let name = if w == 0 {
-                    "initializer".to_string()
-                } else {
-                    format!("worker{w}")
-                };
+                let name = crate::topology::worker_name(w);
                 let out = std::fs::File::create(sink_dir.join(format!("output.{name}")))?;
                 let log = std::fs::File::create(sink_dir.join(format!("output.{name}.txnlog")))?;
                 outs.push((name, out, log, 0u64));

@@ -1,6 +1,23 @@
-//! Durations on the command line: `250ms`, `1s`, `1.5s`, `3m`, or plain seconds (`2`).
+//! Time in one place: durations on the command line (`250ms`, `1s`, `1.5s`, `3m`, or
+//! plain seconds), seconds as a `Duration` that no number can make panic, and wall time
+//! as Unix seconds.
 
 use std::time::Duration;
+
+/// Seconds as a Duration (negative or NaN as zero, and at most 100 years, so no
+/// number can make it panic).
+pub fn secs(s: f64) -> Duration {
+    let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
+    Duration::from_secs_f64(s.min(MAX_SECS))
+}
+
+/// Wall time as Unix seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();

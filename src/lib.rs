@@ -14,6 +14,7 @@ pub mod choice;
 pub mod demo;
 pub mod driver;
 pub mod duration;
+pub mod finding;
 pub mod formats;
 pub mod gen;
 pub mod http;

@@ -345,7 +345,7 @@ fn check_steps(
         };
         scenario.check_step(step).map_err(fail)?;
         if let Some(crate::topology::Component::Sender(k)) =
-            crate::driver::scenario::parse_component(&step.component)
+            crate::topology::Component::parse(&step.component)
         {
             if !preset.keys.contains(&k) {
                 return Err(fail(format!(
@@ -539,6 +539,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         ack_timeout: r.ack_timeout,
         serve: r.serve,
         keep_runs: r.keep_runs,
+        pages: Some(std::sync::Arc::new(crate::report::Pages)),
     })
 }
 
@@ -597,7 +598,8 @@ fn socket_addr(host: &str, port: u16) -> Result<std::net::SocketAddr, WorkerPlan
 pub fn worker_config(
     r: WorkerRequest,
 ) -> Result<crate::demo::worker::WorkerConfig, WorkerPlanError> {
-    use crate::demo::worker::{worker_number, Injection, WorkerConfig};
+    use crate::demo::worker::{Injection, WorkerConfig};
+    use crate::topology::worker_number;
     let n = worker_number(&r.name).ok_or_else(|| WorkerPlanError::Name(r.name.clone()))?;
     let port = |base: u16, given: Option<u16>| match given {
         Some(p) => Ok(p),

@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
+pub fn proc_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// A child process in its own process group, killed (the whole group) when dropped.
 pub struct ChildGuard {
     pub name: String,

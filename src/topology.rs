@@ -13,8 +13,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::demo::worker::worker_name;
-
 /// One component of the system under test.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -33,9 +31,43 @@ impl Component {
     pub fn name(&self) -> String {
         match self {
             Component::Sink => "sink".into(),
-            Component::Worker(n) => crate::demo::worker::worker_name(*n),
+            Component::Worker(n) => worker_name(*n),
             Component::Sender(k) => format!("sender-{k}"),
         }
+    }
+}
+
+/// Worker name for worker number N: `initializer` for 0, `workerN` otherwise.
+pub fn worker_name(n: usize) -> String {
+    if n == 0 {
+        "initializer".into()
+    } else {
+        format!("worker{n}")
+    }
+}
+
+/// Parses a worker name back to its number (`initializer` is 0).
+pub fn worker_number(name: &str) -> Option<usize> {
+    if name == "initializer" {
+        return Some(0);
+    }
+    name.strip_prefix("worker")?.parse().ok().filter(|&n| n > 0)
+}
+
+impl Component {
+    /// The component called `name` (`sink`, `initializer`, `workerN`, `sender-K`).
+    pub fn parse(name: &str) -> Option<Component> {
+        if name == "sink" {
+            return Some(Component::Sink);
+        }
+        if let Some(k) = name.strip_prefix("sender-") {
+            let mut chars = k.chars();
+            return match (chars.next(), chars.next()) {
+                (Some(c), None) => Some(Component::Sender(c)),
+                _ => None,
+            };
+        }
+        worker_number(name).map(Component::Worker)
     }
 }
 
@@ -135,6 +167,26 @@ impl PortPlan for PickedPorts {
     }
 }
 
+/// A link the fault proxy carries, by name and `HOST:PORT` addresses (the proxy
+/// resolves them when it starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAddrs {
+    /// `sender-A->worker1`, `worker1->sink`, `worker2->initializer`.
+    pub name: String,
+    pub listen: String,
+    pub upstream: String,
+}
+
+impl LinkAddrs {
+    pub fn new(name: String, listen: String, upstream: &str) -> LinkAddrs {
+        LinkAddrs {
+            name,
+            listen,
+            upstream: upstream.to_string(),
+        }
+    }
+}
+
 /// Where the fault proxy listens for each link when the links go through it: per
 /// worker slot its link to the sink and to the initializer's control channel, per
 /// sender (in key order) its link to its worker.
@@ -183,30 +235,25 @@ impl ProxyPorts {
     /// Each worker slot's links below `workers`: `workerN->sink` to `sink` and, but the
     /// initializer's (which serves it), `workerN->initializer` to `control` (the
     /// addresses the workers would connect to without the proxy).
-    pub fn worker_links(
-        &self,
-        workers: usize,
-        sink: &str,
-        control: &str,
-    ) -> std::io::Result<Vec<crate::proxy::LinkSpec>> {
+    pub fn worker_links(&self, workers: usize, sink: &str, control: &str) -> Vec<LinkAddrs> {
         let at = |port: u16| format!("{}:{port}", self.host);
         let mut links = Vec::new();
         for n in 0..workers {
             let name = worker_name(n);
-            links.push(crate::proxy::LinkSpec::resolved(
+            links.push(LinkAddrs::new(
                 format!("{name}->sink"),
-                &at(self.sink(n)),
+                at(self.sink(n)),
                 sink,
-            )?);
+            ));
             if n > 0 {
-                links.push(crate::proxy::LinkSpec::resolved(
+                links.push(LinkAddrs::new(
                     format!("{name}->initializer"),
-                    &at(self.control(n)),
+                    at(self.control(n)),
                     control,
-                )?);
+                ));
             }
         }
-        Ok(links)
+        links
     }
 
     pub fn sink(&self, n: usize) -> u16 {
@@ -278,19 +325,19 @@ impl Topology<'_> {
 
     /// Every link the proxy carries: each sender's to its worker, each worker's (of
     /// every slot a grow may use) to the sink and, but the initializer's, to the
-    /// initializer's control channel. Addresses are resolved here.
-    pub fn links(&self, workers: usize) -> std::io::Result<Vec<crate::proxy::LinkSpec>> {
+    /// initializer's control channel.
+    pub fn links(&self, workers: usize) -> Vec<LinkAddrs> {
         let Some(p) = self.proxy else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let mut links = Vec::new();
         for (i, &k) in self.keys.iter().enumerate() {
             let owner = self.owner(k);
-            links.push(crate::proxy::LinkSpec::resolved(
+            links.push(LinkAddrs::new(
                 format!("sender-{k}->{}", worker_name(owner)),
-                &format!("{}:{}", p.host, p.sender(i)),
+                format!("{}:{}", p.host, p.sender(i)),
                 &self.worker_source(owner),
-            )?);
+            ));
         }
         let sink = format!("{}:{}", self.host(&Component::Sink), self.ports.sink());
         let control = format!(
@@ -298,8 +345,8 @@ impl Topology<'_> {
             self.host(&Component::Worker(0)),
             self.ports.control()
         );
-        links.extend(p.worker_links(workers, &sink, &control)?);
-        Ok(links)
+        links.extend(p.worker_links(workers, &sink, &control));
+        links
     }
 
     /// Worker n's external channel (cluster status, shrink).

@@ -10,10 +10,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::demo::worker::{worker_name, InjectKind};
+use crate::demo::worker::InjectKind;
 use crate::formats::input::input_path;
 use crate::formats::mapped::IoMode;
 use crate::gen::inputs::{generate_inputs, DataSource};
+use crate::topology::worker_name;
 use crate::topology::{Component, Hosts, Injection, PickedPorts, ProxyPorts, Topology};
 use crate::verify::{verify, KeyInput, Report, Semantics, VerifyPlan};
 use crate::wire::external::query_cluster_status;
@@ -322,8 +323,7 @@ pub fn run_cluster(
     };
     let _proxy = match proxy_ports {
         Some(_) => {
-            let links = topology
-                .links(plan.workers)
+            let links = crate::proxy::LinkSpec::resolve_all(topology.links(plan.workers))
                 .map_err(io("the proxy's links"))?;
             let proxy = crate::proxy::Proxy::start(links, plan.seed)
                 .map_err(|e| ClusterError::Setup(e.to_string()))?;
@@ -397,7 +397,7 @@ pub fn run_cluster(
                 } else {
                     plan.dir.join(format!(
                         "wallaroo.{}",
-                        crate::demo::worker::worker_number(&c.name).unwrap_or(0)
+                        crate::topology::worker_number(&c.name).unwrap_or(0)
                     ))
                 };
                 return Err(ClusterError::ChildFailed(

@@ -93,15 +93,6 @@ pub struct WorkerConfig {
     pub run_id: Option<String>,
 }
 
-/// Worker name for worker number N: `initializer` for 0, `workerN` otherwise.
-pub fn worker_name(n: usize) -> String {
-    if n == 0 {
-        "initializer".into()
-    } else {
-        format!("worker{n}")
-    }
-}
-
 /// `payload` with one byte changed (the last before its LF, never the key byte when
 /// there is another): an empty payload becomes one byte.
 fn corrupted(payload: &[u8]) -> Vec<u8> {
@@ -112,14 +103,6 @@ fn corrupted(payload: &[u8]) -> Vec<u8> {
     let at = line.len().saturating_sub(2).max(1).min(last);
     line[at] = if line[at] == b'0' { b'1' } else { b'0' };
     line
-}
-
-/// Parses a worker name back to its number.
-pub fn worker_number(name: &str) -> Option<usize> {
-    if name == "initializer" {
-        return Some(0);
-    }
-    name.strip_prefix("worker")?.parse().ok().filter(|&n| n > 0)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -579,7 +562,9 @@ pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
     let members = if is_initializer {
         Membership::load(
             &config.state_dir,
-            (0..config.worker_count.max(1)).map(worker_name).collect(),
+            (0..config.worker_count.max(1))
+                .map(crate::topology::worker_name)
+                .collect(),
         )
     } else {
         Membership {

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use super::hosts::Hosts;
 use super::{Component, DriverError, LaunchSpec, ProcessDriver};
+use crate::topology::Hosts;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct CommandTemplates {

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::scenario::Step;
-use crate::watch::Finding;
+use crate::finding::Finding;
 
 /// The run's first line: what a person needs to repeat it and to place it in time.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -201,7 +201,7 @@ pub fn steps(events: &[EventLine]) -> Vec<Step> {
 mod tests {
     use super::*;
     use crate::driver::scenario::Action;
-    use crate::watch::FindingKind;
+    use crate::finding::FindingKind;
 
     #[test]
     fn every_kind_of_line_reads_back_and_old_steps_still_parse() {

@@ -207,7 +207,7 @@ impl ProcessDriver for LocalDriver {
             component: component.name(),
             host: None,
             pid,
-            start_time: crate::driver::record::proc_start_time(pid)?,
+            start_time: crate::process::proc_start_time(pid)?,
         })
     }
 
@@ -216,13 +216,13 @@ impl ProcessDriver for LocalDriver {
         placement: &super::Placement,
         act: super::RecordedAct,
     ) -> Result<bool, DriverError> {
-        if crate::driver::record::proc_start_time(placement.pid) != Some(placement.start_time) {
+        if crate::process::proc_start_time(placement.pid) != Some(placement.start_time) {
             return Ok(false);
         }
         if act == super::RecordedAct::Kill {
             let pid = nix::unistd::Pid::from_raw(placement.pid as i32);
             // Components lead their own groups; the supervisor is in its caller's.
-            if placement.component != crate::driver::record::SUPERVISOR {
+            if placement.component != crate::driver::SUPERVISOR {
                 let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
             }
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);

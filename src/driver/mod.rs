@@ -16,6 +16,7 @@ pub mod events;
 pub mod hosts;
 pub mod kept;
 pub mod local;
+pub mod pages;
 pub mod preset;
 pub mod readiness;
 pub mod record;
@@ -93,7 +94,7 @@ pub trait ProcessDriver {
         None
     }
     /// Exits seen by the driver itself (not by SIGCHLD) wake the supervisor here.
-    fn watch_exits(&mut self, _wakes: crossbeam_channel::Sender<supervisor::Wake>) {}
+    fn watch_exits(&mut self, _wakes: crossbeam_channel::Sender<Wake>) {}
     /// Brings `remote` (a file or directory on the host of `host_of`) into the directory
     /// `local`, under its own name.
     fn fetch(
@@ -144,6 +145,19 @@ pub fn make_driver(
         }
     })
 }
+
+/// A signal or a child's exit, as a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// SIGINT or SIGTERM.
+    Interrupt,
+    /// Some child exited (SIGCHLD, or the remote driver's monitor): ask the driver which.
+    ChildExited,
+}
+
+/// The name the supervisor records itself under, so a second run in the same run dir
+/// sees a live run before any component is up.
+pub const SUPERVISOR: &str = "soakcheck-run";
 
 /// Where a component's process group is: what the run record keeps.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

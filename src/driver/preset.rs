@@ -285,7 +285,7 @@ impl Preset {
         }
         if let Some(proxy) = &self.proxy {
             for n in 0..MAX_WORKERS {
-                let name = crate::demo::worker::worker_name(n);
+                let name = crate::topology::worker_name(n);
                 ports.push((
                     proxy.sink(n),
                     format!("the proxy of {name}'s link to the sink"),
@@ -304,7 +304,7 @@ impl Preset {
             }
         }
         for n in 0..MAX_WORKERS {
-            let name = crate::demo::worker::worker_name(n);
+            let name = crate::topology::worker_name(n);
             let source = match self.proxy.as_ref().filter(|_| n == 0) {
                 Some(proxy) if proxy.initializer_source.is_some() => {
                     "the proxy of the senders' link".to_string()
@@ -366,7 +366,9 @@ impl Preset {
     /// Every link the fault proxy carries in this run (none without network faults).
     pub fn proxy_links(&self) -> std::io::Result<Vec<crate::proxy::LinkSpec>> {
         match self.kind {
-            PresetKind::Demo => self.topology().links(MAX_WORKERS),
+            PresetKind::Demo => {
+                crate::proxy::LinkSpec::resolve_all(self.topology().links(MAX_WORKERS))
+            }
             PresetKind::Wallaroo => self.wallaroo_links(),
         }
     }
@@ -381,19 +383,19 @@ impl Preset {
         let init_host = self.wallaroo_var("WALLAROO_INIT_HOST");
         let mut links = Vec::new();
         if let Some(moved) = proxy.initializer_source {
-            links.push(crate::proxy::LinkSpec::resolved(
+            links.push(crate::topology::LinkAddrs::new(
                 WALLAROO_SENDERS_LINK.to_string(),
-                &format!("{}:{}", crate::topology::DEFAULT_HOST, self.ports.in_base),
+                format!("{}:{}", crate::topology::DEFAULT_HOST, self.ports.in_base),
                 &format!("{init_host}:{moved}"),
-            )?);
+            ));
         }
         // Upstream is where the worker would connect without the proxy.
         links.extend(proxy.worker_links(
             MAX_WORKERS,
             &self.wallaroo_var("WALLAROO_ARG_OUT"),
             &self.wallaroo_var("WALLAROO_ARG_CONTROL"),
-        )?);
-        Ok(links)
+        ));
+        crate::proxy::LinkSpec::resolve_all(links)
     }
 
     /// Points a wallaroo worker's command line at its proxy ports: `--out` (the sink)

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use super::supervisor::Wake;
+use super::Wake;
 use super::{
     driver_for_record, Component, DriverError, DriverRecord, Fetched, LaunchSpec, Placement,
     ProcessDriver, RecordedAct,
@@ -22,10 +22,6 @@ use super::{
 
 /// The record's file name in the run dir.
 pub const RECORD: &str = "soakcheck-run.json";
-
-/// The name the supervisor records itself under, so a second run in the same run dir
-/// sees a live run before any component is up.
-pub const SUPERVISOR: &str = "soakcheck-run";
 
 /// What a run leaves for `reset`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,13 +41,6 @@ enum OnDisk {
 
 pub fn record_path(run_dir: &Path) -> PathBuf {
     run_dir.join(RECORD)
-}
-
-/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
-pub fn proc_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// The record of `run_dir` (an empty one when there is none); an error names why it
@@ -202,9 +191,9 @@ impl<'d> Recorder<'d> {
             run_dir: run_dir.to_path_buf(),
         };
         let me = std::process::id();
-        if let Some(start_time) = proc_start_time(me) {
+        if let Some(start_time) = crate::process::proc_start_time(me) {
             recorder.note(Placement {
-                component: SUPERVISOR.to_string(),
+                component: super::SUPERVISOR.to_string(),
                 host: None,
                 pid: me,
                 start_time,

@@ -21,17 +21,19 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::events::{EventLine, RunEnd, RunHeader};
 use super::preset::{Preset, PresetKind};
-use super::scenario::{secs, Scenario, Step};
+use super::scenario::{Scenario, Step};
 use super::supervisor::{
-    CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor, SystemClock, Wake,
+    CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor, SystemClock,
 };
-use super::{Component, Fetched, ProcessDriver};
-use crate::demo::worker::worker_name;
+use super::{Component, Fetched, ProcessDriver, Wake};
+use crate::duration::secs;
+use crate::finding::Finding;
 use crate::formats::mapped::{FileBytes, IoMode};
+use crate::topology::worker_name;
 use crate::verify::{open_inputs, KeyInput, Semantics, VerifyPlan};
 use crate::watch::{
-    watch_loop, Control, Finding, LoopFlow, ProgressStyle, StepOutcome, Until, WatchOutcome,
-    WatchPlan, Watcher,
+    watch_loop, Control, LoopFlow, ProgressStyle, StepOutcome, Until, WatchOutcome, WatchPlan,
+    Watcher,
 };
 use crate::wire::external::{query_cluster_status, ShrinkRequest};
 
@@ -84,6 +86,8 @@ pub struct RunPlan {
     pub serve: Option<std::net::SocketAddr>,
     /// How many earlier green runs are kept (`--keep-runs`).
     pub keep_runs: usize,
+    /// Who makes the run's pages (none: the run writes no page).
+    pub pages: Option<std::sync::Arc<dyn super::pages::RunPages>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -401,7 +405,7 @@ impl Cluster for PresetCluster<'_> {
         };
         status.processing_messages
             && status.worker_names.iter().all(|name| {
-                let Some(n) = crate::demo::worker::worker_number(name) else { return false };
+                let Some(n) = crate::topology::worker_number(name) else { return false };
                 matches!(query_cluster_status(&p.external_addr(n), timeout), Ok(Some(s)) if s.processing_messages)
             })
     }
@@ -814,7 +818,7 @@ fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, Run
             keys: p.keys.iter().collect(),
             preset: p.kind.to_string(),
             run_dir: p.run_dir.display().to_string(),
-            start: crate::watch::unix_now(),
+            start: crate::duration::unix_now(),
             utc_offset_s: super::events::local_utc_offset(),
             cwd: std::env::current_dir()
                 .ok()
@@ -968,7 +972,8 @@ pub fn run(
     let live = plan
         .serve
         .map(|addr| serve_live(addr, plan, out))
-        .transpose()?;
+        .transpose()?
+        .flatten();
     let proxy = start_proxy(plan, out)?;
     let result = std::thread::scope(|scope| {
         let (check_tx, check_rx) = crossbeam_channel::unbounded();
@@ -1020,7 +1025,7 @@ pub fn run(
         let end = EventLine::End {
             end: RunEnd {
                 verdict: summary.verdict.to_string(),
-                time: crate::watch::unix_now(),
+                time: crate::duration::unix_now(),
                 duration_s: summary.duration_s,
                 fault_count: summary.fault_count,
             },
@@ -1054,7 +1059,7 @@ fn late_findings(checks: &Receiver<CheckEvent>, elapsed_s: f64) -> Vec<Finding> 
         .filter_map(|event| match event {
             CheckEvent::Finding(f) => Some(f),
             CheckEvent::Lost(detail) => Some(Finding {
-                kind: crate::watch::FindingKind::CheckerLost,
+                kind: crate::finding::FindingKind::CheckerLost,
                 key: None,
                 detail,
                 elapsed_s,
@@ -1103,29 +1108,24 @@ fn serve_live(
     addr: std::net::SocketAddr,
     plan: &RunPlan,
     out: &mut dyn Write,
-) -> Result<crate::report::serve::Server, RunError> {
-    let run_dir = &plan.preset.run_dir;
-    let server = crate::report::serve::Server::start(
-        addr,
-        crate::report::RunFiles::run_dir(run_dir),
-        crate::report::run_dir_plan(run_dir),
-    )
-    .map_err(|e| RunError::Setup(format!("--serve {addr}: {e}")))?;
-    let _ = writeln!(out, "live report: http://{}/", server.addr());
-    Ok(server)
+) -> Result<Option<super::pages::LivePage>, RunError> {
+    let Some(pages) = &plan.pages else {
+        return Ok(None);
+    };
+    let live = pages
+        .serve(addr, &plan.preset.run_dir)
+        .map_err(|e| RunError::Setup(format!("--serve {addr}: {e}")))?;
+    let _ = writeln!(out, "live report: http://{}/", live.addr);
+    Ok(Some(live))
 }
 
 /// Writes RUN_DIR/report.html from `files`: the run dir itself, or where the sink
 /// directory and logs were fetched to from other hosts.
-fn write_run_report(plan: &RunPlan, files: &Path) -> Result<PathBuf, crate::report::ReportError> {
+fn write_run_report(plan: &RunPlan, files: &Path) -> Result<PathBuf, String> {
+    let pages = plan.pages.as_ref().ok_or("this run makes no page")?;
     let run_dir = &plan.preset.run_dir;
-    let mut run_files = crate::report::RunFiles::run_dir(run_dir);
-    if files != run_dir {
-        run_files.sink_dir = files.join("sink-out");
-        run_files.log_dir = Some(files.to_path_buf());
-    }
     let out = run_dir.join(REPORT);
-    crate::report::write_report(&run_files, &crate::report::run_dir_plan(run_dir), &out)?;
+    pages.write(run_dir, files, &out)?;
     Ok(out)
 }
 
@@ -1426,6 +1426,7 @@ mod tests {
             ack_timeout: Duration::from_secs(1),
             serve: None,
             keep_runs: 5,
+            pages: None,
         }
     }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::command::CommandTemplates;
 use super::hosts::{DriverConfig, Hosts};
 use super::Component;
+use crate::duration::secs;
 use crate::watch::Checks;
 
 /// How often a worker crash loop crashes.
@@ -322,23 +323,9 @@ impl NetScope {
         } else if let Some(k) = client.strip_prefix("sender-") {
             k.into()
         } else {
-            crate::demo::worker::worker_number(client).map_or("?".into(), |n| n.to_string())
+            crate::topology::worker_number(client).map_or("?".into(), |n| n.to_string())
         }
     }
-}
-
-pub fn parse_component(name: &str) -> Option<Component> {
-    if name == "sink" {
-        return Some(Component::Sink);
-    }
-    if let Some(k) = name.strip_prefix("sender-") {
-        let mut chars = k.chars();
-        return match (chars.next(), chars.next()) {
-            (Some(c), None) => Some(Component::Sender(c)),
-            _ => None,
-        };
-    }
-    crate::demo::worker::worker_number(name).map(Component::Worker)
 }
 
 /// How readiness of a component is probed (after its restart, and before a crash loop
@@ -614,7 +601,7 @@ impl Scenario {
             }
         }
         for name in s.probes.keys() {
-            if parse_component(name).is_none() {
+            if Component::parse(name).is_none() {
                 return Err(ScenarioError::File {
                     path: "scenario".into(),
                     detail: format!("probe for unknown component {name:?}"),
@@ -644,7 +631,7 @@ impl Scenario {
                     ),
                 });
             }
-            if parse_component(&step.component).is_none() {
+            if Component::parse(&step.component).is_none() {
                 return Err(ScenarioError::File {
                     path: "scenario".into(),
                     detail: format!("unknown component {:?}", step.component),
@@ -675,7 +662,7 @@ impl Scenario {
         if let Some(fault) = step.fault() {
             fault.check()?;
         }
-        let Some(Component::Worker(n)) = parse_component(&step.component) else {
+        let Some(Component::Worker(n)) = Component::parse(&step.component) else {
             return Ok(());
         };
         let max = super::preset::MAX_WORKERS;
@@ -712,13 +699,6 @@ impl Scenario {
     pub fn timings_scaled(&self, f: f64) -> Timings {
         self.timings.scaled(f)
     }
-}
-
-/// Seconds as a Duration (negative or NaN as zero, and at most 100 years, so no
-/// number can make it panic).
-pub fn secs(s: f64) -> Duration {
-    let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
-    Duration::from_secs_f64(s.min(crate::duration::MAX_SECS))
 }
 
 #[cfg(test)]
@@ -795,7 +775,7 @@ steps = []
         );
         assert_eq!(s.crash_workers, vec![(1, Pace::Fast)]);
         assert_eq!(s.steps.len(), 2);
-        assert_eq!(parse_component("sender-A"), Some(Component::Sender('A')));
+        assert_eq!(Component::parse("sender-A"), Some(Component::Sender('A')));
         std::fs::write(&path, "workers = 1\n[probes.sink]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ntimeout = 0.2\n[probes.initializer]\nkind = \"command\"\ncommand = \"true\"\n").unwrap();
         let s = Scenario::parse("", &[], Some(&path)).unwrap();
         let never = |_: Duration| false;
@@ -810,7 +790,7 @@ steps = []
             "a probe times out"
         );
         assert!(!Probe::ClusterStatus { timeout: 0.1 }.ready(&never));
-        assert_eq!(parse_component("worker3"), Some(Component::Worker(3)));
+        assert_eq!(Component::parse("worker3"), Some(Component::Worker(3)));
     }
 
     /// Each loop's links, the wallaroo preset's one senders' link included: it goes to
@@ -829,6 +809,6 @@ steps = []
             }
             assert_eq!(NetScope::mark(link), mark);
         }
-        assert!(parse_component(link_client(senders)).is_some());
+        assert!(Component::parse(link_client(senders)).is_some());
     }
 }

@@ -46,7 +46,7 @@ use crossbeam_channel::Sender;
 
 use super::command::shell_quote;
 use super::hosts::Hosts;
-use super::supervisor::Wake;
+use super::Wake;
 use super::{
     Component, DriverError, DriverRecord, Fetched, LaunchSpec, Placement, ProcessDriver,
     RecordedAct,
@@ -561,7 +561,7 @@ fn record_exit(state: &Mutex<State>, line: &str) {
     let (Ok(pgid), Ok(status)) = (pgid.parse::<u32>(), status.parse::<i32>()) else {
         return;
     };
-    let Some(c) = super::scenario::parse_component(name) else {
+    let Some(c) = crate::topology::Component::parse(name) else {
         return;
     };
     let mut state = state.lock().expect("state");
@@ -1023,7 +1023,7 @@ mod tests {
         assert!(pgid > 1);
         assert_eq!(
             Some(start_time),
-            crate::driver::record::proc_start_time(pgid),
+            crate::process::proc_start_time(pgid),
             "the leader's start time comes back with its group"
         );
         let exit = dir.path().join("files/sink.exit");

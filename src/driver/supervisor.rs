@@ -3,7 +3,7 @@
 //! as they come, and at the first one freezes the world or stops it.
 //!
 //! How it works: every input is a message. A `crossbeam_channel::select!` waits on the
-//! signals and child exits ([`Wake`]), the checks' events ([`CheckEvent`]: from the
+//! signals and child exits ([`super::Wake`]), the checks' events ([`CheckEvent`]: from the
 //! in-process watcher thread or a remote `soakcheck watch --events -`), and the earliest
 //! timer of a heap ([`Due`]: faults, restarts, readiness checks, the run's end). Nothing
 //! polls at a fixed interval: an idle soak sleeps until its next timer.
@@ -26,17 +26,19 @@ use crossbeam_channel::{select, Receiver, Sender};
 use super::events::EventLine;
 use super::preset::Preset;
 use super::readiness::{judge, Judgment, Limits, Progress, Waiting};
-use super::scenario::{parse_component, secs, Action, NetScope, Pace, Scenario, Step, Timings};
-use super::{Component, DriverError, LaunchSpec, ProcessDriver};
+use super::scenario::{Action, NetScope, Pace, Scenario, Step, Timings};
+use super::{Component, DriverError, LaunchSpec, ProcessDriver, Wake};
+use crate::duration::secs;
+use crate::finding::{Finding, FindingKind};
 use crate::gen::Rng;
-use crate::watch::{Control, Finding, FindingKind, ProgressStyle};
+use crate::watch::{Control, ProgressStyle};
 
 /// Where the supervisor reads the time.
 pub trait Clock {
     fn now(&self) -> Instant;
     /// Wall time as Unix seconds (events.jsonl's `time`).
     fn unix_now(&self) -> f64 {
-        crate::watch::unix_now()
+        crate::duration::unix_now()
     }
 }
 
@@ -73,15 +75,6 @@ pub trait Cluster {
     fn progress(&self, _component: &Component) -> Progress {
         Progress::default()
     }
-}
-
-/// A signal or a child's exit, as a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// SIGINT or SIGTERM.
-    Interrupt,
-    /// Some child exited (SIGCHLD, or the remote driver's monitor): ask the driver which.
-    ChildExited,
 }
 
 /// What the checks report, in-process or from a remote `watch --events -`.
@@ -608,7 +601,7 @@ impl<'a> Supervisor<'a> {
         use crate::proxy::{Delay, Fault};
         let network = self.network()?;
         // Links of the cluster as it is: a worker slot not in it has no traffic.
-        let member = |link: &str| match parse_component(super::scenario::link_client(link)) {
+        let member = |link: &str| match Component::parse(super::scenario::link_client(link)) {
             Some(Component::Worker(n)) => self.members.contains(&n),
             _ => true,
         };
@@ -1035,7 +1028,7 @@ impl<'a> Supervisor<'a> {
             }
             return Ok(());
         }
-        let Some(c) = parse_component(&step.component) else {
+        let Some(c) = Component::parse(&step.component) else {
             return Ok(());
         };
         if let Some(why) = self.step_without_effect(&step, &c) {

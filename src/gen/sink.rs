@@ -241,11 +241,7 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
     }
     let mut workers = Vec::new();
     for w in 0..plan.workers {
-        let name = if w == 0 {
-            "initializer".to_string()
-        } else {
-            format!("worker{w}")
-        };
+        let name = crate::topology::worker_name(w);
         let out_path = dir.join(format!("output.{name}"));
         let log_path = dir.join(format!("output.{name}.txnlog"));
         let out = File::create(&out_path).map_err(werr(&out_path))?;

@@ -65,6 +65,14 @@ impl LinkSpec {
             upstream: resolve(upstream)?,
         })
     }
+
+    /// A topology's links, each resolved now.
+    pub fn resolve_all(links: Vec<crate::topology::LinkAddrs>) -> std::io::Result<Vec<LinkSpec>> {
+        links
+            .into_iter()
+            .map(|l| LinkSpec::resolved(l.name, &l.listen, &l.upstream))
+            .collect()
+    }
 }
 
 /// Parses `--link NAME,LISTEN,UPSTREAM`.

@@ -638,6 +638,36 @@ pub fn write_report(
 
 /// The report of a run directory `soakcheck run` is writing (exactly-once, every key of
 /// the run, inputs in the run dir).
+/// The pages of a run, as `run` asks for them.
+#[derive(Debug)]
+pub struct Pages;
+
+impl crate::driver::pages::RunPages for Pages {
+    fn serve(
+        &self,
+        addr: std::net::SocketAddr,
+        run_dir: &Path,
+    ) -> Result<crate::driver::pages::LivePage, String> {
+        let server = serve::Server::start(addr, RunFiles::run_dir(run_dir), run_dir_plan(run_dir))
+            .map_err(|e| e.to_string())?;
+        Ok(crate::driver::pages::LivePage {
+            addr: server.addr(),
+            server: Box::new(server),
+        })
+    }
+
+    fn write(&self, run_dir: &Path, files: &Path, out: &Path) -> Result<(), String> {
+        let mut run_files = RunFiles::run_dir(run_dir);
+        if files != run_dir {
+            run_files.sink_dir = files.join("sink-out");
+            run_files.log_dir = Some(files.to_path_buf());
+        }
+        write_report(&run_files, &run_dir_plan(run_dir), out)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 pub fn run_dir_plan(run_dir: &Path) -> ReportPlan {
     ReportPlan {
         source: run_dir.to_path_buf(),

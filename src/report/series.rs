@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::driver::events::{EventLine, RunEnd, RunHeader};
 use crate::driver::scenario::Action;
+use crate::finding::Finding;
+use crate::topology::Component;
 use crate::verify::{CommitLog, FeedObserver, KeyCursor};
-use crate::watch::Finding;
 
 /// The most points a series keeps.
 pub const MAX_POINTS: usize = 600;
@@ -83,28 +84,24 @@ impl Timeline {
     pub fn components(&self) -> Vec<String> {
         let mut names: Vec<String> = self.steps.iter().map(|s| s.component.clone()).collect();
         if let Some(h) = &self.header {
-            names.push("sink".into());
-            names.push("initializer".into());
-            names.extend((1..h.workers).map(|n| format!("worker{n}")));
-            names.extend(h.keys.chars().map(|k| format!("sender-{k}")));
+            let components = std::iter::once(Component::Sink)
+                .chain((0..h.workers.max(1)).map(Component::Worker))
+                .chain(h.keys.chars().map(Component::Sender));
+            names.extend(components.map(|c| c.name()));
         }
+        // The components' own order (sink, workers by number, senders by key), then
+        // any name that is no component of ours.
         names.sort_by_key(|n| lane_order(n));
         names.dedup();
         names
     }
 }
 
-/// Sorts lanes: sink, initializer, workers by number, senders by key.
-fn lane_order(name: &str) -> (u8, u64, String) {
-    if name == "sink" {
-        (0, 0, String::new())
-    } else if name == "initializer" {
-        (1, 0, String::new())
-    } else if let Some(n) = name.strip_prefix("worker").and_then(|n| n.parse().ok()) {
-        (1, n, String::new())
-    } else {
-        (2, 0, name.to_string())
-    }
+/// Lanes in the components' own order (sink, workers by number, senders by key), then
+/// any name that is no component of ours.
+fn lane_order(name: &str) -> (bool, Option<Component>, String) {
+    let component = Component::parse(name);
+    (component.is_none(), component, name.to_string())
 }
 
 /// Equal time buckets over the commits' span.
@@ -331,7 +328,7 @@ fn component_of_log(name: &str) -> Option<String> {
     if name == "stdout-stderr" {
         Some("sink".to_string())
     } else if let Some(n) = name.strip_prefix("wallaroo.") {
-        Some(crate::demo::worker::worker_name(n.parse::<usize>().ok()?))
+        Some(Component::Worker(n.parse::<usize>().ok()?).name())
     } else {
         let k = name.strip_prefix("sender.out.")?;
         (k.chars().count() == 1).then(|| format!("sender-{k}"))
@@ -494,7 +491,7 @@ pub fn excerpt(log: &[u8], window: (f64, f64), alarms_only: bool, utc_offset_s: 
 mod tests {
     use super::*;
     use crate::driver::scenario::Step;
-    use crate::watch::FindingKind;
+    use crate::finding::FindingKind;
 
     #[test]
     fn events_are_placed_in_wall_time_with_or_without_their_stamps() {

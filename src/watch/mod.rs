@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use logs::{LogTail, SenderProgress};
 use sink::{SinkTail, SinkTailError};
 
+use crate::duration::unix_now;
+pub use crate::finding::{Finding, FindingKind};
 use crate::formats::mapped::FileBytes;
 use crate::formats::sinkdir::discover;
 use crate::verify::commits::untracked_output_notes;
@@ -155,41 +157,6 @@ impl Default for Checks {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingKind {
-    /// A key's committed output broke the promise.
-    Violation,
-    /// A sink-level problem (committed data missing, a regressed commit, ...).
-    SinkProblem,
-    /// A sender showed no new ack within --ack-timeout.
-    AckTimeout,
-    /// None of a sender's last N `added` lines was open.
-    RegistryStall,
-    /// An ERROR, FATAL or CRITICAL line in the sink log.
-    SinkError,
-    /// --timeout passed before --until was reached.
-    Stalled,
-    /// A remote checker died or its connection dropped: nothing is being checked.
-    CheckerLost,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Finding {
-    pub kind: FindingKind,
-    pub key: Option<String>,
-    pub detail: String,
-    /// Seconds since watch started.
-    pub elapsed_s: f64,
-}
-
-impl Finding {
-    /// The kind's name, as in JSON (`ack-timeout`).
-    pub fn kind_name(&self) -> String {
-        crate::json_name(&self.kind)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error(transparent)]
@@ -286,20 +253,12 @@ impl Control {
         let mut words = line.split_whitespace();
         match (words.next()?, words.next()) {
             ("fault", Some(secs)) => Some(Control::Fault {
-                quiet_for: crate::driver::scenario::secs(secs.parse().ok()?),
+                quiet_for: crate::duration::secs(secs.parse().ok()?),
             }),
             ("finish", None) => Some(Control::Finish),
             _ => None,
         }
     }
-}
-
-/// Wall time as Unix seconds.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Message id of the last line of `input` (the final acked point of reference).
