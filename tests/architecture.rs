@@ -1,6 +1,7 @@
 //! The structure stays as docs/architecture.md draws it, checked from the source:
 //! - the import graph of `src/` (which module names which, through `crate::` and
-//!   `super::` paths) has no circle, and no module imports one of a higher layer.
+//!   `super::` paths) has no circle, and no module imports one of a higher layer;
+//! - `src/main.rs` stays a dispatcher of under 150 lines.
 //!
 //! It reads the text, not the compiler's view: a `use` of a module counts, and so does
 //! a path written inline (`crate::driver::scenario::secs(..)`). Test code (a
@@ -205,5 +206,17 @@ fn the_import_graph_has_no_circle() {
         circles.is_empty(),
         "import circles:\n{}",
         circles.join("\n")
+    );
+}
+
+#[test]
+fn main_is_a_dispatcher() {
+    let lines = std::fs::read_to_string("src/main.rs")
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        lines < 150,
+        "src/main.rs is {lines} lines: arguments and handlers live in src/cli/"
     );
 }
