@@ -1022,29 +1022,44 @@ pub fn run(
     drop(live);
     let mut result = result;
     if let Ok(summary) = &mut result {
-        let end = EventLine::End {
-            end: RunEnd {
-                verdict: summary.verdict.to_string(),
-                time: crate::duration::unix_now(),
-                duration_s: summary.duration_s,
-                fault_count: summary.fault_count,
-            },
-        };
-        let _ = writeln!(events, "{}", end.to_line());
-        drop(events);
-        let staging = p.run_dir.join(REPORT_FILES);
-        let (files, notes) = gather_files(&mut recorded, plan, &staging);
-        for note in notes {
-            let _ = writeln!(out, "report: {note}");
-        }
-        match write_run_report(plan, &files) {
-            Ok(path) => summary.report = Some(path.display().to_string()),
-            Err(e) => {
-                let _ = writeln!(out, "report: {e}");
-            }
-        }
+        record_end(summary, events);
+        summary.report = end_report(plan, &mut recorded, out);
     }
     result
+}
+
+/// The run's last line of events.jsonl: its verdict.
+fn record_end(summary: &RunSummary, mut events: std::fs::File) {
+    let end = EventLine::End {
+        end: RunEnd {
+            verdict: summary.verdict.to_string(),
+            time: crate::duration::unix_now(),
+            duration_s: summary.duration_s,
+            fault_count: summary.fault_count,
+        },
+    };
+    let _ = writeln!(events, "{}", end.to_line());
+}
+
+/// Writes the run's page at its end (from files fetched from other hosts when the run
+/// had any); returns where, or says on `out` why not.
+fn end_report(
+    plan: &RunPlan,
+    driver: &mut dyn ProcessDriver,
+    out: &mut dyn Write,
+) -> Option<String> {
+    let staging = plan.preset.run_dir.join(REPORT_FILES);
+    let (files, notes) = gather_files(driver, plan, &staging);
+    for note in notes {
+        let _ = writeln!(out, "report: {note}");
+    }
+    match write_run_report(plan, &files) {
+        Ok(path) => Some(path.display().to_string()),
+        Err(e) => {
+            let _ = writeln!(out, "report: {e}");
+            None
+        }
+    }
 }
 
 fn duration_s(started: Instant) -> f64 {

@@ -318,15 +318,6 @@ impl TxnlogReplay {
         entry: &TxnlogEntry,
         problems: &mut Vec<Problem>,
     ) -> Option<FileCommit> {
-        let mut problem = |kind, detail: String| {
-            problems.push(Problem {
-                kind,
-                severity: Severity::Violation,
-                file: self.txnlog_name.clone(),
-                line: entry.line,
-                detail,
-            })
-        };
         match &entry.record {
             Record::Phase1Commit { txn_id, where_list } => {
                 self.pending.insert(
@@ -343,73 +334,10 @@ impl TxnlogReplay {
                 None
             }
             Record::Phase2Commit { txn_id, offset } => {
-                match self.pending.remove(txn_id.as_str()) {
-                    None => problem(
-                        ProblemKind::Phase2Mismatch,
-                        format!(
-                            "2-ok for {txn_id} at offset {offset} has no pending phase-1 record"
-                        ),
-                    ),
-                    Some((Vote::Rollback, _, p1_line)) => problem(
-                        ProblemKind::Phase2Mismatch,
-                        format!(
-                            "2-ok for {txn_id}, but its phase-1 vote (line {p1_line}) was rollback"
-                        ),
-                    ),
-                    Some((Vote::Commit, range, p1_line)) => {
-                        let end = range.map(|w| w.end);
-                        if end != Some(*offset) {
-                            let p1_end = end.map_or("no range".to_string(), |e| e.to_string());
-                            problem(
-                                ProblemKind::Phase2Mismatch,
-                                format!(
-                                    "2-ok for {txn_id} commits offset {offset}, but its 1-ok (line {p1_line}) \
-                                     ends at {p1_end}"
-                                ),
-                            );
-                        }
-                    }
-                }
-                if let Some((previous, previous_line)) = self.last_committed {
-                    if *offset < previous {
-                        problem(
-                            ProblemKind::CommitRegressed,
-                            format!(
-                                "2-ok for {txn_id} commits offset {offset}, below the {previous} committed at \
-                                 line {previous_line}"
-                            ),
-                        );
-                    }
-                }
-                self.last_committed = Some((*offset, entry.line));
-                self.committed_end = self.committed_end.max(*offset);
-                (*offset > 0).then(|| FileCommit {
-                    txn_id: txn_id.clone(),
-                    time: entry.time,
-                    end: *offset,
-                    line: entry.line,
-                })
+                self.phase2_commit(txn_id, *offset, entry, problems)
             }
             Record::Phase2Rollback { txn_id, offset } => {
-                match self.pending.remove(txn_id.as_str()) {
-                    None => problem(
-                        ProblemKind::Phase2Mismatch,
-                        format!("2-rollback for {txn_id} has no pending phase-1 record"),
-                    ),
-                    Some((_, range, p1_line)) => {
-                        let start = range.map(|w| w.start);
-                        if start != Some(*offset) {
-                            let p1_start = start.map_or("no range".to_string(), |s| s.to_string());
-                            problem(
-                                ProblemKind::Phase2Mismatch,
-                                format!(
-                                    "2-rollback for {txn_id} truncates to {offset}, but its phase-1 record \
-                                     (line {p1_line}) starts at {p1_start}"
-                                ),
-                            );
-                        }
-                    }
-                }
+                self.phase2_rollback(txn_id, *offset, entry, problems);
                 None
             }
             // The remaining records carry no fact about committed data; their shapes were
@@ -422,6 +350,103 @@ impl TxnlogReplay {
             | Record::WorkersLeft { .. }
             | Record::S3Commit { .. } => None,
         }
+    }
+
+    /// A `2-ok`: it must end its own `1-ok`'s range and never commit below the last
+    /// committed offset; it commits up to `offset`.
+    fn phase2_commit(
+        &mut self,
+        txn_id: &str,
+        offset: u64,
+        entry: &TxnlogEntry,
+        problems: &mut Vec<Problem>,
+    ) -> Option<FileCommit> {
+        let name = &self.txnlog_name;
+        let mut problem = |kind, detail| problems.push(problem_at(name, entry, kind, detail));
+        match self.pending.remove(txn_id) {
+            None => problem(
+                ProblemKind::Phase2Mismatch,
+                format!("2-ok for {txn_id} at offset {offset} has no pending phase-1 record"),
+            ),
+            Some((Vote::Rollback, _, p1_line)) => problem(
+                ProblemKind::Phase2Mismatch,
+                format!("2-ok for {txn_id}, but its phase-1 vote (line {p1_line}) was rollback"),
+            ),
+            Some((Vote::Commit, range, p1_line)) => {
+                let end = range.map(|w| w.end);
+                if end != Some(offset) {
+                    let p1_end = end.map_or("no range".to_string(), |e| e.to_string());
+                    problem(
+                        ProblemKind::Phase2Mismatch,
+                        format!(
+                            "2-ok for {txn_id} commits offset {offset}, but its 1-ok (line {p1_line}) \
+                             ends at {p1_end}"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some((previous, previous_line)) = self.last_committed {
+            if offset < previous {
+                problem(
+                    ProblemKind::CommitRegressed,
+                    format!(
+                        "2-ok for {txn_id} commits offset {offset}, below the {previous} committed at \
+                         line {previous_line}"
+                    ),
+                );
+            }
+        }
+        self.last_committed = Some((offset, entry.line));
+        self.committed_end = self.committed_end.max(offset);
+        (offset > 0).then(|| FileCommit {
+            txn_id: txn_id.to_string(),
+            time: entry.time,
+            end: offset,
+            line: entry.line,
+        })
+    }
+
+    /// A `2-rollback`: it must truncate to its phase-1 record's start.
+    fn phase2_rollback(
+        &mut self,
+        txn_id: &str,
+        offset: u64,
+        entry: &TxnlogEntry,
+        problems: &mut Vec<Problem>,
+    ) {
+        let name = &self.txnlog_name;
+        let mut problem = |kind, detail| problems.push(problem_at(name, entry, kind, detail));
+        match self.pending.remove(txn_id) {
+            None => problem(
+                ProblemKind::Phase2Mismatch,
+                format!("2-rollback for {txn_id} has no pending phase-1 record"),
+            ),
+            Some((_, range, p1_line)) => {
+                let start = range.map(|w| w.start);
+                if start != Some(offset) {
+                    let p1_start = start.map_or("no range".to_string(), |s| s.to_string());
+                    problem(
+                        ProblemKind::Phase2Mismatch,
+                        format!(
+                            "2-rollback for {txn_id} truncates to {offset}, but its phase-1 record \
+                             (line {p1_line}) starts at {p1_start}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A problem of record `entry` of txnlog `name`.
+fn problem_at(name: &str, entry: &TxnlogEntry, kind: ProblemKind, detail: String) -> Problem {
+    Problem {
+        kind,
+        severity: Severity::Violation,
+        file: name.to_string(),
+        line: entry.line,
+        detail,
     }
 }
 

@@ -603,76 +603,25 @@ pub fn build_report<'a>(
     chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
     checker: &Checker<'_>,
 ) -> Report {
-    let commit_ref = |origin: LineOrigin| {
-        let commit = &log.commits[origin.commit];
-        let file = &log.files[commit.file];
-        CommitRef {
-            txn_id: commit.txn_id.clone(),
-            time: commit.time,
-            file: file.name.clone(),
-            file_offset: origin.file_offset,
-            txnlog_line: commit.line,
-        }
-    };
-    let verified_lines: Vec<u64> = checker
-        .cursors()
-        .iter()
-        .map(|c| c.verified_lines())
-        .collect();
     let keys = plan
         .inputs
         .iter()
         .zip(checker.cursors())
-        .zip(verified_lines)
-        .map(|((k, cursor), verified_lines)| {
+        .map(|(k, cursor)| {
             let input = cursor.input();
             let violation = if let Some(m) = cursor.mismatch() {
-                let later = key_lines_after(log, chunk, k.key, input, m.origin, usize::MAX);
-                let c = classify(input, m, plan.semantics, &later);
-                Some(ViolationReport {
-                    kind: c.kind,
-                    lines: c.lines,
-                    key_offset: m.key_offset,
-                    input_offset: m.input_offset,
-                    input_line: line_number(input, m.input_offset),
-                    expected: line_at(input, m.input_offset).map(shown_text),
-                    expected_bytes: line_at(input, m.input_offset).map(bytes_of),
-                    found: Some(shown_text(&m.found)),
-                    found_bytes: Some(m.found_len - u64::from(!m.torn)),
-                    found_input_offset: c.found_at,
-                    commit: Some(commit_ref(m.origin)),
-                    joined: m.continued.map(commit_ref),
-                })
+                Some(mismatch_report(plan, log, chunk, k.key, input, m))
             } else if plan.expect_complete && !cursor.complete() {
-                // The committed output ended early: everything after it is lost.
-                let at = cursor.verified_bytes();
-                let rest = &input[at as usize..];
-                let lines =
-                    classify::lines_of(rest).count() as u64 + u64::from(!rest.ends_with(b"\n"));
-                Some(ViolationReport {
-                    kind: classify::ViolationKind::Loss,
-                    lines,
-                    key_offset: cursor.output_bytes(),
-                    input_offset: at,
-                    input_line: line_number(input, at),
-                    expected: line_at(input, at).map(shown_text),
-                    expected_bytes: line_at(input, at).map(bytes_of),
-                    found: None,
-                    found_bytes: None,
-                    found_input_offset: None,
-                    commit: None,
-                    joined: None,
-                })
+                Some(ended_early_report(cursor))
             } else {
                 None
             };
-            let verified = cursor.verified_bytes();
             KeyReport {
                 key: (k.key as char).to_string(),
                 input: k.path.display().to_string(),
                 input_bytes: input.len() as u64,
-                verified_bytes: verified,
-                verified_lines,
+                verified_bytes: cursor.verified_bytes(),
+                verified_lines: cursor.verified_lines(),
                 output_bytes: cursor.output_bytes(),
                 complete: cursor.complete(),
                 violation,
@@ -684,11 +633,6 @@ pub fn build_report<'a>(
             .problems
             .iter()
             .any(|p| p.severity == Severity::Violation);
-    let files = log
-        .files
-        .iter()
-        .map(|f| usize::from(f.txnlog.is_some()) + usize::from(f.output_len.is_some()))
-        .sum();
     Report {
         verdict: if failed {
             Verdict::Violation
@@ -704,14 +648,87 @@ pub fn build_report<'a>(
             .cloned()
             .chain(join_notes(log, checker.joins()))
             .collect(),
-        sink: SinkSummary {
-            dir: plan.sink_dir.as_ref().map(|d| d.display().to_string()),
-            files,
-            commits: log.commits.len() as u64,
-            committed_bytes: log.committed_bytes(),
-            other_key_lines: checker.other_lines(),
-        },
+        sink: sink_summary(plan, log, checker),
         error: None,
         findings: None,
+    }
+}
+
+/// Where a commit of `log` put a line.
+fn commit_ref(log: &CommitLog, origin: LineOrigin) -> CommitRef {
+    let commit = &log.commits[origin.commit];
+    let file = &log.files[commit.file];
+    CommitRef {
+        txn_id: commit.txn_id.clone(),
+        time: commit.time,
+        file: file.name.clone(),
+        file_offset: origin.file_offset,
+        txnlog_line: commit.line,
+    }
+}
+
+/// A key's first committed line that is not its input's next line, classified.
+fn mismatch_report<'a>(
+    plan: &VerifyPlan,
+    log: &CommitLog,
+    chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
+    key: u8,
+    input: &[u8],
+    m: &Mismatch,
+) -> ViolationReport {
+    let later = key_lines_after(log, chunk, key, input, m.origin, usize::MAX);
+    let c = classify(input, m, plan.semantics, &later);
+    ViolationReport {
+        kind: c.kind,
+        lines: c.lines,
+        key_offset: m.key_offset,
+        input_offset: m.input_offset,
+        input_line: line_number(input, m.input_offset),
+        expected: line_at(input, m.input_offset).map(shown_text),
+        expected_bytes: line_at(input, m.input_offset).map(bytes_of),
+        found: Some(shown_text(&m.found)),
+        found_bytes: Some(m.found_len - u64::from(!m.torn)),
+        found_input_offset: c.found_at,
+        commit: Some(commit_ref(log, m.origin)),
+        joined: m.continued.map(|o| commit_ref(log, o)),
+    }
+}
+
+/// The committed output of a key ended early (`--expect-complete`): everything after
+/// it is lost.
+fn ended_early_report(cursor: &KeyCursor<'_>) -> ViolationReport {
+    let input = cursor.input();
+    let at = cursor.verified_bytes();
+    let rest = &input[at as usize..];
+    let lines = classify::lines_of(rest).count() as u64 + u64::from(!rest.ends_with(b"\n"));
+    ViolationReport {
+        kind: classify::ViolationKind::Loss,
+        lines,
+        key_offset: cursor.output_bytes(),
+        input_offset: at,
+        input_line: line_number(input, at),
+        expected: line_at(input, at).map(shown_text),
+        expected_bytes: line_at(input, at).map(bytes_of),
+        found: None,
+        found_bytes: None,
+        found_input_offset: None,
+        commit: None,
+        joined: None,
+    }
+}
+
+/// What the sink directory held.
+fn sink_summary(plan: &VerifyPlan, log: &CommitLog, checker: &Checker<'_>) -> SinkSummary {
+    let files = log
+        .files
+        .iter()
+        .map(|f| usize::from(f.txnlog.is_some()) + usize::from(f.output_len.is_some()))
+        .sum();
+    SinkSummary {
+        dir: plan.sink_dir.as_ref().map(|d| d.display().to_string()),
+        files,
+        commits: log.commits.len() as u64,
+        committed_bytes: log.committed_bytes(),
+        other_key_lines: checker.other_lines(),
     }
 }

@@ -181,16 +181,10 @@ impl Report {
 
     /// The human summary; `color` adds ANSI colours to the verdict words.
     pub fn to_human(&self, color: bool) -> String {
-        let paint = |text: &str, code: &str| {
-            if color {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_string()
-            }
-        };
+        let paint = Paint(color);
         let mut out = String::new();
         if let Some(message) = &self.error {
-            let _ = writeln!(out, "{}: {message}", paint("error", "1;31"));
+            let _ = writeln!(out, "{}: {message}", paint.on("error", "1;31"));
             return out;
         }
         let _ = writeln!(
@@ -204,93 +198,20 @@ impl Report {
         );
         let width = self.keys.iter().map(|k| k.key.len()).max().unwrap_or(1);
         for k in &self.keys {
-            let state = match (&k.violation, k.complete) {
-                (Some(v), _) => paint(&format!("{:<9}", v.kind.as_str().to_uppercase()), "1;31"),
-                (None, true) => paint("ok       ", "32"),
-                (None, false) => paint("ok-prefix", "32"),
-            };
-            let _ = writeln!(
-                out,
-                "  {:<width$}  {state}  {}/{} bytes, {} lines verified  {}",
-                k.key, k.verified_bytes, k.input_bytes, k.verified_lines, k.input
-            );
-            if let Some(v) = &k.violation {
-                let what = match v.kind {
-                    ViolationKind::Duplicate => format!("{} delivered line(s) repeated", v.lines),
-                    ViolationKind::Loss if v.found.is_none() => {
-                        format!(
-                            "{} line(s) missing: the committed output ended early",
-                            v.lines
-                        )
-                    }
-                    ViolationKind::Loss => format!("{} line(s) lost", v.lines),
-                    ViolationKind::Reorder => format!(
-                        "a line {} line(s) early; the skipped lines come later",
-                        v.lines
-                    ),
-                    ViolationKind::Corrupt => "a line that is not in the input".to_string(),
-                };
-                let _ = writeln!(
-                    out,
-                    "      {what}: at input line {} (input offset {}, key output offset {})",
-                    v.input_line, v.input_offset, v.key_offset
-                );
-                let _ = writeln!(
-                    out,
-                    "      expected: {}",
-                    shown_line(&v.expected, v.expected_bytes, "(end of input)")
-                );
-                let _ = writeln!(
-                    out,
-                    "      found:    {}",
-                    shown_line(&v.found, v.found_bytes, "(end of committed output)")
-                );
-                match &v.commit {
-                    Some(c) if c.txnlog_line == 0 => {
-                        let _ = writeln!(
-                            out,
-                            "      in:       plain output {} byte {}",
-                            c.file, c.file_offset
-                        );
-                    }
-                    Some(c) => {
-                        let _ = writeln!(
-                            out,
-                            "      commit:   {} at {} ({}.txnlog line {}), {} byte {}",
-                            c.txn_id, c.time, c.file, c.txnlog_line, c.file, c.file_offset
-                        );
-                    }
-                    None => {}
-                }
-                if let Some(j) = &v.joined {
-                    let _ = writeln!(
-                        out,
-                        "      joined:   the line is torn at the end of that chunk and continued by {} ({} byte {})",
-                        j.txn_id, j.file, j.file_offset
-                    );
-                }
-            }
+            write_key(&mut out, k, width, paint);
         }
         for p in &self.problems {
-            let label = match p.severity {
-                Severity::Violation => paint("problem", "1;31"),
-                Severity::Note => paint("note", "33"),
-            };
-            let place = if p.line > 0 {
-                format!("{}:{}", p.file, p.line)
-            } else {
-                p.file.clone()
-            };
-            let _ = writeln!(
-                out,
-                "{label}: {place}: {}: {}",
-                crate::json_name(&p.kind),
-                p.detail
-            );
+            write_problem(&mut out, p, paint);
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "{}: {hint}", paint("hint", "33"));
+            let _ = writeln!(out, "{}: {hint}", paint.on("hint", "33"));
         }
+        self.write_verdict(&mut out, paint);
+        out
+    }
+
+    /// The last line: the verdict and what failed.
+    fn write_verdict(&self, out: &mut String, paint: Paint) {
         let failed_keys = self.keys.iter().filter(|k| k.violation.is_some()).count();
         let failed_problems = self
             .problems
@@ -302,11 +223,10 @@ impl Report {
             self.keys.len()
         );
         let _ = match (self.verdict, self.other_findings()) {
-            (Verdict::Ok, _) => writeln!(out, "{}: {counts}", paint("OK", "1;32")),
-            (_, Some(found)) => writeln!(out, "{}: {found}; {counts}", paint("FINDING", "1;31")),
-            (_, None) => writeln!(out, "{}: {counts}", paint("VIOLATION", "1;31")),
+            (Verdict::Ok, _) => writeln!(out, "{}: {counts}", paint.on("OK", "1;32")),
+            (_, Some(found)) => writeln!(out, "{}: {found}; {counts}", paint.on("FINDING", "1;31")),
+            (_, None) => writeln!(out, "{}: {counts}", paint.on("VIOLATION", "1;31")),
         };
-        out
     }
 
     /// `watch`'s findings other than a key's violation or a sink problem (an ack
@@ -330,4 +250,112 @@ impl Report {
         }
         (!named.is_empty()).then(|| named.join(", "))
     }
+}
+
+/// ANSI colours for the verdict words, or none.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn on(self, text: &str, code: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// One key's line, and its violation's lines.
+fn write_key(out: &mut String, k: &KeyReport, width: usize, paint: Paint) {
+    let state = match (&k.violation, k.complete) {
+        (Some(v), _) => paint.on(&format!("{:<9}", v.kind.as_str().to_uppercase()), "1;31"),
+        (None, true) => paint.on("ok       ", "32"),
+        (None, false) => paint.on("ok-prefix", "32"),
+    };
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {state}  {}/{} bytes, {} lines verified  {}",
+        k.key, k.verified_bytes, k.input_bytes, k.verified_lines, k.input
+    );
+    if let Some(v) = &k.violation {
+        write_violation(out, v);
+    }
+}
+
+/// What a violation is, where, what was expected and found, and in which commit.
+fn write_violation(out: &mut String, v: &ViolationReport) {
+    let what = match v.kind {
+        ViolationKind::Duplicate => format!("{} delivered line(s) repeated", v.lines),
+        ViolationKind::Loss if v.found.is_none() => {
+            format!(
+                "{} line(s) missing: the committed output ended early",
+                v.lines
+            )
+        }
+        ViolationKind::Loss => format!("{} line(s) lost", v.lines),
+        ViolationKind::Reorder => format!(
+            "a line {} line(s) early; the skipped lines come later",
+            v.lines
+        ),
+        ViolationKind::Corrupt => "a line that is not in the input".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "      {what}: at input line {} (input offset {}, key output offset {})",
+        v.input_line, v.input_offset, v.key_offset
+    );
+    let _ = writeln!(
+        out,
+        "      expected: {}",
+        shown_line(&v.expected, v.expected_bytes, "(end of input)")
+    );
+    let _ = writeln!(
+        out,
+        "      found:    {}",
+        shown_line(&v.found, v.found_bytes, "(end of committed output)")
+    );
+    match &v.commit {
+        Some(c) if c.txnlog_line == 0 => {
+            let _ = writeln!(
+                out,
+                "      in:       plain output {} byte {}",
+                c.file, c.file_offset
+            );
+        }
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "      commit:   {} at {} ({}.txnlog line {}), {} byte {}",
+                c.txn_id, c.time, c.file, c.txnlog_line, c.file, c.file_offset
+            );
+        }
+        None => {}
+    }
+    if let Some(j) = &v.joined {
+        let _ = writeln!(
+            out,
+            "      joined:   the line is torn at the end of that chunk and continued by {} ({} byte {})",
+            j.txn_id, j.file, j.file_offset
+        );
+    }
+}
+
+/// A sink problem or note, with its place.
+fn write_problem(out: &mut String, p: &Problem, paint: Paint) {
+    let label = match p.severity {
+        Severity::Violation => paint.on("problem", "1;31"),
+        Severity::Note => paint.on("note", "33"),
+    };
+    let place = if p.line > 0 {
+        format!("{}:{}", p.file, p.line)
+    } else {
+        p.file.clone()
+    };
+    let _ = writeln!(
+        out,
+        "{label}: {place}: {}: {}",
+        crate::json_name(&p.kind),
+        p.detail
+    );
 }

@@ -442,7 +442,44 @@ impl<'i> Watcher<'i> {
     pub fn step(&mut self, progress_out: &mut dyn Write) -> Result<StepOutcome, WatchError> {
         let plan = self.plan;
         let now = Instant::now();
-        let (released, batch_bytes) = match plan.checks.sink {
+        let released = self.release_commits(now)?;
+        let mut fresh = Fresh::default();
+        self.check_keys(&mut fresh);
+        self.check_sink_problems(&mut fresh);
+        self.check_sink_log(&mut fresh)?;
+        self.check_senders(now, &mut fresh)?;
+        if let Some(limit) = plan.timeout {
+            if now.duration_since(self.started) > limit {
+                fresh.push(
+                    FindingKind::Stalled,
+                    None,
+                    format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase(),
+                );
+            }
+        }
+        let elapsed = now.duration_since(self.started).as_secs_f64();
+        let fresh = fresh.kept(plan.checks.sanity, elapsed);
+        for f in &fresh {
+            self.events
+                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
+        }
+        self.findings.extend(fresh);
+        self.progress(progress_out, now, released);
+        if !self.findings.is_empty() {
+            return Ok(StepOutcome::Found);
+        }
+        if self.until_reached() {
+            self.succeeded = true;
+            self.events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "until-reached", "until": format!("{:?}", plan.until).to_lowercase()}));
+            return Ok(StepOutcome::Succeeded);
+        }
+        Ok(StepOutcome::Running)
+    }
+
+    /// Feeds the commits that landed since the last pass to the checker; returns how
+    /// many.
+    fn release_commits(&mut self, now: Instant) -> Result<u64, WatchError> {
+        let (released, batch_bytes) = match self.plan.checks.sink {
             SinkScope::Here => self.core.pass()?,
             SinkScope::Elsewhere => (0, 0),
         };
@@ -464,20 +501,15 @@ impl<'i> Watcher<'i> {
                 .collect();
             self.events.emit(serde_json::json!({"time": unix_now(), "event": "commits", "commits": released, "bytes": batch_bytes, "verified_bytes": verified}));
         }
-        let elapsed = now.duration_since(self.started).as_secs_f64();
-        let mut fresh: Vec<Finding> = Vec::new();
-        let mut found = |kind, key: Option<u8>, detail: String| {
-            fresh.push(Finding {
-                kind,
-                key: key.map(|k| (k as char).to_string()),
-                detail,
-                elapsed_s: elapsed,
-            });
-        };
+        Ok(released)
+    }
+
+    /// A key whose committed output broke the promise (once per key).
+    fn check_keys(&mut self, fresh: &mut Fresh) {
         for (i, c) in self.core.checker.cursors().iter().enumerate() {
             if let (Some(m), false) = (c.mismatch(), self.reported_keys[i]) {
                 self.reported_keys[i] = true;
-                found(
+                fresh.push(
                     FindingKind::Violation,
                     Some(c.key),
                     format!(
@@ -487,9 +519,13 @@ impl<'i> Watcher<'i> {
                 );
             }
         }
+    }
+
+    /// The sink-level problems found since the last pass.
+    fn check_sink_problems(&mut self, fresh: &mut Fresh) {
         for p in &self.core.log.problems[self.reported_problems..] {
             if p.severity == Severity::Violation {
-                found(
+                fresh.push(
                     FindingKind::SinkProblem,
                     None,
                     format!("{}:{}: {}", p.file, p.line, p.detail),
@@ -497,30 +533,42 @@ impl<'i> Watcher<'i> {
             }
         }
         self.reported_problems = self.core.log.problems.len();
-        if let Some(tail) = self.sink_log.as_mut() {
-            let mut errors = Vec::new();
-            tail.read_new(&mut |line| {
-                if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
-                    .iter()
-                    .any(|w| memchr::memmem::find(line, w).is_some())
-                {
-                    errors.push(String::from_utf8_lossy(line).into_owned());
-                }
-            })?;
-            for e in errors {
-                found(
-                    FindingKind::SinkError,
-                    None,
-                    format!("{}: {e}", tail.path.display()),
-                );
+    }
+
+    /// ERROR, FATAL or CRITICAL lines new in the sink's log.
+    fn check_sink_log(&mut self, fresh: &mut Fresh) -> Result<(), WatchError> {
+        let Some(tail) = self.sink_log.as_mut() else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        tail.read_new(&mut |line| {
+            if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
+                .iter()
+                .any(|w| memchr::memmem::find(line, w).is_some())
+            {
+                errors.push(String::from_utf8_lossy(line).into_owned());
             }
+        })?;
+        for e in errors {
+            fresh.push(
+                FindingKind::SinkError,
+                None,
+                format!("{}: {e}", tail.path.display()),
+            );
         }
+        Ok(())
+    }
+
+    /// Each sender's progress: a new ack within --ack-timeout, and an open stream among
+    /// its last `registry_window` added ones.
+    fn check_senders(&mut self, now: Instant, fresh: &mut Fresh) -> Result<(), WatchError> {
+        let plan = self.plan;
         for s in self.senders.iter_mut() {
             s.update(plan.registry_window, now)?;
             if let (Some(since), false) = (s.since, s.eof) {
                 let last = s.last_ack.unwrap_or(since);
                 if plan.checks.ack_progress && now.duration_since(last) > plan.ack_timeout {
-                    found(
+                    fresh.push(
                         FindingKind::AckTimeout,
                         Some(s.key),
                         format!(
@@ -533,7 +581,7 @@ impl<'i> Watcher<'i> {
                 }
             }
             if plan.checks.registry_progress && !s.registry_ok(plan.registry_window) {
-                found(
+                fresh.push(
                     FindingKind::RegistryStall,
                     Some(s.key),
                     format!(
@@ -545,53 +593,21 @@ impl<'i> Watcher<'i> {
                 s.added.clear();
             }
         }
-        if let Some(limit) = plan.timeout {
-            if now.duration_since(self.started) > limit {
-                found(
-                    FindingKind::Stalled,
-                    None,
-                    format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase(),
-                );
-            }
-        }
-        // The timeout only counts when nothing more specific was found; without the
-        // sanity checks, only progress findings stop it.
-        if fresh.len() > 1 {
-            fresh.retain(|f| f.kind != FindingKind::Stalled);
-        }
-        if !plan.checks.sanity {
-            fresh.retain(|f| {
-                !matches!(
-                    f.kind,
-                    FindingKind::Violation | FindingKind::SinkProblem | FindingKind::SinkError
-                )
-            });
-        }
-        for f in &fresh {
-            self.events
-                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
-        }
-        self.findings.extend(fresh);
-        let complete = match plan.checks.sink {
+        Ok(())
+    }
+
+    /// Whether `--until` is reached.
+    fn until_reached(&self) -> bool {
+        let complete = match self.plan.checks.sink {
             SinkScope::Here => self.core.complete(),
             SinkScope::Elsewhere => true,
         };
         let all_eof = !self.senders.is_empty() && self.senders.iter().all(|s| s.eof);
-        let done = match plan.until {
+        match self.plan.until {
             Until::Complete => complete,
             Until::Eof => complete && (all_eof || self.senders.is_empty()),
             Until::Forever => false,
-        };
-        self.progress(progress_out, now, released);
-        if !self.findings.is_empty() {
-            return Ok(StepOutcome::Found);
         }
-        if done {
-            self.succeeded = true;
-            self.events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "until-reached", "until": format!("{:?}", plan.until).to_lowercase()}));
-            return Ok(StepOutcome::Succeeded);
-        }
-        Ok(StepOutcome::Running)
     }
 
     fn progress(&mut self, out: &mut dyn Write, now: Instant, released: u64) {
@@ -987,5 +1003,40 @@ pub fn watch_loop(
             tick
         };
         waker.wait(wait)?;
+    }
+}
+
+/// The findings of one pass, before the rules on which of them count.
+#[derive(Default)]
+struct Fresh(Vec<(FindingKind, Option<u8>, String)>);
+
+impl Fresh {
+    fn push(&mut self, kind: FindingKind, key: Option<u8>, detail: String) {
+        self.0.push((kind, key, detail));
+    }
+
+    /// The timeout only counts when nothing more specific was found; without the
+    /// sanity checks, only progress findings stop a watch.
+    fn kept(mut self, sanity: bool, elapsed_s: f64) -> Vec<Finding> {
+        if self.0.len() > 1 {
+            self.0.retain(|f| f.0 != FindingKind::Stalled);
+        }
+        if !sanity {
+            self.0.retain(|f| {
+                !matches!(
+                    f.0,
+                    FindingKind::Violation | FindingKind::SinkProblem | FindingKind::SinkError
+                )
+            });
+        }
+        self.0
+            .into_iter()
+            .map(|(kind, key, detail)| Finding {
+                kind,
+                key: key.map(|k| (k as char).to_string()),
+                detail,
+                elapsed_s,
+            })
+            .collect()
     }
 }

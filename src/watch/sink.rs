@@ -111,83 +111,12 @@ impl SinkTail {
         between: &mut dyn FnMut(),
     ) -> Result<(), SinkTailError> {
         self.watermark = self.latest_seen;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| SinkTailError::Io { path, source }
-        };
-        let mut seen = vec![false; self.tracked.len()];
-        match std::fs::read_dir(&self.dir) {
-            Ok(entries) => {
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    if !path.to_string_lossy().ends_with(".txnlog") {
-                        continue;
-                    }
-                    let Ok(meta) = std::fs::metadata(&path) else {
-                        continue;
-                    };
-                    // A FIFO or device named like a txnlog is refused, never opened.
-                    require_regular(&meta).map_err(io(&path))?;
-                    let id = (meta.dev(), meta.ino());
-                    match self.by_inode.get(&id) {
-                        Some(&i) => {
-                            seen[i] = true;
-                            if self.tracked[i].path != path {
-                                // A worker left: its pair was renamed; the descriptors follow.
-                                let name = path
-                                    .file_name()
-                                    .map(|n| n.to_string_lossy().into_owned())
-                                    .unwrap_or_default();
-                                let f = &mut log.files[self.tracked[i].index];
-                                f.name = name.strip_suffix(".txnlog").unwrap_or(&name).to_string();
-                                f.output = output_path_of(&path);
-                                f.txnlog = Some(path.clone());
-                                self.tracked[i].path = path;
-                            }
-                        }
-                        None => {
-                            let file = open_regular(&path).map_err(io(&path))?;
-                            let name = path
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default();
-                            let output_name =
-                                name.strip_suffix(".txnlog").unwrap_or(&name).to_string();
-                            let index = log.files.len();
-                            log.files.push(crate::verify::commits::SinkFile {
-                                name: output_name,
-                                output: output_path_of(&path),
-                                txnlog: Some(path.clone()),
-                                output_len: None,
-                            });
-                            self.by_inode.insert(id, self.tracked.len());
-                            self.tracked.push(Tracked {
-                                replay: TxnlogReplay::new(&name),
-                                path,
-                                file,
-                                cursor: LineCursor::default(),
-                                index,
-                                output: None,
-                                released_end: 0,
-                            });
-                            seen.push(true);
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(SinkTailError::Io {
-                    path: self.dir.clone(),
-                    source: e,
-                })
-            }
-        }
+        let seen = self.discover(log)?;
         for (i, t) in self.tracked.iter_mut().enumerate() {
             if i > 0 {
                 between();
             }
-            let meta = t.file.metadata().map_err(io(&t.path))?;
+            let meta = t.file.metadata().map_err(io_at(&t.path))?;
             if !seen[i] && meta.nlink() == 0 {
                 return Err(SinkTailError::Reset {
                     path: t.path.clone(),
@@ -217,6 +146,85 @@ impl SinkTail {
                 }
             })?;
         }
+        Ok(())
+    }
+
+    /// Finds new and renamed txnlogs in the directory (events are hints: this re-reads
+    /// it); returns which tracked txnlogs it still names.
+    fn discover(&mut self, log: &mut CommitLog) -> Result<Vec<bool>, SinkTailError> {
+        let mut seen = vec![false; self.tracked.len()];
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(seen),
+            Err(e) => {
+                return Err(SinkTailError::Io {
+                    path: self.dir.clone(),
+                    source: e,
+                })
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with(".txnlog") {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            // A FIFO or device named like a txnlog is refused, never opened.
+            require_regular(&meta).map_err(io_at(&path))?;
+            match self.by_inode.get(&(meta.dev(), meta.ino())) {
+                Some(&i) => {
+                    seen[i] = true;
+                    if self.tracked[i].path != path {
+                        self.renamed(i, path, log);
+                    }
+                }
+                None => {
+                    self.track(path, (meta.dev(), meta.ino()), log)?;
+                    seen.push(true);
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// A worker left: its pair was renamed; the descriptors follow.
+    fn renamed(&mut self, i: usize, path: PathBuf, log: &mut CommitLog) {
+        let name = file_name(&path);
+        let f = &mut log.files[self.tracked[i].index];
+        f.name = name.strip_suffix(".txnlog").unwrap_or(&name).to_string();
+        f.output = output_path_of(&path);
+        f.txnlog = Some(path.clone());
+        self.tracked[i].path = path;
+    }
+
+    /// Starts following a new txnlog.
+    fn track(
+        &mut self,
+        path: PathBuf,
+        id: (u64, u64),
+        log: &mut CommitLog,
+    ) -> Result<(), SinkTailError> {
+        let file = open_regular(&path).map_err(io_at(&path))?;
+        let name = file_name(&path);
+        let index = log.files.len();
+        log.files.push(crate::verify::commits::SinkFile {
+            name: name.strip_suffix(".txnlog").unwrap_or(&name).to_string(),
+            output: output_path_of(&path),
+            txnlog: Some(path.clone()),
+            output_len: None,
+        });
+        self.by_inode.insert(id, self.tracked.len());
+        self.tracked.push(Tracked {
+            replay: TxnlogReplay::new(&name),
+            path,
+            file,
+            cursor: LineCursor::default(),
+            index,
+            output: None,
+            released_end: 0,
+        });
         Ok(())
     }
 
@@ -428,4 +436,17 @@ fn read_range(file: &File, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
     }
     buf.truncate(got);
     Ok(buf)
+}
+
+/// The error of an I/O call on `path`.
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> SinkTailError {
+    let path = path.to_path_buf();
+    move |source| SinkTailError::Io { path, source }
+}
+
+/// A path's last component, as text.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
