@@ -508,24 +508,10 @@ impl Scenario {
         args: &[String],
         file: Option<&Path>,
     ) -> Result<Scenario, ScenarioError> {
-        let mut parsed_file = ScenarioFile::default();
-        if let Some(path) = file {
-            // A scenario is a few KB; /dev/zero or a FIFO is refused, not read forever.
-            let bytes = crate::formats::regular::read_regular(path, 1 << 20).map_err(|e| {
-                ScenarioError::File {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                }
-            })?;
-            let text = String::from_utf8(bytes).map_err(|e| ScenarioError::File {
-                path: path.display().to_string(),
-                detail: format!("not UTF-8 text: {e}"),
-            })?;
-            parsed_file = toml::from_str(&text).map_err(|e| ScenarioError::File {
-                path: path.display().to_string(),
-                detail: e.to_string(),
-            })?;
-        }
+        let parsed_file = match file {
+            Some(path) => read_file(path)?,
+            None => ScenarioFile::default(),
+        };
         let workers = match parsed_file.workers {
             Some(w) if num_workers.is_empty() => w,
             _ => num_workers
@@ -556,51 +542,57 @@ impl Scenario {
             network: parsed_file.network,
         };
         for arg in parsed_file.args.iter().chain(args) {
-            match arg.as_str() {
-                "crash-sink" => s.crash_sink = true,
-                "crash-source" => s.crash_source = true,
-                "grow" => s.grow = true,
-                "shrink" => s.shrink = true,
-                "grow-and-shrink" => (s.grow, s.shrink) = (true, true),
-                "pause" => s.pauses = true,
-                "no-ack-progress" => s.checks.ack_progress = false,
-                "no-registry-progress" => s.checks.registry_progress = false,
-                "no-sanity" => s.checks.sanity = false,
-                // Rotated logs now go with their run into its kept folder (none is
-                // deleted), so there is nothing left for this switch to keep.
-                "no-clean-old-gzip-files" => {}
-                "reset-only" => s.reset_only = true,
-                "net-sink" => s.net.push(NetScope::Sink),
-                "net-source" => s.net.push(NetScope::Source),
-                "net-control" => s.net.push(NetScope::Control),
-                custom if custom.starts_with("run_custom") => {
-                    let steps = parsed_file
-                        .custom
-                        .get(custom)
-                        .cloned()
-                        .or_else(|| built_in_custom(custom))
-                        .ok_or_else(|| ScenarioError::Custom(custom.into()))?;
-                    s.steps.extend(steps);
-                }
-                other => {
-                    let Some(rest) = other.strip_prefix("crash") else {
-                        return Err(ScenarioError::Argument(other.into()));
-                    };
-                    let (n, pace) = match rest.strip_suffix(".slow") {
-                        Some(n) => (n, Pace::Slow),
-                        None => (rest, Pace::Fast),
-                    };
-                    let n: usize = n
-                        .parse()
-                        .map_err(|_| ScenarioError::Argument(other.into()))?;
-                    if n >= workers {
-                        return Err(ScenarioError::NoSuchWorker(n, workers));
-                    }
-                    s.crash_workers.push((n, pace));
-                }
+            s.apply_argument(arg, &parsed_file.custom)?;
+        }
+        let place = file.map_or_else(|| "scenario".to_string(), |p| p.display().to_string());
+        s.check(&place)?;
+        Ok(s)
+    }
+
+    /// One argument in the original's style (`crash-sink`, `crash1.slow`, `net-sink`,
+    /// `run_custom5`, ...).
+    fn apply_argument(
+        &mut self,
+        arg: &str,
+        custom: &BTreeMap<String, Vec<Step>>,
+    ) -> Result<(), ScenarioError> {
+        match arg {
+            "crash-sink" => self.crash_sink = true,
+            "crash-source" => self.crash_source = true,
+            "grow" => self.grow = true,
+            "shrink" => self.shrink = true,
+            "grow-and-shrink" => (self.grow, self.shrink) = (true, true),
+            "pause" => self.pauses = true,
+            "no-ack-progress" => self.checks.ack_progress = false,
+            "no-registry-progress" => self.checks.registry_progress = false,
+            "no-sanity" => self.checks.sanity = false,
+            // Rotated logs now go with their run into its kept folder (none is
+            // deleted), so there is nothing left for this switch to keep.
+            "no-clean-old-gzip-files" => {}
+            "reset-only" => self.reset_only = true,
+            "net-sink" => self.net.push(NetScope::Sink),
+            "net-source" => self.net.push(NetScope::Source),
+            "net-control" => self.net.push(NetScope::Control),
+            name if name.starts_with("run_custom") => {
+                let steps = custom
+                    .get(name)
+                    .cloned()
+                    .or_else(|| built_in_custom(name))
+                    .ok_or_else(|| ScenarioError::Custom(name.into()))?;
+                self.steps.extend(steps);
+            }
+            other => {
+                let crash = parse_crash(other, self.workers)?;
+                self.crash_workers.push(crash);
             }
         }
-        for name in s.probes.keys() {
+        Ok(())
+    }
+
+    /// Probes name components the run has, timings and steps can take effect (see
+    /// [`Scenario::check_step`]); `place` is the scenario file, for the message.
+    fn check(&mut self, place: &str) -> Result<(), ScenarioError> {
+        for name in self.probes.keys() {
             if Component::parse(name).is_none() {
                 return Err(ScenarioError::File {
                     path: "scenario".into(),
@@ -608,38 +600,20 @@ impl Scenario {
                 });
             }
         }
-        let place = file.map_or_else(|| "scenario".to_string(), |p| p.display().to_string());
         let invalid = |detail: String| ScenarioError::File {
-            path: place.clone(),
+            path: place.to_string(),
             detail,
         };
-        s.timings.check().map_err(invalid)?;
-        for (name, probe) in &s.probes {
+        self.timings.check().map_err(invalid)?;
+        for (name, probe) in &self.probes {
             crate::duration::check_seconds(&format!("probes.{name}.timeout"), probe.timeout())
                 .map_err(invalid)?;
         }
-        for step in &mut s.steps {
-            if let Some(link) = &step.link {
-                step.component = link_client(link).to_string();
-            }
-            if step.action.is_network() && step.link.is_none() {
-                return Err(ScenarioError::File {
-                    path: "scenario".into(),
-                    detail: format!(
-                        "a {} step needs a link, such as link = \"worker1->sink\"",
-                        step.action.as_str()
-                    ),
-                });
-            }
-            if Component::parse(&step.component).is_none() {
-                return Err(ScenarioError::File {
-                    path: "scenario".into(),
-                    detail: format!("unknown component {:?}", step.component),
-                });
-            }
+        for step in &mut self.steps {
+            name_step_component(step)?;
         }
-        for (i, step) in s.steps.iter().enumerate() {
-            s.check_step(step).map_err(|why| {
+        for (i, step) in self.steps.iter().enumerate() {
+            self.check_step(step).map_err(|why| {
                 invalid(format!(
                     "steps[{i}] ({} at {}): {why}",
                     step.action.as_str(),
@@ -647,7 +621,7 @@ impl Scenario {
                 ))
             })?;
         }
-        Ok(s)
+        Ok(())
     }
 
     /// A step that can take effect as asked: its times are seconds within bounds, its
@@ -699,6 +673,59 @@ impl Scenario {
     pub fn timings_scaled(&self, f: f64) -> Timings {
         self.timings.scaled(f)
     }
+}
+
+/// Reads a scenario file: a few KB of TOML (/dev/zero or a FIFO is refused, not read
+/// forever).
+fn read_file(path: &Path) -> Result<ScenarioFile, ScenarioError> {
+    let error = |detail: String| ScenarioError::File {
+        path: path.display().to_string(),
+        detail,
+    };
+    let bytes =
+        crate::formats::regular::read_regular(path, 1 << 20).map_err(|e| error(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| error(format!("not UTF-8 text: {e}")))?;
+    toml::from_str(&text).map_err(|e| error(e.to_string()))
+}
+
+/// `crashN` or `crashN.slow`: worker N's crash loop, of a cluster of `workers`.
+fn parse_crash(arg: &str, workers: usize) -> Result<(usize, Pace), ScenarioError> {
+    let Some(rest) = arg.strip_prefix("crash") else {
+        return Err(ScenarioError::Argument(arg.into()));
+    };
+    let (n, pace) = match rest.strip_suffix(".slow") {
+        Some(n) => (n, Pace::Slow),
+        None => (rest, Pace::Fast),
+    };
+    let n: usize = n.parse().map_err(|_| ScenarioError::Argument(arg.into()))?;
+    if n >= workers {
+        return Err(ScenarioError::NoSuchWorker(n, workers));
+    }
+    Ok((n, pace))
+}
+
+/// A network step's component is its link's connecting side; every step names a
+/// component of ours, and a network step names its link.
+fn name_step_component(step: &mut Step) -> Result<(), ScenarioError> {
+    if let Some(link) = &step.link {
+        step.component = link_client(link).to_string();
+    }
+    if step.action.is_network() && step.link.is_none() {
+        return Err(ScenarioError::File {
+            path: "scenario".into(),
+            detail: format!(
+                "a {} step needs a link, such as link = \"worker1->sink\"",
+                step.action.as_str()
+            ),
+        });
+    }
+    if Component::parse(&step.component).is_none() {
+        return Err(ScenarioError::File {
+            path: "scenario".into(),
+            detail: format!("unknown component {:?}", step.component),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

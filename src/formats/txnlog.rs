@@ -226,18 +226,36 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
         expected: e.expected.to_string(),
         found: e.found,
     })?;
-    // Shape errors point at the start of the line: the literal itself was well formed.
-    let shape = |expected: String, found: String| RecordError {
-        column: 1,
-        expected,
-        found,
-    };
     let Value::List(items) = value else {
         return Err(shape(
             "a list [time, kind, ...]".into(),
             value.type_name().into(),
         ));
     };
+    let (time, kind) = head(&items)?;
+    let fields = Fields {
+        kind,
+        args: &items[2..],
+    };
+    let record = match kind {
+        "1-ok" | "1-rollback" | "2-ok" | "2-rollback" | "2-error" => phase_record(&fields)?,
+        _ => other_record(&fields)?,
+    };
+    Ok((time, record))
+}
+
+/// A shape error: it points at the start of the line, as the literal itself was well
+/// formed.
+fn shape(expected: String, found: String) -> RecordError {
+    RecordError {
+        column: 1,
+        expected,
+        found,
+    }
+}
+
+/// A record's time and kind (elements 0 and 1).
+fn head(items: &[Value]) -> Result<(f64, &str), RecordError> {
     let time = match items.first() {
         Some(Value::Float(t)) => *t,
         Some(Value::Int(t)) => *t as f64,
@@ -264,92 +282,118 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
         }
         None => return Err(shape("a record kind as element 1".into(), "nothing".into())),
     };
-    let args = &items[2..];
-    let want = |n: usize, layout: &str| -> Result<(), RecordError> {
-        if args.len() == n {
+    Ok((time, kind))
+}
+
+/// The elements of a record after its kind.
+struct Fields<'a> {
+    kind: &'a str,
+    args: &'a [Value],
+}
+
+impl Fields<'_> {
+    /// Exactly `n` elements, laid out as `layout`.
+    fn want(&self, n: usize, layout: &str) -> Result<(), RecordError> {
+        if self.args.len() == n {
             Ok(())
         } else {
+            let kind = self.kind;
             Err(shape(
                 format!("'{kind}' record [time, '{kind}', {layout}]"),
-                format!("{} elements after the kind", args.len()),
+                format!("{} elements after the kind", self.args.len()),
             ))
         }
-    };
-    let string = |i: usize, what: &str| -> Result<String, RecordError> {
-        match &args[i] {
+    }
+
+    fn string(&self, i: usize, what: &str) -> Result<String, RecordError> {
+        match &self.args[i] {
             Value::Str(s) => Ok(s.clone()),
             other => Err(shape(
-                format!("{what} (str) in '{kind}'"),
+                format!("{what} (str) in '{}'", self.kind),
                 other.type_name().into(),
             )),
         }
-    };
-    let offset = |i: usize, what: &str| -> Result<u64, RecordError> {
-        match &args[i] {
+    }
+
+    fn offset(&self, i: usize, what: &str) -> Result<u64, RecordError> {
+        match &self.args[i] {
             Value::Int(n) if *n >= 0 && *n <= i128::from(u64::MAX) => Ok(*n as u64),
             Value::Int(n) => Err(shape(
-                format!("{what} (a non-negative int) in '{kind}'"),
+                format!("{what} (a non-negative int) in '{}'", self.kind),
                 n.to_string(),
             )),
             other => Err(shape(
-                format!("{what} (int) in '{kind}'"),
+                format!("{what} (int) in '{}'", self.kind),
                 other.type_name().into(),
             )),
         }
-    };
-    let record = match kind {
+    }
+}
+
+/// The two-phase-commit records: `1-ok`, `1-rollback`, `2-ok`, `2-rollback`, `2-error`.
+fn phase_record(f: &Fields<'_>) -> Result<Record, RecordError> {
+    Ok(match f.kind {
         "1-ok" | "1-rollback" => {
-            want(2, "txn_id, [(stream_id, start, end), ...]")?;
-            let txn_id = string(0, "txn_id")?;
-            let where_list = parse_where_list(&args[1]).map_err(|found| {
+            f.want(2, "txn_id, [(stream_id, start, end), ...]")?;
+            let txn_id = f.string(0, "txn_id")?;
+            let where_list = parse_where_list(&f.args[1]).map_err(|found| {
                 shape(
-                    format!("a where_list [(stream_id, start, end), ...] in '{kind}'"),
+                    format!(
+                        "a where_list [(stream_id, start, end), ...] in '{}'",
+                        f.kind
+                    ),
                     found,
                 )
             })?;
-            if kind == "1-ok" {
+            if f.kind == "1-ok" {
                 Record::Phase1Commit { txn_id, where_list }
             } else {
                 Record::Phase1Rollback { txn_id, where_list }
             }
         }
         "2-ok" => {
-            want(2, "txn_id, end_offset")?;
+            f.want(2, "txn_id, end_offset")?;
             Record::Phase2Commit {
-                txn_id: string(0, "txn_id")?,
-                offset: offset(1, "end offset")?,
+                txn_id: f.string(0, "txn_id")?,
+                offset: f.offset(1, "end offset")?,
             }
         }
         "2-rollback" => {
-            want(2, "txn_id, start_offset")?;
+            f.want(2, "txn_id, start_offset")?;
             Record::Phase2Rollback {
-                txn_id: string(0, "txn_id")?,
-                offset: offset(1, "start offset")?,
+                txn_id: f.string(0, "txn_id")?,
+                offset: f.offset(1, "start offset")?,
             }
         }
-        "2-error" => {
-            want(2, "txn_id, message")?;
+        _ => {
+            f.want(2, "txn_id, message")?;
             Record::Phase2Error {
-                txn_id: string(0, "txn_id")?,
-                message: string(1, "message")?,
+                txn_id: f.string(0, "txn_id")?,
+                message: f.string(1, "message")?,
             }
         }
+    })
+}
+
+/// The records around the two phases, and the S3 sink's commit.
+fn other_record(f: &Fields<'_>) -> Result<Record, RecordError> {
+    Ok(match f.kind {
         "list-uncommitted" => {
-            want(1, "[txn_id, ...]")?;
-            let txn_ids = string_list(&args[0]).map_err(|found| {
+            f.want(1, "[txn_id, ...]")?;
+            let txn_ids = string_list(&f.args[0]).map_err(|found| {
                 shape("a list of txn_id str in 'list-uncommitted'".into(), found)
             })?;
             Record::ListUncommitted { txn_ids }
         }
         "next-txn-force-abort" => {
-            want(1, "message")?;
+            f.want(1, "message")?;
             Record::NextTxnForceAbort {
-                message: string(0, "message")?,
+                message: f.string(0, "message")?,
             }
         }
         "connection-closed" => {
-            want(1, "True")?;
-            match &args[0] {
+            f.want(1, "True")?;
+            match &f.args[0] {
                 Value::Bool(_) => Record::ConnectionClosed,
                 other => {
                     return Err(shape(
@@ -360,14 +404,14 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
             }
         }
         "close" => {
-            want(1, "'before reply' or 'after reply'")?;
+            f.want(1, "'before reply' or 'after reply'")?;
             Record::Close {
-                when: string(0, "when")?,
+                when: f.string(0, "when")?,
             }
         }
         "workers-left" => {
-            want(1, "\"['name', ...]\"")?;
-            let text = string(0, "the repr of the worker name list")?;
+            f.want(1, "\"['name', ...]\"")?;
+            let text = f.string(0, "the repr of the worker name list")?;
             let workers = pyliteral::parse(text.as_bytes())
                 .map_err(|e| e.found)
                 .and_then(|v| string_list(&v))
@@ -380,11 +424,11 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
             Record::WorkersLeft { workers }
         }
         "2-s3-ok" => {
-            want(3, "txn_id, object_name, reason")?;
+            f.want(3, "txn_id, object_name, reason")?;
             Record::S3Commit {
-                txn_id: string(0, "txn_id")?,
-                object: string(1, "object name")?,
-                reason: string(2, "reason")?,
+                txn_id: f.string(0, "txn_id")?,
+                object: f.string(1, "object name")?,
+                reason: f.string(2, "reason")?,
             }
         }
         other => return Err(shape(
@@ -393,8 +437,7 @@ pub fn parse_record(text: &[u8]) -> Result<(f64, Record), RecordError> {
                 .into(),
             format!("{other:?}"),
         )),
-    };
-    Ok((time, record))
+    })
 }
 
 fn string_list(value: &Value) -> Result<Vec<String>, String> {
