@@ -177,27 +177,14 @@ struct Generator {
     dir: PathBuf,
 }
 
-/// Writes the sink directory described by `plan`.
-pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError> {
-    if !(1..=10).contains(&plan.workers) {
-        return Err(GenSinkError::Workers(plan.workers));
-    }
-    if !(plan.interleave >= 1.0 && plan.interleave.is_finite()) {
-        return Err(GenSinkError::Interleave(plan.interleave));
-    }
-    let dir = &plan.sink_dir;
-    let werr = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| GenSinkError::Write { path, source }
-    };
-    if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(werr(dir))?;
-        if entries.next().is_some() {
-            return Err(GenSinkError::NotEmpty { path: dir.clone() });
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(werr(dir))?;
-    let mut rng = Rng::new(plan.seed);
+/// The error of a write to `path`.
+fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> GenSinkError {
+    let path = path.to_path_buf();
+    move |source| GenSinkError::Write { path, source }
+}
+
+/// Every key's input, read whole.
+fn read_keys(plan: &GenSinkPlan) -> Result<Vec<KeyFeed>, GenSinkError> {
     let mut keys = Vec::new();
     for k in &plan.inputs {
         let input = std::fs::read(&k.path).map_err(|source| GenSinkError::Input {
@@ -211,53 +198,94 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
             fault: None,
         });
     }
-    if let Some((kind, key)) = plan.fault {
-        let feed = keys
-            .iter_mut()
-            .find(|f| f.key == key)
-            .ok_or(GenSinkError::FaultKey(key as char))?;
-        let starts: Vec<usize> = std::iter::once(0)
-            .chain(memchr::memchr_iter(b'\n', &feed.input).map(|i| i + 1))
-            .filter(|&s| s < feed.input.len())
-            .collect();
-        if starts.len() < 8 {
-            let path = plan
-                .inputs
-                .iter()
-                .find(|k| k.key == key)
-                .expect("key exists")
-                .path
-                .clone();
-            return Err(GenSinkError::ShortInput {
-                key: key as char,
-                path,
-                lines: starts.len(),
-                kind,
-            });
-        }
-        let n = starts.len() as u64;
-        let at = starts[rng.range(n / 4 + 3, n * 3 / 4) as usize];
-        feed.fault = Some((kind, at));
+    Ok(keys)
+}
+
+/// Places the one injected fault at a line in the middle half of `key`'s input.
+fn place_fault(
+    plan: &GenSinkPlan,
+    keys: &mut [KeyFeed],
+    kind: FaultKind,
+    key: u8,
+    rng: &mut Rng,
+) -> Result<(), GenSinkError> {
+    let feed = keys
+        .iter_mut()
+        .find(|f| f.key == key)
+        .ok_or(GenSinkError::FaultKey(key as char))?;
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(memchr::memchr_iter(b'\n', &feed.input).map(|i| i + 1))
+        .filter(|&s| s < feed.input.len())
+        .collect();
+    if starts.len() < 8 {
+        let path = plan
+            .inputs
+            .iter()
+            .find(|k| k.key == key)
+            .expect("key exists")
+            .path
+            .clone();
+        return Err(GenSinkError::ShortInput {
+            key: key as char,
+            path,
+            lines: starts.len(),
+            kind,
+        });
     }
+    let n = starts.len() as u64;
+    let at = starts[rng.range(n / 4 + 3, n * 3 / 4) as usize];
+    feed.fault = Some((kind, at));
+    Ok(())
+}
+
+/// Each worker's output and txnlog, created empty, with the keys it carries.
+fn open_workers(plan: &GenSinkPlan, key_count: usize) -> Result<Vec<Worker>, GenSinkError> {
+    let dir = &plan.sink_dir;
     let mut workers = Vec::new();
     for w in 0..plan.workers {
         let name = crate::topology::worker_name(w);
         let out_path = dir.join(format!("output.{name}"));
         let log_path = dir.join(format!("output.{name}.txnlog"));
-        let out = File::create(&out_path).map_err(werr(&out_path))?;
-        let log = File::create(&log_path).map_err(werr(&log_path))?;
+        let out = File::create(&out_path).map_err(write_error(&out_path))?;
+        let log = File::create(&log_path).map_err(write_error(&log_path))?;
         workers.push(Worker {
             name,
             out: BufWriter::with_capacity(1 << 20, out),
             log: BufWriter::new(log),
             len: 0,
-            keys: (0..keys.len()).filter(|k| k % plan.workers == w).collect(),
+            keys: (0..key_count).filter(|k| k % plan.workers == w).collect(),
             active: true,
             last_txn: None,
             last_key: None,
             run_left: 0,
         });
     }
+    Ok(workers)
+}
+
+/// Writes the sink directory described by `plan`.
+pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError> {
+    if !(1..=10).contains(&plan.workers) {
+        return Err(GenSinkError::Workers(plan.workers));
+    }
+    if !(plan.interleave >= 1.0 && plan.interleave.is_finite()) {
+        return Err(GenSinkError::Interleave(plan.interleave));
+    }
+    let dir = &plan.sink_dir;
+    let werr = write_error;
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(werr(dir))?;
+        if entries.next().is_some() {
+            return Err(GenSinkError::NotEmpty { path: dir.clone() });
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(werr(dir))?;
+    let mut rng = Rng::new(plan.seed);
+    let mut keys = read_keys(plan)?;
+    if let Some((kind, key)) = plan.fault {
+        place_fault(plan, &mut keys, kind, key, &mut rng)?;
+    }
+    let workers = open_workers(plan, keys.len())?;
     let mut generator = Generator {
         interleave: plan.interleave,
         sink_id: rng.next_u64(),
@@ -362,10 +390,7 @@ impl Generator {
         fate: TxnFate,
         lines: u64,
     ) -> std::io::Result<()> {
-        let txn_id = format!(
-            "Passthrough-w-{}-id-{}:c_id={cid}",
-            self.workers[w].name, self.sink_id
-        );
+        let txn_id = self.txn_id(w, cid);
         let start = self.workers[w].len;
         let saved: Vec<(usize, usize)> = self.workers[w]
             .keys
@@ -379,27 +404,17 @@ impl Generator {
             start,
             end,
         }];
-        let p1 = |txn_id: &str| Record::Phase1Commit {
-            txn_id: txn_id.to_string(),
-            where_list: where_list.clone(),
+        let txn = Txn {
+            id: &txn_id,
+            start,
+            end,
+            where_list: &where_list,
         };
         match fate {
             TxnFate::Commit | TxnFate::CommitThenStalePhase2 => {
-                self.log(w, &p1(&txn_id))?;
-                self.log(
-                    w,
-                    &Record::Phase2Commit {
-                        txn_id: txn_id.clone(),
-                        offset: end,
-                    },
-                )?;
+                self.log_commit(w, &txn)?;
                 if fate == TxnFate::CommitThenStalePhase2 {
-                    let stale = format!(
-                        "Passthrough-w-{}-id-{}:c_id={}",
-                        self.workers[w].name,
-                        self.sink_id,
-                        cid - 1
-                    );
+                    let stale = self.txn_id(w, cid - 1);
                     self.log(
                         w,
                         &Record::Phase2Error {
@@ -410,55 +425,10 @@ impl Generator {
                 }
             }
             TxnFate::CrashWithPendingCommit | TxnFate::CloseAfterReply => {
-                self.log(w, &p1(&txn_id))?;
-                if fate == TxnFate::CloseAfterReply {
-                    self.log(
-                        w,
-                        &Record::Close {
-                            when: "after reply".into(),
-                        },
-                    )?;
-                }
-                self.log(w, &Record::ConnectionClosed)?;
-                self.log(
-                    w,
-                    &Record::ListUncommitted {
-                        txn_ids: vec![txn_id.clone()],
-                    },
-                )?;
-                self.log(
-                    w,
-                    &Record::Phase2Commit {
-                        txn_id: txn_id.clone(),
-                        offset: end,
-                    },
-                )?;
+                self.log_commit_after_reconnect(w, &txn, fate)?;
             }
             TxnFate::Rollback | TxnFate::ForcedAbort => {
-                if fate == TxnFate::ForcedAbort {
-                    let message = format!(
-                        "MISSING DATA: self._output_offset {start} tell {start} < msg.message_id {} worker {}",
-                        end + 49,
-                        self.workers[w].name
-                    );
-                    self.log(w, &Record::NextTxnForceAbort { message })?;
-                    self.log(
-                        w,
-                        &Record::Phase1Rollback {
-                            txn_id: txn_id.clone(),
-                            where_list: where_list.clone(),
-                        },
-                    )?;
-                } else {
-                    self.log(w, &p1(&txn_id))?;
-                }
-                self.log(
-                    w,
-                    &Record::Phase2Rollback {
-                        txn_id: txn_id.clone(),
-                        offset: start,
-                    },
-                )?;
+                self.log_rollback(w, &txn, fate)?;
                 self.truncate(w, start, &saved)?;
             }
             TxnFate::CrashBeforeVote => {
@@ -473,6 +443,95 @@ impl Generator {
         }
         self.workers[w].last_txn = Some(txn_id);
         Ok(())
+    }
+
+    /// Worker `w`'s transaction id number `cid`.
+    fn txn_id(&self, w: usize, cid: u64) -> String {
+        format!(
+            "Passthrough-w-{}-id-{}:c_id={cid}",
+            self.workers[w].name, self.sink_id
+        )
+    }
+
+    fn phase1(txn: &Txn<'_>) -> Record {
+        Record::Phase1Commit {
+            txn_id: txn.id.to_string(),
+            where_list: txn.where_list.to_vec(),
+        }
+    }
+
+    /// A committed transaction: its vote and its commit.
+    fn log_commit(&mut self, w: usize, txn: &Txn<'_>) -> std::io::Result<()> {
+        self.log(w, &Self::phase1(txn))?;
+        self.log(
+            w,
+            &Record::Phase2Commit {
+                txn_id: txn.id.to_string(),
+                offset: txn.end,
+            },
+        )
+    }
+
+    /// A vote whose connection then closed (a crash, or a close after the reply): the
+    /// reconnected worker lists it uncommitted and the sink commits it.
+    fn log_commit_after_reconnect(
+        &mut self,
+        w: usize,
+        txn: &Txn<'_>,
+        fate: TxnFate,
+    ) -> std::io::Result<()> {
+        self.log(w, &Self::phase1(txn))?;
+        if fate == TxnFate::CloseAfterReply {
+            self.log(
+                w,
+                &Record::Close {
+                    when: "after reply".into(),
+                },
+            )?;
+        }
+        self.log(w, &Record::ConnectionClosed)?;
+        self.log(
+            w,
+            &Record::ListUncommitted {
+                txn_ids: vec![txn.id.to_string()],
+            },
+        )?;
+        self.log(
+            w,
+            &Record::Phase2Commit {
+                txn_id: txn.id.to_string(),
+                offset: txn.end,
+            },
+        )
+    }
+
+    /// A rolled-back transaction (or one the sink forced to abort on missing data).
+    fn log_rollback(&mut self, w: usize, txn: &Txn<'_>, fate: TxnFate) -> std::io::Result<()> {
+        if fate == TxnFate::ForcedAbort {
+            let message = format!(
+                "MISSING DATA: self._output_offset {0} tell {0} < msg.message_id {1} worker {2}",
+                txn.start,
+                txn.end + 49,
+                self.workers[w].name
+            );
+            self.log(w, &Record::NextTxnForceAbort { message })?;
+            self.log(
+                w,
+                &Record::Phase1Rollback {
+                    txn_id: txn.id.to_string(),
+                    where_list: txn.where_list.to_vec(),
+                },
+            )?;
+        } else {
+            self.log(w, &Self::phase1(txn))?;
+        }
+        self.log(
+            w,
+            &Record::Phase2Rollback {
+                txn_id: txn.id.to_string(),
+                offset: txn.start,
+            },
+        )
     }
 
     /// Rolls a worker's output back to `start` and its keys back to where the
@@ -727,6 +786,15 @@ pub fn mean_run(output: &[u8]) -> f64 {
     } else {
         lines as f64 / runs as f64
     }
+}
+
+
+/// One generated transaction: its id and the output range it writes.
+struct Txn<'a> {
+    id: &'a str,
+    start: u64,
+    end: u64,
+    where_list: &'a [WhereRange],
 }
 
 #[cfg(test)]
