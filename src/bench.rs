@@ -9,9 +9,12 @@
 //! `soakcheck verify --expect-complete` as child processes, and reports medians and
 //! ratios, all from the same run.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::formats::input::input_path;
 use crate::gen::inputs::{generate_inputs, DataSource};
@@ -76,11 +79,21 @@ pub enum BenchError {
 }
 
 /// Removes a temporary directory when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// `dir`, or a new temporary directory named from `prefix` (removed when the guard
+/// drops).
+fn root_or_temp(
+    dir: Option<&Path>,
+    prefix: &str,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), BenchError> {
+    match dir {
+        Some(d) => Ok((d.to_path_buf(), None)),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .map_err(io("making a temporary directory"))?;
+            Ok((t.path().to_path_buf(), Some(t)))
+        }
     }
 }
 
@@ -164,13 +177,7 @@ pub fn bench_verify(
             plan.keys
         )));
     }
-    let (root, _guard) = match &plan.dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let d = std::env::temp_dir().join(format!("soakcheck-bench-{}", std::process::id()));
-            (d.clone(), Some(TempDir(d)))
-        }
-    };
+    let (root, _guard) = root_or_temp(plan.dir.as_deref(), "soakcheck-bench-")?;
     let cases = BENCH_INTERLEAVES
         .iter()
         .map(|&interleave| bench_interleave(plan, &root, interleave, progress))
@@ -431,7 +438,7 @@ pub fn bench_demo(
         return demo_once(plan, "", false, None, progress);
     }
     // Every run feeds the same inputs: generated once.
-    let (root, _guard) = bench_root(plan, "inputs");
+    let (root, _guard) = bench_root(plan, "inputs")?;
     let inputs = root.join("in");
     crate::demo::cluster::cluster_inputs(&cluster_plan(plan, false, &root), &inputs, progress)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
@@ -468,17 +475,12 @@ pub fn bench_demo(
 
 /// A directory for one of the bench's runs: `DIR/NAME` with `--dir` (kept; `DIR`
 /// itself for an empty name), else a temporary one (removed when the guard drops).
-fn bench_root(plan: &BenchDemoPlan, name: &str) -> (PathBuf, Option<TempDir>) {
-    match &plan.dir {
-        Some(d) => (d.join(name), None),
-        None => {
-            let d = std::env::temp_dir().join(format!(
-                "soakcheck-bench-demo-{}-{name}",
-                std::process::id()
-            ));
-            (d.clone(), Some(TempDir(d)))
-        }
-    }
+fn bench_root(
+    plan: &BenchDemoPlan,
+    name: &str,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), BenchError> {
+    let dir = plan.dir.as_ref().map(|d| d.join(name));
+    root_or_temp(dir.as_deref(), &format!("soakcheck-bench-demo-{name}-"))
 }
 
 /// The demo cluster of `plan` in `root`, direct or `proxied`.
@@ -513,7 +515,7 @@ fn demo_once(
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchDemoReport, BenchError> {
     use crate::demo::cluster::run_cluster;
-    let (root, _guard) = bench_root(plan, name);
+    let (root, _guard) = bench_root(plan, name)?;
     let cluster = crate::demo::cluster::ClusterPlan {
         given_inputs: inputs.map(Path::to_path_buf),
         ..cluster_plan(plan, proxied, &root)
@@ -611,22 +613,7 @@ pub fn bench_watch(
     plan: &BenchWatchPlan,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchWatchReport, BenchError> {
-    use std::collections::HashMap;
-    use std::io::Write;
-    use std::sync::{mpsc, Arc, Mutex};
-
-    use crate::formats::txnlog::{format_record, Record, WhereRange};
-    use crate::verify::{Checker, Semantics};
-    use crate::watch::WatchCore;
-
-    let (root, _guard) = match &plan.dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let d =
-                std::env::temp_dir().join(format!("soakcheck-bench-watch-{}", std::process::id()));
-            (d.clone(), Some(TempDir(d)))
-        }
-    };
+    let (root, _guard) = root_or_temp(plan.dir.as_deref(), "soakcheck-bench-watch-")?;
     let input_dir = root.join("in");
     let sink_dir = root.join("sink-out");
     let _ = std::fs::remove_dir_all(&sink_dir);
@@ -643,106 +630,167 @@ pub fn bench_watch(
         .collect::<std::io::Result<_>>()
         .map_err(io("reading inputs"))?;
     let total: u64 = inputs.iter().map(|i| i.len() as u64).sum();
-    let written: Arc<Mutex<HashMap<(String, u64), Instant>>> = Arc::default();
-
-    // The writer: each worker commits interleaved runs of its keys' lines.
+    let written: Written = Arc::default();
     let writer = {
-        let (inputs, written, sink_dir) = (inputs.clone(), Arc::clone(&written), sink_dir.clone());
-        let (workers, commit_bytes) = (plan.workers, plan.commit_bytes);
-        std::thread::spawn(move || -> std::io::Result<u64> {
-            let mut next = vec![0usize; inputs.len()];
-            let mut outs = Vec::new();
-            for w in 0..workers {
-                let name = crate::topology::worker_name(w);
-                let out = std::fs::File::create(sink_dir.join(format!("output.{name}")))?;
-                let log = std::fs::File::create(sink_dir.join(format!("output.{name}.txnlog")))?;
-                outs.push((name, out, log, 0u64));
+        let writer = CommitWriter {
+            inputs: inputs.clone(),
+            written: Arc::clone(&written),
+            sink_dir: sink_dir.clone(),
+            workers: plan.workers,
+            commit_bytes: plan.commit_bytes,
+        };
+        std::thread::spawn(move || writer.run())
+    };
+    progress(&format!(
+        "appending {:.0} MB of commits while watching",
+        total as f64 / 1e6
+    ));
+    let watched = watch_commits(&keys, &inputs, &sink_dir, &written, total)?;
+    let commits = writer
+        .join()
+        .map_err(|_| BenchError::Setup("writer panicked".into()))?
+        .map_err(io("writing the sink"))?;
+    Ok(watched.report(commits))
+}
+
+/// When each commit's `2-ok` was written: (worker name, end offset) -> time.
+type Written = Arc<Mutex<HashMap<(String, u64), Instant>>>;
+
+/// The bench's writer: each worker commits interleaved runs of its keys' lines, as
+/// fast as it can, noting when each commit was written.
+struct CommitWriter {
+    inputs: Vec<Vec<u8>>,
+    written: Written,
+    sink_dir: PathBuf,
+    workers: usize,
+    commit_bytes: u64,
+}
+
+impl CommitWriter {
+    /// Writes every input; returns how many commits it made.
+    fn run(self) -> std::io::Result<u64> {
+        let mut next = vec![0usize; self.inputs.len()];
+        let mut outs = Vec::new();
+        for w in 0..self.workers {
+            let name = crate::topology::worker_name(w);
+            let out = std::fs::File::create(self.sink_dir.join(format!("output.{name}")))?;
+            let log = std::fs::File::create(self.sink_dir.join(format!("output.{name}.txnlog")))?;
+            outs.push((name, out, log, 0u64));
+        }
+        let mut cid = 0u64;
+        let mut commits = 0u64;
+        loop {
+            let mut any = false;
+            cid += 1;
+            for (w, (name, out, log, len)) in outs.iter_mut().enumerate() {
+                let chunk = self.chunk(w, &mut next);
+                if chunk.is_empty() {
+                    continue;
+                }
+                any = true;
+                let start = *len;
+                out.write_all(&chunk)?;
+                *len += chunk.len() as u64;
+                let records = commit_records(name, cid, start, *len);
+                self.written
+                    .lock()
+                    .expect("lock")
+                    .insert((name.clone(), *len), Instant::now());
+                log.write_all(records.as_bytes())?;
+                commits += 1;
             }
-            let mut cid = 0u64;
-            let mut commits = 0u64;
-            loop {
-                let mut any = false;
-                cid += 1;
-                for (w, (name, out, log, len)) in outs.iter_mut().enumerate() {
-                    let start = *len;
-                    let mut chunk = Vec::with_capacity(commit_bytes as usize + 64);
-                    while (chunk.len() as u64) < commit_bytes {
-                        let mut moved = false;
-                        for k in (0..inputs.len()).filter(|k| k % workers == w) {
-                            let rest = &inputs[k][next[k]..];
-                            if rest.is_empty() {
-                                continue;
-                            }
-                            // A run of up to 32 lines of this key.
-                            let mut end = 0;
-                            for _ in 0..32 {
-                                match memchr::memchr(b'\n', &rest[end..]) {
-                                    Some(n) => end += n + 1,
-                                    None => {
-                                        end = rest.len();
-                                        break;
-                                    }
-                                }
-                            }
-                            chunk.extend_from_slice(&rest[..end]);
-                            next[k] += end;
-                            moved = true;
-                        }
-                        if !moved {
+            if !any {
+                return Ok(commits);
+            }
+        }
+    }
+
+    /// Worker `w`'s next commit: runs of up to 32 lines of each of its keys in turn,
+    /// up to the commit size.
+    fn chunk(&self, w: usize, next: &mut [usize]) -> Vec<u8> {
+        let mut chunk = Vec::with_capacity(self.commit_bytes as usize + 64);
+        while (chunk.len() as u64) < self.commit_bytes {
+            let mut moved = false;
+            for k in (0..self.inputs.len()).filter(|k| k % self.workers == w) {
+                let rest = &self.inputs[k][next[k]..];
+                if rest.is_empty() {
+                    continue;
+                }
+                let mut end = 0;
+                for _ in 0..32 {
+                    match memchr::memchr(b'\n', &rest[end..]) {
+                        Some(n) => end += n + 1,
+                        None => {
+                            end = rest.len();
                             break;
                         }
                     }
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    any = true;
-                    out.write_all(&chunk)?;
-                    *len += chunk.len() as u64;
-                    let txn_id = format!("Passthrough-w-{name}-id-1:c_id={cid}");
-                    let t = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0);
-                    let where_list = vec![WhereRange {
-                        stream_id: 1,
-                        start,
-                        end: *len,
-                    }];
-                    let mut records = format_record(
-                        t,
-                        &Record::Phase1Commit {
-                            txn_id: txn_id.clone(),
-                            where_list,
-                        },
-                    );
-                    records += &format_record(
-                        t + 1e-6,
-                        &Record::Phase2Commit {
-                            txn_id,
-                            offset: *len,
-                        },
-                    );
-                    written
-                        .lock()
-                        .expect("lock")
-                        .insert((name.clone(), *len), Instant::now());
-                    log.write_all(records.as_bytes())?;
-                    commits += 1;
                 }
-                if !any {
-                    return Ok(commits);
-                }
+                chunk.extend_from_slice(&rest[..end]);
+                next[k] += end;
+                moved = true;
             }
-        })
-    };
+            if !moved {
+                break;
+            }
+        }
+        chunk
+    }
+}
 
-    // The watcher: the same core as `soakcheck watch`, woken by inotify.
-    let keyed: Vec<(u8, &[u8])> = keys
-        .iter()
-        .zip(&inputs)
-        .map(|(&k, i)| (k, &i[..]))
-        .collect();
-    let mut core = WatchCore::new(&sink_dir, Checker::new(Semantics::ExactlyOnce, &keyed));
+/// The `1-ok` and `2-ok` records of worker `name`'s commit `cid` of `start..end`,
+/// stamped now.
+fn commit_records(name: &str, cid: u64, start: u64, end: u64) -> String {
+    use crate::formats::txnlog::{format_record, Record, WhereRange};
+    let txn_id = format!("Passthrough-w-{name}-id-1:c_id={cid}");
+    let t = crate::duration::unix_now();
+    let where_list = vec![WhereRange {
+        stream_id: 1,
+        start,
+        end,
+    }];
+    let mut records = format_record(
+        t,
+        &Record::Phase1Commit {
+            txn_id: txn_id.clone(),
+            where_list,
+        },
+    );
+    records += &format_record(
+        t + 1e-6,
+        &Record::Phase2Commit {
+            txn_id,
+            offset: end,
+        },
+    );
+    records
+}
+
+/// What the watcher measured.
+struct Watched {
+    latencies: Vec<Duration>,
+    verified: u64,
+    cpu_start: Duration,
+    cpu_end: Duration,
+    cpu_at_100mb: Option<(Duration, u64)>,
+    cpu_at_last: Option<(Duration, u64)>,
+    complete: bool,
+    wall_s: f64,
+}
+
+/// The watcher: the same core as `soakcheck watch`, woken by inotify, until every
+/// byte is verified (or a key fails).
+fn watch_commits(
+    keys: &[u8],
+    inputs: &[Vec<u8>],
+    sink_dir: &Path,
+    written: &Written,
+    total: u64,
+) -> Result<Watched, BenchError> {
+    use crate::verify::{Checker, Semantics};
+    use crate::watch::WatchCore;
+    let keyed: Vec<(u8, &[u8])> = keys.iter().zip(inputs).map(|(&k, i)| (k, &i[..])).collect();
+    let mut core = WatchCore::new(sink_dir, Checker::new(Semantics::ExactlyOnce, &keyed));
     let (tx, rx) = mpsc::channel::<()>();
     let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
         if !matches!(e.map(|e| e.kind), Ok(notify::EventKind::Access(_))) {
@@ -750,40 +798,30 @@ pub fn bench_watch(
         }
     })
     .map_err(|e| BenchError::Setup(e.to_string()))?;
-    notify::Watcher::watch(&mut watcher, &sink_dir, notify::RecursiveMode::NonRecursive)
+    notify::Watcher::watch(&mut watcher, sink_dir, notify::RecursiveMode::NonRecursive)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     let started = Instant::now();
-    let cpu_start = thread_cpu();
-    let mut latencies: Vec<Duration> = Vec::new();
-    let mut verified = 0u64;
-    let (mut cpu_at_100mb, mut cpu_at_last) = (None, None);
+    let mut w = Watched {
+        latencies: Vec::new(),
+        verified: 0,
+        cpu_start: thread_cpu(),
+        cpu_end: Duration::ZERO,
+        cpu_at_100mb: None,
+        cpu_at_last: None,
+        complete: false,
+        wall_s: 0.0,
+    };
     let last_mark = total.saturating_sub(100_000_000);
-    progress(&format!(
-        "appending {:.0} MB of commits while watching",
-        total as f64 / 1e6
-    ));
-    while verified < total {
+    while w.verified < total {
         let before = core.log.commits.len();
         let (_, bytes) = core.pass().map_err(|e| BenchError::Setup(e.to_string()))?;
-        let now = Instant::now();
-        {
-            let written = written.lock().expect("lock");
-            for c in &core.log.commits[before..] {
-                let name = &core.log.files[c.file].name;
-                if let Some(t) = written.get(&(
-                    name.strip_prefix("output.").unwrap_or(name).to_string(),
-                    c.end,
-                )) {
-                    latencies.push(now.duration_since(*t));
-                }
-            }
+        w.note_latencies(&core.log, before, written);
+        w.verified += bytes;
+        if w.cpu_at_100mb.is_none() && w.verified >= 100_000_000 {
+            w.cpu_at_100mb = Some((thread_cpu(), w.verified));
         }
-        verified += bytes;
-        if cpu_at_100mb.is_none() && verified >= 100_000_000 {
-            cpu_at_100mb = Some((thread_cpu(), verified));
-        }
-        if cpu_at_last.is_none() && verified >= last_mark {
-            cpu_at_last = Some((thread_cpu(), verified));
+        if w.cpu_at_last.is_none() && w.verified >= last_mark {
+            w.cpu_at_last = Some((thread_cpu(), w.verified));
         }
         if core
             .checker
@@ -793,7 +831,7 @@ pub fn bench_watch(
         {
             break;
         }
-        if verified < total {
+        if w.verified < total {
             let wait = if core.sink.has_pending() {
                 Duration::from_millis(1)
             } else {
@@ -803,33 +841,49 @@ pub fn bench_watch(
             while rx.try_recv().is_ok() {}
         }
     }
-    let cpu_end = thread_cpu();
-    let commits = writer
-        .join()
-        .map_err(|_| BenchError::Setup("writer panicked".into()))?
-        .map_err(io("writing the sink"))?;
-    let wall = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p) as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
-    let (first_cpu, first_bytes) = cpu_at_100mb.unwrap_or((cpu_end, verified));
-    let (last_cpu, last_bytes) = cpu_at_last.unwrap_or((cpu_start, 0));
-    Ok(BenchWatchReport {
-        committed_bytes: verified,
-        commits,
-        latency_median_ms: pct(0.5),
-        latency_p99_ms: pct(0.99),
-        latency_max_ms: pct(1.0),
-        cpu_ms_per_mb_first: (first_cpu - cpu_start).as_secs_f64() * 1e3
-            / (first_bytes as f64 / 1e6),
-        cpu_ms_per_mb_last: (cpu_end - last_cpu).as_secs_f64() * 1e3
-            / ((verified - last_bytes).max(1) as f64 / 1e6),
-        verified: core.complete(),
-        wall_s: wall,
-    })
+    w.cpu_end = thread_cpu();
+    w.complete = core.complete();
+    w.wall_s = started.elapsed().as_secs_f64();
+    Ok(w)
+}
+
+impl Watched {
+    /// How long each commit released since `before` took from its write to here.
+    fn note_latencies(&mut self, log: &crate::verify::CommitLog, before: usize, written: &Written) {
+        let now = Instant::now();
+        let written = written.lock().expect("lock");
+        for c in &log.commits[before..] {
+            let name = &log.files[c.file].name;
+            let worker = name.strip_prefix("output.").unwrap_or(name).to_string();
+            if let Some(t) = written.get(&(worker, c.end)) {
+                self.latencies.push(now.duration_since(*t));
+            }
+        }
+    }
+
+    fn report(mut self, commits: u64) -> BenchWatchReport {
+        self.latencies.sort();
+        let pct = |p: f64| {
+            self.latencies
+                .get(((self.latencies.len() as f64 - 1.0) * p) as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        let (first_cpu, first_bytes) = self.cpu_at_100mb.unwrap_or((self.cpu_end, self.verified));
+        let (last_cpu, last_bytes) = self.cpu_at_last.unwrap_or((self.cpu_start, 0));
+        BenchWatchReport {
+            committed_bytes: self.verified,
+            commits,
+            latency_median_ms: pct(0.5),
+            latency_p99_ms: pct(0.99),
+            latency_max_ms: pct(1.0),
+            cpu_ms_per_mb_first: (first_cpu - self.cpu_start).as_secs_f64() * 1e3
+                / (first_bytes as f64 / 1e6),
+            cpu_ms_per_mb_last: (self.cpu_end - last_cpu).as_secs_f64() * 1e3
+                / ((self.verified - last_bytes).max(1) as f64 / 1e6),
+            verified: self.complete,
+            wall_s: self.wall_s,
+        }
+    }
 }
 
 impl BenchWatchReport {

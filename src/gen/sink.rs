@@ -788,7 +788,6 @@ pub fn mean_run(output: &[u8]) -> f64 {
     }
 }
 
-
 /// One generated transaction: its id and the output range it writes.
 struct Txn<'a> {
     id: &'a str,
