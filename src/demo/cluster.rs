@@ -245,18 +245,7 @@ pub fn run_cluster(
     let sink_dir = plan.dir.join("sink-out");
     let state_dir = plan.dir.join("state");
     for d in [&sink_dir, &state_dir] {
-        if d.exists()
-            && std::fs::read_dir(d)
-                .map_err(io(d.display().to_string()))?
-                .next()
-                .is_some()
-        {
-            return Err(ClusterError::Setup(format!(
-                "{} is not empty; use a new --dir",
-                d.display()
-            )));
-        }
-        std::fs::create_dir_all(d).map_err(io(d.display().to_string()))?;
+        empty_dir(d)?;
     }
     let input_dir = match &plan.given_inputs {
         Some(dir) => dir.clone(),
@@ -266,46 +255,18 @@ pub fn run_cluster(
             dir
         }
     };
-    let sink_port = free_port().map_err(io("finding a free port"))?;
-    let control = free_port().map_err(io("finding a free port"))?;
-    let ports: Vec<WorkerPorts> = (0..plan.workers)
-        .map(|_| {
-            Ok(WorkerPorts {
-                source: free_port()?,
-                external: free_port()?,
-                control,
-            })
-        })
-        .collect::<std::io::Result<_>>()
-        .map_err(io("finding free ports"))?;
-    let picked = PickedPorts {
-        sink: sink_port,
-        control,
-        workers: ports.iter().map(|p| (p.source, p.external)).collect(),
-    };
     let keys: Vec<char> = plan.keys.iter().map(|&k| k as char).collect();
+    let (ports, picked) = pick_ports(plan.workers)?;
+    let proxy_ports = plan
+        .proxied
+        .then(|| proxy_ports(plan.workers, keys.len()))
+        .transpose()?;
     let inject = plan.inject.map(|(kind, after_lines, key)| Injection {
         kind: crate::choice::Choice::name(kind).to_string(),
         after_lines,
         key: key as char,
     });
     let hosts = Hosts::default();
-    let proxy_ports = if plan.proxied {
-        let pick = |n: usize| {
-            (0..n)
-                .map(|_| free_port())
-                .collect::<std::io::Result<Vec<u16>>>()
-        };
-        Some(ProxyPorts {
-            host: crate::topology::DEFAULT_HOST.to_string(),
-            sink: pick(plan.workers).map_err(io("finding free ports"))?,
-            control: pick(plan.workers).map_err(io("finding free ports"))?,
-            senders: pick(keys.len()).map_err(io("finding free ports"))?,
-            initializer_source: None,
-        })
-    } else {
-        None
-    };
     let topology = Topology {
         exe: &plan.exe,
         workers: plan.workers,
@@ -331,8 +292,96 @@ pub fn run_cluster(
         }
         None => None,
     };
+    let mut running = start_cluster(plan, &topology, &ports, progress)?;
+    let feeding = feed_to_the_end(plan, &topology, &mut running, stop, progress)?;
+    for c in running.iter_mut().rev() {
+        c.stop(Duration::from_secs(2));
+    }
+    let verify_plan = VerifyPlan {
+        sink_dir: Some(sink_dir),
+        plain_outputs: vec![],
+        inputs: plan
+            .keys
+            .iter()
+            .map(|&key| KeyInput {
+                key,
+                path: input_path(&input_dir, key),
+            })
+            .collect(),
+        expect_complete: true,
+        semantics: Semantics::ExactlyOnce,
+        io: IoMode::Mmap,
+    };
+    Ok(ClusterOutcome {
+        report: verify(&verify_plan)?,
+        feeding,
+    })
+}
+
+/// Makes `dir`, which must be new or empty.
+fn empty_dir(dir: &Path) -> Result<(), ClusterError> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(io(dir.display().to_string()))?
+            .next()
+            .is_some()
+    {
+        return Err(ClusterError::Setup(format!(
+            "{} is not empty; use a new --dir",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))
+}
+
+/// Free ports for the sink, the control channel and every worker.
+fn pick_ports(workers: usize) -> Result<(Vec<WorkerPorts>, PickedPorts), ClusterError> {
+    let sink_port = free_port().map_err(io("finding a free port"))?;
+    let control = free_port().map_err(io("finding a free port"))?;
+    let ports: Vec<WorkerPorts> = (0..workers)
+        .map(|_| {
+            Ok(WorkerPorts {
+                source: free_port()?,
+                external: free_port()?,
+                control,
+            })
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(io("finding free ports"))?;
+    let picked = PickedPorts {
+        sink: sink_port,
+        control,
+        workers: ports.iter().map(|p| (p.source, p.external)).collect(),
+    };
+    Ok((ports, picked))
+}
+
+/// Free ports for the fault proxy's links.
+fn proxy_ports(workers: usize, keys: usize) -> Result<ProxyPorts, ClusterError> {
+    let pick = |n: usize| {
+        (0..n)
+            .map(|_| free_port())
+            .collect::<std::io::Result<Vec<u16>>>()
+            .map_err(io("finding free ports"))
+    };
+    Ok(ProxyPorts {
+        host: crate::topology::DEFAULT_HOST.to_string(),
+        sink: pick(workers)?,
+        control: pick(workers)?,
+        senders: pick(keys)?,
+        initializer_source: None,
+    })
+}
+
+/// Starts the sink and the workers, and waits until the workers are ready.
+fn start_cluster(
+    plan: &ClusterPlan,
+    topology: &Topology<'_>,
+    ports: &[WorkerPorts],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<ChildGuard>, ClusterError> {
     let mut children = Vec::new();
-    let sink_log = sink_dir.join("stdout-stderr");
+    let sink_log = topology.sink_dir.join("stdout-stderr");
     let sink = command(topology.argv(&Component::Sink, false));
     children.push(ChildGuard::spawn("sink", sink, &sink_log).map_err(io("starting the sink"))?);
     for n in 0..plan.workers {
@@ -342,18 +391,31 @@ pub fn run_cluster(
             .push(ChildGuard::spawn(&worker_name(n), cmd, &log).map_err(io("starting a worker"))?);
     }
     progress(&format!(
-        "sink on port {sink_port}, {} workers; waiting until they are ready",
+        "sink on port {}, {} workers; waiting until they are ready",
+        topology.ports.sink(),
         plan.workers
     ));
-    if !wait_ready(&ports, Duration::from_secs(15)) {
+    if !wait_ready(ports, Duration::from_secs(15)) {
         return Err(ClusterError::Setup(format!(
             "workers not ready within 15 s; logs are in {}",
             plan.dir.display()
         )));
     }
+    Ok(children)
+}
+
+/// Starts a feed per key and waits until every one has finished; any component that
+/// exits first is an error naming its log. Returns how long the feeding took.
+fn feed_to_the_end(
+    plan: &ClusterPlan,
+    topology: &Topology<'_>,
+    running: &mut [ChildGuard],
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Duration, ClusterError> {
     let feeding_started = Instant::now();
     let mut feeds = Vec::new();
-    for &key in &keys {
+    for &key in topology.keys {
         let log = plan.dir.join(format!("sender.out.{key}"));
         let cmd = command(topology.argv(&Component::Sender(key), false));
         feeds.push(
@@ -374,37 +436,20 @@ pub fn run_cluster(
             return Err(ClusterError::Timeout(plan.timeout, plan.dir.clone()));
         }
         for (i, f) in feeds.iter_mut().enumerate() {
-            if !done[i] {
-                if let Some(status) = f.try_wait() {
-                    if !status.success() {
-                        let log = plan
-                            .dir
-                            .join(format!("sender.out.{}", plan.keys[i] as char));
-                        return Err(ClusterError::ChildFailed(
-                            f.name.clone(),
-                            status.to_string(),
-                            log,
-                        ));
-                    }
-                    done[i] = true;
+            if let (false, Some(status)) = (done[i], f.try_wait()) {
+                if !status.success() {
+                    let log = plan
+                        .dir
+                        .join(format!("sender.out.{}", plan.keys[i] as char));
+                    return Err(ClusterError::ChildFailed(f.name.clone(), status.to_string(), log));
                 }
+                done[i] = true;
             }
         }
-        for c in children.iter_mut() {
+        for c in running.iter_mut() {
             if let Some(status) = c.try_wait() {
-                let log = if c.name == "sink" {
-                    sink_log.clone()
-                } else {
-                    plan.dir.join(format!(
-                        "wallaroo.{}",
-                        crate::topology::worker_number(&c.name).unwrap_or(0)
-                    ))
-                };
-                return Err(ClusterError::ChildFailed(
-                    c.name.clone(),
-                    status.to_string(),
-                    log,
-                ));
+                let log = component_log(plan, topology, &c.name);
+                return Err(ClusterError::ChildFailed(c.name.clone(), status.to_string(), log));
             }
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -413,26 +458,15 @@ pub fn run_cluster(
     progress(&format!(
         "every feed finished after {feeding:.2?}; stopping the cluster"
     ));
-    for c in children.iter_mut().rev() {
-        c.stop(Duration::from_secs(2));
+    Ok(feeding)
+}
+
+/// The log of the sink or of a worker, by its name.
+fn component_log(plan: &ClusterPlan, topology: &Topology<'_>, name: &str) -> PathBuf {
+    if name == "sink" {
+        topology.sink_dir.join("stdout-stderr")
+    } else {
+        let n = crate::topology::worker_number(name).unwrap_or(0);
+        plan.dir.join(format!("wallaroo.{n}"))
     }
-    let plan = VerifyPlan {
-        sink_dir: Some(sink_dir),
-        plain_outputs: vec![],
-        inputs: plan
-            .keys
-            .iter()
-            .map(|&key| KeyInput {
-                key,
-                path: input_path(&input_dir, key),
-            })
-            .collect(),
-        expect_complete: true,
-        semantics: Semantics::ExactlyOnce,
-        io: IoMode::Mmap,
-    };
-    Ok(ClusterOutcome {
-        report: verify(&plan)?,
-        feeding,
-    })
 }
