@@ -199,6 +199,54 @@ fn session(
         return SessionEnd::Reconnect;
     };
     let mut out = BufWriter::with_capacity(1 << 16, socket);
+    let rx = spawn_reader(read_half);
+    let mut credits = match handshake(config, &mut out, &rx, stream) {
+        Ok(credits) => credits,
+        Err(end) => return end,
+    };
+    if let Err(end) = open_stream(&mut out, &rx, stream, file, &mut credits, target) {
+        return end;
+    }
+    let mut sending = Sending {
+        offset: file.stream_position().unwrap_or(0),
+        last_line: None,
+        eos_sent: false,
+        line: Vec::with_capacity(128),
+        frame: Vec::with_capacity(256),
+    };
+    loop {
+        // Handle everything that arrived.
+        loop {
+            let ev = match rx.try_recv() {
+                Ok(ev) => ev,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => Event::Closed("reader ended".into()),
+            };
+            let (eos_sent, last_line) = (sending.eos_sent, sending.last_line);
+            if let Some(end) = on_event(ev, stream, &mut credits, eos_sent, last_line, target) {
+                return end;
+            }
+        }
+        let sent = match sending.send(config, &mut out, stream, file, limiter, &mut credits) {
+            Ok(sent) => sent,
+            Err(end) => return end,
+        };
+        // Wait for acks or for the rate limiter.
+        let wait = Duration::from_millis(if sent && credits > 0 { 1 } else { 20 });
+        let ev = match rx.recv_timeout(wait) {
+            Ok(ev) => ev,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Event::Closed("reader ended".into()),
+        };
+        let (eos_sent, last_line) = (sending.eos_sent, sending.last_line);
+        if let Some(end) = on_event(ev, stream, &mut credits, eos_sent, last_line, target) {
+            return end;
+        }
+    }
+}
+
+/// Reads the connection's frames on a thread of its own, as events.
+fn spawn_reader(read_half: TcpStream) -> mpsc::Receiver<Event> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(read_half);
@@ -219,70 +267,54 @@ fn session(
             }
         }
     });
+    rx
+}
+
+/// HELLO, answered by OK: returns the credits it grants.
+fn handshake(
+    config: &FeedConfig,
+    out: &mut BufWriter<TcpStream>,
+    rx: &mpsc::Receiver<Event>,
+    stream: &mut Stream,
+) -> Result<i64, SessionEnd> {
     let hello = Frame::Hello {
         version: VERSION_SOURCE.into(),
         cookie: crate::demo::run_cookie(config.run_id.as_deref()),
         program: "celsius at least once".into(),
         instance: "instance".into(),
     };
-    if write_frame(&mut out, &hello.encode())
+    if write_frame(out, &hello.encode())
         .and_then(|_| out.flush())
         .is_err()
     {
-        return closed_session(stream, "write failed");
+        return Err(closed_session(stream, "write failed"));
     }
-    let mut credits: i64 = match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Event::Frame(Frame::Ok { credits })) => i64::from(credits),
-        Ok(Event::Frame(other)) => {
-            return closed_session(stream, &format!("handshake answered with {other:?}"))
-        }
-        Ok(Event::Closed(why)) => return closed_session(stream, &why),
-        Err(_) => return closed_session(stream, "no handshake reply"),
-    };
-    // NOTIFY until the stream is ours.
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Event::Frame(Frame::Ok { credits })) => Ok(i64::from(credits)),
+        Ok(Event::Frame(other)) => Err(closed_session(
+            stream,
+            &format!("handshake answered with {other:?}"),
+        )),
+        Ok(Event::Closed(why)) => Err(closed_session(stream, &why)),
+        Err(_) => Err(closed_session(stream, "no handshake reply")),
+    }
+}
+
+/// NOTIFY until the stream is ours; then the input is at its point of reference.
+fn open_stream(
+    out: &mut BufWriter<TcpStream>,
+    rx: &mpsc::Receiver<Event>,
+    stream: &mut Stream,
+    file: &mut BufReader<File>,
+    credits: &mut i64,
+    target: &mut String,
+) -> Result<(), SessionEnd> {
     loop {
         stream.open = false;
         stream.log("added", 442);
-        let notify = Frame::Notify {
-            stream_id: stream.id,
-            stream_name: stream.name.clone().into_bytes(),
-            point_of_ref: stream.por,
-        };
-        write_line(
-            Level::Debug,
-            "__init__.py",
-            633,
-            &format!(
-                "sending NOTIFY: Notify(stream_id={}, stream_name='{}', point_of_ref={})",
-                py2_int(stream.id),
-                stream.name,
-                py2_int(stream.por)
-            ),
-        );
-        if write_frame(&mut out, &notify.encode())
-            .and_then(|_| out.flush())
-            .is_err()
-        {
-            return closed_session(stream, "write failed");
-        }
-        credits -= 1;
-        let reply = loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(Event::Frame(Frame::NotifyAck {
-                    success,
-                    stream_id,
-                    point_of_ref,
-                })) if stream_id == stream.id => break (success, point_of_ref),
-                Ok(Event::Frame(Frame::Ack { credits: c, .. })) => credits += i64::from(c),
-                Ok(Event::Frame(Frame::Restart { address })) => {
-                    return restart(stream, address, target)
-                }
-                Ok(Event::Frame(_)) => {}
-                Ok(Event::Closed(why)) => return closed_session(stream, &why),
-                Err(_) => return closed_session(stream, "no NOTIFY_ACK"),
-            }
-        };
-        let (success, por) = reply;
+        send_notify(out, stream)?;
+        *credits -= 1;
+        let (success, por) = notify_reply(rx, stream, credits, target)?;
         write_line(
             Level::Debug,
             "__init__.py",
@@ -301,9 +333,9 @@ fn session(
             stream.log("stream_opened", 458);
             let position = if por == U64MAX { 0 } else { por };
             if file.seek(SeekFrom::Start(position)).is_err() {
-                return closed_session(stream, "cannot seek the input");
+                return Err(closed_session(stream, "cannot seek the input"));
             }
-            break;
+            return Ok(());
         }
         write_line(
             Level::Info,
@@ -317,100 +349,147 @@ fn session(
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let mut offset = file.stream_position().unwrap_or(0);
-    let mut last_line: Option<u64> = None;
-    let mut eos_sent = false;
-    let mut line = Vec::with_capacity(128);
-    let mut frame = Vec::with_capacity(256);
+}
+
+fn send_notify(out: &mut BufWriter<TcpStream>, stream: &mut Stream) -> Result<(), SessionEnd> {
+    let notify = Frame::Notify {
+        stream_id: stream.id,
+        stream_name: stream.name.clone().into_bytes(),
+        point_of_ref: stream.por,
+    };
+    write_line(
+        Level::Debug,
+        "__init__.py",
+        633,
+        &format!(
+            "sending NOTIFY: Notify(stream_id={}, stream_name='{}', point_of_ref={})",
+            py2_int(stream.id),
+            stream.name,
+            py2_int(stream.por)
+        ),
+    );
+    if write_frame(out, &notify.encode())
+        .and_then(|_| out.flush())
+        .is_err()
+    {
+        return Err(closed_session(stream, "write failed"));
+    }
+    Ok(())
+}
+
+/// The NOTIFY_ACK of this stream: (success, point of reference). Acks that arrive
+/// first add their credits; a RESTART ends the session.
+fn notify_reply(
+    rx: &mpsc::Receiver<Event>,
+    stream: &mut Stream,
+    credits: &mut i64,
+    target: &mut String,
+) -> Result<(bool, u64), SessionEnd> {
     loop {
-        // Handle everything that arrived.
-        loop {
-            let ev = match rx.try_recv() {
-                Ok(ev) => ev,
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => Event::Closed("reader ended".into()),
-            };
-            if let Some(end) = on_event(ev, stream, &mut credits, eos_sent, last_line, target) {
-                return end;
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Event::Frame(Frame::NotifyAck {
+                success,
+                stream_id,
+                point_of_ref,
+            })) if stream_id == stream.id => return Ok((success, point_of_ref)),
+            Ok(Event::Frame(Frame::Ack { credits: c, .. })) => *credits += i64::from(c),
+            Ok(Event::Frame(Frame::Restart { address })) => {
+                return Err(restart(stream, address, target))
             }
+            Ok(Event::Frame(_)) => {}
+            Ok(Event::Closed(why)) => return Err(closed_session(stream, &why)),
+            Err(_) => return Err(closed_session(stream, "no NOTIFY_ACK")),
         }
+    }
+}
+
+/// Where the sending of a stream is.
+struct Sending {
+    offset: u64,
+    last_line: Option<u64>,
+    eos_sent: bool,
+    /// Reused buffers: no per-line key or frame copy on the data path.
+    line: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+impl Sending {
+    /// Sends lines while credits and the rate allow (and EOS at the end of the input,
+    /// unless following it); returns whether it sent anything.
+    fn send(
+        &mut self,
+        config: &FeedConfig,
+        out: &mut BufWriter<TcpStream>,
+        stream: &mut Stream,
+        file: &mut BufReader<File>,
+        limiter: &mut RateLimiter,
+        credits: &mut i64,
+    ) -> Result<bool, SessionEnd> {
         let mut sent = false;
-        while !eos_sent && credits > 0 && limiter.allows() {
-            line.clear();
-            let n = match file.read_until(b'\n', &mut line) {
+        while !self.eos_sent && *credits > 0 && limiter.allows() {
+            self.line.clear();
+            let n = match file.read_until(b'\n', &mut self.line) {
                 Ok(n) => n,
-                Err(_) => return closed_session(stream, "cannot read the input"),
+                Err(_) => return Err(closed_session(stream, "cannot read the input")),
             };
-            if n == 0 || line.last() != Some(&b'\n') {
+            if n == 0 || self.line.last() != Some(&b'\n') {
                 // End of file (or a last line still being written).
                 if n > 0 {
-                    let _ = file.seek(SeekFrom::Start(offset));
+                    let _ = file.seek(SeekFrom::Start(self.offset));
                 }
-                if config.follow {
+                if config.follow || n > 0 {
                     break;
                 }
-                if n > 0 {
-                    break;
-                }
-                write_line(
-                    Level::Info,
-                    "__init__.py",
-                    649,
-                    &format!(
-                        "Sending End of Stream EosMessage(stream_id={})",
-                        py2_int(stream.id)
-                    ),
-                );
-                if write_frame(
-                    &mut out,
-                    &Frame::Eos {
-                        stream_id: stream.id,
-                    }
-                    .encode(),
-                )
-                .is_err()
-                {
-                    return closed_session(stream, "write failed");
-                }
-                eos_sent = true;
+                self.send_eos(out, stream)?;
                 sent = true;
                 break;
             }
-            // The data path encodes into one reused buffer: no per-line key or frame copy.
-            frame.clear();
+            self.frame.clear();
             encode_message_into(
-                &mut frame,
+                &mut self.frame,
                 stream.id,
-                offset,
+                self.offset,
                 0,
                 Some(stream.name.as_bytes()),
-                &line,
+                &self.line,
             );
-            if write_frame(&mut out, &frame).is_err() {
-                return closed_session(stream, "write failed");
+            if write_frame(out, &self.frame).is_err() {
+                return Err(closed_session(stream, "write failed"));
             }
-            last_line = Some(offset);
-            offset += n as u64;
-            credits -= 1;
+            self.last_line = Some(self.offset);
+            self.offset += n as u64;
+            *credits -= 1;
             limiter.consumed(n);
             sent = true;
         }
         if sent && out.flush().is_err() {
-            return closed_session(stream, "write failed");
+            return Err(closed_session(stream, "write failed"));
         }
-        // Wait for acks or for the rate limiter.
-        let ev = match rx.recv_timeout(Duration::from_millis(if sent && credits > 0 {
-            1
-        } else {
-            20
-        })) {
-            Ok(ev) => ev,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Event::Closed("reader ended".into()),
+        Ok(sent)
+    }
+
+    fn send_eos(
+        &mut self,
+        out: &mut BufWriter<TcpStream>,
+        stream: &mut Stream,
+    ) -> Result<(), SessionEnd> {
+        write_line(
+            Level::Info,
+            "__init__.py",
+            649,
+            &format!(
+                "Sending End of Stream EosMessage(stream_id={})",
+                py2_int(stream.id)
+            ),
+        );
+        let eos = Frame::Eos {
+            stream_id: stream.id,
         };
-        if let Some(end) = on_event(ev, stream, &mut credits, eos_sent, last_line, target) {
-            return end;
+        if write_frame(out, &eos.encode()).is_err() {
+            return Err(closed_session(stream, "write failed"));
         }
+        self.eos_sent = true;
+        Ok(())
     }
 }
 
