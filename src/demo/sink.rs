@@ -367,78 +367,12 @@ impl Connection {
             .create(true)
             .truncate(false)
             .open(&output_path)?;
-        // Replay the txnlog (spec 5.3). A torn last record was never completed: cut it off
-        // so the next record starts on its own line.
-        let mut pending: HashMap<String, (Vote, Vec<WhereRange>)> = HashMap::new();
-        let mut next_vote = Vote::Commit;
-        let mut last_committed = 0u64;
-        if txnlog_path.exists() {
-            let log = read_txnlog(&txnlog_path).map_err(|e| End::Fatal(e.to_string()))?;
-            if let TxnlogTail::Torn { line, bytes } = log.tail {
-                plog!(
-                    Level::Warning,
-                    "{}: dropping torn record at line {line} ({bytes} bytes)",
-                    txnlog_path.display()
-                );
-                OpenOptions::new()
-                    .write(true)
-                    .open(&txnlog_path)?
-                    .set_len(log.complete_bytes)?;
-            }
-            for entry in log.entries {
-                match entry.record {
-                    Record::Phase1Commit { txn_id, where_list } => {
-                        if next_vote == Vote::Abort {
-                            return Err(End::Fatal(format!(
-                                "replay: 1-ok for {txn_id} after next-txn-force-abort"
-                            )));
-                        }
-                        pending.insert(txn_id, (Vote::Commit, where_list));
-                        next_vote = Vote::Commit;
-                    }
-                    Record::Phase1Rollback { txn_id, where_list } => {
-                        pending.insert(txn_id, (Vote::Abort, where_list));
-                        next_vote = Vote::Commit;
-                    }
-                    Record::Phase2Commit { txn_id, offset } => {
-                        if pending.remove(&txn_id).is_none() {
-                            return Err(End::Fatal(format!(
-                                "replay: 2-ok for unknown txn {txn_id}"
-                            )));
-                        }
-                        last_committed = offset;
-                    }
-                    // The guard removes the pending entry; only a missing one is fatal.
-                    Record::Phase2Rollback { txn_id, .. } if pending.remove(&txn_id).is_none() => {
-                        return Err(End::Fatal(format!(
-                            "replay: 2-rollback for unknown txn {txn_id}"
-                        )));
-                    }
-                    Record::NextTxnForceAbort { .. } => next_vote = Vote::Abort,
-                    _ => {}
-                }
-            }
-        }
-        if pending.len() > 1 {
-            return Err(End::Fatal(format!(
-                "replay: {} pending transactions",
-                pending.len()
-            )));
-        }
-        let target = match pending.values().next() {
-            None => last_committed,
-            Some((vote, wl)) => match wl.as_slice() {
-                [w] if w.stream_id == 1 => match vote {
-                    Vote::Commit => w.end,
-                    Vote::Abort => last_committed,
-                },
-                _ => {
-                    return Err(End::Fatal(format!(
-                        "replay: pending where_list {wl:?} is not one stream-1 triple"
-                    )))
-                }
-            },
-        };
+        let Replayed {
+            pending,
+            next_vote,
+            last_committed,
+        } = replay_txnlog(&txnlog_path)?;
+        let target = truncate_target(&pending, last_committed)?;
         plog!(
             Level::Info,
             "last committed offset for {worker} is {last_committed}; truncate at offset {target}"
@@ -583,29 +517,13 @@ impl Connection {
             }
         }
         let files = self.files.as_mut().expect("after HELLO");
-        let (mut close_before, mut close_after) = (false, false);
-        for rule in &files.rules {
-            let hit = match rule {
-                AbortRule::TxnIdRegexp {
-                    regex,
-                    vote,
-                    close_before,
-                    close_after,
-                } if regex.is_match(&txn_id) => Some((*vote, *close_before, *close_after)),
-                AbortRule::LocalTxn {
-                    n,
-                    vote,
-                    close_before,
-                    close_after,
-                } if *n == count => Some((*vote, *close_before, *close_after)),
-                _ => None,
-            };
-            if let Some((v, cb, ca)) = hit {
+        let (close_before, close_after) = match abort_rule_hit(&files.rules, &txn_id, count) {
+            Some((v, cb, ca)) => {
                 vote = if v { Vote::Commit } else { Vote::Abort };
-                close_before = cb;
-                close_after = ca;
+                (cb, ca)
             }
-        }
+            None => (false, false),
+        };
         files.output.get_ref().sync_data()?;
         files.txnlog.sync_data()?;
         let wl: Vec<WhereRange> = where_list
@@ -739,4 +657,119 @@ impl Connection {
         }
         self.files = None;
     }
+}
+
+/// What a worker's txnlog says on its reconnect.
+struct Replayed {
+    pending: HashMap<String, (Vote, Vec<WhereRange>)>,
+    next_vote: Vote,
+    last_committed: u64,
+}
+
+/// Replays a worker's txnlog (spec 5.3). A torn last record was never completed: it is
+/// cut off so the next record starts on its own line.
+fn replay_txnlog(txnlog_path: &Path) -> Result<Replayed, End> {
+    let mut r = Replayed {
+        pending: HashMap::new(),
+        next_vote: Vote::Commit,
+        last_committed: 0,
+    };
+    if !txnlog_path.exists() {
+        return Ok(r);
+    }
+    let log = read_txnlog(txnlog_path).map_err(|e| End::Fatal(e.to_string()))?;
+    if let TxnlogTail::Torn { line, bytes } = log.tail {
+        plog!(
+            Level::Warning,
+            "{}: dropping torn record at line {line} ({bytes} bytes)",
+            txnlog_path.display()
+        );
+        OpenOptions::new()
+            .write(true)
+            .open(txnlog_path)?
+            .set_len(log.complete_bytes)?;
+    }
+    for entry in log.entries {
+        match entry.record {
+            Record::Phase1Commit { txn_id, where_list } => {
+                if r.next_vote == Vote::Abort {
+                    return Err(End::Fatal(format!(
+                        "replay: 1-ok for {txn_id} after next-txn-force-abort"
+                    )));
+                }
+                r.pending.insert(txn_id, (Vote::Commit, where_list));
+                r.next_vote = Vote::Commit;
+            }
+            Record::Phase1Rollback { txn_id, where_list } => {
+                r.pending.insert(txn_id, (Vote::Abort, where_list));
+                r.next_vote = Vote::Commit;
+            }
+            Record::Phase2Commit { txn_id, offset } => {
+                if r.pending.remove(&txn_id).is_none() {
+                    return Err(End::Fatal(format!("replay: 2-ok for unknown txn {txn_id}")));
+                }
+                r.last_committed = offset;
+            }
+            // The guard removes the pending entry; only a missing one is fatal.
+            Record::Phase2Rollback { txn_id, .. } if r.pending.remove(&txn_id).is_none() => {
+                return Err(End::Fatal(format!(
+                    "replay: 2-rollback for unknown txn {txn_id}"
+                )));
+            }
+            Record::NextTxnForceAbort { .. } => r.next_vote = Vote::Abort,
+            _ => {}
+        }
+    }
+    Ok(r)
+}
+
+/// Where the output is cut on reconnect: the end of a pending commit vote, else the
+/// last committed offset.
+fn truncate_target(
+    pending: &HashMap<String, (Vote, Vec<WhereRange>)>,
+    last_committed: u64,
+) -> Result<u64, End> {
+    if pending.len() > 1 {
+        return Err(End::Fatal(format!(
+            "replay: {} pending transactions",
+            pending.len()
+        )));
+    }
+    Ok(match pending.values().next() {
+        None => last_committed,
+        Some((vote, wl)) => match wl.as_slice() {
+            [w] if w.stream_id == 1 => match vote {
+                Vote::Commit => w.end,
+                Vote::Abort => last_committed,
+            },
+            _ => {
+                return Err(End::Fatal(format!(
+                    "replay: pending where_list {wl:?} is not one stream-1 triple"
+                )))
+            }
+        },
+    })
+}
+
+/// The last abort rule that matches transaction `txn_id`, the `count`th phase 1 of this
+/// sink: (its vote, close before the reply, close after it).
+fn abort_rule_hit(rules: &[AbortRule], txn_id: &str, count: u64) -> Option<(bool, bool, bool)> {
+    rules
+        .iter()
+        .filter_map(|rule| match rule {
+            AbortRule::TxnIdRegexp {
+                regex,
+                vote,
+                close_before,
+                close_after,
+            } if regex.is_match(txn_id) => Some((*vote, *close_before, *close_after)),
+            AbortRule::LocalTxn {
+                n,
+                vote,
+                close_before,
+                close_after,
+            } if *n == count => Some((*vote, *close_before, *close_after)),
+            _ => None,
+        })
+        .last()
 }
