@@ -1,6 +1,7 @@
 //! The structure stays as docs/architecture.md draws it, checked from the source:
 //! - the import graph of `src/` (which module names which, through `crate::` and
 //!   `super::` paths) has no circle, and no module imports one of a higher layer;
+//! - no function outside tests is over 100 lines;
 //! - `src/main.rs` stays a dispatcher of under 150 lines.
 //!
 //! It reads the text, not the compiler's view: a `use` of a module counts, and so does
@@ -206,6 +207,147 @@ fn the_import_graph_has_no_circle() {
         circles.is_empty(),
         "import circles:\n{}",
         circles.join("\n")
+    );
+}
+
+/// `code` with the insides of string and char literals blanked (so their braces do not
+/// count), keeping every newline.
+fn without_literals(code: &str) -> String {
+    let bytes = code.as_bytes();
+    let mut out = String::with_capacity(code.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let raw = c == b'r'
+            && matches!(bytes.get(i + 1), Some(b'"' | b'#'))
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if raw {
+            let hashes = bytes[i + 1..].iter().take_while(|&&b| b == b'#').count();
+            if bytes.get(i + 1 + hashes) == Some(&b'"') {
+                let close = format!("\"{}", "#".repeat(hashes));
+                let start = i + 2 + hashes;
+                let end = code[start..]
+                    .find(&close)
+                    .map_or(code.len(), |e| start + e + close.len());
+                out.extend(
+                    code[i..end]
+                        .chars()
+                        .map(|c| if c == '\n' { '\n' } else { ' ' }),
+                );
+                i = end;
+                continue;
+            }
+        }
+        if c == b'"' {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = (j + 1).min(bytes.len());
+            out.extend(
+                code[i..end]
+                    .chars()
+                    .map(|c| if c == '\n' { '\n' } else { ' ' }),
+            );
+            i = end;
+            continue;
+        }
+        if c == b'\'' {
+            // A char literal ('x', '\n', '\u{1F600}'), not a lifetime ('a).
+            let close = if bytes.get(i + 1) == Some(&b'\\') {
+                code[i + 2..].find('\'').map(|e| i + 2 + e)
+            } else {
+                code[i + 1..].chars().next().and_then(|ch| {
+                    let after = i + 1 + ch.len_utf8();
+                    (bytes.get(after) == Some(&b'\'')).then_some(after)
+                })
+            };
+            if let Some(end) = close {
+                out.push_str(&" ".repeat(code[i..=end].chars().count()));
+                i = end + 1;
+                continue;
+            }
+        }
+        let ch = code[i..].chars().next().unwrap();
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Every function of `path` outside its test module: (name, first line, lines long).
+fn functions(path: &Path) -> Vec<(String, usize, usize)> {
+    let code = without_literals(&code_of(path));
+    let head = regex::Regex::new(
+        r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+(\w+)",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    for m in head.captures_iter(&code) {
+        let start = m.get(0).unwrap().start();
+        // The body opens at the first `{` after the signature (or there is none: `;`).
+        let Some(open) = code[start..].find(['{', ';']).map(|o| start + o) else {
+            continue;
+        };
+        if code.as_bytes()[open] == b';' {
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut end = code.len();
+        for (k, b) in code.bytes().enumerate().skip(open) {
+            match b {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = k;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let first = code[..start].matches('\n').count() + 1;
+        let last = code[..end].matches('\n').count() + 1;
+        out.push((m[1].to_string(), first, last - first + 1));
+    }
+    out
+}
+
+#[test]
+fn no_function_is_over_100_lines() {
+    let mut long = Vec::new();
+    for (path, _) in sources() {
+        for (name, line, lines) in functions(&path) {
+            if lines > 100 {
+                long.push(format!(
+                    "{}:{line}: {name} is {lines} lines",
+                    path.display()
+                ));
+            }
+        }
+    }
+    let mut binary = vec![PathBuf::from("src/main.rs")];
+    binary.extend(
+        std::fs::read_dir("src/cli")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    for path in binary {
+        for (name, line, lines) in functions(&path) {
+            if lines > 100 {
+                long.push(format!(
+                    "{}:{line}: {name} is {lines} lines",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over 100 lines:\n{}",
+        long.join("\n")
     );
 }
 

@@ -441,7 +441,11 @@ fn feed_to_the_end(
                     let log = plan
                         .dir
                         .join(format!("sender.out.{}", plan.keys[i] as char));
-                    return Err(ClusterError::ChildFailed(f.name.clone(), status.to_string(), log));
+                    return Err(ClusterError::ChildFailed(
+                        f.name.clone(),
+                        status.to_string(),
+                        log,
+                    ));
                 }
                 done[i] = true;
             }
@@ -449,7 +453,11 @@ fn feed_to_the_end(
         for c in running.iter_mut() {
             if let Some(status) = c.try_wait() {
                 let log = component_log(plan, topology, &c.name);
-                return Err(ClusterError::ChildFailed(c.name.clone(), status.to_string(), log));
+                return Err(ClusterError::ChildFailed(
+                    c.name.clone(),
+                    status.to_string(),
+                    log,
+                ));
             }
         }
         std::thread::sleep(Duration::from_millis(50));

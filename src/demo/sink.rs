@@ -754,22 +754,19 @@ fn truncate_target(
 /// The last abort rule that matches transaction `txn_id`, the `count`th phase 1 of this
 /// sink: (its vote, close before the reply, close after it).
 fn abort_rule_hit(rules: &[AbortRule], txn_id: &str, count: u64) -> Option<(bool, bool, bool)> {
-    rules
-        .iter()
-        .filter_map(|rule| match rule {
-            AbortRule::TxnIdRegexp {
-                regex,
-                vote,
-                close_before,
-                close_after,
-            } if regex.is_match(txn_id) => Some((*vote, *close_before, *close_after)),
-            AbortRule::LocalTxn {
-                n,
-                vote,
-                close_before,
-                close_after,
-            } if *n == count => Some((*vote, *close_before, *close_after)),
-            _ => None,
-        })
-        .last()
+    rules.iter().rev().find_map(|rule| match rule {
+        AbortRule::TxnIdRegexp {
+            regex,
+            vote,
+            close_before,
+            close_after,
+        } if regex.is_match(txn_id) => Some((*vote, *close_before, *close_after)),
+        AbortRule::LocalTxn {
+            n,
+            vote,
+            close_before,
+            close_after,
+        } if *n == count => Some((*vote, *close_before, *close_after)),
+        _ => None,
+    })
 }

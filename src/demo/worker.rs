@@ -529,30 +529,21 @@ impl Worker {
 /// Runs the worker until it is killed.
 pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
     let durable = state::load_owned(&config.state_dir, &config.name, config.run_id.as_deref())?;
-    let source_listener =
-        TcpListener::bind(config.source_addr).map_err(|source| WorkerError::Bind {
-            what: "connector source port",
-            addr: config.source_addr,
-            source,
-        })?;
-    let external_listener =
-        TcpListener::bind(config.external_addr).map_err(|source| WorkerError::Bind {
-            what: "external channel port",
-            addr: config.external_addr,
-            source,
-        })?;
-    let mut streams = HashMap::new();
-    for (id, s) in &durable.streams {
-        streams.insert(
-            *id,
-            LiveStream {
+    let source_listener = bind(config.source_addr, "connector source port")?;
+    let external_listener = bind(config.external_addr, "external channel port")?;
+    let streams = durable
+        .streams
+        .iter()
+        .map(|(id, s)| {
+            let live = LiveStream {
                 name: s.name.clone(),
                 last_seen: s.por,
                 owner: None,
                 eos: false,
-            },
-        );
-    }
+            };
+            (*id, live)
+        })
+        .collect();
     let inject = config
         .inject
         .clone()
@@ -572,17 +563,9 @@ pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
             ..Default::default()
         }
     };
-    let control_listener = if is_initializer {
-        Some(
-            TcpListener::bind(config.control_addr).map_err(|source| WorkerError::Bind {
-                what: "control port",
-                addr: config.control_addr,
-                source,
-            })?,
-        )
-    } else {
-        None
-    };
+    let control_listener = is_initializer
+        .then(|| bind(config.control_addr, "control port"))
+        .transpose()?;
     let registration = Register {
         name: config.name.clone(),
         addr: MemberAddr {
@@ -622,55 +605,62 @@ pub fn run_worker(config: WorkerConfig) -> Result<(), WorkerError> {
         initializer_source: Mutex::new(None),
     });
     if let Some(listener) = control_listener {
-        let worker = Arc::clone(&worker);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let worker = Arc::clone(&worker);
-                std::thread::spawn(move || serve_control(&worker, stream));
-            }
-        });
+        serve_each(listener, &worker, serve_control);
     }
-    {
-        // Register with the initializer (retrying until it is up).
-        let worker = Arc::clone(&worker);
-        std::thread::spawn(move || loop {
-            match control::request(
-                control_addr,
-                control::REGISTER,
-                run_id.as_deref(),
-                &registration,
-            ) {
-                Ok(body) => {
-                    if let Ok(reply) = serde_json::from_slice::<control::RegisterReply>(&body) {
-                        *worker
-                            .initializer_source
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner()) = Some(reply.initializer_source);
-                    }
-                    return;
+    register(&worker, control_addr, run_id, registration);
+    serve_each(source_listener, &worker, serve_source);
+    serve_each(external_listener, &worker, serve_external);
+    checkpoint_loop(&worker, interval)
+}
+
+fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, WorkerError> {
+    TcpListener::bind(addr).map_err(|source| WorkerError::Bind { what, addr, source })
+}
+
+/// Serves each connection to `listener` with `serve`, on a thread of its own.
+fn serve_each(listener: TcpListener, worker: &Arc<Worker>, serve: fn(&Worker, TcpStream)) {
+    let worker = Arc::clone(worker);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let worker = Arc::clone(&worker);
+            std::thread::spawn(move || serve(&worker, stream));
+        }
+    });
+}
+
+/// Registers with the initializer (retrying until it is up), and notes where its
+/// source listens.
+fn register(
+    worker: &Arc<Worker>,
+    control_addr: SocketAddr,
+    run_id: Option<String>,
+    registration: Register,
+) {
+    let worker = Arc::clone(worker);
+    std::thread::spawn(move || loop {
+        match control::request(
+            control_addr,
+            control::REGISTER,
+            run_id.as_deref(),
+            &registration,
+        ) {
+            Ok(body) => {
+                if let Ok(reply) = serde_json::from_slice::<control::RegisterReply>(&body) {
+                    *worker
+                        .initializer_source
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(reply.initializer_source);
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                return;
             }
-        });
-    }
-    {
-        let worker = Arc::clone(&worker);
-        std::thread::spawn(move || {
-            for stream in source_listener.incoming().flatten() {
-                let worker = Arc::clone(&worker);
-                std::thread::spawn(move || serve_source(&worker, stream));
-            }
-        });
-    }
-    {
-        let worker = Arc::clone(&worker);
-        std::thread::spawn(move || {
-            for stream in external_listener.incoming().flatten() {
-                let worker = Arc::clone(&worker);
-                std::thread::spawn(move || serve_external(&worker, stream));
-            }
-        });
-    }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    });
+}
+
+/// Connects to the sink (again, whenever it is lost) and checkpoints every
+/// `interval`, until the worker is killed.
+fn checkpoint_loop(worker: &Worker, interval: Duration) -> ! {
     let mut backoff = Duration::from_millis(50);
     loop {
         let connected = worker.lock().sink.is_some();
@@ -735,39 +725,10 @@ fn source_session(
     reader: &mut BufReader<TcpStream>,
     writer: &SourceWriter,
 ) -> Result<(), String> {
-    let reply = |frame: &Frame| -> Result<(), String> {
-        let mut w = writer.lock().map_err(|_| "writer poisoned".to_string())?;
-        send(&mut *w, frame)
-            .and_then(|_| w.flush())
-            .map_err(|e| e.to_string())
-    };
-    let expected = crate::demo::run_cookie(worker.lock().config.run_id.as_deref());
-    match Frame::decode(&read_frame(reader).map_err(|e| e.to_string())?) {
-        Ok(Frame::Hello {
-            version, cookie, ..
-        }) if version == VERSION_SOURCE && cookie == expected => {}
-        Ok(Frame::Hello { cookie, .. })
-            if crate::demo::peer_of(&expected, &cookie) == crate::demo::Peer::OtherRun =>
-        {
-            plog!(
-                Level::Error,
-                "refused a source of another run: its cookie is {cookie:?}, this run's is {expected:?}"
-            );
-            reply(&Frame::Error {
-                message: "this worker belongs to another run".into(),
-            })?;
-            return Err(format!("a source of another run ({cookie:?})"));
-        }
-        Ok(other) => {
-            reply(&Frame::Error {
-                message: "expected HELLO with version 0.0.1 and the cookie".into(),
-            })?;
-            return Err(format!("bad handshake {other:?}"));
-        }
-        Err(e) => return Err(e.to_string()),
-    }
     const MAX_CREDITS: u32 = 500;
     const REFILL: u32 = 50;
+    let reply = |frame: &Frame| reply_on(writer, frame);
+    source_handshake(worker, reader, &reply)?;
     reply(&Frame::Ok {
         credits: MAX_CREDITS,
     })?;
@@ -798,72 +759,125 @@ fn source_session(
                 return Err(e.to_string());
             }
         };
-        let mut core = worker.lock();
-        if !core.conns.contains_key(&conn) {
-            return Err("restarted".into());
+        on_source_frame(worker, conn, frame, &reply)?;
+    }
+}
+
+/// Sends `frame` to a source and flushes it.
+fn reply_on(writer: &SourceWriter, frame: &Frame) -> Result<(), String> {
+    let mut w = writer.lock().map_err(|_| "writer poisoned".to_string())?;
+    send(&mut *w, frame)
+        .and_then(|_| w.flush())
+        .map_err(|e| e.to_string())
+}
+
+/// A source's HELLO: this run's cookie and the source protocol's version.
+fn source_handshake(
+    worker: &Worker,
+    reader: &mut BufReader<TcpStream>,
+    reply: &dyn Fn(&Frame) -> Result<(), String>,
+) -> Result<(), String> {
+    let expected = crate::demo::run_cookie(worker.lock().config.run_id.as_deref());
+    match Frame::decode(&read_frame(reader).map_err(|e| e.to_string())?) {
+        Ok(Frame::Hello {
+            version, cookie, ..
+        }) if version == VERSION_SOURCE && cookie == expected => Ok(()),
+        Ok(Frame::Hello { cookie, .. })
+            if crate::demo::peer_of(&expected, &cookie) == crate::demo::Peer::OtherRun =>
+        {
+            plog!(
+                Level::Error,
+                "refused a source of another run: its cookie is {cookie:?}, this run's is {expected:?}"
+            );
+            reply(&Frame::Error {
+                message: "this worker belongs to another run".into(),
+            })?;
+            Err(format!("a source of another run ({cookie:?})"))
         }
-        match frame {
-            Frame::Notify {
+        Ok(other) => {
+            reply(&Frame::Error {
+                message: "expected HELLO with version 0.0.1 and the cookie".into(),
+            })?;
+            Err(format!("bad handshake {other:?}"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One frame of a source after its handshake: NOTIFY, a message, EOS.
+fn on_source_frame(
+    worker: &Worker,
+    conn: ConnId,
+    frame: Frame,
+    reply: &dyn Fn(&Frame) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut core = worker.lock();
+    if !core.conns.contains_key(&conn) {
+        return Err("restarted".into());
+    }
+    match frame {
+        Frame::Notify {
+            stream_id,
+            stream_name,
+            ..
+        } => {
+            let ready = core.ready();
+            let durable_por = core.durable.streams.get(&stream_id).and_then(|d| d.por);
+            let stream = core.streams.entry(stream_id).or_default();
+            let owned_elsewhere = stream.owner.is_some_and(|o| o != conn);
+            let success = ready && !owned_elsewhere;
+            if success {
+                stream.owner = Some(conn);
+                stream.name = String::from_utf8_lossy(&stream_name).into_owned();
+            }
+            drop(core);
+            reply(&Frame::NotifyAck {
+                success,
                 stream_id,
-                stream_name,
-                ..
-            } => {
-                let ready = core.ready();
-                let durable_por = core.durable.streams.get(&stream_id).and_then(|d| d.por);
-                let stream = core.streams.entry(stream_id).or_default();
-                let owned_elsewhere = stream.owner.is_some_and(|o| o != conn);
-                let success = ready && !owned_elsewhere;
-                if success {
-                    stream.owner = Some(conn);
-                    stream.name = String::from_utf8_lossy(&stream_name).into_owned();
-                }
+                point_of_ref: durable_por.unwrap_or(U64MAX),
+            })
+        }
+        Frame::Message {
+            stream_id,
+            message_id,
+            payload,
+            ..
+        } => {
+            if !core.ready() {
                 drop(core);
-                reply(&Frame::NotifyAck {
-                    success,
-                    stream_id,
-                    point_of_ref: durable_por.unwrap_or(U64MAX),
-                })?;
+                let _ = reply(&Frame::Restart { address: None });
+                return Err("data while not connected to the sink".into());
             }
-            Frame::Message {
-                stream_id,
-                message_id,
-                payload,
-                ..
-            } => {
-                if !core.ready() {
-                    drop(core);
-                    let _ = reply(&Frame::Restart { address: None });
-                    return Err("data while not connected to the sink".into());
-                }
-                if core.streams.get(&stream_id).and_then(|s| s.owner) != Some(conn) {
-                    drop(core);
-                    let _ = reply(&Frame::Error {
-                        message: format!(
-                            "Bad/unregistered stream_id {stream_id} with message_id {message_id}"
-                        ),
-                    });
-                    return Err("message for an unregistered stream".into());
-                }
-                if let Err(SinkLost(why)) = core.forward(stream_id, message_id, &payload) {
-                    worker.ready.store(false, Ordering::SeqCst);
-                    core.lose_sink(&why);
-                    return Err("sink lost".into());
-                }
-            }
-            Frame::Eos { stream_id } => {
-                if let Some(s) = core.streams.get_mut(&stream_id) {
-                    if s.owner == Some(conn) {
-                        s.eos = true;
-                    }
-                }
-            }
-            other => {
+            if core.streams.get(&stream_id).and_then(|s| s.owner) != Some(conn) {
                 drop(core);
                 let _ = reply(&Frame::Error {
-                    message: format!("unexpected frame tag {}", other.tag()),
+                    message: format!(
+                        "Bad/unregistered stream_id {stream_id} with message_id {message_id}"
+                    ),
                 });
-                return Err("unexpected frame".into());
+                return Err("message for an unregistered stream".into());
             }
+            if let Err(SinkLost(why)) = core.forward(stream_id, message_id, &payload) {
+                worker.ready.store(false, Ordering::SeqCst);
+                core.lose_sink(&why);
+                return Err("sink lost".into());
+            }
+            Ok(())
+        }
+        Frame::Eos { stream_id } => {
+            if let Some(s) = core.streams.get_mut(&stream_id) {
+                if s.owner == Some(conn) {
+                    s.eos = true;
+                }
+            }
+            Ok(())
+        }
+        other => {
+            drop(core);
+            let _ = reply(&Frame::Error {
+                message: format!("unexpected frame tag {}", other.tag()),
+            });
+            Err("unexpected frame".into())
         }
     }
 }
