@@ -615,7 +615,7 @@ pub fn bench_watch(
 ) -> Result<BenchWatchReport, BenchError> {
     let (root, _guard) = root_or_temp(plan.dir.as_deref(), "soakcheck-bench-watch-")?;
     let input_dir = root.join("in");
-    let sink_dir = root.join("sink-out");
+    let sink_dir = root.join(crate::formats::sinkdir::SINK_OUT);
     let _ = std::fs::remove_dir_all(&sink_dir);
     std::fs::create_dir_all(&sink_dir).map_err(io("creating the sink dir"))?;
     let keys: Vec<u8> = (b'A'..).take(plan.keys).collect();

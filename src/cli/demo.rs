@@ -229,12 +229,7 @@ pub fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
                 d
             }
         };
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let stop = std::sync::Arc::clone(&stop);
-            let _ =
-                ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst));
-        }
+        let stop = super::stop_flag();
         let plan = ClusterPlan {
             exe: std::env::current_exe().context("locating the soakcheck binary")?,
             workers: args.workers,

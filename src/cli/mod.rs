@@ -97,6 +97,20 @@ pub fn choice<T: Choice + Clone + Send + Sync>() -> impl clap::builder::TypedVal
     )
 }
 
+/// A flag that SIGINT, SIGTERM or SIGHUP raises, for loops that end cleanly on it.
+pub fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        // Without the handler the signal's default still stops the process.
+        let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop));
+    }
+    stop
+}
+
 /// The exit status of a handler that prints its own output: 0, or its error on stderr
 /// and 2.
 pub fn exit(result: anyhow::Result<()>) -> ExitCode {

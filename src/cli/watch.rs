@@ -100,12 +100,7 @@ pub fn run_watch_command(args: WatchArgs) -> ExitCode {
             Some(plan) => plans::read_watch_plan(plan)?,
             None => watch_plan_of(&args)?,
         };
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let stop = std::sync::Arc::clone(&stop);
-            let _ =
-                ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst));
-        }
+        let stop = super::stop_flag();
         let control = args.control_stdin.then(read_control_stdin);
         let mut progress_out = std::io::stderr();
         Ok(run_watch_controlled(

@@ -242,7 +242,7 @@ pub fn run_cluster(
             plan.workers
         )));
     }
-    let sink_dir = plan.dir.join("sink-out");
+    let sink_dir = plan.dir.join(crate::formats::sinkdir::SINK_OUT);
     let state_dir = plan.dir.join("state");
     for d in [&sink_dir, &state_dir] {
         empty_dir(d)?;

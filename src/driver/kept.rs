@@ -50,7 +50,11 @@ fn run_of(run_dir: &Path) -> (Option<RunHeader>, Option<RunEnd>) {
 fn is_evidence(name: &str, inputs: &[String]) -> bool {
     matches!(
         name,
-        "sink-out" | "events.jsonl" | "report.html" | "soakcheck-state" | "report-files.d"
+        crate::formats::sinkdir::SINK_OUT
+            | "events.jsonl"
+            | "report.html"
+            | "soakcheck-state"
+            | "report-files.d"
     ) || name.starts_with("wallaroo.")
         || name.starts_with("sender.out.")
         || name.starts_with("postmortem-")

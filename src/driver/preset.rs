@@ -249,7 +249,10 @@ impl Preset {
 
     pub fn log_path(&self, component: &Component) -> PathBuf {
         match component {
-            Component::Sink => self.run_dir.join("sink-out").join("stdout-stderr"),
+            Component::Sink => self
+                .run_dir
+                .join(crate::formats::sinkdir::SINK_OUT)
+                .join("stdout-stderr"),
             Component::Worker(n) => self.run_dir.join(format!("wallaroo.{n}")),
             Component::Sender(k) => self.run_dir.join(format!("sender.out.{k}")),
         }
@@ -352,7 +355,7 @@ impl Preset {
             keys: &self.keys,
             rate: self.rate,
             checkpoint_interval_ms: self.checkpoint_interval_ms,
-            sink_dir: self.run_dir.join("sink-out"),
+            sink_dir: self.run_dir.join(crate::formats::sinkdir::SINK_OUT),
             state_dir: self.state_dir(),
             input_dir: self.run_dir.clone(),
             ports: &self.ports,

@@ -474,7 +474,7 @@ impl Cluster for PresetCluster<'_> {
         super::readiness::Progress {
             listening: addr.and_then(|a| listening(&a).map(|up| (a, up))),
             log,
-            txnlog_bytes: txnlog_bytes(&p.run_dir.join("sink-out")),
+            txnlog_bytes: txnlog_bytes(&p.run_dir.join(crate::formats::sinkdir::SINK_OUT)),
         }
     }
 }
@@ -714,7 +714,7 @@ fn watch_plan(plan: &RunPlan) -> WatchPlan {
     let p = &plan.preset;
     WatchPlan {
         verify: VerifyPlan {
-            sink_dir: Some(p.run_dir.join("sink-out")),
+            sink_dir: Some(p.run_dir.join(crate::formats::sinkdir::SINK_OUT)),
             plain_outputs: vec![],
             inputs: p
                 .keys
@@ -770,7 +770,7 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
     if plan.scenario.reset_only {
         return Ok(());
     }
-    let sink_dir = run_dir.join("sink-out");
+    let sink_dir = run_dir.join(crate::formats::sinkdir::SINK_OUT);
     std::fs::create_dir_all(&sink_dir)
         .map_err(|e| RunError::Setup(format!("{}: {e}", sink_dir.display())))?;
     if p.kind == PresetKind::Demo {
@@ -1330,7 +1330,11 @@ fn gather_files(
 ) -> (PathBuf, Vec<String>) {
     let p = &plan.preset;
     let mut notes = Vec::new();
-    match driver.fetch(&Component::Sink, &p.run_dir.join("sink-out"), staging) {
+    match driver.fetch(
+        &Component::Sink,
+        &p.run_dir.join(crate::formats::sinkdir::SINK_OUT),
+        staging,
+    ) {
         Ok(Fetched::AlreadyLocal) => return (p.run_dir.clone(), notes),
         Ok(Fetched::Copied) => {}
         Err(e) => notes.push(e.to_string()),
@@ -1364,7 +1368,10 @@ fn write_postmortem(
     let file = std::fs::File::create(bundle)?;
     let enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
     let mut tar = tar::Builder::new(enc);
-    tar.append_dir_all(format!("{top}/sink-out"), files.join("sink-out"))?;
+    tar.append_dir_all(
+        format!("{top}/sink-out"),
+        files.join(crate::formats::sinkdir::SINK_OUT),
+    )?;
     let logs = std::fs::read_dir(files)?.flatten();
     // The events are the control node's (already among the logs when they are local).
     let events = std::fs::read_dir(run_dir)?

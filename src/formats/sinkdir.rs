@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// The sink directory's name in a run directory (and in a post-mortem bundle).
+pub const SINK_OUT: &str = "sink-out";
+
 /// One output file and its txnlog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputPair {

@@ -69,7 +69,7 @@ impl RunFiles {
         let events = dir.join("events.jsonl");
         RunFiles {
             label: dir.display().to_string(),
-            sink_dir: dir.join("sink-out"),
+            sink_dir: dir.join(crate::formats::sinkdir::SINK_OUT),
             input_dir: dir.to_path_buf(),
             // Whatever it is: one that cannot be read is a note on the page.
             events: std::fs::symlink_metadata(&events).is_ok().then_some(events),
@@ -104,7 +104,7 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
     if meta.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
         let dir = unpack(source, plan.unpack_limit)?;
         let run_dir = dir.run_dir();
-        if !run_dir.join("sink-out").is_dir() {
+        if !run_dir.join(crate::formats::sinkdir::SINK_OUT).is_dir() {
             return Err(ReportError::Hostile {
                 path: source.clone(),
                 detail: "holds no run: a post-mortem bundle is one top folder with the run's sink-out/, logs, events.jsonl and inputs".into(),
@@ -124,7 +124,7 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
         .output
         .clone()
         .unwrap_or_else(|| source.join("report.html"));
-    if source.join("sink-out").is_dir() {
+    if source.join(crate::formats::sinkdir::SINK_OUT).is_dir() {
         let mut files = RunFiles::run_dir(source);
         if let Some(dir) = &plan.input_dir {
             files.input_dir = dir.clone();
@@ -167,7 +167,7 @@ impl Unpacked {
             .map(|e| e.path())
             .collect();
         match &entries[..] {
-            [only] if only.join("sink-out").is_dir() => only.clone(),
+            [only] if only.join(crate::formats::sinkdir::SINK_OUT).is_dir() => only.clone(),
             _ => root.to_path_buf(),
         }
     }
@@ -659,7 +659,7 @@ impl crate::driver::pages::RunPages for Pages {
     fn write(&self, run_dir: &Path, files: &Path, out: &Path) -> Result<(), String> {
         let mut run_files = RunFiles::run_dir(run_dir);
         if files != run_dir {
-            run_files.sink_dir = files.join("sink-out");
+            run_files.sink_dir = files.join(crate::formats::sinkdir::SINK_OUT);
             run_files.log_dir = Some(files.to_path_buf());
         }
         write_report(&run_files, &run_dir_plan(run_dir), out)

@@ -285,10 +285,10 @@ pub fn require_sink_output(plan: &VerifyPlan, listing: &SinkListing) -> Result<(
 /// What a directory without sink output holds, for the error's end: nothing, another
 /// run dir's `sink-out`, inputs, or outputs without a txnlog.
 fn what_dir_holds(dir: &Path, untracked: &[String]) -> String {
-    if dir.join("sink-out").is_dir() {
+    if dir.join(crate::formats::sinkdir::SINK_OUT).is_dir() {
         return format!(
             "; it holds a sink-out directory: did you mean {}?",
-            dir.join("sink-out").display()
+            dir.join(crate::formats::sinkdir::SINK_OUT).display()
         );
     }
     if !untracked.is_empty() {
