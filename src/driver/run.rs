@@ -31,6 +31,7 @@ use crate::finding::Finding;
 use crate::formats::mapped::{FileBytes, IoMode};
 use crate::topology::worker_name;
 use crate::verify::{open_inputs, KeyInput, Semantics, VerifyPlan};
+use crate::watch::events::{WatchEvent, WatchState};
 use crate::watch::{
     watch_loop, Control, LoopFlow, ProgressStyle, StepOutcome, Until, WatchOutcome, WatchPlan,
     Watcher,
@@ -665,34 +666,35 @@ fn remote_checks(
     let mut summary = false;
     let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
     for line in stdout.lines().map_while(Result::ok) {
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Some(event) = WatchEvent::from_line(&line) else {
             continue;
         };
-        match event["event"].as_str() {
-            Some("finding") => {
-                if let Ok(f) = serde_json::from_value::<Finding>(event["finding"].clone()) {
-                    let _ = events.send(CheckEvent::Finding(f));
-                }
+        match event {
+            WatchEvent::Finding { finding, .. } => {
+                let _ = events.send(CheckEvent::Finding(finding));
             }
-            Some("state") if event["state"] == "until-reached" => {
+            WatchEvent::State {
+                state: WatchState::UntilReached,
+                ..
+            } => {
                 // The run is complete when every checker is.
                 let before = incomplete.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 if before == 1 {
                     let _ = events.send(CheckEvent::Complete);
                 }
             }
-            Some("summary") => {
+            WatchEvent::Summary {
+                commits,
+                verified_bytes,
+                unverified_keys,
+                ..
+            } => {
                 summary = true;
-                totals.commits = event["commits"].as_u64().unwrap_or(0);
-                totals.bytes_verified = event["verified_bytes"].as_u64().unwrap_or(0);
-                totals.unverified = event["unverified_keys"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|k| k.as_str().map(str::to_string))
-                    .collect();
+                totals.commits = commits;
+                totals.bytes_verified = verified_bytes;
+                totals.unverified = unverified_keys;
             }
-            _ => {}
+            WatchEvent::State { .. } | WatchEvent::Commits { .. } => {}
         }
     }
     let status = child

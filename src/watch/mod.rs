@@ -12,6 +12,7 @@
 //! A reset (a txnlog deleted or shortened: the directory emptied and refilled) stops
 //! watch with exit status 2 rather than mixing two runs in one verdict.
 
+pub mod events;
 pub mod logs;
 pub mod sink;
 
@@ -34,6 +35,7 @@ use crate::verify::{
     build_report, open_inputs, Checker, CommitLog, Report, Severity, Verdict, VerifyError,
     VerifyPlan,
 };
+use events::{WatchEvent, WatchState};
 
 /// When watch stops with success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -228,9 +230,9 @@ impl EventLog {
         Ok(EventLog(Some(out)))
     }
 
-    fn emit(&mut self, value: serde_json::Value) {
+    fn emit(&mut self, event: WatchEvent) {
         if let Some(f) = &mut self.0 {
-            let mut line = value.to_string();
+            let mut line = event.to_line();
             line.push('\n');
             let _ = f.write_all(line.as_bytes());
             let _ = f.flush();
@@ -399,7 +401,11 @@ impl<'i> Watcher<'i> {
             })
             .collect();
         let mut events = EventLog::open(plan.events.as_deref())?;
-        events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "started"}));
+        events.emit(WatchEvent::State {
+            time: unix_now(),
+            state: WatchState::Started,
+            until: None,
+        });
         let started = Instant::now();
         Ok(Watcher {
             plan,
@@ -460,8 +466,10 @@ impl<'i> Watcher<'i> {
         let elapsed = now.duration_since(self.started).as_secs_f64();
         let fresh = fresh.kept(plan.checks.sanity, elapsed);
         for f in &fresh {
-            self.events
-                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
+            self.events.emit(WatchEvent::Finding {
+                time: unix_now(),
+                finding: f.clone(),
+            });
         }
         self.findings.extend(fresh);
         self.progress(progress_out, now, released);
@@ -470,7 +478,11 @@ impl<'i> Watcher<'i> {
         }
         if self.until_reached() {
             self.succeeded = true;
-            self.events.emit(serde_json::json!({"time": unix_now(), "event": "state", "state": "until-reached", "until": format!("{:?}", plan.until).to_lowercase()}));
+            self.events.emit(WatchEvent::State {
+                time: unix_now(),
+                state: WatchState::UntilReached,
+                until: Some(format!("{:?}", plan.until).to_lowercase()),
+            });
             return Ok(StepOutcome::Succeeded);
         }
         Ok(StepOutcome::Running)
@@ -487,19 +499,19 @@ impl<'i> Watcher<'i> {
             self.last_commit = Some(now);
             self.commits_total += released;
             self.bytes_total += batch_bytes;
-            let verified: serde_json::Map<String, serde_json::Value> = self
+            let verified_bytes = self
                 .core
                 .checker
                 .cursors()
                 .iter()
-                .map(|c| {
-                    (
-                        (c.key as char).to_string(),
-                        serde_json::json!(c.verified_bytes()),
-                    )
-                })
+                .map(|c| ((c.key as char).to_string(), c.verified_bytes()))
                 .collect();
-            self.events.emit(serde_json::json!({"time": unix_now(), "event": "commits", "commits": released, "bytes": batch_bytes, "verified_bytes": verified}));
+            self.events.emit(WatchEvent::Commits {
+                time: unix_now(),
+                commits: released,
+                bytes: batch_bytes,
+                verified_bytes,
+            });
         }
         Ok(released)
     }
@@ -721,7 +733,13 @@ impl<'i> Watcher<'i> {
             SinkScope::Here => unverified_keys(&report),
             SinkScope::Elsewhere => Vec::new(),
         };
-        self.events.emit(serde_json::json!({"time": unix_now(), "event": "summary", "commits": self.core.log.commits.len(), "verified_bytes": verified, "unverified_keys": unverified, "findings": self.findings.len()}));
+        self.events.emit(WatchEvent::Summary {
+            time: unix_now(),
+            commits: self.core.log.commits.len() as u64,
+            verified_bytes: verified,
+            unverified_keys: unverified,
+            findings: self.findings.len() as u64,
+        });
         if !self.findings.is_empty() {
             if report.verdict == Verdict::Ok {
                 report.verdict = Verdict::Violation;
@@ -799,8 +817,10 @@ impl<'i> Watcher<'i> {
             }
         }
         for f in &fresh {
-            self.events
-                .emit(serde_json::json!({"time": unix_now(), "event": "finding", "finding": f}));
+            self.events.emit(WatchEvent::Finding {
+                time: unix_now(),
+                finding: f.clone(),
+            });
         }
         // Without the sanity checks, violations are not findings (run's no-sanity).
         if self.plan.checks.sanity {
