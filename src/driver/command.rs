@@ -8,6 +8,7 @@
 //! launched; `alive` must exit 0 while it runs.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -153,6 +154,39 @@ impl ProcessDriver for CommandDriver {
     }
     fn placement(&self, _component: &Component) -> Option<super::Placement> {
         None
+    }
+
+    fn describe(&self) -> super::DriverRecord {
+        super::DriverRecord::default()
+    }
+
+    fn recorded(
+        &mut self,
+        _placement: &super::Placement,
+        _act: super::RecordedAct,
+    ) -> Result<bool, DriverError> {
+        Ok(false)
+    }
+
+    fn survivors(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Every component is a child on this machine.
+    fn remote_command(&self, _on: &Component, _argv: &[String]) -> Option<Command> {
+        None
+    }
+
+    /// Exits arrive as SIGCHLD.
+    fn watch_exits(&mut self, _wakes: crossbeam_channel::Sender<super::Wake>) {}
+
+    fn fetch(
+        &mut self,
+        _host_of: &Component,
+        _remote: &Path,
+        _local: &Path,
+    ) -> Result<super::Fetched, DriverError> {
+        Ok(super::Fetched::AlreadyLocal)
     }
 }
 

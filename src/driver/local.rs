@@ -237,6 +237,27 @@ impl ProcessDriver for LocalDriver {
             .map(|(c, g)| format!("{} (pid {})", c.name(), g.pid().unwrap_or(0)))
             .collect()
     }
+
+    fn describe(&self) -> super::DriverRecord {
+        super::DriverRecord::default()
+    }
+
+    /// Every component is a child on this machine.
+    fn remote_command(&self, _on: &Component, _argv: &[String]) -> Option<Command> {
+        None
+    }
+
+    /// Exits arrive as SIGCHLD.
+    fn watch_exits(&mut self, _wakes: crossbeam_channel::Sender<super::Wake>) {}
+
+    fn fetch(
+        &mut self,
+        _host_of: &Component,
+        _remote: &Path,
+        _local: &Path,
+    ) -> Result<super::Fetched, DriverError> {
+        Ok(super::Fetched::AlreadyLocal)
+    }
 }
 
 #[cfg(test)]

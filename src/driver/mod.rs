@@ -54,7 +54,9 @@ pub enum DriverError {
     },
 }
 
-/// Starts, crashes, pauses, resumes and stops components.
+/// Starts, crashes, pauses, resumes and stops components. No method has a default:
+/// a wrapper such as [`record::Recorder`] must forward each one, and a forgotten forward
+/// is a compile error rather than a silent default.
 pub trait ProcessDriver {
     fn start(&mut self, component: &Component, spec: &LaunchSpec) -> Result<(), DriverError>;
     /// A crash: SIGKILL (or the kill template).
@@ -75,36 +77,26 @@ pub trait ProcessDriver {
     /// finds it after the run is gone (None: the driver cannot say).
     fn placement(&self, component: &Component) -> Option<Placement>;
     /// How to reach this driver's hosts again (for the run record).
-    fn describe(&self) -> DriverRecord {
-        DriverRecord::default()
-    }
+    fn describe(&self) -> DriverRecord;
     /// `reset`: whether the recorded group is still that group (its leader's start time
-    /// matches) and alive; with [`Recorded::Kill`] it is killed (SIGKILL to the group).
-    fn recorded(&mut self, _placement: &Placement, _act: RecordedAct) -> Result<bool, DriverError> {
-        Ok(false)
-    }
+    /// matches) and alive; with [`RecordedAct::Kill`] it is killed (SIGKILL to the group).
+    fn recorded(&mut self, placement: &Placement, act: RecordedAct) -> Result<bool, DriverError>;
     /// The final word of a stop: the groups of this run still alive on any host (each
     /// named with where it is). Empty when every group the run started is gone.
-    fn survivors(&mut self) -> Vec<String> {
-        Vec::new()
-    }
+    fn survivors(&mut self) -> Vec<String>;
     /// A command that runs `argv` on the host of `on` (None: on this machine, as a
     /// child, is the same place).
-    fn remote_command(&self, _on: &Component, _argv: &[String]) -> Option<std::process::Command> {
-        None
-    }
+    fn remote_command(&self, on: &Component, argv: &[String]) -> Option<std::process::Command>;
     /// Exits seen by the driver itself (not by SIGCHLD) wake the supervisor here.
-    fn watch_exits(&mut self, _wakes: crossbeam_channel::Sender<Wake>) {}
+    fn watch_exits(&mut self, wakes: crossbeam_channel::Sender<Wake>);
     /// Brings `remote` (a file or directory on the host of `host_of`) into the directory
     /// `local`, under its own name.
     fn fetch(
         &mut self,
-        _host_of: &Component,
-        _remote: &std::path::Path,
-        _local: &std::path::Path,
-    ) -> Result<Fetched, DriverError> {
-        Ok(Fetched::AlreadyLocal)
-    }
+        host_of: &Component,
+        remote: &std::path::Path,
+        local: &std::path::Path,
+    ) -> Result<Fetched, DriverError>;
 }
 
 /// The driver a scenario asks for (`[driver] kind`; `--command-driver` forces the

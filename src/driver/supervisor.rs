@@ -1305,6 +1305,43 @@ mod tests {
         fn placement(&self, _c: &Component) -> Option<crate::driver::Placement> {
             None
         }
+
+        fn describe(&self) -> crate::driver::DriverRecord {
+            crate::driver::DriverRecord::default()
+        }
+
+        fn recorded(
+            &mut self,
+            _placement: &crate::driver::Placement,
+            _act: crate::driver::RecordedAct,
+        ) -> Result<bool, DriverError> {
+            Ok(false)
+        }
+
+        fn survivors(&mut self) -> Vec<String> {
+            Vec::new()
+        }
+
+        /// Every component is a child on this machine.
+        fn remote_command(
+            &self,
+            _on: &Component,
+            _argv: &[String],
+        ) -> Option<std::process::Command> {
+            None
+        }
+
+        /// Exits arrive as SIGCHLD.
+        fn watch_exits(&mut self, _wakes: crossbeam_channel::Sender<crate::driver::Wake>) {}
+
+        fn fetch(
+            &mut self,
+            _host_of: &Component,
+            _remote: &std::path::Path,
+            _local: &std::path::Path,
+        ) -> Result<crate::driver::Fetched, DriverError> {
+            Ok(crate::driver::Fetched::AlreadyLocal)
+        }
     }
 
     /// Ready or not, as the test sets it, with a log whose size the test sets too.
