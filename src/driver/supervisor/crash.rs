@@ -1,0 +1,136 @@
+//! Crash and pause loops: each `crashN`/`crash-sink`/`pause` component is crashed (or
+//! paused) at random, restarted (or resumed) after its down time, and must be ready
+//! again before its next fault; the source loop crashes senders.
+
+use super::*;
+
+impl<'a> Supervisor<'a> {
+    pub(super) fn crash_loop(&mut self, c: Component) -> Result<(), RunFailure> {
+        let is_member = match &c {
+            Component::Worker(n) => self.members.contains(n),
+            _ => true,
+        };
+        if !is_member {
+            self.schedule(secs(1.0), Due::Crash(c));
+            return Ok(());
+        }
+        // Stabilization: a loop skips its crash while the cluster is not ready.
+        if !self.cluster.ready(Duration::from_millis(300)) {
+            let s = if c == Component::Sink {
+                ":s".to_string()
+            } else {
+                format!(":c{}", Self::short(&c))
+            };
+            self.say(&s);
+            self.schedule(secs(1.0), Due::Crash(c));
+            return Ok(());
+        }
+        // A component that ended by itself is not crashed (no fault is recorded that
+        // had no effect); it is restarted as after a crash.
+        if !self.driver.is_alive(&c) {
+            let _ = writeln!(
+                self.out,
+                "\n{} had already exited by itself: restarting it, no crash recorded",
+                c.name()
+            );
+            self.take_down(&c);
+            self.schedule(Duration::ZERO, Due::Restart(c));
+            return Ok(());
+        }
+        let pause = self.plan.scenario.pauses
+            && self.rng.range(0, 9) < 3
+            && !matches!(c, Component::Sender(_));
+        if pause {
+            self.driver.pause(&c)?;
+            self.event(Action::Pause, &c);
+            self.say(&format!("p{}", Self::short(&c)));
+            self.take_down(&c);
+            let d = self.uniform(self.plan.timings.pause_max);
+            self.schedule(d, Due::Resume(c));
+        } else {
+            self.driver.kill(&c)?;
+            self.event(Action::Crash, &c);
+            self.say(&format!("c{}", Self::short(&c)));
+            self.take_down(&c);
+            let t = &self.plan.timings;
+            let d = match c {
+                Component::Sink => self.uniform(t.sink_down_max),
+                Component::Worker(_) => self.uniform(t.worker_down_max),
+                Component::Sender(_) => secs(0.1),
+            };
+            self.schedule(d, Due::Restart(c));
+        }
+        Ok(())
+    }
+
+    pub(super) fn restart(&mut self, c: Component) -> Result<(), RunFailure> {
+        if matches!(c, Component::Sender(_)) && self.driver.is_alive(&c) {
+            return Ok(());
+        }
+        self.start_component(&c, false)?;
+        self.event(Action::Restart, &c);
+        self.down.remove(&c);
+        // The original prints no character for a sender's restart (its `cs` says it all).
+        if !matches!(c, Component::Sender(_)) {
+            self.say(&format!("r{}", Self::short(&c)));
+            self.must_be_ready(c.clone());
+        }
+        self.schedule_next_crash(c);
+        Ok(())
+    }
+
+    pub(super) fn source_crash(&mut self) -> Result<(), RunFailure> {
+        let live: Vec<char> = self
+            .plan
+            .keys
+            .iter()
+            .copied()
+            .filter(|k| self.driver.is_alive(&Component::Sender(*k)))
+            .collect();
+        if !live.is_empty() {
+            let k = live[self.rng.range(0, live.len() as u64 - 1) as usize];
+            let c = Component::Sender(k);
+            self.driver.kill(&c)?;
+            self.event(Action::Crash, &c);
+            self.say("cs");
+            self.schedule(Duration::from_millis(100), Due::Restart(c));
+        }
+        let d = self
+            .uniform(self.plan.timings.source_up_max)
+            .max(Duration::from_millis(100));
+        self.schedule(d, Due::SourceCrash);
+        Ok(())
+    }
+
+    /// After a restart or resume, when this component's loop strikes next.
+    pub(super) fn schedule_next_crash(&mut self, c: Component) {
+        if self.plan.replay.is_some() {
+            return;
+        }
+        let pace = match &c {
+            Component::Worker(n) => self
+                .plan
+                .scenario
+                .crash_workers
+                .iter()
+                .find(|(w, _)| w == n)
+                .map(|(_, p)| *p),
+            _ => None,
+        };
+        let t = self.plan.timings.clone();
+        let next = match (&c, pace) {
+            (Component::Sink, _) if self.plan.scenario.crash_sink => {
+                Some(secs(t.sink_up_min) + self.uniform(t.sink_up_max - t.sink_up_min))
+            }
+            (Component::Worker(_), Some(Pace::Fast)) => Some(self.uniform(t.worker_up_max)),
+            (Component::Worker(_), Some(Pace::Slow)) => {
+                Some(secs(t.slow_every) + self.uniform(t.worker_up_max))
+            }
+            // Senders: the source loop picks its next victim itself.
+            _ => None,
+        };
+        if let Some(d) = next {
+            self.schedule(d, Due::Crash(c));
+        }
+    }
+}

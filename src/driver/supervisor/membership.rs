@@ -1,0 +1,51 @@
+//! Grow and shrink: workers leave the cluster and join it again, through the
+//! initializer's external channel.
+
+use super::*;
+
+impl<'a> Supervisor<'a> {
+    pub(super) fn grow_shrink(&mut self) -> Result<(), RunFailure> {
+        if self.plan.scenario.grow && self.rng.range(0, 9) < 5 {
+            if let Some(n) = (1..=9).find(|n| !self.members.contains(n)) {
+                self.grow(n)?;
+            }
+        }
+        if self.plan.scenario.shrink && self.rng.range(0, 9) < 5 {
+            let candidates: Vec<usize> = self
+                .members
+                .iter()
+                .copied()
+                .filter(|&n| n > 0 && !self.down.contains_key(&Component::Worker(n)))
+                .collect();
+            if !candidates.is_empty() {
+                let n = candidates[self.rng.range(0, candidates.len() as u64 - 1) as usize];
+                self.shrink(n);
+            }
+        }
+        self.schedule(secs(self.plan.timings.grow_shrink_every), Due::GrowShrink);
+        Ok(())
+    }
+
+    pub(super) fn grow(&mut self, n: usize) -> Result<(), RunFailure> {
+        let c = Component::Worker(n);
+        self.start_component(&c, true)?;
+        self.members.push(n);
+        self.event(Action::Grow, &c);
+        self.say(&format!("Join {n}."));
+        self.must_be_ready(c);
+        Ok(())
+    }
+
+    /// The worker leaves by itself once the initializer accepts; its exit is reaped
+    /// as any other (a shrunk worker is down on purpose). A busy initializer is asked
+    /// again on a later tick.
+    pub(super) fn shrink(&mut self, n: usize) {
+        let c = Component::Worker(n);
+        if self.cluster.shrink(n) {
+            self.members.retain(|&m| m != n);
+            self.take_down(&c);
+            self.event(Action::Shrink, &c);
+            self.say(&format!("Shrink {n}"));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Network faults: a loop per `net-*` argument strikes a random link of its scope
+//! through the fault proxy and heals it; scripted network steps heal after their `for`.
+
+use super::*;
+
+impl<'a> Supervisor<'a> {
+    pub(super) fn network(&self) -> Result<&'a dyn Network, RunFailure> {
+        self.network.ok_or_else(|| {
+            RunFailure::Setup(
+                "a network fault needs the fault proxy, which this run does not have".into(),
+            )
+        })
+    }
+
+    /// A network loop: a random fault on a random link of its scope, healed after
+    /// U(0.1, net_down_max) s; `p` and the link's mark off a terminal.
+    pub(super) fn net_fault(&mut self, scope: NetScope) -> Result<(), RunFailure> {
+        use crate::proxy::{Delay, Fault};
+        let network = self.network()?;
+        // Links of the cluster as it is: a worker slot not in it has no traffic.
+        let member = |link: &str| match Component::parse(crate::driver::scenario::link_client(link))
+        {
+            Some(Component::Worker(n)) => self.members.contains(&n),
+            _ => true,
+        };
+        let links: Vec<String> = network
+            .links()
+            .into_iter()
+            .filter(|l| scope.covers(l) && member(l))
+            .collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        // `range` is inclusive at both ends.
+        let link = links[self.rng.range(0, links.len() as u64 - 1) as usize].clone();
+        let fault = match self.rng.range(0, 9) {
+            0..=3 => Fault::Partition,
+            4..=5 => Fault::Reset { refuse_ms: 500 },
+            6..=7 => {
+                let ms = self.rng.range(20, 300);
+                Fault::Delay(Delay {
+                    ms,
+                    jitter_ms: ms / 5,
+                })
+            }
+            _ => Fault::Bandwidth {
+                bytes_per_s: self.rng.range(16_384, 262_144),
+            },
+        };
+        network.apply(&link, fault).map_err(RunFailure::Setup)?;
+        self.net_event(&fault, &link);
+        self.say(&format!("p{}", NetScope::mark(&link)));
+        let down = secs(0.1) + self.uniform(self.plan.timings.net_down_max);
+        self.schedule(down, Due::NetHeal(link, Some(scope)));
+        Ok(())
+    }
+
+    /// Heals `link`; a loop's next fault is U(0, net_up_max) s later.
+    pub(super) fn net_heal(
+        &mut self,
+        link: &str,
+        scope: Option<NetScope>,
+    ) -> Result<(), RunFailure> {
+        let network = self.network()?;
+        network
+            .apply(link, crate::proxy::Fault::Heal)
+            .map_err(RunFailure::Setup)?;
+        self.net_event(&crate::proxy::Fault::Heal, link);
+        self.say(&format!("h{}", NetScope::mark(link)));
+        if let Some(scope) = scope {
+            let up = self.uniform(self.plan.timings.net_up_max);
+            self.schedule(up, Due::NetFault(scope));
+        }
+        Ok(())
+    }
+}
