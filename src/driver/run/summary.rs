@@ -1,0 +1,194 @@
+//! How a run ended, for a person and for `--json`: its verdict (a pass on nothing is
+//! `nothing-verified`), faults, what was verified, findings and what is left running.
+
+use super::*;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub seed: u64,
+    pub verdict: &'static str,
+    pub duration_s: f64,
+    /// Faults by kind, then by component.
+    pub faults: BTreeMap<String, BTreeMap<String, u64>>,
+    pub fault_count: u64,
+    pub commits: u64,
+    pub bytes_verified: u64,
+    /// The bytes of every key's input: less verified than this is a prefix (a run that
+    /// `--duration` ended before its senders' end).
+    pub input_bytes: u64,
+    /// Keys of which not one byte was verified (a run with any is not a pass).
+    pub unverified_keys: Vec<String>,
+    pub findings: Vec<Finding>,
+    pub frozen: bool,
+    pub stopped_by_signal: bool,
+    pub postmortem: Option<String>,
+    pub run_dir: String,
+    /// The post-mortem page written at the end.
+    pub report: Option<String>,
+    /// Process groups of the run still alive after its stop, with where they are
+    /// (empty: nothing of the run is left on any host).
+    pub left_running: Vec<String>,
+}
+
+/// The bytes of the run's inputs (0 for one that cannot be read).
+pub(super) fn input_bytes(plan: &RunPlan) -> u64 {
+    let p = &plan.preset;
+    p.keys
+        .iter()
+        .filter_map(|&k| std::fs::metadata(p.input_path(k)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// What a soak leaves for its summary.
+pub(super) struct RunTotals {
+    pub(super) ending: Ending,
+    pub(super) frozen: bool,
+    pub(super) postmortem: Option<String>,
+    pub(super) left_running: Vec<String>,
+    pub(super) faults: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(super) fault_count: u64,
+    pub(super) duration_s: f64,
+    pub(super) checked: CheckTotals,
+    pub(super) findings: Vec<Finding>,
+}
+
+/// What the checks verified by the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct CheckTotals {
+    pub(super) commits: u64,
+    pub(super) bytes_verified: u64,
+    /// Keys with input of which not one byte was verified.
+    pub(super) unverified: Vec<String>,
+}
+
+impl RunSummary {
+    /// The summary of `reset-only`.
+    pub(super) fn reset(plan: &RunPlan) -> RunSummary {
+        RunSummary {
+            seed: plan.seed,
+            verdict: "reset",
+            duration_s: 0.0,
+            faults: BTreeMap::new(),
+            fault_count: 0,
+            commits: 0,
+            bytes_verified: 0,
+            input_bytes: 0,
+            unverified_keys: vec![],
+            findings: vec![],
+            frozen: false,
+            stopped_by_signal: false,
+            postmortem: None,
+            run_dir: plan.preset.run_dir.display().to_string(),
+            report: None,
+            left_running: Vec::new(),
+        }
+    }
+
+    pub(super) fn new(plan: &RunPlan, t: RunTotals) -> RunSummary {
+        let stopped_by_signal = t.ending == Ending::Signal;
+        let ended_well = t.ending == Ending::Complete || t.ending == Ending::Duration;
+        let nothing = ended_well
+            && t.findings.is_empty()
+            && (t.checked.bytes_verified == 0 || !t.checked.unverified.is_empty());
+        let verdict = if !t.findings.is_empty() {
+            "violation"
+        } else if nothing {
+            "nothing-verified"
+        } else if ended_well {
+            "ok"
+        } else {
+            "stopped"
+        };
+        RunSummary {
+            seed: plan.seed,
+            verdict,
+            duration_s: t.duration_s,
+            faults: t.faults,
+            fault_count: t.fault_count,
+            commits: t.checked.commits,
+            bytes_verified: t.checked.bytes_verified,
+            input_bytes: input_bytes(plan),
+            unverified_keys: t.checked.unverified,
+            findings: t.findings,
+            frozen: t.frozen,
+            stopped_by_signal: stopped_by_signal && !t.frozen,
+            postmortem: t.postmortem,
+            run_dir: plan.preset.run_dir.display().to_string(),
+            report: None,
+            left_running: t.left_running,
+        }
+    }
+
+    /// 1 for a finding; 2 when stopped before the end or nothing was verified (a pass
+    /// on nothing is not a pass); else 0.
+    pub fn exit_code(&self) -> i32 {
+        if !self.findings.is_empty() {
+            1
+        } else if self.stopped_by_signal
+            || self.verdict == "nothing-verified"
+            || !self.left_running.is_empty()
+        {
+            2
+        } else {
+            0
+        }
+    }
+
+    pub fn to_human(&self) -> String {
+        let mut out = format!(
+            "\nsoakcheck run: {} after {:.1} s (seed {}, run dir {})\n",
+            self.verdict, self.duration_s, self.seed, self.run_dir
+        );
+        out += &format!("  faults injected: {}\n", self.fault_count);
+        for (kind, by) in &self.faults {
+            let list: Vec<String> = by.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            out += &format!("    {kind:<8} {}\n", list.join(", "));
+        }
+        out += &format!(
+            "  commits verified: {}, bytes verified: {}\n",
+            self.commits, self.bytes_verified
+        );
+        if self.verdict == "ok" && self.bytes_verified < self.input_bytes {
+            out += &format!(
+                "  a prefix: the soak ended before every sender's end; {} of {} input bytes ({:.1} %) were committed and verified\n",
+                self.bytes_verified,
+                self.input_bytes,
+                self.bytes_verified as f64 * 100.0 / self.input_bytes as f64
+            );
+        }
+        if self.verdict == "nothing-verified" && self.unverified_keys.is_empty() {
+            out += &format!(
+                "  not a pass: not one committed byte was verified in {}/sink-out\n",
+                self.run_dir
+            );
+        } else if self.verdict == "nothing-verified" {
+            out += &format!(
+                "  not a pass: not one committed byte of key(s) {} was verified in {}/sink-out\n",
+                self.unverified_keys.join(","),
+                self.run_dir
+            );
+        }
+        for f in &self.findings {
+            out += &format!(
+                "  finding: {} after {:.1} s: {}\n",
+                f.kind_name(),
+                f.elapsed_s,
+                f.detail
+            );
+        }
+        if let Some(p) = &self.postmortem {
+            out += &format!("  post-mortem bundle: {p}\n");
+        }
+        if let Some(r) = &self.report {
+            out += &format!("  report: {r}\n");
+        }
+        if !self.left_running.is_empty() {
+            out += &format!(
+                "  LEFT RUNNING after the stop: {}\n",
+                self.left_running.join(", ")
+            );
+        }
+        out
+    }
+}
