@@ -23,6 +23,7 @@ pub mod plans;
 pub mod process;
 pub mod proxy;
 pub mod report;
+pub mod term;
 pub mod topology;
 pub mod verify;
 pub mod watch;

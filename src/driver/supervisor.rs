@@ -595,13 +595,12 @@ impl<'a> Supervisor<'a> {
 
     fn draw_status(&mut self) {
         let line = format!(
-            "\r\x1b[2K{:.0}s faults {} | {}",
+            "{:.0}s faults {} | {}",
             self.elapsed_s(),
             self.fault_count,
             self.status
         );
-        let _ = self.out.write_all(line.as_bytes());
-        let _ = self.out.flush();
+        crate::term::redraw(self.out, &line);
         self.schedule(Duration::from_millis(250), Due::Status);
     }
 

@@ -1,6 +1,7 @@
 //! The verification report: one document rendered two ways, as JSON (`--json`, the schema
 //! in README.md) and as a human summary with one line per key.
 
+use crate::term::{Paint, Tone};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -184,7 +185,7 @@ impl Report {
         let paint = Paint(color);
         let mut out = String::new();
         if let Some(message) = &self.error {
-            let _ = writeln!(out, "{}: {message}", paint.on("error", "1;31"));
+            let _ = writeln!(out, "{}: {message}", paint.on("error", Tone::Bad));
             return out;
         }
         let _ = writeln!(
@@ -204,7 +205,7 @@ impl Report {
             write_problem(&mut out, p, paint);
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "{}: {hint}", paint.on("hint", "33"));
+            let _ = writeln!(out, "{}: {hint}", paint.on("hint", Tone::Note));
         }
         self.write_verdict(&mut out, paint);
         out
@@ -223,9 +224,11 @@ impl Report {
             self.keys.len()
         );
         let _ = match (self.verdict, self.other_findings()) {
-            (Verdict::Ok, _) => writeln!(out, "{}: {counts}", paint.on("OK", "1;32")),
-            (_, Some(found)) => writeln!(out, "{}: {found}; {counts}", paint.on("FINDING", "1;31")),
-            (_, None) => writeln!(out, "{}: {counts}", paint.on("VIOLATION", "1;31")),
+            (Verdict::Ok, _) => writeln!(out, "{}: {counts}", paint.on("OK", Tone::Pass)),
+            (_, Some(found)) => {
+                writeln!(out, "{}: {found}; {counts}", paint.on("FINDING", Tone::Bad))
+            }
+            (_, None) => writeln!(out, "{}: {counts}", paint.on("VIOLATION", Tone::Bad)),
         };
     }
 
@@ -252,26 +255,12 @@ impl Report {
     }
 }
 
-/// ANSI colours for the verdict words, or none.
-#[derive(Clone, Copy)]
-struct Paint(bool);
-
-impl Paint {
-    fn on(self, text: &str, code: &str) -> String {
-        if self.0 {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-}
-
 /// One key's line, and its violation's lines.
 fn write_key(out: &mut String, k: &KeyReport, width: usize, paint: Paint) {
     let state = match (&k.violation, k.complete) {
-        (Some(v), _) => paint.on(&format!("{:<9}", v.kind.as_str().to_uppercase()), "1;31"),
-        (None, true) => paint.on("ok       ", "32"),
-        (None, false) => paint.on("ok-prefix", "32"),
+        (Some(v), _) => paint.on(&format!("{:<9}", v.kind.as_str().to_uppercase()), Tone::Bad),
+        (None, true) => paint.on("ok       ", Tone::Good),
+        (None, false) => paint.on("ok-prefix", Tone::Good),
     };
     let _ = writeln!(
         out,
@@ -344,8 +333,8 @@ fn write_violation(out: &mut String, v: &ViolationReport) {
 /// A sink problem or note, with its place.
 fn write_problem(out: &mut String, p: &Problem, paint: Paint) {
     let label = match p.severity {
-        Severity::Violation => paint.on("problem", "1;31"),
-        Severity::Note => paint.on("note", "33"),
+        Severity::Violation => paint.on("problem", Tone::Bad),
+        Severity::Note => paint.on("note", Tone::Note),
     };
     let place = if p.line > 0 {
         format!("{}:{}", p.file, p.line)

@@ -654,8 +654,7 @@ impl<'i> Watcher<'i> {
             }
             ProgressStyle::StatusLine => {
                 if now >= self.next_tick || released > 0 {
-                    let _ = write!(out, "\r\x1b[2K{}", self.status_line(now));
-                    let _ = out.flush();
+                    crate::term::redraw(out, &self.status_line(now));
                     self.next_tick = now + Duration::from_millis(250);
                 }
             }
@@ -715,7 +714,7 @@ impl<'i> Watcher<'i> {
     pub fn finish(mut self) -> Result<WatchOutcome, WatchError> {
         let plan = self.plan;
         if plan.progress == ProgressStyle::StatusLine {
-            let _ = std::io::stderr().write_all(b"\r\x1b[2K");
+            crate::term::clear_line(&mut std::io::stderr());
         }
         let report_plan = VerifyPlan {
             expect_complete: self.succeeded
