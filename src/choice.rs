@@ -2,8 +2,9 @@
 //! depending on an argument parser: each lists its values with their names and a line of
 //! help, and the binary turns that list into its flags' possible values.
 
-/// An enum chosen by name.
-pub trait Choice: Sized + Copy + PartialEq + 'static {
+/// An enum chosen by name. Its names are its serde names (a test holds every table to
+/// that, so the flags, the files and the JSON spell each value one way).
+pub trait Choice: Sized + Copy + PartialEq + serde::Serialize + 'static {
     /// Every value, with its name and what it means.
     const CHOICES: &'static [(Self, &'static str, &'static str)];
 
@@ -46,6 +47,7 @@ mod tests {
         fn check<T: Choice + std::fmt::Debug>() {
             for (v, name, help) in T::CHOICES {
                 assert_eq!(T::from_name(name), Some(*v), "{name}");
+                assert_eq!(crate::json_name(v), *name, "{name} is its serde name");
                 assert_eq!(v.name(), *name);
                 assert!(!help.is_empty(), "{name} has no help");
             }

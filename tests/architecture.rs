@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first: a module may import its own layer's modules and lower
 /// ones, never a higher one. (Keep in step with docs/architecture.md.)
 const LAYERS: &[&[&str]] = &[
-    &["lib", "choice", "duration", "process", "http", "finding", "term"],
+    &[
+        "lib", "choice", "duration", "process", "http", "finding", "term",
+    ],
     &["formats", "wire", "topology"],
     &["verify", "gen"],
     &["proxy"],

@@ -39,7 +39,8 @@ use crate::wire::external::{self, ClusterStatus, ShrinkRequest};
 use crate::wire::{read_frame, write_frame, WireError};
 
 /// A fault the worker injects once into the committed output, for testing checkers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InjectKind {
     Loss,
     Duplicate,

@@ -15,7 +15,8 @@ use super::hosts::Hosts;
 use super::{Component, LaunchSpec};
 use crate::topology::{Injection, PortPlan, Topology};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PresetKind {
     Demo,
     Wallaroo,

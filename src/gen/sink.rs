@@ -25,7 +25,8 @@ use crate::formats::txnlog::{format_record, Record, WhereRange};
 use crate::verify::KeyInput;
 
 /// A fault to inject into one key's committed output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     /// Drop 1 to 3 lines.
     Loss,
