@@ -220,7 +220,12 @@ pub fn watch_plan(verify: VerifyPlan, w: WatchRequest) -> Result<WatchPlan, Plan
         SenderLogs::InDir(dir) => verify
             .inputs
             .iter()
-            .map(|k| (k.key, dir.join(format!("sender.out.{}", k.key as char))))
+            .map(|k| {
+                (
+                    k.key,
+                    crate::formats::rundir::RunDir(dir).sender_log(k.key as char),
+                )
+            })
             .collect(),
         SenderLogs::Given(specs) => specs
             .iter()
@@ -233,7 +238,10 @@ pub fn watch_plan(verify: VerifyPlan, w: WatchRequest) -> Result<WatchPlan, Plan
         .clone()
         .unwrap_or_else(|| DEFAULT_SINK_DIR.into());
     Ok(WatchPlan {
-        sink_log: Some(w.sink_log.unwrap_or_else(|| sink_dir.join("stdout-stderr"))),
+        sink_log: Some(
+            w.sink_log
+                .unwrap_or_else(|| sink_dir.join(crate::formats::rundir::SINK_LOG)),
+        ),
         verify,
         sender_logs,
         ack_timeout: w.ack_timeout,

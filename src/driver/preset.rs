@@ -249,13 +249,11 @@ impl Preset {
     }
 
     pub fn log_path(&self, component: &Component) -> PathBuf {
+        let dir = crate::formats::rundir::RunDir(&self.run_dir);
         match component {
-            Component::Sink => self
-                .run_dir
-                .join(crate::formats::sinkdir::SINK_OUT)
-                .join("stdout-stderr"),
-            Component::Worker(n) => self.run_dir.join(format!("wallaroo.{n}")),
-            Component::Sender(k) => self.run_dir.join(format!("sender.out.{k}")),
+            Component::Sink => dir.sink_log(),
+            Component::Worker(n) => dir.worker_log(*n),
+            Component::Sender(k) => dir.sender_log(*k),
         }
     }
 
@@ -264,7 +262,7 @@ impl Preset {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.run_dir.join("soakcheck-state")
+        crate::formats::rundir::RunDir(&self.run_dir).state()
     }
 
     /// Every port the run's components listen on, with what listens there: checked free

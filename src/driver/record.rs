@@ -21,7 +21,7 @@ use super::{
 };
 
 /// The record's file name in the run dir.
-pub const RECORD: &str = "soakcheck-run.json";
+pub use crate::formats::rundir::RECORD;
 
 /// What a run leaves for `reset`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

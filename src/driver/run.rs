@@ -127,7 +127,7 @@ pub fn new_run_id() -> String {
 }
 
 /// The run's post-mortem page, in the run dir.
-pub const REPORT: &str = "report.html";
+pub use crate::formats::rundir::REPORT;
 
 /// Where the files of a run on other hosts are fetched to for its last report.
 const REPORT_FILES: &str = "report-files.d";
@@ -216,7 +216,7 @@ pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
 
 /// Writes the run's header and opens events.jsonl.
 fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, RunError> {
-    let events_path = plan.preset.run_dir.join("events.jsonl");
+    let events_path = crate::formats::rundir::RunDir(&plan.preset.run_dir).events();
     let mut events = std::fs::File::create(&events_path)
         .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
     let p = &plan.preset;
@@ -496,7 +496,9 @@ fn soak_and_end(
                 RunFailure::Setup(text) => RunError::Setup(text),
                 RunFailure::Record(text) => RunError::Setup(format!(
                     "{}: {text}",
-                    plan.preset.run_dir.join("events.jsonl").display()
+                    crate::formats::rundir::RunDir(&plan.preset.run_dir)
+                        .events()
+                        .display()
                 )),
                 RunFailure::Driver(d) => RunError::Driver(d),
             });

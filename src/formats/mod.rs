@@ -8,5 +8,6 @@ pub mod lines;
 pub mod mapped;
 pub mod pyliteral;
 pub mod regular;
+pub mod rundir;
 pub mod sinkdir;
 pub mod txnlog;

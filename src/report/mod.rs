@@ -66,7 +66,7 @@ pub struct RunFiles {
 impl RunFiles {
     /// A run directory as `soakcheck run` leaves it (and as a bundle unpacks).
     pub fn run_dir(dir: &Path) -> RunFiles {
-        let events = dir.join("events.jsonl");
+        let events = crate::formats::rundir::RunDir(dir).events();
         RunFiles {
             label: dir.display().to_string(),
             sink_dir: dir.join(crate::formats::sinkdir::SINK_OUT),
@@ -112,7 +112,10 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
         }
         let mut files = RunFiles::run_dir(&run_dir);
         files.label = source.display().to_string();
-        let out = plan.output.clone().unwrap_or_else(|| "report.html".into());
+        let out = plan
+            .output
+            .clone()
+            .unwrap_or_else(|| crate::formats::rundir::REPORT.into());
         return Ok((files, out, Some(dir)));
     }
     if !meta.is_dir() {
@@ -123,7 +126,7 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
     let out = plan
         .output
         .clone()
-        .unwrap_or_else(|| source.join("report.html"));
+        .unwrap_or_else(|| crate::formats::rundir::RunDir(source).report());
     if source.join(crate::formats::sinkdir::SINK_OUT).is_dir() {
         let mut files = RunFiles::run_dir(source);
         if let Some(dir) = &plan.input_dir {

@@ -325,7 +325,7 @@ fn classify_log(name: &str) -> Option<(String, Option<u128>)> {
 /// `wallaroo.0` is the initializer's log, `wallaroo.N` worker N's, `sender.out.K` sender
 /// K's, `stdout-stderr` (in the sink directory) the sink's.
 fn component_of_log(name: &str) -> Option<String> {
-    if name == "stdout-stderr" {
+    if name == crate::formats::rundir::SINK_LOG {
         Some("sink".to_string())
     } else if let Some(n) = name.strip_prefix("wallaroo.") {
         Some(Component::Worker(n.parse::<usize>().ok()?).name())
