@@ -12,6 +12,7 @@
 //! A reset (a txnlog deleted or shortened: the directory emptied and refilled) stops
 //! watch with exit status 2 rather than mixing two runs in one verdict.
 
+pub mod checks;
 pub mod events;
 pub mod logs;
 pub mod sink;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use logs::{LogTail, SenderProgress};
+use logs::SenderProgress;
 use sink::{SinkTail, SinkTailError};
 
 use crate::duration::unix_now;
@@ -35,6 +36,7 @@ use crate::verify::{
     build_report, open_inputs, Checker, CommitLog, Report, Severity, Verdict, VerifyError,
     VerifyPlan,
 };
+use checks::{Fresh, LiveCheck, Pass};
 use events::{WatchEvent, WatchState};
 
 /// When watch stops with success.
@@ -356,12 +358,11 @@ pub struct Watcher<'i> {
     plan: &'i WatchPlan,
     pub core: WatchCore<'i>,
     senders: Vec<SenderProgress>,
-    sink_log: Option<LogTail>,
+    /// The live checks, run in this order after each pass.
+    checks: Vec<Box<dyn LiveCheck>>,
     events: EventLog,
     findings: Vec<Finding>,
     started: Instant,
-    reported_problems: usize,
-    reported_keys: Vec<bool>,
     commits_total: u64,
     bytes_total: u64,
     next_tick: Instant,
@@ -411,12 +412,10 @@ impl<'i> Watcher<'i> {
             plan,
             core,
             senders,
-            sink_log: plan.sink_log.clone().map(LogTail::new),
+            checks: checks::checks_of(plan, keyed.len()),
             events,
             findings: Vec::new(),
             started,
-            reported_problems: 0,
-            reported_keys: vec![false; keyed.len()],
             commits_total: 0,
             bytes_total: 0,
             next_tick: started + Duration::from_secs(1),
@@ -450,18 +449,15 @@ impl<'i> Watcher<'i> {
         let now = Instant::now();
         let released = self.release_commits(now)?;
         let mut fresh = Fresh::default();
-        self.check_keys(&mut fresh);
-        self.check_sink_problems(&mut fresh);
-        self.check_sink_log(&mut fresh)?;
-        self.check_senders(now, &mut fresh)?;
-        if let Some(limit) = plan.timeout {
-            if now.duration_since(self.started) > limit {
-                fresh.push(
-                    FindingKind::Stalled,
-                    None,
-                    format!("--until {:?} not reached within {limit:?}", plan.until).to_lowercase(),
-                );
-            }
+        let mut pass = Pass {
+            plan,
+            core: &self.core,
+            senders: &mut self.senders,
+            now,
+            started: self.started,
+        };
+        for check in &mut self.checks {
+            check.check(&mut pass, &mut fresh)?;
         }
         let elapsed = now.duration_since(self.started).as_secs_f64();
         let fresh = fresh.kept(plan.checks.sanity, elapsed);
@@ -514,98 +510,6 @@ impl<'i> Watcher<'i> {
             });
         }
         Ok(released)
-    }
-
-    /// A key whose committed output broke the promise (once per key).
-    fn check_keys(&mut self, fresh: &mut Fresh) {
-        for (i, c) in self.core.checker.cursors().iter().enumerate() {
-            if let (Some(m), false) = (c.mismatch(), self.reported_keys[i]) {
-                self.reported_keys[i] = true;
-                fresh.push(
-                    FindingKind::Violation,
-                    Some(c.key),
-                    format!(
-                        "key {} breaks at input offset {} (key output offset {})",
-                        c.key as char, m.input_offset, m.key_offset
-                    ),
-                );
-            }
-        }
-    }
-
-    /// The sink-level problems found since the last pass.
-    fn check_sink_problems(&mut self, fresh: &mut Fresh) {
-        for p in &self.core.log.problems[self.reported_problems..] {
-            if p.severity == Severity::Violation {
-                fresh.push(
-                    FindingKind::SinkProblem,
-                    None,
-                    format!("{}:{}: {}", p.file, p.line, p.detail),
-                );
-            }
-        }
-        self.reported_problems = self.core.log.problems.len();
-    }
-
-    /// ERROR, FATAL or CRITICAL lines new in the sink's log.
-    fn check_sink_log(&mut self, fresh: &mut Fresh) -> Result<(), WatchError> {
-        let Some(tail) = self.sink_log.as_mut() else {
-            return Ok(());
-        };
-        let mut errors = Vec::new();
-        tail.read_new(&mut |line| {
-            if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
-                .iter()
-                .any(|w| memchr::memmem::find(line, w).is_some())
-            {
-                errors.push(String::from_utf8_lossy(line).into_owned());
-            }
-        })?;
-        for e in errors {
-            fresh.push(
-                FindingKind::SinkError,
-                None,
-                format!("{}: {e}", tail.path.display()),
-            );
-        }
-        Ok(())
-    }
-
-    /// Each sender's progress: a new ack within --ack-timeout, and an open stream among
-    /// its last `registry_window` added ones.
-    fn check_senders(&mut self, now: Instant, fresh: &mut Fresh) -> Result<(), WatchError> {
-        let plan = self.plan;
-        for s in self.senders.iter_mut() {
-            s.update(plan.registry_window, now)?;
-            if let (Some(since), false) = (s.since, s.eof) {
-                let last = s.last_ack.unwrap_or(since);
-                if plan.checks.ack_progress && now.duration_since(last) > plan.ack_timeout {
-                    fresh.push(
-                        FindingKind::AckTimeout,
-                        Some(s.key),
-                        format!(
-                            "{}: no new acked Stream(...is_open=True) line for {:?}",
-                            s.tail.path.display(),
-                            plan.ack_timeout
-                        ),
-                    );
-                    s.last_ack = Some(now);
-                }
-            }
-            if plan.checks.registry_progress && !s.registry_ok(plan.registry_window) {
-                fresh.push(
-                    FindingKind::RegistryStall,
-                    Some(s.key),
-                    format!(
-                        "{}: none of the last {} added Stream lines has is_open=True",
-                        s.tail.path.display(),
-                        plan.registry_window
-                    ),
-                );
-                s.added.clear();
-            }
-        }
-        Ok(())
     }
 
     /// Whether `--until` is reached.
@@ -1022,40 +926,5 @@ pub fn watch_loop(
             tick
         };
         waker.wait(wait)?;
-    }
-}
-
-/// The findings of one pass, before the rules on which of them count.
-#[derive(Default)]
-struct Fresh(Vec<(FindingKind, Option<u8>, String)>);
-
-impl Fresh {
-    fn push(&mut self, kind: FindingKind, key: Option<u8>, detail: String) {
-        self.0.push((kind, key, detail));
-    }
-
-    /// The timeout only counts when nothing more specific was found; without the
-    /// sanity checks, only progress findings stop a watch.
-    fn kept(mut self, sanity: bool, elapsed_s: f64) -> Vec<Finding> {
-        if self.0.len() > 1 {
-            self.0.retain(|f| f.0 != FindingKind::Stalled);
-        }
-        if !sanity {
-            self.0.retain(|f| {
-                !matches!(
-                    f.0,
-                    FindingKind::Violation | FindingKind::SinkProblem | FindingKind::SinkError
-                )
-            });
-        }
-        self.0
-            .into_iter()
-            .map(|(kind, key, detail)| Finding {
-                kind,
-                key: key.map(|k| (k as char).to_string()),
-                detail,
-                elapsed_s,
-            })
-            .collect()
     }
 }
