@@ -222,12 +222,11 @@ pub fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
         };
         let dir = match args.dir {
             Some(d) => d,
-            None => {
-                let d =
-                    std::env::temp_dir().join(format!("soakcheck-cluster-{}", std::process::id()));
-                std::fs::create_dir_all(&d)?;
-                d
-            }
+            // Kept after the run: its logs and sink output are what the run leaves.
+            None => tempfile::Builder::new()
+                .prefix("soakcheck-cluster-")
+                .tempdir()?
+                .keep(),
         };
         let stop = super::stop_flag();
         let plan = ClusterPlan {

@@ -295,11 +295,23 @@ done"#;
 /// argument, or nothing when it is gone.
 const START_TIME: &str = "st() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f20; }";
 
+/// A new directory for a driver's ControlMaster sockets, its own even beside another
+/// driver of this process (a run and the check for a live run each have theirs). The
+/// driver removes it when dropped, and the run record names it for `reset`.
+fn control_dir() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("soakcheck-ssh-")
+        .tempdir()
+        .map(|d| d.keep())
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("soakcheck-ssh-{}", std::process::id()))
+        })
+}
+
 impl SshDriver {
     /// `ssh_args` go before the destination of every call (`-p`, `-i`, `-o ...`).
     pub fn new(ssh_args: Vec<String>, user: Option<String>, hosts: Hosts, run_dir: &Path) -> Self {
-        let control_dir =
-            std::env::temp_dir().join(format!("soakcheck-ssh-{}", std::process::id()));
+        let control_dir = control_dir();
         Self::with(
             Ssh {
                 args: ssh_args,
@@ -316,8 +328,7 @@ impl SshDriver {
     /// never used: that run may still be alive; [`close_recorded_connections`] ends them
     /// for `reset`).
     pub fn reconnect(record: &DriverRecord, run_dir: &Path) -> Self {
-        let control_dir =
-            std::env::temp_dir().join(format!("soakcheck-ssh-{}", std::process::id()));
+        let control_dir = control_dir();
         Self::with(
             Ssh {
                 args: record.ssh.clone(),
