@@ -353,10 +353,20 @@ fn group_states(pgid: u32) -> Vec<(u32, char)> {
     states
 }
 
-/// The ssh connections a run with supervisor `pid` shares (its ControlMaster
-/// processes, named by their socket directory).
-fn masters_of(pid: u32) -> Vec<(u32, String)> {
-    processes_with(&format!("soakcheck-ssh-{pid}/"))
+/// The ssh connections of a run (its ControlMaster processes, named by their socket
+/// directory `control_dir`).
+fn masters_of(control_dir: &str) -> Vec<(u32, String)> {
+    processes_with(&format!("{control_dir}/"))
+}
+
+/// The socket directory of the ssh connections the run in `dir` recorded.
+fn control_dir_of(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("soakcheck-run.json")).unwrap();
+    let record: Value = serde_json::from_str(&text).unwrap();
+    let control_dir = record["driver"]["control_dir"].as_str();
+    control_dir
+        .unwrap_or_else(|| panic!("no control_dir recorded: {text}"))
+        .to_string()
 }
 
 /// Every process whose command line holds `needle` (this test's own excepted).
@@ -379,14 +389,14 @@ fn processes_with(needle: &str) -> Vec<(u32, String)> {
 
 /// Waits (up to 10 s) until no process of the run in `dir` and none of its ssh
 /// connections are left, on any host.
-fn assert_nothing_left(dir: &Path, pid: u32) {
+fn assert_nothing_left(dir: &Path, control_dir: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_of(dir).is_empty() || !masters_of(pid).is_empty() {
+    while !processes_of(dir).is_empty() || !masters_of(control_dir).is_empty() {
         assert!(
             Instant::now() < deadline,
             "left behind: {:?} {:?}",
             processes_of(dir),
-            masters_of(pid)
+            masters_of(control_dir)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -478,7 +488,12 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
         frozen_at - committed
     );
     // Ctrl-C at a terminal (to the whole process group): everything stops, here and on
-    // every host, and the ssh connections close.
+    // every host, and the ssh connections (up while frozen) close.
+    let control_dir = control_dir_of(dir.path());
+    assert!(
+        !masters_of(&control_dir).is_empty(),
+        "no ssh connection of the run in {control_dir}"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(-(run.id() as i32)),
         nix::sys::signal::Signal::SIGINT,
@@ -486,7 +501,7 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
     .unwrap();
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(1));
-    assert_nothing_left(dir.path(), run.id());
+    assert_nothing_left(dir.path(), &control_dir);
 }
 
 /// Issue 17.3: a soak of three workers frozen on `--inject duplicate` with a crash loop
@@ -569,7 +584,7 @@ fn a_frozen_soak_with_a_crash_loop_stops_everything_on_every_host() {
             "{signal}: {}",
             rest.join("\n")
         );
-        assert_nothing_left(&run_dir, run.id());
+        assert_nothing_left(&run_dir, &control_dir_of(&run_dir));
     }
 }
 
@@ -608,6 +623,7 @@ fn reset_after_a_killed_run_reaches_every_host() {
         assert!(Instant::now() < deadline, "not all recorded: {text}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let control_dir = control_dir_of(dir.path());
     run.kill().unwrap();
     run.wait().unwrap();
     let orphans = processes_of(dir.path());
@@ -625,7 +641,7 @@ fn reset_after_a_killed_run_reaches_every_host() {
     for host in HOSTS {
         assert!(said.contains(&format!("({host} pgid ")), "{host}: {said}");
     }
-    assert_nothing_left(dir.path(), run.id());
+    assert_nothing_left(dir.path(), &control_dir);
 }
 
 /// Issue 9.4: the checks run where the data is: the sink's on its host, the senders'
