@@ -8,6 +8,9 @@
 //! - [`verify`]: the incremental checker core and the offline verifier built on it.
 //! - [`gen`]: input files and sink directories for tests, benches and demos.
 //! - [`bench`]: throughput measurements reported as ratios to `cmp`.
+//!
+//! `wallaroo-formats.md §N.M` in the docs is section N.M of the reference for every wire
+//! message and on-disk format, `../shared/spec/wallaroo-formats.md` beside the project.
 
 pub mod bench;
 pub mod choice;

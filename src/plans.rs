@@ -405,7 +405,7 @@ fn proxy_ports(
 }
 
 /// The wallaroo preset's proxy ports. Its sender connects only to 127.0.0.1:IN_BASE
-/// on its own machine (spec 4.1), so the proxy can stand there only when the senders
+/// on its own machine (wallaroo-formats.md §4.1), so the proxy can stand there only when the senders
 /// run on this machine (every host a loopback address). Otherwise the sink and control
 /// links still go through the proxy, and the senders' link stays direct: a fault
 /// asked for on it is refused here rather than found missing mid-run.

@@ -198,7 +198,7 @@ pub struct ProxyPorts {
     pub control: Vec<u16>,
     pub senders: Vec<u16>,
     /// Where the initializer's connector source listens when the proxy takes its port:
-    /// the wallaroo preset's senders only ever connect to `IN_BASE` (spec 4.1), so the
+    /// the wallaroo preset's senders only ever connect to `IN_BASE` (wallaroo-formats.md §4.1), so the
     /// proxy listens there and the initializer moves here. None for the demo, whose
     /// senders are pointed at the proxy instead.
     pub initializer_source: Option<u16>,

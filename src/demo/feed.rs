@@ -1,5 +1,5 @@
 //! `soakcheck demo feed INPUT_FILE [BYTES_PER_SEC]`: an at-least-once line feed, a
-//! compatible replacement for `at_least_once_line_file_feed` (spec 4).
+//! compatible replacement for `at_least_once_line_file_feed` (wallaroo-formats.md §4).
 //!
 //! One stream per input file (id = first 8 bytes of SHA-256 of the path as given), one
 //! MESSAGE per line whose id is the byte offset of the line's first byte, credits and
@@ -71,7 +71,7 @@ impl Stream {
     }
 }
 
-/// The original reader's rate limiter (spec 4.5).
+/// The original reader's rate limiter (wallaroo-formats.md §4.5).
 struct RateLimiter {
     limit: f64,
     t0: Option<Instant>,
@@ -511,7 +511,7 @@ fn on_event(
                 }
                 stream.por = por;
                 stream.log("acked", 493);
-                // Done once the last line's message id is acked (spec 4.6).
+                // Done once the last line's message id is acked (wallaroo-formats.md §4.6).
                 if eos_sent && (last_line.is_none() || Some(por) == last_line) {
                     stream.open = false;
                     stream.log("closed", 472);

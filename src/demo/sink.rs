@@ -1,5 +1,5 @@
 //! `soakcheck demo sink OUT_PREFIX ABORT_PREFIX PORT`: the connector sink with 2PC on
-//! stream 0, compatible with `aloc_sink` (spec 5) on the wire and on disk.
+//! stream 0, compatible with `aloc_sink` (wallaroo-formats.md §5) on the wire and on disk.
 //!
 //! One thread per connection. After HELLO the worker's files are opened and its txnlog is
 //! replayed with the same strict parser `verify` uses: pending phase-1 state, the next
@@ -90,7 +90,7 @@ pub fn serve(listener: TcpListener, config: SinkConfig) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An abort rule from `ABORT_PREFIX.<worker>` (spec 5.9).
+/// An abort rule from `ABORT_PREFIX.<worker>` (wallaroo-formats.md §5.9).
 #[derive(Debug, Clone)]
 enum AbortRule {
     TxnIdRegexp {
@@ -666,7 +666,7 @@ struct Replayed {
     last_committed: u64,
 }
 
-/// Replays a worker's txnlog (spec 5.3). A torn last record was never completed: it is
+/// Replays a worker's txnlog (wallaroo-formats.md §5.3). A torn last record was never completed: it is
 /// cut off so the next record starts on its own line.
 fn replay_txnlog(txnlog_path: &Path) -> Result<Replayed, End> {
     let mut r = Replayed {

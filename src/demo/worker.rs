@@ -189,7 +189,7 @@ impl Core {
         format!("Passthrough-w-{}-id-{id}", self.config.name)
     }
 
-    /// Connects to the sink and resolves its uncommitted transactions (spec 5.3).
+    /// Connects to the sink and resolves its uncommitted transactions (wallaroo-formats.md §5.3).
     fn connect_sink(&mut self) -> Result<(), SinkLost> {
         let socket = TcpStream::connect_timeout(&self.config.sink_addr, Duration::from_secs(2))?;
         socket.set_nodelay(true)?;

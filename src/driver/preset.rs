@@ -35,7 +35,7 @@ impl crate::choice::Choice for PresetKind {
 
 crate::display_as_choice!(PresetKind);
 
-/// The original port scheme (spec 8.5), read from the `WALLAROO_*` variables.
+/// The original port scheme (wallaroo-formats.md §8.5), read from the `WALLAROO_*` variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ports {
     pub in_base: u16,

@@ -1,4 +1,4 @@
-//! Sink directory discovery (spec 6.1): every `*.txnlog` file names an output file, the
+//! Sink directory discovery (wallaroo-formats.md §6.1): every `*.txnlog` file names an output file, the
 //! txnlog path without its `.txnlog` suffix, exactly as the original verifier finds them.
 //! Renamed pairs of workers that left (`output.<W>.<time>` and `.txnlog`) are found the
 //! same way and read like any other pair.
@@ -43,7 +43,7 @@ pub struct SinkListing {
 
 /// Whether `name` is a sink output file's name: `output.<W>` or a renamed
 /// `output.<W>.<T>`, not a txnlog, a sink diagnostic copy or the original verifier's
-/// own files (spec 6.5).
+/// own files (wallaroo-formats.md §6.5).
 fn is_output_name(name: &str) -> bool {
     name.starts_with("output.")
         && !name.ends_with(".txnlog")

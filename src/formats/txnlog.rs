@@ -25,7 +25,7 @@ pub struct WhereRange {
     pub end: u64,
 }
 
-/// One txnlog record kind with its facts (spec 6.3).
+/// One txnlog record kind with its facts (wallaroo-formats.md §6.3).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// `1-ok`: phase 1 voted commit.

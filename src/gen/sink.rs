@@ -1,4 +1,4 @@
-//! `soakcheck gen sink`: writes a sink directory in the real on-disk format (spec 6), as
+//! `soakcheck gen sink`: writes a sink directory in the real on-disk format (wallaroo-formats.md §6), as
 //! an `aloc_sink` would leave it after a soak, for tests, benches and demos.
 //!
 //! It plays checkpoints over several workers: key i goes to worker i mod W, each worker

@@ -1,4 +1,4 @@
-//! Connector protocol messages (spec 3.3-3.5): the frame tags, their bodies, and the 2PC
+//! Connector protocol messages (wallaroo-formats.md §3.3-3.5): the frame tags, their bodies, and the 2PC
 //! inner frames carried as the payload of a stream-0 MESSAGE.
 
 use super::{put_sstr, Body, WireError};
@@ -273,7 +273,7 @@ pub fn encode_message_into(
 /// A `(stream_id, start_por, end_por)` triple of a PHASE1 where_list.
 pub type WhereTriple = (u64, u64, u64);
 
-/// 2PC inner frames (spec 3.5), the payload of a MESSAGE on stream 0.
+/// 2PC inner frames (wallaroo-formats.md §3.5), the payload of a MESSAGE on stream 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TwoPc {
     ListUncommitted {
@@ -455,7 +455,7 @@ mod tests {
         out
     }
 
-    /// The worked examples of spec 3.6, byte for byte.
+    /// The worked examples of wallaroo-formats.md §3.6, byte for byte.
     #[test]
     fn golden_bytes_from_the_spec() {
         let hello = Frame::Hello {

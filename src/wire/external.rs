@@ -1,4 +1,4 @@
-//! The external channel (spec 8): u32 length (= 2 + payload), u16 message id, payload.
+//! The external channel (wallaroo-formats.md §8): u32 length (= 2 + payload), u16 message id, payload.
 //! Used for cluster-status queries and shrink requests.
 
 use std::io::{Read, Write};

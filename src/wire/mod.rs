@@ -97,7 +97,7 @@ impl<'a> Body<'a> {
     pub(crate) fn bool8(&mut self, field: &str) -> Result<bool, WireError> {
         Ok(self.u8(field)? != 0)
     }
-    /// A bool8 whose readers disagree on bytes other than 0 and 1 (spec 3.7: Python's
+    /// A bool8 whose readers disagree on bytes other than 0 and 1 (wallaroo-formats.md §3.7: Python's
     /// REPLY/PHASE2 reader takes only 0x01 as true, Pony any nonzero byte): anything
     /// else is malformed, never guessed, since a guess could commit what the original
     /// sink rolls back.
