@@ -13,7 +13,7 @@
 //! and a fake driver: no processes, no ports, no sleeps.
 //!
 //! Phases: [`Supervisor::start`] (sink and workers, then senders once the cluster is
-//! ready), the soak ([`Supervisor::handle`] / [`Supervisor::fire_due`], run by
+//! ready), the soak ([`Supervisor::handle_wake`], [`Supervisor::handle_check`] / [`Supervisor::fire_due`], run by
 //! [`Supervisor::run_loop`]), then [`Supervisor::freeze`] or [`Supervisor::stop_all`].
 
 use std::cmp::Reverse;
