@@ -68,3 +68,30 @@ pub(super) fn check_port_free(host: &str, port: u16, what: &str) -> Result<(), R
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::preset::Preset;
+
+    fn preset(base: u16) -> Preset {
+        crate::driver::preset::test_demo(base, &['A'])
+    }
+
+    /// Issue 17.6: a scheme with ports in the ephemeral range is warned about, naming
+    /// them and the range; one below it is not.
+    #[test]
+    fn ports_in_the_ephemeral_range_are_warned_about() {
+        let range = 32768..=60999;
+        let warning = ephemeral_ports(&preset(40_000), &range).unwrap();
+        assert!(warning.contains("32768-60999"), "{warning}");
+        assert!(warning.contains("(40000..40100)"), "{warning}");
+        let straddling = ephemeral_ports(&preset(32_700), &range).unwrap();
+        assert!(
+            straddling.contains("7 port(s) of this run (32770..32800)"),
+            "{straddling}"
+        );
+        assert_eq!(ephemeral_ports(&preset(7100), &range), None);
+        assert_eq!(ephemeral_ports(&preset(20_000), &range), None);
+    }
+}

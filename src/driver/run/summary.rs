@@ -192,3 +192,69 @@ impl RunSummary {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::run::OnViolation;
+    use crate::driver::scenario::Scenario;
+    use crate::watch::ProgressStyle;
+    use std::time::Duration;
+
+    fn plan() -> RunPlan {
+        RunPlan {
+            scenario: Scenario::parse("1", &[], None).unwrap(),
+            preset: crate::driver::preset::test_demo(7100, &['A', 'B']),
+            seed: 1,
+            time_scale: 1.0,
+            on_violation: OnViolation::Freeze,
+            duration: None,
+            replay: None,
+            replayed: None,
+            bytes_per_key: 1000,
+            progress: ProgressStyle::Quiet,
+            ack_timeout: Duration::from_secs(1),
+            serve: None,
+            keep_runs: 5,
+            pages: None,
+        }
+    }
+
+    fn totals(ending: Ending, bytes_verified: u64, unverified: &[&str]) -> RunTotals {
+        RunTotals {
+            ending,
+            frozen: false,
+            postmortem: None,
+            left_running: vec![],
+            faults: BTreeMap::new(),
+            fault_count: 0,
+            duration_s: 1.0,
+            checked: CheckTotals {
+                commits: 3,
+                bytes_verified,
+                unverified: unverified.iter().map(|k| k.to_string()).collect(),
+            },
+            findings: vec![],
+        }
+    }
+
+    /// Issue 17.2: a soak in which one key verified not one byte did not test that key,
+    /// so it is `nothing-verified` (exit 2) naming the key, not ok; a soak that verified
+    /// every key is ok, and one stopped by a signal stays `stopped`.
+    #[test]
+    fn a_key_that_verified_nothing_makes_the_run_not_a_pass() {
+        let plan = plan();
+        let one_key = RunSummary::new(&plan, totals(Ending::Duration, 5000, &["B"]));
+        assert_eq!(one_key.verdict, "nothing-verified");
+        assert_eq!(one_key.exit_code(), 2);
+        assert!(one_key
+            .to_human()
+            .contains("not one committed byte of key(s) B was verified"));
+        let every_key = RunSummary::new(&plan, totals(Ending::Complete, 5000, &[]));
+        assert_eq!((every_key.verdict, every_key.exit_code()), ("ok", 0));
+        let none = RunSummary::new(&plan, totals(Ending::Duration, 0, &[]));
+        assert_eq!(none.verdict, "nothing-verified");
+        let stopped = RunSummary::new(&plan, totals(Ending::Signal, 5000, &["B"]));
+        assert_eq!((stopped.verdict, stopped.exit_code()), ("stopped", 2));
+    }
+}
