@@ -34,10 +34,13 @@ use crate::gen::Rng;
 use crate::watch::{Control, ProgressStyle};
 
 mod crash;
+mod families;
 mod membership;
 mod network;
 mod scripted;
 mod waits;
+
+use families::FAMILIES;
 
 /// Where the supervisor reads the time.
 pub trait Clock {
@@ -348,7 +351,6 @@ impl<'a> Supervisor<'a> {
         }
         self.started = self.now();
         self.started_unix = self.clock.unix_now();
-        let t = self.plan.timings.clone();
         if let Some(d) = self.plan.duration {
             self.schedule(d, Due::End);
         }
@@ -364,32 +366,9 @@ impl<'a> Supervisor<'a> {
             }
             return Ok(());
         }
-        let scenario = &self.plan.scenario;
-        if scenario.crash_sink {
-            self.schedule(secs(t.start_delay), Due::Crash(Component::Sink));
-        }
-        for (n, pace) in scenario.crash_workers.clone() {
-            let extra = if pace == Pace::Slow {
-                secs(t.slow_every)
-            } else {
-                Duration::ZERO
-            };
-            let d = secs(t.start_delay) + extra + self.uniform(t.worker_up_max);
-            self.schedule(d, Due::Crash(Component::Worker(n)));
-        }
-        if scenario.grow || scenario.shrink {
-            self.schedule(secs(t.start_delay), Due::GrowShrink);
-        }
-        if scenario.crash_source {
-            let d = secs(t.start_delay) + self.uniform(t.source_up_max);
-            self.schedule(d, Due::SourceCrash);
-        }
-        for step in scenario.steps.clone() {
-            self.schedule(secs(step.at), Due::Scripted(step));
-        }
-        for scope in scenario.net.clone() {
-            let d = secs(t.start_delay) + self.uniform(t.net_up_max);
-            self.schedule(d, Due::NetFault(scope));
+        // In this order: it is the order of the RNG's draws, so a seed's schedule stays.
+        for family in FAMILIES {
+            family.begin(self);
         }
         Ok(())
     }
@@ -570,25 +549,23 @@ impl<'a> Supervisor<'a> {
     }
 
     fn fire(&mut self, due: Due) -> Result<Option<Ending>, RunFailure> {
-        match due {
-            Due::Crash(c) => self.crash_loop(c)?,
-            Due::Restart(c) => self.restart(c)?,
-            Due::Resume(c) => {
-                self.driver.resume(&c)?;
-                self.event(Action::Resume, &c);
-                self.say(&format!("u{}", Self::short(&c)));
-                self.down.remove(&c);
-                self.schedule_next_crash(c);
+        let mut due = due;
+        for family in FAMILIES {
+            match family.fire(self, due)? {
+                Some(not_its) => due = not_its,
+                None => return Ok(None),
             }
-            Due::GrowShrink => self.grow_shrink()?,
-            Due::Scripted(step) => self.scripted(step)?,
-            Due::SourceCrash => self.source_crash()?,
+        }
+        match due {
             Due::ReadyCheck(c, wait) => return Ok(self.ready_check(c, wait)),
             Due::StartupCheck(deadline) => self.startup_check(deadline)?,
             Due::End => return Ok(Some(Ending::Duration)),
             Due::Status => self.draw_status(),
-            Due::NetFault(scope) => self.net_fault(scope)?,
-            Due::NetHeal(link, scope) => self.net_heal(&link, scope)?,
+            other => {
+                return Err(RunFailure::Setup(format!(
+                    "no fault family fires {other:?}"
+                )))
+            }
         }
         Ok(None)
     }

@@ -134,3 +134,62 @@ impl<'a> Supervisor<'a> {
         }
     }
 }
+
+/// `crash-sink`, `crashN` (`.slow`) and `pause`: a component crashed (or paused) at
+/// random and restarted (or resumed) after its down time.
+pub(super) struct CrashLoops;
+
+impl super::families::FaultFamily for CrashLoops {
+    fn begin(&self, sup: &mut Supervisor<'_>) {
+        let t = sup.plan.timings.clone();
+        if sup.plan.scenario.crash_sink {
+            sup.schedule(secs(t.start_delay), Due::Crash(Component::Sink));
+        }
+        for (n, pace) in sup.plan.scenario.crash_workers.clone() {
+            let extra = if pace == Pace::Slow {
+                secs(t.slow_every)
+            } else {
+                Duration::ZERO
+            };
+            let d = secs(t.start_delay) + extra + sup.uniform(t.worker_up_max);
+            sup.schedule(d, Due::Crash(Component::Worker(n)));
+        }
+    }
+
+    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
+        match due {
+            Due::Crash(c) => sup.crash_loop(c)?,
+            Due::Restart(c) => sup.restart(c)?,
+            Due::Resume(c) => {
+                sup.driver.resume(&c)?;
+                sup.event(Action::Resume, &c);
+                sup.say(&format!("u{}", Supervisor::short(&c)));
+                sup.down.remove(&c);
+                sup.schedule_next_crash(c);
+            }
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+}
+
+/// `crash-source`: a random live sender is killed now and then.
+pub(super) struct SenderCrashes;
+
+impl super::families::FaultFamily for SenderCrashes {
+    fn begin(&self, sup: &mut Supervisor<'_>) {
+        if sup.plan.scenario.crash_source {
+            let t = sup.plan.timings.clone();
+            let d = secs(t.start_delay) + sup.uniform(t.source_up_max);
+            sup.schedule(d, Due::SourceCrash);
+        }
+    }
+
+    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
+        match due {
+            Due::SourceCrash => sup.source_crash()?,
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+}

@@ -49,3 +49,24 @@ impl<'a> Supervisor<'a> {
         }
     }
 }
+
+/// `grow`, `shrink`, `grow-and-shrink`: workers leave and join.
+pub(super) struct GrowShrink;
+
+impl super::families::FaultFamily for GrowShrink {
+    fn begin(&self, sup: &mut Supervisor<'_>) {
+        let scenario = &sup.plan.scenario;
+        if scenario.grow || scenario.shrink {
+            let start = secs(sup.plan.timings.start_delay);
+            sup.schedule(start, Due::GrowShrink);
+        }
+    }
+
+    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
+        match due {
+            Due::GrowShrink => sup.grow_shrink()?,
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+}

@@ -74,3 +74,26 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 }
+
+/// `net-sink`, `net-source`, `net-control`: a loop per scope strikes a random link of it
+/// and heals it.
+pub(super) struct NetworkLoops;
+
+impl super::families::FaultFamily for NetworkLoops {
+    fn begin(&self, sup: &mut Supervisor<'_>) {
+        let t = sup.plan.timings.clone();
+        for scope in sup.plan.scenario.net.clone() {
+            let d = secs(t.start_delay) + sup.uniform(t.net_up_max);
+            sup.schedule(d, Due::NetFault(scope));
+        }
+    }
+
+    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
+        match due {
+            Due::NetFault(scope) => sup.net_fault(scope)?,
+            Due::NetHeal(link, scope) => sup.net_heal(&link, scope)?,
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+}

@@ -92,3 +92,22 @@ impl<'a> Supervisor<'a> {
         }
     }
 }
+
+/// A scenario's steps (`[[steps]]`, `run_customN`), each at its time.
+pub(super) struct ScriptedSteps;
+
+impl super::families::FaultFamily for ScriptedSteps {
+    fn begin(&self, sup: &mut Supervisor<'_>) {
+        for step in sup.plan.scenario.steps.clone() {
+            sup.schedule(secs(step.at), Due::Scripted(step));
+        }
+    }
+
+    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
+        match due {
+            Due::Scripted(step) => sup.scripted(step)?,
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+}
