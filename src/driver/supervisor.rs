@@ -113,6 +113,15 @@ pub enum Ending {
     Duration,
 }
 
+/// One family of faults (see [`families`]).
+trait FaultFamily: Sync {
+    /// Schedules its loops' first timers, as the scenario asks (none when it does not).
+    fn begin(&self, sup: &mut Supervisor<'_>);
+    /// Fires `due` when it is one of this family's timers (None); gives it back when it
+    /// is not.
+    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure>;
+}
+
 /// A timer's action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Due {

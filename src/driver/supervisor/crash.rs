@@ -139,7 +139,7 @@ impl<'a> Supervisor<'a> {
 /// random and restarted (or resumed) after its down time.
 pub(super) struct CrashLoops;
 
-impl super::families::FaultFamily for CrashLoops {
+impl super::FaultFamily for CrashLoops {
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let t = sup.plan.timings.clone();
         if sup.plan.scenario.crash_sink {
@@ -176,7 +176,7 @@ impl super::families::FaultFamily for CrashLoops {
 /// `crash-source`: a random live sender is killed now and then.
 pub(super) struct SenderCrashes;
 
-impl super::families::FaultFamily for SenderCrashes {
+impl super::FaultFamily for SenderCrashes {
     fn begin(&self, sup: &mut Supervisor<'_>) {
         if sup.plan.scenario.crash_source {
             let t = sup.plan.timings.clone();

@@ -6,16 +6,7 @@
 //! A new fault kind is a module under `driver/supervisor/` with its loop, its timers
 //! (`Due` variants), and one line in [`FAMILIES`].
 
-use super::*;
-
-/// One family of faults.
-pub(super) trait FaultFamily: Sync {
-    /// Schedules its loops' first timers, as the scenario asks (none when it does not).
-    fn begin(&self, sup: &mut Supervisor<'_>);
-    /// Fires `due` when it is one of this family's timers (None); gives it back when it
-    /// is not.
-    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure>;
-}
+use super::FaultFamily;
 
 /// Every family, in the order they begin: the order of their draws from the soak's RNG,
 /// so a seed always gives the same schedule.

@@ -53,7 +53,7 @@ impl<'a> Supervisor<'a> {
 /// `grow`, `shrink`, `grow-and-shrink`: workers leave and join.
 pub(super) struct GrowShrink;
 
-impl super::families::FaultFamily for GrowShrink {
+impl super::FaultFamily for GrowShrink {
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let scenario = &sup.plan.scenario;
         if scenario.grow || scenario.shrink {

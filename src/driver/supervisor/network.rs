@@ -79,7 +79,7 @@ impl<'a> Supervisor<'a> {
 /// and heals it.
 pub(super) struct NetworkLoops;
 
-impl super::families::FaultFamily for NetworkLoops {
+impl super::FaultFamily for NetworkLoops {
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let t = sup.plan.timings.clone();
         for scope in sup.plan.scenario.net.clone() {

@@ -96,7 +96,7 @@ impl<'a> Supervisor<'a> {
 /// A scenario's steps (`[[steps]]`, `run_customN`), each at its time.
 pub(super) struct ScriptedSteps;
 
-impl super::families::FaultFamily for ScriptedSteps {
+impl super::FaultFamily for ScriptedSteps {
     fn begin(&self, sup: &mut Supervisor<'_>) {
         for step in sup.plan.scenario.steps.clone() {
             sup.schedule(secs(step.at), Due::Scripted(step));
