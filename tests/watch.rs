@@ -12,12 +12,13 @@ use std::time::Duration;
 use assert_cmd::Command;
 use proptest::prelude::*;
 use serde_json::Value;
+use soakcheck::finding::FindingKind;
 use soakcheck::formats::input::input_path;
 use soakcheck::formats::mapped::IoMode;
 use soakcheck::formats::txnlog::{format_record, Record, WhereRange};
 use soakcheck::gen::inputs::{generate_inputs, DataSource};
 use soakcheck::verify::{verify, Checker, KeyInput, Semantics, VerifyError, VerifyPlan};
-use soakcheck::watch::{run_watch, FindingKind, ProgressStyle, Until, WatchCore, WatchPlan};
+use soakcheck::watch::{run_watch, ProgressStyle, Until, WatchCore, WatchPlan};
 
 fn now() -> f64 {
     std::time::SystemTime::now()

@@ -273,14 +273,13 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
         return Err(GenSinkError::Interleave(plan.interleave));
     }
     let dir = &plan.sink_dir;
-    let werr = write_error;
     if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(werr(dir))?;
+        let mut entries = std::fs::read_dir(dir).map_err(write_error(dir))?;
         if entries.next().is_some() {
             return Err(GenSinkError::NotEmpty { path: dir.clone() });
         }
     }
-    std::fs::create_dir_all(dir).map_err(werr(dir))?;
+    std::fs::create_dir_all(dir).map_err(write_error(dir))?;
     let mut rng = Rng::new(plan.seed);
     let mut keys = read_keys(plan)?;
     if let Some((kind, key)) = plan.fault {
@@ -303,7 +302,7 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
         },
         dir: dir.clone(),
     };
-    generator.run().map_err(werr(dir))?;
+    generator.run().map_err(write_error(dir))?;
     Ok(generator.summary)
 }
 

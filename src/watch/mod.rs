@@ -28,7 +28,7 @@ use logs::SenderProgress;
 use sink::{SinkTail, SinkTailError};
 
 use crate::duration::unix_now;
-pub use crate::finding::{Finding, FindingKind};
+use crate::finding::{Finding, FindingKind};
 use crate::formats::mapped::FileBytes;
 use crate::formats::sinkdir::discover;
 use crate::verify::commits::untracked_output_notes;
