@@ -26,6 +26,7 @@ pub mod plans;
 pub mod process;
 pub mod proxy;
 pub mod report;
+pub mod rundir;
 pub mod term;
 pub mod topology;
 pub mod verify;

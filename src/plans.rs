@@ -220,12 +220,7 @@ pub fn watch_plan(verify: VerifyPlan, w: WatchRequest) -> Result<WatchPlan, Plan
         SenderLogs::InDir(dir) => verify
             .inputs
             .iter()
-            .map(|k| {
-                (
-                    k.key,
-                    crate::formats::rundir::RunDir(dir).sender_log(k.key as char),
-                )
-            })
+            .map(|k| (k.key, crate::rundir::RunDir(dir).sender_log(k.key as char)))
             .collect(),
         SenderLogs::Given(specs) => specs
             .iter()
@@ -240,7 +235,7 @@ pub fn watch_plan(verify: VerifyPlan, w: WatchRequest) -> Result<WatchPlan, Plan
     Ok(WatchPlan {
         sink_log: Some(
             w.sink_log
-                .unwrap_or_else(|| sink_dir.join(crate::formats::rundir::SINK_LOG)),
+                .unwrap_or_else(|| sink_dir.join(crate::rundir::SINK_LOG)),
         ),
         verify,
         sender_logs,
@@ -309,12 +304,12 @@ pub const MAX_TIME_SCALE: f64 = 1000.0;
 
 /// The steps of `--replay`'s events.jsonl, read now, before the run touches anything
 /// (the file is usually the previous run's, in the same run dir).
-fn read_replay(path: &Path) -> Result<Vec<crate::driver::scenario::Step>, RunPlanError> {
-    let events = crate::driver::events::read_events(path).map_err(|e| RunPlanError::Replay {
+fn read_replay(path: &Path) -> Result<Vec<crate::rundir::step::Step>, RunPlanError> {
+    let events = crate::rundir::events::read_events(path).map_err(|e| RunPlanError::Replay {
         path: path.to_path_buf(),
         detail: crate::error_text(&e),
     })?;
-    Ok(crate::driver::events::steps(&events))
+    Ok(crate::rundir::events::steps(&events))
 }
 
 /// Every step (scripted or replayed) can take effect in this run: its times and fault
@@ -322,7 +317,7 @@ fn read_replay(path: &Path) -> Result<Vec<crate::driver::scenario::Step>, RunPla
 /// keys, and its link is one of the proxy's.
 fn check_steps(
     scenario: &crate::driver::scenario::Scenario,
-    replay: Option<&[crate::driver::scenario::Step]>,
+    replay: Option<&[crate::rundir::step::Step]>,
     preset: &crate::driver::preset::Preset,
 ) -> Result<(), RunPlanError> {
     let links: Vec<String> = match preset.proxy {
@@ -345,15 +340,15 @@ fn check_steps(
         let fail = |detail: String| RunPlanError::Step {
             place: format!(
                 "{origin} {i} ({} {} at {})",
-                step.action.as_str(),
-                step.component,
+                step.action().as_str(),
+                step.component(),
                 crate::duration::show_number(step.at)
             ),
             detail,
         };
         scenario.check_step(step).map_err(fail)?;
         if let Some(crate::topology::Component::Sender(k)) =
-            crate::topology::Component::parse(&step.component)
+            crate::topology::Component::parse(step.component())
         {
             if !preset.keys.contains(&k) {
                 return Err(fail(format!(
@@ -362,8 +357,8 @@ fn check_steps(
                 )));
             }
         }
-        if let Some(link) = &step.link {
-            if !links.contains(link) {
+        if let Some(link) = step.link() {
+            if !links.iter().any(|l| l == link) {
                 return Err(fail(format!(
                     "there is no link {link:?}: the links are {}",
                     links.join(", ")
@@ -378,11 +373,11 @@ fn check_steps(
 /// or a replayed events.jsonl with network steps).
 fn proxy_ports(
     r: &RunRequest,
-    replay: Option<&[crate::driver::scenario::Step]>,
+    replay: Option<&[crate::rundir::step::Step]>,
     ports: &crate::driver::preset::Ports,
     keys: usize,
 ) -> Result<Option<crate::topology::ProxyPorts>, PlanError> {
-    let replayed = replay.is_some_and(|steps| steps.iter().any(|s| s.action.is_network()));
+    let replayed = replay.is_some_and(|steps| steps.iter().any(|s| s.action().is_network()));
     if !r.scenario.network_faults() && !replayed {
         return Ok(None);
     }
@@ -424,11 +419,10 @@ fn wallaroo_proxy_ports(
     }
     use crate::driver::scenario::NetScope;
     let on_senders = scenario.net.contains(&NetScope::Source)
-        || scenario.steps.iter().any(|s| {
-            s.link
-                .as_deref()
-                .is_some_and(|l| NetScope::Source.covers(l))
-        });
+        || scenario
+            .steps
+            .iter()
+            .any(|s| s.link().is_some_and(|l| NetScope::Source.covers(l)));
     if on_senders {
         return Err(PlanError::Network(
             "the wallaroo preset's sender connects only to 127.0.0.1 on its own machine, so with components on other hosts its link cannot go through the proxy: drop net-source and sender links, or run every component here".into(),
@@ -480,7 +474,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
     let replayed_seed = r
         .replay
         .as_deref()
-        .and_then(crate::driver::events::header_of)
+        .and_then(crate::rundir::events::header_of)
         .map(|h| h.seed);
     let seed = r
         .seed

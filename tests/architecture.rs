@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["formats", "wire", "topology"],
     &["verify", "gen"],
-    &["proxy"],
+    &["proxy", "rundir"],
     &["demo", "watch"],
     &["driver"],
     &["report"],

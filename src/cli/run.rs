@@ -72,7 +72,7 @@ pub struct RunArgs {
     pub command_driver: bool,
     /// Earlier runs that ended green (or were stopped) kept in RUN_DIR/soakcheck-runs;
     /// runs that found something are always kept (`reset --purge` deletes them).
-    #[arg(long, value_name = "N", default_value_t = soakcheck::driver::kept::DEFAULT_KEEP)]
+    #[arg(long, value_name = "N", default_value_t = soakcheck::rundir::kept::DEFAULT_KEEP)]
     pub keep_runs: usize,
     /// Make one demo worker inject a fault (for testing the checks).
     #[arg(long, value_parser = choice::<InjectKind>(), requires = "inject_key")]
@@ -90,7 +90,7 @@ pub struct ResetArgs {
     #[arg(long, value_name = "DIR", default_value = "/tmp")]
     pub run_dir: PathBuf,
     /// Earlier runs that ended green (or were stopped) kept in RUN_DIR/soakcheck-runs.
-    #[arg(long, value_name = "N", default_value_t = soakcheck::driver::kept::DEFAULT_KEEP)]
+    #[arg(long, value_name = "N", default_value_t = soakcheck::rundir::kept::DEFAULT_KEEP)]
     pub keep_runs: usize,
     /// Then delete every kept run in RUN_DIR/soakcheck-runs (the one just kept too).
     #[arg(long)]
@@ -102,7 +102,7 @@ pub fn run_reset(args: &ResetArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     if args.purge {
-        for line in soakcheck::driver::kept::purge(&args.run_dir) {
+        for line in soakcheck::rundir::kept::purge(&args.run_dir) {
             println!("{line}");
         }
     }

@@ -381,12 +381,12 @@ fn start_cluster(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<ChildGuard>, ClusterError> {
     let mut children = Vec::new();
-    let sink_log = topology.sink_dir.join(crate::formats::rundir::SINK_LOG);
+    let sink_log = topology.sink_dir.join(crate::rundir::SINK_LOG);
     let sink = command(topology.argv(&Component::Sink, false));
     children.push(ChildGuard::spawn("sink", sink, &sink_log).map_err(io("starting the sink"))?);
     for n in 0..plan.workers {
         let cmd = command(topology.argv(&Component::Worker(n), false));
-        let log = crate::formats::rundir::RunDir(&plan.dir).worker_log(n);
+        let log = crate::rundir::RunDir(&plan.dir).worker_log(n);
         children
             .push(ChildGuard::spawn(&worker_name(n), cmd, &log).map_err(io("starting a worker"))?);
     }
@@ -416,7 +416,7 @@ fn feed_to_the_end(
     let feeding_started = Instant::now();
     let mut feeds = Vec::new();
     for &key in topology.keys {
-        let log = crate::formats::rundir::RunDir(&plan.dir).sender_log(key);
+        let log = crate::rundir::RunDir(&plan.dir).sender_log(key);
         let cmd = command(topology.argv(&Component::Sender(key), false));
         feeds.push(
             ChildGuard::spawn(&format!("feed {key}"), cmd, &log).map_err(io("starting a feed"))?,
@@ -438,8 +438,7 @@ fn feed_to_the_end(
         for (i, f) in feeds.iter_mut().enumerate() {
             if let (false, Some(status)) = (done[i], f.try_wait()) {
                 if !status.success() {
-                    let log =
-                        crate::formats::rundir::RunDir(&plan.dir).sender_log(plan.keys[i] as char);
+                    let log = crate::rundir::RunDir(&plan.dir).sender_log(plan.keys[i] as char);
                     return Err(ClusterError::ChildFailed(
                         f.name.clone(),
                         status.to_string(),
@@ -471,9 +470,9 @@ fn feed_to_the_end(
 /// The log of the sink or of a worker, by its name.
 fn component_log(plan: &ClusterPlan, topology: &Topology<'_>, name: &str) -> PathBuf {
     if name == "sink" {
-        topology.sink_dir.join(crate::formats::rundir::SINK_LOG)
+        topology.sink_dir.join(crate::rundir::SINK_LOG)
     } else {
         let n = crate::topology::worker_number(name).unwrap_or(0);
-        crate::formats::rundir::RunDir(&plan.dir).worker_log(n)
+        crate::rundir::RunDir(&plan.dir).worker_log(n)
     }
 }

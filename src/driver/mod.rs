@@ -12,9 +12,7 @@
 //!   scenario file; [`run`] is the supervisor loop.
 
 pub mod command;
-pub mod events;
 pub mod hosts;
-pub mod kept;
 pub mod local;
 pub mod pages;
 pub mod preset;

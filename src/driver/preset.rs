@@ -249,7 +249,7 @@ impl Preset {
     }
 
     pub fn log_path(&self, component: &Component) -> PathBuf {
-        let dir = crate::formats::rundir::RunDir(&self.run_dir);
+        let dir = crate::rundir::RunDir(&self.run_dir);
         match component {
             Component::Sink => dir.sink_log(),
             Component::Worker(n) => dir.worker_log(*n),
@@ -262,7 +262,7 @@ impl Preset {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        crate::formats::rundir::RunDir(&self.run_dir).state()
+        crate::rundir::RunDir(&self.run_dir).state()
     }
 
     /// Every port the run's components listen on, with what listens there: checked free

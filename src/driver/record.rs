@@ -21,7 +21,7 @@ use super::{
 };
 
 /// The record's file name in the run dir.
-pub use crate::formats::rundir::RECORD;
+pub use crate::rundir::RECORD;
 
 /// What a run leaves for `reset`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

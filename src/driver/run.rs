@@ -19,9 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::events::{EventLine, RunEnd, RunHeader};
 use super::preset::{Preset, PresetKind};
-use super::scenario::{Scenario, Step};
+use super::scenario::Scenario;
 use super::supervisor::{
     CheckEvent, Cluster, Ending, FreezeResult, RunFailure, SoakPlan, Supervisor, SystemClock,
 };
@@ -29,6 +28,8 @@ use super::{Component, Fetched, ProcessDriver, Wake};
 use crate::duration::secs;
 use crate::finding::Finding;
 use crate::formats::mapped::{FileBytes, IoMode};
+use crate::rundir::events::{EventLine, RunEnd, RunHeader};
+use crate::rundir::step::Step;
 use crate::topology::worker_name;
 use crate::verify::{open_inputs, KeyInput, Semantics, VerifyPlan};
 use crate::watch::events::{WatchEvent, WatchState};
@@ -127,7 +128,7 @@ pub fn new_run_id() -> String {
 }
 
 /// The run's post-mortem page, in the run dir.
-pub use crate::formats::rundir::REPORT;
+pub use crate::rundir::REPORT;
 
 /// Where the files of a run on other hosts are fetched to for its last report.
 const REPORT_FILES: &str = "report-files.d";
@@ -198,12 +199,12 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
 
 /// `soakcheck reset` (and the start of every run): kills what the previous run
 /// recorded, on every host, through the driver it used; then keeps its evidence in
-/// `RUN_DIR/soakcheck-runs/` (see [`super::kept`]), removing the oldest green kept runs
+/// `RUN_DIR/soakcheck-runs/` (see [`crate::rundir::kept`]), removing the oldest green kept runs
 /// beyond `keep`. Deletes nothing else.
 pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
     let mut done = super::record::kill_recorded(run_dir).map_err(RunError::Setup)?;
-    let kept =
-        super::kept::keep_previous(run_dir, keep).map_err(|e| RunError::Setup(e.to_string()))?;
+    let kept = crate::rundir::kept::keep_previous(run_dir, keep)
+        .map_err(|e| RunError::Setup(e.to_string()))?;
     done.extend(kept);
     if done.is_empty() {
         done.push(format!(
@@ -216,7 +217,7 @@ pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
 
 /// Writes the run's header and opens events.jsonl.
 fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, RunError> {
-    let events_path = crate::formats::rundir::RunDir(&plan.preset.run_dir).events();
+    let events_path = crate::rundir::RunDir(&plan.preset.run_dir).events();
     let mut events = std::fs::File::create(&events_path)
         .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
     let p = &plan.preset;
@@ -229,7 +230,7 @@ fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, Run
             preset: p.kind.to_string(),
             run_dir: p.run_dir.display().to_string(),
             start: crate::duration::unix_now(),
-            utc_offset_s: super::events::local_utc_offset(),
+            utc_offset_s: crate::rundir::events::local_utc_offset(),
             cwd: std::env::current_dir()
                 .ok()
                 .map(|d| d.display().to_string()),
@@ -496,7 +497,7 @@ fn soak_and_end(
                 RunFailure::Setup(text) => RunError::Setup(text),
                 RunFailure::Record(text) => RunError::Setup(format!(
                     "{}: {text}",
-                    crate::formats::rundir::RunDir(&plan.preset.run_dir)
+                    crate::rundir::RunDir(&plan.preset.run_dir)
                         .events()
                         .display()
                 )),

@@ -17,6 +17,7 @@ use super::command::CommandTemplates;
 use super::hosts::{DriverConfig, Hosts};
 use super::Component;
 use crate::duration::secs;
+use crate::rundir::step::{link_client, Act, Action, Step};
 use crate::watch::Checks;
 
 /// How often a worker crash loop crashes.
@@ -136,159 +137,6 @@ impl Timings {
             net_down_max: self.net_down_max * f,
         }
     }
-}
-
-/// A scripted action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    Crash,
-    Restart,
-    Pause,
-    Resume,
-    Grow,
-    Shrink,
-    /// Network faults of a link, through the fault proxy.
-    Partition,
-    Reset,
-    Delay,
-    Bandwidth,
-    Slice,
-    Heal,
-}
-
-impl Action {
-    /// The name in events.jsonl and the fault counts.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Crash => "crash",
-            Action::Restart => "restart",
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-            Action::Grow => "grow",
-            Action::Shrink => "shrink",
-            Action::Partition => "partition",
-            Action::Reset => "reset",
-            Action::Delay => "delay",
-            Action::Bandwidth => "bandwidth",
-            Action::Slice => "slice",
-            Action::Heal => "heal",
-        }
-    }
-
-    /// A fault of a link rather than of a process.
-    pub fn is_network(self) -> bool {
-        matches!(
-            self,
-            Action::Partition
-                | Action::Reset
-                | Action::Delay
-                | Action::Bandwidth
-                | Action::Slice
-                | Action::Heal
-        )
-    }
-
-    /// A fault (counted, and followed by a recovery), not a restart, resume or heal.
-    pub fn is_fault(self) -> bool {
-        !matches!(self, Action::Restart | Action::Resume | Action::Heal)
-    }
-}
-
-/// A step at a time after the start (scripted, or replayed from events.jsonl). A
-/// network step names its `link` (`worker1->sink`, `sender-A->worker1`,
-/// `worker2->initializer`) and may last `for` seconds before its heal; its component is
-/// the link's connecting side.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct Step {
-    pub at: f64,
-    pub action: Action,
-    /// `sink`, `initializer`, `workerN`, `sender-K`.
-    #[serde(default)]
-    pub component: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
-    pub for_s: Option<f64>,
-    /// `delay`: milliseconds, and the jitter either side.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jitter_ms: Option<u64>,
-    /// `bandwidth`: bytes a second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes_per_s: Option<u64>,
-    /// `reset`: how long new connections are refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refuse_ms: Option<u64>,
-}
-
-impl Step {
-    /// A process step.
-    pub fn process(at: f64, action: Action, component: &str) -> Step {
-        Step {
-            at,
-            action,
-            component: component.to_string(),
-            link: None,
-            for_s: None,
-            ms: None,
-            jitter_ms: None,
-            bytes_per_s: None,
-            refuse_ms: None,
-        }
-    }
-
-    /// A network step on `link` (its component is the link's connecting side).
-    pub fn network(at: f64, fault: &crate::proxy::Fault, link: &str) -> Step {
-        use crate::proxy::Fault;
-        let mut step = Step::process(at, Action::Heal, link_client(link));
-        step.link = Some(link.to_string());
-        step.action = match *fault {
-            Fault::Partition => Action::Partition,
-            Fault::Reset { refuse_ms } => {
-                step.refuse_ms = Some(refuse_ms);
-                Action::Reset
-            }
-            Fault::Delay(d) => {
-                (step.ms, step.jitter_ms) = (Some(d.ms), Some(d.jitter_ms));
-                Action::Delay
-            }
-            Fault::Bandwidth { bytes_per_s } => {
-                step.bytes_per_s = Some(bytes_per_s);
-                Action::Bandwidth
-            }
-            Fault::Slice => Action::Slice,
-            Fault::Heal => Action::Heal,
-        };
-        step
-    }
-
-    /// The proxy fault of a network step.
-    pub fn fault(&self) -> Option<crate::proxy::Fault> {
-        use crate::proxy::{Delay, Fault};
-        Some(match self.action {
-            Action::Partition => Fault::Partition,
-            Action::Reset => Fault::Reset {
-                refuse_ms: self.refuse_ms.unwrap_or(0),
-            },
-            Action::Delay => Fault::Delay(Delay {
-                ms: self.ms.unwrap_or(100),
-                jitter_ms: self.jitter_ms.unwrap_or(0),
-            }),
-            Action::Bandwidth => Fault::Bandwidth {
-                bytes_per_s: self.bytes_per_s.unwrap_or(65_536),
-            },
-            Action::Slice => Fault::Slice,
-            Action::Heal => Fault::Heal,
-            _ => return None,
-        })
-    }
-}
-
-/// The connecting side of a link name (`worker1` of `worker1->sink`).
-pub fn link_client(link: &str) -> &str {
-    link.split_once("->").map_or(link, |(client, _)| client)
 }
 
 /// Which links a network loop strikes.
@@ -475,23 +323,22 @@ pub struct NetworkConfig {
 }
 
 fn built_in_custom(name: &str) -> Option<Vec<Step>> {
-    let step = |at: f64, action, component: &str| Step::process(at, action, component);
     match name {
         "run_custom1" => Some(vec![
-            step(2.0, Action::Shrink, "worker2"),
-            step(4.0, Action::Grow, "worker2"),
+            Step::on(2.0, Act::Shrink, "worker2"),
+            Step::on(4.0, Act::Grow, "worker2"),
         ]),
         "run_custom5" => {
             let mut steps = Vec::new();
             let mut at = 2.0;
             for _ in 0..2 {
-                for (action, w) in [
-                    (Action::Shrink, "worker2"),
-                    (Action::Shrink, "worker1"),
-                    (Action::Grow, "worker1"),
-                    (Action::Grow, "worker2"),
+                for (act, w) in [
+                    (Act::Shrink as fn(_) -> _, "worker2"),
+                    (Act::Shrink, "worker1"),
+                    (Act::Grow, "worker1"),
+                    (Act::Grow, "worker2"),
                 ] {
-                    steps.push(step(at, action, w));
+                    steps.push(Step::on(at, act, w));
                     at += 2.5;
                 }
             }
@@ -616,7 +463,7 @@ impl Scenario {
             self.check_step(step).map_err(|why| {
                 invalid(format!(
                     "steps[{i}] ({} at {}): {why}",
-                    step.action.as_str(),
+                    step.action().as_str(),
                     crate::duration::show_number(step.at)
                 ))
             })?;
@@ -630,34 +477,34 @@ impl Scenario {
     /// with no effect).
     pub fn check_step(&self, step: &Step) -> Result<(), String> {
         crate::duration::check_seconds("at", step.at)?;
-        if let Some(f) = step.for_s {
+        if let Some(f) = step.for_s() {
             crate::duration::check_seconds("for", f)?;
         }
         if let Some(fault) = step.fault() {
             fault.check()?;
         }
-        let Some(Component::Worker(n)) = Component::parse(&step.component) else {
+        let Some(Component::Worker(n)) = Component::parse(step.component()) else {
             return Ok(());
         };
         let max = super::preset::MAX_WORKERS;
         if n >= max {
             return Err(format!(
                 "there is no {}: a cluster has at most {max} workers (initializer, worker1..worker{})",
-                step.component,
+                step.component(),
                 max - 1
             ));
         }
-        if matches!(step.action, Action::Grow | Action::Shrink) && n == 0 {
+        if matches!(step.action(), Action::Grow | Action::Shrink) && n == 0 {
             return Err("the initializer cannot be grown or shrunk".into());
         }
         let grown = self.grow
             || self.steps.iter().any(|g| {
-                g.action == Action::Grow && g.component == step.component && g.at <= step.at
+                g.action() == Action::Grow && g.component() == step.component() && g.at <= step.at
             });
-        if n >= self.workers && !grown && step.action != Action::Grow {
+        if n >= self.workers && !grown && step.action() != Action::Grow {
             return Err(format!(
                 "there is no {} in a cluster of {} (initializer..worker{}), and nothing grows it first",
-                step.component,
+                step.component(),
                 self.workers,
                 self.workers - 1
             ));
@@ -667,7 +514,7 @@ impl Scenario {
 
     /// Whether the run needs the fault proxy: a network loop or a network step.
     pub fn network_faults(&self) -> bool {
-        !self.net.is_empty() || self.steps.iter().any(|s| s.action.is_network())
+        !self.net.is_empty() || self.steps.iter().any(|s| s.action().is_network())
     }
 
     pub fn timings_scaled(&self, f: f64) -> Timings {
@@ -707,22 +554,20 @@ fn parse_crash(arg: &str, workers: usize) -> Result<(usize, Pace), ScenarioError
 /// A network step's component is its link's connecting side; every step names a
 /// component of ours, and a network step names its link.
 fn name_step_component(step: &mut Step) -> Result<(), ScenarioError> {
-    if let Some(link) = &step.link {
-        step.component = link_client(link).to_string();
-    }
-    if step.action.is_network() && step.link.is_none() {
+    step.name_component_by_link();
+    if step.link().is_some_and(str::is_empty) {
         return Err(ScenarioError::File {
             path: "scenario".into(),
             detail: format!(
                 "a {} step needs a link, such as link = \"worker1->sink\"",
-                step.action.as_str()
+                step.action().as_str()
             ),
         });
     }
-    if Component::parse(&step.component).is_none() {
+    if Component::parse(step.component()).is_none() {
         return Err(ScenarioError::File {
             path: "scenario".into(),
-            detail: format!("unknown component {:?}", step.component),
+            detail: format!("unknown component {:?}", step.component()),
         });
     }
     Ok(())

@@ -23,14 +23,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
-use super::events::EventLine;
 use super::preset::Preset;
 use super::readiness::{judge, Judgment, Limits, Progress, Waiting};
-use super::scenario::{Action, NetScope, Pace, Scenario, Step, Timings};
+use super::scenario::{NetScope, Pace, Scenario, Timings};
 use super::{Component, DriverError, LaunchSpec, ProcessDriver, Wake};
 use crate::duration::secs;
 use crate::finding::{Finding, FindingKind};
 use crate::gen::Rng;
+use crate::rundir::events::EventLine;
+use crate::rundir::step::{Act, Action, Step, Target};
 use crate::watch::{Control, ProgressStyle};
 
 mod crash;
@@ -369,7 +370,7 @@ impl<'a> Supervisor<'a> {
         if let Some(steps) = self.plan.replay.clone() {
             for step in steps {
                 // Sender restarts follow their crashes by themselves.
-                if step.action != Action::Restart || !step.component.starts_with("sender-") {
+                if step.action() != Action::Restart || !step.component().starts_with("sender-") {
                     self.schedule(secs(step.at), Due::Scripted(step));
                 }
             }
@@ -383,9 +384,9 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Records a fault or an action in events.jsonl and the fault counts.
-    fn event(&mut self, action: Action, c: &Component) {
+    fn event(&mut self, act: fn(Target) -> Act, c: &Component) {
         let at = self.now().duration_since(self.started).as_secs_f64();
-        self.record(Step::process(at, action, &c.name()));
+        self.record(Step::on(at, act, &c.name()));
     }
 
     /// Records a network fault or heal of `link`.
@@ -406,11 +407,11 @@ impl<'a> Supervisor<'a> {
             effect_ms,
         };
         self.write_event(&line);
-        if step.action.is_fault() {
-            let by = step.link.clone().unwrap_or_else(|| step.component.clone());
+        if step.action().is_fault() {
+            let by = step.link().unwrap_or(step.component()).to_string();
             *self
                 .faults
-                .entry(step.action.as_str().to_string())
+                .entry(step.action().as_str().to_string())
                 .or_default()
                 .entry(by)
                 .or_default() += 1;

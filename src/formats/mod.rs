@@ -8,6 +8,5 @@ pub mod lines;
 pub mod mapped;
 pub mod pyliteral;
 pub mod regular;
-pub mod rundir;
 pub mod sinkdir;
 pub mod txnlog;

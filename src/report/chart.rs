@@ -10,7 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::series::{TimedStep, Timeline};
-use crate::driver::scenario::Action;
+use crate::rundir::step::Action;
 
 /// The charts' width in pixels, and the width of their y label area.
 pub const WIDTH: u32 = 1100;

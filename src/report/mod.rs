@@ -21,9 +21,9 @@ pub mod violation;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::driver::events::EventsError;
-use crate::driver::scenario::Action;
 use crate::formats::mapped::IoMode;
+use crate::rundir::events::EventsError;
+use crate::rundir::step::Action;
 use crate::verify::{
     select_inputs, verify_observed, KeySelection, Report, Semantics, VerifyError, VerifyPlan,
 };
@@ -66,7 +66,7 @@ pub struct RunFiles {
 impl RunFiles {
     /// A run directory as `soakcheck run` leaves it (and as a bundle unpacks).
     pub fn run_dir(dir: &Path) -> RunFiles {
-        let events = crate::formats::rundir::RunDir(dir).events();
+        let events = crate::rundir::RunDir(dir).events();
         RunFiles {
             label: dir.display().to_string(),
             sink_dir: dir.join(crate::formats::sinkdir::SINK_OUT),
@@ -115,7 +115,7 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
         let out = plan
             .output
             .clone()
-            .unwrap_or_else(|| crate::formats::rundir::REPORT.into());
+            .unwrap_or_else(|| crate::rundir::REPORT.into());
         return Ok((files, out, Some(dir)));
     }
     if !meta.is_dir() {
@@ -126,7 +126,7 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
     let out = plan
         .output
         .clone()
-        .unwrap_or_else(|| crate::formats::rundir::RunDir(source).report());
+        .unwrap_or_else(|| crate::rundir::RunDir(source).report());
     if source.join(crate::formats::sinkdir::SINK_OUT).is_dir() {
         let mut files = RunFiles::run_dir(source);
         if let Some(dir) = &plan.input_dir {
@@ -334,8 +334,8 @@ pub const LOG_WINDOW_S: f64 = 10.0;
 /// Reads and checks everything of `files` into a [`PostMortem`].
 pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, ReportError> {
     let (events, event_notes) = match &files.events {
-        Some(path) => match crate::driver::events::read_events_text(path) {
-            Ok(text) => crate::driver::events::parse_events_noting(path, &text),
+        Some(path) => match crate::rundir::events::read_events_text(path) {
+            Ok(text) => crate::rundir::events::parse_events_noting(path, &text),
             Err(e) => (
                 Vec::new(),
                 vec![format!(
@@ -350,7 +350,7 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
     let utc_offset_s = timeline
         .header
         .as_ref()
-        .map_or_else(crate::driver::events::local_utc_offset, |h| h.utc_offset_s);
+        .map_or_else(crate::rundir::events::local_utc_offset, |h| h.utc_offset_s);
     let mut pm = PostMortem {
         files: files.clone(),
         verdict: PageVerdict::Ok,

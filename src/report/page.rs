@@ -157,11 +157,11 @@ fn repeat(pm: &PostMortem) -> Markup {
         .map_or_else(String::new, |d| format!("cd {} && ", shell_quote(d)));
     let base = format!("{cd}{}", args.join(" "));
     let run_dir = std::path::Path::new(h.cwd.as_deref().unwrap_or("")).join(&h.run_dir);
-    let events = crate::formats::rundir::RunDir(&run_dir)
+    let events = crate::rundir::RunDir(&run_dir)
         .events()
         .display()
         .to_string();
-    let kept = crate::driver::kept::kept_dir(&run_dir, h).join(crate::formats::rundir::EVENTS);
+    let kept = crate::rundir::kept::kept_dir(&run_dir, h).join(crate::rundir::EVENTS);
     html! {
         @if let Some(from) = &h.replayed {
             p { "Seed " code { (h.seed) } ". This run replayed the faults of " code { (shown(from)) } "." }

@@ -13,9 +13,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::driver::events::{EventLine, RunEnd, RunHeader};
-use crate::driver::scenario::Action;
 use crate::finding::Finding;
+use crate::rundir::events::{EventLine, RunEnd, RunHeader};
+use crate::rundir::step::Action;
 use crate::topology::Component;
 use crate::verify::{CommitLog, FeedObserver, KeyCursor};
 
@@ -64,9 +64,9 @@ impl Timeline {
                     t.placed_from_origin |= time.is_none();
                     t.steps.push(TimedStep {
                         time: time.unwrap_or(origin + step.at),
-                        action: step.action,
+                        action: step.action(),
                         // A name from a file: shown, never obeyed, in lanes and tables.
-                        component: super::text::shown(&step.component),
+                        component: super::text::shown(step.component()),
                         effect_ms: *effect_ms,
                     });
                 }
@@ -325,7 +325,7 @@ fn classify_log(name: &str) -> Option<(String, Option<u128>)> {
 /// `wallaroo.0` is the initializer's log, `wallaroo.N` worker N's, `sender.out.K` sender
 /// K's, `stdout-stderr` (in the sink directory) the sink's.
 fn component_of_log(name: &str) -> Option<String> {
-    if name == crate::formats::rundir::SINK_LOG {
+    if name == crate::rundir::SINK_LOG {
         Some("sink".to_string())
     } else if let Some(n) = name.strip_prefix("wallaroo.") {
         Some(Component::Worker(n.parse::<usize>().ok()?).name())
@@ -490,13 +490,13 @@ pub fn excerpt(log: &[u8], window: (f64, f64), alarms_only: bool, utc_offset_s: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::scenario::Step;
     use crate::finding::FindingKind;
+    use crate::rundir::step::Step;
 
     #[test]
     fn events_are_placed_in_wall_time_with_or_without_their_stamps() {
         let step = |at: f64, time: Option<f64>| EventLine::Step {
-            step: Step::process(at, Action::Crash, "worker1"),
+            step: Step::on(at, crate::rundir::step::Act::Crash, "worker1"),
             time,
             effect_ms: None,
         };

@@ -42,14 +42,14 @@ impl<'a> Supervisor<'a> {
             && !matches!(c, Component::Sender(_));
         if pause {
             self.driver.pause(&c)?;
-            self.event(Action::Pause, &c);
+            self.event(Act::Pause, &c);
             self.say(&format!("p{}", Self::short(&c)));
             self.take_down(&c);
             let d = self.uniform(self.plan.timings.pause_max);
             self.schedule(d, Due::Resume(c));
         } else {
             self.driver.kill(&c)?;
-            self.event(Action::Crash, &c);
+            self.event(Act::Crash, &c);
             self.say(&format!("c{}", Self::short(&c)));
             self.take_down(&c);
             let t = &self.plan.timings;
@@ -68,7 +68,7 @@ impl<'a> Supervisor<'a> {
             return Ok(());
         }
         self.start_component(&c, false)?;
-        self.event(Action::Restart, &c);
+        self.event(Act::Restart, &c);
         self.down.remove(&c);
         // The original prints no character for a sender's restart (its `cs` says it all).
         if !matches!(c, Component::Sender(_)) {
@@ -91,7 +91,7 @@ impl<'a> Supervisor<'a> {
             let k = live[self.rng.range(0, live.len() as u64 - 1) as usize];
             let c = Component::Sender(k);
             self.driver.kill(&c)?;
-            self.event(Action::Crash, &c);
+            self.event(Act::Crash, &c);
             self.say("cs");
             self.schedule(Duration::from_millis(100), Due::Restart(c));
         }
@@ -162,7 +162,7 @@ impl super::FaultFamily for CrashLoops {
             Due::Restart(c) => sup.restart(c)?,
             Due::Resume(c) => {
                 sup.driver.resume(&c)?;
-                sup.event(Action::Resume, &c);
+                sup.event(Act::Resume, &c);
                 sup.say(&format!("u{}", Supervisor::short(&c)));
                 sup.down.remove(&c);
                 sup.schedule_next_crash(c);

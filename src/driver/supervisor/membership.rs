@@ -30,7 +30,7 @@ impl<'a> Supervisor<'a> {
         let c = Component::Worker(n);
         self.start_component(&c, true)?;
         self.members.push(n);
-        self.event(Action::Grow, &c);
+        self.event(Act::Grow, &c);
         self.say(&format!("Join {n}."));
         self.must_be_ready(c);
         Ok(())
@@ -44,7 +44,7 @@ impl<'a> Supervisor<'a> {
         if self.cluster.shrink(n) {
             self.members.retain(|&m| m != n);
             self.take_down(&c);
-            self.event(Action::Shrink, &c);
+            self.event(Act::Shrink, &c);
             self.say(&format!("Shrink {n}"));
         }
     }

@@ -18,8 +18,7 @@ impl<'a> Supervisor<'a> {
         use crate::proxy::{Delay, Fault};
         let network = self.network()?;
         // Links of the cluster as it is: a worker slot not in it has no traffic.
-        let member = |link: &str| match Component::parse(crate::driver::scenario::link_client(link))
-        {
+        let member = |link: &str| match Component::parse(crate::rundir::step::link_client(link)) {
             Some(Component::Worker(n)) => self.members.contains(&n),
             _ => true,
         };

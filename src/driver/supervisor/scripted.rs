@@ -5,22 +5,10 @@ use super::*;
 
 impl<'a> Supervisor<'a> {
     pub(super) fn scripted(&mut self, step: Step) -> Result<(), RunFailure> {
-        if let (Some(fault), Some(link)) = (step.fault(), step.link.clone()) {
-            let network = self.network()?;
-            network.apply(&link, fault).map_err(RunFailure::Setup)?;
-            self.net_event(&fault, &link);
-            let mark = if step.action == Action::Heal {
-                'h'
-            } else {
-                'p'
-            };
-            self.say(&format!("{mark}{}", NetScope::mark(&link)));
-            if let Some(s) = step.for_s.filter(|_| step.action != Action::Heal) {
-                self.schedule(secs(s), Due::NetHeal(link, None));
-            }
-            return Ok(());
+        if let (Some(fault), Some(net)) = (step.fault(), step.act.net()) {
+            return self.scripted_network(fault, net);
         }
-        let Some(c) = Component::parse(&step.component) else {
+        let Some(c) = Component::parse(step.component()) else {
             return Ok(());
         };
         if let Some(why) = self.step_without_effect(&step, &c) {
@@ -28,49 +16,67 @@ impl<'a> Supervisor<'a> {
                 self.out,
                 "\nstep at {:.1} s, {} {}: skipped, {why}; nothing recorded",
                 step.at,
-                step.action.as_str(),
-                step.component
+                step.action().as_str(),
+                step.component()
             );
             return Ok(());
         }
-        match step.action {
-            Action::Crash => {
+        match step.act {
+            Act::Crash(_) => {
                 self.driver.kill(&c)?;
                 self.take_down(&c);
-                self.event(Action::Crash, &c);
+                self.event(Act::Crash, &c);
                 self.say(&format!("c{}", Self::short(&c)));
                 if matches!(c, Component::Sender(_)) {
                     self.schedule(Duration::from_millis(100), Due::Restart(c));
                 }
             }
-            Action::Restart => {
+            Act::Restart(_) => {
                 self.start_component(&c, false)?;
                 self.down.remove(&c);
-                self.event(Action::Restart, &c);
+                self.event(Act::Restart, &c);
                 self.say(&format!("r{}", Self::short(&c)));
             }
-            Action::Pause => {
+            Act::Pause(_) => {
                 self.driver.pause(&c)?;
                 self.take_down(&c);
-                self.event(Action::Pause, &c);
+                self.event(Act::Pause, &c);
             }
-            Action::Resume => {
+            Act::Resume(_) => {
                 self.driver.resume(&c)?;
                 self.down.remove(&c);
-                self.event(Action::Resume, &c);
+                self.event(Act::Resume, &c);
             }
-            Action::Grow => {
+            Act::Grow(_) => {
                 if let Component::Worker(n) = c {
                     self.grow(n)?;
                 }
             }
-            Action::Shrink => {
+            Act::Shrink(_) => {
                 if let Component::Worker(n) = c {
                     self.shrink(n);
                 }
             }
-            // Network steps were handled above (one without a link does nothing).
+            // Network steps were handled above.
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// A scripted network fault of `net`'s link, healed after its `for` when it says.
+    fn scripted_network(
+        &mut self,
+        fault: crate::proxy::Fault,
+        net: &crate::rundir::step::Net,
+    ) -> Result<(), RunFailure> {
+        let network = self.network()?;
+        network.apply(&net.link, fault).map_err(RunFailure::Setup)?;
+        self.net_event(&fault, &net.link);
+        let heal = fault == crate::proxy::Fault::Heal;
+        let mark = if heal { 'h' } else { 'p' };
+        self.say(&format!("{mark}{}", NetScope::mark(&net.link)));
+        if let Some(s) = net.for_s.filter(|_| !heal) {
+            self.schedule(secs(s), Due::NetHeal(net.link.clone(), None));
         }
         Ok(())
     }
@@ -84,7 +90,7 @@ impl<'a> Supervisor<'a> {
         c: &Component,
     ) -> Option<&'static str> {
         let alive = self.driver.is_alive(c);
-        match step.action {
+        match step.action() {
             Action::Crash | Action::Pause | Action::Resume if !alive => Some("it is not running"),
             Action::Restart if alive => Some("it is running"),
             Action::Grow if alive => Some("it is already a member"),

@@ -438,9 +438,14 @@ fn network_loops_strike_their_links_of_the_cluster_and_heal_them() {
 fn a_scripted_partition_heals_after_its_for_and_needs_the_proxy() {
     use crate::proxy::Fault;
     let mut p = plan(&[]);
-    let mut step = Step::process(5.0, Action::Partition, "");
-    step.link = Some("worker1->sink".into());
-    step.for_s = Some(2.0);
+    let step = Step {
+        at: 5.0,
+        act: Act::Partition(crate::rundir::step::Net {
+            component: "worker1".into(),
+            link: "worker1->sink".into(),
+            for_s: Some(2.0),
+        }),
+    };
     p.scenario.steps.push(step);
     let network = FakeNetwork::default();
     let mut rig = Rig::new();
@@ -602,12 +607,12 @@ fn exits_restart_senders_and_fail_setup() {
 #[test]
 fn replay_fires_recorded_steps_only() {
     let mut p = plan(&["crash1", "crash-sink"]);
-    let step = |at: f64, action, component: &str| Step::process(at, action, component);
+    let step = Step::on;
     p.replay = Some(vec![
-        step(1.0, Action::Crash, "worker1"),
-        step(1.5, Action::Restart, "worker1"),
-        step(2.0, Action::Pause, "sink"),
-        step(2.5, Action::Resume, "sink"),
+        step(1.0, Act::Crash, "worker1"),
+        step(1.5, Act::Restart, "worker1"),
+        step(2.0, Act::Pause, "sink"),
+        step(2.5, Act::Resume, "sink"),
     ]);
     let mut rig = Rig::new();
     let (mut sup, clock) = rig.supervisor(&p);
@@ -633,12 +638,12 @@ fn replay_fires_recorded_steps_only() {
 #[test]
 fn a_step_without_effect_is_skipped_and_not_recorded() {
     let mut p = plan(&[]);
-    let step = |at: f64, action, component: &str| Step::process(at, action, component);
+    let step = Step::on;
     p.scenario.steps = vec![
-        step(1.0, Action::Crash, "worker1"),
-        step(2.0, Action::Crash, "worker1"),
-        step(3.0, Action::Restart, "worker2"),
-        step(4.0, Action::Restart, "worker1"),
+        step(1.0, Act::Crash, "worker1"),
+        step(2.0, Act::Crash, "worker1"),
+        step(3.0, Act::Restart, "worker2"),
+        step(4.0, Act::Restart, "worker1"),
     ];
     let mut rig = Rig::new();
     let (mut sup, clock) = rig.supervisor(&p);
@@ -652,7 +657,7 @@ fn a_step_without_effect_is_skipped_and_not_recorded() {
     let recorded: Vec<(f64, Action)> = events
         .lines()
         .map(|l| serde_json::from_str::<Step>(l).unwrap())
-        .map(|s| (s.at, s.action))
+        .map(|s| (s.at, s.action()))
         .collect();
     assert_eq!(recorded, [(1.0, Action::Crash), (4.0, Action::Restart)]);
     let out = String::from_utf8(rig.out).unwrap();

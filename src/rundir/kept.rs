@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::events::{EventLine, RunEnd, RunHeader};
 
 /// Where earlier runs are kept, in the run dir.
-pub use crate::formats::rundir::KEPT as KEPT_DIR;
+pub use crate::rundir::KEPT as KEPT_DIR;
 
 /// How many earlier green (or stopped) runs are kept by default.
 pub const DEFAULT_KEEP: usize = 5;
@@ -32,8 +32,8 @@ pub enum KeepError {
 /// What a run dir's events.jsonl says of its run: its header and its end, when they
 /// can be read (a garbled line elsewhere does not matter here).
 fn run_of(run_dir: &Path) -> (Option<RunHeader>, Option<RunEnd>) {
-    let text = super::events::read_events_text(&crate::formats::rundir::RunDir(run_dir).events())
-        .unwrap_or_default();
+    let text =
+        super::events::read_events_text(&super::RunDir(run_dir).events()).unwrap_or_default();
     let mut header = None;
     let mut end = None;
     for line in text.lines() {
@@ -52,9 +52,9 @@ fn is_evidence(name: &str, inputs: &[String]) -> bool {
     matches!(
         name,
         crate::formats::sinkdir::SINK_OUT
-            | crate::formats::rundir::EVENTS
-            | crate::formats::rundir::REPORT
-            | crate::formats::rundir::STATE
+            | crate::rundir::EVENTS
+            | crate::rundir::REPORT
+            | crate::rundir::STATE
             | "report-files.d"
     ) || name.starts_with("wallaroo.")
         || name.starts_with("sender.out.")

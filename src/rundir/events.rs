@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::scenario::Step;
+use super::step::Step;
 use crate::finding::Finding;
 
 /// The run's first line: what a person needs to repeat it and to place it in time.
@@ -200,8 +200,8 @@ pub fn steps(events: &[EventLine]) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::scenario::Action;
     use crate::finding::FindingKind;
+    use crate::rundir::step::Act;
 
     #[test]
     fn every_kind_of_line_reads_back_and_old_steps_still_parse() {
@@ -221,7 +221,7 @@ mod tests {
                 },
             },
             EventLine::Step {
-                step: Step::process(3.0, Action::Crash, "sink"),
+                step: Step::on(3.0, Act::Crash, "sink"),
                 time: Some(1_795_920_450.5),
                 effect_ms: Some(1.5),
             },

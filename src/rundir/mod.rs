@@ -16,7 +16,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::sinkdir::SINK_OUT;
+use crate::formats::sinkdir::SINK_OUT;
+
+pub mod events;
+pub mod kept;
+pub mod step;
 
 pub const EVENTS: &str = "events.jsonl";
 pub const RECORD: &str = "soakcheck-run.json";
@@ -45,7 +49,7 @@ impl RunDir<'_> {
         self.0.join(format!("sender.out.{key}"))
     }
     pub fn input(self, key: u8) -> PathBuf {
-        super::input::input_path(self.0, key)
+        crate::formats::input::input_path(self.0, key)
     }
     pub fn events(self) -> PathBuf {
         self.0.join(EVENTS)
