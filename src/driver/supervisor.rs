@@ -36,12 +36,14 @@ use crate::watch::{Control, ProgressStyle};
 
 mod crash;
 mod families;
+mod family;
 mod membership;
 mod network;
 mod scripted;
 mod waits;
 
 use families::FAMILIES;
+pub use family::FamilyTimer;
 
 /// Where the supervisor reads the time.
 pub trait Clock {
@@ -114,25 +116,11 @@ pub enum Ending {
     Duration,
 }
 
-/// One family of faults (see [`families`]).
-trait FaultFamily: Sync {
-    /// Schedules its loops' first timers, as the scenario asks (none when it does not).
-    fn begin(&self, sup: &mut Supervisor<'_>);
-    /// Fires `due` when it is one of this family's timers (None); gives it back when it
-    /// is not.
-    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure>;
-}
-
 /// A timer's action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Due {
-    Crash(Component),
-    Restart(Component),
-    Resume(Component),
-    GrowShrink,
-    Scripted(Step),
-    /// The source loop kills a random live sender.
-    SourceCrash,
+    /// A fault family's own timer (see [`family`]).
+    Family(FamilyTimer),
     /// Is the restarted component ready yet? Judged once its deadline passes. The number
     /// is its wait's (a crash on purpose ends a wait; a later restart starts another).
     ReadyCheck(Component, u64),
@@ -142,10 +130,6 @@ pub enum Due {
     End,
     /// Redraw the status line.
     Status,
-    /// A network loop strikes one of its links.
-    NetFault(NetScope),
-    /// A link's fault is over; a loop's next fault follows.
-    NetHeal(String, Option<NetScope>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -371,7 +355,7 @@ impl<'a> Supervisor<'a> {
             for step in steps {
                 // Sender restarts follow their crashes by themselves.
                 if step.action() != Action::Restart || !step.component().starts_with("sender-") {
-                    self.schedule(secs(step.at), Due::Scripted(step));
+                    self.schedule(secs(step.at), Due::of(scripted::Scripted(step)));
                 }
             }
             return Ok(());
@@ -520,7 +504,7 @@ impl<'a> Supervisor<'a> {
                 Component::Sender(k) if code != 0 => {
                     self.schedule(
                         Duration::from_millis(100),
-                        Due::Restart(Component::Sender(k)),
+                        Due::of(crash::CrashTimer::Restart(Component::Sender(k))),
                     );
                 }
                 Component::Sender(_) => {}
@@ -559,25 +543,27 @@ impl<'a> Supervisor<'a> {
     }
 
     fn fire(&mut self, due: Due) -> Result<Option<Ending>, RunFailure> {
-        let mut due = due;
-        for family in FAMILIES {
-            match family.fire(self, due)? {
-                Some(not_its) => due = not_its,
-                None => return Ok(None),
-            }
-        }
         match due {
+            Due::Family(timer) => self.fire_family(&timer)?,
             Due::ReadyCheck(c, wait) => return Ok(self.ready_check(c, wait)),
             Due::StartupCheck(deadline) => self.startup_check(deadline)?,
             Due::End => return Ok(Some(Ending::Duration)),
             Due::Status => self.draw_status(),
-            other => {
-                return Err(RunFailure::Setup(format!(
-                    "no fault family fires {other:?}"
-                )))
-            }
         }
         Ok(None)
+    }
+
+    /// Hands a family's timer to the family whose type it is.
+    fn fire_family(&mut self, timer: &FamilyTimer) -> Result<(), RunFailure> {
+        let family = FAMILIES
+            .iter()
+            .find(|f| f.timer_type() == timer.timer_type());
+        match family.and_then(|f| f.try_fire(self, timer)) {
+            Some(fired) => fired,
+            None => Err(RunFailure::Setup(format!(
+                "no fault family fires {timer:?}"
+            ))),
+        }
     }
 
     fn draw_status(&mut self) {

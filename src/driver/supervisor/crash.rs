@@ -11,7 +11,7 @@ impl<'a> Supervisor<'a> {
             _ => true,
         };
         if !is_member {
-            self.schedule(secs(1.0), Due::Crash(c));
+            self.schedule(secs(1.0), Due::of(CrashTimer::Crash(c)));
             return Ok(());
         }
         // Stabilization: a loop skips its crash while the cluster is not ready.
@@ -22,7 +22,7 @@ impl<'a> Supervisor<'a> {
                 format!(":c{}", Self::short(&c))
             };
             self.say(&s);
-            self.schedule(secs(1.0), Due::Crash(c));
+            self.schedule(secs(1.0), Due::of(CrashTimer::Crash(c)));
             return Ok(());
         }
         // A component that ended by itself is not crashed (no fault is recorded that
@@ -34,7 +34,7 @@ impl<'a> Supervisor<'a> {
                 c.name()
             );
             self.take_down(&c);
-            self.schedule(Duration::ZERO, Due::Restart(c));
+            self.schedule(Duration::ZERO, Due::of(CrashTimer::Restart(c)));
             return Ok(());
         }
         let pause = self.plan.scenario.pauses
@@ -46,7 +46,7 @@ impl<'a> Supervisor<'a> {
             self.say(&format!("p{}", Self::short(&c)));
             self.take_down(&c);
             let d = self.uniform(self.plan.timings.pause_max);
-            self.schedule(d, Due::Resume(c));
+            self.schedule(d, Due::of(CrashTimer::Resume(c)));
         } else {
             self.driver.kill(&c)?;
             self.event(Act::Crash, &c);
@@ -58,7 +58,7 @@ impl<'a> Supervisor<'a> {
                 Component::Worker(_) => self.uniform(t.worker_down_max),
                 Component::Sender(_) => secs(0.1),
             };
-            self.schedule(d, Due::Restart(c));
+            self.schedule(d, Due::of(CrashTimer::Restart(c)));
         }
         Ok(())
     }
@@ -93,12 +93,12 @@ impl<'a> Supervisor<'a> {
             self.driver.kill(&c)?;
             self.event(Act::Crash, &c);
             self.say("cs");
-            self.schedule(Duration::from_millis(100), Due::Restart(c));
+            self.schedule(Duration::from_millis(100), Due::of(CrashTimer::Restart(c)));
         }
         let d = self
             .uniform(self.plan.timings.source_up_max)
             .max(Duration::from_millis(100));
-        self.schedule(d, Due::SourceCrash);
+        self.schedule(d, Due::of(SourceCrash));
         Ok(())
     }
 
@@ -130,20 +130,40 @@ impl<'a> Supervisor<'a> {
             _ => None,
         };
         if let Some(d) = next {
-            self.schedule(d, Due::Crash(c));
+            self.schedule(d, Due::of(CrashTimer::Crash(c)));
         }
     }
 }
+
+/// The crash loops' timers.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum CrashTimer {
+    /// The component's loop strikes.
+    Crash(Component),
+    /// Its down time is over (after a crash, or a sender's crash by any family).
+    Restart(Component),
+    /// Its pause is over.
+    Resume(Component),
+}
+
+/// The source loop's timer: kill a random live sender.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct SourceCrash;
 
 /// `crash-sink`, `crashN` (`.slow`) and `pause`: a component crashed (or paused) at
 /// random and restarted (or resumed) after its down time.
 pub(super) struct CrashLoops;
 
-impl super::FaultFamily for CrashLoops {
+impl super::family::FaultFamily for CrashLoops {
+    type Timer = CrashTimer;
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let t = sup.plan.timings.clone();
         if sup.plan.scenario.crash_sink {
-            sup.schedule(secs(t.start_delay), Due::Crash(Component::Sink));
+            sup.schedule(
+                secs(t.start_delay),
+                Due::of(CrashTimer::Crash(Component::Sink)),
+            );
         }
         for (n, pace) in sup.plan.scenario.crash_workers.clone() {
             let extra = if pace == Pace::Slow {
@@ -152,44 +172,41 @@ impl super::FaultFamily for CrashLoops {
                 Duration::ZERO
             };
             let d = secs(t.start_delay) + extra + sup.uniform(t.worker_up_max);
-            sup.schedule(d, Due::Crash(Component::Worker(n)));
+            sup.schedule(d, Due::of(CrashTimer::Crash(Component::Worker(n))));
         }
     }
 
-    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
-        match due {
-            Due::Crash(c) => sup.crash_loop(c)?,
-            Due::Restart(c) => sup.restart(c)?,
-            Due::Resume(c) => {
+    fn fire(&self, sup: &mut Supervisor<'_>, timer: CrashTimer) -> Result<(), RunFailure> {
+        match timer {
+            CrashTimer::Crash(c) => sup.crash_loop(c)?,
+            CrashTimer::Restart(c) => sup.restart(c)?,
+            CrashTimer::Resume(c) => {
                 sup.driver.resume(&c)?;
                 sup.event(Act::Resume, &c);
                 sup.say(&format!("u{}", Supervisor::short(&c)));
                 sup.down.remove(&c);
                 sup.schedule_next_crash(c);
             }
-            other => return Ok(Some(other)),
         }
-        Ok(None)
+        Ok(())
     }
 }
 
 /// `crash-source`: a random live sender is killed now and then.
 pub(super) struct SenderCrashes;
 
-impl super::FaultFamily for SenderCrashes {
+impl super::family::FaultFamily for SenderCrashes {
+    type Timer = SourceCrash;
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         if sup.plan.scenario.crash_source {
             let t = sup.plan.timings.clone();
             let d = secs(t.start_delay) + sup.uniform(t.source_up_max);
-            sup.schedule(d, Due::SourceCrash);
+            sup.schedule(d, Due::of(SourceCrash));
         }
     }
 
-    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
-        match due {
-            Due::SourceCrash => sup.source_crash()?,
-            other => return Ok(Some(other)),
-        }
-        Ok(None)
+    fn fire(&self, sup: &mut Supervisor<'_>, _: SourceCrash) -> Result<(), RunFailure> {
+        sup.source_crash()
     }
 }

@@ -22,7 +22,10 @@ impl<'a> Supervisor<'a> {
                 self.shrink(n);
             }
         }
-        self.schedule(secs(self.plan.timings.grow_shrink_every), Due::GrowShrink);
+        self.schedule(
+            secs(self.plan.timings.grow_shrink_every),
+            Due::of(GrowShrinkTick),
+        );
         Ok(())
     }
 
@@ -50,23 +53,25 @@ impl<'a> Supervisor<'a> {
     }
 }
 
+/// The grow-and-shrink loop's tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct GrowShrinkTick;
+
 /// `grow`, `shrink`, `grow-and-shrink`: workers leave and join.
 pub(super) struct GrowShrink;
 
-impl super::FaultFamily for GrowShrink {
+impl super::family::FaultFamily for GrowShrink {
+    type Timer = GrowShrinkTick;
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let scenario = &sup.plan.scenario;
         if scenario.grow || scenario.shrink {
             let start = secs(sup.plan.timings.start_delay);
-            sup.schedule(start, Due::GrowShrink);
+            sup.schedule(start, Due::of(GrowShrinkTick));
         }
     }
 
-    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
-        match due {
-            Due::GrowShrink => sup.grow_shrink()?,
-            other => return Ok(Some(other)),
-        }
-        Ok(None)
+    fn fire(&self, sup: &mut Supervisor<'_>, _: GrowShrinkTick) -> Result<(), RunFailure> {
+        sup.grow_shrink()
     }
 }

@@ -50,7 +50,7 @@ impl<'a> Supervisor<'a> {
         self.net_event(&fault, &link);
         self.say(&format!("p{}", NetScope::mark(&link)));
         let down = secs(0.1) + self.uniform(self.plan.timings.net_down_max);
-        self.schedule(down, Due::NetHeal(link, Some(scope)));
+        self.schedule(down, Due::of(NetTimer::Heal(link, Some(scope))));
         Ok(())
     }
 
@@ -68,31 +68,40 @@ impl<'a> Supervisor<'a> {
         self.say(&format!("h{}", NetScope::mark(link)));
         if let Some(scope) = scope {
             let up = self.uniform(self.plan.timings.net_up_max);
-            self.schedule(up, Due::NetFault(scope));
+            self.schedule(up, Due::of(NetTimer::Fault(scope)));
         }
         Ok(())
     }
+}
+
+/// The network loops' timers (and a scripted network fault's heal).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum NetTimer {
+    /// A loop strikes one of its links.
+    Fault(NetScope),
+    /// A link's fault is over; a loop's next fault follows.
+    Heal(String, Option<NetScope>),
 }
 
 /// `net-sink`, `net-source`, `net-control`: a loop per scope strikes a random link of it
 /// and heals it.
 pub(super) struct NetworkLoops;
 
-impl super::FaultFamily for NetworkLoops {
+impl super::family::FaultFamily for NetworkLoops {
+    type Timer = NetTimer;
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let t = sup.plan.timings.clone();
         for scope in sup.plan.scenario.net.clone() {
             let d = secs(t.start_delay) + sup.uniform(t.net_up_max);
-            sup.schedule(d, Due::NetFault(scope));
+            sup.schedule(d, Due::of(NetTimer::Fault(scope)));
         }
     }
 
-    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
-        match due {
-            Due::NetFault(scope) => sup.net_fault(scope)?,
-            Due::NetHeal(link, scope) => sup.net_heal(&link, scope)?,
-            other => return Ok(Some(other)),
+    fn fire(&self, sup: &mut Supervisor<'_>, timer: NetTimer) -> Result<(), RunFailure> {
+        match timer {
+            NetTimer::Fault(scope) => sup.net_fault(scope),
+            NetTimer::Heal(link, scope) => sup.net_heal(&link, scope),
         }
-        Ok(None)
     }
 }

@@ -28,7 +28,10 @@ impl<'a> Supervisor<'a> {
                 self.event(Act::Crash, &c);
                 self.say(&format!("c{}", Self::short(&c)));
                 if matches!(c, Component::Sender(_)) {
-                    self.schedule(Duration::from_millis(100), Due::Restart(c));
+                    self.schedule(
+                        Duration::from_millis(100),
+                        Due::of(super::crash::CrashTimer::Restart(c)),
+                    );
                 }
             }
             Act::Restart(_) => {
@@ -76,7 +79,10 @@ impl<'a> Supervisor<'a> {
         let mark = if heal { 'h' } else { 'p' };
         self.say(&format!("{mark}{}", NetScope::mark(&net.link)));
         if let Some(s) = net.for_s.filter(|_| !heal) {
-            self.schedule(secs(s), Due::NetHeal(net.link.clone(), None));
+            self.schedule(
+                secs(s),
+                Due::of(super::network::NetTimer::Heal(net.link.clone(), None)),
+            );
         }
         Ok(())
     }
@@ -99,21 +105,23 @@ impl<'a> Supervisor<'a> {
     }
 }
 
-/// A scenario's steps (`[[steps]]`, `run_customN`), each at its time.
+/// A scripted step's timer: the step, due at its time.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Scripted(pub Step);
+
+/// A scenario's steps (`[[steps]]`, `run_customN`, or `--replay`), each at its time.
 pub(super) struct ScriptedSteps;
 
-impl super::FaultFamily for ScriptedSteps {
+impl super::family::FaultFamily for ScriptedSteps {
+    type Timer = Scripted;
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         for step in sup.plan.scenario.steps.clone() {
-            sup.schedule(secs(step.at), Due::Scripted(step));
+            sup.schedule(secs(step.at), Due::of(Scripted(step)));
         }
     }
 
-    fn fire(&self, sup: &mut Supervisor<'_>, due: Due) -> Result<Option<Due>, RunFailure> {
-        match due {
-            Due::Scripted(step) => sup.scripted(step)?,
-            other => return Ok(Some(other)),
-        }
-        Ok(None)
+    fn fire(&self, sup: &mut Supervisor<'_>, Scripted(step): Scripted) -> Result<(), RunFailure> {
+        sup.scripted(step)
     }
 }
