@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use soakcheck::bench::generate_fixture;
+use soakcheck::bench::verify::generate_fixture;
 use soakcheck::formats::mapped::IoMode;
 use soakcheck::formats::txnlog::parse_txnlog;
 use soakcheck::verify::{verify, Checker, Semantics, VerifyPlan};

@@ -113,8 +113,8 @@ macro_rules! bench_outcome {
     };
 }
 
-bench_outcome!(crate::bench::BenchVerifyReport, |_| true);
-bench_outcome!(crate::bench::BenchDemoReport, |r| r.verified
+bench_outcome!(crate::bench::verify::BenchVerifyReport, |_| true);
+bench_outcome!(crate::bench::demo::BenchDemoReport, |r| r.verified
     && r.proxied.as_ref().is_none_or(|p| p.verified));
-bench_outcome!(crate::bench::BenchWatchReport, |r| r.verified);
-bench_outcome!(crate::proxy::bench::BenchProxyReport, |_| true);
+bench_outcome!(crate::bench::watch::BenchWatchReport, |r| r.verified);
+bench_outcome!(crate::bench::proxy::BenchProxyReport, |_| true);

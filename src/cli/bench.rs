@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use soakcheck::bench::{
-    bench_demo, bench_verify, bench_watch, BenchDemoPlan, BenchDemoReport, BenchVerifyPlan,
-    BenchVerifyReport, BenchWatchPlan, BenchWatchReport,
-};
+use soakcheck::bench::demo::{bench_demo, BenchDemoPlan, BenchDemoReport};
+use soakcheck::bench::verify::{bench_verify, BenchVerifyPlan, BenchVerifyReport};
+use soakcheck::bench::watch::{bench_watch, BenchWatchPlan, BenchWatchReport};
 use soakcheck::plans;
 
 use super::{conclude, format};
@@ -112,7 +111,7 @@ pub fn run_bench_verify(args: &BenchVerifyArgs) -> anyhow::Result<BenchVerifyRep
 }
 
 pub fn run_bench_demo(args: &BenchDemoArgs) -> anyhow::Result<BenchDemoReport> {
-    let (bytes_per_key, checkpoint_interval) = soakcheck::bench::demo_defaults(args.proxy);
+    let (bytes_per_key, checkpoint_interval) = soakcheck::bench::demo::demo_defaults(args.proxy);
     let plan = BenchDemoPlan {
         keys: args.keys,
         workers: args.workers,
@@ -151,10 +150,10 @@ pub fn run(command: BenchCommand) -> ExitCode {
 
 fn run_bench_proxy(
     args: &BenchProxyArgs,
-) -> anyhow::Result<soakcheck::proxy::bench::BenchProxyReport> {
-    let plan = soakcheck::proxy::bench::BenchProxyPlan {
+) -> anyhow::Result<soakcheck::bench::proxy::BenchProxyReport> {
+    let plan = soakcheck::bench::proxy::BenchProxyPlan {
         bytes: args.bytes,
         runs: args.runs,
     };
-    Ok(soakcheck::proxy::bench::bench_proxy(&plan)?)
+    Ok(soakcheck::bench::proxy::bench_proxy(&plan)?)
 }

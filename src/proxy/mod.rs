@@ -15,7 +15,6 @@
 //! leave. So after a heal every byte read has been written, in order; a reset ends a
 //! connection, and what it delivered is a prefix of what was sent.
 
-pub mod bench;
 pub mod control;
 pub mod fault;
 mod splice;

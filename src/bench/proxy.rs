@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{LinkSpec, Proxy, ProxyError};
+use crate::proxy::{LinkSpec, Proxy, ProxyError};
 
 #[derive(Debug, Clone)]
 pub struct BenchProxyPlan {
