@@ -458,6 +458,40 @@ fn proxy_host(scenario: &crate::driver::scenario::Scenario) -> Result<String, Pl
     ))
 }
 
+/// The run's seed: `--seed`, else the scenario's, else the replayed run's (its inputs
+/// are made from it), else the clock's.
+fn run_seed(r: &RunRequest) -> u64 {
+    let replayed_seed = r
+        .replay
+        .as_deref()
+        .and_then(crate::rundir::events::header_of)
+        .map(|h| h.seed);
+    r.seed
+        .or(r.scenario.seed)
+        .or(replayed_seed)
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+}
+
+/// `--inject KIND --inject-after-lines N --inject-key K`, checked.
+fn injection(
+    (kind, after_lines, key): (crate::demo::worker::InjectKind, u64, String),
+) -> Result<crate::topology::Injection, PlanError> {
+    Ok(crate::topology::Injection {
+        kind: crate::choice::Choice::name(kind).to_string(),
+        after_lines,
+        key: parse_key(&key).map_err(|detail| PlanError::BadKey {
+            flag: "--inject-key",
+            spec: key.clone(),
+            detail,
+        })? as char,
+    })
+}
+
 /// `run`'s plan: the seed (the scenario's, else the clock's), the keys, the ports (the
 /// base, else the `WALLAROO_*` variables), the injection and the preset.
 pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanError> {
@@ -469,23 +503,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    // A replay repeats its run's seed too (the inputs are made from it), unless one is
-    // given.
-    let replayed_seed = r
-        .replay
-        .as_deref()
-        .and_then(crate::rundir::events::header_of)
-        .map(|h| h.seed);
-    let seed = r
-        .seed
-        .or(r.scenario.seed)
-        .or(replayed_seed)
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let seed = run_seed(&r);
     let keys = keys_or_default(r.keys.as_deref(), var("MULTIPLE_KEYS_LIST"))?;
     let ports = match r.port_base {
         Some(base) => Ports::from_base(base)?,
@@ -499,18 +517,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
     }
     let replay = r.replay.as_deref().map(read_replay).transpose()?;
     let proxy = proxy_ports(&r, replay.as_deref(), &ports, keys.len())?;
-    let inject = match r.inject {
-        Some((kind, after_lines, key)) => Some(crate::topology::Injection {
-            kind: crate::choice::Choice::name(kind).to_string(),
-            after_lines,
-            key: parse_key(&key).map_err(|detail| PlanError::BadKey {
-                flag: "--inject-key",
-                spec: key.clone(),
-                detail,
-            })? as char,
-        }),
-        None => None,
-    };
+    let inject = r.inject.clone().map(injection).transpose()?;
     let preset = Preset {
         kind: r.preset,
         ports,
