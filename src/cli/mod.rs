@@ -90,7 +90,7 @@ pub fn choice<T: Choice + Clone + Send + Sync>() -> impl clap::builder::TypedVal
 {
     let values = T::CHOICES
         .iter()
-        .map(|(_, name, help)| clap::builder::PossibleValue::new(*name).help(*help));
+        .map(|(value, help)| clap::builder::PossibleValue::new(value.name()).help(*help));
     clap::builder::TypedValueParser::map(
         clap::builder::PossibleValuesParser::new(values),
         |name: String| T::from_name(&name).expect("clap accepts only the listed names"),

@@ -49,15 +49,11 @@ pub enum InjectKind {
 }
 
 impl crate::choice::Choice for InjectKind {
-    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
-        (
-            InjectKind::Loss,
-            "loss",
-            "Drop lines of the committed output",
-        ),
-        (InjectKind::Duplicate, "duplicate", "Send lines again"),
-        (InjectKind::Reorder, "reorder", "Swap two adjacent lines"),
-        (InjectKind::Corrupt, "corrupt", "Change a byte of a line"),
+    const CHOICES: &'static [(Self, &'static str)] = &[
+        (InjectKind::Loss, "Drop lines of the committed output"),
+        (InjectKind::Duplicate, "Send lines again"),
+        (InjectKind::Reorder, "Swap two adjacent lines"),
+        (InjectKind::Corrupt, "Change a byte of a line"),
     ];
 }
 

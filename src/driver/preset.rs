@@ -23,11 +23,10 @@ pub enum PresetKind {
 }
 
 impl crate::choice::Choice for PresetKind {
-    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
-        (PresetKind::Demo, "demo", "The embedded demo system"),
+    const CHOICES: &'static [(Self, &'static str)] = &[
+        (PresetKind::Demo, "The embedded demo system"),
         (
             PresetKind::Wallaroo,
-            "wallaroo",
             "The original Wallaroo system, as its start scripts ran it",
         ),
     ];

@@ -66,18 +66,13 @@ pub enum OnViolation {
 }
 
 impl crate::choice::Choice for OnViolation {
-    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+    const CHOICES: &'static [(Self, &'static str)] = &[
         (
             OnViolation::Freeze,
-            "freeze",
             "SIGSTOP everything and wait (Ctrl-C then kills it all)",
         ),
-        (OnViolation::Kill, "kill", "Kill everything and exit"),
-        (
-            OnViolation::Continue,
-            "continue",
-            "Note it and keep running",
-        ),
+        (OnViolation::Kill, "Kill everything and exit"),
+        (OnViolation::Continue, "Note it and keep running"),
     ];
 }
 

@@ -24,13 +24,12 @@ pub enum IoMode {
 }
 
 impl crate::choice::Choice for IoMode {
-    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+    const CHOICES: &'static [(Self, &'static str)] = &[
         (
             IoMode::Mmap,
-            "mmap",
             "Memory-map files, falling back to reading when mapping fails",
         ),
-        (IoMode::Read, "read", "Read files into memory"),
+        (IoMode::Read, "Read files into memory"),
     ];
 }
 

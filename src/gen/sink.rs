@@ -39,19 +39,14 @@ pub enum FaultKind {
 }
 
 impl crate::choice::Choice for FaultKind {
-    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
-        (FaultKind::Loss, "loss", "Drop 1 to 3 lines"),
+    const CHOICES: &'static [(Self, &'static str)] = &[
+        (FaultKind::Loss, "Drop 1 to 3 lines"),
         (
             FaultKind::Duplicate,
-            "duplicate",
             "Re-send 1 to 3 lines already committed",
         ),
-        (FaultKind::Reorder, "reorder", "Swap two adjacent lines"),
-        (
-            FaultKind::Corrupt,
-            "corrupt",
-            "Change one hex digit of a line",
-        ),
+        (FaultKind::Reorder, "Swap two adjacent lines"),
+        (FaultKind::Corrupt, "Change one hex digit of a line"),
     ];
 }
 

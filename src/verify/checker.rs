@@ -37,9 +37,9 @@ pub enum Semantics {
 }
 
 impl crate::choice::Choice for Semantics {
-    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
-        (Semantics::ExactlyOnce, "exactly-once", "Each key's output is exactly its input (or a prefix), nothing repeated"),
-        (Semantics::AtLeastOnce, "at-least-once", "After a restart a key's output may resume from any line already delivered; loss, reorder and corruption are still violations"),
+    const CHOICES: &'static [(Self, &'static str)] = &[
+        (Semantics::ExactlyOnce, "Each key's output is exactly its input (or a prefix), nothing repeated"),
+        (Semantics::AtLeastOnce, "After a restart a key's output may resume from any line already delivered; loss, reorder and corruption are still violations"),
     ];
 }
 

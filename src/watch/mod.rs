@@ -52,20 +52,17 @@ pub enum Until {
 }
 
 impl crate::choice::Choice for Until {
-    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+    const CHOICES: &'static [(Self, &'static str)] = &[
         (
             Until::Complete,
-            "complete",
             "Every key's committed output equals its input",
         ),
         (
             Until::Eof,
-            "eof",
             "Every sender log shows its stream closed at the last line, and the output is complete",
         ),
         (
             Until::Forever,
-            "forever",
             "Never: only a finding (or the timeout) stops it",
         ),
     ];
