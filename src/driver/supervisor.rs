@@ -553,6 +553,19 @@ impl<'a> Supervisor<'a> {
         Ok(None)
     }
 
+    /// Carries out a scripted or replayed step, through the family whose action it is.
+    fn run_step(&mut self, step: &Step) -> Result<(), RunFailure> {
+        for family in FAMILIES {
+            if let Some(done) = family.step(self, step) {
+                return done;
+            }
+        }
+        Err(RunFailure::Setup(format!(
+            "no fault family carries out a {} step",
+            step.action().as_str()
+        )))
+    }
+
     /// Hands a family's timer to the family whose type it is.
     fn fire_family(&mut self, timer: &FamilyTimer) -> Result<(), RunFailure> {
         let family = FAMILIES

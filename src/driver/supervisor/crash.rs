@@ -102,6 +102,54 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
+    /// A scripted crash, restart, pause or resume; skipped when it would do nothing now
+    /// (a crash, pause or resume of a component that is not running, a restart of one
+    /// that is).
+    fn scripted_process(&mut self, step: &Step) -> Result<(), RunFailure> {
+        let Some(c) = Self::step_component(step) else {
+            return Ok(());
+        };
+        let alive = self.driver.is_alive(&c);
+        let without_effect = match step.action() {
+            Action::Restart if alive => Some("it is running"),
+            Action::Crash | Action::Pause | Action::Resume if !alive => Some("it is not running"),
+            _ => None,
+        };
+        if let Some(why) = without_effect {
+            self.skip_step(step, why);
+            return Ok(());
+        }
+        match step.action() {
+            Action::Crash => {
+                self.driver.kill(&c)?;
+                self.take_down(&c);
+                self.event(Act::Crash, &c);
+                self.say(&format!("c{}", Self::short(&c)));
+                if matches!(c, Component::Sender(_)) {
+                    let restart = Due::of(CrashTimer::Restart(c));
+                    self.schedule(Duration::from_millis(100), restart);
+                }
+            }
+            Action::Restart => {
+                self.start_component(&c, false)?;
+                self.down.remove(&c);
+                self.event(Act::Restart, &c);
+                self.say(&format!("r{}", Self::short(&c)));
+            }
+            Action::Pause => {
+                self.driver.pause(&c)?;
+                self.take_down(&c);
+                self.event(Act::Pause, &c);
+            }
+            _ => {
+                self.driver.resume(&c)?;
+                self.down.remove(&c);
+                self.event(Act::Resume, &c);
+            }
+        }
+        Ok(())
+    }
+
     /// After a restart or resume, when this component's loop strikes next.
     pub(super) fn schedule_next_crash(&mut self, c: Component) {
         if self.plan.replay.is_some() {
@@ -190,6 +238,15 @@ impl super::family::FaultFamily for CrashLoops {
         }
         Ok(())
     }
+
+    fn step(&self, sup: &mut Supervisor<'_>, step: &Step) -> Option<Result<(), RunFailure>> {
+        match step.act {
+            Act::Crash(_) | Act::Restart(_) | Act::Pause(_) | Act::Resume(_) => {
+                Some(sup.scripted_process(step))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// `crash-source`: a random live sender is killed now and then.
@@ -208,5 +265,10 @@ impl super::family::FaultFamily for SenderCrashes {
 
     fn fire(&self, sup: &mut Supervisor<'_>, _: SourceCrash) -> Result<(), RunFailure> {
         sup.source_crash()
+    }
+
+    /// A scripted sender crash is a crash step (see [`CrashLoops`]).
+    fn step(&self, _: &mut Supervisor<'_>, _: &Step) -> Option<Result<(), RunFailure>> {
+        None
     }
 }

@@ -10,6 +10,7 @@ use std::any::{Any, TypeId};
 use std::fmt::Debug;
 
 use super::{Due, RunFailure, Supervisor};
+use crate::rundir::step::Step;
 
 /// One family of faults: what it schedules when the soak begins, and how it fires its
 /// own timers (the fault and its heal, with their characters and events).
@@ -22,6 +23,10 @@ pub(super) trait FaultFamily: Sync {
 
     /// Fires one of its timers.
     fn fire(&self, sup: &mut Supervisor<'_>, timer: Self::Timer) -> Result<(), RunFailure>;
+
+    /// Carries out a scripted or replayed step when its action is one of this family's
+    /// (None when it is not).
+    fn step(&self, sup: &mut Supervisor<'_>, step: &Step) -> Option<Result<(), RunFailure>>;
 }
 
 /// A [`FaultFamily`] whatever its timer type: what the registry lists.
@@ -34,6 +39,7 @@ pub(super) trait AnyFamily: Sync {
         timer: &FamilyTimer,
     ) -> Option<Result<(), RunFailure>>;
     fn timer_type(&self) -> TypeId;
+    fn step(&self, sup: &mut Supervisor<'_>, step: &Step) -> Option<Result<(), RunFailure>>;
 }
 
 impl<F: FaultFamily> AnyFamily for F {
@@ -52,6 +58,10 @@ impl<F: FaultFamily> AnyFamily for F {
 
     fn timer_type(&self) -> TypeId {
         TypeId::of::<F::Timer>()
+    }
+
+    fn step(&self, sup: &mut Supervisor<'_>, step: &Step) -> Option<Result<(), RunFailure>> {
+        FaultFamily::step(self, sup, step)
     }
 }
 

@@ -74,4 +74,25 @@ impl super::family::FaultFamily for GrowShrink {
     fn fire(&self, sup: &mut Supervisor<'_>, _: GrowShrinkTick) -> Result<(), RunFailure> {
         sup.grow_shrink()
     }
+
+    /// A scripted grow (skipped when the worker is already a member) or shrink.
+    fn step(&self, sup: &mut Supervisor<'_>, step: &Step) -> Option<Result<(), RunFailure>> {
+        let grow = match step.act {
+            Act::Grow(_) => true,
+            Act::Shrink(_) => false,
+            _ => return None,
+        };
+        let Some(Component::Worker(n)) = Supervisor::step_component(step) else {
+            return Some(Ok(()));
+        };
+        if !grow {
+            sup.shrink(n);
+            return Some(Ok(()));
+        }
+        if sup.driver.is_alive(&Component::Worker(n)) {
+            sup.skip_step(step, "it is already a member");
+            return Some(Ok(()));
+        }
+        Some(sup.grow(n))
+    }
 }

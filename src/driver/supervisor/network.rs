@@ -54,6 +54,24 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
+    /// A scripted network fault of `net`'s link, healed after its `for` when it says.
+    fn scripted_network(
+        &mut self,
+        fault: crate::proxy::Fault,
+        net: &crate::rundir::step::Net,
+    ) -> Result<(), RunFailure> {
+        let network = self.network()?;
+        network.apply(&net.link, fault).map_err(RunFailure::Setup)?;
+        self.net_event(&fault, &net.link);
+        let heal = fault == crate::proxy::Fault::Heal;
+        let mark = if heal { 'h' } else { 'p' };
+        self.say(&format!("{mark}{}", NetScope::mark(&net.link)));
+        if let Some(s) = net.for_s.filter(|_| !heal) {
+            self.schedule(secs(s), Due::of(NetTimer::Heal(net.link.clone(), None)));
+        }
+        Ok(())
+    }
+
     /// Heals `link`; a loop's next fault is U(0, net_up_max) s later.
     pub(super) fn net_heal(
         &mut self,
@@ -103,5 +121,12 @@ impl super::family::FaultFamily for NetworkLoops {
             NetTimer::Fault(scope) => sup.net_fault(scope),
             NetTimer::Heal(link, scope) => sup.net_heal(&link, scope),
         }
+    }
+
+    /// A scripted network fault of a link, healed after its `for` when it says.
+    fn step(&self, sup: &mut Supervisor<'_>, step: &Step) -> Option<Result<(), RunFailure>> {
+        let fault = step.fault()?;
+        let net = step.act.net()?;
+        Some(sup.scripted_network(fault, net))
     }
 }
