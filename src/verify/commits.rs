@@ -1,16 +1,22 @@
 //! The commit log of a sink directory: every commit of every output file, in the global
 //! order of the original verifier, plus the sink-level problems found while reading.
 //!
-//! A commit is a `2-ok` record with end offset > 0. Commits of all txnlogs are sorted by
-//! (time, end offset, output path, txn id); a commit's chunk is its output file's bytes
-//! from the previous commit's end *in that order* (0 at first) to its end. While reading,
+//! A commit is a `2-ok` record with end offset > 0. Each txnlog's commits are taken in
+//! its own order (it is append-only: its order is the truth), and the files are
+//! interleaved by time: a merge that always takes the earliest of the files' next commits
+//! by (time, end offset, output path, txn id). Where every file's times rise this is the
+//! original's global sort; where a file's times go back (a clock step), the original
+//! reorders that file's own commits, and this never does ([`merge_by_time`]; what the
+//! timestamps then leave open is [`super::clock`]'s). A commit's chunk is its output
+//! file's bytes from the previous commit's end *in that order* (0 at first) to its end.
+//! While reading,
 //! each txnlog is also replayed as the sink replays it, to check what the original never
 //! did: that committed data is still there (`committed-data-missing`), that commit offsets
 //! never go back (`commit-regressed`), and that each phase-2 record agrees with its own
 //! phase-1 record (`phase2-mismatch`).
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -65,6 +71,10 @@ pub enum ProblemKind {
     /// A line torn at the end of one file's chunk was continued by another file's chunk:
     /// in commit order the two are one line (which a key's report then names).
     TornLineJoined,
+    /// A txnlog's timestamps go back: its commits are taken in file order.
+    ClockWentBack,
+    /// A key's order rests on timestamps that go back: it gets no verdict.
+    OrderUndetermined,
 }
 
 /// The notes for output files that have no txnlog.
@@ -131,7 +141,8 @@ impl CommitLog {
     /// `plain` output files as single commits of their whole length.
     pub fn read(pairs: &[OutputPair], plain: &[PathBuf]) -> Result<CommitLog, CommitLogError> {
         let mut log = CommitLog::default();
-        let mut staged: Vec<(usize, FileCommit)> = Vec::new();
+        // Each file's commits in its own order, by file index.
+        let mut staged: Vec<Vec<FileCommit>> = Vec::new();
         // Parsing is the only per-record work; txnlogs are independent, so parse them in
         // parallel and assemble in directory order.
         let parsed: Vec<_> = pairs
@@ -142,7 +153,6 @@ impl CommitLog {
             .collect::<Result<_, _>>()?;
         for (pair, (txnlog, output_len)) in pairs.iter().zip(parsed) {
             let txnlog_name = format!("{}.txnlog", pair.name);
-            let file = log.files.len();
             let mut replay = TxnlogReplay::new(&txnlog_name);
             let commits: Vec<FileCommit> = txnlog
                 .entries
@@ -186,7 +196,7 @@ impl CommitLog {
                     ),
                 });
             }
-            staged.extend(commits.into_iter().map(|c| (file, c)));
+            staged.push(commits);
             log.files.push(SinkFile {
                 name: pair.name.clone(),
                 output: pair.output.clone(),
@@ -199,40 +209,37 @@ impl CommitLog {
                 path: path.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             })?;
-            let file = log.files.len();
             log.files.push(SinkFile {
                 name: path.display().to_string(),
                 output: path.clone(),
                 txnlog: None,
                 output_len: Some(len),
             });
-            if len > 0 {
-                staged.push((
-                    file,
-                    FileCommit {
-                        txn_id: PLAIN_TXN_ID.to_string(),
-                        time: 0.0,
-                        end: len,
-                        line: 0,
-                    },
-                ));
-            }
+            staged.push(if len > 0 {
+                vec![FileCommit {
+                    txn_id: PLAIN_TXN_ID.to_string(),
+                    time: 0.0,
+                    end: len,
+                    line: 0,
+                }]
+            } else {
+                Vec::new()
+            });
         }
         log.order(staged);
         Ok(log)
     }
 
-    /// Sorts commits in the original's order and assigns each chunk's start.
-    fn order(&mut self, mut staged: Vec<(usize, FileCommit)>) {
-        let files = &self.files;
-        staged.sort_by(|(fa, a), (fb, b)| {
-            commit_order(
-                (a.time, a.end, &files[*fa].output, &a.txn_id),
-                (b.time, b.end, &files[*fb].output, &b.txn_id),
-            )
-        });
-        for (file, c) in staged {
+    /// Puts the files' commits in commit order (each file's own order, the files
+    /// interleaved by time: see [`super::clock`]), assigns each chunk's start, and notes
+    /// where a file's timestamps go back.
+    fn order(&mut self, per_file: Vec<Vec<FileCommit>>) {
+        for (file, c) in merge_by_time(self, per_file) {
             self.push(file, c);
+        }
+        for inversion in inversions(self) {
+            let note = clock_went_back(self, &inversion);
+            self.problems.push(note);
         }
     }
 
@@ -439,6 +446,25 @@ impl TxnlogReplay {
     }
 }
 
+/// The note for a txnlog whose timestamps go back at one commit.
+fn clock_went_back(log: &CommitLog, at: &Inversion) -> Problem {
+    let name = format!("{}.txnlog", log.files[at.file].name);
+    Problem {
+        kind: ProblemKind::ClockWentBack,
+        severity: Severity::Note,
+        detail: format!(
+            "timestamps go back {:.3} s here (to {} after {}): the sink's clock stepped back; \
+             this txnlog's commits are taken in file order, and only time interleaves it with \
+             the other txnlogs",
+            at.from - at.to,
+            crate::duration::show_number(at.to),
+            crate::duration::show_number(at.from)
+        ),
+        file: name,
+        line: at.line,
+    }
+}
+
 /// A problem of record `entry` of txnlog `name`.
 fn problem_at(name: &str, entry: &TxnlogEntry, kind: ProblemKind, detail: String) -> Problem {
     Problem {
@@ -456,4 +482,89 @@ pub fn commit_order(a: (f64, u64, &Path, &str), b: (f64, u64, &Path, &str)) -> O
         .then(a.1.cmp(&b.1))
         .then_with(|| a.2.as_os_str().cmp(b.2.as_os_str()))
         .then_with(|| a.3.cmp(b.3))
+}
+
+/// Merges each file's commits (each list in its file's order) into one sequence: at
+/// every step, the earliest of the files' next commits by (time, end offset, output
+/// path, txn id). Where every file's times rise this is the original's global sort.
+pub fn merge_by_time(log: &CommitLog, per_file: Vec<Vec<FileCommit>>) -> Vec<(usize, FileCommit)> {
+    struct Head<'a> {
+        file: usize,
+        commit: FileCommit,
+        path: &'a std::path::Path,
+    }
+    impl Head<'_> {
+        fn order(&self, other: &Self) -> Ordering {
+            commit_order(
+                (self.commit.time, self.commit.end, self.path, &self.commit.txn_id),
+                (other.commit.time, other.commit.end, other.path, &other.commit.txn_id),
+            )
+        }
+    }
+    impl PartialEq for Head<'_> {
+        fn eq(&self, other: &Self) -> bool {
+            self.order(other).is_eq()
+        }
+    }
+    impl Eq for Head<'_> {}
+    impl PartialOrd for Head<'_> {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Head<'_> {
+        fn cmp(&self, other: &Self) -> Ordering {
+            self.order(other).then(self.file.cmp(&other.file))
+        }
+    }
+    let total = per_file.iter().map(Vec::len).sum();
+    let mut rest: Vec<std::vec::IntoIter<FileCommit>> =
+        per_file.into_iter().map(Vec::into_iter).collect();
+    let mut heads = BinaryHeap::new();
+    let head = |file: usize, rest: &mut Vec<std::vec::IntoIter<FileCommit>>| {
+        rest[file].next().map(|commit| {
+            Reverse(Head {
+                file,
+                commit,
+                path: &log.files[file].output,
+            })
+        })
+    };
+    for file in 0..rest.len() {
+        heads.extend(head(file, &mut rest));
+    }
+    let mut merged = Vec::with_capacity(total);
+    while let Some(Reverse(h)) = heads.pop() {
+        heads.extend(head(h.file, &mut rest));
+        merged.push((h.file, h.commit));
+    }
+    merged
+}
+
+/// A place where a txnlog's timestamps go back: its commit at txnlog line `line` is
+/// stamped `to`, earlier than an earlier commit of the same file stamped `from`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inversion {
+    pub file: usize,
+    pub line: usize,
+    pub from: f64,
+    pub to: f64,
+}
+
+/// Every place where a file's timestamps go back, in file order.
+pub fn inversions(log: &CommitLog) -> Vec<Inversion> {
+    let mut highest: Vec<Option<f64>> = vec![None; log.files.len()];
+    let mut found = Vec::new();
+    for c in &log.commits {
+        match highest[c.file] {
+            Some(h) if c.time < h => found.push(Inversion {
+                file: c.file,
+                line: c.line,
+                from: h,
+                to: c.time,
+            }),
+            _ => highest[c.file] = Some(c.time),
+        }
+    }
+    found
 }

@@ -8,6 +8,7 @@
 
 pub mod checker;
 pub mod classify;
+pub mod clock;
 pub mod commits;
 pub mod report;
 pub mod stretch;
@@ -603,7 +604,7 @@ pub fn build_report<'a>(
     chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
     checker: &Checker<'_>,
 ) -> Report {
-    let keys = plan
+    let mut keys = plan
         .inputs
         .iter()
         .zip(checker.cursors())
@@ -625,19 +626,21 @@ pub fn build_report<'a>(
                 output_bytes: cursor.output_bytes(),
                 complete: cursor.complete(),
                 violation,
+                order_undetermined: None,
             }
         })
         .collect::<Vec<_>>();
+    let undetermined = undetermined_order(plan, log, chunk, &mut keys);
     let failed = keys.iter().any(|k| k.violation.is_some())
         || log
             .problems
             .iter()
             .any(|p| p.severity == Severity::Violation);
     Report {
-        verdict: if failed {
-            Verdict::Violation
-        } else {
-            Verdict::Ok
+        verdict: match (failed, undetermined.is_empty()) {
+            (true, _) => Verdict::Violation,
+            (false, false) => Verdict::Undetermined,
+            (false, true) => Verdict::Ok,
         },
         hint: report::wrong_inputs_hint(&keys),
         semantics: plan.semantics,
@@ -647,11 +650,67 @@ pub fn build_report<'a>(
             .iter()
             .cloned()
             .chain(join_notes(log, checker.joins()))
+            .chain(undetermined)
             .collect(),
         sink: sink_summary(plan, log, checker),
         error: None,
         findings: None,
     }
+}
+
+/// The keys whose order rests on timestamps that go back (see [`clock`]): each gets
+/// no verdict (its violation, which depends on the guess, is dropped) and the two
+/// commits that leave it open; returns a note for each.
+fn undetermined_order<'a>(
+    plan: &VerifyPlan,
+    log: &CommitLog,
+    chunk: &dyn Fn(usize) -> Cow<'a, [u8]>,
+    keys: &mut [KeyReport],
+) -> Vec<Problem> {
+    let mut checked = clock::KeySet::default();
+    for k in &plan.inputs {
+        checked.insert(k.key);
+    }
+    let found = clock::undetermined_keys(log, &mut |i| {
+        clock::KeySet::of_chunk(&chunk(i), &checked)
+    });
+    let mut notes = Vec::new();
+    for u in found {
+        let Some(i) = plan.inputs.iter().position(|k| k.key == u.key) else {
+            continue;
+        };
+        let (a, b) = (commit_start(log, u.a), commit_start(log, u.b));
+        notes.push(Problem {
+            kind: ProblemKind::OrderUndetermined,
+            severity: Severity::Note,
+            file: format!("{}.txnlog", a.file),
+            line: a.txnlog_line,
+            detail: format!(
+                "key {}: its lines here (stamped {}) and in {}.txnlog line {} (stamped {}) may \
+                 have been committed in either order, because the timestamps go back between \
+                 them; the key gets no verdict",
+                u.key as char,
+                crate::duration::show_number(a.time),
+                b.file,
+                b.txnlog_line,
+                crate::duration::show_number(b.time)
+            ),
+        });
+        keys[i].violation = None;
+        keys[i].order_undetermined = Some([a, b]);
+    }
+    notes
+}
+
+/// Commit `i` of `log`, at its chunk's start.
+fn commit_start(log: &CommitLog, i: usize) -> CommitRef {
+    commit_ref(
+        log,
+        LineOrigin {
+            commit: i,
+            file_offset: log.commits[i].start,
+        },
+    )
 }
 
 /// Where a commit of `log` put a line.

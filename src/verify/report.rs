@@ -16,6 +16,9 @@ pub enum Verdict {
     Ok,
     Violation,
     Error,
+    /// No key failed, but a key's order rests on timestamps that go back, so it has no
+    /// verdict (exit 2, as for a check that could not be made).
+    Undetermined,
 }
 
 impl Verdict {
@@ -24,7 +27,7 @@ impl Verdict {
         match self {
             Verdict::Ok => 0,
             Verdict::Violation => 1,
-            Verdict::Error => 2,
+            Verdict::Error | Verdict::Undetermined => 2,
         }
     }
 }
@@ -57,6 +60,11 @@ pub struct KeyReport {
     pub output_bytes: u64,
     pub complete: bool,
     pub violation: Option<ViolationReport>,
+    /// Set when the key's order rests on timestamps that go back: two commits of
+    /// different files that both carry its lines, whose order the timestamps leave open.
+    /// The key then has no verdict (and no violation is reported for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_undetermined: Option<[CommitRef; 2]>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -223,8 +231,19 @@ impl Report {
             "{failed_keys} of {} keys failed, {failed_problems} sink problem(s)",
             self.keys.len()
         );
+        let undetermined = self
+            .keys
+            .iter()
+            .filter(|k| k.order_undetermined.is_some())
+            .count();
         let _ = match (self.verdict, self.other_findings()) {
             (Verdict::Ok, _) => writeln!(out, "{}: {counts}", paint.on("OK", Tone::Pass)),
+            (Verdict::Undetermined, _) => writeln!(
+                out,
+                "{}: {counts}; {undetermined} key(s) without a verdict, because the sink's \
+                 timestamps go back where their lines move between files",
+                paint.on("UNDETERMINED", Tone::Bad)
+            ),
             (_, Some(found)) => {
                 writeln!(out, "{}: {found}; {counts}", paint.on("FINDING", Tone::Bad))
             }
@@ -258,6 +277,7 @@ impl Report {
 /// One key's line, and its violation's lines.
 fn write_key(out: &mut String, k: &KeyReport, width: usize, paint: Paint) {
     let state = match (&k.violation, k.complete) {
+        _ if k.order_undetermined.is_some() => paint.on("UNDETERMINED", Tone::Bad),
         (Some(v), _) => paint.on(&format!("{:<9}", v.kind.as_str().to_uppercase()), Tone::Bad),
         (None, true) => paint.on("ok       ", Tone::Good),
         (None, false) => paint.on("ok-prefix", Tone::Good),
@@ -269,6 +289,19 @@ fn write_key(out: &mut String, k: &KeyReport, width: usize, paint: Paint) {
     );
     if let Some(v) = &k.violation {
         write_violation(out, v);
+    }
+    if let Some([a, b]) = &k.order_undetermined {
+        let _ = writeln!(
+            out,
+            "      its lines in {} (txnlog line {}, stamped {}) and in {} (txnlog line {}, stamped {}) \
+             may have been committed in either order: the timestamps go back between them",
+            a.file,
+            a.txnlog_line,
+            crate::duration::show_number(a.time),
+            b.file,
+            b.txnlog_line,
+            crate::duration::show_number(b.time)
+        );
     }
 }
 
