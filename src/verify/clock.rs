@@ -1,25 +1,28 @@
-//! The commit order, without trusting the sink's clock.
+//! What the sink's timestamps leave open.
 //!
 //! A txnlog is append-only, so its own order is the order its commits happened in: its
 //! timestamps are data, not an ordering. Time is needed only to interleave the files
 //! (a key's lines move from one worker's file to another's on grow, shrink or a sender
 //! reconnecting elsewhere), so the files' own sequences are merged by time
-//! ([`merge_by_time`](super::commits::merge_by_time)) and a file's commits are never reordered. The original verifier
-//! sorts every commit by time instead; on a clock that steps back that reorders a
-//! file's own commits and gives a false verdict (wallaroo-formats.md §7.4, "Ordering
-//! depends on the sink's wall clock").
+//! ([`merge_by_time`](super::commits::merge_by_time)) and a file's commits are never
+//! reordered. The original verifier sorts every commit by time instead; on a clock that
+//! steps back that reorders a file's own commits and gives a false verdict
+//! (wallaroo-formats.md §7.4, "Ordering depends on the sink's wall clock").
 //!
-//! Where a file's timestamps go back ([`inversions`]), the merge still needs a guess for
-//! the commits of other files stamped inside the gap: a commit `b` of another file
-//! stamped `t` belongs after this file's commits stamped before `t` and before those
-//! stamped after it, and when one stamped after `t` comes first in the file, no place
-//! satisfies both. Those pairs' order is undetermined ([`undetermined_keys`]); it
-//! matters only for a key with lines on both sides. Such a key gets no verdict (the
-//! check says so, exit 2) rather than one that depends on the guess.
+//! Where a txnlog's timestamps go back from `from` to `to` ([`inversions`]), the sink's
+//! clock stepped back: it read up to `from` before the step and from `to` after it, so a
+//! commit stamped between the two, in any file, may have come before the step or after
+//! it. The stamps in `[to, from]` are doubtful; overlapping doubtful spans (of any file:
+//! the sink stamps every txnlog with one clock) are one ([`doubtful_spans`]). Two commits
+//! of different files stamped in one doubtful span may have happened in either order.
+//! That matters only for a key with lines in both: such a key gets no verdict (the check
+//! says so, exit 2) rather than one that rests on a guess ([`undetermined_keys`]).
 //!
-//! Limit: a step forward that never comes back, in one file only, looks like idle time
-//! and cannot be told from it. The sink stamps every txnlog with one clock, so a real
-//! step moves all its files together, which the merge follows.
+//! Limits, both documented in README.md: a step forward that never comes back, in one
+//! file only, looks like idle time and cannot be told from it (a real step moves every
+//! file of the sink together, which the merge follows); and a commit of a file that does
+//! not itself step back, stamped just above the latest stamp seen before a step, is taken
+//! as before the step.
 
 use super::commits::{inversions, CommitLog};
 
@@ -53,16 +56,8 @@ impl KeySet {
         self.0[usize::from(key >> 6)] & (1 << (key & 63)) != 0
     }
 
-    fn intersection(self, other: KeySet) -> KeySet {
-        KeySet(std::array::from_fn(|i| self.0[i] & other.0[i]))
-    }
-
     fn minus(self, other: KeySet) -> KeySet {
         KeySet(std::array::from_fn(|i| self.0[i] & !other.0[i]))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0 == [0; 4]
     }
 
     fn keys(self) -> impl Iterator<Item = u8> {
@@ -70,8 +65,8 @@ impl KeySet {
     }
 }
 
-/// A key whose order rests on timestamps that go back: commit `b` (another file's) may
-/// belong before or after commit `a`, and both carry its lines.
+/// A key whose order rests on timestamps that go back: commits `a` and `b` (of
+/// different files, stamped in one doubtful span) both carry its lines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Undetermined {
     pub key: u8,
@@ -80,35 +75,50 @@ pub struct Undetermined {
     pub b: usize,
 }
 
+/// The spans of doubtful stamps: each inversion's `[to, from]`, overlapping ones joined,
+/// in order.
+pub fn doubtful_spans(log: &CommitLog) -> Vec<(f64, f64)> {
+    let mut spans: Vec<(f64, f64)> = inversions(log).iter().map(|i| (i.to, i.from)).collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut joined: Vec<(f64, f64)> = Vec::with_capacity(spans.len());
+    for (lo, hi) in spans {
+        match joined.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => joined.push((lo, hi)),
+        }
+    }
+    joined
+}
+
 /// The keys whose order the timestamps leave open, each with its first witness pair;
-/// `keys_of(i)` gives the keys of commit `i`'s chunk. Only commits that meet a file's
-/// inversion are read.
+/// `keys_of(i)` gives the keys of commit `i`'s chunk, and is asked only for commits
+/// stamped in a doubtful span.
 pub fn undetermined_keys(
     log: &CommitLog,
     keys_of: &mut dyn FnMut(usize) -> KeySet,
 ) -> Vec<Undetermined> {
+    let spans = doubtful_spans(log);
+    if spans.is_empty() {
+        return Vec::new();
+    }
+    let mut by_time: Vec<usize> = (0..log.commits.len()).collect();
+    by_time.sort_by(|&a, &b| log.commits[a].time.total_cmp(&log.commits[b].time));
     let mut found: Vec<Undetermined> = Vec::new();
-    let mut seen = KeySet::default();
-    // Computed once per commit, and only for commits that meet an inversion.
-    let mut cache: Vec<Option<KeySet>> = vec![None; log.commits.len()];
-    let mut keys = |i: usize| *cache[i].get_or_insert_with(|| keys_of(i));
-    for file in files_that_go_back(log) {
-        let own = FileTimes::of(log, file);
-        for (b, commit) in log.commits.iter().enumerate() {
-            if commit.file == file {
-                continue;
-            }
-            let Some(range) = own.undetermined_against(commit.time) else {
-                continue;
-            };
-            let b_keys = keys(b).minus(seen);
-            if b_keys.is_empty() {
-                continue;
-            }
-            for &a in &own.commits[range] {
-                for key in keys(a).intersection(b_keys).minus(seen).keys() {
-                    seen.insert(key);
-                    found.push(Undetermined { key, a, b });
+    let mut decided = KeySet::default();
+    for (lo, hi) in spans {
+        let from = by_time.partition_point(|&i| log.commits[i].time < lo);
+        let to = by_time.partition_point(|&i| log.commits[i].time <= hi);
+        // The first commit carrying each key in this span.
+        let mut first: Vec<Option<usize>> = vec![None; 256];
+        for &i in &by_time[from..to] {
+            for key in keys_of(i).minus(decided).keys() {
+                match first[usize::from(key)] {
+                    None => first[usize::from(key)] = Some(i),
+                    Some(a) if log.commits[a].file != log.commits[i].file => {
+                        decided.insert(key);
+                        found.push(Undetermined { key, a, b: i });
+                    }
+                    Some(_) => {}
                 }
             }
         }
@@ -117,67 +127,10 @@ pub fn undetermined_keys(
     found
 }
 
-/// The files whose timestamps go back somewhere.
-fn files_that_go_back(log: &CommitLog) -> Vec<usize> {
-    let mut files: Vec<usize> = inversions(log).iter().map(|i| i.file).collect();
-    files.dedup();
-    files.sort_unstable();
-    files.dedup();
-    files
-}
-
-/// One file's commits with the running highest and the lowest-from-here of their times.
-struct FileTimes {
-    commits: Vec<usize>,
-    /// `highest[i]`: the latest time of its commits 0..=i (never falls).
-    highest: Vec<f64>,
-    /// `lowest[i]`: the earliest time of its commits i.. (never falls either).
-    lowest: Vec<f64>,
-}
-
-impl FileTimes {
-    fn of(log: &CommitLog, file: usize) -> FileTimes {
-        let commits: Vec<usize> = (0..log.commits.len())
-            .filter(|&i| log.commits[i].file == file)
-            .collect();
-        let times: Vec<f64> = commits.iter().map(|&i| log.commits[i].time).collect();
-        let highest = times
-            .iter()
-            .scan(f64::NEG_INFINITY, |h, &t| {
-                *h = h.max(t);
-                Some(*h)
-            })
-            .collect();
-        let mut lowest: Vec<f64> = times
-            .iter()
-            .rev()
-            .scan(f64::INFINITY, |l, &t| {
-                *l = l.min(t);
-                Some(*l)
-            })
-            .collect();
-        lowest.reverse();
-        FileTimes {
-            commits,
-            highest,
-            lowest,
-        }
-    }
-
-    /// This file's commits whose order against a commit stamped `t` the timestamps leave
-    /// open: from the first one stamped after `t` up to the last one stamped before it,
-    /// when the first comes before the last (None when `t` has one place in the file).
-    fn undetermined_against(&self, t: f64) -> Option<std::ops::Range<usize>> {
-        let first_after = self.highest.partition_point(|&h| h <= t);
-        let past_last_before = self.lowest.partition_point(|&l| l < t);
-        (first_after < past_last_before).then_some(first_after..past_last_before)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::commits::{merge_by_time, Commit, FileCommit, Inversion, SinkFile};
+    use crate::verify::commits::{merge_by_time, FileCommit, SinkFile};
 
     fn log(files: &[&[f64]]) -> CommitLog {
         let mut log = CommitLog::default();
@@ -209,7 +162,7 @@ mod tests {
     }
 
     fn order(log: &CommitLog) -> Vec<(usize, usize)> {
-        log.commits.iter().map(|c: &Commit| (c.file, c.line)).collect()
+        log.commits.iter().map(|c| (c.file, c.line)).collect()
     }
 
     #[test]
@@ -219,38 +172,54 @@ mod tests {
             order(&log),
             [(0, 1), (1, 1), (0, 2), (0, 3), (1, 2), (0, 4)]
         );
-        assert_eq!(
-            inversions(&log),
-            [Inversion {
-                file: 0,
-                line: 3,
-                from: 2.0,
-                to: 0.5
-            }]
-        );
+        let inverted = inversions(&log);
+        assert_eq!(inverted.len(), 1);
+        assert_eq!((inverted[0].file, inverted[0].line), (0, 3));
+        assert_eq!((inverted[0].from, inverted[0].to), (2.0, 0.5));
     }
 
+    /// Overlapping spans of two files are one: the sink has one clock.
     #[test]
-    fn only_commits_stamped_inside_a_gap_are_undetermined() {
-        let log = log(&[&[1.0, 2.0, 0.5, 3.0], &[0.2, 1.5, 2.5]]);
-        let own = FileTimes::of(&log, 0);
-        // 1.5: after 1.0 and 0.5, before 2.0, but 2.0 comes before 0.5 in the file.
-        assert_eq!(own.undetermined_against(1.5), Some(1..3));
-        assert_eq!(own.undetermined_against(0.2), None);
-        assert_eq!(own.undetermined_against(2.5), None);
-        // Key B in file 0's second commit and in file 1's 1.5 commit: undetermined.
-        let b = log.commits.iter().position(|c| c.file == 1 && c.line == 2).unwrap();
-        let a = log.commits.iter().position(|c| c.file == 0 && c.line == 2).unwrap();
+    fn doubtful_spans_of_all_files_are_joined() {
+        let log = log(&[&[1.0, 9.9, 7.5, 8.0], &[5.0, 10.0, 7.6, 20.0, 19.0]]);
+        assert_eq!(doubtful_spans(&log), [(7.5, 10.0), (19.0, 20.0)]);
+    }
+
+    /// A key with lines in two files' commits stamped in one doubtful span has no
+    /// order; a key in one file only, or whose other commits are outside, has one.
+    #[test]
+    fn only_a_key_in_two_files_inside_a_span_is_undetermined() {
+        let log = log(&[&[1.0, 9.9, 7.5, 8.0], &[5.0, 9.0, 12.0]]);
+        let at = |file: usize, line: usize| {
+            log.commits
+                .iter()
+                .position(|c| c.file == file && c.line == line)
+                .unwrap()
+        };
+        let (w0_99, w1_9, w1_5) = (at(0, 2), at(1, 2), at(1, 1));
+        let mut asked = Vec::new();
         let mut keys_of = |i: usize| {
+            asked.push(i);
             let mut set = KeySet::default();
-            if i == a || i == b {
-                set.insert(b'B');
+            set.insert(b'A' + log.commits[i].file as u8); // A in file 0, B in file 1
+            if i == w0_99 || i == w1_9 || i == w1_5 {
+                set.insert(b'K');
             }
-            set.insert(b'A' + log.commits[i].file as u8 * 2);
             set
         };
         let found = undetermined_keys(&log, &mut keys_of);
-        assert_eq!(found, [Undetermined { key: b'B', a, b }]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].key, b'K');
+        assert_eq!(
+            [found[0].a, found[0].b]
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>(),
+            [w1_9, w0_99].iter().collect()
+        );
+        assert!(
+            !asked.contains(&w1_5),
+            "a commit outside every span is not read"
+        );
     }
 
     #[test]

@@ -496,8 +496,18 @@ pub fn merge_by_time(log: &CommitLog, per_file: Vec<Vec<FileCommit>>) -> Vec<(us
     impl Head<'_> {
         fn order(&self, other: &Self) -> Ordering {
             commit_order(
-                (self.commit.time, self.commit.end, self.path, &self.commit.txn_id),
-                (other.commit.time, other.commit.end, other.path, &other.commit.txn_id),
+                (
+                    self.commit.time,
+                    self.commit.end,
+                    self.path,
+                    &self.commit.txn_id,
+                ),
+                (
+                    other.commit.time,
+                    other.commit.end,
+                    other.path,
+                    &other.commit.txn_id,
+                ),
             )
         }
     }

@@ -671,9 +671,8 @@ fn undetermined_order<'a>(
     for k in &plan.inputs {
         checked.insert(k.key);
     }
-    let found = clock::undetermined_keys(log, &mut |i| {
-        clock::KeySet::of_chunk(&chunk(i), &checked)
-    });
+    let found =
+        clock::undetermined_keys(log, &mut |i| clock::KeySet::of_chunk(&chunk(i), &checked));
     let mut notes = Vec::new();
     for u in found {
         let Some(i) = plan.inputs.iter().position(|k| k.key == u.key) else {

@@ -316,6 +316,20 @@ impl<'i> WatchCore<'i> {
         Ok(((self.log.commits.len() - first) as u64, bytes))
     }
 
+    /// Whether `key`'s order, in what was released so far, rests on timestamps that go
+    /// back (see [`crate::verify::clock`]).
+    pub fn order_undetermined(&self, key: u8) -> bool {
+        let mut checked = crate::verify::clock::KeySet::default();
+        checked.insert(key);
+        let found = crate::verify::clock::undetermined_keys(&self.log, &mut |i| {
+            crate::verify::clock::KeySet::of_chunk(
+                &self.sink.read_committed(&self.log, i),
+                &checked,
+            )
+        });
+        !found.is_empty()
+    }
+
     /// Whether every key's whole input is verified (a line still torn at the end of the
     /// committed stream counts as `verify` would count it).
     pub fn complete(&self) -> bool {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::formats::lines::LineCursor;
 use crate::formats::regular::{open_regular, require_regular};
 use crate::formats::txnlog::{read_records, TxnlogError};
-use crate::verify::commits::{commit_order, FileCommit, TxnlogReplay};
+use crate::verify::commits::{commit_order, merge_by_time, FileCommit, TxnlogReplay};
 use crate::verify::{CommitLog, Problem, ProblemKind, Severity};
 
 /// Why the sink directory cannot be followed (exit status 2).
@@ -74,6 +74,9 @@ pub struct SinkTail {
     watermark: f64,
     /// The last released commit's order key, to notice late commits.
     last_released: Option<(f64, u64, PathBuf, String)>,
+    /// Each file's latest released stamp, by file index (to tell a clock step from a
+    /// late commit).
+    latest_released: Vec<f64>,
 }
 
 fn output_path_of(txnlog: &Path) -> PathBuf {
@@ -91,6 +94,7 @@ impl SinkTail {
             latest_seen: f64::NEG_INFINITY,
             watermark: f64::NEG_INFINITY,
             last_released: None,
+            latest_released: Vec::new(),
         }
     }
 
@@ -228,62 +232,68 @@ impl SinkTail {
         Ok(())
     }
 
-    /// Moves every pending commit stamped at or before the watermark into `log`, in
-    /// commit order; returns the index of the first newly released commit.
+    /// Moves into `log`, in commit order, each txnlog's pending commits up to the first
+    /// one stamped after the watermark (a file's own order is kept even where its clock
+    /// stepped back: see [`crate::verify::clock`]); returns the index of the first newly
+    /// released commit.
     pub fn release(&mut self, log: &mut CommitLog) -> usize {
         let first = log.commits.len();
         let watermark = self.watermark;
-        let (mut ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| p.commit.time <= watermark);
+        let mut ready: Vec<Vec<FileCommit>> = vec![Vec::new(); log.files.len()];
+        let mut held = vec![false; log.files.len()];
+        let mut waiting = Vec::new();
+        for p in std::mem::take(&mut self.pending) {
+            held[p.file] |= p.commit.time > watermark;
+            if held[p.file] {
+                waiting.push(p);
+            } else {
+                ready[p.file].push(p.commit);
+            }
+        }
         self.pending = waiting;
-        let files = &log.files;
-        ready.sort_by(|a, b| {
-            commit_order(
-                (
-                    a.commit.time,
-                    a.commit.end,
-                    &files[a.file].output,
-                    &a.commit.txn_id,
-                ),
-                (
-                    b.commit.time,
-                    b.commit.end,
-                    &files[b.file].output,
-                    &b.commit.txn_id,
-                ),
-            )
-        });
-        for p in ready {
-            let key = (
-                p.commit.time,
-                p.commit.end,
-                log.files[p.file].output.clone(),
-                p.commit.txn_id.clone(),
-            );
-            if let Some(last) = &self.last_released {
-                if commit_order(
-                    (key.0, key.1, &key.2, &key.3),
-                    (last.0, last.1, &last.2, &last.3),
-                )
-                .is_lt()
-                {
-                    log.problems.push(Problem {
-                        kind: ProblemKind::LateCommit,
-                        severity: Severity::Note,
-                        file: format!("{}.txnlog", log.files[p.file].name),
-                        line: p.commit.line,
-                        detail: format!("commit {} landed after later-timed commits were checked; checked in arrival order", p.commit.txn_id),
-                    });
-                }
+        for (file, commit) in merge_by_time(log, ready) {
+            self.note_if_late(log, file, &commit);
+            if let Some(t) = self.tracked.iter_mut().find(|t| t.index == file) {
+                t.released_end = t.released_end.max(commit.end);
             }
-            self.last_released = Some(key);
-            if let Some(t) = self.tracked.iter_mut().find(|t| t.index == p.file) {
-                t.released_end = t.released_end.max(p.commit.end);
-            }
-            log.push(p.file, p.commit);
+            log.push(file, commit);
         }
         first
+    }
+
+    /// A commit that lands after later-timed commits were checked: a `late-commit`
+    /// note, unless its own file's clock stepped back (verify's `clock-went-back` note
+    /// says that).
+    fn note_if_late(&mut self, log: &mut CommitLog, file: usize, commit: &FileCommit) {
+        let key = (
+            commit.time,
+            commit.end,
+            log.files[file].output.clone(),
+            commit.txn_id.clone(),
+        );
+        if self.latest_released.len() <= file {
+            self.latest_released.resize(file + 1, f64::NEG_INFINITY);
+        }
+        let own_latest = &mut self.latest_released[file];
+        let stepped_back = commit.time < *own_latest;
+        *own_latest = own_latest.max(commit.time);
+        if let Some(last) = &self.last_released {
+            let late = commit_order(
+                (key.0, key.1, &key.2, &key.3),
+                (last.0, last.1, &last.2, &last.3),
+            )
+            .is_lt();
+            if late && !stepped_back {
+                log.problems.push(Problem {
+                    kind: ProblemKind::LateCommit,
+                    severity: Severity::Note,
+                    file: format!("{}.txnlog", log.files[file].name),
+                    line: commit.line,
+                    detail: format!("commit {} landed after later-timed commits were checked; checked in arrival order", commit.txn_id),
+                });
+            }
+        }
+        self.last_released = Some(key);
     }
 
     /// Re-reads commit `i`'s chunk for a report (no problem is recorded).

@@ -1,0 +1,252 @@
+//! Issue 19.1: the verdict does not trust the sink's clock. A `gen sink` directory of two
+//! workers and three keys (key B moves from worker1 to the initializer when worker1
+//! leaves) has its txnlog stamps stepped back, forward and back and forth (a strobe), in
+//! one txnlog and in all of them (as a sink's one clock steps), with key B's move inside
+//! the doubtful stamps and outside them. `verify` and `watch` must give the verdict of
+//! the unmodified directory (OK), or say that a key's order is undetermined (exit 2);
+//! never a violation. The original verifier fails most of these.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+fn soakcheck(args: &[&str]) -> Output {
+    Command::cargo_bin("soakcheck")
+        .unwrap()
+        .env_remove("MULTIPLE_KEYS_LIST")
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Inputs (`in/`) and a sink directory (`sink/`) of 2 workers and keys A, B, C.
+fn generated() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = soakcheck(&[
+        "gen",
+        "inputs",
+        "--keys",
+        "A,B,C",
+        "--bytes",
+        "200000",
+        "--dir",
+        &format!("{d}/in"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = soakcheck(&[
+        "gen",
+        "sink",
+        "--input-dir",
+        &format!("{d}/in"),
+        "--keys",
+        "A,B,C",
+        "--workers",
+        "2",
+        "--sink-dir",
+        &format!("{d}/sink"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+fn txnlogs(sink: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(sink)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".txnlog"))
+        .collect();
+    all.sort();
+    all
+}
+
+/// The txnlog of worker1 (which leaves, so its pair is renamed) or of the initializer.
+fn txnlog_of(sink: &Path, worker: &str) -> PathBuf {
+    txnlogs(sink)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains(worker))
+        .unwrap()
+}
+
+/// Rewrites each record's stamp of `txnlog`: `f(record number, records, stamp)` is the
+/// new stamp. A torn last line (`gen sink` writes one) is left as it is.
+fn restamp(txnlog: &Path, f: &dyn Fn(usize, usize, f64) -> f64) {
+    let text = std::fs::read_to_string(txnlog).unwrap();
+    let records = text.matches('\n').count();
+    let mut out = String::new();
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        match line.strip_suffix('\n') {
+            Some(record) => {
+                let (stamp, rest) = record[1..].split_once(',').unwrap();
+                let t: f64 = stamp.parse().unwrap();
+                out.push_str(&format!("[{:?},{rest}\n", f(i, records, t)));
+            }
+            None => out.push_str(line),
+        }
+    }
+    std::fs::write(txnlog, out).unwrap();
+}
+
+/// The first stamp of any txnlog: shifts below are placed from it.
+fn first_stamp(sink: &Path) -> f64 {
+    txnlogs(sink)
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            let first = text.lines().next().unwrap();
+            first[1..]
+                .split_once(',')
+                .unwrap()
+                .0
+                .parse::<f64>()
+                .unwrap()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// `verify --expect-complete` and `watch --until complete` on `dir`: both exit codes
+/// and verify's output.
+fn check(dir: &Path) -> (i32, i32, String) {
+    let d = dir.to_str().unwrap();
+    let sink = format!("{d}/sink");
+    let input = format!("{d}/in");
+    let common = [
+        "--sink-dir",
+        &sink,
+        "--input-dir",
+        &input,
+        "--keys",
+        "A,B,C",
+    ];
+    let mut args = vec!["verify", "--expect-complete"];
+    args.extend(common);
+    let verified = soakcheck(&args);
+    let mut args = vec![
+        "watch",
+        "--until",
+        "complete",
+        "--timeout",
+        "60s",
+        "--no-sender-logs",
+    ];
+    args.extend(common);
+    let watched = soakcheck(&args);
+    (
+        verified.status.code().unwrap(),
+        watched.status.code().unwrap(),
+        text(&verified) + &text(&watched),
+    )
+}
+
+/// One case: the expected exit code of both, on a fresh directory stepped by `step`.
+fn case(name: &str, expected: i32, step: &dyn Fn(&Path)) {
+    let dir = generated();
+    step(&dir.path().join("sink"));
+    let (verified, watched, out) = check(dir.path());
+    assert_eq!((verified, watched), (expected, expected), "{name}:\n{out}");
+    if expected == 2 {
+        assert!(out.contains("UNDETERMINED"), "{name}:\n{out}");
+        assert!(
+            out.contains("order-undetermined"),
+            "{name}: names the files and lines\n{out}"
+        );
+    } else {
+        assert!(!out.contains("VIOLATION"), "{name}:\n{out}");
+    }
+}
+
+/// The issue's reproduction: 30 s subtracted from every stamp in the second half of one
+/// worker's txnlog. The original, and soakcheck before this, said
+/// `B DUPLICATE: 4734 delivered line(s) repeated`, exit 1.
+#[test]
+fn a_txnlog_whose_clock_stepped_back_is_taken_in_its_own_order() {
+    let dir = generated();
+    let sink = dir.path().join("sink");
+    restamp(&txnlog_of(&sink, "worker1"), &|i, n, t| {
+        if i >= n / 2 {
+            t - 30.0
+        } else {
+            t
+        }
+    });
+    let (verified, watched, out) = check(dir.path());
+    assert_eq!((verified, watched), (0, 0), "{out}");
+    assert!(out.contains("clock-went-back"), "the step is noted: {out}");
+}
+
+/// Steps in one txnlog: back and forward in the second half, and a strobe, in the file
+/// key B leaves (worker1) and in the one it moves to (the initializer).
+#[test]
+fn steps_in_one_txnlog_give_the_verdict_or_say_it_is_undetermined() {
+    let half = |by: f64| move |i: usize, n: usize, t: f64| if i >= n / 2 { t + by } else { t };
+    let strobe =
+        |by: f64| move |i: usize, _: usize, t: f64| if (i / 5) % 2 == 1 { t + by } else { t };
+    // Key B's lines after its move are stamped inside the initializer's doubtful span.
+    case("initializer back 30 s", 2, &|s| {
+        restamp(&txnlog_of(s, "initializer"), &half(-30.0))
+    });
+    case("initializer forward 30 s", 0, &|s| {
+        restamp(&txnlog_of(s, "initializer"), &half(30.0))
+    });
+    case("worker1 back 1 s", 0, &|s| {
+        restamp(&txnlog_of(s, "worker1"), &half(-1.0))
+    });
+    case("worker1 strobe", 0, &|s| {
+        restamp(&txnlog_of(s, "worker1"), &strobe(-0.5))
+    });
+    case("initializer strobe", 2, &|s| {
+        restamp(&txnlog_of(s, "initializer"), &strobe(-0.5))
+    });
+}
+
+/// The sink's one clock steps for every txnlog at once, from a time `at` seconds after
+/// the first stamp: key B moves about 2.2 s in.
+#[test]
+fn steps_of_the_sink_s_clock_give_the_verdict_or_say_it_is_undetermined() {
+    let sink_step = |at: f64, until: f64, by: f64| {
+        move |sink: &Path| {
+            let start = first_stamp(sink);
+            for txnlog in txnlogs(sink) {
+                restamp(&txnlog, &|_, _, t| {
+                    if t >= start + at && t < start + until {
+                        t + by
+                    } else {
+                        t
+                    }
+                });
+            }
+        }
+    };
+    // Back 0.5 s, 1 s before B moves and 1 s after: the doubtful stamps miss its move.
+    case(
+        "sink back 0.5 s before the move",
+        0,
+        &sink_step(1.0, f64::MAX, -0.5),
+    );
+    case(
+        "sink back 0.5 s after the move",
+        0,
+        &sink_step(3.0, f64::MAX, -0.5),
+    );
+    // Back 30 s just before the move: B's lines in both files are doubtful.
+    case(
+        "sink back 30 s at the move",
+        2,
+        &sink_step(2.2, f64::MAX, -30.0),
+    );
+    // Forward: every file moves together, and the merge follows.
+    case("sink forward 30 s", 0, &sink_step(2.2, f64::MAX, 30.0));
+    // Back 1 s for half a second, then forward again, far from the move.
+    case("sink back and forth", 0, &sink_step(0.5, 1.0, -1.0));
+}
