@@ -115,8 +115,8 @@ fn first_stamp(sink: &Path) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// `verify --expect-complete` and `watch --until complete` on `dir`: both exit codes
-/// and verify's output.
+/// `verify --expect-complete`, `watch --until complete` and `report` on `dir`: the
+/// three exit codes must be one, and this returns it with the output.
 fn check(dir: &Path) -> (i32, i32, String) {
     let d = dir.to_str().unwrap();
     let sink = format!("{d}/sink");
@@ -142,10 +142,27 @@ fn check(dir: &Path) -> (i32, i32, String) {
     ];
     args.extend(common);
     let watched = soakcheck(&args);
+    let page = format!("{d}/report.html");
+    let reported = soakcheck(&[
+        "report",
+        &sink,
+        "--input-dir",
+        &input,
+        "--keys",
+        "A,B,C",
+        "-o",
+        &page,
+    ]);
+    let out = text(&verified) + &text(&watched) + &text(&reported);
+    assert_eq!(
+        reported.status.code(),
+        verified.status.code(),
+        "the page's verdict is verify's: {out}"
+    );
     (
         verified.status.code().unwrap(),
         watched.status.code().unwrap(),
-        text(&verified) + &text(&watched),
+        out,
     )
 }
 

@@ -263,6 +263,8 @@ pub enum PageVerdict {
     Violation,
     /// The sink directory could not be checked (what `verify` exits 2 for).
     Error,
+    /// No key failed, but a key's order rests on timestamps that go back (exit 2).
+    Undetermined,
 }
 
 impl PageVerdict {
@@ -271,6 +273,7 @@ impl PageVerdict {
             PageVerdict::Ok => "ok",
             PageVerdict::Violation => "violation",
             PageVerdict::Error => "error",
+            PageVerdict::Undetermined => "undetermined",
         }
     }
 
@@ -279,7 +282,7 @@ impl PageVerdict {
         match self {
             PageVerdict::Ok => 0,
             PageVerdict::Violation => 1,
-            PageVerdict::Error => 2,
+            PageVerdict::Error | PageVerdict::Undetermined => 2,
         }
     }
 }
@@ -384,7 +387,8 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
             pm.error = Some(crate::error_text(&e));
         }
     }
-    if pm.verdict == PageVerdict::Ok && !timeline.findings.is_empty() {
+    let unfailed = matches!(pm.verdict, PageVerdict::Ok | PageVerdict::Undetermined);
+    if unfailed && !timeline.findings.is_empty() {
         pm.verdict = PageVerdict::Violation;
     }
     pm.first_finding = first_finding(&timeline, pm.report.as_ref());
@@ -439,6 +443,7 @@ fn check(files: &RunFiles, plan: &ReportPlan, timeline: &Timeline) -> Result<Che
             .map(|b| b.last_commit.iter().flatten().copied().collect())
             .unwrap_or_default();
         let mut queries = Vec::new();
+        let stamps = Stamps::of(log);
         for (i, step) in timeline.steps.iter().enumerate() {
             let key = step
                 .component
@@ -448,7 +453,7 @@ fn check(files: &RunFiles, plan: &ReportPlan, timeline: &Timeline) -> Result<Che
                 continue;
             };
             if step.action.is_fault() {
-                let from = log.commits.partition_point(|c| c.time <= step.time);
+                let from = stamps.first_after(step.time);
                 asked.push((i, queries.len()));
                 queries.push(KeyQuery { from, key });
             }
@@ -489,10 +494,36 @@ fn absorb(pm: &mut PostMortem, checked: Checked, timeline: &Timeline) {
         .collect();
     pm.recoveries = recoveries(log, timeline, &sampler, &queries);
     pm.violations = violation::views(&verified, &keys);
-    if verified.report.verdict == crate::verify::Verdict::Violation {
-        pm.verdict = PageVerdict::Violation;
+    match verified.report.verdict {
+        crate::verify::Verdict::Violation => pm.verdict = PageVerdict::Violation,
+        crate::verify::Verdict::Undetermined => pm.verdict = PageVerdict::Undetermined,
+        _ => {}
     }
     pm.report = Some(verified.report);
+}
+
+/// The commits' stamps in commit order, as their running highest: stamps mostly rise in
+/// commit order, but not where the sink's clock stepped back, and this never falls.
+struct Stamps(Vec<f64>);
+
+impl Stamps {
+    fn of(log: &crate::verify::CommitLog) -> Stamps {
+        let mut highest = f64::NEG_INFINITY;
+        Stamps(
+            log.commits
+                .iter()
+                .map(|c| {
+                    highest = highest.max(c.time);
+                    highest
+                })
+                .collect(),
+        )
+    }
+
+    /// The first commit (in commit order) once the stamps have passed `time`.
+    fn first_after(&self, time: f64) -> usize {
+        self.0.partition_point(|&t| t <= time)
+    }
 }
 
 /// Each fault's recovery: the next commit after it that involves its component.
@@ -503,13 +534,14 @@ fn recoveries(
     queries: &[(usize, usize)],
 ) -> Vec<Recovery> {
     let file_of = |component: &str| log.files.iter().position(|f| f.name == component);
+    let stamps = Stamps::of(log);
     timeline
         .steps
         .iter()
         .enumerate()
         .filter(|(_, s)| s.action.is_fault())
         .map(|(i, s)| {
-            let from = log.commits.partition_point(|c| c.time <= s.time);
+            let from = stamps.first_after(s.time);
             let next = if s.component.starts_with("sender-") {
                 queries
                     .iter()
@@ -524,7 +556,9 @@ fn recoveries(
                 time: s.time,
                 action: s.action,
                 component: s.component.clone(),
-                after_s: next.map(|c| log.commits[c].time - s.time),
+                // The sink's stamps may lag the soak's clock (its clock stepped back):
+                // never a negative recovery.
+                after_s: next.map(|c| (log.commits[c].time - s.time).max(0.0)),
             }
         })
         .collect()

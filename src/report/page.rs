@@ -23,7 +23,7 @@ const STYLE: &str = r#"
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
 main{max-width:1140px;margin:0 auto;padding:0 16px 40px}
 header.banner{padding:18px 24px;color:#fff}
-header.ok{background:#1e7b34} header.violation{background:#b3261e} header.error{background:#6b4e00}
+header.ok{background:#1e7b34} header.violation{background:#b3261e} header.error{background:#6b4e00} header.undetermined{background:#6b4e00}
 header h1{margin:0 0 6px;font-size:28px;letter-spacing:.5px}
 header p{margin:4px 0}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
@@ -106,7 +106,7 @@ fn banner(pm: &PostMortem) -> Markup {
     let v = pm.verdict;
     html! {
         header.banner.(v.as_str()) #verdict {
-            h1 { (match v { PageVerdict::Ok => "OK", PageVerdict::Violation => "VIOLATION", PageVerdict::Error => "ERROR" }) }
+            h1 { (match v { PageVerdict::Ok => "OK", PageVerdict::Violation => "VIOLATION", PageVerdict::Error => "ERROR", PageVerdict::Undetermined => "UNDETERMINED" }) }
             @if let Some(e) = &pm.error { p { "Could not check: " code { (e) } } }
             @for view in &pm.violations {
                 p.finding { "Key " strong { (view.key) } ": " strong { (view.kind.as_str()) } ", "
@@ -118,6 +118,11 @@ fn banner(pm: &PostMortem) -> Markup {
                     " after " (format!("{:.1}", f.elapsed_s)) " s: " (shown(&f.detail)) }
             }
             @if let Some(r) = &pm.report {
+                @for k in r.keys.iter().filter(|k| k.order_undetermined.is_some()) {
+                    @if let Some([a, b]) = &k.order_undetermined {
+                        p.finding { "Key " strong { (k.key) } " has no verdict: its lines in " code { (shown(&a.file)) } " (txnlog line " (a.txnlog_line) ") and in " code { (shown(&b.file)) } " (txnlog line " (b.txnlog_line) ") may have been committed in either order, because the sink's timestamps go back between them." }
+                    }
+                }
                 @for p in r.problems.iter().filter(|p| p.severity == crate::verify::Severity::Violation) {
                     p.finding { "Sink problem " strong { (crate::json_name(&p.kind)) } ": " (shown(&p.file)) ":" (p.line) ": " (shown(&p.detail)) }
                 }
@@ -195,7 +200,7 @@ fn summary(pm: &PostMortem) -> Markup {
                 @if let Some(r) = report {
                     tr { th { "keys" } td {
                         @for k in &r.keys {
-                            span.mono { (k.key) " " (if k.violation.is_some() { "FAILED" } else if k.complete { "complete" } else { "ok so far" })
+                            span.mono { (k.key) " " (if k.violation.is_some() { "FAILED" } else if k.order_undetermined.is_some() { "undetermined" } else if k.complete { "complete" } else { "ok so far" })
                                 " (" (k.verified_bytes) "/" (k.input_bytes) " bytes)" } br;
                         }
                     } }

@@ -147,8 +147,11 @@ pub struct CommitBuckets {
 impl CommitBuckets {
     /// None when nothing was committed.
     pub fn of(log: &CommitLog) -> Option<CommitBuckets> {
+        // Stamps need not rise in commit order (the sink's clock may step back).
         let first = log.commits.first()?.time;
-        let last = log.commits.iter().map(|c| c.time).fold(first, f64::max);
+        let (first, last) = log.commits.iter().fold((first, first), |(lo, hi), c| {
+            (lo.min(c.time), hi.max(c.time))
+        });
         let buckets = Buckets::over(first, last);
         let mut out = CommitBuckets {
             buckets,

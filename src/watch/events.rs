@@ -34,6 +34,10 @@ pub enum WatchEvent {
         verified_bytes: u64,
         #[serde(default)]
         unverified_keys: Vec<String>,
+        /// Keys whose order rests on the sink's timestamps where they go back: no
+        /// verdict for them (see `verify::clock`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        undetermined_keys: Vec<String>,
         findings: u64,
     },
 }

@@ -659,6 +659,7 @@ impl<'i> Watcher<'i> {
             commits: self.core.log.commits.len() as u64,
             verified_bytes: verified,
             unverified_keys: unverified,
+            undetermined_keys: undetermined_keys(&report),
             findings: self.findings.len() as u64,
         });
         if !self.findings.is_empty() {
@@ -760,6 +761,16 @@ impl<'i> Watcher<'i> {
         full.problems.extend(extra);
         Ok(full)
     }
+}
+
+/// The keys whose order the sink's timestamps leave open (no verdict for them).
+pub fn undetermined_keys(report: &Report) -> Vec<String> {
+    report
+        .keys
+        .iter()
+        .filter(|k| k.order_undetermined.is_some())
+        .map(|k| k.key.clone())
+        .collect()
 }
 
 /// The keys with input of which not one byte was verified.

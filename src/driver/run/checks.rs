@@ -60,6 +60,7 @@ pub(super) fn local_checks(
         commits,
         bytes_verified,
         unverified: crate::watch::unverified_keys(&outcome.report),
+        undetermined: crate::watch::undetermined_keys(&outcome.report),
     })
 }
 
@@ -190,12 +191,14 @@ pub(super) fn remote_checks(
                 commits,
                 verified_bytes,
                 unverified_keys,
+                undetermined_keys,
                 ..
             } => {
                 summary = true;
                 totals.commits = commits;
                 totals.bytes_verified = verified_bytes;
                 totals.unverified = unverified_keys;
+                totals.undetermined = undetermined_keys;
             }
             WatchEvent::State { .. } | WatchEvent::Commits { .. } => {}
         }
@@ -332,6 +335,7 @@ pub(super) fn join_checks(
                 sum.commits += t.commits;
                 sum.bytes_verified += t.bytes_verified;
                 sum.unverified.extend(t.unverified);
+                sum.undetermined.extend(t.undetermined);
             }
             Err(e) => first_error = first_error.or(Some(e)),
         }

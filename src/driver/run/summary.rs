@@ -18,6 +18,10 @@ pub struct RunSummary {
     pub input_bytes: u64,
     /// Keys of which not one byte was verified (a run with any is not a pass).
     pub unverified_keys: Vec<String>,
+    /// Keys without a verdict: their order rests on the sink's timestamps where they go
+    /// back (verdict `undetermined`, exit 2).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undetermined_keys: Vec<String>,
     pub findings: Vec<Finding>,
     pub frozen: bool,
     pub stopped_by_signal: bool,
@@ -60,6 +64,8 @@ pub(super) struct CheckTotals {
     pub(super) bytes_verified: u64,
     /// Keys with input of which not one byte was verified.
     pub(super) unverified: Vec<String>,
+    /// Keys whose order the sink's timestamps leave open.
+    pub(super) undetermined: Vec<String>,
 }
 
 impl RunSummary {
@@ -75,6 +81,7 @@ impl RunSummary {
             bytes_verified: 0,
             input_bytes: 0,
             unverified_keys: vec![],
+            undetermined_keys: vec![],
             findings: vec![],
             frozen: false,
             stopped_by_signal: false,
@@ -95,6 +102,8 @@ impl RunSummary {
             "violation"
         } else if nothing {
             "nothing-verified"
+        } else if ended_well && !t.checked.undetermined.is_empty() {
+            "undetermined"
         } else if ended_well {
             "ok"
         } else {
@@ -110,6 +119,7 @@ impl RunSummary {
             bytes_verified: t.checked.bytes_verified,
             input_bytes: input_bytes(plan),
             unverified_keys: t.checked.unverified,
+            undetermined_keys: t.checked.undetermined,
             findings: t.findings,
             frozen: t.frozen,
             stopped_by_signal: stopped_by_signal && !t.frozen,
@@ -127,6 +137,7 @@ impl RunSummary {
             1
         } else if self.stopped_by_signal
             || self.verdict == "nothing-verified"
+            || self.verdict == "undetermined"
             || !self.left_running.is_empty()
         {
             2
@@ -166,6 +177,13 @@ impl RunSummary {
             out += &format!(
                 "  not a pass: not one committed byte of key(s) {} was verified in {}/sink-out\n",
                 self.unverified_keys.join(","),
+                self.run_dir
+            );
+        }
+        if self.verdict == "undetermined" {
+            out += &format!(
+                "  not a pass: the order of key(s) {} rests on the sink's timestamps, which go back where their lines move between files (`soakcheck verify` on {}/sink-out names the commits)\n",
+                self.undetermined_keys.join(","),
                 self.run_dir
             );
         }
@@ -233,9 +251,23 @@ mod tests {
                 commits: 3,
                 bytes_verified,
                 unverified: unverified.iter().map(|k| k.to_string()).collect(),
+                undetermined: vec![],
             },
             findings: vec![],
         }
+    }
+
+    /// Issue 19: a soak whose sink clock stepped back where a key moved between files
+    /// has no verdict for that key: `undetermined`, exit 2, naming it; never ok.
+    #[test]
+    fn a_key_whose_order_the_stamps_leave_open_makes_the_run_not_a_pass() {
+        let mut t = totals(Ending::Complete, 5000, &[]);
+        t.checked.undetermined = vec!["B".into()];
+        let summary = RunSummary::new(&plan(), t);
+        assert_eq!((summary.verdict, summary.exit_code()), ("undetermined", 2));
+        assert!(summary
+            .to_human()
+            .contains("key(s) B rests on the sink's timestamps"));
     }
 
     /// Issue 17.2: a soak in which one key verified not one byte did not test that key,
