@@ -96,6 +96,7 @@ mod tests {
                 commits: 3,
                 verified_bytes: 4,
                 unverified_keys: vec!["C".into()],
+                undetermined_keys: vec!["B".into()],
                 findings: 1,
             },
         ];
