@@ -57,6 +57,13 @@ pub struct Timings {
     pub net_up_max: f64,
     /// A network fault lasts U(0, net_down_max) before its heal.
     pub net_down_max: f64,
+    /// A clock loop's component keeps true time for U(0, clock_up_max) between faults.
+    pub clock_up_max: f64,
+    /// A clock fault lasts U(0.1, clock_down_max) before its heal.
+    pub clock_down_max: f64,
+    /// A clock loop's steps are U(0.1, clock_step_max) seconds, back or forward (a
+    /// size, not a wait: `--time-scale` leaves it).
+    pub clock_step_max: f64,
 }
 
 impl Default for Timings {
@@ -77,13 +84,16 @@ impl Default for Timings {
             recovery_window: 5.0,
             net_up_max: 8.0,
             net_down_max: 3.0,
+            clock_up_max: 8.0,
+            clock_down_max: 4.0,
+            clock_step_max: 300.0,
         }
     }
 }
 
 impl Timings {
     /// Every timing by its name in `[timings]`.
-    fn fields(&self) -> [(&'static str, f64); 15] {
+    fn fields(&self) -> [(&'static str, f64); 18] {
         [
             ("start_delay", self.start_delay),
             ("worker_up_max", self.worker_up_max),
@@ -100,6 +110,9 @@ impl Timings {
             ("recovery_window", self.recovery_window),
             ("net_up_max", self.net_up_max),
             ("net_down_max", self.net_down_max),
+            ("clock_up_max", self.clock_up_max),
+            ("clock_down_max", self.clock_down_max),
+            ("clock_step_max", self.clock_step_max),
         ]
     }
 
@@ -135,6 +148,9 @@ impl Timings {
             recovery_window: self.recovery_window * f,
             net_up_max: self.net_up_max * f,
             net_down_max: self.net_down_max * f,
+            clock_up_max: self.clock_up_max * f,
+            clock_down_max: self.clock_down_max * f,
+            clock_step_max: self.clock_step_max,
         }
     }
 }
@@ -271,6 +287,8 @@ pub struct Scenario {
     pub probes: BTreeMap<String, Probe>,
     /// Network fault loops (`net-sink`, `net-source`, `net-control`).
     pub net: Vec<NetScope>,
+    /// Clock fault loops (`clock-sink`, `clockN`), by component.
+    pub clocks: Vec<Component>,
     /// `[network]`.
     pub network: NetworkConfig,
 }
@@ -279,10 +297,12 @@ pub struct Scenario {
 pub enum ScenarioError {
     #[error("NUM_WORKERS must be between 1 and 9, not {0:?}")]
     Workers(String),
-    #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, net-sink, net-source, net-control, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
+    #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, net-sink, net-source, net-control, clock-sink, clockN, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
     Argument(String),
     #[error("crash{0}: there is no worker {0} in a cluster of {1}")]
     NoSuchWorker(usize, usize),
+    #[error("{0}: there is no worker {1} in a cluster of {2}")]
+    NoSuchWorkerFor(String, usize, usize),
     #[error("{path}: {detail}")]
     File { path: String, detail: String },
     #[error("{0}: no such custom scenario (built in: run_custom1, run_custom5; others need a [custom.NAME] table in --scenario)")]
@@ -386,6 +406,7 @@ impl Scenario {
             seed: parsed_file.seed,
             probes: parsed_file.probes,
             net: Vec::new(),
+            clocks: Vec::new(),
             network: parsed_file.network,
         };
         for arg in parsed_file.args.iter().chain(args) {
@@ -420,6 +441,7 @@ impl Scenario {
             "net-sink" => self.net.push(NetScope::Sink),
             "net-source" => self.net.push(NetScope::Source),
             "net-control" => self.net.push(NetScope::Control),
+            "clock-sink" => self.clocks.push(Component::Sink),
             name if name.starts_with("run_custom") => {
                 let steps = custom
                     .get(name)
@@ -427,6 +449,10 @@ impl Scenario {
                     .or_else(|| built_in_custom(name))
                     .ok_or_else(|| ScenarioError::Custom(name.into()))?;
                 self.steps.extend(steps);
+            }
+            other if other.starts_with("clock") => {
+                let n = parse_worker(other, "clock", self.workers)?;
+                self.clocks.push(Component::Worker(n));
             }
             other => {
                 let crash = parse_crash(other, self.workers)?;
@@ -480,6 +506,7 @@ impl Scenario {
         if let Some(f) = step.for_s() {
             crate::duration::check_seconds("for", f)?;
         }
+        check_clock_step(step)?;
         if let Some(fault) = step.fault() {
             fault.check()?;
         }
@@ -522,6 +549,38 @@ impl Scenario {
     }
 }
 
+/// A clock step's numbers: an offset of at most 10 years either way, a strobe's period
+/// of at least 10 ms, a rate above 0 and at most 100; and only a sink or a worker has a
+/// clock of its own (a sender is the original's, not faked).
+fn check_clock_step(step: &Step) -> Result<(), String> {
+    let (by, period, rate) = match &step.act {
+        Act::ClockStep(c) => (Some(c.by), None, None),
+        Act::ClockStrobe(c) => (Some(c.by), Some(c.period), None),
+        Act::ClockRate(c) => (None, None, Some(c.rate)),
+        Act::ClockHeal(_) => (None, None, None),
+        _ => return Ok(()),
+    };
+    if let Some(by) = by {
+        crate::duration::check_seconds("by", by.abs())?;
+    }
+    if let Some(p) = period {
+        crate::duration::check_seconds("period", p)?;
+        if p < 0.01 {
+            return Err(format!("period = {p} is under 10 ms"));
+        }
+    }
+    if let Some(r) = rate.filter(|r| !(r.is_finite() && *r > 0.0 && *r <= 100.0)) {
+        return Err(format!("rate = {r} is not above 0 and at most 100"));
+    }
+    match Component::parse(step.component()) {
+        Some(Component::Sink | Component::Worker(_)) => Ok(()),
+        _ => Err(format!(
+            "{} has no clock soakcheck can fault: only the sink and the workers do",
+            step.component()
+        )),
+    }
+}
+
 /// Reads a scenario file: a few KB of TOML (/dev/zero or a FIFO is refused, not read
 /// forever).
 fn read_file(path: &Path) -> Result<ScenarioFile, ScenarioError> {
@@ -533,6 +592,18 @@ fn read_file(path: &Path) -> Result<ScenarioFile, ScenarioError> {
         crate::formats::regular::read_regular(path, 1 << 20).map_err(|e| error(e.to_string()))?;
     let text = String::from_utf8(bytes).map_err(|e| error(format!("not UTF-8 text: {e}")))?;
     toml::from_str(&text).map_err(|e| error(e.to_string()))
+}
+
+/// `clockN`: worker N, of a cluster of `workers`.
+fn parse_worker(arg: &str, prefix: &str, workers: usize) -> Result<usize, ScenarioError> {
+    let n: usize = arg
+        .strip_prefix(prefix)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ScenarioError::Argument(arg.into()))?;
+    if n >= workers {
+        return Err(ScenarioError::NoSuchWorkerFor(arg.into(), n, workers));
+    }
+    Ok(n)
 }
 
 /// `crashN` or `crashN.slow`: worker N's crash loop, of a cluster of `workers`.

@@ -34,6 +34,7 @@ use crate::rundir::events::EventLine;
 use crate::rundir::step::{Act, Action, Step, Target};
 use crate::watch::{Control, ProgressStyle};
 
+pub mod clock;
 mod crash;
 mod families;
 mod family;
@@ -214,6 +215,9 @@ pub struct Supervisor<'a> {
     waiting: BTreeMap<Component, Waiting>,
     /// The cluster at its start, until it is ready: what was last seen of it.
     startup: Option<Waiting>,
+    /// Every process started under libfaketime (its component, its pid), whose
+    /// shared-memory pair is removed once the soak is over.
+    faketime_pids: Vec<(Component, u32)>,
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).
@@ -257,6 +261,7 @@ impl<'a> Supervisor<'a> {
             record_error: None,
             waiting: BTreeMap::new(),
             startup: None,
+            faketime_pids: Vec::new(),
         }
     }
 
@@ -311,17 +316,31 @@ impl<'a> Supervisor<'a> {
     }
 
     fn spec(&self, c: &Component, join: bool) -> LaunchSpec {
-        self.preset.spec(c, join)
+        let mut spec = self.preset.spec(c, join);
+        if self.clocked(c) {
+            spec.env
+                .extend(clock::faketime_env(&self.preset.run_dir, c));
+        }
+        spec
     }
 
     fn start_component(&mut self, c: &Component, join: bool) -> Result<(), DriverError> {
         let spec = self.spec(c, join);
-        self.driver.start(c, &spec)
+        self.driver.start(c, &spec)?;
+        if self.clocked(c) {
+            if let Some(p) = self.driver.placement(c) {
+                self.faketime_pids.push((c.clone(), p.pid));
+            }
+        }
+        Ok(())
     }
 
     /// Start phase: the sink and the workers; the senders follow once the cluster is
     /// ready (see [`Due::StartupCheck`]).
     pub fn start(&mut self, readiness: Duration) -> Result<(), DriverError> {
+        for family in FAMILIES {
+            family.prepare(self)?;
+        }
         self.start_component(&Component::Sink, false)?;
         for n in 0..self.plan.scenario.workers {
             self.start_component(&Component::Worker(n), false)?;
@@ -371,6 +390,12 @@ impl<'a> Supervisor<'a> {
     fn event(&mut self, act: fn(Target) -> Act, c: &Component) {
         let at = self.now().duration_since(self.started).as_secs_f64();
         self.record(Step::on(at, act, &c.name()));
+    }
+
+    /// Records a step of its own making (a clock fault).
+    fn record_act(&mut self, act: Act) {
+        let at = self.now().duration_since(self.started).as_secs_f64();
+        self.record(Step { at, act });
     }
 
     /// Records a network fault or heal of `link`.
@@ -672,6 +697,10 @@ impl<'a> Supervisor<'a> {
             if let Err(e) = self.driver.stop(&c, grace) {
                 failed.push((c, e.to_string()));
             }
+        }
+        // Only once every group is gone: a live process still uses its pair.
+        if failed.is_empty() {
+            self.clean_faketime_shm();
         }
         failed
     }

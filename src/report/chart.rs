@@ -27,6 +27,7 @@ pub const NET_RESET: RGBColor = RGBColor(0x17, 0xBE, 0xCF);
 pub const NET_DELAY: RGBColor = RGBColor(0xBC, 0xBD, 0x22);
 pub const NET_BANDWIDTH: RGBColor = RGBColor(0x7F, 0x7F, 0x7F);
 pub const NET_SLICE: RGBColor = RGBColor(0xE3, 0x77, 0xC2);
+pub const CLOCK: RGBColor = RGBColor(0x00, 0x60, 0x64);
 
 /// The colour of an action's mark (as the page's legend shows it).
 pub fn action_color(action: Action) -> RGBColor {
@@ -35,12 +36,13 @@ pub fn action_color(action: Action) -> RGBColor {
         Action::Pause => PAUSE,
         Action::Grow => GROW,
         Action::Shrink => SHRINK,
-        Action::Restart | Action::Resume | Action::Heal => RESTART,
+        Action::Restart | Action::Resume | Action::Heal | Action::ClockHeal => RESTART,
         Action::Partition => PARTITION,
         Action::Reset => NET_RESET,
         Action::Delay => NET_DELAY,
         Action::Bandwidth => NET_BANDWIDTH,
         Action::Slice => NET_SLICE,
+        Action::ClockStep | Action::ClockStrobe | Action::ClockRate => CLOCK,
     }
 }
 
@@ -146,8 +148,9 @@ pub fn lanes(axis: &TimeAxis, timeline: &Timeline, components: &[String]) -> Res
                 .filter_map(|s| Some((s, lane_of(&s.component)?))),
             axis,
         );
-        // One polygon per crash, grow or shrink (a triangle pointing down, up, down) and
-        // per network fault (a diamond), one small circle per restart, resume or heal.
+        // One polygon per crash, grow or shrink (a triangle pointing down, up, down), per
+        // network fault (a diamond) and per clock fault (a square), one small circle per
+        // restart, resume or heal.
         let triangle = |down: bool| {
             let tip = if down { 6 } else { -6 };
             vec![(-6, -tip), (6, -tip), (0, tip)]
@@ -160,6 +163,7 @@ pub fn lanes(axis: &TimeAxis, timeline: &Timeline, components: &[String]) -> Res
                     Action::Crash | Action::Shrink | Action::Grow => {
                         triangle(s.action != Action::Grow)
                     }
+                    a if a.is_clock() => vec![(-5, -5), (5, -5), (5, 5), (-5, 5)],
                     // A network fault: a diamond.
                     _ => vec![(0, -7), (6, 0), (0, 7), (-6, 0)],
                 };

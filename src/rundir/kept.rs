@@ -55,6 +55,7 @@ fn is_evidence(name: &str, inputs: &[String]) -> bool {
             | crate::rundir::EVENTS
             | crate::rundir::REPORT
             | crate::rundir::STATE
+            | crate::rundir::CLOCK
             | "report-files.d"
     ) || name.starts_with("wallaroo.")
         || name.starts_with("sender.out.")

@@ -12,6 +12,7 @@
 //! RUN_DIR/report.html          the post-mortem page
 //! RUN_DIR/soakcheck-state/     the demo workers' durable state
 //! RUN_DIR/soakcheck-runs/      earlier runs, kept
+//! RUN_DIR/soakcheck-clock/     each clocked component's libfaketime offset (on its host)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub const RECORD: &str = "soakcheck-run.json";
 pub const REPORT: &str = "report.html";
 pub const STATE: &str = "soakcheck-state";
 pub const KEPT: &str = "soakcheck-runs";
+/// Each clocked component's libfaketime offset file (clock faults).
+pub const CLOCK: &str = "soakcheck-clock";
 /// The sink's log, in its sink directory.
 pub const SINK_LOG: &str = "stdout-stderr";
 

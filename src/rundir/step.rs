@@ -61,6 +61,57 @@ pub enum Act {
     },
     Slice(Net),
     Heal(Net),
+    /// A component's clock (through libfaketime) set `by` seconds off true time, back
+    /// to true time after `for` seconds when it says.
+    ClockStep(ClockStep),
+    /// A component's clock flips between true time and `by` seconds off every `period`
+    /// seconds, for `for` seconds, then is true again.
+    ClockStrobe(ClockStrobe),
+    /// A component's clock runs `rate` times as fast (from where it is now), back to
+    /// true time after `for` seconds when it says.
+    ClockRate(ClockRate),
+    /// A component's clock is true time again.
+    ClockHeal(Target),
+}
+
+/// The component of a clock step: the sink when the step leaves it out.
+fn sink() -> String {
+    "sink".into()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ClockStep {
+    #[serde(default = "sink")]
+    pub component: String,
+    /// Seconds off true time (negative: behind).
+    pub by: f64,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ClockStrobe {
+    #[serde(default = "sink")]
+    pub component: String,
+    /// Seconds off true time in the off half of each period (default: 1 s behind).
+    #[serde(default = "one_second_back")]
+    pub by: f64,
+    pub period: f64,
+    #[serde(rename = "for")]
+    pub for_s: f64,
+}
+
+fn one_second_back() -> f64 {
+    -1.0
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ClockRate {
+    #[serde(default = "sink")]
+    pub component: String,
+    pub rate: f64,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_s: Option<f64>,
 }
 
 /// The component a process step acts on: `sink`, `initializer`, `workerN`, `sender-K`.
@@ -101,6 +152,10 @@ pub enum Action {
     Bandwidth,
     Slice,
     Heal,
+    ClockStep,
+    ClockStrobe,
+    ClockRate,
+    ClockHeal,
 }
 
 impl Action {
@@ -119,7 +174,19 @@ impl Action {
             Action::Bandwidth => "bandwidth",
             Action::Slice => "slice",
             Action::Heal => "heal",
+            Action::ClockStep => "clock-step",
+            Action::ClockStrobe => "clock-strobe",
+            Action::ClockRate => "clock-rate",
+            Action::ClockHeal => "clock-heal",
         }
+    }
+
+    /// A fault of a component's clock.
+    pub fn is_clock(self) -> bool {
+        matches!(
+            self,
+            Action::ClockStep | Action::ClockStrobe | Action::ClockRate | Action::ClockHeal
+        )
     }
 
     /// A fault of a link rather than of a process.
@@ -137,7 +204,10 @@ impl Action {
 
     /// A fault (counted, and followed by a recovery), not a restart, resume or heal.
     pub fn is_fault(self) -> bool {
-        !matches!(self, Action::Restart | Action::Resume | Action::Heal)
+        !matches!(
+            self,
+            Action::Restart | Action::Resume | Action::Heal | Action::ClockHeal
+        )
     }
 }
 
@@ -157,6 +227,10 @@ impl Act {
             Act::Bandwidth { .. } => Action::Bandwidth,
             Act::Slice(_) => Action::Slice,
             Act::Heal(_) => Action::Heal,
+            Act::ClockStep(_) => Action::ClockStep,
+            Act::ClockStrobe(_) => Action::ClockStrobe,
+            Act::ClockRate(_) => Action::ClockRate,
+            Act::ClockHeal(_) => Action::ClockHeal,
         }
     }
 
@@ -188,7 +262,8 @@ impl Act {
             | Act::Pause(t)
             | Act::Resume(t)
             | Act::Grow(t)
-            | Act::Shrink(t) => Some(t),
+            | Act::Shrink(t)
+            | Act::ClockHeal(t) => Some(t),
             _ => None,
         }
     }
@@ -239,10 +314,15 @@ impl Step {
 
     /// The component it acts on (a network step's: its link's connecting side).
     pub fn component(&self) -> &str {
-        match (self.act.target(), self.act.net()) {
-            (Some(t), _) => &t.component,
-            (_, Some(net)) => &net.component,
-            _ => "",
+        match &self.act {
+            Act::ClockStep(c) => &c.component,
+            Act::ClockStrobe(c) => &c.component,
+            Act::ClockRate(c) => &c.component,
+            act => match (act.target(), act.net()) {
+                (Some(t), _) => &t.component,
+                (_, Some(net)) => &net.component,
+                _ => "",
+            },
         }
     }
 
@@ -251,9 +331,14 @@ impl Step {
         self.act.net().map(|net| net.link.as_str())
     }
 
-    /// How long a network fault lasts before its heal, when the step says.
+    /// How long a network or clock fault lasts before its heal, when the step says.
     pub fn for_s(&self) -> Option<f64> {
-        self.act.net().and_then(|net| net.for_s)
+        match &self.act {
+            Act::ClockStep(c) => c.for_s,
+            Act::ClockStrobe(c) => Some(c.for_s),
+            Act::ClockRate(c) => c.for_s,
+            act => act.net().and_then(|net| net.for_s),
+        }
     }
 
     /// A network step's component is its link's connecting side.
@@ -305,6 +390,10 @@ mod tests {
             r#"{"at":2.0,"action":"delay","component":"sender-A","link":"sender-A->worker1","ms":120,"jitter_ms":24}"#,
             r#"{"at":2.0,"action":"bandwidth","component":"worker2","link":"worker2->initializer","bytes_per_s":16384}"#,
             r#"{"at":9.0,"action":"heal","component":"worker1","link":"worker1->sink"}"#,
+            r#"{"at":3.5,"action":"clock-step","component":"sink","by":-30.0,"for":2.0}"#,
+            r#"{"at":3.5,"action":"clock-strobe","component":"worker1","by":-1.0,"period":0.5,"for":10.0}"#,
+            r#"{"at":3.5,"action":"clock-rate","component":"sink","rate":2.0}"#,
+            r#"{"at":9.0,"action":"clock-heal","component":"sink"}"#,
         ] {
             let step: Step = serde_json::from_str(line).unwrap();
             assert_eq!(serde_json::to_string(&step).unwrap(), line);
@@ -327,6 +416,22 @@ mod tests {
         assert_eq!(
             (step.action(), step.link(), step.for_s()),
             (Action::Partition, Some("worker1->sink"), Some(2.0))
+        );
+        // The issue's examples: the sink when no component is named.
+        let strobe: Step =
+            toml::from_str("at = 1\naction = \"clock-strobe\"\nperiod = 0.5\nfor = 10.0\n")
+                .unwrap();
+        assert_eq!((strobe.component(), strobe.for_s()), ("sink", Some(10.0)));
+        let step: Step =
+            toml::from_str("at = 1\naction = \"clock-step\"\ncomponent = \"sink\"\nby = -30.0\n")
+                .unwrap();
+        assert_eq!(
+            step.act,
+            Act::ClockStep(ClockStep {
+                component: "sink".into(),
+                by: -30.0,
+                for_s: None
+            })
         );
         let err = toml::from_str::<Step>("at = 4\naction = \"explode\"\n").unwrap_err();
         assert!(err.to_string().contains("explode"), "{err}");

@@ -205,6 +205,10 @@ pub(super) struct CrashLoops;
 impl super::family::FaultFamily for CrashLoops {
     type Timer = CrashTimer;
 
+    fn prepare(&self, _: &mut Supervisor<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let t = sup.plan.timings.clone();
         if sup.plan.scenario.crash_sink {
@@ -254,6 +258,10 @@ pub(super) struct SenderCrashes;
 
 impl super::family::FaultFamily for SenderCrashes {
     type Timer = SourceCrash;
+
+    fn prepare(&self, _: &mut Supervisor<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
 
     fn begin(&self, sup: &mut Supervisor<'_>) {
         if sup.plan.scenario.crash_source {

@@ -11,12 +11,13 @@ use super::family::AnyFamily;
 
 /// Every family, in the order they begin: the order of their draws from the soak's RNG,
 /// so a seed always gives the same schedule.
-pub(super) static FAMILIES: [&dyn AnyFamily; 5] = [
+pub(super) static FAMILIES: [&dyn AnyFamily; 6] = [
     &super::crash::CrashLoops,
     &super::membership::GrowShrink,
     &super::crash::SenderCrashes,
     &super::scripted::ScriptedSteps,
     &super::network::NetworkLoops,
+    &super::clock::ClockLoops,
 ];
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::any::{Any, TypeId};
 use std::fmt::Debug;
 
-use super::{Due, RunFailure, Supervisor};
+use super::{DriverError, Due, RunFailure, Supervisor};
 use crate::rundir::step::Step;
 
 /// One family of faults: what it schedules when the soak begins, and how it fires its
@@ -21,6 +21,9 @@ pub(super) trait FaultFamily: Sync {
     /// Schedules its loops' first timers, as the scenario asks (none when it does not).
     fn begin(&self, sup: &mut Supervisor<'_>);
 
+    /// Gets ready before the cluster starts (a family that needs nothing says `Ok`).
+    fn prepare(&self, sup: &mut Supervisor<'_>) -> Result<(), DriverError>;
+
     /// Fires one of its timers.
     fn fire(&self, sup: &mut Supervisor<'_>, timer: Self::Timer) -> Result<(), RunFailure>;
 
@@ -31,6 +34,7 @@ pub(super) trait FaultFamily: Sync {
 
 /// A [`FaultFamily`] whatever its timer type: what the registry lists.
 pub(super) trait AnyFamily: Sync {
+    fn prepare(&self, sup: &mut Supervisor<'_>) -> Result<(), DriverError>;
     fn begin(&self, sup: &mut Supervisor<'_>);
     /// Fires `timer` when it is this family's (None when it is not).
     fn try_fire(
@@ -43,6 +47,10 @@ pub(super) trait AnyFamily: Sync {
 }
 
 impl<F: FaultFamily> AnyFamily for F {
+    fn prepare(&self, sup: &mut Supervisor<'_>) -> Result<(), DriverError> {
+        FaultFamily::prepare(self, sup)
+    }
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         FaultFamily::begin(self, sup);
     }
@@ -71,6 +79,11 @@ pub struct FamilyTimer(Box<dyn TimerValue>);
 impl FamilyTimer {
     pub(super) fn new<T: Clone + Debug + PartialEq + Send + 'static>(timer: T) -> FamilyTimer {
         FamilyTimer(Box::new(timer))
+    }
+
+    /// Whether the timer inside is a `T` for which `pred` holds.
+    pub(super) fn is<T: 'static>(&self, pred: impl Fn(&T) -> bool) -> bool {
+        self.0.as_any().downcast_ref::<T>().is_some_and(pred)
     }
 
     /// The type of the timer inside (its family's [`FaultFamily::Timer`]).

@@ -63,6 +63,10 @@ pub(super) struct GrowShrink;
 impl super::family::FaultFamily for GrowShrink {
     type Timer = GrowShrinkTick;
 
+    fn prepare(&self, _: &mut Supervisor<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let scenario = &sup.plan.scenario;
         if scenario.grow || scenario.shrink {

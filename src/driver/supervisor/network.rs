@@ -108,6 +108,10 @@ pub(super) struct NetworkLoops;
 impl super::family::FaultFamily for NetworkLoops {
     type Timer = NetTimer;
 
+    fn prepare(&self, _: &mut Supervisor<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         let t = sup.plan.timings.clone();
         for scope in sup.plan.scenario.net.clone() {

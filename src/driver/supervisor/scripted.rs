@@ -33,6 +33,10 @@ pub(super) struct ScriptedSteps;
 impl super::family::FaultFamily for ScriptedSteps {
     type Timer = Scripted;
 
+    fn prepare(&self, _: &mut Supervisor<'_>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     fn begin(&self, sup: &mut Supervisor<'_>) {
         for step in sup.plan.scenario.steps.clone() {
             sup.schedule(secs(step.at), Due::of(Scripted(step)));
