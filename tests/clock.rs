@@ -5,12 +5,19 @@
 //! the doubtful stamps and outside them. `verify` and `watch` must give the verdict of
 //! the unmodified directory (OK), or say that a key's order is undetermined (exit 2);
 //! never a violation. The original verifier fails most of these.
+//!
+//! Issue 19.2: clock faults in `run` keep the demo's promise: a soak with `clock-sink
+//! clock1 crash-sink crash1` (the demo's Rust components under libfaketime) ends green,
+//! and `verify --expect-complete` agrees.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use serde_json::Value;
 
 fn soakcheck(args: &[&str]) -> Output {
     Command::cargo_bin("soakcheck")
@@ -266,4 +273,94 @@ fn steps_of_the_sink_s_clock_give_the_verdict_or_say_it_is_undetermined() {
     case("sink forward 30 s", 0, &sink_step(2.2, f64::MAX, 30.0));
     // Back 1 s for half a second, then forward again, far from the move.
     case("sink back and forth", 0, &sink_step(0.5, 1.0, -1.0));
+}
+
+/// The demo keeps its promise through clock faults of the sink and a worker, with crash
+/// loops of both: the run ends green at EOF, `verify --expect-complete` agrees, every
+/// clock fault is an event with its offset, and libfaketime's shared-memory pairs are
+/// gone afterwards.
+#[test]
+fn a_soak_with_clock_faults_keeps_the_demo_s_promise() {
+    const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    if !Path::new(LIBFAKETIME).is_file() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI installs libfaketime (scripts/test)"
+        );
+        eprintln!("skipped: no {LIBFAKETIME} (apt-get install faketime libfaketime)");
+        return;
+    }
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = common::run_args(
+        dir.path(),
+        &[
+            "2",
+            "clock-sink",
+            "clock1",
+            "crash-sink",
+            "crash1",
+            "--bytes-per-key",
+            "60000",
+            "--rate",
+            "30000",
+            "--time-scale",
+            "0.25",
+            "--seed",
+            "11",
+            "--json",
+        ],
+    );
+    let out = std::process::Command::new(common::exe())
+        .args(&args)
+        .output()
+        .unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary["verdict"], "ok", "{summary}");
+    let faults = &summary["faults"];
+    let clock_faults: u64 = ["clock-step", "clock-strobe", "clock-rate"]
+        .iter()
+        .flat_map(|k| ["sink", "worker1"].map(|c| faults[k][c].as_u64().unwrap_or(0)))
+        .sum();
+    assert!(clock_faults >= 4, "{summary}");
+    assert!(
+        faults["crash"]["sink"].as_u64().unwrap_or(0) >= 1,
+        "{summary}"
+    );
+    let d = dir.path().to_str().unwrap();
+    let verified = soakcheck(&[
+        "verify",
+        "--expect-complete",
+        "--sink-dir",
+        &format!("{d}/sink-out"),
+        "--input-dir",
+        d,
+        "--keys",
+        "A,B,C",
+    ]);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let step = events
+        .lines()
+        .find(|l| l.contains(r#""action":"clock-step""#))
+        .expect("a clock step in events.jsonl");
+    assert!(step.contains(r#""by":"#), "with its offset: {step}");
+    let leftover: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("faketime"))
+        .filter(|n| {
+            let pid: u32 = n.rsplit('_').next().unwrap_or("").parse().unwrap_or(0);
+            !Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .collect();
+    assert!(leftover.is_empty(), "libfaketime left {leftover:?}");
 }

@@ -849,3 +849,110 @@ fn a_seed_gives_the_same_schedule_of_every_loop() {
     drop(sup);
     insta::assert_snapshot!(String::from_utf8(rig.events).unwrap());
 }
+
+/// Issue 19.2: a clock loop steps, strobes or speeds its component's clock and heals it
+/// back to true time, writing the offset file libfaketime reads; every fault is an
+/// event with its offset, and the clock is true time at the start and after each heal.
+#[test]
+fn a_clock_loop_faults_and_heals_its_component_s_clock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(&["clock-sink", "clock1"]);
+    let mut rig = Rig::new();
+    rig.preset.run_dir = dir.path().to_path_buf();
+    let (mut sup, clock) = rig.supervisor(&p);
+    if !std::path::Path::new(clock::LIBFAKETIME).is_file() {
+        let err = sup.start(Duration::from_secs(15)).unwrap_err().to_string();
+        assert!(
+            err.contains("apt-get install faketime libfaketime"),
+            "{err}"
+        );
+        assert!(std::env::var("CI").is_err(), "CI has libfaketime: {err}");
+        return;
+    }
+    sup.start(Duration::from_secs(15)).unwrap();
+    let file = |c: &Component| std::fs::read_to_string(clock::clock_file(dir.path(), c)).unwrap();
+    assert_eq!(
+        file(&Component::Sink),
+        "+0\n",
+        "true time before the first fault"
+    );
+    drive(&mut sup, clock, Duration::from_secs(120));
+    let faults = sup.fault_count;
+    drop(sup);
+    let events = String::from_utf8(rig.events).unwrap();
+    let steps: Vec<Step> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let faulted = steps.iter().filter(|s| s.action().is_fault()).count();
+    let healed = steps
+        .iter()
+        .filter(|s| s.action() == Action::ClockHeal)
+        .count();
+    assert!(faulted >= 10, "{events}");
+    assert_eq!(faults as usize, faulted);
+    assert!(healed + 2 >= faulted, "each fault heals: {events}");
+    for s in &steps {
+        if let Act::ClockStep(c) = &s.act {
+            assert!((0.1..=300.0).contains(&c.by.abs()), "{c:?}");
+        }
+    }
+    assert!(steps.iter().any(|s| s.component() == "worker1"));
+    let out = String::from_utf8(rig.out).unwrap();
+    assert!(out.contains("=S") && out.contains("=1"), "{out}");
+}
+
+/// A scripted clock step without `for` stays; with `for` it heals after it; a strobe
+/// flips the file until its heal.
+#[test]
+fn scripted_clock_steps_set_the_file_and_heal_after_their_for() {
+    if !std::path::Path::new(clock::LIBFAKETIME).is_file() {
+        assert!(std::env::var("CI").is_err(), "CI has libfaketime");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = plan(&[]);
+    let strobe = crate::rundir::step::ClockStrobe {
+        component: "worker1".into(),
+        by: -2.0,
+        period: 0.5,
+        for_s: 3.0,
+    };
+    p.scenario.steps = vec![
+        Step {
+            at: 1.0,
+            act: Act::ClockStep(crate::rundir::step::ClockStep {
+                component: "sink".into(),
+                by: -30.0,
+                for_s: Some(2.0),
+            }),
+        },
+        Step {
+            at: 1.0,
+            act: Act::ClockStrobe(strobe),
+        },
+    ];
+    let mut rig = Rig::new();
+    rig.preset.run_dir = dir.path().to_path_buf();
+    let (mut sup, clock) = rig.supervisor(&p);
+    sup.start(Duration::from_secs(15)).unwrap();
+    let file = |c: &Component| std::fs::read_to_string(clock::clock_file(dir.path(), c)).unwrap();
+    drive(&mut sup, clock, Duration::from_millis(1200));
+    assert_eq!(file(&Component::Sink), "-30\n");
+    assert_eq!(file(&Component::Worker(1)), "-2\n");
+    drive(&mut sup, clock, Duration::from_millis(500));
+    assert_eq!(
+        file(&Component::Worker(1)),
+        "+0\n",
+        "the strobe flipped back"
+    );
+    drive(&mut sup, clock, Duration::from_secs(5));
+    assert_eq!(file(&Component::Sink), "+0\n", "healed after its for");
+    assert_eq!(file(&Component::Worker(1)), "+0\n", "the strobe ended true");
+    drop(sup);
+    let out = String::from_utf8(rig.out).unwrap();
+    assert!(
+        out.contains("<S") && out.contains("~1") && out.contains("=S"),
+        "{out}"
+    );
+}
