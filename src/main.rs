@@ -31,7 +31,8 @@ enum Command {
     /// The soak driver: start the system under test, crash, pause, grow and shrink it in
     /// loops, check everything in-process, and freeze the world at the first finding.
     Run(cli::run::RunArgs),
-    /// Stop everything a previous run started and delete its state (like reset.sh).
+    /// Stop everything a previous run started (on every host) and keep its evidence in
+    /// RUN_DIR/soakcheck-runs/, deleting nothing (like reset.sh, which deleted it).
     Reset(cli::run::ResetArgs),
     /// A TCP fault proxy: forwards each link and partitions, resets, delays, throttles or
     /// slices it on request (loopback HTTP control, JSON).

@@ -8,7 +8,9 @@
 //!
 //! Issue 19.2: clock faults in `run` keep the demo's promise: a soak with `clock-sink
 //! clock1 crash-sink crash1` (the demo's Rust components under libfaketime) ends green,
-//! and `verify --expect-complete` agrees.
+//! and `verify --expect-complete` agrees; and the original Python `aloc_sink`, run
+//! unmodified by the wallaroo preset, keeps it under `clock-sink` too (with the
+//! monotonic clock faked as well: see README, "Clock faults", Limits).
 
 mod common;
 
@@ -363,4 +365,104 @@ fn a_soak_with_clock_faults_keeps_the_demo_s_promise() {
         })
         .collect();
     assert!(leftover.is_empty(), "libfaketime left {leftover:?}");
+}
+
+/// The original Python sink (`../shared/original/`, unmodified) under the sink's clock
+/// faults: its txnlog stamps step back and forth, the run ends green, and `verify`
+/// passes where the original's time order (soakcheck's before issue 19) fails every
+/// key. libfaketime 0.9.10 refuses Python's `time.sleep` when the monotonic clock is
+/// left alone, and the sink sleeps before every phase-1 reply, so this run fakes the
+/// monotonic clock too (FAKETIME_DONT_FAKE_MONOTONIC=0 in the run's environment).
+#[test]
+fn the_original_python_sink_keeps_its_promise_under_clock_faults() {
+    const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    if !Path::new(LIBFAKETIME).is_file() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI installs libfaketime (scripts/test)"
+        );
+        eprintln!("skipped: no {LIBFAKETIME} (apt-get install faketime libfaketime)");
+        return;
+    }
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (top, run_dir) = (dir.path().join("wallaroo"), dir.path().join("run"));
+    let base = common::free_base();
+    common::wallaroo_stand_ins(
+        &top,
+        &dir.path().join("state"),
+        base,
+        common::Sink::Original,
+    );
+    let d = run_dir.to_str().unwrap();
+    let out = soakcheck(&[
+        "gen", "inputs", "--keys", "A,B,C", "--bytes", "600000", "--dir", d,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let scenario = dir.path().join("steps.toml");
+    std::fs::write(
+        &scenario,
+        "[[steps]]\nat = 0.5\naction = \"clock-step\"\nby = -30.0\nfor = 4.0\n",
+    )
+    .unwrap();
+    let mut args = common::run_args(
+        &run_dir,
+        &[
+            "1",
+            "clock-sink",
+            "--preset",
+            "wallaroo",
+            "--rate",
+            "20000",
+            "--seed",
+            "4",
+            "--json",
+        ],
+    );
+    args.extend(["--scenario".into(), scenario.display().to_string()]);
+    let at = args.iter().position(|a| a == "--port-base").unwrap();
+    args[at + 1] = base.to_string();
+    let lib = Path::new("../shared/original/machida/lib")
+        .canonicalize()
+        .unwrap();
+    let out = std::process::Command::new(common::exe())
+        .args(&args)
+        .env("WALLAROO_TOP", &top)
+        .env("WALLAROO_BIN", top.join("passthrough"))
+        .env("PYTHONPATH", lib)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "0")
+        .env("DONT_FAKE_MONOTONIC", "0")
+        .output()
+        .unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        summary["faults"]["clock-step"]["sink"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{summary}"
+    );
+    let verified = soakcheck(&[
+        "verify",
+        "--expect-complete",
+        "--sink-dir",
+        &format!("{d}/sink-out"),
+        "--input-dir",
+        d,
+        "--keys",
+        "A,B,C",
+    ]);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("clock-went-back"),
+        "its stamps went back: {}",
+        text(&verified)
+    );
 }

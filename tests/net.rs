@@ -270,50 +270,6 @@ fn the_proxy_command_is_controlled_over_http() {
     assert!((400..500).contains(&status));
 }
 
-/// Writes a bash script.
-fn script(path: &Path, body: &str) {
-    common::executable(path, &format!("#!/bin/bash\n{body}\n"));
-}
-
-/// Stand-ins for Wallaroo's programs under `top`, at the paths the wallaroo preset
-/// starts: each takes the original's command line and runs the demo's equivalent, so
-/// the preset's command lines (and where they point) are what is tested. The worker
-/// reads `--in`, `--out`, `--control`, `--join`, `--external` and `--name` as
-/// passthrough does; the sender connects only to 127.0.0.1:IN_BASE, as the original.
-fn wallaroo_stand_ins(top: &Path, state: &Path, in_base: u16) {
-    let soakcheck = exe().display().to_string();
-    script(
-        &top.join("testing/correctness/tests/aloc_sink/aloc_sink"),
-        &format!("exec {soakcheck} demo sink \"$1\" \"$2\" \"$3\""),
-    );
-    script(
-        &top.join("testing/correctness/scripts/effectively-once/at_least_once_line_file_feed"),
-        &format!("exec {soakcheck} demo feed \"$1\" \"$2\" --connect 127.0.0.1:{in_base}"),
-    );
-    let passthrough = r#"name=initializer; join=(); args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --in) v=${2#*@}; args+=(--host "${v%%:*}"); v=${v#*:}; args+=(--source-port "${v%%:*}"); shift 2;;
-    --out) args+=(--sink-host "${2%:*}" --sink-port "${2##*:}"); shift 2;;
-    --control) control=$2; shift 2;;
-    --join) control=$2; join=(--join); shift 2;;
-    --external) args+=(--external-port "${2##*:}"); shift 2;;
-    --name) name=$2; shift 2;;
-    --worker-count) args+=(--worker-count "$2"); shift 2;;
-    --metrics|--data|--my-control|--my-data|--parallelism|--key-by|--step|--source|--sink) shift 2;;
-    *) shift;;
-  esac
-done
-exec SOAKCHECK demo worker --name "$name" --control-host "${control%:*}" --control-port "${control##*:}" \
-  --state-dir STATE/"$name" --checkpoint-interval 200ms "${join[@]}" "${args[@]}""#;
-    script(
-        &top.join("passthrough"),
-        &passthrough
-            .replace("SOAKCHECK", &soakcheck)
-            .replace("STATE", &state.display().to_string()),
-    );
-}
-
 /// The wallaroo preset through the proxy: its one senders' link at IN_BASE, and each
 /// worker's sink and control links (so `net-control` too) get faults, and the run ends
 /// green. Stand-ins take the original programs' command lines (see above).
@@ -324,7 +280,7 @@ fn the_wallaroo_preset_runs_its_links_through_the_proxy() {
     let run_dir = dir.path().join("run");
     let top = dir.path().join("wallaroo");
     let base = common::free_base();
-    wallaroo_stand_ins(&top, &dir.path().join("state"), base);
+    common::wallaroo_stand_ins(&top, &dir.path().join("state"), base, common::Sink::StandIn);
     // The wallaroo preset's inputs are the user's.
     let gen = Command::new(exe())
         .args([

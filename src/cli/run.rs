@@ -22,7 +22,9 @@ pub struct RunArgs {
     pub num_workers: String,
     /// The original master-crasher arguments: crash-sink, crash-source, crashN, crashN.slow,
     /// grow, shrink, grow-and-shrink, pause, no-ack-progress, no-registry-progress,
-    /// no-sanity, no-clean-old-gzip-files, reset-only, run_customX.
+    /// no-sanity, no-clean-old-gzip-files, reset-only, run_customX; and soakcheck's
+    /// network faults (net-sink, net-source, net-control) and clock faults (clock-sink,
+    /// clockN).
     pub args: Vec<String>,
     /// A TOML scenario file (workers, args, seed, timings, command templates, steps).
     #[arg(long, value_name = "FILE.toml")]

@@ -318,8 +318,14 @@ impl<'a> Supervisor<'a> {
     fn spec(&self, c: &Component, join: bool) -> LaunchSpec {
         let mut spec = self.preset.spec(c, join);
         if self.clocked(c) {
-            spec.env
-                .extend(clock::faketime_env(&self.preset.run_dir, c));
+            // A variable the run's own environment sets wins (FAKETIME_DONT_FAKE_MONOTONIC=0
+            // fakes the monotonic clock too, which the original Python sink needs).
+            let env = clock::faketime_env(&self.preset.run_dir, c);
+            let own: Vec<(String, String)> = env
+                .into_iter()
+                .filter(|(k, _)| k == "LD_PRELOAD" || !spec.env.iter().any(|(have, _)| have == k))
+                .collect();
+            spec.env.extend(own);
         }
         spec
     }

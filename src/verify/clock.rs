@@ -73,18 +73,38 @@ pub struct Undetermined {
     /// Commit indexes into the log's commits.
     pub a: usize,
     pub b: usize,
+    /// The doubtful span both are stamped in.
+    pub span: Span,
+}
+
+/// Doubtful stamps, `lo..=hi`, and where the stamps first go back into it (a file index
+/// and its txnlog line).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub lo: f64,
+    pub hi: f64,
+    pub file: usize,
+    pub line: usize,
 }
 
 /// The spans of doubtful stamps: each inversion's `[to, from]`, overlapping ones joined,
 /// in order.
-pub fn doubtful_spans(log: &CommitLog) -> Vec<(f64, f64)> {
-    let mut spans: Vec<(f64, f64)> = inversions(log).iter().map(|i| (i.to, i.from)).collect();
-    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut joined: Vec<(f64, f64)> = Vec::with_capacity(spans.len());
-    for (lo, hi) in spans {
+pub fn doubtful_spans(log: &CommitLog) -> Vec<Span> {
+    let mut spans: Vec<Span> = inversions(log)
+        .iter()
+        .map(|i| Span {
+            lo: i.to,
+            hi: i.from,
+            file: i.file,
+            line: i.line,
+        })
+        .collect();
+    spans.sort_by(|a, b| a.lo.total_cmp(&b.lo));
+    let mut joined: Vec<Span> = Vec::with_capacity(spans.len());
+    for span in spans {
         match joined.last_mut() {
-            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
-            _ => joined.push((lo, hi)),
+            Some(last) if span.lo <= last.hi => last.hi = last.hi.max(span.hi),
+            _ => joined.push(span),
         }
     }
     joined
@@ -105,9 +125,9 @@ pub fn undetermined_keys(
     by_time.sort_by(|&a, &b| log.commits[a].time.total_cmp(&log.commits[b].time));
     let mut found: Vec<Undetermined> = Vec::new();
     let mut decided = KeySet::default();
-    for (lo, hi) in spans {
-        let from = by_time.partition_point(|&i| log.commits[i].time < lo);
-        let to = by_time.partition_point(|&i| log.commits[i].time <= hi);
+    for span in spans {
+        let from = by_time.partition_point(|&i| log.commits[i].time < span.lo);
+        let to = by_time.partition_point(|&i| log.commits[i].time <= span.hi);
         // The first commit carrying each key in this span.
         let mut first: Vec<Option<usize>> = vec![None; 256];
         for &i in &by_time[from..to] {
@@ -116,7 +136,7 @@ pub fn undetermined_keys(
                     None => first[usize::from(key)] = Some(i),
                     Some(a) if log.commits[a].file != log.commits[i].file => {
                         decided.insert(key);
-                        found.push(Undetermined { key, a, b: i });
+                        found.push(Undetermined { key, a, b: i, span });
                     }
                     Some(_) => {}
                 }
@@ -182,7 +202,8 @@ mod tests {
     #[test]
     fn doubtful_spans_of_all_files_are_joined() {
         let log = log(&[&[1.0, 9.9, 7.5, 8.0], &[5.0, 10.0, 7.6, 20.0, 19.0]]);
-        assert_eq!(doubtful_spans(&log), [(7.5, 10.0), (19.0, 20.0)]);
+        let spans: Vec<(f64, f64)> = doubtful_spans(&log).iter().map(|s| (s.lo, s.hi)).collect();
+        assert_eq!(spans, [(7.5, 10.0), (19.0, 20.0)]);
     }
 
     /// A key with lines in two files' commits stamped in one doubtful span has no

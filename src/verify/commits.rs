@@ -237,9 +237,22 @@ impl CommitLog {
         for (file, c) in merge_by_time(self, per_file) {
             self.push(file, c);
         }
-        for inversion in inversions(self) {
-            let note = clock_went_back(self, &inversion);
-            self.problems.push(note);
+        // One note where the stamps drop, not one for each commit after it that is
+        // still below the highest before the drop.
+        let mut previous: Vec<Option<f64>> = vec![None; self.files.len()];
+        for i in 0..self.commits.len() {
+            let c = &self.commits[i];
+            let before = previous[c.file].replace(c.time);
+            if let Some(from) = before.filter(|&from| c.time < from) {
+                let drop = Inversion {
+                    file: c.file,
+                    line: c.line,
+                    from,
+                    to: c.time,
+                };
+                let note = clock_went_back(self, &drop);
+                self.problems.push(note);
+            }
         }
     }
 
@@ -484,49 +497,51 @@ pub fn commit_order(a: (f64, u64, &Path, &str), b: (f64, u64, &Path, &str)) -> O
         .then_with(|| a.3.cmp(b.3))
 }
 
+/// A file's next commit in [`merge_by_time`], ordered as the original orders commits.
+struct Head<'a> {
+    file: usize,
+    commit: FileCommit,
+    path: &'a std::path::Path,
+}
+impl Head<'_> {
+    fn order(&self, other: &Self) -> Ordering {
+        commit_order(
+            (
+                self.commit.time,
+                self.commit.end,
+                self.path,
+                &self.commit.txn_id,
+            ),
+            (
+                other.commit.time,
+                other.commit.end,
+                other.path,
+                &other.commit.txn_id,
+            ),
+        )
+    }
+}
+impl PartialEq for Head<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.order(other).is_eq()
+    }
+}
+impl Eq for Head<'_> {}
+impl PartialOrd for Head<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.order(other).then(self.file.cmp(&other.file))
+    }
+}
+
 /// Merges each file's commits (each list in its file's order) into one sequence: at
 /// every step, the earliest of the files' next commits by (time, end offset, output
 /// path, txn id). Where every file's times rise this is the original's global sort.
 pub fn merge_by_time(log: &CommitLog, per_file: Vec<Vec<FileCommit>>) -> Vec<(usize, FileCommit)> {
-    struct Head<'a> {
-        file: usize,
-        commit: FileCommit,
-        path: &'a std::path::Path,
-    }
-    impl Head<'_> {
-        fn order(&self, other: &Self) -> Ordering {
-            commit_order(
-                (
-                    self.commit.time,
-                    self.commit.end,
-                    self.path,
-                    &self.commit.txn_id,
-                ),
-                (
-                    other.commit.time,
-                    other.commit.end,
-                    other.path,
-                    &other.commit.txn_id,
-                ),
-            )
-        }
-    }
-    impl PartialEq for Head<'_> {
-        fn eq(&self, other: &Self) -> bool {
-            self.order(other).is_eq()
-        }
-    }
-    impl Eq for Head<'_> {}
-    impl PartialOrd for Head<'_> {
-        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-    impl Ord for Head<'_> {
-        fn cmp(&self, other: &Self) -> Ordering {
-            self.order(other).then(self.file.cmp(&other.file))
-        }
-    }
     let total = per_file.iter().map(Vec::len).sum();
     let mut rest: Vec<std::vec::IntoIter<FileCommit>> =
         per_file.into_iter().map(Vec::into_iter).collect();

@@ -631,17 +631,8 @@ pub fn build_report<'a>(
         })
         .collect::<Vec<_>>();
     let undetermined = undetermined_order(plan, log, chunk, &mut keys);
-    let failed = keys.iter().any(|k| k.violation.is_some())
-        || log
-            .problems
-            .iter()
-            .any(|p| p.severity == Severity::Violation);
     Report {
-        verdict: match (failed, undetermined.is_empty()) {
-            (true, _) => Verdict::Violation,
-            (false, false) => Verdict::Undetermined,
-            (false, true) => Verdict::Ok,
-        },
+        verdict: verdict_of(&keys, log, &undetermined),
         hint: report::wrong_inputs_hint(&keys),
         semantics: plan.semantics,
         keys,
@@ -655,6 +646,21 @@ pub fn build_report<'a>(
         sink: sink_summary(plan, log, checker),
         error: None,
         findings: None,
+    }
+}
+
+/// A violation when a key or the sink failed; else undetermined when a key's order is
+/// open; else ok.
+fn verdict_of(keys: &[KeyReport], log: &CommitLog, undetermined: &[Problem]) -> Verdict {
+    let failed = keys.iter().any(|k| k.violation.is_some())
+        || log
+            .problems
+            .iter()
+            .any(|p| p.severity == Severity::Violation);
+    match (failed, undetermined.is_empty()) {
+        (true, _) => Verdict::Violation,
+        (false, false) => Verdict::Undetermined,
+        (false, true) => Verdict::Ok,
     }
 }
 
@@ -686,13 +692,19 @@ fn undetermined_order<'a>(
             line: a.txnlog_line,
             detail: format!(
                 "key {}: its lines here (stamped {}) and in {}.txnlog line {} (stamped {}) may \
-                 have been committed in either order, because the timestamps go back between \
-                 them; the key gets no verdict",
+                 have been committed in either order: both are stamped between {} and {}, \
+                 which the sink's clock read both before and after it stepped back \
+                 ({}.txnlog line {} goes back to {}); the key gets no verdict",
                 u.key as char,
                 crate::duration::show_number(a.time),
                 b.file,
                 b.txnlog_line,
-                crate::duration::show_number(b.time)
+                crate::duration::show_number(b.time),
+                crate::duration::show_number(u.span.lo),
+                crate::duration::show_number(u.span.hi),
+                log.files[u.span.file].name,
+                u.span.line,
+                crate::duration::show_number(u.span.lo)
             ),
         });
         keys[i].violation = None;

@@ -294,7 +294,8 @@ fn write_key(out: &mut String, k: &KeyReport, width: usize, paint: Paint) {
         let _ = writeln!(
             out,
             "      its lines in {} (txnlog line {}, stamped {}) and in {} (txnlog line {}, stamped {}) \
-             may have been committed in either order: the timestamps go back between them",
+             may have been committed in either order: the sink's clock read those stamps both \
+             before and after it stepped back (the order-undetermined note names the step)",
             a.file,
             a.txnlog_line,
             crate::duration::show_number(a.time),

@@ -193,3 +193,64 @@ impl Drop for Immutable {
         let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
     }
 }
+
+/// Writes a bash script.
+pub fn script(path: &Path, body: &str) {
+    executable(path, &format!("#!/bin/bash\n{body}\n"));
+}
+
+/// Which sink the wallaroo preset starts.
+pub enum Sink {
+    /// The demo's sink, on the original's command line.
+    StandIn,
+    /// The original Python `aloc_sink` itself (read in place; it needs
+    /// `PYTHONPATH=../shared/original/machida/lib`).
+    Original,
+}
+
+/// Stand-ins for Wallaroo's programs under `top`, at the paths the wallaroo preset
+/// starts: each takes the original's command line and runs the demo's equivalent, so
+/// the preset's command lines (and where they point) are what is tested. The worker
+/// reads `--in`, `--out`, `--control`, `--join`, `--external` and `--name` as
+/// passthrough does; the sender connects only to 127.0.0.1:IN_BASE, as the original.
+pub fn wallaroo_stand_ins(top: &Path, state: &Path, in_base: u16, sink: Sink) {
+    let soakcheck = exe().display().to_string();
+    let sink_dir = top.join("testing/correctness/tests/aloc_sink");
+    match sink {
+        Sink::StandIn => script(
+            &sink_dir.join("aloc_sink"),
+            &format!("exec {soakcheck} demo sink \"$1\" \"$2\" \"$3\""),
+        ),
+        Sink::Original => {
+            std::fs::create_dir_all(sink_dir.parent().unwrap()).unwrap();
+            let original = Path::new("../shared/original/testing/correctness/tests/aloc_sink");
+            std::os::unix::fs::symlink(original.canonicalize().unwrap(), &sink_dir).unwrap();
+        }
+    }
+    script(
+        &top.join("testing/correctness/scripts/effectively-once/at_least_once_line_file_feed"),
+        &format!("exec {soakcheck} demo feed \"$1\" \"$2\" --connect 127.0.0.1:{in_base}"),
+    );
+    let passthrough = r#"name=initializer; join=(); args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --in) v=${2#*@}; args+=(--host "${v%%:*}"); v=${v#*:}; args+=(--source-port "${v%%:*}"); shift 2;;
+    --out) args+=(--sink-host "${2%:*}" --sink-port "${2##*:}"); shift 2;;
+    --control) control=$2; shift 2;;
+    --join) control=$2; join=(--join); shift 2;;
+    --external) args+=(--external-port "${2##*:}"); shift 2;;
+    --name) name=$2; shift 2;;
+    --worker-count) args+=(--worker-count "$2"); shift 2;;
+    --metrics|--data|--my-control|--my-data|--parallelism|--key-by|--step|--source|--sink) shift 2;;
+    *) shift;;
+  esac
+done
+exec SOAKCHECK demo worker --name "$name" --control-host "${control%:*}" --control-port "${control##*:}" \
+  --state-dir STATE/"$name" --checkpoint-interval 200ms "${join[@]}" "${args[@]}""#;
+    script(
+        &top.join("passthrough"),
+        &passthrough
+            .replace("SOAKCHECK", &soakcheck)
+            .replace("STATE", &state.display().to_string()),
+    );
+}
