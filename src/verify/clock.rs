@@ -85,10 +85,21 @@ pub struct Span {
     pub hi: f64,
     pub file: usize,
     pub line: usize,
+    pub cause: Doubt,
 }
 
-/// The spans of doubtful stamps: each inversion's `[to, from]`, overlapping ones joined,
-/// in order.
+/// Why stamps are doubtful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doubt {
+    /// The clock read them both before and after it stepped back.
+    SteppedBack,
+    /// Commits of two files share one stamp (a coarse clock).
+    Shared,
+}
+
+/// The spans of doubtful stamps, in order: each inversion's `[to, from]`, and each stamp
+/// that commits of two files share (a coarse clock: which came first, the stamps cannot
+/// say), overlapping ones joined.
 pub fn doubtful_spans(log: &CommitLog) -> Vec<Span> {
     let mut spans: Vec<Span> = inversions(log)
         .iter()
@@ -97,8 +108,10 @@ pub fn doubtful_spans(log: &CommitLog) -> Vec<Span> {
             hi: i.from,
             file: i.file,
             line: i.line,
+            cause: Doubt::SteppedBack,
         })
         .collect();
+    spans.extend(shared_stamps(log));
     spans.sort_by(|a, b| a.lo.total_cmp(&b.lo));
     let mut joined: Vec<Span> = Vec::with_capacity(spans.len());
     for span in spans {
@@ -108,6 +121,29 @@ pub fn doubtful_spans(log: &CommitLog) -> Vec<Span> {
         }
     }
     joined
+}
+
+/// Each stamp that commits of two different files share, as a span of its own.
+fn shared_stamps(log: &CommitLog) -> Vec<Span> {
+    let mut by_time: Vec<usize> = (0..log.commits.len()).collect();
+    by_time.sort_by(|&a, &b| log.commits[a].time.total_cmp(&log.commits[b].time));
+    let mut found = Vec::new();
+    for pair in by_time.windows(2) {
+        let (a, b) = (&log.commits[pair[0]], &log.commits[pair[1]]);
+        if a.time == b.time
+            && a.file != b.file
+            && found.last().is_none_or(|s: &Span| s.lo != a.time)
+        {
+            found.push(Span {
+                lo: a.time,
+                hi: a.time,
+                file: b.file,
+                line: b.line,
+                cause: Doubt::Shared,
+            });
+        }
+    }
+    found
 }
 
 /// The keys whose order the timestamps leave open, each with its first witness pair;

@@ -692,25 +692,40 @@ fn undetermined_order<'a>(
             line: a.txnlog_line,
             detail: format!(
                 "key {}: its lines here (stamped {}) and in {}.txnlog line {} (stamped {}) may \
-                 have been committed in either order: both are stamped between {} and {}, \
-                 which the sink's clock read both before and after it stepped back \
-                 ({}.txnlog line {} goes back to {}); the key gets no verdict",
+                 have been committed in either order: {}; the key gets no verdict",
                 u.key as char,
                 crate::duration::show_number(a.time),
                 b.file,
                 b.txnlog_line,
                 crate::duration::show_number(b.time),
-                crate::duration::show_number(u.span.lo),
-                crate::duration::show_number(u.span.hi),
-                log.files[u.span.file].name,
-                u.span.line,
-                crate::duration::show_number(u.span.lo)
+                why_doubtful(log, &u.span)
             ),
         });
         keys[i].violation = None;
         keys[i].order_undetermined = Some([a, b]);
     }
     notes
+}
+
+/// Why a span's stamps order nothing, for a note.
+fn why_doubtful(log: &CommitLog, span: &clock::Span) -> String {
+    let show = crate::duration::show_number;
+    match span.cause {
+        clock::Doubt::SteppedBack => format!(
+            "both are stamped between {} and {}, which the sink's clock read both before \
+             and after it stepped back ({}.txnlog line {} goes back to {})",
+            show(span.lo),
+            show(span.hi),
+            log.files[span.file].name,
+            span.line,
+            show(span.lo)
+        ),
+        clock::Doubt::Shared => format!(
+            "commits of two txnlogs share the stamp {} (a coarse clock), so the stamps \
+             cannot say which came first",
+            show(span.lo)
+        ),
+    }
 }
 
 /// Commit `i` of `log`, at its chunk's start.

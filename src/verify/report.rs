@@ -241,7 +241,7 @@ impl Report {
             (Verdict::Undetermined, _) => writeln!(
                 out,
                 "{}: {counts}; {undetermined} key(s) without a verdict, because the sink's \
-                 timestamps go back where their lines move between files",
+                 timestamps cannot order their lines where they move between files",
                 paint.on("UNDETERMINED", Tone::Bad)
             ),
             (_, Some(found)) => {
@@ -294,8 +294,8 @@ fn write_key(out: &mut String, k: &KeyReport, width: usize, paint: Paint) {
         let _ = writeln!(
             out,
             "      its lines in {} (txnlog line {}, stamped {}) and in {} (txnlog line {}, stamped {}) \
-             may have been committed in either order: the sink's clock read those stamps both \
-             before and after it stepped back (the order-undetermined note names the step)",
+             may have been committed in either order: their stamps cannot order them (the \
+             order-undetermined note says why)",
             a.file,
             a.txnlog_line,
             crate::duration::show_number(a.time),

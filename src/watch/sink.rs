@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::formats::lines::LineCursor;
 use crate::formats::regular::{open_regular, require_regular};
 use crate::formats::txnlog::{read_records, TxnlogError};
-use crate::verify::commits::{commit_order, merge_by_time, FileCommit, TxnlogReplay};
+use crate::verify::commits::{merge_by_time, FileCommit, TxnlogReplay};
 use crate::verify::{CommitLog, Problem, ProblemKind, Severity};
 
 /// Why the sink directory cannot be followed (exit status 2).
@@ -72,8 +72,8 @@ pub struct SinkTail {
     /// The latest record time read before the current pass began: every commit stamped
     /// up to it is known once the pass ends.
     watermark: f64,
-    /// The last released commit's order key, to notice late commits.
-    last_released: Option<(f64, u64, PathBuf, String)>,
+    /// The last released commit's stamp, to notice late commits.
+    last_released: Option<f64>,
     /// Each file's latest released stamp, by file index (to tell a clock step from a
     /// late commit).
     latest_released: Vec<f64>,
@@ -265,24 +265,15 @@ impl SinkTail {
     /// note, unless its own file's clock stepped back (verify's `clock-went-back` note
     /// says that).
     fn note_if_late(&mut self, log: &mut CommitLog, file: usize, commit: &FileCommit) {
-        let key = (
-            commit.time,
-            commit.end,
-            log.files[file].output.clone(),
-            commit.txn_id.clone(),
-        );
         if self.latest_released.len() <= file {
             self.latest_released.resize(file + 1, f64::NEG_INFINITY);
         }
         let own_latest = &mut self.latest_released[file];
         let stepped_back = commit.time < *own_latest;
         *own_latest = own_latest.max(commit.time);
-        if let Some(last) = &self.last_released {
-            let late = commit_order(
-                (key.0, key.1, &key.2, &key.3),
-                (last.0, last.1, &last.2, &last.3),
-            )
-            .is_lt();
+        if let Some(last) = self.last_released {
+            // A strictly earlier stamp: a shared stamp (a coarse clock) is no late commit.
+            let late = commit.time < last;
             if late && !stepped_back {
                 log.problems.push(Problem {
                     kind: ProblemKind::LateCommit,
@@ -293,7 +284,7 @@ impl SinkTail {
                 });
             }
         }
-        self.last_released = Some(key);
+        self.last_released = Some(commit.time);
     }
 
     /// Re-reads commit `i`'s chunk for a report (no problem is recorded).

@@ -182,7 +182,7 @@ impl RunSummary {
         }
         if self.verdict == "undetermined" {
             out += &format!(
-                "  not a pass: the order of key(s) {} rests on the sink's timestamps, which go back where their lines move between files (`soakcheck verify` on {}/sink-out names the commits)\n",
+                "  not a pass: the order of key(s) {} rests on the sink's timestamps, which cannot order their lines where they move between files (`soakcheck verify` on {}/sink-out names the commits)\n",
                 self.undetermined_keys.join(","),
                 self.run_dir
             );
