@@ -305,11 +305,30 @@ pub const MAX_TIME_SCALE: f64 = 1000.0;
 /// The steps of `--replay`'s events.jsonl, read now, before the run touches anything
 /// (the file is usually the previous run's, in the same run dir).
 fn read_replay(path: &Path) -> Result<Vec<crate::rundir::step::Step>, RunPlanError> {
-    let events = crate::rundir::events::read_events(path).map_err(|e| RunPlanError::Replay {
+    use crate::rundir::events::EventLine;
+    let fail = |detail: String| RunPlanError::Replay {
         path: path.to_path_buf(),
-        detail: crate::error_text(&e),
-    })?;
-    Ok(crate::rundir::events::steps(&events))
+        detail,
+    };
+    let events =
+        crate::rundir::events::read_events(path).map_err(|e| fail(crate::error_text(&e)))?;
+    if !events.iter().any(|e| matches!(e, EventLine::Run { .. })) {
+        return Err(fail(
+            "not a run's events.jsonl: it has no run line (a run writes {\"run\":...} first)"
+                .into(),
+        ));
+    }
+    let mut steps = crate::rundir::events::steps(&events);
+    for (i, step) in steps.iter_mut().enumerate() {
+        crate::driver::scenario::name_step_component(step).map_err(|why| {
+            fail(format!(
+                "step {} (at {}): {why}",
+                i + 1,
+                crate::duration::show_number(step.at)
+            ))
+        })?;
+    }
+    Ok(steps)
 }
 
 /// Every step (scripted or replayed) can take effect in this run: its times and fault
@@ -333,9 +352,12 @@ fn check_steps(
         ("scenario step", &scenario.steps[..]),
         ("--replay step", replay.unwrap_or_default()),
     ];
-    let steps = lists
-        .iter()
-        .flat_map(|(origin, steps)| steps.iter().enumerate().map(move |(i, s)| (*origin, i, s)));
+    let steps = lists.iter().flat_map(|(origin, steps)| {
+        steps
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| (*origin, i + 1, s))
+    });
     for (origin, i, step) in steps {
         let fail = |detail: String| RunPlanError::Step {
             place: format!(

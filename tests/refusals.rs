@@ -357,3 +357,41 @@ fn a_soak_ended_by_its_duration_says_it_verified_a_prefix() {
         "{stdout}"
     );
 }
+
+/// From a hostile trial: a replayed step is checked as a scripted one is. A step with no
+/// component (or a misspelled field, which is not read), an events file with no run
+/// line, and an unknown timing are refused (exit 2, naming the file), never a run that
+/// silently does nothing.
+#[test]
+fn replayed_steps_and_timings_are_checked_as_scripted_ones_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = r#"{"run":{"seed":1,"command":["soakcheck"],"workers":3,"keys":"ABC","preset":"demo","run_dir":"/tmp","start":1.0,"utc_offset_s":0}}"#;
+    for (name, text, word) in [
+        (
+            "no-component",
+            format!("{run}\n{{\"at\":1.0,\"action\":\"crash\"}}\n"),
+            "names its component",
+        ),
+        (
+            "misspelled",
+            format!("{run}\n{{\"at\":1.0,\"action\":\"crash\",\"componnet\":\"sink\"}}\n"),
+            "misspelled",
+        ),
+        (
+            "no-run-line",
+            "{\"at\":1.0,\"action\":\"crash\",\"component\":\"sink\"}\n".to_string(),
+            "no run line",
+        ),
+        ("empty", String::new(), "no run line"),
+    ] {
+        let path = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&path, text).unwrap();
+        let p = path.to_str().unwrap();
+        assert_run_refused(None, &["--replay", p], &[p, word]);
+    }
+    assert_run_refused(
+        Some("[timings]\nworker_up_mx = 1.0\n"),
+        &[],
+        &["s.toml", "worker_up_mx"],
+    );
+}

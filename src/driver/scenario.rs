@@ -32,7 +32,7 @@ pub enum Pace {
 
 /// The original's default timings (seconds), all scaled by `--time-scale`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timings {
     /// Crash loops start after this (checkpoint 1 must complete first).
     pub start_delay: f64,
@@ -482,8 +482,10 @@ impl Scenario {
             crate::duration::check_seconds(&format!("probes.{name}.timeout"), probe.timeout())
                 .map_err(invalid)?;
         }
-        for step in &mut self.steps {
-            name_step_component(step)?;
+        for (i, step) in self.steps.iter_mut().enumerate() {
+            name_step_component(step).map_err(|why| {
+                invalid(format!("steps[{i}] ({}): {why}", step.action().as_str()))
+            })?;
         }
         for (i, step) in self.steps.iter().enumerate() {
             self.check_step(step).map_err(|why| {
@@ -623,23 +625,24 @@ fn parse_crash(arg: &str, workers: usize) -> Result<(usize, Pace), ScenarioError
 }
 
 /// A network step's component is its link's connecting side; every step names a
-/// component of ours, and a network step names its link.
-fn name_step_component(step: &mut Step) -> Result<(), ScenarioError> {
+/// component of ours, and a network step names its link. Scripted and replayed steps
+/// alike.
+pub fn name_step_component(step: &mut Step) -> Result<(), String> {
     step.name_component_by_link();
     if step.link().is_some_and(str::is_empty) {
-        return Err(ScenarioError::File {
-            path: "scenario".into(),
-            detail: format!(
-                "a {} step needs a link, such as link = \"worker1->sink\"",
-                step.action().as_str()
-            ),
-        });
+        return Err(format!(
+            "a {} step needs a link, such as link = \"worker1->sink\"",
+            step.action().as_str()
+        ));
+    }
+    if step.component().is_empty() {
+        return Err(format!(
+            "a {} step names its component, such as component = \"sink\" (a misspelled field is not read)",
+            step.action().as_str()
+        ));
     }
     if Component::parse(step.component()).is_none() {
-        return Err(ScenarioError::File {
-            path: "scenario".into(),
-            detail: format!("unknown component {:?}", step.component()),
-        });
+        return Err(format!("unknown component {:?}", step.component()));
     }
     Ok(())
 }

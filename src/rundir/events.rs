@@ -127,7 +127,7 @@ pub fn parse_events(path: &Path, text: &str) -> Result<Vec<EventLine>, EventsErr
                 return Err(EventsError::Line {
                     path: path.display().to_string(),
                     line: n + 1,
-                    detail: e.to_string(),
+                    detail: why_not_a_line(line, &e),
                 })
             }
         }
@@ -156,13 +156,27 @@ pub fn parse_events_noting(path: &Path, text: &str) -> (Vec<EventLine>, Vec<Stri
                 line.len()
             )),
             Err(e) => notes.push(format!(
-                "{}:{}: not an events.jsonl line ({e}); it is left out, and the page shows the rest",
+                "{}:{}: not an events.jsonl line ({}); it is left out, and the page shows the rest",
                 path.display(),
-                n + 1
+                n + 1,
+                why_not_a_line(line, &e)
             )),
         }
     }
     (events, notes)
+}
+
+/// Why a line is no event, as precisely as can be said: a line with an `action` is meant
+/// as a step, so the step's own error (an unknown action, a missing or mistyped field)
+/// says more than "no variant matched".
+fn why_not_a_line(line: &str, error: &serde_json::Error) -> String {
+    let value: Option<serde_json::Value> = serde_json::from_str(line).ok();
+    if value.as_ref().is_some_and(|v| v.get("action").is_some()) {
+        if let Err(e) = serde_json::from_str::<Step>(line) {
+            return format!("a step: {e}");
+        }
+    }
+    error.to_string()
 }
 
 /// The largest events.jsonl read (a long soak's is a few MB: 100,000 events are about
