@@ -479,3 +479,19 @@ fn commits_of_two_files_that_share_a_stamp_do_not_order_a_moving_key() {
         }
     });
 }
+
+/// From a hostile trial: one stamp of f64::MAX (a clock set absurdly far, or a stamp
+/// rewritten) once made `report` draw its charts forever; the page now says why it has
+/// none, and verify, watch and report agree.
+#[test]
+fn a_stamp_near_the_largest_float_gives_a_page_without_charts() {
+    case("one stamp of f64::MAX", 2, &|sink| {
+        restamp(&txnlog_of(sink, "initializer"), &|i, _, t| {
+            if i == 502 {
+                f64::MAX
+            } else {
+                t
+            }
+        });
+    });
+}

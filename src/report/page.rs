@@ -63,7 +63,11 @@ pub fn render(pm: &PostMortem, refresh: Refresh) -> String {
                 (banner(pm))
                 main {
                     (summary(pm))
-                    @if let Some(axis) = axis { (timeline(pm, &axis)) }
+                    @match axis {
+                        Some(Ok(axis)) => (timeline(pm, &axis)),
+                        Some(Err(span)) => p.note { "No charts: the stamps and events span " @if span.is_finite() { (crate::duration::show_number(span)) " s, " } "more than 100 years (a clock set far off, or a stamp rewritten), which no time axis can show; the tables below list everything." },
+                        None => {},
+                    }
                     @if !pm.violations.is_empty() {
                         section #violation {
                             h2 { "The violation" }
@@ -71,8 +75,8 @@ pub fn render(pm: &PostMortem, refresh: Refresh) -> String {
                         }
                     }
                     (problems(pm))
-                    (faults(pm, axis.as_ref()))
-                    (logs(pm, axis.as_ref()))
+                    (faults(pm, axis.as_ref().and_then(|a| a.as_ref().ok())))
+                    (logs(pm, axis.as_ref().and_then(|a| a.as_ref().ok())))
                     p.note { "Made by soakcheck " (env!("CARGO_PKG_VERSION")) " from " (pm.files.label) "." }
                 }
             }
@@ -81,8 +85,9 @@ pub fn render(pm: &PostMortem, refresh: Refresh) -> String {
     page.into_string()
 }
 
-/// The x range: from the run's start (or first commit) to its end (or last point).
-fn time_axis(pm: &PostMortem) -> Option<TimeAxis> {
+/// The x range: from the run's start (or first commit) to its end (or last point); the
+/// span instead when it is past 100 years (no axis can be drawn over it).
+fn time_axis(pm: &PostMortem) -> Option<Result<TimeAxis, f64>> {
     let t = &pm.timeline;
     let mut times: Vec<f64> = t.steps.iter().map(|s| s.time).collect();
     times.extend(t.findings.iter().map(|f| f.0));
@@ -95,11 +100,14 @@ fn time_axis(pm: &PostMortem) -> Option<TimeAxis> {
     times.extend(pm.acks.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
     let start = times.iter().copied().reduce(f64::min)?;
     let end = times.iter().copied().reduce(f64::max)?;
-    Some(TimeAxis {
+    if !(end - start <= crate::duration::MAX_SECS) {
+        return Some(Err(end - start));
+    }
+    Some(Ok(TimeAxis {
         start,
         end,
         utc_offset_s: pm.utc_offset_s,
-    })
+    }))
 }
 
 fn banner(pm: &PostMortem) -> Markup {
