@@ -100,8 +100,9 @@ fn time_axis(pm: &PostMortem) -> Option<Result<TimeAxis, f64>> {
     times.extend(pm.acks.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
     let start = times.iter().copied().reduce(f64::min)?;
     let end = times.iter().copied().reduce(f64::max)?;
-    if !(end - start <= crate::duration::MAX_SECS) {
-        return Some(Err(end - start));
+    let span = end - start;
+    if !span.is_finite() || span > crate::duration::MAX_SECS {
+        return Some(Err(span));
     }
     Some(Ok(TimeAxis {
         start,
