@@ -1037,3 +1037,39 @@ fn an_output_renamed_over_is_named_replaced() {
     );
     assert!(!detail.contains("now 0 bytes"), "{detail}");
 }
+
+/// From a hostile trial: a txnlog that is there but cannot be read (a symlink that
+/// loops, or leads nowhere) stops watch with exit 2 naming it, as it stops verify; it
+/// was left out, and its key's lines reported lost.
+#[test]
+fn a_txnlog_that_cannot_be_read_stops_watch_as_it_stops_verify() {
+    // To itself (a loop), and to nothing.
+    for target in ["output.worker1.txnlog", "nowhere.txnlog"] {
+        let d = happy_copy();
+        let sink = d.path().join("sink-out");
+        std::fs::remove_file(sink.join("output.worker1.txnlog")).unwrap();
+        std::os::unix::fs::symlink(target, sink.join("output.worker1.txnlog")).unwrap();
+        let out = Command::cargo_bin("soakcheck")
+            .unwrap()
+            .args([
+                "watch",
+                "--input-dir",
+                "testdata/in",
+                "--until",
+                "complete",
+                "--timeout",
+                "10s",
+                "--no-sender-logs",
+                "--sink-dir",
+            ])
+            .arg(&sink)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(
+            stderr.contains("output.worker1.txnlog"),
+            "{target}: {stderr}"
+        );
+    }
+}

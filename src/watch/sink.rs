@@ -172,8 +172,18 @@ impl SinkTail {
             if !path.to_string_lossy().ends_with(".txnlog") {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
+            // Gone since the listing (renamed meanwhile) is skipped; a txnlog that is
+            // there but cannot be read (a dangling or looping symlink) is an error, as
+            // it is for verify, never a txnlog silently left out.
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && std::fs::symlink_metadata(&path).is_err() =>
+                {
+                    continue
+                }
+                Err(source) => return Err(SinkTailError::Io { path, source }),
             };
             // A FIFO or device named like a txnlog is refused, never opened.
             require_regular(&meta).map_err(io_at(&path))?;
