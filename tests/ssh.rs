@@ -253,6 +253,7 @@ fn a_crash_soak_through_ssh_ends_green() {
             "crash1",
             "crash-source",
             "net-sink",
+            "clock-sink",
             "--bytes-per-key",
             "60000",
             "--rate",
@@ -284,6 +285,15 @@ fn a_crash_soak_through_ssh_ends_green() {
         .map(|(_, n)| n.as_u64().unwrap_or(0))
         .sum();
     assert!(network >= 1, "no network fault on a sink link: {summary}");
+    // The sink's clock, on its host, was faulted through the driver (its offset file
+    // written there over ssh), and healed.
+    let clock: u64 = ["clock-step", "clock-strobe", "clock-rate"]
+        .iter()
+        .map(|kind| summary["faults"][kind]["sink"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(clock >= 1, "no clock fault of the sink: {summary}");
+    let offset = std::fs::read_to_string(dir.path().join("soakcheck-clock/sink")).unwrap();
+    assert!(offset.ends_with('\n'), "{offset:?}");
     // The checks ran on the sink's host and verified every input.
     let inputs: u64 = ["A", "B", "C"]
         .iter()

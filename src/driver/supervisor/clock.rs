@@ -123,9 +123,24 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Whether libfaketime is on `c`'s host (a component started without it would
-    /// keep true time through every clock fault).
+    /// keep true time through every clock fault), and whether its offset file can be
+    /// written there: a driver that runs nothing on another host for soakcheck (the
+    /// command templates) cannot reach a component whose host is not this machine.
     fn check_libfaketime(&mut self, c: &Component) -> Result<(), DriverError> {
         let argv = ["test", "-r", LIBFAKETIME].map(String::from);
+        let host = self.preset.hosts.of(c).to_string();
+        let here = host.starts_with("127.") || host == "localhost" || host == "::1";
+        if !here && self.driver.remote_command(c, &argv).is_none() {
+            return Err(DriverError::Action {
+                action: "clock",
+                component: c.name(),
+                detail: format!(
+                    "it runs on {host}, where this driver runs nothing for soakcheck, so its \
+                     offset file could not be written there and its clock faults would do \
+                     nothing: use the ssh driver for clock faults on other hosts"
+                ),
+            });
+        }
         let found = match self.driver.remote_command(c, &argv) {
             Some(mut command) => command.status().is_ok_and(|s| s.success()),
             None => Path::new(LIBFAKETIME).is_file(),
