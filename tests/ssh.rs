@@ -294,6 +294,19 @@ fn a_crash_soak_through_ssh_ends_green() {
     assert!(clock >= 1, "no clock fault of the sink: {summary}");
     let offset = std::fs::read_to_string(dir.path().join("soakcheck-clock/sink")).unwrap();
     assert!(offset.ends_with('\n'), "{offset:?}");
+    // libfaketime's pairs of the sink's processes (named by their pids, not the groups
+    // the driver knows) are gone from its host.
+    let leftover: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("faketime"))
+        .filter(|n| {
+            let pid = n.rsplit('_').next().unwrap_or("");
+            !Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .collect();
+    assert!(leftover.is_empty(), "libfaketime left {leftover:?}");
     // The checks ran on the sink's host and verified every input.
     let inputs: u64 = ["A", "B", "C"]
         .iter()

@@ -215,9 +215,9 @@ pub struct Supervisor<'a> {
     waiting: BTreeMap<Component, Waiting>,
     /// The cluster at its start, until it is ready: what was last seen of it.
     startup: Option<Waiting>,
-    /// Every process started under libfaketime (its component, its pid), whose
-    /// shared-memory pair is removed once the soak is over.
-    faketime_pids: Vec<(Component, u32)>,
+    /// Every component started under libfaketime: on their hosts, the shared-memory
+    /// pairs its processes leave are removed once the soak is over.
+    faketime_hosts: Vec<Component>,
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).
@@ -261,7 +261,7 @@ impl<'a> Supervisor<'a> {
             record_error: None,
             waiting: BTreeMap::new(),
             startup: None,
-            faketime_pids: Vec::new(),
+            faketime_hosts: Vec::new(),
         }
     }
 
@@ -333,10 +333,8 @@ impl<'a> Supervisor<'a> {
     fn start_component(&mut self, c: &Component, join: bool) -> Result<(), DriverError> {
         let spec = self.spec(c, join);
         self.driver.start(c, &spec)?;
-        if self.clocked(c) {
-            if let Some(p) = self.driver.placement(c) {
-                self.faketime_pids.push((c.clone(), p.pid));
-            }
+        if self.clocked(c) && !self.faketime_hosts.contains(c) {
+            self.faketime_hosts.push(c.clone());
         }
         Ok(())
     }

@@ -280,30 +280,58 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
-    /// Removes libfaketime's shared-memory pair of every process this soak started
-    /// under it that is gone now (on its host).
+    /// Removes, on the host of each component this soak started under libfaketime, the
+    /// shared-memory pairs libfaketime made since the soak began whose process is gone
+    /// (a killed process leaves its pair; the pair is named by the pid that made it,
+    /// which need not be the group the driver knows). A pair of a live process is
+    /// never touched, and removing a dead one's is harmless: a process that attached to
+    /// it keeps its mapping.
     pub(super) fn clean_faketime_shm(&mut self) {
-        let gone: Vec<(Component, u32)> = std::mem::take(&mut self.faketime_pids);
-        for (c, pid) in gone {
-            let files = [
-                format!("/dev/shm/faketime_shm_{pid}"),
-                format!("/dev/shm/sem.faketime_sem_{pid}"),
-            ];
-            let argv: Vec<String> = ["rm", "-f"]
-                .into_iter()
-                .map(String::from)
-                .chain(files.clone())
-                .collect();
+        let since = (self.started_unix - 1.0).floor() as i64;
+        let mut done: Vec<String> = Vec::new();
+        for c in std::mem::take(&mut self.faketime_hosts) {
+            let host = self.preset.hosts.of(&c).to_string();
+            if done.contains(&host) {
+                continue;
+            }
+            done.push(host);
+            let script = format!(
+                "find /dev/shm -maxdepth 1 \\( -name 'faketime_shm_*' -o -name 'sem.faketime_sem_*' \\) \
+                 -newermt @{since} | while read -r f; do p=${{f##*_}}; [ -d /proc/$p ] || rm -f \"$f\"; done"
+            );
+            let argv = ["sh", "-c", &script].map(String::from);
             match self.driver.remote_command(&c, &argv) {
                 Some(mut command) => {
                     let _ = command.output();
                 }
-                None => {
-                    for f in files {
-                        let _ = std::fs::remove_file(f);
-                    }
-                }
+                None => remove_dead_pairs(since),
             }
+        }
+    }
+}
+
+/// This machine's libfaketime pairs made since `since` (Unix seconds) whose process is
+/// gone.
+fn remove_dead_pairs(since: i64) {
+    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("faketime_shm_")
+            .or_else(|| name.strip_prefix("sem.faketime_sem_"))
+        else {
+            continue;
+        };
+        let recent = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|d| d.as_secs() as i64 >= since);
+        if recent && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
