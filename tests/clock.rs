@@ -15,29 +15,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn soakcheck(args: &[&str]) -> Output {
-    Command::cargo_bin("soakcheck")
-        .unwrap()
-        .env_remove("MULTIPLE_KEYS_LIST")
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{soakcheck, text};
 
 /// Inputs (`in/`) and a sink directory (`sink/`) of 2 workers and keys A, B, C.
 fn generated() -> tempfile::TempDir {
@@ -283,13 +264,7 @@ fn steps_of_the_sink_s_clock_give_the_verdict_or_say_it_is_undetermined() {
 /// gone afterwards.
 #[test]
 fn a_soak_with_clock_faults_keeps_the_demo_s_promise() {
-    const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    if !Path::new(LIBFAKETIME).is_file() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI installs libfaketime (scripts/test)"
-        );
-        eprintln!("skipped: no {LIBFAKETIME} (apt-get install faketime libfaketime)");
+    if !common::libfaketime_available() {
         return;
     }
     let _serial = common::serial();
@@ -375,13 +350,7 @@ fn a_soak_with_clock_faults_keeps_the_demo_s_promise() {
 /// monotonic clock too (FAKETIME_DONT_FAKE_MONOTONIC=0 in the run's environment).
 #[test]
 fn the_original_python_sink_keeps_its_promise_under_clock_faults() {
-    const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    if !Path::new(LIBFAKETIME).is_file() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI installs libfaketime (scripts/test)"
-        );
-        eprintln!("skipped: no {LIBFAKETIME} (apt-get install faketime libfaketime)");
+    if !common::libfaketime_available() {
         return;
     }
     let _serial = common::serial();

@@ -101,6 +101,18 @@ pub enum Doubt {
 /// that commits of two files share (a coarse clock: which came first, the stamps cannot
 /// say), overlapping ones joined.
 pub fn doubtful_spans(log: &CommitLog) -> Vec<Span> {
+    doubtful_spans_by(log, &by_time(log))
+}
+
+/// The log's commit indexes in stamp order.
+fn by_time(log: &CommitLog) -> Vec<usize> {
+    let mut by_time: Vec<usize> = (0..log.commits.len()).collect();
+    by_time.sort_by(|&a, &b| log.commits[a].time.total_cmp(&log.commits[b].time));
+    by_time
+}
+
+/// [`doubtful_spans`], given the commits in stamp order.
+fn doubtful_spans_by(log: &CommitLog, by_time: &[usize]) -> Vec<Span> {
     let mut spans: Vec<Span> = inversions(log)
         .iter()
         .map(|i| Span {
@@ -111,7 +123,7 @@ pub fn doubtful_spans(log: &CommitLog) -> Vec<Span> {
             cause: Doubt::SteppedBack,
         })
         .collect();
-    spans.extend(shared_stamps(log));
+    spans.extend(shared_stamps(log, by_time));
     spans.sort_by(|a, b| a.lo.total_cmp(&b.lo));
     let mut joined: Vec<Span> = Vec::with_capacity(spans.len());
     for span in spans {
@@ -124,9 +136,7 @@ pub fn doubtful_spans(log: &CommitLog) -> Vec<Span> {
 }
 
 /// Each stamp that commits of two different files share, as a span of its own.
-fn shared_stamps(log: &CommitLog) -> Vec<Span> {
-    let mut by_time: Vec<usize> = (0..log.commits.len()).collect();
-    by_time.sort_by(|&a, &b| log.commits[a].time.total_cmp(&log.commits[b].time));
+fn shared_stamps(log: &CommitLog, by_time: &[usize]) -> Vec<Span> {
     let mut found = Vec::new();
     for pair in by_time.windows(2) {
         let (a, b) = (&log.commits[pair[0]], &log.commits[pair[1]]);
@@ -153,12 +163,12 @@ pub fn undetermined_keys(
     log: &CommitLog,
     keys_of: &mut dyn FnMut(usize) -> KeySet,
 ) -> Vec<Undetermined> {
-    let spans = doubtful_spans(log);
+    // Sorted once: the shared stamps and each span's commits are found in it.
+    let by_time = by_time(log);
+    let spans = doubtful_spans_by(log, &by_time);
     if spans.is_empty() {
         return Vec::new();
     }
-    let mut by_time: Vec<usize> = (0..log.commits.len()).collect();
-    by_time.sort_by(|&a, &b| log.commits[a].time.total_cmp(&log.commits[b].time));
     let mut found: Vec<Undetermined> = Vec::new();
     let mut decided = KeySet::default();
     for span in spans {

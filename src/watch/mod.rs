@@ -279,6 +279,9 @@ pub struct WatchCore<'i> {
     pub sink: SinkTail,
     pub log: CommitLog,
     pub checker: Checker<'i>,
+    /// Keys found undetermined: once open, a key's order stays open (commits and
+    /// doubtful spans only grow), so it is not looked for again on every pass.
+    undetermined: std::cell::RefCell<crate::verify::clock::KeySet>,
 }
 
 impl<'i> WatchCore<'i> {
@@ -287,6 +290,7 @@ impl<'i> WatchCore<'i> {
             sink: SinkTail::new(sink_dir),
             log: CommitLog::default(),
             checker,
+            undetermined: Default::default(),
         }
     }
 
@@ -319,6 +323,9 @@ impl<'i> WatchCore<'i> {
     /// Whether `key`'s order, in what was released so far, rests on timestamps that go
     /// back (see [`crate::verify::clock`]).
     pub fn order_undetermined(&self, key: u8) -> bool {
+        if self.undetermined.borrow().contains(key) {
+            return true;
+        }
         let mut checked = crate::verify::clock::KeySet::default();
         checked.insert(key);
         let found = crate::verify::clock::undetermined_keys(&self.log, &mut |i| {
@@ -327,6 +334,9 @@ impl<'i> WatchCore<'i> {
                 &checked,
             )
         });
+        if !found.is_empty() {
+            self.undetermined.borrow_mut().insert(key);
+        }
         !found.is_empty()
     }
 

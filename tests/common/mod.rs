@@ -176,6 +176,42 @@ pub fn chattr_available() -> bool {
     false
 }
 
+/// `soakcheck ARGS...` to its end (at most 2 minutes), without the caller's
+/// `MULTIPLE_KEYS_LIST`.
+pub fn soakcheck(args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("soakcheck")
+        .unwrap()
+        .env_remove("MULTIPLE_KEYS_LIST")
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
+/// A command's stdout then stderr, for an assertion's message.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Whether Debian's libfaketime is here for clock faults; in CI it must be (scripts/test
+/// installs it), elsewhere a test without it says it skipped.
+pub fn libfaketime_available() -> bool {
+    let lib = soakcheck::driver::supervisor::clock::LIBFAKETIME;
+    if Path::new(lib).is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{lib} is missing: scripts/test installs libfaketime"
+    );
+    eprintln!("SKIPPED: no {lib} (apt-get install faketime libfaketime)");
+    false
+}
+
 /// A file made immutable (`chattr +i`: no write, rename or unlink succeeds, even as
 /// root), made mutable again on drop so a failed test leaves a removable directory.
 pub struct Immutable(PathBuf);

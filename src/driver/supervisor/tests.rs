@@ -866,7 +866,10 @@ fn a_clock_loop_faults_and_heals_its_component_s_clock_file() {
             err.contains("apt-get install faketime libfaketime"),
             "{err}"
         );
-        assert!(std::env::var("CI").is_err(), "CI has libfaketime: {err}");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI has libfaketime: {err}"
+        );
         return;
     }
     sup.start(Duration::from_secs(15)).unwrap();
@@ -907,7 +910,10 @@ fn a_clock_loop_faults_and_heals_its_component_s_clock_file() {
 #[test]
 fn scripted_clock_steps_set_the_file_and_heal_after_their_for() {
     if !std::path::Path::new(clock::LIBFAKETIME).is_file() {
-        assert!(std::env::var("CI").is_err(), "CI has libfaketime");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI has libfaketime"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
