@@ -19,6 +19,7 @@ pub mod driver;
 pub mod duration;
 pub mod finding;
 pub mod formats;
+pub mod fs;
 pub mod gen;
 pub mod http;
 pub mod outcome;

@@ -37,6 +37,9 @@ enum Command {
     /// A TCP fault proxy: forwards each link and partitions, resets, delays, throttles or
     /// slices it on request (loopback HTTP control, JSON).
     Proxy(cli::proxy::ProxyArgs),
+    /// A FUSE filesystem over a directory that forgets what was never fsynced when told
+    /// to cut the power, and injects disk errors (loopback HTTP control, JSON).
+    Fs(cli::fs::FsArgs),
     /// A post-mortem page of a run directory, a post-mortem bundle or a sink directory:
     /// the verdict, a fault timeline, the violation in context and the logs around it.
     Report(cli::report::ReportArgs),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Reset(args) => cli::exit(cli::run::run_reset(&args)),
         Command::Report(args) => cli::report::run_report(args),
         Command::Proxy(args) => cli::exit(cli::proxy::run_proxy(args)),
+        Command::Fs(args) => cli::exit(cli::fs::run_fs(args)),
         Command::Gen(command) => cli::gen::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(command) => cli::demo::run(command),

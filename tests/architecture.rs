@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["formats", "wire", "topology"],
     &["verify", "gen"],
-    &["proxy", "rundir"],
+    &["proxy", "rundir", "fs"],
     &["demo", "watch"],
     &["driver"],
     &["report"],

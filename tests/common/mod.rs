@@ -212,6 +212,120 @@ pub fn libfaketime_available() -> bool {
     false
 }
 
+/// Whether a FUSE mount can be made here (/dev/fuse, and root to mount without
+/// fusermount); in CI it must be, elsewhere a test without it says it skipped.
+pub fn fuse_available() -> bool {
+    let root = effective_uid() == 0;
+    if Path::new("/dev/fuse").exists() && root {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "no FUSE here (/dev/fuse present: {}, root: {root}): the fs tests need both",
+        Path::new("/dev/fuse").exists()
+    );
+    eprintln!("SKIPPED: no /dev/fuse, or not root");
+    false
+}
+
+/// The effective uid, from /proc (nix's `user` feature is not enabled).
+fn effective_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+    uid.and_then(|u| u.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// `soakcheck fs` mounted for a test, its control port known; on drop it is stopped
+/// (SIGTERM) and, should it leave its mount, the mount is detached.
+pub struct FsMount {
+    child: std::process::Child,
+    pub mount: PathBuf,
+    pub port: u16,
+}
+
+impl FsMount {
+    pub fn start(mount: &Path, backing: &Path) -> FsMount {
+        use std::io::BufRead;
+        let port = free_port();
+        let mut child = Command::new(exe())
+            .arg("fs")
+            .arg(mount)
+            .arg("--backing")
+            .arg(backing)
+            .args(["--control", &port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mounted = FsMount {
+            child,
+            mount: mount.to_path_buf(),
+            port,
+        };
+        // Ready once it says where its control listens.
+        for line in lines.by_ref() {
+            if line.unwrap().starts_with("control:") {
+                std::thread::spawn(move || lines.for_each(drop));
+                return mounted;
+            }
+        }
+        panic!("soakcheck fs ended before it was ready");
+    }
+
+    /// An HTTP call on the control interface: the status and the body.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        http(self.port, method, path, body)
+    }
+
+    /// Stops it as a user would (SIGTERM), returning its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for FsMount {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if mounted(&self.mount) {
+            let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Whether `path` is a mount point (in /proc/mounts).
+pub fn mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let path = path.display().to_string();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(path.as_str()))
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`: the status and the body.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
 /// A file made immutable (`chattr +i`: no write, rename or unlink succeeds, even as
 /// root), made mutable again on drop so a failed test leaves a removable directory.
 pub struct Immutable(PathBuf);

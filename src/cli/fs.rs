@@ -1,0 +1,56 @@
+//! `soakcheck fs`: the FUSE layer that forgets what was never fsynced.
+
+use clap::Args;
+use soakcheck::plans;
+
+#[derive(Args)]
+pub struct FsArgs {
+    /// Where to mount (created when missing).
+    #[arg(value_name = "MOUNT")]
+    pub mount: std::path::PathBuf,
+    /// The directory the mount shows, and where durable data lives.
+    #[arg(long, value_name = "DIR")]
+    pub backing: std::path::PathBuf,
+    /// Serve the control interface at PORT or HOST:PORT (127.0.0.1 when only a port is
+    /// given): POST /lose-unsynced, POST /checkpoint, GET /unsynced, POST and DELETE /faults.
+    #[arg(long, value_name = "ADDR", value_parser = soakcheck::report::serve::parse_addr)]
+    pub control: Option<std::net::SocketAddr>,
+    /// Let --control listen on an address other hosts reach (anyone who reaches it can
+    /// cut the power; without this flag only a loopback address is taken).
+    #[arg(long)]
+    pub allow_remote_control: bool,
+    /// The seed of fault probabilities and torn-write lengths.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run_fs(args: FsArgs) -> anyhow::Result<()> {
+    let control = args
+        .control
+        .map(|addr| plans::control_addr(addr, args.allow_remote_control))
+        .transpose()?;
+    let cfg = soakcheck::fs::FsConfig {
+        mount: args.mount,
+        backing: args.backing,
+        control,
+        seed: args.seed,
+    };
+    let was = soakcheck::fs::serve(&cfg, |m| {
+        println!(
+            "mounted {} over {}",
+            m.mount().display(),
+            cfg.backing.display()
+        );
+        if let Some(addr) = m.control {
+            println!("control: http://{addr}/unsynced (Ctrl-C to unmount)");
+        }
+    })?;
+    println!(
+        "unmounted {}: {} unsynced byte(s) in {} file(s) and {} entry operation(s) made durable",
+        cfg.mount.display(),
+        was.bytes,
+        was.files.len(),
+        was.entries.len()
+    );
+    Ok(())
+}

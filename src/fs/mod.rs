@@ -1,0 +1,187 @@
+//! `soakcheck fs`: a passthrough FUSE filesystem that forgets what was never fsynced,
+//! for power-loss and disk faults.
+//!
+//! How it works: the mount shows the backing directory as it is; every write and entry
+//! operation goes through to it at once, and the [`journal`] keeps what a power cut must
+//! take back (before-images of overwritten bytes, each file's length at its last
+//! fsync, the undo of each entry operation since its directory's last fsync). The
+//! control interface ([`control`]) cuts the power (`POST /lose-unsynced`): the backing
+//! directory then holds exactly what was durable, and the kernel's caches of the mount
+//! are dropped. Errno faults and torn writes come from [`faults`].
+//!
+//! The kernel talks to the layer through `fuser` without libfuse: as root it mounts
+//! through `/dev/fuse` with mount(2). On SIGINT or SIGTERM the layer makes everything
+//! durable (a shutdown is not a power cut), unmounts (lazily when a file is still open)
+//! and removes its own folder from the backing directory.
+
+pub mod control;
+pub mod faults;
+mod fuse;
+pub mod journal;
+pub mod layer;
+pub mod nodes;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use layer::{Layer, Unsynced, HIDDEN};
+
+/// What `soakcheck fs` serves.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    pub mount: PathBuf,
+    pub backing: PathBuf,
+    pub control: Option<SocketAddr>,
+    pub seed: u64,
+}
+
+/// Why the layer could not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("the backing directory {path}: {source}")]
+    Backing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{mount} cannot be mounted over {backing}: one is inside the other")]
+    Nested { mount: PathBuf, backing: PathBuf },
+    #[error("mounting {path} (FUSE needs /dev/fuse and root): {source}")]
+    Mount {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the control interface on {addr}: {source}")]
+    Control {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("unmounting {path}: {source}")]
+    Unmount {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A mounted layer.
+pub struct Mounted {
+    session: Option<fuser::BackgroundSession>,
+    mount: PathBuf,
+    backing: PathBuf,
+    layer: Arc<Mutex<Layer>>,
+    _runtime: tokio::runtime::Runtime,
+    /// Where the control interface listens, when asked for.
+    pub control: Option<SocketAddr>,
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, FsError> {
+    let backing = |source| FsError::Backing {
+        path: path.to_path_buf(),
+        source,
+    };
+    let found = std::fs::canonicalize(path).map_err(backing)?;
+    if !found.is_dir() {
+        return Err(backing(std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    Ok(found)
+}
+
+impl Mounted {
+    /// Mounts `cfg.mount` over `cfg.backing` (creating the mount point when missing) and
+    /// serves the control interface.
+    pub fn start(cfg: &FsConfig) -> Result<Mounted, FsError> {
+        let backing = canonical(&cfg.backing)?;
+        let mount_err = |source| FsError::Mount {
+            path: cfg.mount.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
+        let mount = std::fs::canonicalize(&cfg.mount).map_err(mount_err)?;
+        if mount.starts_with(&backing) || backing.starts_with(&mount) {
+            return Err(FsError::Nested { mount, backing });
+        }
+        let layer = Layer::new(&backing, cfg.seed).map_err(|source| FsError::Backing {
+            path: backing.clone(),
+            source,
+        })?;
+        let layer = Arc::new(Mutex::new(layer));
+        let mut config = fuser::Config::default();
+        config.mount_options = vec![
+            fuser::MountOption::FSName("soakcheck-fs".into()),
+            fuser::MountOption::DefaultPermissions,
+        ];
+        config.acl = fuser::SessionACL::All;
+        let front = fuse::Front(Arc::clone(&layer));
+        let session = fuser::spawn_mount(front, &mount, &config).map_err(mount_err)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(mount_err)?;
+        let mut mounted = Mounted {
+            control: None,
+            layer: Arc::clone(&layer),
+            mount,
+            backing,
+            _runtime: runtime,
+            session: None,
+        };
+        let notifier = Some(session.notifier());
+        mounted.session = Some(session);
+        if let Some(addr) = cfg.control {
+            let control = control::Control { layer, notifier };
+            let bound = control::serve(control, addr, &mounted._runtime)
+                .map_err(|source| FsError::Control { addr, source })?;
+            mounted.control = Some(bound);
+        }
+        Ok(mounted)
+    }
+
+    /// Where it is mounted.
+    pub fn mount(&self) -> &Path {
+        &self.mount
+    }
+
+    /// Makes everything durable, unmounts (lazily when a file is still open, so no dead
+    /// mount is left) and removes the layer's folder; returns what was not durable.
+    pub fn stop(mut self) -> Result<Unsynced, FsError> {
+        let was = {
+            let mut layer = self.layer.lock().unwrap_or_else(|p| p.into_inner());
+            layer.checkpoint().map_err(|source| FsError::Backing {
+                path: self.backing.clone(),
+                source,
+            })?
+        };
+        if let Some(session) = self.session.take() {
+            if session.umount_and_join().is_err() {
+                lazy_unmount(&self.mount).map_err(|source| FsError::Unmount {
+                    path: self.mount.clone(),
+                    source,
+                })?;
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.backing.join(HIDDEN));
+        Ok(was)
+    }
+}
+
+/// Detaches the mount at `path` now; it goes once nothing uses it.
+pub fn lazy_unmount(path: &Path) -> std::io::Result<()> {
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).map_err(std::io::Error::from)
+}
+
+/// Serves until SIGINT or SIGTERM: mounts, calls `ready` with the mounted layer, waits,
+/// then stops it.
+pub fn serve(cfg: &FsConfig, ready: impl FnOnce(&Mounted)) -> Result<Unsynced, FsError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let signal_err = |source| FsError::Mount {
+        path: cfg.mount.clone(),
+        source,
+    };
+    // Taken before mounting, so a signal during the mount still unmounts.
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(signal_err)?;
+    let mounted = Mounted::start(cfg)?;
+    ready(&mounted);
+    let _ = signals.forever().next();
+    mounted.stop()
+}
