@@ -17,6 +17,9 @@ pub enum FindingKind {
     SinkError,
     /// --timeout passed before --until was reached.
     Stalled,
+    /// Committed output a power cut took back: the sink acknowledged it before it was
+    /// durable.
+    CommittedDataLostOnPowerLoss,
     /// A remote checker died or its connection dropped: nothing is being checked.
     CheckerLost,
 }

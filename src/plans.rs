@@ -28,6 +28,8 @@ pub enum PlanError {
     },
     #[error("no keys given")]
     NoKeys,
+    #[error("--inject needs --inject-key K: the key whose output the worker breaks (only skip-fsync, the sink's bug, has none)")]
+    InjectKeyMissing,
     #[error("key {0:?} is given twice")]
     DuplicateKey(char),
     #[error("{0}")]
@@ -264,8 +266,8 @@ pub struct RunRequest {
     pub run_dir: PathBuf,
     pub rate: u64,
     pub checkpoint_interval: std::time::Duration,
-    /// `--inject KIND --inject-after N --inject-key K`.
-    pub inject: Option<(crate::demo::worker::InjectKind, u64, String)>,
+    /// `--inject KIND --inject-after N --inject-key K` (no key for `skip-fsync`).
+    pub inject: Option<(crate::demo::worker::InjectKind, u64, Option<String>)>,
     pub exe: PathBuf,
     /// The environment (`WALLAROO_*`, `MULTIPLE_KEYS_LIST`, ...).
     pub env: Vec<(String, String)>,
@@ -499,18 +501,38 @@ fn run_seed(r: &RunRequest) -> u64 {
         })
 }
 
-/// `--inject KIND --inject-after-lines N --inject-key K`, checked.
+/// `--inject KIND --inject-after-lines N --inject-key K`, checked: a worker's
+/// injection needs its key, the sink's (`skip-fsync`) has none.
 fn injection(
-    (kind, after_lines, key): (crate::demo::worker::InjectKind, u64, String),
+    (kind, after_lines, key): (crate::demo::worker::InjectKind, u64, Option<String>),
 ) -> Result<crate::topology::Injection, PlanError> {
-    Ok(crate::topology::Injection {
-        kind: crate::choice::Choice::name(kind).to_string(),
-        after_lines,
-        key: parse_key(&key).map_err(|detail| PlanError::BadKey {
+    use crate::demo::worker::InjectKind;
+    let key = match (kind, key) {
+        (InjectKind::SkipFsync, _) => None,
+        (_, None) => return Err(PlanError::InjectKeyMissing),
+        (_, Some(key)) => Some(parse_key(&key).map_err(|detail| PlanError::BadKey {
             flag: "--inject-key",
             spec: key.clone(),
             detail,
-        })? as char,
+        })? as char),
+    };
+    Ok(crate::topology::Injection {
+        kind: crate::choice::Choice::name(kind).to_string(),
+        after_lines,
+        key,
+    })
+}
+
+/// The `soakcheck fs` layers a run's power and disk faults need (none without them):
+/// mounted at `RUN_DIR/soakcheck-fs/<component>`.
+fn fs_mounts(
+    scenario: &crate::driver::scenario::Scenario,
+    run_dir: &std::path::Path,
+) -> Option<crate::topology::FsMounts> {
+    let components = scenario.fs_components();
+    (!components.is_empty()).then(|| crate::topology::FsMounts {
+        root: crate::rundir::RunDir(run_dir).fs_mounts(),
+        components,
     })
 }
 
@@ -539,11 +561,11 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
     }
     let replay = r.replay.as_deref().map(read_replay).transpose()?;
     let proxy = proxy_ports(&r, replay.as_deref(), &ports, keys.len())?;
-    let inject = r.inject.clone().map(injection).transpose()?;
     let preset = Preset {
         kind: r.preset,
         ports,
         proxy,
+        fs: fs_mounts(&r.scenario, &r.run_dir),
         run_dir: r.run_dir,
         workers: r.scenario.workers,
         keys: keys.into_iter().map(|k| k as char).collect(),
@@ -551,7 +573,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         checkpoint_interval_ms: r.checkpoint_interval.as_millis() as u64,
         exe: r.exe,
         env: r.env,
-        inject,
+        inject: r.inject.clone().map(injection).transpose()?,
         run_id: Some(crate::driver::run::new_run_id()),
         hosts: r.scenario.hosts.clone(),
     };
@@ -605,6 +627,8 @@ pub enum WorkerPlanError {
     Port { n: usize, base: u16, port: usize },
     #[error("{host}: {detail}")]
     Address { host: String, detail: String },
+    #[error("--inject skip-fsync is the sink's bug, not a worker's: start the sink with `demo sink --skip-fsync`")]
+    SinkInjection,
     #[error(transparent)]
     Plan(#[from] PlanError),
 }
@@ -640,6 +664,9 @@ pub fn worker_config(
         }
     };
     let inject = match r.inject {
+        Some((crate::demo::worker::InjectKind::SkipFsync, ..)) => {
+            return Err(WorkerPlanError::SinkInjection)
+        }
         Some((kind, after_lines, key)) => Some(Injection {
             kind,
             after_lines,

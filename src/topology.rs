@@ -267,12 +267,34 @@ impl ProxyPorts {
     }
 }
 
-/// A fault a worker injects into its committed output (kind, after N lines, key).
+/// A fault a worker injects into its committed output (kind, after N lines, key), or
+/// the sink's planted bug (`skip-fsync`, no key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
     pub kind: String,
     pub after_lines: u64,
-    pub key: char,
+    pub key: Option<char>,
+}
+
+/// The injection that is the sink's planted bug.
+pub const SKIP_FSYNC: &str = "skip-fsync";
+
+/// The components whose files go through a `soakcheck fs` layer, and where their
+/// mounts are: `root/<component>` (the sink's directory, or a worker's state directory,
+/// seen through the layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsMounts {
+    pub root: PathBuf,
+    pub components: Vec<Component>,
+}
+
+impl FsMounts {
+    /// Where `c` reads and writes its files, when they go through a layer.
+    pub fn mount_of(&self, c: &Component) -> Option<PathBuf> {
+        self.components
+            .contains(c)
+            .then(|| self.root.join(c.name()))
+    }
 }
 
 /// Everything that decides the demo's command lines.
@@ -297,6 +319,8 @@ pub struct Topology<'a> {
     pub inject: Option<&'a Injection>,
     /// The links go through the fault proxy there.
     pub proxy: Option<&'a ProxyPorts>,
+    /// The components whose files go through a `soakcheck fs` layer.
+    pub fs: Option<&'a FsMounts>,
 }
 
 impl Topology<'_> {
@@ -358,6 +382,11 @@ impl Topology<'_> {
         )
     }
 
+    /// Where `c`'s files are seen through its `soakcheck fs` layer, when they are.
+    fn files_of(&self, c: &Component) -> Option<PathBuf> {
+        self.fs.and_then(|fs| fs.mount_of(c))
+    }
+
     /// The command line of `c`; `join` for a worker that joins a running cluster.
     pub fn argv(&self, c: &Component, join: bool) -> Vec<String> {
         let mut argv = vec![self.exe.display().to_string(), "demo".to_string()];
@@ -365,10 +394,14 @@ impl Topology<'_> {
         match c {
             Component::Sink => {
                 argv.extend(words(&["sink"]));
-                argv.push(self.sink_dir.join("output").display().to_string());
-                argv.push(self.sink_dir.join("abort").display().to_string());
+                let dir = self.files_of(c).unwrap_or_else(|| self.sink_dir.clone());
+                argv.push(dir.join("output").display().to_string());
+                argv.push(dir.join("abort").display().to_string());
                 argv.push(self.ports.sink().to_string());
                 argv.extend(["--host".to_string(), self.host(c).to_string()]);
+                if self.inject.is_some_and(|i| i.kind == SKIP_FSYNC) {
+                    argv.push("--skip-fsync".to_string());
+                }
             }
             Component::Worker(n) => argv.extend(self.worker_args(*n, join)),
             Component::Sender(k) => {
@@ -419,7 +452,11 @@ impl Topology<'_> {
             "--checkpoint-interval",
             &format!("{}ms", self.checkpoint_interval_ms),
             "--state-dir",
-            &self.state_dir.join(&name).display().to_string(),
+            &self
+                .files_of(&Component::Worker(n))
+                .unwrap_or_else(|| self.state_dir.join(&name))
+                .display()
+                .to_string(),
             "--host",
             self.host(&Component::Worker(n)),
             "--sink-host",
@@ -433,16 +470,21 @@ impl Topology<'_> {
         if join {
             v.push("--join".to_string());
         }
-        if let Some(i) = self.inject.filter(|i| self.owner(i.key) == n) {
-            v.extend([
-                "--inject".to_string(),
-                i.kind.clone(),
-                "--inject-after".to_string(),
-                i.after_lines.to_string(),
-                "--inject-key".to_string(),
-                i.key.to_string(),
-            ]);
-        }
+        v.extend(self.injection_args(n));
+        v
+    }
+
+    /// Worker `n`'s injection flags: when it owns the injection's key (the sink's
+    /// `skip-fsync` is none of a worker's).
+    fn injection_args(&self, n: usize) -> Vec<String> {
+        let mine =
+            |i: &&Injection| i.kind != SKIP_FSYNC && i.key.is_some_and(|k| self.owner(k) == n);
+        let Some(i) = self.inject.filter(mine) else {
+            return Vec::new();
+        };
+        let mut v = vec!["--inject".to_string(), i.kind.clone()];
+        v.extend(["--inject-after".to_string(), i.after_lines.to_string()]);
+        v.extend(i.key.map(|k| format!("--inject-key={k}")));
         v
     }
 }

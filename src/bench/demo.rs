@@ -1,5 +1,6 @@
 //! `soakcheck bench demo`: committed throughput of the embedded demo, unthrottled, and
-//! with `--proxy` the same through the fault proxy's clear links, side by side.
+//! with `--proxy` the same through the fault proxy's clear links, or with `--fs` with
+//! every directory through a `soakcheck fs` layer, side by side with direct runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,23 +16,35 @@ pub struct BenchDemoPlan {
     pub checkpoint_interval: Duration,
     pub exe: PathBuf,
     pub dir: Option<PathBuf>,
-    /// Also through the fault proxy, side by side.
-    pub proxy: bool,
-    /// With `proxy`: pairs of runs (direct, proxied) whose medians are reported.
+    /// What to measure beside the direct runs, if anything.
+    pub compare: Option<Beside>,
+    /// With `compare`: pairs of runs (direct, then the other) whose medians are reported.
     pub runs: usize,
 }
 
-/// The same bench with every link through the fault proxy (no fault applied).
+/// What a bench of the demo measures beside its direct runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beside {
+    /// Every link through the fault proxy (no fault applied).
+    Proxy,
+    /// The sink's and every worker's directory through a `soakcheck fs` layer (no fault).
+    Fs,
+}
+
+/// The same bench through the fault proxy or the filesystem layer.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProxiedDemo {
     pub committed_mb_per_s: f64,
-    /// Proxied over direct.
+    /// Over direct.
     pub ratio: f64,
     pub verified: bool,
 }
 
 /// The target of `bench demo --proxy`: the proxied throughput over the direct one.
 pub const PROXIED_TARGET: f64 = 0.8;
+
+/// The target of `bench demo --fs`: the throughput through the layers over direct.
+pub const FS_TARGET: f64 = 0.6;
 
 /// `bench demo`'s bytes per key and checkpoint interval when not given. The feeding
 /// time ends with the commit of the last line, so it is rounded up to a whole
@@ -60,6 +73,8 @@ pub struct BenchDemoReport {
     pub verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxied: Option<ProxiedDemo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub through_fs: Option<ProxiedDemo>,
     /// Runs of each kind the figures are medians of.
     pub runs: usize,
 }
@@ -68,27 +83,37 @@ pub fn bench_demo(
     plan: &BenchDemoPlan,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchDemoReport, BenchError> {
-    if !plan.proxy {
-        return demo_once(plan, "", false, None, progress);
-    }
+    let Some(beside) = plan.compare else {
+        return demo_once(plan, "", None, None, progress);
+    };
     // Every run feeds the same inputs: generated once.
     let (root, _guard) = bench_root(plan, "inputs")?;
     let inputs = root.join("in");
-    crate::demo::cluster::cluster_inputs(&cluster_plan(plan, false, &root), &inputs, progress)
+    crate::demo::cluster::cluster_inputs(&cluster_plan(plan, None, &root), &inputs, progress)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     // Direct and proxied alternate, so both see the same machine; medians.
     let mut direct = Vec::new();
     let mut proxied = Vec::new();
+    let (what, suffix) = match beside {
+        Beside::Proxy => ("every link through the fault proxy", "proxied"),
+        Beside::Fs => ("every directory through a filesystem layer", "fs"),
+    };
     for run in 0..plan.runs.max(1) {
         progress(&format!(
-            "run {} of {}: direct, then every link through the fault proxy",
+            "run {} of {}: direct, then {what}",
             run + 1,
             plan.runs.max(1)
         ));
         let name = format!("run{}", run + 1);
-        direct.push(demo_once(plan, &name, false, Some(&inputs), progress)?);
-        let name = format!("run{}-proxied", run + 1);
-        proxied.push(demo_once(plan, &name, true, Some(&inputs), progress)?);
+        direct.push(demo_once(plan, &name, None, Some(&inputs), progress)?);
+        let name = format!("run{}-{suffix}", run + 1);
+        proxied.push(demo_once(
+            plan,
+            &name,
+            Some(beside),
+            Some(&inputs),
+            progress,
+        )?);
     }
     let median = |v: &mut Vec<BenchDemoReport>| {
         v.sort_by(|a, b| a.committed_mb_per_s.total_cmp(&b.committed_mb_per_s));
@@ -98,11 +123,15 @@ pub fn bench_demo(
     let mut report = median(&mut direct);
     report.verified = direct.iter().all(|r| r.verified);
     let through = median(&mut proxied);
-    report.proxied = Some(ProxiedDemo {
+    let compared = Some(ProxiedDemo {
         committed_mb_per_s: through.committed_mb_per_s,
         ratio: through.committed_mb_per_s / report.committed_mb_per_s,
         verified,
     });
+    match beside {
+        Beside::Proxy => report.proxied = compared,
+        Beside::Fs => report.through_fs = compared,
+    }
     report.runs = plan.runs.max(1);
     Ok(report)
 }
@@ -117,12 +146,13 @@ fn bench_root(
     root_or_temp(dir.as_deref(), &format!("soakcheck-bench-demo-{name}-"))
 }
 
-/// The demo cluster of `plan` in `root`, direct or `proxied`.
+/// The demo cluster of `plan` in `root`, direct or `beside` it.
 fn cluster_plan(
     plan: &BenchDemoPlan,
-    proxied: bool,
+    beside: Option<Beside>,
     root: &Path,
 ) -> crate::demo::cluster::ClusterPlan {
+    use crate::demo::cluster::Files;
     crate::demo::cluster::ClusterPlan {
         exe: plan.exe.clone(),
         workers: plan.workers,
@@ -134,17 +164,21 @@ fn cluster_plan(
         inject: None,
         seed: 1,
         timeout: Duration::from_secs(600),
-        proxied,
+        proxied: beside == Some(Beside::Proxy),
+        files: match beside {
+            Some(Beside::Fs) => Files::ThroughFs,
+            _ => Files::Direct,
+        },
         given_inputs: None,
     }
 }
 
-/// One run of the demo cluster in the bench's directory `name`, direct or `proxied`, on
-/// `inputs` when given (else its own, generated).
+/// One run of the demo cluster in the bench's directory `name`, direct or `beside` it,
+/// on `inputs` when given (else its own, generated).
 fn demo_once(
     plan: &BenchDemoPlan,
     name: &str,
-    proxied: bool,
+    beside: Option<Beside>,
     inputs: Option<&Path>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchDemoReport, BenchError> {
@@ -152,7 +186,7 @@ fn demo_once(
     let (root, _guard) = bench_root(plan, name)?;
     let cluster = crate::demo::cluster::ClusterPlan {
         given_inputs: inputs.map(Path::to_path_buf),
-        ..cluster_plan(plan, proxied, &root)
+        ..cluster_plan(plan, beside, &root)
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let outcome =
@@ -171,6 +205,7 @@ fn demo_once(
         committed_mb_per_s: outcome.report.sink.committed_bytes as f64 / 1e6 / feeding,
         verified: outcome.report.verdict == crate::verify::Verdict::Ok,
         proxied: None,
+        through_fs: None,
         runs: 1,
     })
 }
@@ -190,6 +225,14 @@ impl BenchDemoReport {
         ) + &self.proxied.as_ref().map_or(String::new(), |p| {
             format!(
                 "  through the fault proxy (every link, no fault): {:.1} MB/s committed, {:.2}x direct (target >= {PROXIED_TARGET}x; medians of {} runs each, alternating); verify: {}\n",
+                p.committed_mb_per_s,
+                p.ratio,
+                self.runs,
+                if p.verified { "pass" } else { "FAIL" }
+            ) + &self.coarse_note()
+        }) + &self.through_fs.as_ref().map_or(String::new(), |p| {
+            format!(
+                "  through soakcheck fs (the sink's and every worker's directory, no fault): {:.1} MB/s committed, {:.2}x direct (target >= {FS_TARGET}x; medians of {} runs each, alternating); verify: {}\n",
                 p.committed_mb_per_s,
                 p.ratio,
                 self.runs,
@@ -228,6 +271,7 @@ mod tests {
                 ratio: 1.0,
                 verified: true,
             }),
+            through_fs: None,
             runs: 5,
         }
     }

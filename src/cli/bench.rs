@@ -59,10 +59,10 @@ pub struct BenchDemoArgs {
     pub keys: usize,
     #[arg(long, default_value_t = 3, value_parser = plans::worker_count)]
     pub workers: usize,
-    /// Binary bytes per key [default: 4000000; with --proxy 40000000].
+    /// Binary bytes per key [default: 4000000; with --proxy or --fs 40000000].
     #[arg(long, value_name = "N", value_parser = plans::positive_bytes)]
     pub bytes_per_key: Option<u64>,
-    /// [default: 1s; with --proxy 200ms].
+    /// [default: 1s; with --proxy or --fs 200ms].
     #[arg(long, value_parser = soakcheck::duration::parse_duration)]
     pub checkpoint_interval: Option<std::time::Duration>,
     #[arg(long, value_name = "DIR")]
@@ -71,7 +71,12 @@ pub struct BenchDemoArgs {
     /// proxied throughput as a ratio to the direct one.
     #[arg(long)]
     pub proxy: bool,
-    /// With --proxy: pairs of runs (direct, then proxied); medians are reported.
+    /// Also run with the sink's and every worker's directory through a `soakcheck fs`
+    /// layer (no fault applied; needs /dev/fuse and root) and report that throughput as
+    /// a ratio to the direct one.
+    #[arg(long, conflicts_with = "proxy")]
+    pub fs: bool,
+    /// With --proxy or --fs: pairs of runs (direct, then the other); medians are reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
     #[arg(long)]
@@ -111,7 +116,8 @@ pub fn run_bench_verify(args: &BenchVerifyArgs) -> anyhow::Result<BenchVerifyRep
 }
 
 pub fn run_bench_demo(args: &BenchDemoArgs) -> anyhow::Result<BenchDemoReport> {
-    let (bytes_per_key, checkpoint_interval) = soakcheck::bench::demo::demo_defaults(args.proxy);
+    let (bytes_per_key, checkpoint_interval) =
+        soakcheck::bench::demo::demo_defaults(args.proxy || args.fs);
     let plan = BenchDemoPlan {
         keys: args.keys,
         workers: args.workers,
@@ -119,7 +125,13 @@ pub fn run_bench_demo(args: &BenchDemoArgs) -> anyhow::Result<BenchDemoReport> {
         checkpoint_interval: args.checkpoint_interval.unwrap_or(checkpoint_interval),
         exe: std::env::current_exe().context("locating the soakcheck binary")?,
         dir: args.dir.clone(),
-        proxy: args.proxy,
+        compare: if args.proxy {
+            Some(soakcheck::bench::demo::Beside::Proxy)
+        } else if args.fs {
+            Some(soakcheck::bench::demo::Beside::Fs)
+        } else {
+            None
+        },
         runs: args.runs,
     };
     Ok(bench_demo(&plan, &mut |m| eprintln!("bench: {m}"))?)

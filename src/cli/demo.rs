@@ -40,6 +40,10 @@ pub struct DemoSinkArgs {
     /// messages, and peers of another run are refused (`run` sets it).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// A planted bug: never fsync the output or the txnlog, so commits are acknowledged
+    /// before they are durable (a crash cannot show it; a power cut can).
+    #[arg(long)]
+    pub skip_fsync: bool,
 }
 
 #[derive(Args)]
@@ -166,6 +170,11 @@ pub fn run_demo_sink(args: DemoSinkArgs) -> anyhow::Result<()> {
         host: args.host,
         phase1_sleep,
         run_id: args.run_id,
+        durability: if args.skip_fsync {
+            soakcheck::demo::sink::Durability::SkipFsync
+        } else {
+            soakcheck::demo::sink::Durability::Fsync
+        },
     })
     .with_context(|| format!("sink on port {}", args.port))
 }
@@ -241,6 +250,7 @@ pub fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             seed: args.seed,
             timeout: args.timeout,
             proxied: false,
+            files: soakcheck::demo::cluster::Files::Direct,
             given_inputs: None,
         };
         Ok(run_cluster(&plan, &stop, &mut |m| eprintln!("cluster: {m}"))?.report)

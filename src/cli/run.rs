@@ -76,8 +76,9 @@ pub struct RunArgs {
     /// runs that found something are always kept (`reset --purge` deletes them).
     #[arg(long, value_name = "N", default_value_t = soakcheck::rundir::kept::DEFAULT_KEEP)]
     pub keep_runs: usize,
-    /// Make one demo worker inject a fault (for testing the checks).
-    #[arg(long, value_parser = choice::<InjectKind>(), requires = "inject_key")]
+    /// Make one demo worker inject a fault into key --inject-key's output, or the demo
+    /// sink skip its fsyncs (skip-fsync), for testing the checks.
+    #[arg(long, value_parser = choice::<InjectKind>())]
     pub inject: Option<InjectKind>,
     #[arg(long, value_name = "LINES", default_value_t = 100)]
     pub inject_after: u64,
@@ -133,8 +134,7 @@ pub fn run_run_command(args: RunArgs) -> ExitCode {
             checkpoint_interval: args.checkpoint_interval,
             inject: args
                 .inject
-                .zip(args.inject_key)
-                .map(|(kind, key)| (kind, args.inject_after, key)),
+                .map(|kind| (kind, args.inject_after, args.inject_key.clone())),
             exe: std::env::current_exe().context("locating the soakcheck binary")?,
             env: std::env::vars().collect(),
             time_scale: args.time_scale,

@@ -77,6 +77,9 @@ pub struct ClusterPlan {
     pub timeout: Duration,
     /// Every link through the fault proxy (no fault applied): what it costs.
     pub proxied: bool,
+    /// The sink's and the workers' directories through `soakcheck fs` layers (no fault
+    /// applied): what `bench demo --fs` measures.
+    pub files: Files,
     /// Inputs generated before, for these keys, bytes and seed (a bench's repeated
     /// runs); None generates them in `dir/in`.
     pub given_inputs: Option<PathBuf>,
@@ -149,6 +152,7 @@ fn lone<'a>(exe: &'a Path, ports: &'a PickedPorts, hosts: &'a Hosts) -> Topology
         run_id: None,
         inject: None,
         proxy: None,
+        fs: None,
     }
 }
 
@@ -264,9 +268,10 @@ pub fn run_cluster(
     let inject = plan.inject.map(|(kind, after_lines, key)| Injection {
         kind: crate::choice::Choice::name(kind).to_string(),
         after_lines,
-        key: key as char,
+        key: Some(key as char),
     });
     let hosts = Hosts::default();
+    let (layers, fs) = mount_layers(plan, &sink_dir, &state_dir)?;
     let topology = Topology {
         exe: &plan.exe,
         workers: plan.workers,
@@ -281,6 +286,7 @@ pub fn run_cluster(
         run_id: None,
         inject: inject.as_ref(),
         proxy: proxy_ports.as_ref(),
+        fs: fs.as_ref(),
     };
     let _proxy = match proxy_ports {
         Some(_) => {
@@ -296,6 +302,11 @@ pub fn run_cluster(
     let feeding = feed_to_the_end(plan, &topology, &mut running, stop, progress)?;
     for c in running.iter_mut().rev() {
         c.stop(Duration::from_secs(2));
+    }
+    for layer in layers {
+        layer
+            .stop()
+            .map_err(|e| ClusterError::Setup(e.to_string()))?;
     }
     let verify_plan = VerifyPlan {
         sink_dir: Some(sink_dir),
@@ -316,6 +327,48 @@ pub fn run_cluster(
         report: verify(&verify_plan)?,
         feeding,
     })
+}
+
+/// Where a cluster's components keep their files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Files {
+    /// In their directories.
+    #[default]
+    Direct,
+    /// Through a `soakcheck fs` layer each (mounted at `DIR/fs/<component>`).
+    ThroughFs,
+}
+
+/// With [`Files::ThroughFs`], a layer over the sink's directory and each worker's state
+/// directory, and where they are mounted.
+fn mount_layers(
+    plan: &ClusterPlan,
+    sink_dir: &Path,
+    state_dir: &Path,
+) -> Result<(Vec<crate::fs::Mounted>, Option<crate::topology::FsMounts>), ClusterError> {
+    if plan.files == Files::Direct {
+        return Ok((Vec::new(), None));
+    }
+    let root = plan.dir.join("fs");
+    let mut components = vec![Component::Sink];
+    components.extend((0..plan.workers).map(Component::Worker));
+    let mut layers = Vec::new();
+    for c in &components {
+        let backing = match c {
+            Component::Worker(n) => state_dir.join(crate::topology::worker_name(*n)),
+            _ => sink_dir.to_path_buf(),
+        };
+        std::fs::create_dir_all(&backing).map_err(io(backing.display().to_string()))?;
+        let cfg = crate::fs::FsConfig {
+            mount: root.join(c.name()),
+            backing,
+            control: None,
+            seed: plan.seed,
+        };
+        layers
+            .push(crate::fs::Mounted::start(&cfg).map_err(|e| ClusterError::Setup(e.to_string()))?);
+    }
+    Ok((layers, Some(crate::topology::FsMounts { root, components })))
 }
 
 /// Makes `dir`, which must be new or empty.

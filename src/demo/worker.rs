@@ -46,6 +46,9 @@ pub enum InjectKind {
     Duplicate,
     Reorder,
     Corrupt,
+    /// The sink's bug, not a worker's: `run` and `demo cluster` start the sink with
+    /// `--skip-fsync`; a worker given it injects nothing.
+    SkipFsync,
 }
 
 impl crate::choice::Choice for InjectKind {
@@ -54,6 +57,10 @@ impl crate::choice::Choice for InjectKind {
         (InjectKind::Duplicate, "Send lines again"),
         (InjectKind::Reorder, "Swap two adjacent lines"),
         (InjectKind::Corrupt, "Change a byte of a line"),
+        (
+            InjectKind::SkipFsync,
+            "The sink acknowledges commits it never fsynced (no --inject-key)",
+        ),
     ];
 }
 
@@ -334,6 +341,11 @@ impl Core {
                             );
                             match inj.kind {
                                 InjectKind::Loss => *st = InjectState::PendingCommit,
+                                // Refused when the worker is planned: the sink's bug.
+                                InjectKind::SkipFsync => {
+                                    plain = true;
+                                    *st = InjectState::Done;
+                                }
                                 InjectKind::Duplicate => {
                                     out.push(payload.to_vec());
                                     out.push(payload.to_vec());

@@ -36,6 +36,11 @@ pub struct DriverConfig {
     pub commands: Option<CommandTemplates>,
 }
 
+/// Whether `host` is this machine (a loopback address, or `localhost`).
+pub fn is_this_machine(host: &str) -> bool {
+    host.starts_with("127.") || host == "localhost" || host == "::1"
+}
+
 #[cfg(test)]
 mod example_tests {
     use super::*;

@@ -171,6 +171,9 @@ pub struct Preset {
     pub hosts: Hosts,
     /// The links go through the fault proxy (a run with network faults).
     pub proxy: Option<crate::topology::ProxyPorts>,
+    /// The components whose files go through a `soakcheck fs` layer (power and disk
+    /// faults), and where their mounts are.
+    pub fs: Option<crate::topology::FsMounts>,
 }
 
 impl Preset {
@@ -361,6 +364,7 @@ impl Preset {
             run_id: self.run_id.as_deref(),
             inject: self.inject.as_ref(),
             proxy: self.proxy.as_ref(),
+            fs: self.fs.as_ref(),
         }
     }
 
@@ -436,12 +440,17 @@ impl Preset {
                 .replace("__IN_PORT__", &port.to_string())
         };
         match component {
-            Component::Sink => vec![
-                format!("{top}/testing/correctness/tests/aloc_sink/aloc_sink"),
-                self.run_dir.join("sink-out/output").display().to_string(),
-                self.run_dir.join("sink-out/abort").display().to_string(),
-                p.out_port.to_string(),
-            ],
+            Component::Sink => {
+                // Through its filesystem layer when it has power or disk faults.
+                let dir = self.fs.as_ref().and_then(|f| f.mount_of(component));
+                let dir = dir.unwrap_or_else(|| self.run_dir.join("sink-out"));
+                vec![
+                    format!("{top}/testing/correctness/tests/aloc_sink/aloc_sink"),
+                    dir.join("output").display().to_string(),
+                    dir.join("abort").display().to_string(),
+                    p.out_port.to_string(),
+                ]
+            }
             Component::Worker(0) => {
                 let source = self.proxy.as_ref().and_then(|x| x.initializer_source).unwrap_or(p.in_base);
                 let mut v = vec![self.wallaroo_var("WALLAROO_BIN"), "--in".into(), arg_in(source)];
@@ -494,6 +503,7 @@ pub fn test_demo(base: u16, keys: &[char]) -> Preset {
         run_id: None,
         hosts: Hosts::default(),
         proxy: None,
+        fs: None,
     }
 }
 
@@ -516,6 +526,7 @@ mod tests {
             run_id: None,
             hosts: Hosts::default(),
             proxy: None,
+            fs: None,
         }
     }
 

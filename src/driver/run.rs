@@ -198,6 +198,7 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
 /// beyond `keep`. Deletes nothing else.
 pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
     let mut done = super::record::kill_recorded(run_dir).map_err(RunError::Setup)?;
+    done.extend(detach_layers(run_dir));
     let kept = crate::rundir::kept::keep_previous(run_dir, keep)
         .map_err(|e| RunError::Setup(e.to_string()))?;
     done.extend(kept);
@@ -208,6 +209,27 @@ pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
         ));
     }
     Ok(done)
+}
+
+/// The `soakcheck fs` layers a killed run left: their mounts detached, their own
+/// folders removed from the sink's and the workers' directories.
+fn detach_layers(run_dir: &Path) -> Vec<String> {
+    let dir = crate::rundir::RunDir(run_dir);
+    let mut done = crate::fs::detach_left_under(&dir.fs_mounts());
+    let states = std::fs::read_dir(dir.state())
+        .into_iter()
+        .flatten()
+        .flatten();
+    let backings = std::iter::once(dir.sink_dir()).chain(states.map(|e| e.path()));
+    for backing in backings {
+        if crate::fs::remove_own_folder(&backing) {
+            done.push(format!(
+                "{}: removed the filesystem layer's folder",
+                backing.display()
+            ));
+        }
+    }
+    done
 }
 
 /// Writes the run's header and opens events.jsonl.

@@ -64,6 +64,15 @@ pub struct Timings {
     /// A clock loop's steps are U(0.1, clock_step_max) seconds, back or forward (a
     /// size, not a wait: `--time-scale` leaves it).
     pub clock_step_max: f64,
+    /// A power loop's component runs U(power_up_min, power_up_max) between power cuts.
+    pub power_up_min: f64,
+    pub power_up_max: f64,
+    /// After a power cut a component is down U(0, power_down_max) before its restart.
+    pub power_down_max: f64,
+    /// A disk loop's component has no disk error for U(0, disk_up_max) between faults.
+    pub disk_up_max: f64,
+    /// A disk error lasts U(0.1, disk_down_max) before its heal.
+    pub disk_down_max: f64,
 }
 
 impl Default for Timings {
@@ -87,13 +96,18 @@ impl Default for Timings {
             clock_up_max: 8.0,
             clock_down_max: 4.0,
             clock_step_max: 300.0,
+            power_up_min: 5.0,
+            power_up_max: 20.0,
+            power_down_max: 2.0,
+            disk_up_max: 10.0,
+            disk_down_max: 3.0,
         }
     }
 }
 
 impl Timings {
     /// Every timing by its name in `[timings]`.
-    fn fields(&self) -> [(&'static str, f64); 18] {
+    fn fields(&self) -> [(&'static str, f64); 23] {
         [
             ("start_delay", self.start_delay),
             ("worker_up_max", self.worker_up_max),
@@ -113,6 +127,11 @@ impl Timings {
             ("clock_up_max", self.clock_up_max),
             ("clock_down_max", self.clock_down_max),
             ("clock_step_max", self.clock_step_max),
+            ("power_up_min", self.power_up_min),
+            ("power_up_max", self.power_up_max),
+            ("power_down_max", self.power_down_max),
+            ("disk_up_max", self.disk_up_max),
+            ("disk_down_max", self.disk_down_max),
         ]
     }
 
@@ -122,11 +141,23 @@ impl Timings {
         for (name, value) in self.fields() {
             crate::duration::check_seconds(&format!("timings.{name}"), value)?;
         }
-        if self.sink_up_min > self.sink_up_max {
-            return Err(format!(
-                "timings.sink_up_min = {} is above timings.sink_up_max = {}",
-                self.sink_up_min, self.sink_up_max
-            ));
+        for (min, max, a, b) in [
+            (
+                "sink_up_min",
+                "sink_up_max",
+                self.sink_up_min,
+                self.sink_up_max,
+            ),
+            (
+                "power_up_min",
+                "power_up_max",
+                self.power_up_min,
+                self.power_up_max,
+            ),
+        ] {
+            if a > b {
+                return Err(format!("timings.{min} = {a} is above timings.{max} = {b}"));
+            }
         }
         Ok(())
     }
@@ -151,6 +182,11 @@ impl Timings {
             clock_up_max: self.clock_up_max * f,
             clock_down_max: self.clock_down_max * f,
             clock_step_max: self.clock_step_max,
+            power_up_min: self.power_up_min * f,
+            power_up_max: self.power_up_max * f,
+            power_down_max: self.power_down_max * f,
+            disk_up_max: self.disk_up_max * f,
+            disk_down_max: self.disk_down_max * f,
         }
     }
 }
@@ -289,6 +325,12 @@ pub struct Scenario {
     pub net: Vec<NetScope>,
     /// Clock fault loops (`clock-sink`, `clockN`), by component.
     pub clocks: Vec<Component>,
+    /// Power-loss loops (`power-sink`, `powerN`), by component.
+    pub powers: Vec<Component>,
+    /// `power-all`: the whole cluster's power cut at once, in a loop.
+    pub power_all: bool,
+    /// Disk-error loops (`disk-sink`, `diskN`), by component.
+    pub disks: Vec<Component>,
     /// `[network]`.
     pub network: NetworkConfig,
 }
@@ -297,7 +339,7 @@ pub struct Scenario {
 pub enum ScenarioError {
     #[error("NUM_WORKERS must be between 1 and 9, not {0:?}")]
     Workers(String),
-    #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, net-sink, net-source, net-control, clock-sink, clockN, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
+    #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, net-sink, net-source, net-control, clock-sink, clockN, power-sink, powerN, power-all, disk-sink, diskN, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
     Argument(String),
     #[error("crash{0}: there is no worker {0} in a cluster of {1}")]
     NoSuchWorker(usize, usize),
@@ -407,6 +449,9 @@ impl Scenario {
             probes: parsed_file.probes,
             net: Vec::new(),
             clocks: Vec::new(),
+            powers: Vec::new(),
+            power_all: false,
+            disks: Vec::new(),
             network: parsed_file.network,
         };
         for arg in parsed_file.args.iter().chain(args) {
@@ -442,6 +487,9 @@ impl Scenario {
             "net-source" => self.net.push(NetScope::Source),
             "net-control" => self.net.push(NetScope::Control),
             "clock-sink" => self.clocks.push(Component::Sink),
+            "power-sink" => self.powers.push(Component::Sink),
+            "power-all" => self.power_all = true,
+            "disk-sink" => self.disks.push(Component::Sink),
             name if name.starts_with("run_custom") => {
                 let steps = custom
                     .get(name)
@@ -449,6 +497,14 @@ impl Scenario {
                     .or_else(|| built_in_custom(name))
                     .ok_or_else(|| ScenarioError::Custom(name.into()))?;
                 self.steps.extend(steps);
+            }
+            other if other.starts_with("power") => {
+                let n = parse_worker(other, "power", self.workers)?;
+                self.powers.push(Component::Worker(n));
+            }
+            other if other.starts_with("disk") => {
+                let n = parse_worker(other, "disk", self.workers)?;
+                self.disks.push(Component::Worker(n));
             }
             other if other.starts_with("clock") => {
                 let n = parse_worker(other, "clock", self.workers)?;
@@ -509,6 +565,17 @@ impl Scenario {
             crate::duration::check_seconds("for", f)?;
         }
         check_clock_step(step)?;
+        if step.action().is_disk()
+            && !matches!(
+                Component::parse(step.component()),
+                Some(Component::Sink | Component::Worker(_))
+            )
+        {
+            return Err(format!(
+                "{} has no disk soakcheck can fault: only the sink and the workers do",
+                step.component()
+            ));
+        }
         if let Some(fault) = step.fault() {
             fault.check()?;
         }
@@ -544,6 +611,43 @@ impl Scenario {
     /// Whether the run needs the fault proxy: a network loop or a network step.
     pub fn network_faults(&self) -> bool {
         !self.net.is_empty() || self.steps.iter().any(|s| s.action().is_network())
+    }
+
+    /// Whether a power cut can take back what a component wrote: a power loop or step.
+    pub fn power_faults(&self) -> bool {
+        self.power_all
+            || !self.powers.is_empty()
+            || self.steps.iter().any(|s| s.action() == Action::PowerLoss)
+    }
+
+    /// The components whose directories go through a `soakcheck fs` layer: each a power
+    /// or disk loop or step names, every worker a `power-all` can strike (those a grow
+    /// can add too), and the sink with `power-all`.
+    pub fn fs_components(&self) -> Vec<Component> {
+        let mut out: Vec<Component> = self.powers.iter().chain(&self.disks).cloned().collect();
+        let stepped = self.steps.iter().filter(|s| s.action().is_disk());
+        out.extend(stepped.filter_map(|s| Component::parse(s.component())));
+        if self.power_all {
+            out.push(Component::Sink);
+            let grown = self.grow || self.steps.iter().any(|s| s.action() == Action::Grow);
+            let n = if grown {
+                super::preset::MAX_WORKERS
+            } else {
+                self.workers
+            };
+            out.extend((0..n).map(Component::Worker));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether the run needs `soakcheck fs` layers: a power or disk loop or step.
+    pub fn disk_faults(&self) -> bool {
+        self.power_all
+            || !self.powers.is_empty()
+            || !self.disks.is_empty()
+            || self.steps.iter().any(|s| s.action().is_disk())
     }
 
     pub fn timings_scaled(&self, f: f64) -> Timings {

@@ -40,6 +40,7 @@ mod families;
 mod family;
 mod membership;
 mod network;
+mod power;
 mod scripted;
 mod waits;
 
@@ -218,6 +219,8 @@ pub struct Supervisor<'a> {
     /// Every component started under libfaketime: on their hosts, the shared-memory
     /// pairs its processes leave are removed once the soak is over.
     faketime_hosts: Vec<Component>,
+    /// The `soakcheck fs` layers of the components with power or disk faults.
+    layers: power::Layers,
 }
 
 /// The grace period of a stop (SIGTERM, then SIGKILL).
@@ -262,6 +265,7 @@ impl<'a> Supervisor<'a> {
             waiting: BTreeMap::new(),
             startup: None,
             faketime_hosts: Vec::new(),
+            layers: power::Layers::default(),
         }
     }
 
@@ -706,6 +710,7 @@ impl<'a> Supervisor<'a> {
         if failed.is_empty() {
             self.clean_faketime_shm();
         }
+        failed.extend(self.layers.stop());
         failed
     }
 }

@@ -40,26 +40,35 @@ impl Control {
         self.layer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The power cut, then the kernel told to forget every inode the layer knows (its
-    /// cached pages and attributes), outside the layer's lock.
+    /// The power cut (see [`cut`]), as an answer.
     pub fn lose_unsynced(&self) -> Answer {
-        let (lost, inodes) = {
-            let mut layer = self.layer();
-            match layer.lose_unsynced() {
-                Ok(lost) => (lost, layer.nodes.known()),
-                Err(e) => return failed(e),
-            }
-        };
-        if let Some(n) = &self.notifier {
-            for (ino, place) in inodes {
-                let _ = n.inval_inode(fuser::INodeNo(ino), 0, -1);
-                if let Some((dir, name)) = place {
-                    let _ = n.inval_entry(fuser::INodeNo(dir), &name);
-                }
+        match cut(&self.layer, self.notifier.as_ref()) {
+            Ok(lost) => (StatusCode::OK, Json(json!(lost))),
+            Err(e) => failed(e),
+        }
+    }
+}
+
+/// The power cut, then the kernel told to forget every inode the layer knows (its
+/// cached pages and attributes), outside the layer's lock.
+pub fn cut(
+    layer: &Mutex<Layer>,
+    notifier: Option<&fuser::Notifier>,
+) -> std::io::Result<super::layer::Lost> {
+    let (lost, inodes) = {
+        let mut layer = layer.lock().unwrap_or_else(|p| p.into_inner());
+        let lost = layer.lose_unsynced()?;
+        (lost, layer.nodes.known())
+    };
+    if let Some(n) = notifier {
+        for (ino, place) in inodes {
+            let _ = n.inval_inode(fuser::INodeNo(ino), 0, -1);
+            if let Some((dir, name)) = place {
+                let _ = n.inval_entry(fuser::INodeNo(dir), &name);
             }
         }
-        (StatusCode::OK, Json(json!(lost)))
     }
+    Ok(lost)
 }
 
 async fn lose_unsynced(State(c): State<Control>) -> Answer {

@@ -142,16 +142,36 @@ impl Mounted {
         &self.mount
     }
 
+    fn layer(&self) -> std::sync::MutexGuard<'_, Layer> {
+        self.layer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The power cut: what was never fsynced is taken back (`POST /lose-unsynced`).
+    pub fn lose_unsynced(&self) -> std::io::Result<layer::Lost> {
+        let notifier = self.session.as_ref().map(|s| s.notifier());
+        control::cut(&self.layer, notifier.as_ref())
+    }
+
+    /// Adds a disk fault (`POST /faults`); an error says what is wrong with it.
+    pub fn add_fault(&self, fault: &faults::FaultRequest) -> Result<(), String> {
+        self.layer().faults.add(fault)
+    }
+
+    /// Removes every disk fault (`DELETE /faults`).
+    pub fn clear_faults(&self) {
+        self.layer().faults.clear();
+    }
+
     /// Makes everything durable, unmounts (lazily when a file is still open, so no dead
     /// mount is left) and removes the layer's folder; returns what was not durable.
     pub fn stop(mut self) -> Result<Unsynced, FsError> {
-        let was = {
-            let mut layer = self.layer.lock().unwrap_or_else(|p| p.into_inner());
-            layer.checkpoint().map_err(|source| FsError::Backing {
+        let was = self
+            .layer()
+            .checkpoint()
+            .map_err(|source| FsError::Backing {
                 path: self.backing.clone(),
                 source,
-            })?
-        };
+            })?;
         if let Some(session) = self.session.take() {
             if session.umount_and_join().is_err() {
                 lazy_unmount(&self.mount).map_err(|source| FsError::Unmount {
@@ -163,6 +183,48 @@ impl Mounted {
         let _ = std::fs::remove_dir_all(self.backing.join(HIDDEN));
         Ok(was)
     }
+}
+
+impl Drop for Mounted {
+    /// A layer dropped without [`Mounted::stop`] (an error on the way) still leaves no
+    /// mount behind, and its folder goes; what it held stays in the backing directory.
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            if session.umount_and_join().is_err() {
+                let _ = lazy_unmount(&self.mount);
+            }
+            let _ = std::fs::remove_dir_all(self.backing.join(HIDDEN));
+        }
+    }
+}
+
+/// Detaches every mount under `root` that a layer left behind (its process was killed,
+/// so its mount is dead); says what it detached.
+pub fn detach_left_under(root: &Path) -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut done = Vec::new();
+    for line in mounts.lines() {
+        let mut fields = line.split(' ');
+        let (Some(_), Some(point), Some(kind)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        // /proc/mounts escapes a space as \040.
+        let point = PathBuf::from(point.replace("\\040", " "));
+        if kind == "fuse" && point.starts_with(root) && lazy_unmount(&point).is_ok() {
+            done.push(format!(
+                "{}: unmounted the filesystem layer a killed run left there",
+                point.display()
+            ));
+        }
+    }
+    done
+}
+
+/// Removes the layer's own folder from `backing` (its trash: what the system unlinked,
+/// kept only for a power cut that will not come now); whether there was one.
+pub fn remove_own_folder(backing: &Path) -> bool {
+    std::fs::remove_dir_all(backing.join(HIDDEN)).is_ok()
 }
 
 /// Detaches the mount at `path` now; it goes once nothing uses it.

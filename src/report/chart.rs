@@ -28,6 +28,8 @@ pub const NET_DELAY: RGBColor = RGBColor(0xBC, 0xBD, 0x22);
 pub const NET_BANDWIDTH: RGBColor = RGBColor(0x7F, 0x7F, 0x7F);
 pub const NET_SLICE: RGBColor = RGBColor(0xE3, 0x77, 0xC2);
 pub const CLOCK: RGBColor = RGBColor(0x00, 0x60, 0x64);
+pub const POWER: RGBColor = RGBColor(0x00, 0x00, 0x00);
+pub const DISK: RGBColor = RGBColor(0xB8, 0x86, 0x0B);
 
 /// The colour of an action's mark (as the page's legend shows it).
 pub fn action_color(action: Action) -> RGBColor {
@@ -36,13 +38,17 @@ pub fn action_color(action: Action) -> RGBColor {
         Action::Pause => PAUSE,
         Action::Grow => GROW,
         Action::Shrink => SHRINK,
-        Action::Restart | Action::Resume | Action::Heal | Action::ClockHeal => RESTART,
+        Action::Restart | Action::Resume | Action::Heal | Action::ClockHeal | Action::DiskHeal => {
+            RESTART
+        }
         Action::Partition => PARTITION,
         Action::Reset => NET_RESET,
         Action::Delay => NET_DELAY,
         Action::Bandwidth => NET_BANDWIDTH,
         Action::Slice => NET_SLICE,
         Action::ClockStep | Action::ClockStrobe | Action::ClockRate => CLOCK,
+        Action::PowerLoss => POWER,
+        Action::DiskError => DISK,
     }
 }
 
@@ -149,8 +155,8 @@ pub fn lanes(axis: &TimeAxis, timeline: &Timeline, components: &[String]) -> Res
             axis,
         );
         // One polygon per crash, grow or shrink (a triangle pointing down, up, down), per
-        // network fault (a diamond) and per clock fault (a square), one small circle per
-        // restart, resume or heal.
+        // network fault (a diamond), per clock fault (a square) and per power cut or disk
+        // error (a bolt-like hexagon), one small circle per restart, resume or heal.
         let triangle = |down: bool| {
             let tip = if down { 6 } else { -6 };
             vec![(-6, -tip), (6, -tip), (0, tip)]
@@ -164,6 +170,7 @@ pub fn lanes(axis: &TimeAxis, timeline: &Timeline, components: &[String]) -> Res
                         triangle(s.action != Action::Grow)
                     }
                     a if a.is_clock() => vec![(-5, -5), (5, -5), (5, 5), (-5, 5)],
+                    a if a.is_disk() => vec![(-3, -7), (3, -7), (7, 0), (3, 7), (-3, 7), (-7, 0)],
                     // A network fault: a diamond.
                     _ => vec![(0, -7), (6, 0), (0, 7), (-6, 0)],
                 };

@@ -259,7 +259,7 @@ fn timeline(pm: &PostMortem, axis: &TimeAxis) -> Markup {
         section #timeline {
             h2 { "Timeline" }
             p.legend {
-                @for (name, color) in [("crash", chart::CRASH), ("pause (span to resume)", chart::PAUSE), ("grow", chart::GROW), ("shrink", chart::SHRINK), ("restart / resume / heal", chart::RESTART), ("partition", chart::PARTITION), ("reset", chart::NET_RESET), ("delay", chart::NET_DELAY), ("bandwidth", chart::NET_BANDWIDTH), ("slice", chart::NET_SLICE), ("clock step, strobe or rate", chart::CLOCK), ("finding", chart::FINDING)] {
+                @for (name, color) in [("crash", chart::CRASH), ("pause (span to resume)", chart::PAUSE), ("grow", chart::GROW), ("shrink", chart::SHRINK), ("restart / resume / heal", chart::RESTART), ("partition", chart::PARTITION), ("reset", chart::NET_RESET), ("delay", chart::NET_DELAY), ("bandwidth", chart::NET_BANDWIDTH), ("slice", chart::NET_SLICE), ("clock step, strobe or rate", chart::CLOCK), ("power loss", chart::POWER), ("disk error", chart::DISK), ("finding", chart::FINDING)] {
                     span { span.swatch style=(format!("background:{}", chart::css(color))) {} (name) }
                 }
             }

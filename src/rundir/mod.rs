@@ -13,6 +13,8 @@
 //! RUN_DIR/soakcheck-state/     the demo workers' durable state
 //! RUN_DIR/soakcheck-runs/      earlier runs, kept
 //! RUN_DIR/soakcheck-clock/     each clocked component's libfaketime offset (on its host)
+//! RUN_DIR/soakcheck-fs/C       where component C's files are seen through its
+//!                              `soakcheck fs` layer (power and disk faults), during a run
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ pub const STATE: &str = "soakcheck-state";
 pub const KEPT: &str = "soakcheck-runs";
 /// Each clocked component's libfaketime offset file (clock faults).
 pub const CLOCK: &str = "soakcheck-clock";
+/// The mounts of the `soakcheck fs` layers (power and disk faults).
+pub const FS: &str = "soakcheck-fs";
 /// The sink's log, in its sink directory.
 pub const SINK_LOG: &str = "stdout-stderr";
 
@@ -40,6 +44,10 @@ pub struct RunDir<'a>(pub &'a Path);
 impl RunDir<'_> {
     pub fn sink_dir(self) -> PathBuf {
         self.0.join(SINK_OUT)
+    }
+    /// Where the `soakcheck fs` layers are mounted, one folder per component.
+    pub fn fs_mounts(self) -> PathBuf {
+        self.0.join(FS)
     }
     pub fn sink_log(self) -> PathBuf {
         self.sink_dir().join(SINK_LOG)

@@ -72,6 +72,42 @@ pub enum Act {
     ClockRate(ClockRate),
     /// A component's clock is true time again.
     ClockHeal(Target),
+    /// A power cut of a component: killed, what it wrote and never fsynced lost (through
+    /// its `soakcheck fs` layer), restarted.
+    PowerLoss(PowerCut),
+    /// An errno on one kind of operation on a component's files, for `for` seconds.
+    DiskError(DiskError),
+    /// A component's disk errors end.
+    DiskHeal(Target),
+}
+
+/// A power cut, and (in the events of a run) what it took back.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize, serde::Serialize)]
+pub struct PowerCut {
+    #[serde(default = "sink")]
+    pub component: String,
+    /// Bytes written or cut and never fsynced, taken back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_bytes: Option<u64>,
+    /// Files those bytes were in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_files: Option<u64>,
+    /// Entry operations (create, rename, unlink) undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_entries: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct DiskError {
+    #[serde(default = "sink")]
+    pub component: String,
+    pub op: crate::fs::faults::Op,
+    pub errno: crate::fs::faults::Errno,
+    /// A regex on the path in the component's directory (`/output.worker1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_s: Option<f64>,
 }
 
 /// The component of a clock step: the sink when the step leaves it out.
@@ -156,6 +192,9 @@ pub enum Action {
     ClockStrobe,
     ClockRate,
     ClockHeal,
+    PowerLoss,
+    DiskError,
+    DiskHeal,
 }
 
 impl Action {
@@ -178,6 +217,9 @@ impl Action {
             Action::ClockStrobe => "clock-strobe",
             Action::ClockRate => "clock-rate",
             Action::ClockHeal => "clock-heal",
+            Action::PowerLoss => "power-loss",
+            Action::DiskError => "disk-error",
+            Action::DiskHeal => "disk-heal",
         }
     }
 
@@ -186,6 +228,14 @@ impl Action {
         matches!(
             self,
             Action::ClockStep | Action::ClockStrobe | Action::ClockRate | Action::ClockHeal
+        )
+    }
+
+    /// A fault of a component's disk (a power cut, an errno) or its heal.
+    pub fn is_disk(self) -> bool {
+        matches!(
+            self,
+            Action::PowerLoss | Action::DiskError | Action::DiskHeal
         )
     }
 
@@ -206,7 +256,7 @@ impl Action {
     pub fn is_fault(self) -> bool {
         !matches!(
             self,
-            Action::Restart | Action::Resume | Action::Heal | Action::ClockHeal
+            Action::Restart | Action::Resume | Action::Heal | Action::ClockHeal | Action::DiskHeal
         )
     }
 }
@@ -231,6 +281,9 @@ impl Act {
             Act::ClockStrobe(_) => Action::ClockStrobe,
             Act::ClockRate(_) => Action::ClockRate,
             Act::ClockHeal(_) => Action::ClockHeal,
+            Act::PowerLoss(_) => Action::PowerLoss,
+            Act::DiskError(_) => Action::DiskError,
+            Act::DiskHeal(_) => Action::DiskHeal,
         }
     }
 
@@ -263,7 +316,8 @@ impl Act {
             | Act::Resume(t)
             | Act::Grow(t)
             | Act::Shrink(t)
-            | Act::ClockHeal(t) => Some(t),
+            | Act::ClockHeal(t)
+            | Act::DiskHeal(t) => Some(t),
             _ => None,
         }
     }
@@ -318,6 +372,8 @@ impl Step {
             Act::ClockStep(c) => &c.component,
             Act::ClockStrobe(c) => &c.component,
             Act::ClockRate(c) => &c.component,
+            Act::DiskError(d) => &d.component,
+            Act::PowerLoss(p) => &p.component,
             act => match (act.target(), act.net()) {
                 (Some(t), _) => &t.component,
                 (_, Some(net)) => &net.component,
@@ -337,6 +393,7 @@ impl Step {
             Act::ClockStep(c) => c.for_s,
             Act::ClockStrobe(c) => Some(c.for_s),
             Act::ClockRate(c) => c.for_s,
+            Act::DiskError(d) => d.for_s,
             act => act.net().and_then(|net| net.for_s),
         }
     }

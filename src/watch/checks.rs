@@ -23,6 +23,9 @@ pub struct Pass<'p, 'i> {
 /// One live check: after each pass, what it finds is pushed to `found`.
 pub trait LiveCheck {
     fn check(&mut self, pass: &mut Pass<'_, '_>, found: &mut Fresh) -> Result<(), WatchError>;
+
+    /// The core started over (after a power cut): what it counted in the old one is gone.
+    fn restarted(&mut self) {}
 }
 
 /// The checks of `plan` over `keys` keys, in the order they run.
@@ -91,6 +94,10 @@ impl LiveCheck for SinkProblems {
         }
         self.reported = problems.len();
         Ok(())
+    }
+
+    fn restarted(&mut self) {
+        self.reported = 0;
     }
 }
 

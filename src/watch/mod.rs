@@ -112,6 +112,10 @@ pub struct Checks {
     pub registry_progress: bool,
     /// Whether this watch reads the sink at all.
     pub sink: SinkScope,
+    /// The sink's files may lose what was never fsynced (power cuts through `soakcheck
+    /// fs`): a txnlog that got shorter or went is a power cut, not a reset.
+    #[serde(default)]
+    pub power_cuts: bool,
 }
 
 /// Whether a watch checks the sink or only sender logs.
@@ -154,6 +158,7 @@ impl Default for Checks {
             ack_progress: true,
             registry_progress: true,
             sink: SinkScope::Here,
+            power_cuts: false,
         }
     }
 }
@@ -248,6 +253,9 @@ impl EventLog {
 pub enum Control {
     /// A fault was injected: progress checks do not judge for this long.
     Fault { quiet_for: Duration },
+    /// A power cut took back what the sink never fsynced: what was verified committed
+    /// must still be there, and the sink directory is read again from the start.
+    PowerCut,
     /// Finish now, with the verdict so far (not an interruption).
     Finish,
 }
@@ -261,6 +269,7 @@ impl Control {
                 quiet_for: crate::duration::secs(secs.parse().ok()?),
             }),
             ("finish", None) => Some(Control::Finish),
+            ("power-cut", None) => Some(Control::PowerCut),
             _ => None,
         }
     }
@@ -270,6 +279,23 @@ impl Control {
 fn last_line_start(input: &[u8]) -> u64 {
     let body = input.strip_suffix(b"\n").unwrap_or(input);
     memchr::memrchr(b'\n', body).map_or(0, |i| i as u64 + 1)
+}
+
+/// A core that has read nothing of the plan's sink directory yet.
+fn new_core<'i>(plan: &WatchPlan, inputs: &'i [FileBytes]) -> WatchCore<'i> {
+    let sink_dir = plan
+        .verify
+        .sink_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
+    let keyed: Vec<(u8, &[u8])> = plan
+        .verify
+        .inputs
+        .iter()
+        .zip(inputs)
+        .map(|(k, b)| (k.key, &b[..]))
+        .collect();
+    WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed))
 }
 
 /// The incremental verification state of a sink directory: the tail, the commits
@@ -307,7 +333,8 @@ impl<'i> WatchCore<'i> {
         if self.sink.has_pending() {
             self.sink.scan_with(&mut self.log, between)?;
         }
-        self.sink.recheck_committed(&mut self.log)?;
+        self.sink
+            .recheck_committed(&mut self.log, sink::BothGone::Reset)?;
         let first = self.sink.release(&mut self.log);
         let mut bytes = 0u64;
         for i in first..self.log.commits.len() {
@@ -387,6 +414,7 @@ pub enum StepOutcome {
 /// and `soakcheck run` steps it in-process between faults.
 pub struct Watcher<'i> {
     plan: &'i WatchPlan,
+    inputs: &'i [FileBytes],
     pub core: WatchCore<'i>,
     senders: Vec<SenderProgress>,
     /// The live checks, run in this order after each pass.
@@ -407,19 +435,8 @@ pub struct Watcher<'i> {
 impl<'i> Watcher<'i> {
     /// `inputs` are the plan's inputs, opened (see [`open_inputs`]).
     pub fn new(plan: &'i WatchPlan, inputs: &'i [FileBytes]) -> Result<Self, WatchError> {
-        let sink_dir = plan
-            .verify
-            .sink_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/tmp/sink-out"));
-        let keyed: Vec<(u8, &[u8])> = plan
-            .verify
-            .inputs
-            .iter()
-            .zip(inputs)
-            .map(|(k, b)| (k.key, &b[..]))
-            .collect();
-        let core = WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed));
+        let core = new_core(plan, inputs);
+        let keys = plan.verify.inputs.len().min(inputs.len());
         let senders = plan
             .sender_logs
             .iter()
@@ -443,7 +460,8 @@ impl<'i> Watcher<'i> {
             plan,
             core,
             senders,
-            checks: checks::checks_of(plan, keyed.len()),
+            checks: checks::checks_of(plan, keys),
+            inputs,
             events,
             findings: Vec::new(),
             started,
@@ -459,6 +477,42 @@ impl<'i> Watcher<'i> {
 
     pub fn findings(&self) -> &[Finding] {
         &self.findings
+    }
+
+    /// After a power cut: committed data the cut took (an output now shorter than what
+    /// was verified committed in it) is a finding, `committed-data-lost-on-power-loss`;
+    /// then the core starts over, reading the sink directory as the restarted system
+    /// will (a txnlog may have lost records it had read, or be gone).
+    pub fn power_cut(&mut self) -> Result<(), WatchError> {
+        if self.plan.checks.sink != SinkScope::Here {
+            return Ok(());
+        }
+        let before = self.core.log.problems.len();
+        let lost = sink::BothGone::Lost;
+        self.core.sink.recheck_committed(&mut self.core.log, lost)?;
+        let elapsed_s = self.started.elapsed().as_secs_f64();
+        let lost: Vec<Finding> = self.core.log.problems[before..]
+            .iter()
+            .filter(|p| p.kind == crate::verify::ProblemKind::CommittedDataMissing)
+            .map(|p| Finding {
+                kind: FindingKind::CommittedDataLostOnPowerLoss,
+                key: None,
+                detail: format!("{}:{}: after a power cut, {}", p.file, p.line, p.detail),
+                elapsed_s,
+            })
+            .collect();
+        for f in &lost {
+            self.events.emit(WatchEvent::Finding {
+                time: unix_now(),
+                finding: f.clone(),
+            });
+        }
+        self.findings.extend(lost);
+        self.core = new_core(self.plan, self.inputs);
+        for check in &mut self.checks {
+            check.restarted();
+        }
+        Ok(())
     }
 
     /// Restarts the progress clocks (after a pause of the system, or a recovery window).
@@ -519,7 +573,13 @@ impl<'i> Watcher<'i> {
     /// many.
     fn release_commits(&mut self, now: Instant) -> Result<u64, WatchError> {
         let (released, batch_bytes) = match self.plan.checks.sink {
-            SinkScope::Here => self.core.pass()?,
+            SinkScope::Here => match self.core.pass() {
+                Err(SinkTailError::Reset { .. }) if self.plan.checks.power_cuts => {
+                    self.power_cut()?;
+                    self.core.pass()?
+                }
+                passed => passed?,
+            },
             SinkScope::Elsewhere => (0, 0),
         };
         if released > 0 {
@@ -950,6 +1010,7 @@ pub fn watch_loop(
                     Ok(Control::Fault { quiet_for }) => {
                         quiet_until = Some(Instant::now() + quiet_for)
                     }
+                    Ok(Control::PowerCut) => watcher.power_cut()?,
                     Ok(Control::Finish) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
                         return Ok(())
                     }

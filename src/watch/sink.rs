@@ -356,7 +356,11 @@ impl SinkTail {
     /// committed data destroyed after it was verified (an output truncated or deleted,
     /// such as the renamed pair of a worker that left, never written again) is
     /// reported as `committed-data-missing`, as `verify` would find it now.
-    pub fn recheck_committed(&self, log: &mut CommitLog) -> Result<(), SinkTailError> {
+    pub fn recheck_committed(
+        &self,
+        log: &mut CommitLog,
+        both_gone: BothGone,
+    ) -> Result<(), SinkTailError> {
         for t in self.tracked.iter().filter(|t| t.released_end > 0) {
             let Some(output) = &t.output else {
                 continue; // missing when first read: already reported
@@ -368,7 +372,8 @@ impl SinkTail {
             })?;
             let name = &log.files[t.index].name;
             let (len, detail) = if meta.nlink() == 0 {
-                if t.file.metadata().is_ok_and(|m| m.nlink() == 0) {
+                let pair = t.file.metadata().is_ok_and(|m| m.nlink() == 0);
+                if pair && both_gone == BothGone::Reset {
                     return Err(SinkTailError::Reset {
                         path,
                         why: "an output file and its txnlog were deleted".into(),
@@ -396,6 +401,15 @@ impl SinkTail {
         }
         Ok(())
     }
+}
+
+/// What an output file and its txnlog both gone means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BothGone {
+    /// The sink directory was reset (another run's files would follow): an error.
+    Reset,
+    /// A power cut took them (they were never made durable): their committed data is lost.
+    Lost,
 }
 
 /// What happened to an output file whose descriptor shows it unlinked: replaced by

@@ -159,6 +159,7 @@ pub(super) fn remote_checks(
         for message in control.iter() {
             let line = match message {
                 Control::Fault { quiet_for } => format!("fault {}", quiet_for.as_secs_f64()),
+                Control::PowerCut => "power-cut".to_string(),
                 Control::Finish => break,
             };
             let _ = writeln!(stdin, "{line}");
@@ -254,7 +255,10 @@ pub(super) fn watch_plan(plan: &RunPlan) -> WatchPlan {
         } else {
             ProgressStyle::Quiet
         },
-        checks: plan.scenario.checks,
+        checks: crate::watch::Checks {
+            power_cuts: plan.scenario.power_faults(),
+            ..plan.scenario.checks
+        },
     }
 }
 

@@ -129,7 +129,7 @@ impl<'a> Supervisor<'a> {
     fn check_libfaketime(&mut self, c: &Component) -> Result<(), DriverError> {
         let argv = ["test", "-r", LIBFAKETIME].map(String::from);
         let host = self.preset.hosts.of(c).to_string();
-        let here = host.starts_with("127.") || host == "localhost" || host == "::1";
+        let here = crate::driver::hosts::is_this_machine(&host);
         if !here && self.driver.remote_command(c, &argv).is_none() {
             return Err(DriverError::Action {
                 action: "clock",

@@ -10,7 +10,9 @@ impl<'a> Supervisor<'a> {
             Component::Worker(n) => self.members.contains(n),
             _ => true,
         };
-        if !is_member {
+        // Killed on purpose by another loop (a power cut): that loop brings it back.
+        let taken = self.down.contains_key(&c) && !self.driver.is_alive(&c);
+        if !is_member || taken {
             self.schedule(secs(1.0), Due::of(CrashTimer::Crash(c)));
             return Ok(());
         }

@@ -11,13 +11,14 @@ use super::family::AnyFamily;
 
 /// Every family, in the order they begin: the order of their draws from the soak's RNG,
 /// so a seed always gives the same schedule.
-pub(super) static FAMILIES: [&dyn AnyFamily; 6] = [
+pub(super) static FAMILIES: [&dyn AnyFamily; 7] = [
     &super::crash::CrashLoops,
     &super::membership::GrowShrink,
     &super::crash::SenderCrashes,
     &super::scripted::ScriptedSteps,
     &super::network::NetworkLoops,
     &super::clock::ClockLoops,
+    &super::power::PowerLoops,
 ];
 
 #[cfg(test)]
