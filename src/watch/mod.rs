@@ -295,7 +295,9 @@ fn new_core<'i>(plan: &WatchPlan, inputs: &'i [FileBytes]) -> WatchCore<'i> {
         .zip(inputs)
         .map(|(k, b)| (k.key, &b[..]))
         .collect();
-    WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed))
+    let mut core = WatchCore::new(&sink_dir, Checker::new(plan.verify.semantics, &keyed));
+    core.sink.guard_rewrites = plan.checks.power_cuts;
+    core
 }
 
 /// The incremental verification state of a sink directory: the tail, the commits

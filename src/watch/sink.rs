@@ -54,6 +54,28 @@ struct Tracked {
     output: Option<File>,
     /// The highest end of this file's released commits: its output must stay that long.
     released_end: u64,
+    /// With [`SinkTail::guard_rewrites`]: the bytes just before the cursor, as read.
+    seen_tail: Vec<u8>,
+}
+
+/// How many bytes before each txnlog's cursor are read again on every pass, to tell a
+/// txnlog rewritten in place (a power cut took records, and the restarted sink wrote
+/// others over them) from one that only grew.
+const TAIL_GUARD: u64 = 64;
+
+impl Tracked {
+    /// The `TAIL_GUARD` bytes before the cursor, as the file holds them now.
+    fn tail_now(&self) -> Result<Vec<u8>, SinkTailError> {
+        let end = self.cursor.offset();
+        let start = end.saturating_sub(TAIL_GUARD);
+        let mut buf = vec![0; (end - start) as usize];
+        let n = self
+            .file
+            .read_at(&mut buf, start)
+            .map_err(io_at(&self.path))?;
+        buf.truncate(n);
+        Ok(buf)
+    }
 }
 
 /// A commit waiting for the release rule.
@@ -77,6 +99,9 @@ pub struct SinkTail {
     /// Each file's latest released stamp, by file index (to tell a clock step from a
     /// late commit).
     latest_released: Vec<f64>,
+    /// Whether each pass first checks that what it read of each txnlog is still there
+    /// (power cuts can rewrite a txnlog's end in place).
+    pub guard_rewrites: bool,
 }
 
 fn output_path_of(txnlog: &Path) -> PathBuf {
@@ -95,6 +120,7 @@ impl SinkTail {
             watermark: f64::NEG_INFINITY,
             last_released: None,
             latest_released: Vec::new(),
+            guard_rewrites: false,
         }
     }
 
@@ -133,6 +159,12 @@ impl SinkTail {
                     why: "a txnlog got shorter".into(),
                 });
             }
+            if self.guard_rewrites && t.tail_now()? != t.seen_tail {
+                return Err(SinkTailError::Reset {
+                    path: t.path.clone(),
+                    why: "a txnlog was rewritten where it had been read".into(),
+                });
+            }
             let (replay, problems, pending, latest_seen, index) = (
                 &mut t.replay,
                 &mut log.problems,
@@ -149,6 +181,9 @@ impl SinkTail {
                     });
                 }
             })?;
+            if self.guard_rewrites {
+                t.seen_tail = t.tail_now()?;
+            }
         }
         Ok(())
     }
@@ -238,6 +273,7 @@ impl SinkTail {
             index,
             output: None,
             released_end: 0,
+            seen_tail: Vec::new(),
         });
         Ok(())
     }
