@@ -190,8 +190,14 @@ impl<'a> Supervisor<'a> {
         cs: Vec<Component>,
         l: Option<PowerLoop>,
     ) -> Result<(), RunFailure> {
-        // The sink first: workers reconnect to it.
-        for c in cs.iter().rev() {
+        // The sink first (workers reconnect to it), then the initializer and the workers.
+        let mut cs = cs;
+        cs.sort_by_key(|c| match c {
+            Component::Sink => 0,
+            Component::Worker(n) => 1 + n,
+            Component::Sender(_) => usize::MAX,
+        });
+        for c in &cs {
             if self.driver.is_alive(c) {
                 continue;
             }
