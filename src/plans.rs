@@ -527,9 +527,17 @@ fn injection(
 /// mounted at `RUN_DIR/soakcheck-fs/<component>`.
 fn fs_mounts(
     scenario: &crate::driver::scenario::Scenario,
+    replay: Option<&[crate::rundir::step::Step]>,
     run_dir: &std::path::Path,
 ) -> Option<crate::topology::FsMounts> {
-    let components = scenario.fs_components();
+    let mut components = scenario.fs_components();
+    let replayed = replay
+        .into_iter()
+        .flatten()
+        .filter(|s| s.action().is_disk());
+    components.extend(replayed.filter_map(|s| crate::topology::Component::parse(s.component())));
+    components.sort();
+    components.dedup();
     (!components.is_empty()).then(|| crate::topology::FsMounts {
         root: crate::rundir::RunDir(run_dir).fs_mounts(),
         components,
@@ -565,7 +573,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         kind: r.preset,
         ports,
         proxy,
-        fs: fs_mounts(&r.scenario, &r.run_dir),
+        fs: fs_mounts(&r.scenario, replay.as_deref(), &r.run_dir),
         run_dir: r.run_dir,
         workers: r.scenario.workers,
         keys: keys.into_iter().map(|k| k as char).collect(),

@@ -485,3 +485,23 @@ fn verify_reads_a_sink_directory_through_the_mount() {
     assert!(out.status.success(), "{}", common::text(&out));
     assert!(common::text(&out).contains("OK"), "{}", common::text(&out));
 }
+
+/// One layer per backing directory: a second one would empty the first one's trash and
+/// undo its power cuts, so it is refused, naming the directory.
+#[test]
+fn a_second_layer_over_the_same_backing_is_refused() {
+    let Some((top, _fs)) = mount() else { return };
+    let out = common::soakcheck(&[
+        "fs",
+        top.path().join("mnt2").to_str().unwrap(),
+        "--backing",
+        top.path().join("backing").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("served by another soakcheck fs layer"),
+        "{}",
+        common::text(&out)
+    );
+    assert!(!common::mounted(&top.path().join("mnt2")));
+}

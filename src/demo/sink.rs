@@ -221,6 +221,10 @@ enum End {
     Closed(String),
     /// A protocol violation: CRITICAL and exit 66.
     Fatal(String),
+    /// Its files failed it (an I/O error: a full or failing disk). Not a protocol
+    /// violation: a WARNING and exit 74 (EX_IOERR); a restart replays its txnlog from
+    /// what is durable.
+    Disk(String),
 }
 
 impl From<WireError> for End {
@@ -237,9 +241,12 @@ impl From<WireError> for End {
 
 impl From<std::io::Error> for End {
     fn from(e: std::io::Error) -> End {
-        End::Fatal(format!("I/O failure: {e}"))
+        End::Disk(e.to_string())
     }
 }
+
+/// The exit status after an I/O failure on its files (sysexits' EX_IOERR).
+const EXIT_IO: i32 = 74;
 
 fn now() -> f64 {
     SystemTime::now()
@@ -667,6 +674,13 @@ impl Connection {
                 None
             }
             Err(End::Fatal(why)) => Some(why),
+            Err(End::Disk(why)) => {
+                plog!(
+                    Level::Warning,
+                    "I/O failure on its files ({why}); exiting: a restart replays the txnlog"
+                );
+                std::process::exit(EXIT_IO);
+            }
         };
         if self.files.is_some() {
             let _ = self.record(&Record::ConnectionClosed);

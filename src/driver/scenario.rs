@@ -565,6 +565,9 @@ impl Scenario {
             crate::duration::check_seconds("for", f)?;
         }
         check_clock_step(step)?;
+        if let Act::DiskError(crate::rundir::step::DiskError { path: Some(p), .. }) = &step.act {
+            regex::Regex::new(p).map_err(|e| format!("path {p:?} is not a regex: {e}"))?;
+        }
         if step.action().is_disk()
             && !matches!(
                 Component::parse(step.component()),
@@ -789,6 +792,28 @@ mod tests {
             2
         );
         assert!(Scenario::parse("3", &args(&["run_custom9"]), None).is_err());
+    }
+
+    /// Power and disk arguments name their components; a disk step's path regex and its
+    /// component are checked at plan time, not when it fires.
+    #[test]
+    fn power_and_disk_faults_are_checked_at_plan_time() {
+        let s = Scenario::parse("3", &args(&["power-sink", "power2", "disk1"]), None).unwrap();
+        assert_eq!(s.powers, vec![Component::Sink, Component::Worker(2)]);
+        assert_eq!(s.fs_components().len(), 3);
+        assert!(Scenario::parse("2", &args(&["power5"]), None).is_err());
+        let step = |extra: &str| -> Step {
+            toml::from_str(&format!(
+                "at = 1.0\naction = \"disk-error\"\nop = \"fsync\"\nerrno = \"EIO\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        assert!(s.check_step(&step("component = \"worker1\"")).is_ok());
+        let bad = s
+            .check_step(&step("component = \"worker1\"\npath = \"([\""))
+            .unwrap_err();
+        assert!(bad.contains("not a regex"), "{bad}");
+        assert!(s.check_step(&step("component = \"sender-A\"")).is_err());
     }
 
     #[test]

@@ -60,6 +60,29 @@ pub struct Layer {
     next_trash: u64,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
+    /// Held while the layer lives: one layer per backing directory.
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Takes the backing directory for this layer (an exclusive lock on
+/// `DIR/.soakcheck-fs/lock`): a second layer over it would empty the first one's trash
+/// and undo its power cuts.
+fn lock_backing(backing: &Path) -> Result<nix::fcntl::Flock<File>> {
+    let path = backing.join(HIDDEN).join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        Error::new(
+            ErrorKind::WouldBlock,
+            format!(
+                "{} is served by another soakcheck fs layer",
+                backing.display()
+            ),
+        )
+    })
 }
 
 fn errno(code: i32) -> Error {
@@ -71,6 +94,8 @@ impl Layer {
     /// without a power cut kept there had been unlinked by the system).
     pub fn new(backing: &Path, seed: u64) -> Result<Layer> {
         let nodes = Nodes::new(backing)?;
+        std::fs::create_dir_all(backing.join(HIDDEN))?;
+        let lock = lock_backing(backing)?;
         let trash = backing.join(HIDDEN).join("trash");
         if trash.exists() {
             std::fs::remove_dir_all(&trash)?;
@@ -84,6 +109,7 @@ impl Layer {
             next_trash: 0,
             handles: HashMap::new(),
             next_fh: 1,
+            _lock: lock,
         })
     }
 

@@ -95,6 +95,14 @@ impl Mounted {
             path: cfg.mount.clone(),
             source,
         };
+        // Checked before the mount point is made: a refused mount leaves nothing behind.
+        let planned = std::path::absolute(&cfg.mount).map_err(mount_err)?;
+        if planned.starts_with(&backing) || backing.starts_with(&planned) {
+            return Err(FsError::Nested {
+                mount: planned,
+                backing,
+            });
+        }
         std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
         let mount = std::fs::canonicalize(&cfg.mount).map_err(mount_err)?;
         if mount.starts_with(&backing) || backing.starts_with(&mount) {

@@ -85,8 +85,16 @@ impl LiveCheck for SinkProblems {
         let problems = &pass.core.log.problems;
         for p in &problems[self.reported..] {
             if p.severity == Severity::Violation {
+                // In a run that cuts the sink's power, committed output gone is what a
+                // cut took (seen here when a pass reads before the cut is announced).
+                let lost = pass.plan.checks.power_cuts
+                    && p.kind == crate::verify::ProblemKind::CommittedDataMissing;
                 found.push(
-                    FindingKind::SinkProblem,
+                    if lost {
+                        FindingKind::CommittedDataLostOnPowerLoss
+                    } else {
+                        FindingKind::SinkProblem
+                    },
                     None,
                     format!("{}:{}: {}", p.file, p.line, p.detail),
                 );
