@@ -79,8 +79,9 @@ pub struct FileUndo {
     pub durable_len: u64,
     /// Before-images of the durable bytes overwritten since, by offset, disjoint.
     pub saved: BTreeMap<u64, Vec<u8>>,
-    /// The last write: where and what (a torn power cut keeps a prefix of it).
-    pub last_write: Option<(u64, Vec<u8>)>,
+    /// The last write: where and how long (a torn power cut keeps a prefix of it, read
+    /// back from the file, where it is still the last thing written there).
+    pub last_write: Option<(u64, usize)>,
     /// Bytes written or cut since the last fsync.
     pub unsynced: u64,
 }
@@ -116,12 +117,21 @@ impl FileUndo {
     /// Puts the durable content back (keeping `keep` bytes of the last write when the
     /// power cut tears it); returns the bytes that differed from it.
     pub fn restore(&self, keep: Option<usize>) -> std::io::Result<u64> {
+        let torn = match (keep, self.last_write) {
+            (Some(keep), Some((at, len))) => {
+                let mut prefix = vec![0; keep.min(len)];
+                let n = read_full(&self.file, &mut prefix, at)?;
+                prefix.truncate(n);
+                Some((at, prefix))
+            }
+            _ => None,
+        };
         for (at, image) in &self.saved {
             self.file.write_all_at(image, *at)?;
         }
         self.file.set_len(self.durable_len)?;
-        if let (Some(keep), Some((at, data))) = (keep, &self.last_write) {
-            self.file.write_all_at(&data[..keep.min(data.len())], *at)?;
+        if let Some((at, prefix)) = torn {
+            self.file.write_all_at(&prefix, at)?;
         }
         Ok(self.unsynced)
     }

@@ -309,15 +309,7 @@ impl Layer {
         self.fault(Op::Create, &path)?;
         std::fs::hard_link(self.path(ino)?, &path)?;
         let meta = std::fs::symlink_metadata(&path)?;
-        let writes = vec![Key::Entry(dir, name.into()), Key::Within(dir)];
-        let reads = self.dir_entry(dir);
-        let undo = Undo::Remove {
-            dir,
-            name: name.into(),
-            ino,
-        };
-        self.record(writes, reads, undo);
-        Ok((ino, meta))
+        Ok((self.created(dir, name, &meta), meta))
     }
 
     fn trash_away(&mut self, path: &Path) -> Result<OsString> {
@@ -439,7 +431,7 @@ impl Layer {
         let undo = self.file_undo(ino, &file)?;
         undo.save(at, at + data.len() as u64)?;
         undo.unsynced += data.len() as u64;
-        undo.last_write = Some((at, data.to_vec()));
+        undo.last_write = Some((at, data.len()));
         file.write_all_at(data, at)?;
         Ok(data.len())
     }
@@ -527,7 +519,7 @@ impl Layer {
             let keep = undo
                 .last_write
                 .as_ref()
-                .and_then(|(_, d)| faults.torn(&undo.path, d.len()));
+                .and_then(|&(_, len)| faults.torn(&undo.path, len));
             lost.bytes += undo.restore(keep)?;
             *lost.files.entry(undo.path.clone()).or_default() += undo.unsynced;
             if let Some(k) = keep {
