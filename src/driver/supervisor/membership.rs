@@ -32,6 +32,8 @@ impl<'a> Supervisor<'a> {
     pub(super) fn grow(&mut self, n: usize) -> Result<(), RunFailure> {
         let c = Component::Worker(n);
         self.start_component(&c, true)?;
+        // A shrunk worker was down on purpose; a member again, it is not.
+        self.down.remove(&c);
         self.members.push(n);
         self.event(Act::Grow, &c);
         self.say(&format!("Join {n}."));

@@ -962,3 +962,19 @@ fn scripted_clock_steps_set_the_file_and_heal_after_their_for() {
         "{out}"
     );
 }
+
+/// A worker that shrank and grew back is a member like any other: no loop takes it
+/// for down on purpose (the shrink loop could never shrink it again, and power loops
+/// never struck it).
+#[test]
+fn a_worker_grown_back_is_not_down() {
+    let p = plan(&["grow-and-shrink"]);
+    let mut rig = Rig::new();
+    let (mut sup, _clock) = rig.supervisor(&p);
+    let w2 = Component::Worker(2);
+    sup.members = vec![0, 1, 2];
+    sup.shrink(2);
+    assert!(sup.down.contains_key(&w2));
+    sup.grow(2).unwrap();
+    assert!(!sup.down.contains_key(&w2), "worker2 still counted down");
+}
