@@ -505,3 +505,56 @@ fn a_second_layer_over_the_same_backing_is_refused() {
     );
     assert!(!common::mounted(&top.path().join("mnt2")));
 }
+
+/// `--control-stdin`, as `run` drives a layer on another host: the layer answers each
+/// command line once its effect is complete, refuses what is wrong with a reason, and
+/// the end of its stdin unmounts it and leaves nothing of it in the backing directory.
+#[test]
+fn over_stdin_the_layer_answers_each_command_and_unmounts_at_its_end() {
+    use soakcheck::fs::faults::{Errno, FaultRequest, Op};
+    use soakcheck::fs::piped::PipedLayer;
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mount, backing) = (dir.path().join("m"), dir.path().join("b"));
+    std::fs::create_dir(&backing).unwrap();
+    let mut command = std::process::Command::new(common::exe());
+    command
+        .arg("fs")
+        .arg(&mount)
+        .arg("--backing")
+        .arg(&backing)
+        .arg("--control-stdin");
+    let mut layer = PipedLayer::start(command, "the test's layer").unwrap();
+    assert!(common::mounted(&mount));
+    std::fs::write(mount.join("f"), b"never synced").unwrap();
+    let lost = layer.lose_unsynced().unwrap();
+    assert_eq!(lost.bytes, 12, "{lost:?}");
+    assert_eq!(lost.entries, vec!["create /f".to_string()]);
+    assert!(!backing.join("f").exists());
+    let fault = FaultRequest {
+        op: Some(Op::Write),
+        errno: Some(Errno::ENOSPC),
+        torn: false,
+        path: Some("(".into()),
+        probability: None,
+        for_s: None,
+    };
+    let refused = layer.add_fault(&fault).unwrap_err();
+    assert!(refused.contains("the test's layer"), "{refused}");
+    let fault = FaultRequest {
+        path: None,
+        ..fault
+    };
+    layer.add_fault(&fault).unwrap();
+    let e = std::fs::write(mount.join("g"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(28), "{e}");
+    layer.clear_faults().unwrap();
+    std::fs::write(mount.join("g"), b"kept").unwrap();
+    let made_durable = layer.stop().unwrap();
+    assert_eq!(made_durable.bytes, 4, "{made_durable:?}");
+    assert!(!common::mounted(&mount));
+    assert_eq!(std::fs::read(backing.join("g")).unwrap(), b"kept");
+    assert!(!backing.join(".soakcheck-fs").exists());
+}

@@ -201,6 +201,13 @@ impl Drop for Leftovers {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        // A layer killed with them leaves its mount dead: detach it.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for point in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
+            if Path::new(point).starts_with(&self.0) {
+                let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
     }
 }
 
@@ -626,6 +633,7 @@ fn reset_after_a_killed_run_reaches_every_host() {
         &[
             "3",
             "crash1",
+            "power-sink",
             "--bytes-per-key",
             "2000000",
             "--rate",
@@ -665,6 +673,11 @@ fn reset_after_a_killed_run_reaches_every_host() {
         assert!(said.contains(&format!("({host} pgid ")), "{host}: {said}");
     }
     assert_nothing_left(dir.path(), &control_dir);
+    // The sink's layer, on its host, unmounted itself when the killed run's end of its
+    // ssh session closed.
+    let d = dir.path().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&d), "a mount is left under {d}:\n{mounts}");
 }
 
 /// Issue 9.4: the checks run where the data is: the sink's on its host, the senders'
@@ -786,4 +799,89 @@ fn a_remote_soak_keeps_the_scenarios_checks_switched_off() {
     assert_eq!(summary["findings"], serde_json::json!([]), "{summary}");
     assert_eq!(summary["faults"]["pause"]["sender-A"], 1, "{summary}");
     common::assert_complete(dir.path());
+}
+
+/// The name of `pid`'s parent process.
+fn parent_name(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let ppid = after.split(' ').nth(1).unwrap_or("0");
+    let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+    comm.trim().to_string()
+}
+
+/// Issue 20: power cuts of components on other hosts go through a filesystem layer on
+/// each component's own host, started through the driver (`soakcheck fs
+/// --control-stdin` in an ssh session there). The soak ends green at EOF, each cut says
+/// what it took back, and no layer or mount is left on any host.
+#[test]
+fn power_cuts_of_remote_components_go_through_layers_on_their_hosts() {
+    let _serial = serial();
+    if !common::fuse_available() {
+        return;
+    }
+    let Some((sshd, dir, _leftovers)) = setup() else {
+        return;
+    };
+    let args = run_args(
+        &sshd,
+        dir.path(),
+        &[
+            "2",
+            "power-sink",
+            "power1",
+            "crash-source",
+            "--bytes-per-key",
+            "250000",
+            "--rate",
+            "30000",
+            "--time-scale",
+            "0.25",
+            "--seed",
+            "20",
+            "--json",
+        ],
+    );
+    let run = spawn_in_own_group(&args);
+    let d = dir.path().display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let layers = loop {
+        let found: Vec<_> = processes_with("--control-stdin")
+            .into_iter()
+            .filter(|(_, c)| c.starts_with(&format!("{} fs {d}/", exe().display())))
+            .collect();
+        if found.len() == 2 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the layers: {found:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (pid, cmdline) in &layers {
+        let parent = parent_name(*pid);
+        assert!(parent.starts_with("sshd"), "{cmdline} runs under {parent}");
+    }
+    let out = run.wait_with_output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    for c in ["sink", "worker1"] {
+        let cuts = summary["faults"]["power-loss"][c].as_u64().unwrap_or(0);
+        assert!(cuts >= 1, "{c} never lost power: {summary}");
+    }
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let cuts: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("\"power-loss\""))
+        .collect();
+    assert!(
+        cuts.iter().all(|l| l.contains("\"lost_bytes\":")),
+        "{cuts:?}"
+    );
+    common::assert_complete(dir.path());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&d), "a mount is left under {d}:\n{mounts}");
+    assert!(
+        processes_of(dir.path()).is_empty(),
+        "{:?}",
+        processes_of(dir.path())
+    );
 }

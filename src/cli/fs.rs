@@ -19,6 +19,11 @@ pub struct FsArgs {
     /// cut the power; without this flag only a loopback address is taken).
     #[arg(long)]
     pub allow_remote_control: bool,
+    /// Take commands on stdin, one per line, and answer each with a JSON line on stdout
+    /// (lose-unsynced, checkpoint, unsynced, fault JSON, clear-faults); the end of stdin
+    /// unmounts. This is how `run` drives the layer on another host, over ssh.
+    #[arg(long)]
+    pub control_stdin: bool,
     /// The seed of fault probabilities and torn-write lengths.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -35,6 +40,11 @@ pub fn run_fs(args: FsArgs) -> anyhow::Result<()> {
         control,
         seed: args.seed,
     };
+    if args.control_stdin {
+        // stdout carries the protocol only.
+        soakcheck::fs::piped::serve_piped(&cfg, std::io::stdin(), std::io::stdout())?;
+        return Ok(());
+    }
     let was = soakcheck::fs::serve(&cfg, |m| {
         println!(
             "mounted {} over {}",

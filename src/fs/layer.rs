@@ -13,7 +13,7 @@ use std::io::{Error, ErrorKind, Result};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::faults::{Faults, Op};
 use super::journal::{EntryOp, FileUndo, Journal, Key, Undo};
@@ -31,7 +31,7 @@ struct Handle {
 }
 
 /// What a power cut took back.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lost {
     /// Bytes written or cut since each file's last fsync, by path.
     pub files: BTreeMap<String, u64>,
@@ -43,7 +43,7 @@ pub struct Lost {
 }
 
 /// What is not durable now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Unsynced {
     pub files: BTreeMap<String, u64>,
     pub bytes: u64,

@@ -20,6 +20,7 @@ mod fuse;
 pub mod journal;
 pub mod layer;
 pub mod nodes;
+pub mod piped;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -158,6 +159,17 @@ impl Mounted {
     pub fn lose_unsynced(&self) -> std::io::Result<layer::Lost> {
         let notifier = self.session.as_ref().map(|s| s.notifier());
         control::cut(&self.layer, notifier.as_ref())
+    }
+
+    /// Makes everything durable without a power cut (`POST /checkpoint`); returns what
+    /// was not.
+    pub fn checkpoint(&self) -> std::io::Result<Unsynced> {
+        self.layer().checkpoint()
+    }
+
+    /// What is not durable now (`GET /unsynced`).
+    pub fn unsynced(&self) -> Unsynced {
+        self.layer().unsynced()
     }
 
     /// Adds a disk fault (`POST /faults`); an error says what is wrong with it.

@@ -9,12 +9,16 @@
 //! make one kind of operation on the component's files fail with an errno for a while.
 //! Scripted steps: `power-loss` and `disk-error` (healed by `disk-heal`, or after `for`).
 //!
-//! How: the layers run in this process (a FUSE session each, mounted at
-//! `RUN_DIR/soakcheck-fs/<component>` over the component's own directory), so they
-//! serve components on this machine only; a power or disk fault of a component on
-//! another host is refused before anything starts. The checks read the directories
-//! themselves, which always hold what the system sees; after a cut of the sink they are
-//! told (`power-cut`), check that nothing verified committed was lost, and read again.
+//! How: with the local driver the layers run in this process (a FUSE session each,
+//! mounted at `RUN_DIR/soakcheck-fs/<component>` over the component's own directory).
+//! With a driver that reaches other hosts (ssh), each runs on its component's host as
+//! `soakcheck fs --control-stdin`, started through the driver and driven over its
+//! session ([`crate::fs::piped`]); the end of the run, however it ends, closes the
+//! session and the layer unmounts there. A power or disk fault of a component on a host
+//! no driver reaches is refused before anything starts. The checks read the
+//! directories themselves, which always hold what the system sees; after a cut of the
+//! sink they are told (`power-cut`), check that nothing verified committed was lost, and
+//! read again.
 //!
 //! Characters off a terminal: `w` a power cut and `e` a disk error, each followed by
 //! the component (`S` the sink, `N` worker N), `W` the whole cluster's power cut, and
@@ -22,9 +26,11 @@
 
 use super::*;
 use crate::fs::faults::{Errno, FaultRequest, Op};
+use crate::fs::layer::Lost;
+use crate::fs::piped::PipedLayer;
 use crate::fs::{FsConfig, Mounted};
 use crate::rundir::step::{DiskError, PowerCut};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What a power loop strikes.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,13 +52,54 @@ pub(super) enum PowerTimer {
     DiskHeal(Component, bool),
 }
 
+/// Where a component's layer runs: in this process (the component is on this machine,
+/// started by the local driver), or as `soakcheck fs --control-stdin` on the
+/// component's host, through the driver.
+pub(super) enum Site {
+    Here(Mounted),
+    There(PipedLayer),
+}
+
+impl Site {
+    fn lose_unsynced(&mut self) -> Result<Lost, String> {
+        match self {
+            Site::Here(m) => m.lose_unsynced().map_err(|e| e.to_string()),
+            Site::There(p) => p.lose_unsynced(),
+        }
+    }
+
+    fn add_fault(&mut self, fault: &FaultRequest) -> Result<(), String> {
+        match self {
+            Site::Here(m) => m.add_fault(fault),
+            Site::There(p) => p.add_fault(fault),
+        }
+    }
+
+    fn clear_faults(&mut self) -> Result<(), String> {
+        match self {
+            Site::Here(m) => {
+                m.clear_faults();
+                Ok(())
+            }
+            Site::There(p) => p.clear_faults(),
+        }
+    }
+
+    fn stop(self) -> Result<(), String> {
+        match self {
+            Site::Here(m) => m.stop().map(drop).map_err(|e| e.to_string()),
+            Site::There(p) => p.stop().map(drop),
+        }
+    }
+}
+
 /// The layers of a run's components.
 #[derive(Default)]
-pub struct Layers(Vec<(Component, Mounted)>);
+pub struct Layers(Vec<(Component, Site)>);
 
 impl Layers {
-    fn of(&self, c: &Component) -> Option<&Mounted> {
-        self.0.iter().find(|(l, _)| l == c).map(|(_, m)| m)
+    fn of(&mut self, c: &Component) -> Option<&mut Site> {
+        self.0.iter_mut().find(|(l, _)| l == c).map(|(_, m)| m)
     }
 
     /// Unmounts every layer (everything made durable: the end of a run is no power
@@ -61,7 +108,7 @@ impl Layers {
         let mut failed = Vec::new();
         for (c, layer) in self.0.drain(..) {
             if let Err(e) = layer.stop() {
-                failed.push((c, e.to_string()));
+                failed.push((c, e));
             }
         }
         failed
@@ -97,26 +144,56 @@ impl<'a> Supervisor<'a> {
                     .into(),
             ));
         }
-        let host = self.preset.hosts.of(c).to_string();
-        if !crate::driver::hosts::is_this_machine(&host) {
-            return Err(failed(format!(
-                "it runs on {host}: soakcheck's filesystem layer serves components on this \
-                 machine only, so its power and disk faults would do nothing there"
-            )));
-        }
         let backing = self.files_dir(c);
-        std::fs::create_dir_all(&backing)
-            .map_err(|e| failed(format!("{}: {e}", backing.display())))?;
         let seed = self.plan.seed ^ (self.layers.0.len() as u64 + 1);
-        let cfg = FsConfig {
-            mount,
-            backing,
-            control: None,
-            seed,
+        let host = self.preset.hosts.of(c).to_string();
+        let argv = self.piped_layer_argv(&mount, &backing, seed);
+        let site = match self.driver.remote_command(c, &argv) {
+            Some(command) => {
+                let label = format!("the filesystem layer of {} on {host}", c.name());
+                Site::There(PipedLayer::start(command, &label).map_err(failed)?)
+            }
+            None if !crate::driver::hosts::is_this_machine(&host) => {
+                return Err(failed(format!(
+                    "it runs on {host}, which this driver cannot run a filesystem layer \
+                     on (the ssh driver can), so its power and disk faults would do \
+                     nothing there"
+                )));
+            }
+            None => {
+                std::fs::create_dir_all(&backing)
+                    .map_err(|e| failed(format!("{}: {e}", backing.display())))?;
+                let cfg = FsConfig {
+                    mount,
+                    backing,
+                    control: None,
+                    seed,
+                };
+                Site::Here(Mounted::start(&cfg).map_err(|e| failed(e.to_string()))?)
+            }
         };
-        let layer = Mounted::start(&cfg).map_err(|e| failed(e.to_string()))?;
-        self.layers.0.push((c.clone(), layer));
+        self.layers.0.push((c.clone(), site));
         Ok(())
+    }
+
+    /// `soakcheck fs MOUNT --backing DIR --control-stdin` on a component's host, its
+    /// directory made first (as it is here before a layer mounts it).
+    fn piped_layer_argv(&self, mount: &Path, backing: &Path, seed: u64) -> Vec<String> {
+        let words = [
+            "sh",
+            "-c",
+            "mkdir -p \"$0\" && exec \"$@\"",
+            &backing.display().to_string(),
+            &self.preset.exe.display().to_string(),
+            "fs",
+            &mount.display().to_string(),
+            "--backing",
+            &backing.display().to_string(),
+            "--control-stdin",
+            "--seed",
+            &seed.to_string(),
+        ];
+        words.iter().map(|w| w.to_string()).collect()
     }
 
     /// The components one cut of `l` strikes: running, and members of the cluster.
@@ -249,7 +326,11 @@ impl<'a> Supervisor<'a> {
     /// operator would once the disk is replaced.
     fn disk_heal(&mut self, c: Component, looping: bool) -> Result<(), RunFailure> {
         if let Some(layer) = self.layers.of(&c) {
-            layer.clear_faults();
+            layer.clear_faults().map_err(|detail| DriverError::Action {
+                action: "disk",
+                component: c.name(),
+                detail: format!("the heal failed: {detail}"),
+            })?;
         }
         self.record_act(Act::DiskHeal(Target {
             component: c.name(),
