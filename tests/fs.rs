@@ -525,7 +525,9 @@ fn over_stdin_the_layer_answers_each_command_and_unmounts_at_its_end() {
         .arg(&mount)
         .arg("--backing")
         .arg(&backing)
-        .arg("--control-stdin");
+        .arg("--control-stdin")
+        .arg("--keep-lost")
+        .arg(dir.path().join("kept"));
     let mut layer = PipedLayer::start(command, "the test's layer").unwrap();
     assert!(common::mounted(&mount));
     std::fs::write(mount.join("f"), b"never synced").unwrap();
@@ -533,6 +535,13 @@ fn over_stdin_the_layer_answers_each_command_and_unmounts_at_its_end() {
     assert_eq!(lost.bytes, 12, "{lost:?}");
     assert_eq!(lost.entries, vec!["create /f".to_string()]);
     assert!(!backing.join("f").exists());
+    // What the cut took back is kept: the bytes `f` held from offset 0.
+    let kept = dir.path().join("kept/cut-1");
+    assert_eq!(lost.kept.as_deref(), Some(kept.as_path()));
+    assert_eq!(
+        std::fs::read(kept.join("f.from-0")).unwrap(),
+        b"never synced"
+    );
     let fault = FaultRequest {
         op: Some(Op::Write),
         errno: Some(Errno::ENOSPC),
@@ -555,6 +564,7 @@ fn over_stdin_the_layer_answers_each_command_and_unmounts_at_its_end() {
     let made_durable = layer.stop().unwrap();
     assert_eq!(made_durable.bytes, 4, "{made_durable:?}");
     assert!(!common::mounted(&mount));
+    assert!(!mount.exists(), "the mount point it made is left");
     assert_eq!(std::fs::read(backing.join("g")).unwrap(), b"kept");
     assert!(!backing.join(".soakcheck-fs").exists());
 }

@@ -30,6 +30,10 @@ fn nothing_left(dir: &Path) {
     let d = dir.display().to_string();
     assert!(!mounts.contains(&d), "a mount is left under {d}:\n{mounts}");
     assert!(!dir.join("sink-out/.soakcheck-fs").exists());
+    assert!(
+        !dir.join("soakcheck-fs").exists(),
+        "the mount points are left"
+    );
 }
 
 fn faults(summary: &Value, kind: &str, component: &str) -> u64 {
@@ -150,6 +154,25 @@ fn a_power_cut_finds_the_sink_that_never_fsyncs() {
     assert_eq!(run.wait().code(), Some(1), "{seen}");
     assert!(seen.contains("committed-data-lost-on-power-loss"), "{seen}");
     assert!(seen.contains("committed bytes are gone"), "{seen}");
+    // What was verified before the cut took it back was verified: the totals say so.
+    assert!(!seen.contains("commits verified: 0,"), "{seen}");
+    // The evidence outlives the cut: the bytes it took back are kept, where the summary
+    // and the cut's event say.
+    assert!(seen.contains("what each power cut took back"), "{seen}");
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let cut: Value = events
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|e: &Value| e["action"] == "power-loss")
+        .unwrap();
+    let folder = dir.path().join("soakcheck-power-cuts/sink/cut-1");
+    assert_eq!(cut["kept"], folder.display().to_string(), "{cut}");
+    let kept: u64 = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let lost = cut["lost_bytes"].as_u64().unwrap();
+    assert!(lost > 0 && kept >= lost, "kept {kept} of {lost}: {cut}");
     nothing_left(dir.path());
 }
 

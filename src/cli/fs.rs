@@ -24,6 +24,10 @@ pub struct FsArgs {
     /// unmounts. This is how `run` drives the layer on another host, over ssh.
     #[arg(long)]
     pub control_stdin: bool,
+    /// Keep what each power cut takes back in DIR/cut-N/ (PATH.from-OFFSET: the bytes
+    /// PATH held from OFFSET to its end before the cut).
+    #[arg(long, value_name = "DIR")]
+    pub keep_lost: Option<std::path::PathBuf>,
     /// The seed of fault probabilities and torn-write lengths.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -39,6 +43,7 @@ pub fn run_fs(args: FsArgs) -> anyhow::Result<()> {
         backing: args.backing,
         control,
         seed: args.seed,
+        keep_lost: args.keep_lost,
     };
     if args.control_stdin {
         // stdout carries the protocol only.

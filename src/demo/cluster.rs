@@ -364,6 +364,7 @@ fn mount_layers(
             backing,
             control: None,
             seed: plan.seed,
+            keep_lost: None,
         };
         layers
             .push(crate::fs::Mounted::start(&cfg).map_err(|e| ClusterError::Setup(e.to_string()))?);

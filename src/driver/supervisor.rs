@@ -711,6 +711,8 @@ impl<'a> Supervisor<'a> {
             self.clean_faketime_shm();
         }
         failed.extend(self.layers.stop());
+        // The mount points' folder, once its layers are gone and it is empty.
+        let _ = std::fs::remove_dir(crate::rundir::RunDir(&self.preset.run_dir).fs_mounts());
         failed
     }
 }

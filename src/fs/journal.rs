@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 /// An entry (a name in a directory), or every entry of a directory (what rmdir reads).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -114,6 +115,35 @@ impl FileUndo {
         Ok(())
     }
 
+    /// Where the bytes a power cut changes begin: the first overwritten durable byte,
+    /// else the durable length.
+    pub fn first_changed(&self) -> u64 {
+        self.saved
+            .keys()
+            .next()
+            .map_or(self.durable_len, |&s| s.min(self.durable_len))
+    }
+
+    /// Copies what the file holds from [`FileUndo::first_changed`] to its end (what a
+    /// cut takes back) to `dir/PATH.from-OFFSET`; whether there was any.
+    pub fn keep_taken_back(&self, dir: &Path) -> std::io::Result<bool> {
+        let from = self.first_changed();
+        let len = self.file.metadata()?.len();
+        if len <= from && self.unsynced == 0 {
+            return Ok(false);
+        }
+        let mut bytes = vec![0; len.saturating_sub(from) as usize];
+        let n = read_full(&self.file, &mut bytes, from)?;
+        bytes.truncate(n);
+        let name = format!("{}.from-{from}", self.path.trim_start_matches('/'));
+        let to = dir.join(name);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(to, bytes)?;
+        Ok(true)
+    }
+
     /// Puts the durable content back (keeping `keep` bytes of the last write when the
     /// power cut tears it); returns the bytes that differed from it.
     pub fn restore(&self, keep: Option<usize>) -> std::io::Result<u64> {
@@ -156,6 +186,16 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// Keeps, in `dir`, what a power cut is about to take back from each file (see
+    /// [`FileUndo::keep_taken_back`]); `dir` when it kept anything.
+    pub fn keep_taken_back(&self, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+        let mut kept = false;
+        for undo in self.files.values() {
+            kept |= undo.keep_taken_back(dir)?;
+        }
+        Ok(kept.then(|| dir.to_path_buf()))
+    }
+
     /// Pending operations made durable by an fsync of `dir`, and every earlier one they
     /// depend on: removed from the journal and returned, oldest first.
     pub fn commit_dir(&mut self, dir: u64) -> Vec<EntryOp> {

@@ -40,6 +40,10 @@ pub struct Lost {
     pub entries: Vec<String>,
     /// Files whose last write a torn-write fault kept a prefix of, and how many bytes.
     pub torn: BTreeMap<String, usize>,
+    /// Where this cut's taken-back bytes were kept (see [`Layer::keep_lost`]), when it
+    /// took any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<PathBuf>,
 }
 
 /// What is not durable now.
@@ -58,6 +62,11 @@ pub struct Layer {
     journal: Journal,
     trash: PathBuf,
     next_trash: u64,
+    /// Where each power cut keeps what it takes back (`cut-N/PATH.from-OFFSET`: the
+    /// bytes PATH held from OFFSET to its end before the cut), so the evidence of a lost
+    /// commit outlives the cut; None: nowhere.
+    pub keep_lost: Option<PathBuf>,
+    cuts: u64,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     /// Held while the layer lives: one layer per backing directory.
@@ -107,6 +116,8 @@ impl Layer {
             journal: Journal::default(),
             trash,
             next_trash: 0,
+            keep_lost: None,
+            cuts: 0,
             handles: HashMap::new(),
             next_fh: 1,
             _lock: lock,
@@ -514,6 +525,12 @@ impl Layer {
     /// The power cut: every write and entry operation not durable is taken back.
     pub fn lose_unsynced(&mut self) -> Result<Lost> {
         let mut lost = Lost::default();
+        self.cuts += 1;
+        if let Some(keep) = &self.keep_lost {
+            lost.kept = self
+                .journal
+                .keep_taken_back(&keep.join(format!("cut-{}", self.cuts)))?;
+        }
         let faults = &mut self.faults;
         for undo in self.journal.files.values() {
             let keep = undo

@@ -35,6 +35,8 @@ pub struct FsConfig {
     pub backing: PathBuf,
     pub control: Option<SocketAddr>,
     pub seed: u64,
+    /// Where each power cut keeps what it takes back ([`Layer::keep_lost`]).
+    pub keep_lost: Option<PathBuf>,
 }
 
 /// Why the layer could not start or stop.
@@ -71,6 +73,8 @@ pub struct Mounted {
     backing: PathBuf,
     layer: Arc<Mutex<Layer>>,
     _runtime: tokio::runtime::Runtime,
+    /// Whether the layer made its mount point (removed again when it unmounts).
+    made_mount_point: bool,
     /// Where the control interface listens, when asked for.
     pub control: Option<SocketAddr>,
 }
@@ -104,15 +108,17 @@ impl Mounted {
                 backing,
             });
         }
+        let made_mount_point = !cfg.mount.exists();
         std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
         let mount = std::fs::canonicalize(&cfg.mount).map_err(mount_err)?;
         if mount.starts_with(&backing) || backing.starts_with(&mount) {
             return Err(FsError::Nested { mount, backing });
         }
-        let layer = Layer::new(&backing, cfg.seed).map_err(|source| FsError::Backing {
+        let mut layer = Layer::new(&backing, cfg.seed).map_err(|source| FsError::Backing {
             path: backing.clone(),
             source,
         })?;
+        layer.keep_lost = cfg.keep_lost.clone();
         let layer = Arc::new(Mutex::new(layer));
         let mut config = fuser::Config::default();
         config.mount_options = vec![
@@ -134,6 +140,7 @@ impl Mounted {
             backing,
             _runtime: runtime,
             session: None,
+            made_mount_point,
         };
         let notifier = Some(session.notifier());
         mounted.session = Some(session);
@@ -201,7 +208,16 @@ impl Mounted {
             }
         }
         let _ = std::fs::remove_dir_all(self.backing.join(HIDDEN));
+        self.remove_mount_point();
         Ok(was)
+    }
+
+    /// Removes the mount point the layer made, once unmounted (a lazily detached
+    /// mount leaves the plain folder under it at once).
+    fn remove_mount_point(&self) {
+        if self.made_mount_point {
+            let _ = std::fs::remove_dir(&self.mount);
+        }
     }
 }
 
@@ -214,6 +230,7 @@ impl Drop for Mounted {
                 let _ = lazy_unmount(&self.mount);
             }
             let _ = std::fs::remove_dir_all(self.backing.join(HIDDEN));
+            self.remove_mount_point();
         }
     }
 }

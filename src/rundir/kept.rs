@@ -56,6 +56,7 @@ fn is_evidence(name: &str, inputs: &[String]) -> bool {
             | crate::rundir::REPORT
             | crate::rundir::STATE
             | crate::rundir::CLOCK
+            | crate::rundir::POWER_CUTS
             | "report-files.d"
     ) || name.starts_with("wallaroo.")
         || name.starts_with("sender.out.")

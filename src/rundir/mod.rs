@@ -15,6 +15,8 @@
 //! RUN_DIR/soakcheck-clock/     each clocked component's libfaketime offset (on its host)
 //! RUN_DIR/soakcheck-fs/C       where component C's files are seen through its
 //!                              `soakcheck fs` layer (power and disk faults), during a run
+//! RUN_DIR/soakcheck-power-cuts/C/cut-N/
+//!                              what component C's power cut N took back (on its host)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ pub const KEPT: &str = "soakcheck-runs";
 pub const CLOCK: &str = "soakcheck-clock";
 /// The mounts of the `soakcheck fs` layers (power and disk faults).
 pub const FS: &str = "soakcheck-fs";
+/// What each power cut took back, per component (power faults).
+pub const POWER_CUTS: &str = "soakcheck-power-cuts";
 /// The sink's log, in its sink directory.
 pub const SINK_LOG: &str = "stdout-stderr";
 
@@ -48,6 +52,10 @@ impl RunDir<'_> {
     /// Where the `soakcheck fs` layers are mounted, one folder per component.
     pub fn fs_mounts(self) -> PathBuf {
         self.0.join(FS)
+    }
+    /// What the power cuts took back, one folder per component.
+    pub fn power_cuts_dir(self) -> PathBuf {
+        self.0.join(POWER_CUTS)
     }
     pub fn sink_log(self) -> PathBuf {
         self.sink_dir().join(SINK_LOG)

@@ -95,6 +95,9 @@ pub struct PowerCut {
     /// Entry operations (create, rename, unlink) undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_entries: Option<u64>,
+    /// The directory (on the component's host) that keeps the bytes it took back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

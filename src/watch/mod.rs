@@ -432,6 +432,9 @@ pub struct Watcher<'i> {
     succeeded: bool,
     /// When commits were last released to the checker.
     last_commit: Option<Instant>,
+    /// The most commits and bytes any core verified before a power cut replaced it: the
+    /// summary never says fewer were verified than were (and then found lost).
+    verified_before_cut: (u64, u64),
 }
 
 impl<'i> Watcher<'i> {
@@ -474,6 +477,7 @@ impl<'i> Watcher<'i> {
             next_rp: started + Duration::from_secs(15),
             succeeded: false,
             last_commit: None,
+            verified_before_cut: (0, 0),
         })
     }
 
@@ -510,11 +514,27 @@ impl<'i> Watcher<'i> {
             });
         }
         self.findings.extend(lost);
+        let verified = self
+            .core
+            .checker
+            .cursors()
+            .iter()
+            .map(|c| c.verified_bytes())
+            .sum();
+        let commits = self.core.log.commits.len() as u64;
+        let (c, b) = self.verified_before_cut;
+        self.verified_before_cut = (c.max(commits), b.max(verified));
         self.core = new_core(self.plan, self.inputs);
         for check in &mut self.checks {
             check.restarted();
         }
         Ok(())
+    }
+
+    /// The most commits and bytes verified before a power cut replaced the core (what
+    /// the checks saw committed before a cut took some of it back).
+    pub fn verified_before_cut(&self) -> (u64, u64) {
+        self.verified_before_cut
     }
 
     /// Restarts the progress clocks (after a pause of the system, or a recovery window).
@@ -727,14 +747,16 @@ impl<'i> Watcher<'i> {
             SinkScope::Here => self.final_pass(&report_plan, live)?,
             SinkScope::Elsewhere => live,
         };
+        let (commits_before, verified_before) = self.verified_before_cut;
         let verified: u64 = report.keys.iter().map(|k| k.verified_bytes).sum();
+        let verified = verified.max(verified_before);
         let unverified = match plan.checks.sink {
             SinkScope::Here => unverified_keys(&report),
             SinkScope::Elsewhere => Vec::new(),
         };
         self.events.emit(WatchEvent::Summary {
             time: unix_now(),
-            commits: self.core.log.commits.len() as u64,
+            commits: (self.core.log.commits.len() as u64).max(commits_before),
             verified_bytes: verified,
             unverified_keys: unverified,
             undetermined_keys: undetermined_keys(&report),

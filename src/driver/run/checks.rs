@@ -43,25 +43,38 @@ pub(super) fn local_checks(
             LoopFlow::Continue
         },
     )?;
-    let commits = watcher.core.log.commits.len() as u64;
-    let live_findings = reported;
+    Ok(final_totals(watcher, reported, &events))
+}
+
+/// What the checks verified, once they end: the final pass's findings go to `events`
+/// (`reported` were sent live).
+fn final_totals(watcher: Watcher<'_>, reported: usize, events: &Sender<CheckEvent>) -> CheckTotals {
+    // A power cut may have taken back commits verified before it: they were verified.
+    let (commits_before, bytes_before) = watcher.verified_before_cut();
+    let commits = (watcher.core.log.commits.len() as u64).max(commits_before);
     let outcome: WatchOutcome = match watcher.finish() {
         Ok(outcome) => outcome,
-        // Nothing could be verified: the run's summary says so from the zero totals.
-        Err(_) => return Ok(CheckTotals::default()),
+        // Nothing could be verified now: the run's summary says so from the totals.
+        Err(_) => {
+            return CheckTotals {
+                commits: commits_before,
+                bytes_verified: bytes_before,
+                ..CheckTotals::default()
+            }
+        }
     };
     // What the final full pass found after the soak stopped reading events: the run
     // collects it from the channel once the checks are joined.
-    for f in &outcome.findings[live_findings..] {
+    for f in &outcome.findings[reported..] {
         let _ = events.send(CheckEvent::Finding(f.clone()));
     }
-    let bytes_verified = outcome.report.keys.iter().map(|k| k.verified_bytes).sum();
-    Ok(CheckTotals {
+    let bytes_verified: u64 = outcome.report.keys.iter().map(|k| k.verified_bytes).sum();
+    CheckTotals {
         commits,
-        bytes_verified,
+        bytes_verified: bytes_verified.max(bytes_before),
         unverified: crate::watch::unverified_keys(&outcome.report),
         undetermined: crate::watch::undetermined_keys(&outcome.report),
-    })
+    }
 }
 
 /// One checker on another host: where it runs, and its command line, which carries

@@ -195,6 +195,15 @@ impl RunSummary {
                 f.detail
             );
         }
+        let power_loss = crate::finding::FindingKind::CommittedDataLostOnPowerLoss;
+        if self.findings.iter().any(|f| f.kind == power_loss) {
+            out += &format!(
+                "  what each power cut took back: {}/{}/COMPONENT/cut-N/ (FILE.from-OFFSET holds \
+                 the bytes FILE had from OFFSET on before the cut; events.jsonl names each cut's folder)\n",
+                self.run_dir,
+                crate::rundir::POWER_CUTS
+            );
+        }
         if let Some(p) = &self.postmortem {
             out += &format!("  post-mortem bundle: {p}\n");
         }

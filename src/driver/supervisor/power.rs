@@ -147,7 +147,10 @@ impl<'a> Supervisor<'a> {
         let backing = self.files_dir(c);
         let seed = self.plan.seed ^ (self.layers.0.len() as u64 + 1);
         let host = self.preset.hosts.of(c).to_string();
-        let argv = self.piped_layer_argv(&mount, &backing, seed);
+        let keep_lost = crate::rundir::RunDir(&self.preset.run_dir)
+            .power_cuts_dir()
+            .join(c.name());
+        let argv = self.piped_layer_argv(&mount, &backing, &keep_lost, seed);
         let site = match self.driver.remote_command(c, &argv) {
             Some(command) => {
                 let label = format!("the filesystem layer of {} on {host}", c.name());
@@ -168,6 +171,7 @@ impl<'a> Supervisor<'a> {
                     backing,
                     control: None,
                     seed,
+                    keep_lost: Some(keep_lost),
                 };
                 Site::Here(Mounted::start(&cfg).map_err(|e| failed(e.to_string()))?)
             }
@@ -178,7 +182,13 @@ impl<'a> Supervisor<'a> {
 
     /// `soakcheck fs MOUNT --backing DIR --control-stdin` on a component's host, its
     /// directory made first (as it is here before a layer mounts it).
-    fn piped_layer_argv(&self, mount: &Path, backing: &Path, seed: u64) -> Vec<String> {
+    fn piped_layer_argv(
+        &self,
+        mount: &Path,
+        backing: &Path,
+        keep_lost: &Path,
+        seed: u64,
+    ) -> Vec<String> {
         let words = [
             "sh",
             "-c",
@@ -190,6 +200,8 @@ impl<'a> Supervisor<'a> {
             "--backing",
             &backing.display().to_string(),
             "--control-stdin",
+            "--keep-lost",
+            &keep_lost.display().to_string(),
             "--seed",
             &seed.to_string(),
         ];
@@ -230,6 +242,7 @@ impl<'a> Supervisor<'a> {
             lost_bytes: Some(lost.bytes),
             lost_files: Some(lost.files.len() as u64),
             lost_entries: Some(lost.entries.len() as u64),
+            kept: lost.kept.map(|k| k.display().to_string()),
         }));
         if *c == Component::Sink {
             if let Some(checks) = &self.checks {
