@@ -568,3 +568,26 @@ fn over_stdin_the_layer_answers_each_command_and_unmounts_at_its_end() {
     assert_eq!(std::fs::read(backing.join("g")).unwrap(), b"kept");
     assert!(!backing.join(".soakcheck-fs").exists());
 }
+
+/// What a cut takes back cannot be kept inside the mount (the layer would write through
+/// itself) or its backing directory (the system would see it): refused, exit 2, before
+/// anything is mounted or made.
+#[test]
+fn kept_bytes_inside_the_mount_or_its_backing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mount, backing) = (dir.path().join("m"), dir.path().join("b"));
+    std::fs::create_dir(&backing).unwrap();
+    for keep in [mount.join("kept"), backing.join("kept")] {
+        let out = common::soakcheck(&[
+            "fs",
+            mount.to_str().unwrap(),
+            "--backing",
+            backing.to_str().unwrap(),
+            "--keep-lost",
+            keep.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+        assert!(common::text(&out).contains("must be kept outside"));
+        assert!(!mount.exists() && !keep.exists());
+    }
+}

@@ -49,6 +49,11 @@ pub enum FsError {
     },
     #[error("{mount} cannot be mounted over {backing}: one is inside the other")]
     Nested { mount: PathBuf, backing: PathBuf },
+    #[error(
+        "--keep-lost {keep} is inside {inside}: what a cut takes back must be kept outside \
+         the mount and its backing directory"
+    )]
+    KeepInside { keep: PathBuf, inside: PathBuf },
     #[error("mounting {path} (FUSE needs /dev/fuse and root): {source}")]
     Mount {
         path: PathBuf,
@@ -107,6 +112,18 @@ impl Mounted {
                 mount: planned,
                 backing,
             });
+        }
+        if let Some(keep) = &cfg.keep_lost {
+            let keep = std::path::absolute(keep).map_err(mount_err)?;
+            let inside = [&planned, &backing]
+                .into_iter()
+                .find(|d| keep.starts_with(d));
+            if let Some(inside) = inside {
+                return Err(FsError::KeepInside {
+                    keep,
+                    inside: inside.clone(),
+                });
+            }
         }
         let made_mount_point = !cfg.mount.exists();
         std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
