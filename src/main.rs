@@ -8,7 +8,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +38,8 @@ enum Command {
     /// slices it on request (loopback HTTP control, JSON).
     Proxy(cli::proxy::ProxyArgs),
     /// A FUSE filesystem over a directory that forgets what was never fsynced when told
-    /// to cut the power, and injects disk errors (loopback HTTP control, JSON).
+    /// to cut the power, and injects disk errors (loopback HTTP control, JSON, or
+    /// commands on stdin).
     Fs(cli::fs::FsArgs),
     /// A post-mortem page of a run directory, a post-mortem bundle or a sink directory:
     /// the verdict, a fault timeline, the violation in context and the logs around it.
@@ -52,6 +53,10 @@ enum Command {
     /// The embedded system under test: sink, passthrough workers and feeds.
     #[command(subcommand)]
     Demo(cli::demo::DemoCommand),
+    /// Write a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(cli::docs::CompletionsArgs),
+    /// Write the man page (roff) to stdout, or every command's page into --dir.
+    Man(cli::docs::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,5 +71,7 @@ fn main() -> ExitCode {
         Command::Gen(command) => cli::gen::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(command) => cli::demo::run(command),
+        Command::Completions(args) => cli::exit(cli::docs::completions(args, Cli::command())),
+        Command::Man(args) => cli::exit(cli::docs::man(args, Cli::command())),
     }
 }

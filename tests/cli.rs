@@ -502,3 +502,55 @@ fn two_threads_give_the_one_thread_report() {
         }
     }
 }
+
+/// Issue 21.4: the bash completion script loads in a real bash and completes
+/// `soakcheck r` to the three commands that begin so.
+#[test]
+fn the_bash_completion_completes_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = soakcheck().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = dir.path().join("soakcheck.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let probe = format!(
+        "source {}\nCOMP_WORDS=(soakcheck r)\nCOMP_CWORD=1\nCOMP_LINE='soakcheck r'\n\
+         COMP_POINT=11\n_soakcheck soakcheck r soakcheck\necho \"${{COMPREPLY[@]}}\"\n",
+        script.display()
+    );
+    let done = std::process::Command::new("bash")
+        .args(["--norc", "-c", &probe])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    let mut words: Vec<String> = String::from_utf8_lossy(&done.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    words.sort();
+    assert_eq!(words, ["report", "reset", "run"], "{stderr}");
+}
+
+/// Issue 21.4: `soakcheck man` writes roff; with --dir, a page for every command.
+#[test]
+fn man_writes_a_page_for_every_command() {
+    let out = soakcheck().arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH soakcheck"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = soakcheck()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for name in [
+        "soakcheck",
+        "soakcheck-run",
+        "soakcheck-fs",
+        "soakcheck-demo-sink",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}.1"))).unwrap();
+        assert!(text.contains(&format!(".TH {name}")), "{name}: {text}");
+    }
+}

@@ -14,6 +14,7 @@ use soakcheck::verify::{KeySelection, Report, Semantics};
 
 pub mod bench;
 pub mod demo;
+pub mod docs;
 pub mod fs;
 pub mod gen;
 pub mod proxy;
