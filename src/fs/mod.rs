@@ -96,6 +96,35 @@ fn canonical(path: &Path) -> Result<PathBuf, FsError> {
     Ok(found)
 }
 
+/// Refuses a mount point inside the backing directory or around it, and kept bytes
+/// inside either.
+fn check_places(cfg: &FsConfig, backing: &Path) -> Result<(), FsError> {
+    let mount_err = |source| FsError::Mount {
+        path: cfg.mount.clone(),
+        source,
+    };
+    let planned = std::path::absolute(&cfg.mount).map_err(mount_err)?;
+    if planned.starts_with(backing) || backing.starts_with(&planned) {
+        return Err(FsError::Nested {
+            mount: planned,
+            backing: backing.to_path_buf(),
+        });
+    }
+    if let Some(keep) = &cfg.keep_lost {
+        let keep = std::path::absolute(keep).map_err(mount_err)?;
+        let inside = [planned.as_path(), backing]
+            .into_iter()
+            .find(|d| keep.starts_with(d));
+        if let Some(inside) = inside {
+            return Err(FsError::KeepInside {
+                keep,
+                inside: inside.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Mounted {
     /// Mounts `cfg.mount` over `cfg.backing` (creating the mount point when missing) and
     /// serves the control interface.
@@ -106,25 +135,7 @@ impl Mounted {
             source,
         };
         // Checked before the mount point is made: a refused mount leaves nothing behind.
-        let planned = std::path::absolute(&cfg.mount).map_err(mount_err)?;
-        if planned.starts_with(&backing) || backing.starts_with(&planned) {
-            return Err(FsError::Nested {
-                mount: planned,
-                backing,
-            });
-        }
-        if let Some(keep) = &cfg.keep_lost {
-            let keep = std::path::absolute(keep).map_err(mount_err)?;
-            let inside = [&planned, &backing]
-                .into_iter()
-                .find(|d| keep.starts_with(d));
-            if let Some(inside) = inside {
-                return Err(FsError::KeepInside {
-                    keep,
-                    inside: inside.clone(),
-                });
-            }
-        }
+        check_places(cfg, &backing)?;
         let made_mount_point = !cfg.mount.exists();
         std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
         let mount = std::fs::canonicalize(&cfg.mount).map_err(mount_err)?;
