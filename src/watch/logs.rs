@@ -198,6 +198,19 @@ impl SenderProgress {
         Ok(())
     }
 
+    /// The progress clocks start again at `now` (after a fault, within its recovery
+    /// window, or a pause of the system): nothing before it counts against progress.
+    pub fn restart_clocks(&mut self, now: Instant) {
+        if self.last_ack.is_some() {
+            self.last_ack = Some(now);
+        }
+        if self.since.is_some() {
+            self.since = Some(now);
+        }
+        // Refused while the system was down on purpose: not a stall.
+        self.added.clear();
+    }
+
     /// The registry check: once N `added` lines were seen, one of the last N is open.
     pub fn registry_ok(&self, window: usize) -> bool {
         self.added.len() < window || self.added.iter().any(|&open| open)
@@ -222,6 +235,28 @@ mod tests {
             Some(u64::MAX)
         );
         assert_eq!(point_of_ref(b"no reference"), None);
+    }
+
+    /// A sender refused while a fault keeps the system down (its sink stopped on a disk
+    /// error, say) is no registry stall: refusals before a recovery window's restart of
+    /// the clocks do not count, as silence before it does not for ack progress.
+    #[test]
+    fn refusals_before_a_recovery_window_do_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sender.out.A");
+        let refused =
+            "MultiSourceConnector added Stream(id=1, name='x', point_of_ref=0, is_open=False)\n";
+        std::fs::write(&path, refused.repeat(3)).unwrap();
+        let mut s = SenderProgress::new(b'A', path.clone(), 99);
+        let now = Instant::now();
+        s.update(3, now).unwrap();
+        assert!(!s.registry_ok(3));
+        s.restart_clocks(now);
+        assert!(s.registry_ok(3));
+        // Refused again, as many times after it: a stall.
+        std::fs::write(&path, refused.repeat(6)).unwrap();
+        s.update(3, now).unwrap();
+        assert!(!s.registry_ok(3));
     }
 
     #[test]

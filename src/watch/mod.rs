@@ -541,12 +541,7 @@ impl<'i> Watcher<'i> {
     pub fn reset_progress_clocks(&mut self) {
         let now = Instant::now();
         for s in &mut self.senders {
-            if s.last_ack.is_some() {
-                s.last_ack = Some(now);
-            }
-            if s.since.is_some() {
-                s.since = Some(now);
-            }
+            s.restart_clocks(now);
         }
     }
 
