@@ -20,6 +20,17 @@ fn refused(args: &[&str], expected: &str) {
     assert!(stderr.contains(expected), "{args:?}: {stderr}");
 }
 
+/// Issue 21.2: usage errors teach: the number of workers is named where it belongs,
+/// and a bare `run` shows the usage.
+#[test]
+fn usage_errors_say_what_to_type() {
+    refused(
+        &["run", "crash-sink", "3", "crash1"],
+        "the number of workers comes first, then the arguments: `soakcheck run 3 crash-sink crash1`",
+    );
+    refused(&["run"], "Usage: soakcheck run <NUM_WORKERS> [ARGS]...");
+}
+
 #[test]
 fn bad_arguments_exit_2_with_a_message() {
     refused(
@@ -106,7 +117,8 @@ fn run_refuses_repeated_keys_and_port_bases_past_the_last_port_before_starting()
             "--bytes-per-key",
             "1000",
         ],
-        "past the last port, 65535",
+        "--port-base 65500 needs ports 65500 to 65600, past the last port, 65535 (the demo \
+         uses up to +100): the highest that fits is 65435",
     );
     assert!(
         !dir.path().join("soakcheck-run.json").exists(),

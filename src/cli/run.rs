@@ -17,18 +17,20 @@ use super::{choice, conclude, format};
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Workers in the initial cluster (1..=9).
-    #[arg(default_value = "")]
-    pub num_workers: String,
+    /// Workers in the initial cluster (1..=9); a scenario file may give them instead.
+    #[arg(required_unless_present = "scenario")]
+    pub num_workers: Option<String>,
     /// The original master-crasher arguments: crash-sink, crash-source, crashN, crashN.slow,
     /// grow, shrink, grow-and-shrink, pause, no-ack-progress, no-registry-progress,
     /// no-sanity, no-clean-old-gzip-files, reset-only, run_customX; and soakcheck's
-    /// network faults (net-sink, net-source, net-control) and clock faults (clock-sink,
-    /// clockN).
+    /// network faults (net-sink, net-source, net-control), clock faults (clock-sink,
+    /// clockN), power cuts (power-sink, powerN, power-all) and disk errors (disk-sink,
+    /// diskN).
     pub args: Vec<String>,
     /// A TOML scenario file (workers, args, seed, timings, command templates, steps).
     #[arg(long, value_name = "FILE.toml")]
     pub scenario: Option<PathBuf>,
+    /// The system under test.
     #[arg(long, value_parser = choice::<PresetKind>(), default_value_t = PresetKind::Demo)]
     pub preset: PresetKind,
     /// Input bytes per key (demo preset; 4,000,000 gives the original 12,368,938-byte files).
@@ -49,6 +51,7 @@ pub struct RunArgs {
     /// Where inputs, logs, the sink directory and state go (the original used /tmp).
     #[arg(long, value_name = "DIR", default_value = "/tmp")]
     pub run_dir: PathBuf,
+    /// What to do at the first finding.
     #[arg(long, value_parser = choice::<OnViolation>(), default_value_t = OnViolation::Freeze)]
     pub on_violation: OnViolation,
     /// Stop with success after this long (default: at EOF of every sender).
@@ -57,8 +60,11 @@ pub struct RunArgs {
     /// Multiply every chaos timing (0.25 = four times as many faults).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// How often the demo workers checkpoint (and so how often the sink commits).
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]
     pub checkpoint_interval: std::time::Duration,
+    /// A sender with no new ack for this long (outside the recovery window after a
+    /// fault) is the finding ack-timeout.
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "180s")]
     pub ack_timeout: std::time::Duration,
     /// Serve the live report at PORT or HOST:PORT (127.0.0.1 when only a port is given)
@@ -80,16 +86,20 @@ pub struct RunArgs {
     /// sink skip its fsyncs (skip-fsync), for testing the checks.
     #[arg(long, value_parser = choice::<InjectKind>())]
     pub inject: Option<InjectKind>,
+    /// The injected fault strikes after this many lines of its key.
     #[arg(long, value_name = "LINES", default_value_t = 100)]
     pub inject_after: u64,
+    /// The key the injected fault strikes (every kind but skip-fsync needs one).
     #[arg(long, value_name = "K")]
     pub inject_key: Option<String>,
+    /// Print the summary as JSON (no progress characters).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
 pub struct ResetArgs {
+    /// The run directory of the run to reset.
     #[arg(long, value_name = "DIR", default_value = "/tmp")]
     pub run_dir: PathBuf,
     /// Earlier runs that ended green (or were stopped) kept in RUN_DIR/soakcheck-runs.
@@ -115,7 +125,11 @@ pub fn run_reset(args: &ResetArgs) -> anyhow::Result<()> {
 pub fn run_run_command(args: RunArgs) -> ExitCode {
     let json = args.json;
     let result = (|| -> anyhow::Result<soakcheck::driver::run::RunSummary> {
-        let scenario = Scenario::parse(&args.num_workers, &args.args, args.scenario.as_deref())?;
+        let scenario = Scenario::parse(
+            args.num_workers.as_deref().unwrap_or(""),
+            &args.args,
+            args.scenario.as_deref(),
+        )?;
         let mut driver =
             soakcheck::driver::make_driver(&scenario, args.command_driver, &args.run_dir)?;
         let progress = match (json, std::io::stdout().is_terminal()) {

@@ -56,10 +56,15 @@ pub const WALLAROO_SENDERS_LINK: &str = "sender-*->initializer";
 
 /// A port scheme that does not fit in 16 bits.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} {value} is past the last port, 65535 (workers use up to +{span}): choose a lower port base")]
+#[error(
+    "{what} {base} needs ports {base} to {}, past the last port, 65535 (the demo uses \
+     up to +{span}): the highest that fits is {}",
+    .base + .span,
+    65535 - .span
+)]
 pub struct PortRangeError {
     what: &'static str,
-    value: u32,
+    base: u32,
     span: u32,
 }
 
@@ -69,7 +74,7 @@ impl Ports {
         let at = |offset: u32| {
             u16::try_from(u32::from(base) + offset).map_err(|_| PortRangeError {
                 what: "--port-base",
-                value: u32::from(base) + offset,
+                base: u32::from(base),
                 span: 100,
             })
         };
@@ -113,9 +118,9 @@ impl Ports {
             ("WALLAROO_MY_CONTROL_BASE", self.my_control_base),
             ("WALLAROO_MY_DATA_BASE", self.my_data_base),
         ] {
-            let value = u32::from(base) + span;
-            if value > u32::from(u16::MAX) {
-                return Err(PortRangeError { what, value, span });
+            let base = u32::from(base);
+            if base + span > u32::from(u16::MAX) {
+                return Err(PortRangeError { what, base, span });
             }
         }
         Ok(())

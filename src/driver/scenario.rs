@@ -339,6 +339,11 @@ pub struct Scenario {
 pub enum ScenarioError {
     #[error("NUM_WORKERS must be between 1 and 9, not {0:?}")]
     Workers(String),
+    #[error(
+        "the number of workers comes first, then the arguments: `soakcheck run {number} {}`",
+        .args.join(" ")
+    )]
+    WorkersNotFirst { number: String, args: Vec<String> },
     #[error("unknown argument {0:?}: expected crash-sink, crash-source, crashN, crashN.slow, grow, shrink, grow-and-shrink, pause, net-sink, net-source, net-control, clock-sink, clockN, power-sink, powerN, power-all, disk-sink, diskN, no-ack-progress, no-registry-progress, no-sanity, no-clean-old-gzip-files, reset-only or run_customX")]
     Argument(String),
     #[error("crash{0}: there is no worker {0} in a cluster of {1}")]
@@ -410,6 +415,24 @@ fn built_in_custom(name: &str) -> Option<Vec<Step>> {
     }
 }
 
+/// Why NUM_WORKERS is not a number: the number given after the arguments, or none.
+fn workers_misplaced(num_workers: &str, args: &[String]) -> ScenarioError {
+    let Some(at) = args.iter().position(|a| a.parse::<usize>().is_ok()) else {
+        return ScenarioError::Workers(num_workers.into());
+    };
+    let mut rest = vec![num_workers.to_string()];
+    rest.extend(
+        args.iter()
+            .enumerate()
+            .filter(|&(i, _)| i != at)
+            .map(|(_, a)| a.clone()),
+    );
+    ScenarioError::WorkersNotFirst {
+        number: args[at].clone(),
+        args: rest,
+    }
+}
+
 impl Scenario {
     /// Parses `NUM_WORKERS [ARGS...]`, then applies an optional scenario file.
     pub fn parse(
@@ -425,7 +448,7 @@ impl Scenario {
             Some(w) if num_workers.is_empty() => w,
             _ => num_workers
                 .parse()
-                .map_err(|_| ScenarioError::Workers(num_workers.into()))?,
+                .map_err(|_| workers_misplaced(num_workers, args))?,
         };
         if !(1..=9).contains(&workers) {
             return Err(ScenarioError::Workers(workers.to_string()));
