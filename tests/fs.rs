@@ -382,6 +382,9 @@ fn a_torn_power_cut_keeps_a_prefix_of_the_last_write() {
         .unwrap();
     std::fs::File::open(m).unwrap().sync_all().unwrap();
     let mut f = OpenOptions::new().append(true).open(m.join("t")).unwrap();
+    // An earlier unsynced write, then the last one: the cut falls inside the last, so
+    // the earlier stays as written (no hole of zeros where it was).
+    std::io::Write::write_all(&mut f, &[b'y'; 40]).unwrap();
     std::io::Write::write_all(&mut f, &[b'z'; 1000]).unwrap();
     drop(f);
     assert_eq!(fs.call("POST", "/faults", r#"{"torn":true}"#).0, 200);
@@ -391,8 +394,10 @@ fn a_torn_power_cut_keeps_a_prefix_of_the_last_write() {
     let kept = lost["torn"]["/t"].as_u64().expect("/t was torn") as usize;
     assert!((1..1000).contains(&kept), "{body}");
     let after = std::fs::read(top.path().join("backing/t")).unwrap();
-    assert_eq!(after.len(), 8 + kept);
-    assert!(after.starts_with(b"durable:") && after[8..].iter().all(|b| *b == b'z'));
+    assert_eq!(after.len(), 8 + 40 + kept);
+    assert!(after.starts_with(b"durable:"));
+    assert!(after[8..48].iter().all(|b| *b == b'y'), "{after:?}");
+    assert!(after[48..].iter().all(|b| *b == b'z'));
 }
 
 /// After a cut, a file held open and mapped across it reads what was durable: the

@@ -144,25 +144,24 @@ impl FileUndo {
         Ok(true)
     }
 
-    /// Puts the durable content back (keeping `keep` bytes of the last write when the
-    /// power cut tears it); returns the bytes that differed from it.
+    /// Puts the durable content back; returns the bytes that differed from it. A torn
+    /// cut (`keep` bytes of the last write) falls inside the last write: what was
+    /// written before that point stays as written, the rest is as it was durable.
     pub fn restore(&self, keep: Option<usize>) -> std::io::Result<u64> {
-        let torn = match (keep, self.last_write) {
-            (Some(keep), Some((at, len))) => {
-                let mut prefix = vec![0; keep.min(len)];
-                let n = read_full(&self.file, &mut prefix, at)?;
-                prefix.truncate(n);
-                Some((at, prefix))
-            }
-            _ => None,
+        let cut = match (keep, self.last_write) {
+            (Some(keep), Some((at, len))) => at + keep.min(len) as u64,
+            _ => 0,
         };
-        for (at, image) in &self.saved {
-            self.file.write_all_at(image, *at)?;
+        for (&at, image) in &self.saved {
+            let end = at + image.len() as u64;
+            if end > cut {
+                let from = at.max(cut);
+                self.file
+                    .write_all_at(&image[(from - at) as usize..], from)?;
+            }
         }
-        self.file.set_len(self.durable_len)?;
-        if let Some((at, prefix)) = torn {
-            self.file.write_all_at(&prefix, at)?;
-        }
+        let len = self.file.metadata()?.len();
+        self.file.set_len(self.durable_len.max(cut.min(len)))?;
         Ok(self.unsynced)
     }
 }
