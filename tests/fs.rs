@@ -495,7 +495,7 @@ fn verify_reads_a_sink_directory_through_the_mount() {
 /// undo its power cuts, so it is refused, naming the directory.
 #[test]
 fn a_second_layer_over_the_same_backing_is_refused() {
-    let Some((top, _fs)) = mount() else { return };
+    let Some((top, fs)) = mount() else { return };
     let out = common::soakcheck(&[
         "fs",
         top.path().join("mnt2").to_str().unwrap(),
@@ -508,7 +508,27 @@ fn a_second_layer_over_the_same_backing_is_refused() {
         "{}",
         common::text(&out)
     );
-    assert!(!common::mounted(&top.path().join("mnt2")));
+    assert!(
+        !top.path().join("mnt2").exists(),
+        "a refused layer made its mount point"
+    );
+    // Nor over a mount (a layer over a layer), nor over a folder it would hide.
+    let other = top.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let full = top.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("x"), b"hidden").unwrap();
+    for (at, why) in [(&fs.mount, "a mount point already"), (&full, "not empty")] {
+        let out = common::soakcheck(&[
+            "fs",
+            at.to_str().unwrap(),
+            "--backing",
+            other.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+        assert!(common::text(&out).contains(why), "{}", common::text(&out));
+        assert!(!other.join(".soakcheck-fs").exists());
+    }
 }
 
 /// `--control-stdin`, as `run` drives a layer on another host: the layer answers each
@@ -536,9 +556,15 @@ fn over_stdin_the_layer_answers_each_command_and_unmounts_at_its_end() {
     let mut layer = PipedLayer::start(command, "the test's layer").unwrap();
     assert!(common::mounted(&mount));
     std::fs::write(mount.join("f"), b"never synced").unwrap();
+    // A file fsynced, in a directory that was not: the cut removes it whole.
+    std::fs::write(mount.join("h"), b"synced, not its entry").unwrap();
+    std::fs::File::open(mount.join("h"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
     let lost = layer.lose_unsynced().unwrap();
     assert_eq!(lost.bytes, 12, "{lost:?}");
-    assert_eq!(lost.entries, vec!["create /f".to_string()]);
+    assert_eq!(lost.entries, vec!["create /h", "create /f"]);
     assert!(!backing.join("f").exists());
     // What the cut took back is kept: the bytes `f` held from offset 0.
     let kept = dir.path().join("kept/cut-1");
@@ -547,6 +573,8 @@ fn over_stdin_the_layer_answers_each_command_and_unmounts_at_its_end() {
         std::fs::read(kept.join("f.from-0")).unwrap(),
         b"never synced"
     );
+    let h = std::fs::read(kept.join("h.from-0")).unwrap();
+    assert_eq!(h, b"synced, not its entry");
     let fault = FaultRequest {
         op: Some(Op::Write),
         errno: Some(Errno::ENOSPC),

@@ -166,7 +166,7 @@ fn a_power_cut_finds_the_sink_that_never_fsyncs() {
         .find(|e: &Value| e["action"] == "power-loss")
         .unwrap();
     let folder = dir.path().join("soakcheck-power-cuts/sink/cut-1");
-    assert_eq!(cut["kept"], folder.display().to_string(), "{cut}");
+    assert_eq!(cut["kept"], "soakcheck-power-cuts/sink/cut-1", "{cut}");
     let kept: u64 = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
@@ -283,4 +283,53 @@ fn the_original_python_sink_loses_its_files_on_a_power_cut() {
         "the cut took the files whole: {summary}"
     );
     nothing_left(&run_dir);
+}
+
+/// After a SIGKILL of the run, its layers' mounts are dead: `soakcheck reset` kills
+/// what the run left, detaches the mounts and removes their folders and the layers' own
+/// folders, so nothing of them is left.
+#[test]
+fn reset_after_a_killed_run_detaches_its_layers() {
+    if !fuse_available() {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "2",
+            "power-sink",
+            "power1",
+            "--bytes-per-key",
+            "2000000",
+            "--rate",
+            "20000",
+        ],
+    );
+    let mut run = RunGuard::spawn(&args, dir.path(), Stdio::null());
+    let d = dir.path().display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let record = dir.path().join("soakcheck-run.json");
+    // Every component recorded (the sink, two workers, three senders, the supervisor).
+    loop {
+        let text = std::fs::read_to_string(&record).unwrap_or_default();
+        let recorded: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if recorded["processes"].as_array().map_or(0, Vec::len) >= 7 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all recorded: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert_eq!(mounts.matches(&format!("{d}/soakcheck-fs/")).count(), 2);
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    run.wait();
+    let out = common::soakcheck(&["reset", "--run-dir", &d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("unmounted"), "{}", text(&out));
+    nothing_left(dir.path());
 }

@@ -216,6 +216,15 @@ pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
 fn detach_layers(run_dir: &Path) -> Vec<String> {
     let dir = crate::rundir::RunDir(run_dir);
     let mut done = crate::fs::detach_left_under(&dir.fs_mounts());
+    // The mount points, once detached: empty folders (rmdir takes nothing else).
+    for point in std::fs::read_dir(dir.fs_mounts())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(point.path());
+    }
+    let _ = std::fs::remove_dir(dir.fs_mounts());
     let states = std::fs::read_dir(dir.state())
         .into_iter()
         .flatten()

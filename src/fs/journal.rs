@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// An entry (a name in a directory), or every entry of a directory (what rmdir reads).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -129,7 +129,8 @@ impl FileUndo {
     pub fn keep_taken_back(&self, dir: &Path) -> std::io::Result<bool> {
         let from = self.first_changed();
         let len = self.file.metadata()?.len();
-        if len <= from && self.unsynced == 0 {
+        if len <= from {
+            // Nothing the cut takes back is there (a truncate's undo puts bytes back).
             return Ok(false);
         }
         let mut bytes = vec![0; len.saturating_sub(from) as usize];
@@ -186,13 +187,16 @@ pub struct Journal {
 
 impl Journal {
     /// Keeps, in `dir`, what a power cut is about to take back from each file (see
-    /// [`FileUndo::keep_taken_back`]); `dir` when it kept anything.
-    pub fn keep_taken_back(&self, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    /// [`FileUndo::keep_taken_back`]); whether it kept anything.
+    /// `whole`: the files kept whole already (the cut removes them), skipped here.
+    pub fn keep_taken_back(&self, dir: &Path, whole: &HashSet<u64>) -> std::io::Result<bool> {
         let mut kept = false;
-        for undo in self.files.values() {
-            kept |= undo.keep_taken_back(dir)?;
+        for (ino, undo) in &self.files {
+            if !whole.contains(ino) {
+                kept |= undo.keep_taken_back(dir)?;
+            }
         }
-        Ok(kept.then(|| dir.to_path_buf()))
+        Ok(kept)
     }
 
     /// Pending operations made durable by an fsync of `dir`, and every earlier one they

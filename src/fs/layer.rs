@@ -527,9 +527,8 @@ impl Layer {
         let mut lost = Lost::default();
         self.cuts += 1;
         if let Some(keep) = &self.keep_lost {
-            lost.kept = self
-                .journal
-                .keep_taken_back(&keep.join(format!("cut-{}", self.cuts)))?;
+            let dir = keep.join(format!("cut-{}", self.cuts));
+            lost.kept = self.keep_taken_back(&dir)?.then_some(dir);
         }
         let faults = &mut self.faults;
         for undo in self.journal.files.values() {
@@ -549,6 +548,32 @@ impl Layer {
             self.undo(op.undo)?;
         }
         Ok(lost)
+    }
+
+    /// Keeps in `dir` what the cut is about to take back: each file it removes (created
+    /// since its directory's last fsync) whole, as `PATH.from-0`, and each other file's
+    /// changed tail; whether it kept anything.
+    fn keep_taken_back(&self, dir: &Path) -> Result<bool> {
+        let mut whole = std::collections::HashSet::new();
+        let mut kept = false;
+        for op in &self.journal.entries {
+            let Undo::Remove { ino, .. } = op.undo else {
+                continue;
+            };
+            let Some(path) = self.nodes.path_of(ino).filter(|p| p.is_file()) else {
+                continue;
+            };
+            let bytes = std::fs::read(&path)?;
+            whole.insert(ino);
+            if !bytes.is_empty() {
+                let name = relative(self.nodes.root(), &path);
+                let to = dir.join(format!("{}.from-0", name.trim_start_matches('/')));
+                std::fs::create_dir_all(to.parent().unwrap_or(dir))?;
+                std::fs::write(to, bytes)?;
+                kept = true;
+            }
+        }
+        Ok(self.journal.keep_taken_back(dir, &whole)? | kept)
     }
 
     fn describe(&self, undo: &Undo) -> String {

@@ -59,6 +59,8 @@ pub enum FsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} cannot be the mount point: {why}")]
+    MountPoint { path: PathBuf, why: String },
     #[error("the control interface on {addr}: {source}")]
     Control {
         addr: SocketAddr,
@@ -125,6 +127,49 @@ fn check_places(cfg: &FsConfig, backing: &Path) -> Result<(), FsError> {
     Ok(())
 }
 
+/// Makes the mount point when missing (and says so), or takes an existing one that is
+/// an empty folder of its own: not inside or around the backing directory, not another
+/// mount (a layer over a layer), nothing in it that the mount would hide.
+fn mount_point(cfg: &FsConfig, backing: &Path) -> Result<(PathBuf, bool), FsError> {
+    let refused = |why: &str| FsError::MountPoint {
+        path: cfg.mount.clone(),
+        why: why.to_string(),
+    };
+    let mount_err = |source| FsError::Mount {
+        path: cfg.mount.clone(),
+        source,
+    };
+    let made = !cfg.mount.exists();
+    std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
+    let mount = std::fs::canonicalize(&cfg.mount).map_err(mount_err)?;
+    if mount.starts_with(backing) || backing.starts_with(&mount) {
+        if made {
+            let _ = std::fs::remove_dir(&mount);
+        }
+        let backing = backing.to_path_buf();
+        return Err(FsError::Nested { mount, backing });
+    }
+    if made {
+        return Ok((mount, true));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).map_err(mount_err);
+    let parent = mount.parent().unwrap_or(Path::new("/"));
+    if dev(&mount)? != dev(parent)? {
+        return Err(refused("it is a mount point already (another layer's?)"));
+    }
+    if std::fs::read_dir(&mount)
+        .map_err(mount_err)?
+        .next()
+        .is_some()
+    {
+        return Err(refused(
+            "it is not empty, and the mount would hide what is in it",
+        ));
+    }
+    Ok((mount, false))
+}
+
 impl Mounted {
     /// Mounts `cfg.mount` over `cfg.backing` (creating the mount point when missing) and
     /// serves the control interface.
@@ -136,17 +181,15 @@ impl Mounted {
         };
         // Checked before the mount point is made: a refused mount leaves nothing behind.
         check_places(cfg, &backing)?;
-        let made_mount_point = !cfg.mount.exists();
-        std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
-        let mount = std::fs::canonicalize(&cfg.mount).map_err(mount_err)?;
-        if mount.starts_with(&backing) || backing.starts_with(&mount) {
-            return Err(FsError::Nested { mount, backing });
-        }
+        // The lock first: a second layer over this backing stops here, having made nothing.
         let mut layer = Layer::new(&backing, cfg.seed).map_err(|source| FsError::Backing {
             path: backing.clone(),
             source,
         })?;
         layer.keep_lost = cfg.keep_lost.clone();
+        let (mount, made_mount_point) = mount_point(cfg, &backing).inspect_err(|_| {
+            remove_own_folder(&backing);
+        })?;
         let layer = Arc::new(Mutex::new(layer));
         let mut config = fuser::Config::default();
         config.mount_options = vec![
@@ -155,7 +198,14 @@ impl Mounted {
         ];
         config.acl = fuser::SessionACL::All;
         let front = fuse::Front(Arc::clone(&layer));
-        let session = fuser::spawn_mount(front, &mount, &config).map_err(mount_err)?;
+        let session = fuser::spawn_mount(front, &mount, &config)
+            .map_err(mount_err)
+            .inspect_err(|_| {
+                remove_own_folder(&backing);
+                if made_mount_point {
+                    let _ = std::fs::remove_dir(&mount);
+                }
+            })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

@@ -242,7 +242,11 @@ impl<'a> Supervisor<'a> {
             lost_bytes: Some(lost.bytes),
             lost_files: Some(lost.files.len() as u64),
             lost_entries: Some(lost.entries.len() as u64),
-            kept: lost.kept.map(|k| k.display().to_string()),
+            // Relative to the run dir: the evidence moves with it when a later run keeps it.
+            kept: lost.kept.map(|k| {
+                let run_dir = &self.preset.run_dir;
+                k.strip_prefix(run_dir).unwrap_or(&k).display().to_string()
+            }),
         }));
         if *c == Component::Sink {
             if let Some(checks) = &self.checks {
@@ -328,7 +332,8 @@ impl<'a> Supervisor<'a> {
         let for_s = d.for_s;
         self.record_act(Act::DiskError(d));
         self.say(&format!("e{}", Self::short(c)));
-        if let Some(f) = for_s {
+        // A replay heals where the recorded heal is, not twice.
+        if let (Some(f), None) = (for_s, &self.plan.replay) {
             self.schedule(secs(f), Due::of(PowerTimer::DiskHeal(c.clone(), false)));
         }
         Ok(())
@@ -410,7 +415,11 @@ impl<'a> Supervisor<'a> {
             Act::PowerLoss(_) => {
                 self.power_cut(&c)?;
                 self.say(&format!("w{}", Self::short(&c)));
-                self.schedule(Duration::ZERO, Due::of(PowerTimer::Restart(vec![c], None)));
+                // A replay restarts it where the recorded restart is.
+                if self.plan.replay.is_none() {
+                    let restart = PowerTimer::Restart(vec![c], None);
+                    self.schedule(Duration::ZERO, Due::of(restart));
+                }
             }
             Act::DiskError(d) => self.disk_error(&c, d.clone())?,
             _ => self.disk_heal(c, false)?,

@@ -978,3 +978,36 @@ fn a_worker_grown_back_is_not_down() {
     sup.grow(2).unwrap();
     assert!(!sup.down.contains_key(&w2), "worker2 still counted down");
 }
+
+/// A replayed power cut restarts its component where the recorded restart is, once:
+/// not by itself at once and then again (skipped) at the recorded restart.
+#[test]
+fn a_replayed_power_cut_restarts_where_the_record_does() {
+    let mut p = plan(&["power-sink"]);
+    p.replay = Some(vec![
+        Step {
+            at: 1.0,
+            act: Act::PowerLoss(crate::rundir::step::PowerCut {
+                component: "sink".into(),
+                ..Default::default()
+            }),
+        },
+        Step::on(1.5, Act::Restart, "sink"),
+    ]);
+    let mut rig = Rig::new();
+    let (mut sup, clock) = rig.supervisor(&p);
+    sup.start(Duration::from_secs(15)).unwrap();
+    drive(&mut sup, clock, Duration::from_secs(30));
+    drop(sup);
+    let state = rig.driver.borrow();
+    let actions: Vec<&String> = state.calls.iter().skip(6).collect();
+    assert_eq!(actions, ["kill sink", "start sink"]);
+    let out = String::from_utf8_lossy(&rig.out);
+    assert!(!out.contains("skipped"), "{out}");
+    let events = String::from_utf8(rig.events).unwrap();
+    let times: Vec<f64> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Step>(l).unwrap().at)
+        .collect();
+    assert_eq!(times, [1.0, 1.5], "{events}");
+}
