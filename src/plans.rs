@@ -30,6 +30,8 @@ pub enum PlanError {
     NoKeys,
     #[error("--inject needs --inject-key K: the key whose output the worker breaks (only skip-fsync, the sink's bug, has none)")]
     InjectKeyMissing,
+    #[error("--inject skip-fsync takes no --inject-key: the sink skips its fsyncs for every key")]
+    InjectKeyUnused,
     #[error("key {0:?} is given twice")]
     DuplicateKey(char),
     #[error("{0}")]
@@ -38,19 +40,25 @@ pub enum PlanError {
     Network(String),
     #[error("--plan {from}: {detail}")]
     WatchPlan { from: String, detail: String },
-    #[error("--control {0}: not a loopback address, so anyone who reaches it could fault every link; use 127.0.0.1, or add --allow-remote-control")]
-    RemoteControl(std::net::SocketAddr),
+    #[error("--control {addr}: not a loopback address, so anyone who reaches it could {power}; use 127.0.0.1, or add --allow-remote-control")]
+    RemoteControl {
+        addr: std::net::SocketAddr,
+        /// What the control can do (`fault every link`, `cut the power`).
+        power: &'static str,
+    },
 }
 
-/// The proxy's control address: a loopback one, or any with `allow_remote`.
+/// A control address (the proxy's, the filesystem layer's): a loopback one, or any
+/// with `allow_remote`; `power` says what its control can do.
 pub fn control_addr(
     addr: std::net::SocketAddr,
     allow_remote: bool,
+    power: &'static str,
 ) -> Result<std::net::SocketAddr, PlanError> {
     if addr.ip().is_loopback() || allow_remote {
         Ok(addr)
     } else {
-        Err(PlanError::RemoteControl(addr))
+        Err(PlanError::RemoteControl { addr, power })
     }
 }
 
@@ -282,6 +290,8 @@ pub struct RunRequest {
     pub serve: Option<std::net::SocketAddr>,
     /// `--keep-runs`: how many earlier green runs the run dir keeps.
     pub keep_runs: usize,
+    /// The driver the run uses (`--command-driver` forces the command templates).
+    pub driver: crate::driver::hosts::DriverKind,
 }
 
 /// Why a run's plan cannot be made.
@@ -299,6 +309,8 @@ pub enum RunPlanError {
     Replay { path: PathBuf, detail: String },
     #[error("{place}: {detail}")]
     Step { place: String, detail: String },
+    #[error("power and disk faults of {component}: {why}")]
+    Layer { component: String, why: String },
 }
 
 /// The largest `--time-scale` (every timing a thousand times as long).
@@ -508,7 +520,8 @@ fn injection(
 ) -> Result<crate::topology::Injection, PlanError> {
     use crate::demo::worker::InjectKind;
     let key = match (kind, key) {
-        (InjectKind::SkipFsync, _) => None,
+        (InjectKind::SkipFsync, Some(_)) => return Err(PlanError::InjectKeyUnused),
+        (InjectKind::SkipFsync, None) => None,
         (_, None) => return Err(PlanError::InjectKeyMissing),
         (_, Some(key)) => Some(parse_key(&key).map_err(|detail| PlanError::BadKey {
             flag: "--inject-key",
@@ -542,6 +555,44 @@ fn fs_mounts(
         root: crate::rundir::RunDir(run_dir).fs_mounts(),
         components,
     })
+}
+
+/// Every component with power or disk faults can have its layer: on this machine, or
+/// on its host through the ssh driver; the wallaroo preset's workers keep their state
+/// where soakcheck does not mount it.
+fn check_layers(
+    preset: &crate::driver::preset::Preset,
+    driver: crate::driver::hosts::DriverKind,
+) -> Result<(), RunPlanError> {
+    use crate::driver::hosts::{is_this_machine, DriverKind};
+    use crate::topology::Component;
+    let Some(fs) = &preset.fs else {
+        return Ok(());
+    };
+    for c in &fs.components {
+        let refused = |why: String| RunPlanError::Layer {
+            component: c.name(),
+            why,
+        };
+        let host = preset.hosts.of(c);
+        if driver != DriverKind::Ssh && !is_this_machine(host) {
+            return Err(refused(format!(
+                "it runs on {host}, and only the ssh driver runs a filesystem layer on \
+                 another host (this run uses the {} driver)",
+                format!("{driver:?}").to_lowercase()
+            )));
+        }
+        let wallaroo = preset.kind == crate::driver::preset::PresetKind::Wallaroo;
+        if matches!(c, Component::Worker(_)) && wallaroo {
+            return Err(refused(
+                "the wallaroo preset's workers keep their state where Wallaroo puts it, \
+                 which soakcheck does not mount: power and disk faults of a worker need the \
+                 demo preset (the sink's work with both)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `run`'s plan: the seed (the scenario's, else the clock's), the keys, the ports (the
@@ -586,6 +637,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         hosts: r.scenario.hosts.clone(),
     };
     check_steps(&r.scenario, replay.as_deref(), &preset)?;
+    check_layers(&preset, r.driver)?;
     Ok(crate::driver::run::RunPlan {
         scenario: r.scenario,
         preset,

@@ -20,6 +20,64 @@ fn refused(args: &[&str], expected: &str) {
     assert!(stderr.contains(expected), "{args:?}: {stderr}");
 }
 
+/// Power and disk faults a run cannot serve are refused before it starts (nothing
+/// written in the run dir): a component on another host without the ssh driver, a
+/// wallaroo worker.
+#[test]
+fn power_faults_no_layer_can_serve_are_refused_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().to_str().unwrap();
+    let scenario = dir.path().join("far.toml");
+    std::fs::write(
+        &scenario,
+        "[driver]\nkind = \"command\"\n[driver.commands]\nstart = \"true\"\nkill = \"true\"\n\
+         pause = \"true\"\nresume = \"true\"\nalive = \"true\"\nstop = \"true\"\n\
+         [hosts]\nsink = \"10.9.9.9\"\n",
+    )
+    .unwrap();
+    refused(
+        &[
+            "run",
+            "1",
+            "power-sink",
+            "--run-dir",
+            run_dir,
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+        "power and disk faults of sink: it runs on 10.9.9.9, and only the ssh driver runs a \
+         filesystem layer on another host (this run uses the command driver)",
+    );
+    refused(
+        &[
+            "run",
+            "2",
+            "power1",
+            "--preset",
+            "wallaroo",
+            "--run-dir",
+            run_dir,
+        ],
+        "power and disk faults of worker1: the wallaroo preset's workers",
+    );
+    refused(
+        &[
+            "run",
+            "1",
+            "power-sink",
+            "--inject",
+            "skip-fsync",
+            "--inject-key",
+            "A",
+            "--run-dir",
+            run_dir,
+        ],
+        "--inject skip-fsync takes no --inject-key",
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "only the scenario file: {left:?}");
+}
+
 /// Issue 21.2: usage errors teach: the number of workers is named where it belongs,
 /// and a bare `run` shows the usage.
 #[test]

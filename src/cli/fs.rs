@@ -36,7 +36,13 @@ pub struct FsArgs {
 pub fn run_fs(args: FsArgs) -> anyhow::Result<()> {
     let control = args
         .control
-        .map(|addr| plans::control_addr(addr, args.allow_remote_control))
+        .map(|addr| {
+            plans::control_addr(
+                addr,
+                args.allow_remote_control,
+                "cut the power or fail the disk",
+            )
+        })
         .transpose()?;
     let cfg = soakcheck::fs::FsConfig {
         mount: args.mount,

@@ -26,7 +26,7 @@ pub struct ProxyArgs {
 pub fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let control = args
         .control
-        .map(|addr| plans::control_addr(addr, args.allow_remote_control))
+        .map(|addr| plans::control_addr(addr, args.allow_remote_control, "fault every link"))
         .transpose()?;
     let proxy = std::sync::Arc::new(soakcheck::proxy::Proxy::start(args.links, args.seed)?);
     for l in proxy.status() {

@@ -132,6 +132,10 @@ pub fn run_run_command(args: RunArgs) -> ExitCode {
         )?;
         let mut driver =
             soakcheck::driver::make_driver(&scenario, args.command_driver, &args.run_dir)?;
+        let driver_kind = match args.command_driver {
+            true => soakcheck::driver::hosts::DriverKind::Command,
+            false => scenario.driver.kind,
+        };
         let progress = match (json, std::io::stdout().is_terminal()) {
             (true, _) => ProgressStyle::Quiet,
             (false, true) => ProgressStyle::StatusLine,
@@ -152,6 +156,7 @@ pub fn run_run_command(args: RunArgs) -> ExitCode {
             exe: std::env::current_exe().context("locating the soakcheck binary")?,
             env: std::env::vars().collect(),
             time_scale: args.time_scale,
+            driver: driver_kind,
             on_violation: args.on_violation,
             duration: args.duration,
             replay: args.replay,

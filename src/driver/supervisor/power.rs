@@ -134,16 +134,6 @@ impl<'a> Supervisor<'a> {
             component: c.name(),
             detail,
         };
-        if matches!(c, Component::Worker(_))
-            && self.preset.kind != crate::driver::preset::PresetKind::Demo
-        {
-            return Err(failed(
-                "the wallaroo preset's workers keep their state where Wallaroo puts it, \
-                 which soakcheck does not mount: power and disk faults of a worker need the \
-                 demo preset (the sink's work with both)"
-                    .into(),
-            ));
-        }
         let backing = self.files_dir(c);
         let seed = self.plan.seed ^ (self.layers.0.len() as u64 + 1);
         let host = self.preset.hosts.of(c).to_string();
