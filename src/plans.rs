@@ -595,6 +595,17 @@ fn check_layers(
     Ok(())
 }
 
+/// `--time-scale` within bounds, `--duration` above zero.
+fn check_times(r: &RunRequest) -> Result<(), RunPlanError> {
+    if !(r.time_scale.is_finite() && r.time_scale > 0.0 && r.time_scale <= MAX_TIME_SCALE) {
+        return Err(RunPlanError::TimeScale(r.time_scale));
+    }
+    if r.duration == Some(std::time::Duration::ZERO) {
+        return Err(RunPlanError::ZeroDuration);
+    }
+    Ok(())
+}
+
 /// `run`'s plan: the seed (the scenario's, else the clock's), the keys, the ports (the
 /// base, else the `WALLAROO_*` variables), the injection and the preset.
 pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanError> {
@@ -612,12 +623,7 @@ pub fn run_plan(r: RunRequest) -> Result<crate::driver::run::RunPlan, RunPlanErr
         Some(base) => Ports::from_base(base)?,
         None => Ports::from_env(&var)?,
     };
-    if !(r.time_scale.is_finite() && r.time_scale > 0.0 && r.time_scale <= MAX_TIME_SCALE) {
-        return Err(RunPlanError::TimeScale(r.time_scale));
-    }
-    if r.duration == Some(std::time::Duration::ZERO) {
-        return Err(RunPlanError::ZeroDuration);
-    }
+    check_times(&r)?;
     let replay = r.replay.as_deref().map(read_replay).transpose()?;
     let proxy = proxy_ports(&r, replay.as_deref(), &ports, keys.len())?;
     let preset = Preset {
