@@ -165,6 +165,17 @@ fn a_power_cut_finds_the_sink_that_never_fsyncs() {
         .filter_map(|l| serde_json::from_str(l).ok())
         .find(|e: &Value| e["action"] == "power-loss")
         .unwrap();
+    // Every finding the summary names is in the run's record.
+    let recorded = events
+        .lines()
+        .filter(|l| l.starts_with("{\"finding\""))
+        .count();
+    let summary = &seen[seen.rfind("soakcheck run: ").unwrap()..];
+    assert_eq!(
+        recorded,
+        summary.matches("  finding: ").count(),
+        "{seen}\n{events}"
+    );
     let folder = dir.path().join("soakcheck-power-cuts/sink/cut-1");
     assert_eq!(cut["kept"], "soakcheck-power-cuts/sink/cut-1", "{cut}");
     let kept: u64 = std::fs::read_dir(&folder)

@@ -885,3 +885,65 @@ fn power_cuts_of_remote_components_go_through_layers_on_their_hosts() {
         processes_of(dir.path())
     );
 }
+
+/// A layer lost mid-run (killed on its host) ends the run as soakcheck's own failure,
+/// exit 2, named as such: never a finding against the system, whose files then fail
+/// under it. The run's record ends with the verdict `error`.
+#[test]
+fn a_lost_remote_layer_ends_the_run_as_an_error_not_a_finding() {
+    let _serial = serial();
+    if !common::fuse_available() {
+        return;
+    }
+    let Some((sshd, dir, _leftovers)) = setup() else {
+        return;
+    };
+    let args = run_args(
+        &sshd,
+        dir.path(),
+        &[
+            "2",
+            "power-sink",
+            "--bytes-per-key",
+            "2000000",
+            "--rate",
+            "20000",
+        ],
+    );
+    let mut run = Command::new(exe())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = dir.path().display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let layer = loop {
+        let found = processes_with("--control-stdin")
+            .into_iter()
+            .find(|(_, c)| c.starts_with(&format!("{} fs {d}/", exe().display())));
+        // Once the sink has committed, the soak is under way.
+        let committed = std::fs::metadata(dir.path().join("sink-out/output.initializer.txnlog"))
+            .is_ok_and(|m| m.len() > 0);
+        if let (Some(l), true) = (&found, committed) {
+            break l.0;
+        }
+        assert!(Instant::now() < deadline, "no layer or no commit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(layer as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(run.wait().unwrap().code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the filesystem layer is gone"), "{stderr}");
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    assert!(!events.contains("{\"finding\""), "{events}");
+    assert!(
+        events.trim_end().ends_with("}}") && events.contains("\"verdict\":\"error\""),
+        "{events}"
+    );
+}

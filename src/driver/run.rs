@@ -347,11 +347,18 @@ pub fn run(
         }
         let soaked = soak_and_end(&mut sup, plan, &wakes, &check_rx);
         let (faults, fault_count, started) = (sup.faults.clone(), sup.fault_count, sup.started);
+        let started_unix = sup.started_unix();
         let mut findings = std::mem::take(&mut sup.findings);
         // The control channel closes with the supervisor: every checker finishes.
         drop(sup);
         let checked = join_checks(handles);
-        findings.extend(late_findings(&check_rx, duration_s(started)));
+        let late = late_findings(&check_rx, duration_s(started));
+        record_late_findings(&mut events, &late, started_unix);
+        findings.extend(late);
+        let soaked = soaked.inspect_err(|_| {
+            // A run that failed says so in its record: no later reader takes it for a pass.
+            record_end_line(&mut events, "error", duration_s(started), fault_count);
+        });
         let Soaked {
             ending,
             frozen,
@@ -381,14 +388,32 @@ pub fn run(
     result
 }
 
+/// The findings of the checks' final pass, after the soak, into events.jsonl (before its
+/// end line), as the soak's own are.
+fn record_late_findings(events: &mut std::fs::File, late: &[Finding], started_unix: f64) {
+    for f in late {
+        let line = EventLine::Finding {
+            finding: f.clone(),
+            at: f.elapsed_s,
+            time: started_unix + f.elapsed_s,
+        };
+        let _ = writeln!(events, "{}", line.to_line());
+    }
+}
+
 /// The run's last line of events.jsonl: its verdict.
 fn record_end(summary: &RunSummary, mut events: std::fs::File) {
+    let (d, n) = (summary.duration_s, summary.fault_count);
+    record_end_line(&mut events, summary.verdict, d, n);
+}
+
+fn record_end_line(events: &mut std::fs::File, verdict: &str, duration_s: f64, faults: u64) {
     let end = EventLine::End {
         end: RunEnd {
-            verdict: summary.verdict.to_string(),
+            verdict: verdict.to_string(),
             time: crate::duration::unix_now(),
-            duration_s: summary.duration_s,
-            fault_count: summary.fault_count,
+            duration_s,
+            fault_count: faults,
         },
     };
     let _ = writeln!(events, "{}", end.to_line());
@@ -531,10 +556,11 @@ fn soak_and_end(
             });
         }
     };
+    sup.end_progress_checks();
     // Findings that arrived with the one that ended the soak.
     while let Ok(event) = checks.try_recv() {
         if let CheckEvent::Finding(f) = event {
-            sup.findings.push(f);
+            sup.record_finding(f);
         }
     }
     let mut frozen = false;

@@ -504,11 +504,45 @@ impl<'a> Supervisor<'a> {
         }
     }
 
+    /// The soak is over: the checks stop judging progress (a system being frozen or
+    /// stopped makes none), as in a fault's recovery window, for good. They still
+    /// verify what is committed.
+    pub fn end_progress_checks(&self) {
+        if let Some(checks) = &self.checks {
+            let quiet_for = Duration::from_secs(365 * 86_400);
+            let _ = checks.send(Control::Fault { quiet_for });
+        }
+    }
+
+    /// A filesystem layer lost mid-run (its process or its ssh session ended) ends the
+    /// run as a failure of soakcheck's own part, before anything the system then does
+    /// (its files fail under it) is taken for a finding.
+    fn check_layers(&mut self) -> Result<(), RunFailure> {
+        match self.layers.lost() {
+            Some(why) => Err(RunFailure::Setup(format!(
+                "{why}: the filesystem layer is gone, so the run cannot go on"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// When the soak started, in Unix seconds.
+    pub fn started_unix(&self) -> f64 {
+        self.started_unix
+    }
+
     fn elapsed_s(&self) -> f64 {
         self.now().duration_since(self.started).as_secs_f64()
     }
 
     fn found(&mut self, f: Finding) -> Option<Ending> {
+        self.record_finding(f);
+        (!self.plan.continue_on_finding).then_some(Ending::Found)
+    }
+
+    /// Writes `f` to events.jsonl and keeps it for the summary: every finding the run
+    /// reports is in its record.
+    pub fn record_finding(&mut self, f: Finding) {
         let at = self
             .now()
             .saturating_duration_since(self.started)
@@ -520,7 +554,6 @@ impl<'a> Supervisor<'a> {
         };
         self.write_event(&line);
         self.findings.push(f);
-        (!self.plan.continue_on_finding).then_some(Ending::Found)
     }
 
     /// A child exited: a sink or worker that cannot run is a setup failure; a sender that
@@ -644,15 +677,20 @@ impl<'a> Supervisor<'a> {
                     Ok(w) => self.handle_wake(w)?,
                     Err(_) => Some(Ending::Signal),
                 },
-                recv(checks) -> e => match e {
-                    Ok(e) => self.handle_check(e),
-                    Err(_) => self.handle_check(CheckEvent::Lost(
-                        "the checks stopped without a verdict".into(),
-                    )),
+                recv(checks) -> e => {
+                    // What the system did after its layer was lost is not its doing.
+                    self.check_layers()?;
+                    match e {
+                        Ok(e) => self.handle_check(e),
+                        Err(_) => self.handle_check(CheckEvent::Lost(
+                            "the checks stopped without a verdict".into(),
+                        )),
+                    }
                 },
                 default(timeout) => None,
             };
             self.check_record()?;
+            self.check_layers()?;
             if let Some(ending) = ending {
                 return Ok(ending);
             }

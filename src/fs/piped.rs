@@ -195,6 +195,15 @@ impl PipedLayer {
         format!("{} ended ({status}): {}", self.label, stderr.trim())
     }
 
+    /// Why the layer is gone, if it is (its process, or its ssh session, ended).
+    pub fn gone(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(_)) => Some(self.ended()),
+            Ok(None) => None,
+            Err(e) => Some(format!("{}: {e}", self.label)),
+        }
+    }
+
     /// Sends one command and waits for its answer's value.
     fn call(&mut self, line: &str) -> Result<Value, String> {
         let sent = match self.stdin.as_mut() {

@@ -387,9 +387,15 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
             pm.error = Some(crate::error_text(&e));
         }
     }
-    let unfailed = matches!(pm.verdict, PageVerdict::Ok | PageVerdict::Undetermined);
-    if unfailed && !timeline.findings.is_empty() {
+    // A finding the run recorded is a violation, even where the directory no longer
+    // shows it (a power cut took the committed data back) or cannot be checked now.
+    if !timeline.findings.is_empty() {
         pm.verdict = PageVerdict::Violation;
+    } else if timeline.end.as_ref().is_some_and(|e| e.verdict == "error") {
+        // The run itself failed: what its directory holds is no pass.
+        pm.verdict = PageVerdict::Error;
+        pm.error
+            .get_or_insert_with(|| "the run ended in an error (see its output)".into());
     }
     pm.first_finding = first_finding(&timeline, pm.report.as_ref());
     pm.fault_counts = fault_counts(&timeline);

@@ -52,7 +52,7 @@ pub fn local_utc_offset() -> i32 {
 /// The run's last line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunEnd {
-    /// `ok`, `violation` or `stopped`.
+    /// `ok`, `violation`, `stopped`, `nothing-verified`, `undetermined`, or `error` (the run failed).
     pub verdict: String,
     pub time: f64,
     pub duration_s: f64,

@@ -85,6 +85,14 @@ impl Site {
         }
     }
 
+    /// Why the layer is gone, if it is.
+    fn gone(&mut self) -> Option<String> {
+        match self {
+            Site::Here(_) => None,
+            Site::There(p) => p.gone(),
+        }
+    }
+
     fn stop(self) -> Result<(), String> {
         match self {
             Site::Here(m) => m.stop().map(drop).map_err(|e| e.to_string()),
@@ -100,6 +108,11 @@ pub struct Layers(Vec<(Component, Site)>);
 impl Layers {
     fn of(&mut self, c: &Component) -> Option<&mut Site> {
         self.0.iter_mut().find(|(l, _)| l == c).map(|(_, m)| m)
+    }
+
+    /// A layer that is gone mid-run (its process or its session ended): why.
+    pub fn lost(&mut self) -> Option<String> {
+        self.0.iter_mut().find_map(|(_, site)| site.gone())
     }
 
     /// Unmounts every layer (everything made durable: the end of a run is no power
