@@ -610,7 +610,13 @@ fn kept_bytes_inside_the_mount_or_its_backing_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (mount, backing) = (dir.path().join("m"), dir.path().join("b"));
     std::fs::create_dir(&backing).unwrap();
-    for keep in [mount.join("kept"), backing.join("kept")] {
+    // Through a symlink or `..` too: where it really is counts.
+    std::os::unix::fs::symlink(&mount, dir.path().join("link")).unwrap();
+    let around = [dir.path().join("link/kept"), backing.join("../m/kept")];
+    for keep in [mount.join("kept"), backing.join("kept")]
+        .into_iter()
+        .chain(around)
+    {
         let out = common::soakcheck(&[
             "fs",
             mount.to_str().unwrap(),
@@ -623,4 +629,20 @@ fn kept_bytes_inside_the_mount_or_its_backing_are_refused() {
         assert!(common::text(&out).contains("must be kept outside"));
         assert!(!mount.exists() && !keep.exists());
     }
+    // A place it cannot keep anything in is refused at the start, not at the first cut.
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let out = common::soakcheck(&[
+        "fs",
+        mount.to_str().unwrap(),
+        "--backing",
+        backing.to_str().unwrap(),
+        "--keep-lost",
+        dir.path().join("file/kept").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("Not a directory"),
+        "{}",
+        common::text(&out)
+    );
 }

@@ -522,6 +522,17 @@ impl Layer {
         std::fs::read_link(self.path(ino)?)
     }
 
+    /// Keeps what each cut takes back in `dir` (see [`Layer::keep_lost`]), numbering the
+    /// cuts on from those an earlier layer kept there, so none is overwritten.
+    pub fn keep_lost_in(&mut self, dir: PathBuf) {
+        let numbers = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        self.cuts = numbers
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("cut-")?.parse().ok())
+            .max()
+            .unwrap_or(0);
+        self.keep_lost = Some(dir);
+    }
+
     /// The power cut: every write and entry operation not durable is taken back.
     pub fn lose_unsynced(&mut self) -> Result<Lost> {
         let mut lost = Lost::default();

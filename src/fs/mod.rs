@@ -54,6 +54,11 @@ pub enum FsError {
          the mount and its backing directory"
     )]
     KeepInside { keep: PathBuf, inside: PathBuf },
+    #[error("--keep-lost {path}: {source}")]
+    KeepLost {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("mounting {path} (FUSE needs /dev/fuse and root): {source}")]
     Mount {
         path: PathBuf,
@@ -113,18 +118,52 @@ fn check_places(cfg: &FsConfig, backing: &Path) -> Result<(), FsError> {
         });
     }
     if let Some(keep) = &cfg.keep_lost {
-        let keep = std::path::absolute(keep).map_err(mount_err)?;
-        let inside = [planned.as_path(), backing]
+        // Where it really is (through symlinks and `..`): the layer writing into its own
+        // mount would wait on itself forever.
+        let real = resolve(keep);
+        let inside = [resolve(&planned), backing.to_path_buf()]
             .into_iter()
-            .find(|d| keep.starts_with(d));
+            .find(|d| real.starts_with(d));
         if let Some(inside) = inside {
-            return Err(FsError::KeepInside {
-                keep,
-                inside: inside.to_path_buf(),
-            });
+            let keep = keep.clone();
+            return Err(FsError::KeepInside { keep, inside });
         }
+        std::fs::create_dir_all(keep).map_err(|source| FsError::KeepLost {
+            path: keep.clone(),
+            source,
+        })?;
     }
     Ok(())
+}
+
+/// `path` made absolute with every symlink (dangling ones too) and `..` resolved, as
+/// far as it exists (the rest taken as written).
+fn resolve(path: &Path) -> PathBuf {
+    resolve_within(path, 40)
+}
+
+fn resolve_within(path: &Path, links_left: u32) -> PathBuf {
+    let mut out = PathBuf::new();
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => {
+                out.push(other);
+                if let Ok(real) = std::fs::canonicalize(&out) {
+                    out = real;
+                } else if let (Ok(target), true) = (std::fs::read_link(&out), links_left > 0) {
+                    // A dangling symlink: where it points, once something is made there.
+                    out.pop();
+                    out = resolve_within(&out.join(target), links_left - 1);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Makes the mount point when missing (and says so), or takes an existing one that is
@@ -139,6 +178,14 @@ fn mount_point(cfg: &FsConfig, backing: &Path) -> Result<(PathBuf, bool), FsErro
         path: cfg.mount.clone(),
         source,
     };
+    if let Err(e) = std::fs::metadata(&cfg.mount) {
+        if e.raw_os_error() == Some(libc::ENOTCONN) {
+            return Err(refused(
+                "a dead mount is there (its layer was killed): `umount -l` it, or `soakcheck \
+                 reset --run-dir RUN_DIR` for a run's",
+            ));
+        }
+    }
     let made = !cfg.mount.exists();
     std::fs::create_dir_all(&cfg.mount).map_err(mount_err)?;
     let mount = std::fs::canonicalize(&cfg.mount).map_err(mount_err)?;
@@ -186,7 +233,9 @@ impl Mounted {
             path: backing.clone(),
             source,
         })?;
-        layer.keep_lost = cfg.keep_lost.clone();
+        if let Some(dir) = &cfg.keep_lost {
+            layer.keep_lost_in(dir.clone());
+        }
         let (mount, made_mount_point) = mount_point(cfg, &backing).inspect_err(|_| {
             remove_own_folder(&backing);
         })?;
@@ -350,13 +399,15 @@ pub fn lazy_unmount(path: &Path) -> std::io::Result<()> {
 /// Serves until SIGINT or SIGTERM: mounts, calls `ready` with the mounted layer, waits,
 /// then stops it.
 pub fn serve(cfg: &FsConfig, ready: impl FnOnce(&Mounted)) -> Result<Unsynced, FsError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let signal_err = |source| FsError::Mount {
         path: cfg.mount.clone(),
         source,
     };
     // Taken before mounting, so a signal during the mount still unmounts.
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(signal_err)?;
+    // SIGHUP too: a closed terminal must not leave a dead mount.
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(signal_err)?;
     let mounted = Mounted::start(cfg)?;
     ready(&mounted);
     let _ = signals.forever().next();

@@ -8,7 +8,7 @@
 //! - `lose-unsynced`, `checkpoint`, `unsynced`, `fault {FaultRequest as JSON}` and
 //!   `clear-faults`, as the HTTP control's calls; each answered `{"ok": VALUE}` (the
 //!   same JSON as the HTTP answer) or `{"error": "why"}` once its effect is complete;
-//! - the end of stdin (or SIGINT, SIGTERM) stops the layer as a shutdown does:
+//! - the end of stdin (or SIGINT, SIGTERM, SIGHUP) stops the layer as a shutdown does:
 //!   everything made durable, unmounted, its folder removed; then `{"stopped":
 //!   UNSYNCED}`.
 //!
@@ -33,6 +33,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest the layer may take to mount, or to stop once its stdin is closed.
 const START_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest command line taken (a fault request is a few hundred bytes).
+const MAX_LINE: usize = 64 * 1024;
+
 /// What the layer's side waits on: a command line, or the end (stdin closed, a signal).
 enum Input {
     Line(String),
@@ -46,13 +49,14 @@ pub fn serve_piped(
     input: impl Read + Send + 'static,
     mut output: impl Write,
 ) -> Result<Unsynced, FsError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let signal_err = |source| FsError::Mount {
         path: cfg.mount.clone(),
         source,
     };
     // Taken before mounting, so a signal during the mount still unmounts.
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(signal_err)?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(signal_err)?;
     let mounted = Mounted::start(cfg)?;
     let (tx, inputs) = crossbeam_channel::unbounded();
     let on_signal = tx.clone();
@@ -63,8 +67,13 @@ pub fn serve_piped(
         }
     });
     std::thread::spawn(move || {
-        for line in BufReader::new(input).lines().map_while(Result::ok) {
-            let _ = tx.send(Input::Line(line));
+        let mut input = BufReader::new(input);
+        let mut line = Vec::new();
+        // Bytes, not text: a line that is not UTF-8 is answered, not taken for the end.
+        while input.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let text = String::from_utf8_lossy(&line).into_owned();
+            let _ = tx.send(Input::Line(text));
+            line.clear();
         }
         let _ = tx.send(Input::End);
     });
@@ -90,7 +99,16 @@ fn answer_line(output: &mut impl Write, value: Value) -> std::io::Result<()> {
 
 /// One command's effect, and its answer's value.
 fn command(mounted: &Mounted, line: &str) -> Result<Value, String> {
+    if line.len() > MAX_LINE {
+        return Err(format!(
+            "a command line of {} bytes: at most {MAX_LINE}",
+            line.len()
+        ));
+    }
     let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
+    if name != "fault" && !rest.trim().is_empty() {
+        return Err(format!("{name} takes nothing after it, not {rest:?}"));
+    }
     match name {
         "lose-unsynced" => Ok(json!(mounted.lose_unsynced().map_err(|e| e.to_string())?)),
         "checkpoint" => Ok(json!(mounted.checkpoint().map_err(|e| e.to_string())?)),
