@@ -217,6 +217,18 @@ fn mount_point(cfg: &FsConfig, backing: &Path) -> Result<(PathBuf, bool), FsErro
     Ok((mount, false))
 }
 
+/// The mount's options: named `soakcheck-fs`, the kernel checks permissions, every
+/// user may use it (the system under test need not run as root).
+fn fuse_config() -> fuser::Config {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName("soakcheck-fs".into()),
+        fuser::MountOption::DefaultPermissions,
+    ];
+    config.acl = fuser::SessionACL::All;
+    config
+}
+
 impl Mounted {
     /// Mounts `cfg.mount` over `cfg.backing` (creating the mount point when missing) and
     /// serves the control interface.
@@ -240,12 +252,7 @@ impl Mounted {
             remove_own_folder(&backing);
         })?;
         let layer = Arc::new(Mutex::new(layer));
-        let mut config = fuser::Config::default();
-        config.mount_options = vec![
-            fuser::MountOption::FSName("soakcheck-fs".into()),
-            fuser::MountOption::DefaultPermissions,
-        ];
-        config.acl = fuser::SessionACL::All;
+        let config = fuse_config();
         let front = fuse::Front(Arc::clone(&layer));
         let session = fuser::spawn_mount(front, &mount, &config)
             .map_err(mount_err)
