@@ -184,6 +184,27 @@ fn a_power_cut_finds_the_sink_that_never_fsyncs() {
         .sum();
     let lost = cut["lost_bytes"].as_u64().unwrap();
     assert!(lost > 0 && kept >= lost, "kept {kept} of {lost}: {cut}");
+    // The frozen run's bundle carries that evidence, and none of the layer's own files.
+    let bundle = seen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("post-mortem bundle: "))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("a bundle");
+    let listing = std::process::Command::new("tar")
+        .args(["tzf", bundle])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("/soakcheck-power-cuts/sink/cut-1/"),
+        "{listing}"
+    );
+    assert!(!listing.contains(".soakcheck-fs"), "{listing}");
+    // The page agrees with the run: a violation, though the directory holds no commit
+    // any more.
+    let d = dir.path().display().to_string();
+    let page = common::soakcheck(&["report", &d, "--output", &format!("{d}/page.html")]);
+    assert_eq!(page.status.code(), Some(1), "{}", text(&page));
     nothing_left(dir.path());
 }
 

@@ -128,10 +128,16 @@ pub(super) fn write_postmortem(
     let file = std::fs::File::create(bundle)?;
     let enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
     let mut tar = tar::Builder::new(enc);
-    tar.append_dir_all(
-        format!("{top}/sink-out"),
-        files.join(crate::formats::sinkdir::SINK_OUT),
+    append_sink_dir(
+        &mut tar,
+        &top,
+        &files.join(crate::formats::sinkdir::SINK_OUT),
     )?;
+    // What power cuts took back: the evidence of a power-loss finding.
+    let cuts = files.join(crate::rundir::POWER_CUTS);
+    if cuts.is_dir() {
+        tar.append_dir_all(format!("{top}/{}", crate::rundir::POWER_CUTS), cuts)?;
+    }
     let logs = std::fs::read_dir(files)?.flatten();
     // The events are the control node's (already among the logs when they are local).
     let events = std::fs::read_dir(run_dir)?
@@ -156,6 +162,27 @@ pub(super) fn write_postmortem(
         tar.append_path_with_name(report, format!("{top}/{REPORT}"))?;
     }
     tar.into_inner()?.finish()?;
+    Ok(())
+}
+
+/// The sink directory, without a filesystem layer's own folder (its lock and trash).
+fn append_sink_dir<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    top: &str,
+    sink: &Path,
+) -> std::io::Result<()> {
+    let at = format!("{top}/{}", crate::formats::sinkdir::SINK_OUT);
+    tar.append_dir(&at, sink)?;
+    for entry in std::fs::read_dir(sink)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == crate::fs::layer::HIDDEN {
+            continue;
+        }
+        match entry.path().is_dir() {
+            true => tar.append_dir_all(format!("{at}/{name}"), entry.path())?,
+            false => tar.append_path_with_name(entry.path(), format!("{at}/{name}"))?,
+        }
+    }
     Ok(())
 }
 
