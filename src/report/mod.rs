@@ -182,9 +182,15 @@ struct RemoveOnSignal {
 }
 
 impl RemoveOnSignal {
-    fn new(dir: &Path) -> std::io::Result<RemoveOnSignal> {
+    /// The signals, taken before the directory exists: one that arrives between its
+    /// making and the watch would otherwise kill the process and leave it.
+    fn signals() -> std::io::Result<signal_hook::iterator::Signals> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+    }
+
+    /// Watches `signals` (from [`RemoveOnSignal::signals`]; one already pending counts).
+    fn new(mut signals: signal_hook::iterator::Signals, dir: &Path) -> RemoveOnSignal {
         let handle = signals.handle();
         let dir = dir.to_path_buf();
         std::thread::spawn(move || {
@@ -193,9 +199,9 @@ impl RemoveOnSignal {
                 std::process::exit(128 + signal);
             }
         });
-        Ok(RemoveOnSignal {
+        RemoveOnSignal {
             handle: Some(handle),
-        })
+        }
     }
 }
 
@@ -220,12 +226,13 @@ fn unpack(bundle: &Path, limit: u64) -> Result<Unpacked, ReportError> {
         path: bundle.to_path_buf(),
         detail,
     };
+    let signals = RemoveOnSignal::signals().map_err(err)?;
     let dir = tempfile::Builder::new()
         .prefix("soakcheck-report-")
         .tempdir()
         .map_err(err)?;
     let unpacked = Unpacked {
-        _on_signal: RemoveOnSignal::new(dir.path()).map_err(err)?,
+        _on_signal: RemoveOnSignal::new(signals, dir.path()),
         dir,
     };
     let file = crate::formats::regular::open_regular(bundle).map_err(err)?;
