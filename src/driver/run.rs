@@ -353,12 +353,15 @@ pub fn run(
         drop(sup);
         let checked = join_checks(handles);
         let late = late_findings(&check_rx, duration_s(started));
-        record_late_findings(&mut events, &late, started_unix);
-        findings.extend(late);
         let soaked = soaked.inspect_err(|_| {
-            // A run that failed says so in its record: no later reader takes it for a pass.
+            // A run that failed says so in its record: no later reader takes it for a pass
+            // (nor what its checks said as it failed for findings).
             record_end_line(&mut events, "error", duration_s(started), fault_count);
         });
+        if soaked.is_ok() {
+            record_late_findings(&mut events, &late, started_unix);
+        }
+        findings.extend(late);
         let Soaked {
             ending,
             frozen,

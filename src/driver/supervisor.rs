@@ -517,8 +517,8 @@ impl<'a> Supervisor<'a> {
     /// A filesystem layer lost mid-run (its process or its ssh session ended) ends the
     /// run as a failure of soakcheck's own part, before anything the system then does
     /// (its files fail under it) is taken for a finding.
-    fn check_layers(&mut self) -> Result<(), RunFailure> {
-        match self.layers.lost() {
+    fn check_layers(&mut self, probe: power::Probe) -> Result<(), RunFailure> {
+        match self.layers.lost(probe) {
             Some(why) => Err(RunFailure::Setup(format!(
                 "{why}: the filesystem layer is gone, so the run cannot go on"
             ))),
@@ -679,7 +679,8 @@ impl<'a> Supervisor<'a> {
                 },
                 recv(checks) -> e => {
                     // What the system did after its layer was lost is not its doing.
-                    self.check_layers()?;
+                    let finding = matches!(e, Ok(CheckEvent::Finding(_) | CheckEvent::Lost(_)));
+                    self.check_layers(if finding { power::Probe::Ask } else { power::Probe::Look })?;
                     match e {
                         Ok(e) => self.handle_check(e),
                         Err(_) => self.handle_check(CheckEvent::Lost(
@@ -690,7 +691,7 @@ impl<'a> Supervisor<'a> {
                 default(timeout) => None,
             };
             self.check_record()?;
-            self.check_layers()?;
+            self.check_layers(power::Probe::Look)?;
             if let Some(ending) = ending {
                 return Ok(ending);
             }

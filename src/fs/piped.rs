@@ -222,8 +222,18 @@ impl PipedLayer {
         }
     }
 
+    /// Whether it still answers (within `timeout`): a layer killed on its host is found
+    /// here before its ssh client has noticed.
+    pub fn answers(&mut self, timeout: Duration) -> Result<(), String> {
+        self.call_within("unsynced", timeout).map(drop)
+    }
+
     /// Sends one command and waits for its answer's value.
     fn call(&mut self, line: &str) -> Result<Value, String> {
+        self.call_within(line, CALL_TIMEOUT)
+    }
+
+    fn call_within(&mut self, line: &str, timeout: Duration) -> Result<Value, String> {
         let sent = match self.stdin.as_mut() {
             Some(stdin) => writeln!(stdin, "{line}").and_then(|_| stdin.flush()),
             None => Err(std::io::ErrorKind::BrokenPipe.into()),
@@ -231,7 +241,7 @@ impl PipedLayer {
         if sent.is_err() {
             return Err(self.ended());
         }
-        self.expect("ok", CALL_TIMEOUT)
+        self.expect("ok", timeout)
     }
 
     /// The power cut: what was never fsynced is taken back.

@@ -101,6 +101,17 @@ impl Site {
     }
 }
 
+/// How hard [`Layers::lost`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Whether each layer's process is still there (no round trip).
+    Look,
+    /// And whether each layer on another host still answers (a round trip each): before
+    /// a finding is recorded, since a layer killed there fails the system's files
+    /// before its ssh session ends.
+    Ask,
+}
+
 /// The layers of a run's components.
 #[derive(Default)]
 pub struct Layers(Vec<(Component, Site)>);
@@ -110,9 +121,15 @@ impl Layers {
         self.0.iter_mut().find(|(l, _)| l == c).map(|(_, m)| m)
     }
 
-    /// A layer that is gone mid-run (its process or its session ended): why.
-    pub fn lost(&mut self) -> Option<String> {
-        self.0.iter_mut().find_map(|(_, site)| site.gone())
+    /// A layer that is gone mid-run (its process or its session ended): why. With
+    /// `Probe::Ask` each layer on another host must also answer a command.
+    pub fn lost(&mut self, probe: Probe) -> Option<String> {
+        self.0.iter_mut().find_map(|(_, site)| {
+            site.gone().or_else(|| match (probe, site) {
+                (Probe::Ask, Site::There(p)) => p.answers(Duration::from_secs(5)).err(),
+                _ => None,
+            })
+        })
     }
 
     /// Unmounts every layer (everything made durable: the end of a run is no power
