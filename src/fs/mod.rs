@@ -403,18 +403,23 @@ pub fn lazy_unmount(path: &Path) -> std::io::Result<()> {
     nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).map_err(std::io::Error::from)
 }
 
+/// The signals that stop a serving layer, taken before it mounts so one that comes
+/// during the mount still unmounts (SIGHUP too: a closed terminal must not leave a
+/// dead mount).
+pub(crate) fn stop_signals(cfg: &FsConfig) -> Result<signal_hook::iterator::Signals, FsError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|source| {
+        FsError::Mount {
+            path: cfg.mount.clone(),
+            source,
+        }
+    })
+}
+
 /// Serves until SIGINT or SIGTERM: mounts, calls `ready` with the mounted layer, waits,
 /// then stops it.
 pub fn serve(cfg: &FsConfig, ready: impl FnOnce(&Mounted)) -> Result<Unsynced, FsError> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let signal_err = |source| FsError::Mount {
-        path: cfg.mount.clone(),
-        source,
-    };
-    // Taken before mounting, so a signal during the mount still unmounts.
-    // SIGHUP too: a closed terminal must not leave a dead mount.
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(signal_err)?;
+    let mut signals = stop_signals(cfg)?;
     let mounted = Mounted::start(cfg)?;
     ready(&mounted);
     let _ = signals.forever().next();

@@ -49,14 +49,7 @@ pub fn serve_piped(
     input: impl Read + Send + 'static,
     mut output: impl Write,
 ) -> Result<Unsynced, FsError> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let signal_err = |source| FsError::Mount {
-        path: cfg.mount.clone(),
-        source,
-    };
-    // Taken before mounting, so a signal during the mount still unmounts.
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(signal_err)?;
+    let mut signals = super::stop_signals(cfg)?;
     let mounted = Mounted::start(cfg)?;
     let (tx, inputs) = crossbeam_channel::unbounded();
     let on_signal = tx.clone();
