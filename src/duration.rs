@@ -1,6 +1,6 @@
 //! Time in one place: durations on the command line (`250ms`, `1s`, `1.5s`, `3m`, or
 //! plain seconds), seconds as a `Duration` that no number can make panic, and wall time
-//! as Unix seconds.
+//! as Unix seconds, and both as a person reads them ([`human_duration`], [`local_time`]).
 
 use std::time::Duration;
 
@@ -73,9 +73,57 @@ pub fn show_number(value: f64) -> String {
     }
 }
 
+/// A duration as a person reads it: `850 ms`, `27.7 s`, `4 min 07 s`, `2 h 04 min 20 s`.
+pub fn human_duration(seconds: f64) -> String {
+    let s = if seconds.is_finite() {
+        seconds.max(0.0)
+    } else {
+        0.0
+    };
+    if s < 1.0 {
+        return format!("{:.0} ms", s * 1000.0);
+    }
+    if s < 60.0 {
+        return format!("{s:.1} s");
+    }
+    let whole = s.round().min(MAX_SECS) as u64;
+    let (h, m, sec) = (whole / 3600, whole / 60 % 60, whole % 60);
+    if h == 0 {
+        format!("{m} min {sec:02} s")
+    } else {
+        format!("{h} h {m:02} min {sec:02} s")
+    }
+}
+
+/// Unix seconds as this machine's local wall-clock time, to the millisecond, with its
+/// offset from UTC: `2026-12-06 19:40:13.313 +01:00`.
+pub fn local_time(unix_s: f64) -> String {
+    let s = if unix_s.is_finite() { unix_s } else { 0.0 };
+    match chrono::DateTime::from_timestamp_millis((s * 1000.0).round() as i64) {
+        Some(t) => t
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S%.3f %:z")
+            .to_string(),
+        None => format!("{s:.3} (Unix seconds)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_times_read_as_a_person_reads_them() {
+        assert_eq!(human_duration(0.25), "250 ms");
+        assert_eq!(human_duration(27.687), "27.7 s");
+        assert_eq!(human_duration(247.2), "4 min 07 s");
+        assert_eq!(human_duration(7460.2), "2 h 04 min 20 s");
+        assert_eq!(human_duration(f64::NAN), "0 ms");
+        let t = local_time(1796586013.313);
+        assert!(t.starts_with("2026-12-0") && t.contains(".313 "), "{t}");
+        assert!(!local_time(f64::INFINITY).is_empty());
+        assert!(local_time(1e300).contains("Unix seconds"));
+    }
 
     #[test]
     fn parses_units() {

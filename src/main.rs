@@ -30,6 +30,7 @@ enum Command {
     Watch(cli::watch::WatchArgs),
     /// The soak driver: start the system under test, crash, pause, grow and shrink it in
     /// loops, check everything in-process, and freeze the world at the first finding.
+    #[command(after_long_help = soakcheck::driver::marks::help())]
     Run(cli::run::RunArgs),
     /// Stop everything a previous run started (on every host) and keep its evidence in
     /// RUN_DIR/soakcheck-runs/, deleting nothing (like reset.sh, which deleted it).

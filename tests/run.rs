@@ -116,7 +116,12 @@ fn an_injected_fault_freezes_the_world_within_2_seconds() {
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("FROZEN at ") {
-            frozen_at = rest.split(':').next().and_then(|t| t.parse::<f64>().ok());
+            // `FROZEN at <local time> (Unix <seconds>): ...`
+            let unix = rest
+                .split("(Unix ")
+                .nth(1)
+                .and_then(|r| r.split(')').next());
+            frozen_at = unix.and_then(|t| t.parse::<f64>().ok());
         }
         if let Some(pid) = line
             .split(" pid ")
@@ -582,4 +587,54 @@ fn a_soak_beside_four_busy_loops_ends_green() {
         );
     }
     common::assert_complete(dir.path());
+}
+
+/// On a real terminal (a pty that `script` opens, 60 columns wide) the status line is
+/// redrawn in place and never reaches the last column, so it never wraps: each redraw
+/// of a wrapped line left its first rows behind. The end is written on a clean line.
+#[test]
+fn the_status_line_fits_a_real_terminal() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(
+        dir.path(),
+        &[
+            "2",
+            "crash-sink",
+            "--bytes-per-key",
+            "40000",
+            "--rate",
+            "20000",
+        ],
+    );
+    let command = format!(
+        "stty cols 60 rows 20 && exec {} {}",
+        exe().display(),
+        args.join(" ")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs a command in a pty");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text
+        .split("\r\x1b[2K")
+        .skip(1)
+        .map(|s| s.split(['\r', '\n']).next().unwrap_or(""))
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert!(lines.len() >= 5, "too few status lines:\n{text}");
+    for line in &lines {
+        assert!(
+            line.chars().count() < 60,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+        assert!(line.contains(" faults "), "{line:?}");
+    }
+    // The line was wider than 60 columns, so it was cut, not left out.
+    assert!(lines.iter().any(|l| l.ends_with('…')), "{lines:?}");
+    assert!(text.contains("\nsoakcheck run: ok after "), "{text}");
 }

@@ -476,7 +476,8 @@ fn an_injected_fault_freezes_every_remote_component_and_ctrl_c_leaves_nothing() 
     let frozen_at: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("FROZEN at "))
-        .and_then(|r| r.split(':').next())
+        .and_then(|r| r.split("(Unix ").nth(1))
+        .and_then(|r| r.split(')').next())
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("no FROZEN line:\n{text}"));
     assert!(text.contains("6 of 6 components paused"), "{text}");

@@ -14,6 +14,7 @@
 pub mod command;
 pub mod hosts;
 pub mod local;
+pub mod marks;
 pub mod pages;
 pub mod preset;
 pub mod readiness;

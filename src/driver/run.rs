@@ -265,7 +265,13 @@ fn open_events(plan: &RunPlan, out: &mut dyn Write) -> Result<std::fs::File, Run
     };
     writeln!(events, "{}", header.to_line())
         .map_err(|e| RunError::Setup(format!("{}: {e}", events_path.display())))?;
-    let _ = writeln!(out, "Start time: {}", unix_ms());
+    // The original's line, which its scripts parse, then one for a person.
+    let start_ms = unix_ms();
+    let _ = writeln!(
+        out,
+        "Start time: {start_ms}\nStarted at {}",
+        crate::duration::local_time(start_ms as f64 / 1000.0)
+    );
     let _ = match &plan.replayed {
         Some(from) => writeln!(
             out,
@@ -580,11 +586,14 @@ fn soak_and_end(
             }
         }
     }
-    let duration_ms = (sup.started.elapsed().as_secs_f64() * 1000.0) as u64;
+    let duration_s = sup.started.elapsed().as_secs_f64();
+    let end_ms = unix_ms();
     let _ = writeln!(
         sup.out(),
-        "\nEnd time: {}\nDuration: {duration_ms}",
-        unix_ms()
+        "\nEnd time: {end_ms}\nDuration: {}\nEnded at {} after {}",
+        (duration_s * 1000.0) as u64,
+        crate::duration::local_time(end_ms as f64 / 1000.0),
+        crate::duration::human_duration(duration_s)
     );
     let left_running = stop_everything(sup, wakes);
     Ok(Soaked {

@@ -213,7 +213,7 @@ impl NetScope {
         }
     }
 
-    /// The character after `p`/`h` off a terminal: `S` for a sink link, `N` for worker
+    /// The character after `n`/`h` off a terminal: `S` for a sink link, `N` for worker
     /// N's control link, `K` for sender K's (`*` for the wallaroo preset's one link of
     /// every sender).
     pub fn mark(link: &str) -> String {

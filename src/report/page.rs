@@ -124,7 +124,7 @@ fn banner(pm: &PostMortem) -> Markup {
             @for (_, f) in &pm.timeline.findings {
                 p.finding { "The run found " strong { (f.kind_name()) }
                     @if let Some(k) = &f.key { " (key " strong { (k) } ")" }
-                    " after " (format!("{:.1}", f.elapsed_s)) " s: " (shown(&f.detail)) }
+                    " after " (crate::duration::human_duration(f.elapsed_s)) ": " (shown(&f.detail)) }
             }
             @if let Some(r) = &pm.report {
                 @for k in r.keys.iter().filter(|k| k.order_undetermined.is_some()) {

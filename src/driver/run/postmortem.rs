@@ -17,7 +17,8 @@ pub(super) fn report_freeze(
         .unwrap_or(0.0);
     let paused = results.iter().filter(|r| r.outcome.is_ok()).count();
     let mut text = format!(
-        "\nFROZEN at {now_s:.3}: {paused} of {} components paused (SIGSTOP to each process group).\n",
+        "\nFROZEN at {} (Unix {now_s:.3}): {paused} of {} components paused (SIGSTOP to each process group).\n",
+        crate::duration::local_time(now_s),
         results.len()
     );
     for f in &sup.findings {

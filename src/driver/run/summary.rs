@@ -148,8 +148,11 @@ impl RunSummary {
 
     pub fn to_human(&self) -> String {
         let mut out = format!(
-            "\nsoakcheck run: {} after {:.1} s (seed {}, run dir {})\n",
-            self.verdict, self.duration_s, self.seed, self.run_dir
+            "\nsoakcheck run: {} after {} (seed {}, run dir {})\n",
+            self.verdict,
+            crate::duration::human_duration(self.duration_s),
+            self.seed,
+            self.run_dir
         );
         out += &format!("  faults injected: {}\n", self.fault_count);
         for (kind, by) in &self.faults {
@@ -189,9 +192,9 @@ impl RunSummary {
         }
         for f in &self.findings {
             out += &format!(
-                "  finding: {} after {:.1} s: {}\n",
+                "  finding: {} after {}: {}\n",
                 f.kind_name(),
-                f.elapsed_s,
+                crate::duration::human_duration(f.elapsed_s),
                 f.detail
             );
         }

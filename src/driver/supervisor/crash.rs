@@ -94,7 +94,7 @@ impl<'a> Supervisor<'a> {
             let c = Component::Sender(k);
             self.driver.kill(&c)?;
             self.event(Act::Crash, &c);
-            self.say("cs");
+            self.say(&format!("cs{k}"));
             self.schedule(Duration::from_millis(100), Due::of(CrashTimer::Restart(c)));
         }
         let d = self

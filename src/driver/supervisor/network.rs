@@ -48,7 +48,7 @@ impl<'a> Supervisor<'a> {
         };
         network.apply(&link, fault).map_err(RunFailure::Setup)?;
         self.net_event(&fault, &link);
-        self.say(&format!("p{}", NetScope::mark(&link)));
+        self.say(&format!("n{}", NetScope::mark(&link)));
         let down = secs(0.1) + self.uniform(self.plan.timings.net_down_max);
         self.schedule(down, Due::of(NetTimer::Heal(link, Some(scope))));
         Ok(())
@@ -64,7 +64,7 @@ impl<'a> Supervisor<'a> {
         network.apply(&net.link, fault).map_err(RunFailure::Setup)?;
         self.net_event(&fault, &net.link);
         let heal = fault == crate::proxy::Fault::Heal;
-        let mark = if heal { 'h' } else { 'p' };
+        let mark = if heal { 'h' } else { 'n' };
         self.say(&format!("{mark}{}", NetScope::mark(&net.link)));
         if let Some(s) = net.for_s.filter(|_| !heal) {
             self.schedule(secs(s), Due::of(NetTimer::Heal(net.link.clone(), None)));
