@@ -554,3 +554,54 @@ fn man_writes_a_page_for_every_command() {
         assert!(text.contains(&format!(".TH {name}")), "{name}: {text}");
     }
 }
+
+/// The README stays a README (at most 300 lines) whose links to `docs/` lead to pages
+/// that exist, and it explains every character `run` prints, as `run --help` does.
+#[test]
+fn the_readme_explains_every_mark_and_links_pages_that_exist() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    assert!(
+        readme.lines().count() <= 300,
+        "{} lines",
+        readme.lines().count()
+    );
+    let spans: std::collections::BTreeSet<&str> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split_whitespace())
+        .collect();
+    let help = soakcheck().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (mark, meaning) in soakcheck::driver::marks::MARKS {
+        for token in mark.split_whitespace() {
+            assert!(spans.contains(token), "README does not explain {token:?}");
+        }
+        assert!(
+            help.contains(mark) && help.contains(meaning),
+            "run --help: {mark}"
+        );
+    }
+    for link in readme.split("](").skip(1) {
+        let target = link.split([')', '#']).next().unwrap();
+        if !target.starts_with("http") {
+            assert!(
+                Path::new(target).exists(),
+                "README links to {target}, which is missing"
+            );
+        }
+    }
+    for page in std::fs::read_dir("docs").unwrap() {
+        let page = page.unwrap().path();
+        if page.extension().is_some_and(|e| e == "md") {
+            let text = std::fs::read_to_string(&page).unwrap();
+            for link in text.split("](").skip(1) {
+                let target = link.split([')', '#']).next().unwrap();
+                if !target.starts_with("http") && !target.is_empty() {
+                    let path = Path::new("docs").join(target);
+                    assert!(path.exists(), "{} links to {target}", page.display());
+                }
+            }
+        }
+    }
+}

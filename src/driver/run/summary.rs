@@ -157,7 +157,7 @@ impl RunSummary {
         out += &format!("  faults injected: {}\n", self.fault_count);
         for (kind, by) in &self.faults {
             let list: Vec<String> = by.iter().map(|(c, n)| format!("{c} {n}")).collect();
-            out += &format!("    {kind:<8} {}\n", list.join(", "));
+            out += &format!("    {kind:<10} {}\n", list.join(", "));
         }
         out += &format!(
             "  commits verified: {}, bytes verified: {}\n",
