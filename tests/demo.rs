@@ -956,3 +956,56 @@ fn components_of_another_run_are_refused() {
         "{stderr}"
     );
 }
+
+/// `demo cluster` without `--dir` works in a temporary directory of its own: removed
+/// after a pass (it was left in /tmp every time), kept and named after a violation,
+/// whose logs and sink output are the evidence.
+#[test]
+fn demo_cluster_removes_its_temp_dir_after_a_pass_and_keeps_it_after_a_finding() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = |extra: &[&str]| {
+        assert_cmd::Command::new(exe())
+            .args(["demo", "cluster", "--workers", "2", "--keys", "A,B"])
+            .args(["--bytes-per-key", "20000", "--checkpoint-interval", "50ms"])
+            .args(extra)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap()
+    };
+    let entries = || std::fs::read_dir(tmp.path()).unwrap().count();
+    let out = cluster(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(entries(), 0, "a pass left its directory");
+    let out = cluster(&[
+        "--inject",
+        "loss",
+        "--inject-key",
+        "B",
+        "--inject-after",
+        "100",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kept = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        stderr.contains(&format!("kept in {}", kept.display())),
+        "{stderr}"
+    );
+    assert!(kept.join("sink-out").is_dir(), "{}", kept.display());
+}

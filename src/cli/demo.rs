@@ -10,7 +10,7 @@ use soakcheck::demo::feed::{run_feed, FeedConfig};
 use soakcheck::demo::sink::{run_sink, SinkConfig};
 use soakcheck::demo::worker::{run_worker, InjectKind};
 use soakcheck::plans;
-use soakcheck::verify::parse_key;
+use soakcheck::verify::{parse_key, Verdict};
 
 use super::{choice, conclude, format, keys_or_default};
 
@@ -229,13 +229,23 @@ pub fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             )),
             _ => None,
         };
-        let dir = match args.dir {
-            Some(d) => d,
-            // Kept after the run: its logs and sink output are what the run leaves.
-            None => tempfile::Builder::new()
-                .prefix("soakcheck-cluster-")
-                .tempdir()?
-                .keep(),
+        // Without --dir the run's files go to a temporary directory of its own, removed
+        // after a pass and kept (and named) otherwise: its logs and sink output are then
+        // the evidence.
+        let temp = match args.dir {
+            Some(_) => None,
+            None => Some(
+                tempfile::Builder::new()
+                    .prefix("soakcheck-cluster-")
+                    .tempdir()?,
+            ),
+        };
+        let dir = match (&args.dir, &temp) {
+            (Some(d), _) => d.clone(),
+            (None, t) => t
+                .as_ref()
+                .map(|t| t.path().to_path_buf())
+                .unwrap_or_default(),
         };
         let stop = super::stop_flag();
         let plan = ClusterPlan {
@@ -253,7 +263,15 @@ pub fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
             files: soakcheck::demo::cluster::Files::Direct,
             given_inputs: None,
         };
-        Ok(run_cluster(&plan, &stop, &mut |m| eprintln!("cluster: {m}"))?.report)
+        let outcome = run_cluster(&plan, &stop, &mut |m| eprintln!("cluster: {m}"));
+        let passed = matches!(&outcome, Ok(o) if o.report.verdict == Verdict::Ok);
+        if let Some(temp) = temp.filter(|_| !passed) {
+            eprintln!(
+                "cluster: its inputs, logs and sink output are kept in {}",
+                temp.keep().display()
+            );
+        }
+        Ok(outcome?.report)
     })();
     conclude(result, format(args.json), &mut std::io::stdout(), None)
 }
