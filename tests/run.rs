@@ -81,6 +81,18 @@ fn crashes_of_every_component_end_green_at_eof() {
     }
     let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
     assert!(events.lines().count() >= 10);
+    // The senders' acked offsets are recorded as the run goes (the report charts them
+    // after the logs they come from were rotated away).
+    let acked: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["acked"].is_object())
+        .collect();
+    assert!(acked.len() >= 2, "{events}");
+    assert!(
+        acked.iter().all(|e| e["time"].as_f64().is_some()),
+        "{acked:?}"
+    );
 }
 
 #[test]

@@ -103,6 +103,8 @@ pub enum CheckEvent {
     Complete,
     /// The checker died or its connection dropped: a finding of its own.
     Lost(String),
+    /// The senders' acked offsets that moved, by key (recorded in events.jsonl).
+    Acked(std::collections::BTreeMap<String, u64>),
 }
 
 /// Why the soak ended.
@@ -501,6 +503,11 @@ impl<'a> Supervisor<'a> {
                 elapsed_s: self.elapsed_s(),
             }),
             CheckEvent::Complete => Some(Ending::Complete),
+            CheckEvent::Acked(acked) => {
+                let time = crate::duration::unix_now();
+                self.write_event(&EventLine::Acked { acked, time });
+                None
+            }
         }
     }
 

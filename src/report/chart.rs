@@ -16,10 +16,11 @@ use crate::rundir::step::Action;
 pub const WIDTH: u32 = 1100;
 const Y_LABELS: u32 = 120;
 
-pub const CRASH: RGBColor = RGBColor(0xD6, 0x27, 0x28);
+// A crash is purple, not red: red is a finding's alone.
+pub const CRASH: RGBColor = RGBColor(0x7B, 0x32, 0x94);
 pub const PAUSE: RGBColor = RGBColor(0xFF, 0x7F, 0x0E);
 pub const GROW: RGBColor = RGBColor(0x1F, 0x77, 0xB4);
-pub const SHRINK: RGBColor = RGBColor(0x94, 0x67, 0xBD);
+pub const SHRINK: RGBColor = RGBColor(0x9E, 0xC9, 0xE2);
 pub const RESTART: RGBColor = RGBColor(0x2C, 0xA0, 0x2C);
 pub const FINDING: RGBColor = RGBColor(0xE4, 0x00, 0x2B);
 pub const PARTITION: RGBColor = RGBColor(0x8C, 0x56, 0x4B);
@@ -106,93 +107,205 @@ fn svg(
     Ok(out)
 }
 
-/// One lane per component with a mark per fault and action, and a lane of findings.
-pub fn lanes(axis: &TimeAxis, timeline: &Timeline, components: &[String]) -> Result<String> {
+/// How a lanes chart draws its marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The whole run: marks thinned to one per kind and slot, and a lane with more
+    /// than [`DENSITY_ABOVE`] faults drawn as a density strip.
+    Whole,
+    /// A window (around the first finding): every mark.
+    Every,
+}
+
+/// A lane with more faults than this is a density strip on the whole run's chart: past
+/// it, marks overlap into a solid bar that no one can count or tell apart.
+pub const DENSITY_ABOVE: usize = 150;
+
+/// The density strip's buckets across the time axis.
+pub const DENSITY_BUCKETS: usize = 160;
+
+/// A lanes chart, and which of its lanes are density strips.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lanes {
+    pub svg: String,
+    pub density: Vec<String>,
+}
+
+/// One lane per component with a mark per fault and action (or a density strip), and
+/// a lane of findings.
+pub fn lanes(
+    axis: &TimeAxis,
+    timeline: &Timeline,
+    components: &[String],
+    detail: Detail,
+) -> Result<Lanes> {
+    let density = match detail {
+        Detail::Whole => dense_lanes(axis, timeline, components),
+        Detail::Every => Vec::new(),
+    };
     let lanes = components.len() + 1;
     let height = 70 + 24 * lanes as u32;
-    svg(height, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(8)
-            .margin_right(36)
-            .x_label_area_size(40)
-            .y_label_area_size(Y_LABELS)
-            .build_cartesian_2d(axis.range(), -0.5..(lanes as f64 - 0.5))
-            .map_err(text)?;
-        let lane_name = |y: &f64| -> String {
-            let i = y.round() as usize;
-            if (*y - y.round()).abs() > 0.01 {
-                String::new()
-            } else if i == 0 {
-                "findings".into()
-            } else {
-                components.get(lanes - 1 - i).cloned().unwrap_or_default()
-            }
-        };
-        chart
-            .configure_mesh()
-            .x_labels(10)
-            .x_label_formatter(&|x| axis.label(*x))
-            .x_desc(format!("wall time ({})", axis.zone()))
-            .y_labels(lanes)
-            .y_label_formatter(&lane_name)
-            .disable_y_mesh()
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(text)?;
+    let svg = svg(height, |root| {
+        let mut chart = lanes_frame(root, axis, components)?;
         let lane_of = |c: &str| {
             components
                 .iter()
                 .position(|x| x == c)
                 .map(|i| (lanes - 1 - i) as f64)
         };
-        draw_pauses(&mut chart, axis, timeline, &lane_of)?;
-        let marks: Vec<(&TimedStep, f64)> = thin(
-            timeline
-                .steps
-                .iter()
-                .filter(|s| s.action != Action::Pause)
-                .filter_map(|s| Some((s, lane_of(&s.component)?))),
-            axis,
-        );
-        // One polygon per crash, grow or shrink (a triangle pointing down, up, down), per
-        // network fault (a diamond), per clock fault (a square) and per power cut or disk
-        // error (a bolt-like hexagon), one small circle per restart, resume or heal.
-        let triangle = |down: bool| {
-            let tip = if down { 6 } else { -6 };
-            vec![(-6, -tip), (6, -tip), (0, tip)]
+        let marked = |c: &str| lane_of(c).filter(|_| !density.iter().any(|d| d == c));
+        draw_pauses(&mut chart, axis, timeline, &marked)?;
+        let in_axis = timeline
+            .steps
+            .iter()
+            .filter(|s| s.action != Action::Pause && (axis.start..=axis.end).contains(&s.time))
+            .filter_map(|s| Some((s, marked(&s.component)?)));
+        let marks: Vec<(&TimedStep, f64)> = match detail {
+            Detail::Whole => thin(in_axis, axis),
+            Detail::Every => in_axis.collect(),
         };
-        let polygons = marks
-            .iter()
-            .filter(|(s, _)| s.action.is_fault() && s.action != Action::Pause)
-            .map(|(s, y)| {
-                let shape = match s.action {
-                    Action::Crash | Action::Shrink | Action::Grow => {
-                        triangle(s.action != Action::Grow)
-                    }
-                    a if a.is_clock() => vec![(-5, -5), (5, -5), (5, 5), (-5, 5)],
-                    a if a.is_disk() => vec![(-3, -7), (3, -7), (7, 0), (3, 7), (-3, 7), (-7, 0)],
-                    // A network fault: a diamond.
-                    _ => vec![(0, -7), (6, 0), (0, 7), (-6, 0)],
-                };
-                EmptyElement::at((s.time, *y))
-                    + Polygon::new(shape, action_color(s.action).filled())
-            });
-        chart.draw_series(polygons).map_err(text)?;
-        let circles = marks
-            .iter()
-            .filter(|(s, _)| !s.action.is_fault())
-            .map(|(s, y)| {
-                EmptyElement::at((s.time, *y)) + Circle::new((0, 0), 3, RESTART.filled())
-            });
-        chart.draw_series(circles).map_err(text)?;
-        draw_findings(&mut chart, timeline, -0.5, lanes as f64 - 0.5)?;
-        let finding_marks = timeline
-            .findings
-            .iter()
-            .map(|(t, _)| EmptyElement::at((*t, 0.0)) + Circle::new((0, 0), 6, FINDING.filled()));
-        chart.draw_series(finding_marks).map_err(text)?;
+        draw_marks(&mut chart, &marks)?;
+        for c in &density {
+            if let Some(y) = lane_of(c) {
+                draw_density(&mut chart, axis, timeline, c, y)?;
+            }
+        }
+        draw_findings(
+            &mut chart,
+            axis,
+            timeline,
+            (-0.5, lanes as f64 - 0.5),
+            Some(0.0),
+        )?;
         Ok(())
-    })
+    })?;
+    Ok(Lanes { svg, density })
+}
+
+/// The components with more than [`DENSITY_ABOVE`] faults on the axis.
+fn dense_lanes(axis: &TimeAxis, timeline: &Timeline, components: &[String]) -> Vec<String> {
+    let mut faults: std::collections::HashMap<&str, usize> = Default::default();
+    for s in &timeline.steps {
+        if s.action.is_fault() && (axis.start..=axis.end).contains(&s.time) {
+            *faults.entry(s.component.as_str()).or_default() += 1;
+        }
+    }
+    components
+        .iter()
+        .filter(|c| faults.get(c.as_str()).copied().unwrap_or(0) > DENSITY_ABOVE)
+        .cloned()
+        .collect()
+}
+
+/// The axes and lane names of a lanes chart.
+fn lanes_frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    axis: &TimeAxis,
+    components: &[String],
+) -> Result<Chart<'a, 'b>> {
+    let lanes = components.len() + 1;
+    let mut chart = ChartBuilder::on(root)
+        .margin(8)
+        .margin_right(36)
+        .x_label_area_size(40)
+        .y_label_area_size(Y_LABELS)
+        .build_cartesian_2d(axis.range(), -0.5..(lanes as f64 - 0.5))
+        .map_err(text)?;
+    let lane_name = |y: &f64| -> String {
+        let i = y.round() as usize;
+        if (*y - y.round()).abs() > 0.01 {
+            String::new()
+        } else if i == 0 {
+            "findings".into()
+        } else {
+            components.get(lanes - 1 - i).cloned().unwrap_or_default()
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_labels(10)
+        .x_label_formatter(&|x| axis.label(*x))
+        .x_desc(format!("wall time ({})", axis.zone()))
+        .y_labels(lanes)
+        .y_label_formatter(&lane_name)
+        .disable_y_mesh()
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(text)?;
+    Ok(chart)
+}
+
+/// One polygon per crash, grow or shrink (a triangle pointing down, up, down), per
+/// network fault (a diamond), per clock fault (a square) and per power cut or disk
+/// error (a hexagon), one small circle per restart, resume or heal.
+fn draw_marks(chart: &mut Chart<'_, '_>, marks: &[(&TimedStep, f64)]) -> Result<()> {
+    let triangle = |down: bool| {
+        let tip = if down { 6 } else { -6 };
+        vec![(-6, -tip), (6, -tip), (0, tip)]
+    };
+    let polygons = marks
+        .iter()
+        .filter(|(s, _)| s.action.is_fault() && s.action != Action::Pause)
+        .map(|(s, y)| {
+            let shape = match s.action {
+                Action::Crash | Action::Shrink | Action::Grow => triangle(s.action != Action::Grow),
+                a if a.is_clock() => vec![(-5, -5), (5, -5), (5, 5), (-5, 5)],
+                a if a.is_disk() => vec![(-3, -7), (3, -7), (7, 0), (3, 7), (-3, 7), (-7, 0)],
+                // A network fault: a diamond.
+                _ => vec![(0, -7), (6, 0), (0, 7), (-6, 0)],
+            };
+            EmptyElement::at((s.time, *y)) + Polygon::new(shape, action_color(s.action).filled())
+        });
+    chart.draw_series(polygons).map_err(text)?;
+    let circles = marks
+        .iter()
+        .filter(|(s, _)| !s.action.is_fault())
+        .map(|(s, y)| EmptyElement::at((s.time, *y)) + Circle::new((0, 0), 3, RESTART.filled()));
+    chart.draw_series(circles).map_err(text)?;
+    Ok(())
+}
+
+/// `component`'s faults as a strip of [`DENSITY_BUCKETS`] bars: each as tall as the
+/// faults in its bucket (the fullest bucket fills the lane), stacked by kind in each
+/// kind's colour.
+fn draw_density(
+    chart: &mut Chart<'_, '_>,
+    axis: &TimeAxis,
+    timeline: &Timeline,
+    component: &str,
+    y: f64,
+) -> Result<()> {
+    let width = (axis.end - axis.start).max(1e-9) / DENSITY_BUCKETS as f64;
+    let mut buckets: Vec<std::collections::BTreeMap<&str, (RGBColor, usize)>> =
+        vec![Default::default(); DENSITY_BUCKETS];
+    for s in timeline.steps.iter().filter(|s| s.component == component) {
+        if s.action.is_fault() && (axis.start..=axis.end).contains(&s.time) {
+            let i = (((s.time - axis.start) / width) as usize).min(DENSITY_BUCKETS - 1);
+            let color = action_color(s.action);
+            buckets[i].entry(s.action.as_str()).or_insert((color, 0)).1 += 1;
+        }
+    }
+    let fullest = buckets
+        .iter()
+        .map(|b| b.values().map(|v| v.1).sum::<usize>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut bars = Vec::new();
+    for (i, kinds) in buckets.iter().enumerate() {
+        let (x0, x1) = (
+            axis.start + i as f64 * width,
+            axis.start + (i + 1) as f64 * width,
+        );
+        let mut bottom = y - 0.4;
+        for (color, n) in kinds.values() {
+            let top = bottom + 0.8 * *n as f64 / fullest as f64;
+            bars.push(Rectangle::new([(x0, bottom), (x1, top)], color.filled()));
+            bottom = top;
+        }
+    }
+    chart.draw_series(bars).map_err(text)?;
+    Ok(())
 }
 
 type Chart<'a, 'b> = ChartContext<
@@ -269,35 +382,69 @@ fn draw_pauses(
     timeline: &Timeline,
     lane_of: &dyn Fn(&str) -> Option<f64>,
 ) -> Result<()> {
+    // Clipped to the axis: a window's chart has pauses that began before it.
     let spans = pause_spans(axis, timeline, lane_of)
         .into_iter()
+        .map(|(y, from, to)| (y, from.max(axis.start), to.min(axis.end)))
+        .filter(|(_, from, to)| from < to)
         .map(|(y, from, to)| Rectangle::new([(from, y - 0.3), (to, y + 0.3)], PAUSE.filled()));
     chart.draw_series(spans).map_err(text)?;
     Ok(())
 }
 
-/// A red vertical line through the chart at each finding.
+/// A red vertical line through the chart at each finding on the axis, and a red dot
+/// in the findings lane (`dot_at`) when the chart has one.
 fn draw_findings(
     chart: &mut Chart<'_, '_>,
+    axis: &TimeAxis,
     timeline: &Timeline,
-    low: f64,
-    high: f64,
+    (low, high): (f64, f64),
+    dot_at: Option<f64>,
 ) -> Result<()> {
-    let lines = timeline
-        .findings
-        .iter()
-        .map(|(t, _)| PathElement::new(vec![(*t, low), (*t, high)], FINDING.stroke_width(2)));
+    let on_axis = || {
+        (timeline.findings.iter())
+            .map(|(t, _)| *t)
+            .filter(|t| (axis.start..=axis.end).contains(t))
+    };
+    if let Some(y) = dot_at {
+        let dots =
+            on_axis().map(|t| EmptyElement::at((t, y)) + Circle::new((0, 0), 6, FINDING.filled()));
+        chart.draw_series(dots).map_err(text)?;
+    }
+    let lines =
+        on_axis().map(|t| PathElement::new(vec![(t, low), (t, high)], FINDING.stroke_width(2)));
     chart.draw_series(lines).map_err(text)?;
     Ok(())
 }
 
+/// What a series chart's values are: counts get integer ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    Counts,
+    Amounts,
+}
+
+/// The lines' colours: none is a red (findings) or the crash mark's purple.
+pub const SERIES: [RGBColor; 8] = [
+    RGBColor(0x08, 0x51, 0x9C),
+    RGBColor(0x2C, 0xA0, 0x2C),
+    RGBColor(0xFF, 0x7F, 0x0E),
+    RGBColor(0x17, 0xBE, 0xCF),
+    RGBColor(0x8C, 0x56, 0x4B),
+    RGBColor(0xBC, 0xBD, 0x22),
+    RGBColor(0x7F, 0x7F, 0x7F),
+    RGBColor(0xE3, 0x77, 0xC2),
+];
+
 /// A chart of named series (each with its own colour and a legend entry), with
-/// findings marked; `scale` divides the values, `y_desc` names the axis.
+/// findings marked; `y_desc` names the axis. The series named `emphasis` (the failing
+/// key) is drawn bold over the others, muted.
 pub fn series_chart(
     axis: &TimeAxis,
     timeline: &Timeline,
     series: &[(String, Vec<(f64, f64)>)],
-    y_desc: &str,
+    (y_desc, values): (&str, Values),
+    emphasis: Option<&str>,
 ) -> Result<String> {
     let top = series
         .iter()
@@ -305,6 +452,11 @@ pub fn series_chart(
         .fold(0.0f64, f64::max)
         .max(1e-9)
         * 1.08;
+    let labels = match values {
+        Values::Counts => (top.floor() as usize).clamp(1, 8),
+        Values::Amounts => 8,
+    };
+    let step = nice_step(top / labels as f64);
     svg(300, |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(8)
@@ -319,24 +471,13 @@ pub fn series_chart(
             .x_label_formatter(&|x| axis.label(*x))
             .x_desc(format!("wall time ({})", axis.zone()))
             .y_desc(y_desc)
-            .y_label_formatter(&|y| short_number(*y))
+            .y_labels(labels)
+            .y_label_formatter(&|y| tick_label(*y, step))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(text)?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(text)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        draw_findings(&mut chart, timeline, 0.0, top)?;
+        draw_lines(&mut chart, series, emphasis)?;
+        draw_findings(&mut chart, axis, timeline, (0.0, top), None)?;
         if series.len() > 1 || series.first().is_some_and(|s| !s.0.is_empty()) {
             chart
                 .configure_series_labels()
@@ -349,6 +490,58 @@ pub fn series_chart(
         }
         Ok(())
     })
+}
+
+/// Each series a line in its colour, the emphasized one bold and last (over the others,
+/// which are muted).
+fn draw_lines(
+    chart: &mut Chart<'_, '_>,
+    series: &[(String, Vec<(f64, f64)>)],
+    emphasis: Option<&str>,
+) -> Result<()> {
+    let mut order: Vec<usize> = (0..series.len()).collect();
+    order.sort_by_key(|&i| Some(series[i].0.as_str()) == emphasis);
+    for i in order {
+        let (name, points) = &series[i];
+        let color = SERIES[i % SERIES.len()].to_rgba();
+        let style = match emphasis {
+            Some(e) if e == name => color.stroke_width(4),
+            Some(_) => color.mix(0.35).stroke_width(1),
+            None => color.stroke_width(2),
+        };
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), style))
+            .map_err(text)?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    }
+    Ok(())
+}
+
+/// The tick step plotters takes for `rough` (1, 2 or 5 times a power of ten, at least
+/// `rough`), so labels can be given just enough decimals.
+fn nice_step(rough: f64) -> f64 {
+    let rough = rough.max(1e-12);
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= rough * 0.999)
+        .unwrap_or(10.0 * power)
+}
+
+/// A y tick: as many decimals as ticks `step` apart need to differ, `k` and `M` for
+/// thousands and millions.
+pub fn tick_label(v: f64, step: f64) -> String {
+    if step >= 1000.0 {
+        return short_number(v);
+    }
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10()).ceil().max(0.0) as usize
+    };
+    format!("{v:.decimals$}")
 }
 
 /// `1.5k`, `12M`, `0.25`: short labels for an axis (at most two decimals, trailing
@@ -419,7 +612,7 @@ mod tests {
             utc_offset_s: 0,
         };
         let names = timeline.components();
-        let svg = lanes(&axis, &timeline, &names).unwrap();
+        let svg = lanes(&axis, &timeline, &names, Detail::Whole).unwrap().svg;
         let count = |c: RGBColor| svg.matches(&format!("fill=\"{}\"", css(c))).count();
         assert_eq!(count(CRASH), 2);
         assert_eq!(count(PAUSE), 1);
@@ -429,5 +622,98 @@ mod tests {
             svg.contains(">\nworker1\n</text>"),
             "the lane is labelled: {svg}"
         );
+    }
+
+    /// Past [`DENSITY_ABOVE`] faults a lane is a density strip (a few bars, not a mark
+    /// per fault), a quiet lane keeps its marks, and a window draws every mark in it.
+    #[test]
+    fn a_busy_lane_is_a_density_strip_and_a_window_draws_every_mark() {
+        let step = |time: f64, action, component: &str| TimedStep {
+            time,
+            action,
+            component: component.into(),
+            effect_ms: None,
+        };
+        let mut steps: Vec<TimedStep> = (0..1000)
+            .map(|i| step(i as f64, Action::Crash, "sink"))
+            .collect();
+        steps.push(step(500.0, Action::Crash, "worker1"));
+        let timeline = Timeline {
+            steps,
+            ..Timeline::default()
+        };
+        let axis = TimeAxis {
+            start: 0.0,
+            end: 1000.0,
+            utc_offset_s: 0,
+        };
+        let names = timeline.components();
+        let whole = lanes(&axis, &timeline, &names, Detail::Whole).unwrap();
+        assert_eq!(whole.density, vec!["sink".to_string()]);
+        let crash = format!("fill=\"{}\"", css(CRASH));
+        // One bar per bucket for the sink, and worker1's one mark.
+        assert_eq!(whole.svg.matches(&crash).count(), DENSITY_BUCKETS + 1);
+        let window = TimeAxis {
+            start: 480.0,
+            end: 540.0,
+            ..axis
+        };
+        let every = lanes(&window, &timeline, &names, Detail::Every).unwrap();
+        assert!(every.density.is_empty());
+        // 480..=540 s: 61 sink crashes and worker1's, every one a mark.
+        assert_eq!(every.svg.matches(&crash).count(), 62);
+    }
+
+    /// Ticks as far apart as plotters draws them never share a label.
+    #[test]
+    fn tick_labels_never_repeat() {
+        for top in [0.3, 2.16, 7.0, 13.5, 35.2, 250.0, 4321.0, 2.5e6] {
+            let step = nice_step(top / 8.0);
+            let labels: Vec<String> = (0..=8).map(|i| tick_label(i as f64 * step, step)).collect();
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(labels, unique, "top {top}");
+        }
+        // And as plotters places them on a drawn chart, for counts and for amounts.
+        let axis = TimeAxis {
+            start: 0.0,
+            end: 100.0,
+            utc_offset_s: 0,
+        };
+        for (top, values) in [
+            (2.0, Values::Counts),
+            (2.0, Values::Amounts),
+            (0.013, Values::Amounts),
+            (37.0, Values::Counts),
+        ] {
+            let points = vec![(0.0, 0.0), (100.0, top)];
+            let svg = series_chart(
+                &axis,
+                &Timeline::default(),
+                &[(String::new(), points)],
+                ("y", values),
+                None,
+            )
+            .unwrap();
+            let ticks: Vec<&str> = svg
+                .split("</text>")
+                .filter_map(|t| t.rsplit('>').next())
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !t.contains(':') && t.parse::<f64>().is_ok())
+                .collect();
+            let mut unique = ticks.clone();
+            unique.sort();
+            unique.dedup();
+            assert!(
+                ticks.len() >= 2 && unique.len() == ticks.len(),
+                "{top} {values:?}: {ticks:?}"
+            );
+            if values == Values::Counts {
+                assert!(ticks.iter().all(|t| !t.contains('.')), "{ticks:?}");
+            }
+        }
+        assert_eq!(tick_label(5.0, 5.0), "5");
+        assert_eq!(tick_label(0.4, 0.2), "0.4");
+        assert_eq!(tick_label(0.05, 0.05), "0.05");
     }
 }

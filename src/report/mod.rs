@@ -638,6 +638,10 @@ fn read_logs(pm: &mut PostMortem) {
             });
         }
     }
+    // What the run recorded covers the whole run; the logs, only what rotation left.
+    for (time, key, offset) in &pm.timeline.acks {
+        acks.entry(key.clone()).or_default().push((*time, *offset));
+    }
     pm.acks = acks
         .into_iter()
         .map(|(k, mut points)| {

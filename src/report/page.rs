@@ -43,6 +43,10 @@ tr.at td{border-top:2px solid #b3261e}
 .log .alarm{background:#ffe0e0;color:#8b0000;font-weight:600}
 .note{color:#555}
 svg{display:block;max-width:100%;height:auto}
+figure{margin:0}
+header .note{color:#fff;opacity:.85}
+code .arg{white-space:nowrap}
+.scroll{overflow-x:auto}
 "#;
 
 /// The page.
@@ -165,11 +169,11 @@ fn repeat(pm: &PostMortem) -> Markup {
         args.push(shell_quote(a));
     }
     // Relative paths in the command are from where it was given.
-    let cd = h
-        .cwd
-        .as_ref()
-        .map_or_else(String::new, |d| format!("cd {} && ", shell_quote(d)));
-    let base = format!("{cd}{}", args.join(" "));
+    let mut base: Vec<String> = match &h.cwd {
+        Some(d) => vec!["cd".into(), shell_quote(d), "&&".into()],
+        None => Vec::new(),
+    };
+    base.extend(args);
     let run_dir = std::path::Path::new(h.cwd.as_deref().unwrap_or("")).join(&h.run_dir);
     let events = crate::rundir::RunDir(&run_dir)
         .events()
@@ -180,10 +184,22 @@ fn repeat(pm: &PostMortem) -> Markup {
         @if let Some(from) = &h.replayed {
             p { "Seed " code { (h.seed) } ". This run replayed the faults of " code { (shown(from)) } "." }
         } @else {
-            p { "Seed " code { (h.seed) } ". Repeat: " code { (shown(&base)) " --seed " (h.seed) } }
+            p { "Seed " code { (h.seed) } ". Repeat: " (command(&base, &["--seed".into(), h.seed.to_string()])) }
         }
-        p { "Replay its faults exactly: " code { (shown(&base)) " --replay " (shown(&shell_quote(&events))) } }
-        p.note { "After another run in " (shown(&run_dir.display().to_string())) ", this run is kept in its own folder: replay it with " code { "--replay " (shown(&shell_quote(&kept.display().to_string()))) } "." }
+        p { "Replay its faults exactly: " (command(&base, &["--replay".into(), shell_quote(&events)])) }
+        p.note { "After another run in " (shown(&run_dir.display().to_string())) ", this run is kept in its own folder: replay it with " (command(&["--replay".into(), shell_quote(&kept.display().to_string())], &[])) "." }
+    }
+}
+
+/// A shell command whose lines break only between its words, never inside a flag.
+fn command(words: &[String], more: &[String]) -> Markup {
+    html! {
+        code.command {
+            @for (i, w) in words.iter().chain(more).enumerate() {
+                @if i > 0 { " " }
+                span.arg { (shown(w)) }
+            }
+        }
     }
 }
 
@@ -224,53 +240,185 @@ fn summary(pm: &PostMortem) -> Markup {
     }
 }
 
+/// Seconds either side of the first finding that the detail chart covers.
+pub const DETAIL_WINDOW_S: f64 = 30.0;
+
+/// One chart of the timeline: its title, what it is (`data-chart`), and its SVG.
+struct Figure {
+    title: String,
+    kind: &'static str,
+    mode: &'static str,
+    svg: Result<String, String>,
+}
+
 fn timeline(pm: &PostMortem, axis: &TimeAxis) -> Markup {
-    let components = pm.timeline.components();
-    let mut charts: Vec<(&str, Result<String, String>)> = Vec::new();
-    let t = &pm.timeline;
-    if t.header.is_some() || !t.steps.is_empty() || !t.findings.is_empty() {
-        charts.push((
-            "Faults and findings per component",
-            chart::lanes(axis, t, &components),
-        ));
-    }
-    if let Some(c) = &pm.commits {
-        let rate = vec![(String::new(), c.rate())];
-        charts.push((
-            "Commits per second",
-            chart::series_chart(axis, &pm.timeline, &rate, "commits/s"),
-        ));
-    }
-    if !pm.key_bytes.is_empty() {
-        let mb = to_mb(&pm.key_bytes);
-        charts.push((
-            "Committed MB per key",
-            chart::series_chart(axis, &pm.timeline, &mb, "MB committed"),
-        ));
-    }
-    if !pm.acks.is_empty() {
-        let mb = to_mb(&pm.acks);
-        charts.push((
-            "Acked offset per sender (MB of its input)",
-            chart::series_chart(axis, &pm.timeline, &mb, "MB acked"),
-        ));
-    }
+    let mut figures = lane_figures(pm, axis);
+    figures.extend(series_figures(pm, axis));
     html! {
         section #timeline {
             h2 { "Timeline" }
-            p.legend {
-                @for (name, color) in [("crash", chart::CRASH), ("pause (span to resume)", chart::PAUSE), ("grow", chart::GROW), ("shrink", chart::SHRINK), ("restart / resume / heal", chart::RESTART), ("partition", chart::PARTITION), ("reset", chart::NET_RESET), ("delay", chart::NET_DELAY), ("bandwidth", chart::NET_BANDWIDTH), ("slice", chart::NET_SLICE), ("clock step, strobe or rate", chart::CLOCK), ("power loss", chart::POWER), ("disk error", chart::DISK), ("finding", chart::FINDING)] {
-                    span { span.swatch style=(format!("background:{}", chart::css(color))) {} (name) }
+            (legend(pm))
+            @for f in &figures {
+                figure data-chart=(f.kind) data-mode=(f.mode) {
+                    h3 { (f.title) }
+                    @match &f.svg {
+                        Ok(svg) => { (PreEscaped(svg)) }
+                        Err(e) => { p.note { "This chart could not be drawn: " (e) } }
+                    }
                 }
             }
-            @for (title, svg) in &charts {
-                h3 { (title) }
-                @match svg {
-                    Ok(svg) => { (PreEscaped(svg)) }
-                    Err(e) => { p.note { "This chart could not be drawn: " (e) } }
-                }
+            p.note { "Series are downsampled to at most " (MAX_POINTS) " points per line. A lane draws one mark of each kind per 1/" (chart::MARK_SLOTS) " of the time axis (about two pixels), and pauses that close are one span; a lane with more than " (chart::DENSITY_ABOVE) " faults is a density strip instead: per 1/" (chart::DENSITY_BUCKETS) " of the axis, a bar as tall as its faults (the fullest fills the lane), stacked by kind. The tables below count every event." }
+        }
+    }
+}
+
+/// The commits, and each key's committed bytes and acked offsets, with the failing
+/// key's line bold.
+fn series_figures(pm: &PostMortem, axis: &TimeAxis) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    let failing = pm
+        .report
+        .as_ref()
+        .and_then(|r| (r.keys.iter().find(|k| k.violation.is_some())).map(|k| k.key.clone()));
+    let failing = failing.as_deref();
+    if let Some(c) = &pm.commits {
+        let counts: Vec<(f64, f64)> = (c.commits.iter().enumerate())
+            .map(|(i, &n)| (c.buckets.time(i), n as f64))
+            .collect();
+        let per = match c.buckets.width {
+            w if w <= 1.0 => "second".to_string(),
+            w => crate::duration::human_duration(w),
+        };
+        let svg = chart::series_chart(
+            axis,
+            &pm.timeline,
+            &[(String::new(), counts)],
+            ("commits", chart::Values::Counts),
+            None,
+        );
+        figures.push(Figure {
+            title: format!("Commits per {per}"),
+            kind: "commits",
+            mode: "line",
+            svg,
+        });
+    }
+    for (title, kind, series, unit) in [
+        (
+            "Committed MB per key",
+            "key-bytes",
+            &pm.key_bytes,
+            "MB committed",
+        ),
+        (
+            "Acked offset per sender (MB of its input)",
+            "acks",
+            &pm.acks,
+            "MB acked",
+        ),
+    ] {
+        if !series.is_empty() {
+            let svg = chart::series_chart(
+                axis,
+                &pm.timeline,
+                &to_mb(series),
+                (unit, chart::Values::Amounts),
+                failing,
+            );
+            figures.push(Figure {
+                title: title.into(),
+                kind,
+                mode: "line",
+                svg,
+            });
+        }
+    }
+    figures
+}
+
+/// The whole run's lanes, and every mark within [`DETAIL_WINDOW_S`] of the first
+/// finding.
+fn lane_figures(pm: &PostMortem, axis: &TimeAxis) -> Vec<Figure> {
+    let t = &pm.timeline;
+    if t.header.is_none() && t.steps.is_empty() && t.findings.is_empty() {
+        return Vec::new();
+    }
+    let components = t.components();
+    let whole = chart::lanes(axis, t, &components, chart::Detail::Whole);
+    let mode = match &whole {
+        Ok(l) if !l.density.is_empty() => "density",
+        _ => "marks",
+    };
+    let mut figures = vec![Figure {
+        title: "Faults and findings per component".into(),
+        kind: "lanes",
+        mode,
+        svg: whole.map(|l| l.svg),
+    }];
+    if let Some(at) = t.findings.first().map(|f| f.0) {
+        let window = TimeAxis {
+            start: at - DETAIL_WINDOW_S,
+            end: at + DETAIL_WINDOW_S,
+            ..*axis
+        };
+        figures.push(Figure {
+            title: format!(
+                "Every fault within {DETAIL_WINDOW_S:.0} s of the first finding ({})",
+                axis.label(at)
+            ),
+            kind: "detail",
+            mode: "marks",
+            svg: chart::lanes(&window, t, &components, chart::Detail::Every).map(|l| l.svg),
+        });
+    }
+    figures
+}
+
+/// The legend: only the kinds of mark the run has.
+fn legend(pm: &PostMortem) -> Markup {
+    use crate::rundir::step::Action as A;
+    let steps = &pm.timeline.steps;
+    let has = |kinds: &[A]| steps.iter().any(|s| kinds.contains(&s.action));
+    let entries: Vec<(&str, &str, plotters::style::RGBColor)> = [
+        ("crash", "crash", &[A::Crash][..], chart::CRASH),
+        ("pause", "pause (span to resume)", &[A::Pause], chart::PAUSE),
+        ("grow", "grow", &[A::Grow], chart::GROW),
+        ("shrink", "shrink", &[A::Shrink], chart::SHRINK),
+        (
+            "recovery",
+            "restart / resume / heal",
+            &[A::Restart, A::Resume, A::Heal, A::ClockHeal, A::DiskHeal],
+            chart::RESTART,
+        ),
+        ("partition", "partition", &[A::Partition], chart::PARTITION),
+        ("reset", "reset", &[A::Reset], chart::NET_RESET),
+        ("delay", "delay", &[A::Delay], chart::NET_DELAY),
+        (
+            "bandwidth",
+            "bandwidth",
+            &[A::Bandwidth],
+            chart::NET_BANDWIDTH,
+        ),
+        ("slice", "slice", &[A::Slice], chart::NET_SLICE),
+        (
+            "clock",
+            "clock step, strobe or rate",
+            &[A::ClockStep, A::ClockStrobe, A::ClockRate],
+            chart::CLOCK,
+        ),
+        ("power-loss", "power loss", &[A::PowerLoss], chart::POWER),
+        ("disk-error", "disk error", &[A::DiskError], chart::DISK),
+    ]
+    .into_iter()
+    .filter(|(_, _, kinds, _)| has(kinds))
+    .map(|(kind, name, _, color)| (kind, name, color))
+    .chain((!pm.timeline.findings.is_empty()).then_some(("finding", "finding", chart::FINDING)))
+    .collect();
+    html! {
+        p.legend {
+            @for (kind, name, color) in &entries {
+                span data-kind=(kind) { span.swatch style=(format!("background:{}", chart::css(*color))) {} (name) }
             }
-            p.note { "Series are downsampled to at most " (MAX_POINTS) " points per line. A lane draws one mark of each kind per 1/" (chart::MARK_SLOTS) " of the time axis (about two pixels), and pauses that close are one span; the tables below count every event." }
         }
     }
 }
@@ -417,7 +565,7 @@ fn faults(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
         section #faults {
             h2 { "Faults and recovery" }
             p.note { "Recovery: from the fault to the next commit involving its component (one in a worker's own output file, one with a line of a sender's key, any for the sink)." }
-            table {
+            div.scroll { table {
                 tr { th { "component" } @for k in &kinds { th { (k) } } th { "median recovery" } th { "90th percentile" } th { "longest" } th { "no commit since" } }
                 @for (c, rs) in &by_component {
                     @let times: Vec<f64> = rs.iter().filter_map(|r| r.after_s).collect();
@@ -429,7 +577,7 @@ fn faults(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
                         }
                         td.num { (rs.len() - times.len()) } }
                 }
-            }
+            } }
             details open[pm.recoveries.len() <= RECOVERIES_LISTED] {
                 summary { "The " (slowest.len()) " slowest recoveries of " (pm.recoveries.len()) " faults" }
                 table {
@@ -455,20 +603,30 @@ fn logs(pm: &PostMortem, axis: Option<&TimeAxis>) -> Markup {
         (Some(t), Some(a)) => a.label(t),
         _ => String::new(),
     };
+    // A green run with faults logs the errors its faults cause (a peer crashed, a link
+    // was cut): they are expected, so they are collapsed, not shown first in red.
+    let expected = pm.verdict == PageVerdict::Ok
+        && pm.first_finding.is_none()
+        && pm.timeline.steps.iter().any(|s| s.action.is_fault());
+    let alarm = |alarm: bool| if alarm && !expected { "alarm" } else { "" };
     html! {
         section #logs {
             @match pm.first_finding {
                 Some(t) => h2 { "Logs within " (super::LOG_WINDOW_S) " s of the first finding (" (label(Some(t))) ")" },
+                None if expected => h2 { "Errors logged after the injected faults" },
                 None => h2 { "ERROR, FATAL and CRITICAL log lines" },
             }
             @if pm.logs.is_empty() { p.note { "No log line to show." } }
+            @else if expected {
+                p.note.expected { "The run passed. These lines follow the faults it injected (a connection reset after a crash, a peer cut off by the network): the system logs them while it recovers, and none of them is a finding. They are collapsed; open a log to read them." }
+            }
             @for l in &pm.logs {
-                details open[l.excerpt.lines.iter().any(|x| x.alarm) || pm.first_finding.is_some()] {
+                details open[!expected && (l.excerpt.lines.iter().any(|x| x.alarm) || pm.first_finding.is_some())] {
                     summary { span.mono { (shown(&l.file)) } " (" (shown(&l.component)) ", " (l.excerpt.lines.len()) " lines"
                         @if l.excerpt.omitted > 0 { ", " (l.excerpt.omitted) " more not shown" } ")" }
                     pre.log {
                         @for line in &l.excerpt.lines {
-                            span class=(if line.alarm { "alarm" } else { "" }) { (format!("{:>6}  ", line.number)) (shown(&line.text)) } "\n"
+                            span class=(alarm(line.alarm)) { (format!("{:>6}  ", line.number)) (shown(&line.text)) } "\n"
                         }
                     }
                 }

@@ -38,6 +38,8 @@ pub struct Timeline {
     pub steps: Vec<TimedStep>,
     pub findings: Vec<(f64, Finding)>,
     pub end: Option<RunEnd>,
+    /// The acked offsets `run` recorded as it went: (wall time, key, offset).
+    pub acks: Vec<(f64, String, u64)>,
     /// The file's steps carry no wall time (an older soakcheck): they are placed from
     /// the run's start, or else from the first commit.
     pub placed_from_origin: bool,
@@ -74,6 +76,11 @@ impl Timeline {
                     t.findings.push((*time, finding.clone()))
                 }
                 EventLine::End { end } => t.end = Some(end.clone()),
+                EventLine::Acked { acked, time } => t.acks.extend(
+                    acked
+                        .iter()
+                        .map(|(k, o)| (*time, super::text::shown(k), *o)),
+                ),
             }
         }
         t

@@ -75,6 +75,12 @@ pub enum EventLine {
     End {
         end: RunEnd,
     },
+    /// The senders' acked offsets that moved (by key), at wall time `time`: the report
+    /// charts them for the whole run, though the sender logs are rotated away.
+    Acked {
+        acked: std::collections::BTreeMap<String, u64>,
+        time: f64,
+    },
     /// A fault or action; `time` (wall time) and `effect_ms` (how long after it was due
     /// the driver's call returned) are absent from older files.
     Step {

@@ -27,6 +27,11 @@ pub enum WatchEvent {
     },
     /// A finding, as it is found.
     Finding { time: f64, finding: Finding },
+    /// The senders' acked offsets that moved (at most once a second).
+    Acked {
+        time: f64,
+        acked: BTreeMap<String, u64>,
+    },
     /// The last line: what was verified in all, and the keys of which not one byte was.
     Summary {
         time: f64,
@@ -81,6 +86,10 @@ mod tests {
                 commits: 3,
                 bytes: 4,
                 verified_bytes: BTreeMap::from([("A".to_string(), 4)]),
+            },
+            WatchEvent::Acked {
+                time: 2.5,
+                acked: [("A".to_string(), 4900)].into_iter().collect(),
             },
             WatchEvent::Finding {
                 time: 3.0,

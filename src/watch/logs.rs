@@ -123,6 +123,8 @@ pub struct SenderProgress {
     pub eof_por: u64,
     pub last_ack: Option<Instant>,
     pub acks: u64,
+    /// The point of reference of the last ack line: how far the sender's input is acked.
+    pub acked: Option<u64>,
     pub added: VecDeque<bool>,
     pub added_total: u64,
     pub eof: bool,
@@ -157,6 +159,7 @@ impl SenderProgress {
             eof_por,
             last_ack: None,
             acks: 0,
+            acked: None,
             added: VecDeque::new(),
             added_total: 0,
             eof: false,
@@ -168,9 +171,11 @@ impl SenderProgress {
     pub fn update(&mut self, window: usize, now: Instant) -> Result<(), LogTailError> {
         let (mut acks, mut added, mut eof) = (0u64, Vec::new(), false);
         let eof_por = self.eof_por;
+        let acked = &mut self.acked;
         self.tail.read_new(&mut |line| {
             if contains(line, ACKED) && contains(line, b"is_open=True") {
                 acks += 1;
+                *acked = point_of_ref(line).or(*acked);
             } else if contains(line, b"MultiSourceConnector added Stream") {
                 added.push(contains(line, b"is_open=True"));
             } else if contains(line, b"MultiSourceConnector closed Stream(")

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod sink;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -435,6 +436,19 @@ pub struct Watcher<'i> {
     /// The most commits and bytes any core verified before a power cut replaced it: the
     /// summary never says fewer were verified than were (and then found lost).
     verified_before_cut: (u64, u64),
+    /// Each sender's acked offset as last reported, and when to report again.
+    acks: AckReports,
+}
+
+/// The senders' acked offsets, reported once a second while they move: the report
+/// charts them for the whole run, though the logs they come from are rotated away.
+#[derive(Default)]
+struct AckReports {
+    sent: BTreeMap<String, u64>,
+    /// Taken by [`Watcher::take_acks`] through a shared borrow (watch's loop hands its
+    /// callback one).
+    ready: std::cell::Cell<BTreeMap<String, u64>>,
+    next: Option<Instant>,
 }
 
 impl<'i> Watcher<'i> {
@@ -478,6 +492,7 @@ impl<'i> Watcher<'i> {
             succeeded: false,
             last_commit: None,
             verified_before_cut: (0, 0),
+            acks: AckReports::default(),
         })
     }
 
@@ -571,6 +586,7 @@ impl<'i> Watcher<'i> {
         }
         self.findings.extend(fresh);
         self.progress(progress_out, now, released);
+        self.report_acks(now);
         if !self.findings.is_empty() {
             return Ok(StepOutcome::Found);
         }
@@ -584,6 +600,38 @@ impl<'i> Watcher<'i> {
             return Ok(StepOutcome::Succeeded);
         }
         Ok(StepOutcome::Running)
+    }
+
+    /// Once a second, the acked offsets that moved: as a `watch --events` line, and
+    /// for [`Watcher::take_acks`].
+    fn report_acks(&mut self, now: Instant) {
+        if self.acks.next.is_some_and(|next| now < next) {
+            return;
+        }
+        self.acks.next = Some(now + Duration::from_secs(1));
+        let mut moved = BTreeMap::new();
+        for s in &self.senders {
+            let key = (s.key as char).to_string();
+            if let Some(offset) = s.acked.filter(|o| self.acks.sent.get(&key) != Some(o)) {
+                self.acks.sent.insert(key.clone(), offset);
+                moved.insert(key, offset);
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        self.events.emit(WatchEvent::Acked {
+            time: unix_now(),
+            acked: moved.clone(),
+        });
+        let mut ready = self.acks.ready.take();
+        ready.extend(moved);
+        self.acks.ready.set(ready);
+    }
+
+    /// The acked offsets that moved since the last call (`run` records them).
+    pub fn take_acks(&self) -> BTreeMap<String, u64> {
+        self.acks.ready.take()
     }
 
     /// Feeds the commits that landed since the last pass to the checker; returns how

@@ -36,6 +36,10 @@ pub(super) fn local_checks(
                 let _ = events.send(CheckEvent::Finding(f.clone()));
             }
             reported = watcher.findings().len();
+            let acked = watcher.take_acks();
+            if !acked.is_empty() {
+                let _ = events.send(CheckEvent::Acked(acked));
+            }
             if outcome == StepOutcome::Succeeded && !completed {
                 completed = true;
                 let _ = events.send(CheckEvent::Complete);
@@ -190,6 +194,9 @@ pub(super) fn remote_checks(
         match event {
             WatchEvent::Finding { finding, .. } => {
                 let _ = events.send(CheckEvent::Finding(finding));
+            }
+            WatchEvent::Acked { acked, .. } => {
+                let _ = events.send(CheckEvent::Acked(acked));
             }
             WatchEvent::State {
                 state: WatchState::UntilReached,
