@@ -98,10 +98,26 @@ pub fn human_duration(seconds: f64) -> String {
 /// Unix seconds as this machine's local wall-clock time, to the millisecond, with its
 /// offset from UTC: `2026-12-06 19:40:13.313 +01:00`.
 pub fn local_time(unix_s: f64) -> String {
+    wall_time(unix_s, &chrono::Local)
+}
+
+/// Unix seconds as wall-clock time `utc_offset_s` east of UTC (a run machine's, as its
+/// events.jsonl records it), in [`local_time`]'s form.
+pub fn time_at_offset(unix_s: f64, utc_offset_s: i32) -> String {
+    match chrono::FixedOffset::east_opt(utc_offset_s) {
+        Some(zone) => wall_time(unix_s, &zone),
+        None => wall_time(unix_s, &chrono::Utc),
+    }
+}
+
+fn wall_time<Z: chrono::TimeZone>(unix_s: f64, zone: &Z) -> String
+where
+    Z::Offset: std::fmt::Display,
+{
     let s = if unix_s.is_finite() { unix_s } else { 0.0 };
     match chrono::DateTime::from_timestamp_millis((s * 1000.0).round() as i64) {
         Some(t) => t
-            .with_timezone(&chrono::Local)
+            .with_timezone(zone)
             .format("%Y-%m-%d %H:%M:%S%.3f %:z")
             .to_string(),
         None => format!("{s:.3} (Unix seconds)"),
@@ -123,6 +139,10 @@ mod tests {
         assert!(t.starts_with("2026-12-0") && t.contains(".313 "), "{t}");
         assert!(!local_time(f64::INFINITY).is_empty());
         assert!(local_time(1e300).contains("Unix seconds"));
+        assert_eq!(
+            time_at_offset(1796586013.313, 3600),
+            "2026-12-06 20:40:13.313 +01:00"
+        );
     }
 
     #[test]

@@ -720,6 +720,10 @@ fn assert_readable(dom: &str, width: u32) {
         command.contains("<span class=\"arg\">--seed</span>"),
         "{command}"
     );
+    // The commit's time reads as a wall-clock time at the run's offset, beside its stamp.
+    let violation = dom.split("id=\"violation\"").nth(1).expect("the violation");
+    let commit = violation.split("in the txnlog)").next().unwrap();
+    assert!(commit.contains(" +00:00 ("), "{commit}");
     let scroll: u32 = attr("data-scroll-width")[0].parse().unwrap();
     assert!(
         scroll <= width,

@@ -75,7 +75,7 @@ pub fn render(pm: &PostMortem, refresh: Refresh) -> String {
                     @if !pm.violations.is_empty() {
                         section #violation {
                             h2 { "The violation" }
-                            @for v in &pm.violations { (violation(v)) }
+                            @for v in &pm.violations { (violation(v, pm.utc_offset_s)) }
                         }
                     }
                     (problems(pm))
@@ -232,7 +232,7 @@ fn summary(pm: &PostMortem) -> Markup {
                 }
                 tr { th { "faults" } td.num { (pm.timeline.steps.iter().filter(|s| s.action.is_fault()).count()) } }
                 @if let Some(end) = &pm.timeline.end {
-                    tr { th { "the run ended" } td { (end.verdict) " after " (format!("{:.1}", end.duration_s)) " s" } }
+                    tr { th { "the run ended" } td { (end.verdict) " after " (crate::duration::human_duration(end.duration_s)) } }
                 }
             }
             @for n in &pm.notes { p.note { "Note: " (shown(n)) } }
@@ -435,14 +435,14 @@ fn to_mb(series: &[(String, Vec<(f64, u64)>)]) -> Vec<(String, Vec<(f64, f64)>)>
         .collect()
 }
 
-fn violation(v: &ViolationView) -> Markup {
+fn violation(v: &ViolationView, utc_offset_s: i32) -> Markup {
     html! {
         h3 { "Key " (v.key) ": " (v.kind.as_str()) ", " (v.lines) " line(s)" }
         table.provenance {
             tr { th { "input" } td.mono { (v.input_path.display()) " line " (v.input_line) ", offset " (v.input_offset) } }
             tr { th { "key output offset" } td.num { (v.key_offset) } }
             @if let Some(c) = &v.commit {
-                tr { th { "commit" } td.mono { (shown(&c.txn_id)) " at " (format!("{:.3}", c.time)) } }
+                tr { th { "commit" } td.mono { (shown(&c.txn_id)) " at " (crate::duration::time_at_offset(c.time, utc_offset_s)) " (" (format!("{:.3}", c.time)) " in the txnlog)" } }
                 tr { th { "txnlog" } td.mono { (c.file) ".txnlog:" (c.txnlog_line) } }
                 tr { th { "output" } td.mono { (c.file) " byte " (c.file_offset) } }
             } @else {
