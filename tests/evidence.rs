@@ -23,14 +23,18 @@ fn kept(dir: &Path) -> Vec<PathBuf> {
     runs
 }
 
-/// The page's "Replay its faults exactly" command, as a person would copy it.
+/// The page's "Replay its faults exactly" command, as a person would copy it (the
+/// text of its words, each in its own unbreakable span).
 fn replay_command(page: &str) -> String {
+    let opening = "Replay its faults exactly: <code class=\"command\">";
     let at = page
-        .find("Replay its faults exactly: <code>")
+        .find(opening)
         .expect("the page shows the replay command")
-        + "Replay its faults exactly: <code>".len();
+        + opening.len();
     let code = &page[at..at + page[at..].find("</code>").unwrap()];
-    code.replace("&quot;", "\"")
+    code.replace("<span class=\"arg\">", "")
+        .replace("</span>", "")
+        .replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
         .replace("&gt;", ">")

@@ -653,12 +653,10 @@ impl<'a> Supervisor<'a> {
     }
 
     fn draw_status(&mut self) {
-        let line = format!(
-            "{:.0}s faults {} | {}",
-            self.elapsed_s(),
-            self.fault_count,
-            self.status
-        );
+        let mut line = format!("{:.0}s faults {}", self.elapsed_s(), self.fault_count);
+        if !self.status.is_empty() {
+            line = format!("{line}{}{}", crate::term::PART, self.status);
+        }
         crate::term::redraw(self.out, &line);
         self.schedule(Duration::from_millis(250), Due::Status);
     }
