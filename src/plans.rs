@@ -107,11 +107,19 @@ pub fn keys_or_default(keys: Option<&str>, env: Option<String>) -> Result<Vec<u8
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .map(|k| {
-            parse_key(k).map_err(|detail| PlanError::BadKey {
+            let bad = |detail| PlanError::BadKey {
                 flag: "--keys",
                 spec: k.to_string(),
                 detail,
-            })
+            };
+            // The system's own keys name senders, marks, status lines and pages: a
+            // control character there would be obeyed by the terminal.
+            match parse_key(k).map_err(bad)? {
+                key if key.is_ascii_graphic() => Ok(key),
+                _ => Err(bad(format!(
+                    "a key of the system is a printable ASCII character, not {k:?}"
+                ))),
+            }
         })
         .collect::<Result<_, _>>()?;
     if keys.is_empty() {
@@ -828,6 +836,12 @@ mod tests {
         );
         assert!(key_path("--input", "AB=/x").is_err());
         assert_eq!(keys_or_default(Some("A,B"), None).unwrap(), b"AB");
+        // A control character would reach terminals through marks and status lines.
+        let escape = keys_or_default(Some("\x1b,A"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(escape.contains("printable"), "{escape}");
+        assert!(keys_or_default(Some("A, "), None).is_ok());
         assert_eq!(keys_or_default(None, Some("C D".into())).unwrap(), b"CD");
         assert_eq!(keys_or_default(None, Some(" ".into())).unwrap().len(), 10);
         assert_eq!(

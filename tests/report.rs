@@ -232,8 +232,9 @@ fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_es
         .unwrap();
     assert_eq!(verify.status.code(), Some(1));
 
-    // From the bundle: ./report.html.
+    // From the bundle: ./postmortem-<time>.html, beside a report.html it leaves alone.
     let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("report.html"), "a run's own page").unwrap();
     let out = report(&[bundle.to_str().unwrap()], elsewhere.path());
     assert_eq!(
         out.status.code(),
@@ -241,7 +242,14 @@ fn a_frozen_soak_leaves_a_page_that_names_the_violation_marks_every_fault_and_es
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let page = std::fs::read_to_string(elsewhere.path().join("report.html")).unwrap();
+    let own = std::fs::read_to_string(elsewhere.path().join("report.html")).unwrap();
+    assert_eq!(own, "a run's own page", "the bundle's report replaced it");
+    let name = bundle
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".tar.gz", ".html");
+    let page = std::fs::read_to_string(elsewhere.path().join(name)).unwrap();
     assert!(page.contains("Key <strong>C</strong>: <strong>duplicate</strong>"));
 }
 
@@ -691,10 +699,7 @@ fn assert_readable(dom: &str, width: u32) {
         charts.contains(&("lanes".into(), "density".into())),
         "{charts:?}"
     );
-    assert!(
-        charts.contains(&("detail".into(), "marks".into())),
-        "{charts:?}"
-    );
+    assert!(charts.iter().any(|(c, _)| c == "detail"), "{charts:?}");
     assert!(
         charts.iter().any(|(c, _)| c == "acks"),
         "no acked offsets chart: {charts:?}"

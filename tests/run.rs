@@ -649,4 +649,6 @@ fn the_status_line_fits_a_real_terminal() {
     // The line was wider than 60 columns, so it was cut, not left out.
     assert!(lines.iter().any(|l| l.ends_with('…')), "{lines:?}");
     assert!(text.contains("\nsoakcheck run: ok after "), "{text}");
+    // A fresh run dir had nothing to reset: a run does not say so (only `reset` does).
+    assert!(!text.contains("nothing to reset"), "{text}");
 }

@@ -134,7 +134,7 @@ pub struct DemoClusterArgs {
     /// Bytes per second per feed (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// Working directory (default: a new directory under /tmp).
+    /// Working directory (default: a new one under $TMPDIR, else /tmp, removed after a pass).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     #[arg(long, value_parser = soakcheck::duration::parse_duration, default_value = "1s")]

@@ -15,7 +15,7 @@ use super::choice;
 pub struct ReportArgs {
     /// A run directory, a post-mortem .tar.gz bundle, or a sink directory (with --input-dir).
     pub path: PathBuf,
-    /// Where the page goes (default: PATH/report.html; ./report.html for a bundle).
+    /// Where the page goes (default: PATH/report.html; ./NAME.html for a bundle NAME.tar.gz, so a run's own report.html is never replaced).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Directory of the input files (default: the run directory).

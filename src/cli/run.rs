@@ -111,8 +111,15 @@ pub struct ResetArgs {
 }
 
 pub fn run_reset(args: &ResetArgs) -> anyhow::Result<()> {
-    for line in soakcheck::driver::run::reset(&args.run_dir, args.keep_runs)? {
+    let done = soakcheck::driver::run::reset(&args.run_dir, args.keep_runs)?;
+    for line in &done {
         println!("{line}");
+    }
+    if done.is_empty() {
+        println!(
+            "{}",
+            soakcheck::driver::run::nothing_to_reset(&args.run_dir)
+        );
     }
     if args.purge {
         for line in soakcheck::rundir::kept::purge(&args.run_dir) {

@@ -29,10 +29,10 @@ pub const MARKS: &[(&str, &str)] = &[
     ("Join N.", "worker N joined the cluster (grow)"),
     ("Shrink N", "worker N was shrunk out of it"),
     (
-        "nS nN nK",
+        "nS nN nsK",
         "a network fault on a sink link / worker N's control link / sender K's link",
     ),
-    ("hS hN hK", "... healed"),
+    ("hS hN hsK", "... healed"),
     (
         "<S >S",
         "the sink's clock stepped back / forward (<N >N: worker N's)",
@@ -56,9 +56,9 @@ pub fn help() -> String {
          Duration:) and one mark per event:\n",
     );
     for (mark, meaning) in MARKS {
-        text += &format!("  {mark:<9} {meaning}\n");
+        text += &format!("  {mark:<10} {meaning}\n");
     }
-    text += "On a terminal it draws a status line instead, fitted to the terminal's width.";
+    text += "\nOn a terminal it draws a status line instead, fitted to the terminal's width.";
     text
 }
 

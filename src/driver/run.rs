@@ -170,10 +170,14 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
     }
     std::fs::create_dir_all(run_dir)
         .map_err(|e| RunError::Setup(format!("{}: {e}", run_dir.display())))?;
-    for line in reset(run_dir, plan.keep_runs)? {
+    let done = reset(run_dir, plan.keep_runs)?;
+    for line in &done {
         let _ = writeln!(out, "{line}");
     }
     if plan.scenario.reset_only {
+        if done.is_empty() {
+            let _ = writeln!(out, "{}", nothing_to_reset(run_dir));
+        }
         return Ok(());
     }
     let sink_dir = run_dir.join(crate::formats::sinkdir::SINK_OUT);
@@ -195,20 +199,24 @@ fn prepare(plan: &RunPlan, out: &mut dyn Write) -> Result<(), RunError> {
 /// `soakcheck reset` (and the start of every run): kills what the previous run
 /// recorded, on every host, through the driver it used; then keeps its evidence in
 /// `RUN_DIR/soakcheck-runs/` (see [`crate::rundir::kept`]), removing the oldest green kept runs
-/// beyond `keep`. Deletes nothing else.
+/// beyond `keep`. Deletes nothing else. Says what it did (nothing, for a fresh run
+/// dir: [`nothing_to_reset`] says so where a person asked for a reset).
 pub fn reset(run_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
     let mut done = super::record::kill_recorded(run_dir).map_err(RunError::Setup)?;
     done.extend(detach_layers(run_dir));
     let kept = crate::rundir::kept::keep_previous(run_dir, keep)
         .map_err(|e| RunError::Setup(e.to_string()))?;
     done.extend(kept);
-    if done.is_empty() {
-        done.push(format!(
-            "{}: no recorded process and no run's files: nothing to reset",
-            run_dir.display()
-        ));
-    }
     Ok(done)
+}
+
+/// What a reset that found nothing says (`soakcheck reset`, `run ... reset-only`; a run
+/// in a fresh run dir says nothing).
+pub fn nothing_to_reset(run_dir: &Path) -> String {
+    format!(
+        "{}: no recorded process and no run's files: nothing to reset",
+        run_dir.display()
+    )
 }
 
 /// The `soakcheck fs` layers a killed run left: their mounts detached, their own

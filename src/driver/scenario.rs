@@ -214,14 +214,15 @@ impl NetScope {
     }
 
     /// The character after `n`/`h` off a terminal: `S` for a sink link, `N` for worker
-    /// N's control link, `K` for sender K's (`*` for the wallaroo preset's one link of
+    /// N's control link, `sK` for sender K's (`s*` for the wallaroo preset's one link of
     /// every sender).
     pub fn mark(link: &str) -> String {
         let client = link_client(link);
         if link.ends_with("->sink") {
             "S".into()
         } else if let Some(k) = client.strip_prefix("sender-") {
-            k.into()
+            // `s` first, as in `csA`: a key may be a digit, or `S`.
+            format!("s{k}")
         } else {
             crate::topology::worker_number(client).map_or("?".into(), |n| n.to_string())
         }
@@ -898,8 +899,8 @@ steps = []
         let senders = crate::driver::preset::WALLAROO_SENDERS_LINK;
         for (link, scope, mark) in [
             ("worker2->sink", NetScope::Sink, "S"),
-            ("sender-B->worker1", NetScope::Source, "B"),
-            (senders, NetScope::Source, "*"),
+            ("sender-B->worker1", NetScope::Source, "sB"),
+            (senders, NetScope::Source, "s*"),
             ("worker3->initializer", NetScope::Control, "3"),
         ] {
             for other in [NetScope::Sink, NetScope::Source, NetScope::Control] {

@@ -67,11 +67,32 @@ pub struct TimeAxis {
 }
 
 impl TimeAxis {
-    /// The wall time `t` as `HH:MM:SS` at the axis's offset.
+    /// The wall time `t` at the axis's offset, as precisely as ten ticks over the axis
+    /// need to differ: `HH:MM:SS`, with tenths or hundredths on an axis of seconds, and
+    /// with the date on one longer than a day.
     pub fn label(&self, t: f64) -> String {
         let local = t + f64::from(self.utc_offset_s);
-        let secs = local.rem_euclid(86_400.0) as u64;
-        format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+        let span = self.end - self.start;
+        if span > 86_400.0 {
+            if let Some(day) = chrono::DateTime::from_timestamp(local.floor() as i64, 0) {
+                return day.format("%Y-%m-%d %H:%M").to_string();
+            }
+        }
+        let step = nice_step(span / 10.0);
+        let decimals = if step >= 1.0 {
+            0
+        } else {
+            ((-step.log10()).ceil() as usize).min(3)
+        };
+        // Cut once, in units of the last digit shown, as a clock reads (29.96 s: 29.9).
+        let scale = 10u64.pow(decimals as u32);
+        let units = (local.rem_euclid(86_400.0) * scale as f64).floor() as u64 % (86_400 * scale);
+        let (secs, fraction) = (units / scale, units % scale);
+        let hms = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+        match decimals {
+            0 => hms,
+            d => format!("{hms}.{fraction:0d$}"),
+        }
     }
 
     /// `UTC+01:00`.
@@ -113,9 +134,14 @@ pub enum Detail {
     /// The whole run: marks thinned to one per kind and slot, and a lane with more
     /// than [`DENSITY_ABOVE`] faults drawn as a density strip.
     Whole,
-    /// A window (around the first finding): every mark.
+    /// A window (around the first finding): every mark, unless it holds more than
+    /// [`EVERY_AT_MOST`] (200,000 events in a second would make a page of megabytes):
+    /// then as [`Detail::Whole`].
     Every,
 }
+
+/// The most marks a [`Detail::Every`] chart draws one by one.
+pub const EVERY_AT_MOST: usize = 2000;
 
 /// A lane with more faults than this is a density strip on the whole run's chart: past
 /// it, marks overlap into a solid bar that no one can count or tell apart.
@@ -139,6 +165,13 @@ pub fn lanes(
     components: &[String],
     detail: Detail,
 ) -> Result<Lanes> {
+    let on_axis = |s: &&TimedStep| (axis.start..=axis.end).contains(&s.time);
+    let detail = match detail {
+        Detail::Every if timeline.steps.iter().filter(on_axis).count() > EVERY_AT_MOST => {
+            Detail::Whole
+        }
+        d => d,
+    };
     let density = match detail {
         Detail::Whole => dense_lanes(axis, timeline, components),
         Detail::Every => Vec::new(),
@@ -574,6 +607,15 @@ mod tests {
             utc_offset_s: 3600,
         };
         assert_eq!(axis.label(1_795_920_449.9), "03:47:29");
+        // Ticks a fraction of a second apart differ; a longer axis than a day has dates.
+        let short = TimeAxis { end: 3.0, ..axis };
+        assert_eq!(short.label(1_795_920_449.25), "03:47:29.2");
+        assert_eq!(short.label(1_795_920_449.96), "03:47:29.9");
+        let long = TimeAxis {
+            end: 3.0 * 86_400.0,
+            ..axis
+        };
+        assert_eq!(long.label(1_795_920_449.9), "2026-11-29 03:47");
         assert_eq!(axis.zone(), "UTC+01:00");
         let west = TimeAxis {
             utc_offset_s: -5 * 3600 - 1800,
@@ -662,6 +704,16 @@ mod tests {
         assert!(every.density.is_empty());
         // 480..=540 s: 61 sink crashes and worker1's, every one a mark.
         assert_eq!(every.svg.matches(&crash).count(), 62);
+        // But not 200,000 marks of one busy second: past EVERY_AT_MOST, as the whole.
+        let burst = Timeline {
+            steps: (0..20_000)
+                .map(|i| step(500.0 + i as f64 / 20_000.0, Action::Crash, "sink"))
+                .collect(),
+            ..Timeline::default()
+        };
+        let capped = lanes(&window, &burst, &names, Detail::Every).unwrap();
+        assert_eq!(capped.density, vec!["sink".to_string()]);
+        assert!(capped.svg.len() < 200_000, "{} bytes", capped.svg.len());
     }
 
     /// Ticks as far apart as plotters draws them never share a label.

@@ -91,8 +91,23 @@ pub struct ReportPlan {
     pub expect_complete: bool,
 }
 
+/// `./NAME.html` for the bundle `DIR/NAME.tar.gz` (or `.tgz`).
+fn bundle_page(bundle: &Path) -> PathBuf {
+    let name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".tar.gz")
+        .or_else(|| name.strip_suffix(".tgz"))
+        .unwrap_or(&name);
+    PathBuf::from(format!("{stem}.html"))
+}
+
 /// The files of `plan.source`, where the page goes, and the temporary directory a
 /// bundle was unpacked into (removed when dropped, or on SIGINT or SIGTERM).
+///
+/// A bundle's page goes to `./<bundle name>.html` (`postmortem-1796528083.html`).
 pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>), ReportError> {
     let source = &plan.source;
     let bad = |detail: &str| ReportError::Source {
@@ -112,10 +127,9 @@ pub fn locate(plan: &ReportPlan) -> Result<(RunFiles, PathBuf, Option<Unpacked>)
         }
         let mut files = RunFiles::run_dir(&run_dir);
         files.label = source.display().to_string();
-        let out = plan
-            .output
-            .clone()
-            .unwrap_or_else(|| crate::rundir::REPORT.into());
+        // Named for the bundle, so that a report made where a run's own report.html is
+        // (its run dir, say) never replaces that evidence.
+        let out = plan.output.clone().unwrap_or_else(|| bundle_page(source));
         return Ok((files, out, Some(dir)));
     }
     if !meta.is_dir() {
@@ -343,9 +357,13 @@ pub const LOG_WINDOW_S: f64 = 10.0;
 
 /// Reads and checks everything of `files` into a [`PostMortem`].
 pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, ReportError> {
+    let mut unreadable_findings = 0;
     let (events, event_notes) = match &files.events {
         Some(path) => match crate::rundir::events::read_events_text(path) {
-            Ok(text) => crate::rundir::events::parse_events_noting(path, &text),
+            Ok(text) => {
+                unreadable_findings = crate::rundir::events::unreadable_findings(&text);
+                crate::rundir::events::parse_events_noting(path, &text)
+            }
             Err(e) => (
                 Vec::new(),
                 vec![format!(
@@ -396,9 +414,18 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
     }
     // A finding the run recorded is a violation, even where the directory no longer
     // shows it (a power cut took the committed data back) or cannot be checked now.
+    let ended = |verdict: &str| timeline.end.as_ref().is_some_and(|e| e.verdict == verdict);
     if !timeline.findings.is_empty() {
         pm.verdict = PageVerdict::Violation;
-    } else if timeline.end.as_ref().is_some_and(|e| e.verdict == "error") {
+    } else if ended("violation") || unreadable_findings > 0 {
+        // Its finding lines could not be read (of a kind this soakcheck does not know,
+        // a field missing), but the record says it found something: never a pass.
+        pm.verdict = PageVerdict::Violation;
+        pm.notes.insert(
+            0,
+            "the run recorded a finding that this page cannot read from events.jsonl (see the notes on its lines): the verdict is violation".into(),
+        );
+    } else if ended("error") {
         // The run itself failed: what its directory holds is no pass.
         pm.verdict = PageVerdict::Error;
         pm.error

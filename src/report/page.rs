@@ -203,6 +203,9 @@ fn command(words: &[String], more: &[String]) -> Markup {
     }
 }
 
+/// The most notes listed: a file of 200,000 bad lines is named by its first few.
+pub const NOTES_SHOWN: usize = 20;
+
 fn summary(pm: &PostMortem) -> Markup {
     let report = pm.report.as_ref();
     let commits = report.map_or(0, |r| r.sink.commits);
@@ -235,7 +238,10 @@ fn summary(pm: &PostMortem) -> Markup {
                     tr { th { "the run ended" } td { (end.verdict) " after " (crate::duration::human_duration(end.duration_s)) } }
                 }
             }
-            @for n in &pm.notes { p.note { "Note: " (shown(n)) } }
+            @for n in pm.notes.iter().take(NOTES_SHOWN) { p.note { "Note: " (shown(n)) } }
+            @if pm.notes.len() > NOTES_SHOWN {
+                p.note { "Note: " (pm.notes.len() - NOTES_SHOWN) " more notes are left out (the first " (NOTES_SHOWN) " are above)." }
+            }
         }
     }
 }
@@ -344,32 +350,36 @@ fn lane_figures(pm: &PostMortem, axis: &TimeAxis) -> Vec<Figure> {
         return Vec::new();
     }
     let components = t.components();
-    let whole = chart::lanes(axis, t, &components, chart::Detail::Whole);
-    let mode = match &whole {
-        Ok(l) if !l.density.is_empty() => "density",
-        _ => "marks",
+    let figure = |title: String, kind, lanes: Result<chart::Lanes, String>| {
+        let mode = match &lanes {
+            Ok(l) if !l.density.is_empty() => "density",
+            _ => "marks",
+        };
+        Figure {
+            title,
+            kind,
+            mode,
+            svg: lanes.map(|l| l.svg),
+        }
     };
-    let mut figures = vec![Figure {
-        title: "Faults and findings per component".into(),
-        kind: "lanes",
-        mode,
-        svg: whole.map(|l| l.svg),
-    }];
+    let whole = chart::lanes(axis, t, &components, chart::Detail::Whole);
+    let mut figures = vec![figure(
+        "Faults and findings per component".into(),
+        "lanes",
+        whole,
+    )];
     if let Some(at) = t.findings.first().map(|f| f.0) {
         let window = TimeAxis {
             start: at - DETAIL_WINDOW_S,
             end: at + DETAIL_WINDOW_S,
             ..*axis
         };
-        figures.push(Figure {
-            title: format!(
-                "Every fault within {DETAIL_WINDOW_S:.0} s of the first finding ({})",
-                axis.label(at)
-            ),
-            kind: "detail",
-            mode: "marks",
-            svg: chart::lanes(&window, t, &components, chart::Detail::Every).map(|l| l.svg),
-        });
+        let title = format!(
+            "Every fault within {DETAIL_WINDOW_S:.0} s of the first finding ({})",
+            axis.label(at)
+        );
+        let every = chart::lanes(&window, t, &components, chart::Detail::Every);
+        figures.push(figure(title, "detail", every));
     }
     figures
 }

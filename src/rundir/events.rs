@@ -172,6 +172,20 @@ pub fn parse_events_noting(path: &Path, text: &str) -> (Vec<EventLine>, Vec<Stri
     (events, notes)
 }
 
+/// How many lines of `text` are meant as findings (a JSON object with a `finding`) but
+/// are no event line this soakcheck reads (a kind it does not know, a field missing): a
+/// record with one is never shown as a pass.
+pub fn unreadable_findings(text: &str) -> usize {
+    text.lines()
+        .filter(|line| line.contains("\"finding\""))
+        .filter(|line| serde_json::from_str::<EventLine>(line).is_err())
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|v| v.get("finding").is_some())
+        })
+        .count()
+}
+
 /// Why a line is no event, as precisely as can be said: a line with an `action` is meant
 /// as a step, so the step's own error (an unknown action, a missing or mistyped field)
 /// says more than "no variant matched".

@@ -24,6 +24,12 @@ pub struct Pass<'p, 'i> {
 pub trait LiveCheck {
     fn check(&mut self, pass: &mut Pass<'_, '_>, found: &mut Fresh) -> Result<(), WatchError>;
 
+    /// Reads what must be read before the pass reads the sink's files (see
+    /// [`SinkLogErrors`]).
+    fn before_pass(&mut self) -> Result<(), WatchError> {
+        Ok(())
+    }
+
     /// The core started over (after a power cut): what it counted in the old one is gone.
     fn restarted(&mut self) {}
 }
@@ -39,6 +45,7 @@ pub fn checks_of(plan: &WatchPlan, keys: usize) -> Vec<Box<dyn LiveCheck>> {
     if let Some(path) = &plan.sink_log {
         checks.push(Box::new(SinkLogErrors {
             tail: LogTail::new(path.clone()),
+            read: Vec::new(),
         }));
     }
     checks.push(Box::new(SenderProgressCheck));
@@ -110,22 +117,33 @@ impl LiveCheck for SinkProblems {
 }
 
 /// ERROR, FATAL or CRITICAL lines new in the sink's log.
+///
+/// The log is read before the pass reads the sink's files: an error the sink logs
+/// because of something done to its files (a power cut took committed output back, and
+/// the restarted sink finds its file shorter than a worker's vote) is then read with
+/// files that already show it, so the cause is found first, in the same pass, and not
+/// the symptom alone (it was, on a loaded machine, when the log was read last).
 struct SinkLogErrors {
     tail: LogTail,
+    read: Vec<String>,
 }
 
 impl LiveCheck for SinkLogErrors {
-    fn check(&mut self, _pass: &mut Pass<'_, '_>, found: &mut Fresh) -> Result<(), WatchError> {
-        let mut errors = Vec::new();
+    fn before_pass(&mut self) -> Result<(), WatchError> {
+        let read = &mut self.read;
         self.tail.read_new(&mut |line| {
             if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
                 .iter()
                 .any(|w| memchr::memmem::find(line, w).is_some())
             {
-                errors.push(String::from_utf8_lossy(line).into_owned());
+                read.push(String::from_utf8_lossy(line).into_owned());
             }
         })?;
-        for e in errors {
+        Ok(())
+    }
+
+    fn check(&mut self, _pass: &mut Pass<'_, '_>, found: &mut Fresh) -> Result<(), WatchError> {
+        for e in std::mem::take(&mut self.read) {
             found.push(
                 FindingKind::SinkError,
                 None,

@@ -564,6 +564,9 @@ impl<'i> Watcher<'i> {
     pub fn step(&mut self, progress_out: &mut dyn Write) -> Result<StepOutcome, WatchError> {
         let plan = self.plan;
         let now = Instant::now();
+        for check in &mut self.checks {
+            check.before_pass()?;
+        }
         let released = self.release_commits(now)?;
         let mut fresh = Fresh::default();
         let mut pass = Pass {

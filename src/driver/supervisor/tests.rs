@@ -428,7 +428,7 @@ fn network_loops_strike_their_links_of_the_cluster_and_heal_them() {
     }
     let out = String::from_utf8(rig.out).unwrap();
     assert!(out.contains("nS") && out.contains("hS"), "{out}");
-    assert!(out.contains("nA") || out.contains("nB"), "{out}");
+    assert!(out.contains("nsA") || out.contains("nsB"), "{out}");
     let events = String::from_utf8(rig.events).unwrap();
     assert!(
         events.contains(r#""link":"worker1->sink""#)
