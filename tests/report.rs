@@ -771,3 +771,42 @@ fn a_green_runs_expected_errors_are_collapsed_under_a_note() {
     assert!(!logs.contains("class=\"alarm\""), "shown in red: {logs}");
     assert!(!logs.contains("<details open"), "not collapsed: {logs}");
 }
+
+/// A record that holds a finding the page cannot read (a kind this soakcheck does not
+/// know), or only a run's end that says violation, is never shown as a pass; and a file
+/// of bad lines is named by its first notes, not one note per line.
+#[test]
+fn a_finding_the_page_cannot_read_is_no_pass_and_bad_lines_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t0, _) = synthetic_run_dir(dir.path(), "40000", None);
+    let events = dir.path().join("events.jsonl");
+    let clean = std::fs::read_to_string(&events).unwrap();
+    let page_of = |extra: &str| {
+        std::fs::write(&events, format!("{clean}{extra}")).unwrap();
+        let out = report(&[dir.path().to_str().unwrap()], dir.path());
+        let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        (out.status.code(), page)
+    };
+    assert_eq!(page_of("").0, Some(0), "the clean run is green");
+    let unknown = format!(
+        "{{\"finding\":{{\"kind\":\"disk-full\",\"key\":null,\"detail\":\"x\",\"elapsed_s\":1.0}},\"at\":1.0,\"time\":{t0}}}\n"
+    );
+    let (code, page) = page_of(&unknown);
+    assert_eq!(code, Some(1), "an unreadable finding passed");
+    assert!(page.contains("cannot read"), "the page says why");
+    let end = format!(
+        "{{\"end\":{{\"verdict\":\"violation\",\"time\":{t0},\"duration_s\":1.0,\"fault_count\":1}}}}\n"
+    );
+    assert_eq!(page_of(&end).0, Some(1), "a recorded violation passed");
+    let bad: String = (0..500).map(|i| format!("{{\"bogus\":{i}}}\n")).collect();
+    let (code, page) = page_of(&bad);
+    assert_eq!(code, Some(0));
+    assert!(
+        page.matches("not an events.jsonl line").count() <= 20,
+        "one note per bad line"
+    );
+    assert!(
+        page.contains("480 more notes are left out"),
+        "the rest is counted"
+    );
+}
