@@ -230,16 +230,29 @@ fn ctrl_c_and_reset_leave_no_process() {
             "1",
         ],
     );
-    let mut child = RunGuard::spawn(&args, dir.path(), Stdio::null());
-    std::thread::sleep(Duration::from_secs(4));
-    let pids = recorded_pids(dir.path());
-    assert!(pids.len() >= 4, "{pids:?}");
-    child.signal(nix::sys::signal::Signal::SIGINT);
-    let status = child.wait();
-    assert_eq!(status.code(), Some(2), "stopped before EOF: exit 2");
-    std::thread::sleep(Duration::from_millis(200));
-    for pid in &pids {
-        assert!(!alive(*pid), "pid {pid} left running after Ctrl-C");
+    // Ctrl-C, and the hangup of a terminal that closes (it killed the run at once,
+    // with no end in its record).
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        let mut child = RunGuard::spawn(&args, dir.path(), Stdio::null());
+        std::thread::sleep(Duration::from_secs(4));
+        let pids = recorded_pids(dir.path());
+        assert!(pids.len() >= 4, "{pids:?}");
+        child.signal(signal);
+        let status = child.wait();
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "{signal}: stopped before EOF: exit 2"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        for pid in &pids {
+            assert!(!alive(*pid), "pid {pid} left running after {signal}");
+        }
+        let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        assert!(events.contains("\"end\":"), "{signal}: no end recorded");
     }
     // A driver killed outright leaves its children; reset stops exactly those.
     let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();

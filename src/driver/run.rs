@@ -135,10 +135,11 @@ fn unix_ms() -> u128 {
         .unwrap_or(0)
 }
 
-/// SIGINT, SIGTERM and SIGCHLD as [`Wake`] messages, until the handle is closed.
+/// SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGCHLD as [`Wake`] messages,
+/// until the handle is closed.
 fn forward_signals(wakes: Sender<Wake>) -> Result<signal_hook::iterator::Handle, RunError> {
-    use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD])
+    use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGCHLD])
         .map_err(|e| RunError::Setup(format!("installing signal handlers: {e}")))?;
     let handle = signals.handle();
     std::thread::spawn(move || {
