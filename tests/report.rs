@@ -330,6 +330,18 @@ fn synthetic_run_dir(dir: &Path, bytes: &str, fault: Option<&str>) -> (f64, f64)
     (t0, t1)
 }
 
+/// The page `report` makes of the run dir `dir`, which must exit with `status`.
+fn run_page(dir: &Path, status: i32) -> String {
+    let out = report(&[dir.to_str().unwrap()], dir);
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(dir.join("report.html")).unwrap()
+}
+
 /// The pixels of a screenshot, checked not to be a blank page.
 fn not_blank(shot: &Path) -> Vec<[u8; 3]> {
     let decoder = png::Decoder::new(std::fs::File::open(shot).unwrap());
@@ -636,14 +648,7 @@ fn a_3000_fault_page_stays_readable_at_900_and_1400_px() {
         lines += &format!("{{\"acked\":{{\"A\":{offset},\"B\":{offset}}},\"time\":{time}}}\n");
     }
     std::fs::write(&events, lines).unwrap();
-    let out = report(&[dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let page = run_page(dir.path(), 1);
     // A copy that measures its own width once laid out (the page itself has no script).
     let measured = dir.path().join("measured.html");
     std::fs::write(
@@ -751,14 +756,7 @@ fn a_green_runs_expected_errors_are_collapsed_under_a_note() {
         ),
     )
     .unwrap();
-    let out = report(&[dir.path().to_str().unwrap()], dir.path());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let page = run_page(dir.path(), 0);
     let logs = page.split("id=\"logs\"").nth(1).unwrap();
     assert!(
         logs.contains("Errors logged after the injected faults"),
