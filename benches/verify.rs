@@ -13,7 +13,17 @@ use soakcheck::verify::{verify, Checker, Semantics, VerifyPlan};
 
 fn setup(keys: usize, bytes_per_key: u64) -> (tempfile::TempDir, VerifyPlan, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let (plan, summary) = generate_fixture(dir.path(), keys, bytes_per_key, 3, 1.5).unwrap();
+    let (plan, summary) = generate_fixture(
+        dir.path(),
+        keys,
+        bytes_per_key,
+        3,
+        soakcheck::bench::verify::Shape {
+            interleave: 1.5,
+            commit_bytes: None,
+        },
+    )
+    .unwrap();
     (dir, plan, summary.committed_bytes)
 }
 

@@ -61,6 +61,10 @@ pub struct GenSinkArgs {
     /// interleave their keys every line or two).
     #[arg(long, value_name = "LINES", default_value_t = soakcheck::gen::sink::REALISTIC_INTERLEAVE)]
     pub interleave: f64,
+    /// The mean bytes per commit (default: about 7,000 commits for 10 keys of the original
+    /// inputs, about 55 KB each; a slow soak with one-second checkpoints commits a few KB).
+    #[arg(long, value_name = "BYTES")]
+    pub commit_bytes: Option<u64>,
 }
 
 pub fn run_gen_inputs(args: GenInputsArgs) -> anyhow::Result<()> {
@@ -88,6 +92,7 @@ pub fn run_gen_sink(args: GenSinkArgs) -> anyhow::Result<()> {
         fault,
         seed: args.seed,
         interleave: args.interleave,
+        commit_bytes: args.commit_bytes,
     };
     let summary = generate_sink(&plan)?;
     println!(

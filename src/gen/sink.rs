@@ -61,6 +61,10 @@ pub struct GenSinkPlan {
     pub seed: u64,
     /// The mean number of consecutive lines of one key in a worker's output (>= 1).
     pub interleave: f64,
+    /// The mean bytes a commit commits (None: about 7000 commits for the standard 10 x
+    /// 4,000,000-byte run, about 55 KB each). A slow soak with one-second checkpoints
+    /// commits a few KB at a time.
+    pub commit_bytes: Option<u64>,
 }
 
 /// The mean run length real sinks show: keys interleave every line or two.
@@ -164,6 +168,7 @@ impl Clock {
 
 struct Generator {
     interleave: f64,
+    commit_bytes: Option<u64>,
     rng: Rng,
     clock: Clock,
     keys: Vec<KeyFeed>,
@@ -283,6 +288,7 @@ pub fn generate_sink(plan: &GenSinkPlan) -> Result<GenSinkSummary, GenSinkError>
     let workers = open_workers(plan, keys.len())?;
     let mut generator = Generator {
         interleave: plan.interleave,
+        commit_bytes: plan.commit_bytes,
         sink_id: rng.next_u64(),
         clock: Clock {
             now: 1_700_000_000.0 + rng.range(0, 100_000_000) as f64,
@@ -328,7 +334,10 @@ impl Generator {
         // About 7000 commits for the standard 10 x 4,000,000-byte run; at least a few
         // lines per commit for small inputs.
         let checkpoints = (total_lines / 36).clamp(12, 7000 / self.workers.len());
-        let mean_lines = (total_lines / (checkpoints * self.workers.len())).max(3) as u64;
+        let mean_lines = match self.commit_bytes {
+            Some(bytes) => (bytes as usize * total_lines / total.max(1)).max(1) as u64,
+            None => (total_lines / (checkpoints * self.workers.len())).max(3) as u64,
+        };
         for w in 0..self.workers.len() {
             self.log(w, &Record::ListUncommitted { txn_ids: vec![] })?;
         }
@@ -825,6 +834,7 @@ mod tests {
                 fault: None,
                 seed: 3,
                 interleave,
+                commit_bytes: None,
             })
             .unwrap();
             let output = std::fs::read(sink_dir.join("output.initializer")).unwrap();
@@ -845,5 +855,49 @@ mod tests {
             assert_eq!(report.verdict.exit_code(), 0, "{}", report.to_human(false));
         }
         assert_eq!(mean_run(b"A1\nA2\nB1\nA3\n"), 4.0 / 3.0);
+    }
+
+    /// `--commit-bytes` gives commits of about that size, and the sink still verifies.
+    #[test]
+    fn commit_bytes_sets_the_mean_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = b"ABC";
+        let input_dir = dir.path().join("in");
+        generate_inputs(keys, 200_000, &input_dir, &DataSource::Seeded(5)).unwrap();
+        let inputs: Vec<KeyInput> = keys
+            .iter()
+            .map(|&key| KeyInput {
+                key,
+                path: input_path(&input_dir, key),
+            })
+            .collect();
+        for bytes in [4096u64, 16384] {
+            let sink_dir = dir.path().join(format!("sink-{bytes}"));
+            let summary = generate_sink(&GenSinkPlan {
+                inputs: inputs.clone(),
+                sink_dir: sink_dir.clone(),
+                workers: 3,
+                fault: None,
+                seed: 3,
+                interleave: REALISTIC_INTERLEAVE,
+                commit_bytes: Some(bytes),
+            })
+            .unwrap();
+            let mean = summary.committed_bytes as f64 / summary.commits as f64;
+            assert!(
+                (0.7..=1.3).contains(&(mean / bytes as f64)),
+                "asked {bytes}, got {mean:.0}"
+            );
+            let report = crate::verify::verify(&crate::verify::VerifyPlan {
+                sink_dir: Some(sink_dir),
+                plain_outputs: vec![],
+                inputs: inputs.clone(),
+                expect_complete: true,
+                semantics: crate::verify::Semantics::ExactlyOnce,
+                io: crate::formats::mapped::IoMode::Mmap,
+            })
+            .unwrap();
+            assert_eq!(report.verdict.exit_code(), 0, "{}", report.to_human(false));
+        }
     }
 }
