@@ -581,6 +581,7 @@ impl<'i> Watcher<'i> {
         }
         let elapsed = now.duration_since(self.started).as_secs_f64();
         let fresh = fresh.kept(plan.checks.sanity, elapsed);
+        self.cause_before_symptom(&fresh)?;
         for f in &fresh {
             self.events.emit(WatchEvent::Finding {
                 time: unix_now(),
@@ -603,6 +604,20 @@ impl<'i> Watcher<'i> {
             return Ok(StepOutcome::Succeeded);
         }
         Ok(StepOutcome::Running)
+    }
+
+    /// A sink that logs an error where its power can be cut may be logging what a cut
+    /// did to its files (its output shorter than a worker's vote) before the cut is
+    /// announced or seen here: the sink's files are looked at again first, so committed
+    /// data the cut took is found (and reported) before the error it caused.
+    fn cause_before_symptom(&mut self, fresh: &[Finding]) -> Result<(), WatchError> {
+        let lost = FindingKind::CommittedDataLostOnPowerLoss;
+        let symptom = fresh.iter().any(|f| f.kind == FindingKind::SinkError);
+        let known = self.findings.iter().chain(fresh).any(|f| f.kind == lost);
+        if self.plan.checks.power_cuts && symptom && !known {
+            self.power_cut()?;
+        }
+        Ok(())
     }
 
     /// Once a second, the acked offsets that moved: as a `watch --events` line, and
