@@ -39,7 +39,7 @@ pub const BENCH_INTERLEAVES: [f64; 2] = [1.5, 46.0];
 pub const BENCH_COMMIT_BYTES: [u64; 3] = [4096, 16384, 65536];
 
 /// What a generated sink directory looks like: how its keys interleave, and how much a
-/// commit commits (None: the generator's default, about 55 KB at the standard size).
+/// commit commits (None: the generator's default, about 18 KB at the standard size).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Shape {
     pub interleave: f64,

@@ -62,7 +62,7 @@ pub struct GenSinkArgs {
     #[arg(long, value_name = "LINES", default_value_t = soakcheck::gen::sink::REALISTIC_INTERLEAVE)]
     pub interleave: f64,
     /// The mean bytes per commit (default: about 7,000 commits for 10 keys of the original
-    /// inputs, about 55 KB each; a slow soak with one-second checkpoints commits a few KB).
+    /// inputs, about 18 KB each; a slow soak with one-second checkpoints commits a few KB).
     #[arg(long, value_name = "BYTES")]
     pub commit_bytes: Option<u64>,
 }

@@ -62,7 +62,7 @@ pub struct GenSinkPlan {
     /// The mean number of consecutive lines of one key in a worker's output (>= 1).
     pub interleave: f64,
     /// The mean bytes a commit commits (None: about 7000 commits for the standard 10 x
-    /// 4,000,000-byte run, about 55 KB each). A slow soak with one-second checkpoints
+    /// 4,000,000-byte run, about 18 KB each). A slow soak with one-second checkpoints
     /// commits a few KB at a time.
     pub commit_bytes: Option<u64>,
 }
