@@ -232,20 +232,14 @@ pub fn run_demo_cluster(args: DemoClusterArgs) -> ExitCode {
         // Without --dir the run's files go to a temporary directory of its own, removed
         // after a pass and kept (and named) otherwise: its logs and sink output are then
         // the evidence.
-        let temp = match args.dir {
-            Some(_) => None,
-            None => Some(
-                tempfile::Builder::new()
+        let (dir, temp) = match args.dir {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::Builder::new()
                     .prefix("soakcheck-cluster-")
-                    .tempdir()?,
-            ),
-        };
-        let dir = match (&args.dir, &temp) {
-            (Some(d), _) => d.clone(),
-            (None, t) => t
-                .as_ref()
-                .map(|t| t.path().to_path_buf())
-                .unwrap_or_default(),
+                    .tempdir()?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
         };
         let stop = super::stop_flag();
         let plan = ClusterPlan {
