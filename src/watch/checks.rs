@@ -24,12 +24,6 @@ pub struct Pass<'p, 'i> {
 pub trait LiveCheck {
     fn check(&mut self, pass: &mut Pass<'_, '_>, found: &mut Fresh) -> Result<(), WatchError>;
 
-    /// Reads what must be read before the pass reads the sink's files (see
-    /// [`SinkLogErrors`]).
-    fn before_pass(&mut self) -> Result<(), WatchError> {
-        Ok(())
-    }
-
     /// The core started over (after a power cut): what it counted in the old one is gone.
     fn restarted(&mut self) {}
 }
@@ -45,7 +39,6 @@ pub fn checks_of(plan: &WatchPlan, keys: usize) -> Vec<Box<dyn LiveCheck>> {
     if let Some(path) = &plan.sink_log {
         checks.push(Box::new(SinkLogErrors {
             tail: LogTail::new(path.clone()),
-            read: Vec::new(),
         }));
     }
     checks.push(Box::new(SenderProgressCheck));
@@ -118,32 +111,25 @@ impl LiveCheck for SinkProblems {
 
 /// ERROR, FATAL or CRITICAL lines new in the sink's log.
 ///
-/// The log is read before the pass reads the sink's files: an error the sink logs
-/// because of something done to its files (a power cut took committed output back, and
-/// the restarted sink finds its file shorter than a worker's vote) is then read with
-/// files that already show it, so the cause is found first, in the same pass, and not
-/// the symptom alone (it was, on a loaded machine, when the log was read last).
+/// In a run that cuts the sink's power, an error found here may be what a cut did to the
+/// sink's files: the watcher then looks at them again before it reports the error
+/// (`Watcher::cause_before_symptom`).
 struct SinkLogErrors {
     tail: LogTail,
-    read: Vec<String>,
 }
 
 impl LiveCheck for SinkLogErrors {
-    fn before_pass(&mut self) -> Result<(), WatchError> {
-        let read = &mut self.read;
+    fn check(&mut self, _pass: &mut Pass<'_, '_>, found: &mut Fresh) -> Result<(), WatchError> {
+        let mut errors = Vec::new();
         self.tail.read_new(&mut |line| {
             if [&b"ERROR"[..], b"FATAL", b"CRITICAL"]
                 .iter()
                 .any(|w| memchr::memmem::find(line, w).is_some())
             {
-                read.push(String::from_utf8_lossy(line).into_owned());
+                errors.push(String::from_utf8_lossy(line).into_owned());
             }
         })?;
-        Ok(())
-    }
-
-    fn check(&mut self, _pass: &mut Pass<'_, '_>, found: &mut Fresh) -> Result<(), WatchError> {
-        for e in std::mem::take(&mut self.read) {
+        for e in errors {
             found.push(
                 FindingKind::SinkError,
                 None,

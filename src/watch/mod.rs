@@ -440,6 +440,15 @@ pub struct Watcher<'i> {
     acks: AckReports,
 }
 
+/// When the checker's core starts over after a look at what a power cut took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartOver {
+    /// A cut was announced: the files changed under the core.
+    Always,
+    /// A cut is suspected: only if it took something.
+    IfLost,
+}
+
 /// The senders' acked offsets, reported once a second while they move: the report
 /// charts them for the whole run, though the logs they come from are rotated away.
 #[derive(Default)]
@@ -505,6 +514,12 @@ impl<'i> Watcher<'i> {
     /// then the core starts over, reading the sink directory as the restarted system
     /// will (a txnlog may have lost records it had read, or be gone).
     pub fn power_cut(&mut self) -> Result<(), WatchError> {
+        self.take_cut(StartOver::Always)
+    }
+
+    /// What a cut took from the sink's files, as findings; the core starts over after
+    /// an announced cut, and after a suspected one only when it took something.
+    fn take_cut(&mut self, start_over: StartOver) -> Result<(), WatchError> {
         if self.plan.checks.sink != SinkScope::Here {
             return Ok(());
         }
@@ -527,6 +542,9 @@ impl<'i> Watcher<'i> {
                 time: unix_now(),
                 finding: f.clone(),
             });
+        }
+        if start_over == StartOver::IfLost && lost.is_empty() {
+            return Ok(());
         }
         self.findings.extend(lost);
         let verified = self
@@ -564,9 +582,6 @@ impl<'i> Watcher<'i> {
     pub fn step(&mut self, progress_out: &mut dyn Write) -> Result<StepOutcome, WatchError> {
         let plan = self.plan;
         let now = Instant::now();
-        for check in &mut self.checks {
-            check.before_pass()?;
-        }
         let released = self.release_commits(now)?;
         let mut fresh = Fresh::default();
         let mut pass = Pass {
@@ -615,7 +630,7 @@ impl<'i> Watcher<'i> {
         let symptom = fresh.iter().any(|f| f.kind == FindingKind::SinkError);
         let known = self.findings.iter().chain(fresh).any(|f| f.kind == lost);
         if self.plan.checks.power_cuts && symptom && !known {
-            self.power_cut()?;
+            self.take_cut(StartOver::IfLost)?;
         }
         Ok(())
     }
