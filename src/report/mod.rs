@@ -357,22 +357,19 @@ pub const LOG_WINDOW_S: f64 = 10.0;
 
 /// Reads and checks everything of `files` into a [`PostMortem`].
 pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, ReportError> {
-    let mut unreadable_findings = 0;
-    let (events, event_notes) = match &files.events {
+    let noted = match &files.events {
         Some(path) => match crate::rundir::events::read_events_text(path) {
-            Ok(text) => {
-                unreadable_findings = crate::rundir::events::unreadable_findings(&text);
-                crate::rundir::events::parse_events_noting(path, &text)
-            }
-            Err(e) => (
-                Vec::new(),
-                vec![format!(
+            Ok(text) => crate::rundir::events::parse_events_noting(path, &text),
+            Err(e) => crate::rundir::events::NotedEvents {
+                notes: vec![format!(
                     "{e}: the page shows no fault or finding of the run"
                 )],
-            ),
+                ..Default::default()
+            },
         },
-        None => (Vec::new(), Vec::new()),
+        None => Default::default(),
     };
+    let (events, event_notes) = (noted.events, noted.notes);
     let mut timeline = Timeline::from_events(&events, None);
     // Logs are stamped in local time: the run's offset, else (no header) this machine's.
     let utc_offset_s = timeline
@@ -417,7 +414,7 @@ pub fn collect(files: &RunFiles, plan: &ReportPlan) -> Result<PostMortem, Report
     let ended = |verdict: &str| timeline.end.as_ref().is_some_and(|e| e.verdict == verdict);
     if !timeline.findings.is_empty() {
         pm.verdict = PageVerdict::Violation;
-    } else if ended("violation") || unreadable_findings > 0 {
+    } else if ended("violation") || noted.unreadable_findings > 0 {
         // Its finding lines could not be read (of a kind this soakcheck does not know,
         // a field missing), but the record says it found something: never a pass.
         pm.verdict = PageVerdict::Violation;
