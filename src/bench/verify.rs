@@ -132,15 +132,10 @@ pub fn generate_fixture(
         commit_bytes: shape.commit_bytes,
     })
     .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let plan = crate::verify::VerifyPlan {
-        sink_dir: Some(sink_dir),
-        plain_outputs: Vec::new(),
-        inputs,
-        expect_complete: true,
-        semantics: crate::verify::Semantics::ExactlyOnce,
-        io: crate::formats::mapped::IoMode::Mmap,
-    };
-    Ok((plan, summary))
+    Ok((
+        crate::verify::VerifyPlan::complete(sink_dir, inputs),
+        summary,
+    ))
 }
 
 pub fn bench_verify(

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::demo::worker::InjectKind;
 use crate::formats::input::input_path;
-use crate::formats::mapped::IoMode;
 use crate::gen::inputs::{generate_inputs, DataSource};
 use crate::topology::worker_name;
 use crate::topology::{Component, Hosts, Injection, PickedPorts, ProxyPorts, Topology};
-use crate::verify::{verify, KeyInput, Report, Semantics, VerifyPlan};
+use crate::verify::{verify, KeyInput, Report, VerifyPlan};
 use crate::wire::external::query_cluster_status;
 
 pub use crate::process::ChildGuard;
@@ -308,21 +307,13 @@ pub fn run_cluster(
             .stop()
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
     }
-    let verify_plan = VerifyPlan {
-        sink_dir: Some(sink_dir),
-        plain_outputs: vec![],
-        inputs: plan
-            .keys
-            .iter()
-            .map(|&key| KeyInput {
-                key,
-                path: input_path(&input_dir, key),
-            })
-            .collect(),
-        expect_complete: true,
-        semantics: Semantics::ExactlyOnce,
-        io: IoMode::Mmap,
-    };
+    let inputs = (plan.keys.iter())
+        .map(|&key| KeyInput {
+            key,
+            path: input_path(&input_dir, key),
+        })
+        .collect();
+    let verify_plan = VerifyPlan::complete(sink_dir, inputs);
     Ok(ClusterOutcome {
         report: verify(&verify_plan)?,
         feeding,

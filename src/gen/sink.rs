@@ -806,25 +806,29 @@ mod tests {
     use crate::formats::input::input_path;
     use crate::gen::inputs::{generate_inputs, DataSource};
 
+    /// 200,000-byte seeded inputs of `keys` in `DIR/in`.
+    fn inputs_in(dir: &Path, keys: &[u8]) -> Vec<KeyInput> {
+        let input_dir = dir.join("in");
+        generate_inputs(keys, 200_000, &input_dir, &DataSource::Seeded(5)).unwrap();
+        (keys.iter())
+            .map(|&key| KeyInput {
+                key,
+                path: input_path(&input_dir, key),
+            })
+            .collect()
+    }
+
+    fn assert_verifies_complete(sink_dir: PathBuf, inputs: &[KeyInput]) {
+        let plan = crate::verify::VerifyPlan::complete(sink_dir, inputs.to_vec());
+        let report = crate::verify::verify(&plan).unwrap();
+        assert_eq!(report.verdict.exit_code(), 0, "{}", report.to_human(false));
+    }
+
     /// `--interleave` gives the mean run asked for, and the sink still verifies complete.
     #[test]
     fn interleave_sets_the_mean_run_of_lines_per_key() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = b"ABCDEF";
-        generate_inputs(
-            keys,
-            200_000,
-            &dir.path().join("in"),
-            &DataSource::Seeded(5),
-        )
-        .unwrap();
-        let inputs: Vec<KeyInput> = keys
-            .iter()
-            .map(|&key| KeyInput {
-                key,
-                path: input_path(&dir.path().join("in"), key),
-            })
-            .collect();
+        let inputs = inputs_in(dir.path(), b"ABCDEF");
         for (interleave, low, high) in [(1.5, 1.35, 1.65), (6.0, 5.0, 7.0)] {
             let sink_dir = dir.path().join(format!("sink-{interleave}"));
             generate_sink(&GenSinkPlan {
@@ -843,16 +847,7 @@ mod tests {
                 (low..=high).contains(&mean),
                 "asked {interleave}, got {mean}"
             );
-            let report = crate::verify::verify(&crate::verify::VerifyPlan {
-                sink_dir: Some(sink_dir),
-                plain_outputs: vec![],
-                inputs: inputs.clone(),
-                expect_complete: true,
-                semantics: crate::verify::Semantics::ExactlyOnce,
-                io: crate::formats::mapped::IoMode::Mmap,
-            })
-            .unwrap();
-            assert_eq!(report.verdict.exit_code(), 0, "{}", report.to_human(false));
+            assert_verifies_complete(sink_dir, &inputs);
         }
         assert_eq!(mean_run(b"A1\nA2\nB1\nA3\n"), 4.0 / 3.0);
     }
@@ -861,16 +856,7 @@ mod tests {
     #[test]
     fn commit_bytes_sets_the_mean_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = b"ABC";
-        let input_dir = dir.path().join("in");
-        generate_inputs(keys, 200_000, &input_dir, &DataSource::Seeded(5)).unwrap();
-        let inputs: Vec<KeyInput> = keys
-            .iter()
-            .map(|&key| KeyInput {
-                key,
-                path: input_path(&input_dir, key),
-            })
-            .collect();
+        let inputs = inputs_in(dir.path(), b"ABC");
         for bytes in [4096u64, 16384] {
             let sink_dir = dir.path().join(format!("sink-{bytes}"));
             let summary = generate_sink(&GenSinkPlan {
@@ -888,16 +874,7 @@ mod tests {
                 (0.7..=1.3).contains(&(mean / bytes as f64)),
                 "asked {bytes}, got {mean:.0}"
             );
-            let report = crate::verify::verify(&crate::verify::VerifyPlan {
-                sink_dir: Some(sink_dir),
-                plain_outputs: vec![],
-                inputs: inputs.clone(),
-                expect_complete: true,
-                semantics: crate::verify::Semantics::ExactlyOnce,
-                io: crate::formats::mapped::IoMode::Mmap,
-            })
-            .unwrap();
-            assert_eq!(report.verdict.exit_code(), 0, "{}", report.to_human(false));
+            assert_verifies_complete(sink_dir, &inputs);
         }
     }
 }

@@ -47,6 +47,21 @@ pub struct VerifyPlan {
     pub io: IoMode,
 }
 
+impl VerifyPlan {
+    /// `inputs` each committed whole in `sink_dir`, exactly once, read through mmap:
+    /// what a run that reached its end must leave.
+    pub fn complete(sink_dir: PathBuf, inputs: Vec<KeyInput>) -> VerifyPlan {
+        VerifyPlan {
+            sink_dir: Some(sink_dir),
+            plain_outputs: Vec::new(),
+            inputs,
+            expect_complete: true,
+            semantics: Semantics::ExactlyOnce,
+            io: IoMode::Mmap,
+        }
+    }
+}
+
 /// Why a check could not be made (exit status 2). Every variant names its file.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
