@@ -502,12 +502,7 @@ fn a_second_layer_over_the_same_backing_is_refused() {
         "--backing",
         top.path().join("backing").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
-    assert!(
-        common::text(&out).contains("served by another soakcheck fs layer"),
-        "{}",
-        common::text(&out)
-    );
+    assert_refused(&out, "served by another soakcheck fs layer");
     assert!(
         !top.path().join("mnt2").exists(),
         "a refused layer made its mount point"
@@ -525,8 +520,7 @@ fn a_second_layer_over_the_same_backing_is_refused() {
             "--backing",
             other.to_str().unwrap(),
         ]);
-        assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
-        assert!(common::text(&out).contains(why), "{}", common::text(&out));
+        assert_refused(&out, why);
         assert!(!other.join(".soakcheck-fs").exists());
     }
 }
@@ -625,8 +619,7 @@ fn kept_bytes_inside_the_mount_or_its_backing_are_refused() {
             "--keep-lost",
             keep.to_str().unwrap(),
         ]);
-        assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
-        assert!(common::text(&out).contains("must be kept outside"));
+        assert_refused(&out, "must be kept outside");
         assert!(!mount.exists() && !keep.exists());
     }
     // A place it cannot keep anything in is refused at the start, not at the first cut.
@@ -639,10 +632,11 @@ fn kept_bytes_inside_the_mount_or_its_backing_are_refused() {
         "--keep-lost",
         dir.path().join("file/kept").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
-    assert!(
-        common::text(&out).contains("Not a directory"),
-        "{}",
-        common::text(&out)
-    );
+    assert_refused(&out, "Not a directory");
+}
+
+/// `soakcheck fs` refused to start (exit 2), saying `why`.
+fn assert_refused(out: &std::process::Output, why: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(out));
+    assert!(common::text(out).contains(why), "{}", common::text(out));
 }

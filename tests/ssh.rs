@@ -213,6 +213,15 @@ impl Drop for Leftovers {
 
 /// A private sshd and a run dir whose leftovers are killed, or None where there is no
 /// sshd (outside CI only).
+/// [`setup`], for a test that mounts filesystem layers too (None without `/dev/fuse`,
+/// which fails under `CI=true`).
+fn setup_with_fuse() -> Option<(Sshd, tempfile::TempDir, Leftovers)> {
+    if !common::fuse_available() {
+        return None;
+    }
+    setup()
+}
+
 fn setup() -> Option<(Sshd, tempfile::TempDir, Leftovers)> {
     if !have_sshd() {
         return None;
@@ -818,10 +827,7 @@ fn parent_name(pid: u32) -> String {
 #[test]
 fn power_cuts_of_remote_components_go_through_layers_on_their_hosts() {
     let _serial = serial();
-    if !common::fuse_available() {
-        return;
-    }
-    let Some((sshd, dir, _leftovers)) = setup() else {
+    let Some((sshd, dir, _leftovers)) = setup_with_fuse() else {
         return;
     };
     let args = run_args(
@@ -893,10 +899,7 @@ fn power_cuts_of_remote_components_go_through_layers_on_their_hosts() {
 #[test]
 fn a_lost_remote_layer_ends_the_run_as_an_error_not_a_finding() {
     let _serial = serial();
-    if !common::fuse_available() {
-        return;
-    }
-    let Some((sshd, dir, _leftovers)) = setup() else {
+    let Some((sshd, dir, _leftovers)) = setup_with_fuse() else {
         return;
     };
     let args = run_args(
