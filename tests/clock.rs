@@ -436,6 +436,81 @@ fn the_original_python_sink_keeps_its_promise_under_clock_faults() {
     );
 }
 
+/// libfaketime's pair of a sink started long before the soak's senders (the workers
+/// take 2 s to start here) is removed once a crash has ended that sink: the soak removes
+/// the pairs made since its first component started, not since its senders did.
+#[test]
+fn the_pair_of_a_sink_started_long_before_the_senders_is_removed() {
+    if !common::libfaketime_available() {
+        return;
+    }
+    let _serial = common::serial();
+    let since = std::time::SystemTime::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (top, run_dir) = (dir.path().join("wallaroo"), dir.path().join("run"));
+    let base = common::free_base();
+    common::wallaroo_stand_ins(&top, &dir.path().join("state"), base, common::Sink::StandIn);
+    let slow = top.join("slow-passthrough");
+    common::script(
+        &slow,
+        &format!("sleep 2; exec {} \"$@\"", top.join("passthrough").display()),
+    );
+    let d = run_dir.to_str().unwrap();
+    let out = soakcheck(&[
+        "gen", "inputs", "--keys", "A,B,C", "--bytes", "60000", "--dir", d,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let scenario = dir.path().join("steps.toml");
+    std::fs::write(
+        &scenario,
+        "[[steps]]\nat = 0.2\naction = \"crash\"\ncomponent = \"sink\"\n\
+         [[steps]]\nat = 0.4\naction = \"restart\"\ncomponent = \"sink\"\n\
+         [[steps]]\nat = 0.6\naction = \"clock-step\"\nby = -5.0\nfor = 0.5\n",
+    )
+    .unwrap();
+    let mut args = common::run_args(
+        &run_dir,
+        &["1", "--preset", "wallaroo", "--rate", "30000", "--json"],
+    );
+    args.extend(["--scenario".into(), scenario.display().to_string()]);
+    let at = args.iter().position(|a| a == "--port-base").unwrap();
+    args[at + 1] = base.to_string();
+    let out = std::process::Command::new(common::exe())
+        .args(&args)
+        .env("WALLAROO_TOP", &top)
+        .env("WALLAROO_BIN", &slow)
+        .output()
+        .unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{summary}\n{}", text(&out));
+    assert!(
+        summary["faults"]["crash"]["sink"].as_u64().unwrap_or(0) >= 1,
+        "{summary}"
+    );
+    let left = dead_pairs_since(since);
+    assert!(left.is_empty(), "libfaketime left {left:?}");
+}
+
+/// libfaketime's pairs in /dev/shm made since `since` whose process is gone.
+fn dead_pairs_since(since: std::time::SystemTime) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("faketime"))
+        .filter(|n| {
+            let pid: u32 = n.rsplit('_').next().unwrap_or("").parse().unwrap_or(0);
+            !Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .collect()
+}
+
 /// A clock of 10 ms (stamps rise or tie): where key B moves between files its last
 /// commit in one and its first in the other share a stamp, and which came first the
 /// stamps cannot say. The original (and soakcheck before) broke the tie by end offset and

@@ -221,6 +221,9 @@ pub struct Supervisor<'a> {
     /// Every component started under libfaketime: on their hosts, the shared-memory
     /// pairs its processes leave are removed once the soak is over.
     faketime_hosts: Vec<Component>,
+    /// Wall time (Unix seconds, real) when the first of them was started: its pairs
+    /// and every later one's are this soak's.
+    faketime_since: Option<f64>,
     /// The `soakcheck fs` layers of the components with power or disk faults.
     layers: power::Layers,
 }
@@ -267,6 +270,7 @@ impl<'a> Supervisor<'a> {
             waiting: BTreeMap::new(),
             startup: None,
             faketime_hosts: Vec::new(),
+            faketime_since: None,
             layers: power::Layers::default(),
         }
     }
@@ -338,6 +342,10 @@ impl<'a> Supervisor<'a> {
 
     fn start_component(&mut self, c: &Component, join: bool) -> Result<(), DriverError> {
         let spec = self.spec(c, join);
+        if self.clocked(c) && self.faketime_since.is_none() {
+            // File times are real time, whatever clock drives the soak.
+            self.faketime_since = Some(crate::duration::unix_now());
+        }
         self.driver.start(c, &spec)?;
         if self.clocked(c) && !self.faketime_hosts.contains(c) {
             self.faketime_hosts.push(c.clone());

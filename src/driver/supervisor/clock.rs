@@ -281,13 +281,17 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Removes, on the host of each component this soak started under libfaketime, the
-    /// shared-memory pairs libfaketime made since the soak began whose process is gone
+    /// shared-memory pairs libfaketime made since the first of them started (before the
+    /// senders, which can be long before under load) whose process is gone
     /// (a killed process leaves its pair; the pair is named by the pid that made it,
     /// which need not be the group the driver knows). A pair of a live process is
     /// never touched, and removing a dead one's is harmless: a process that attached to
     /// it keeps its mapping.
     pub(super) fn clean_faketime_shm(&mut self) {
-        let since = (self.started_unix - 1.0).floor() as i64;
+        let Some(first) = self.faketime_since else {
+            return;
+        };
+        let since = (first - 1.0).floor() as i64;
         let mut done: Vec<String> = Vec::new();
         for c in std::mem::take(&mut self.faketime_hosts) {
             let host = self.preset.hosts.of(&c).to_string();
