@@ -808,3 +808,75 @@ fn a_finding_the_page_cannot_read_is_no_pass_and_bad_lines_are_counted() {
         "the rest is counted"
     );
 }
+
+/// `-o` never replaces what is there with something else: a device (`/dev/null`'s kind)
+/// and a FIFO get the page written into them, and a symlink stays a symlink, its target
+/// replaced. (Renamed over, `-o /dev/null` made the machine's /dev/null a regular file.)
+#[test]
+fn the_page_goes_into_a_device_or_a_fifo_and_through_a_symlink_never_over_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (sink, inputs) = (format!("{d}/sink"), format!("{d}/inputs"));
+    for args in [
+        [
+            "gen", "inputs", "--keys", "A,B", "--bytes", "20000", "--dir", &inputs,
+        ],
+        [
+            "gen",
+            "sink",
+            "--input-dir",
+            &inputs,
+            "--keys",
+            "A,B",
+            "--sink-dir",
+            &sink,
+        ],
+    ] {
+        let out = common::soakcheck(&args);
+        assert!(out.status.success(), "{}", common::text(&out));
+    }
+    let page = |out: &Path| {
+        let o = out.to_str().unwrap();
+        common::soakcheck(&["report", &sink, "--input-dir", &inputs, "-o", o])
+    };
+    use std::os::unix::fs::FileTypeExt;
+    let kind = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type();
+    // A FIFO: its reader gets the whole page.
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = page(&fifo);
+    assert!(out.status.success(), "{}", common::text(&out));
+    // (Replaced, the FIFO would keep its reader waiting: look before joining it.)
+    assert!(kind(&fifo).is_fifo(), "{:?}", kind(&fifo));
+    assert!(reader.join().unwrap().ends_with("</html>"));
+    // A symlink: the link stays, its target is the page.
+    let link = dir.path().join("link.html");
+    std::fs::write(dir.path().join("real.html"), "old").unwrap();
+    std::os::unix::fs::symlink("real.html", &link).unwrap();
+    let out = page(&link);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(kind(&link).is_symlink());
+    let real = std::fs::read_to_string(dir.path().join("real.html")).unwrap();
+    assert!(real.ends_with("</html>"));
+    // A character device, where this runs as root (CI does): /dev/null's own numbers.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("SKIPPED: making a device node needs root");
+        return;
+    }
+    let null = dir.path().join("null");
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
+    let dev = nix::sys::stat::makedev(1, 3);
+    nix::sys::stat::mknod(&null, nix::sys::stat::SFlag::S_IFCHR, mode, dev).unwrap();
+    let out = page(&null);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(kind(&null).is_char_device(), "{:?}", kind(&null));
+}

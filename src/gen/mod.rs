@@ -40,10 +40,30 @@ impl Rng {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
 /// then rename, so a reader never sees a half-written file and a failure loses nothing.
+/// What is at `path` is never replaced by something else: a device, FIFO or socket
+/// (`-o /dev/stdout`, `/dev/null`) is written into, and a symlink is followed, so the
+/// link stays and its target is replaced.
 pub fn write_atomically(
     path: &std::path::Path,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    let linked;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(path) {
+            Ok(target) if !target.is_file() && !target.is_dir() => return write_into(path, write),
+            Ok(_) => {
+                linked = std::fs::canonicalize(path)?;
+                &linked
+            }
+            // A dangling link: its target is made where the link points.
+            Err(_) => {
+                linked = resolve_link(path)?;
+                &linked
+            }
+        },
+        Ok(m) if !m.is_file() && !m.is_dir() => return write_into(path, write),
+        _ => path,
+    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -65,4 +85,24 @@ pub fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes straight into what is at `path` (a device, FIFO or socket: nothing to rename).
+fn write_into(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    write(&mut out)?;
+    std::io::Write::flush(&mut out)
+}
+
+/// Where a symlink points (relative to the link's directory), one step.
+fn resolve_link(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let target = std::fs::read_link(path)?;
+    Ok(match path.parent() {
+        Some(dir) if target.is_relative() => dir.join(target),
+        _ => target,
+    })
 }

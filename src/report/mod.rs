@@ -685,7 +685,8 @@ pub struct Written {
 }
 
 /// Collects, renders and writes the page of `files` to `out` (through a temporary file
-/// renamed into place, so a reader never sees half a page).
+/// renamed into place, so a reader never sees half a page; a device or FIFO at `out` is
+/// written into, never replaced).
 pub fn write_report(
     files: &RunFiles,
     plan: &ReportPlan,
@@ -693,20 +694,12 @@ pub fn write_report(
 ) -> Result<Written, ReportError> {
     let pm = collect(files, plan)?;
     let html = page::render(&pm, page::Refresh::Static);
-    let err = |source| ReportError::Write {
-        path: out.to_path_buf(),
-        source,
-    };
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    std::io::Write::write_all(&mut tmp, html.as_bytes()).map_err(err)?;
-    // A page is for reading, like the run's other files (a temporary file is 0600).
-    let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
-    tmp.as_file().set_permissions(readable).map_err(err)?;
-    tmp.persist(out).map_err(|e| err(e.error))?;
+    crate::gen::write_atomically(out, |w| w.write_all(html.as_bytes())).map_err(|source| {
+        ReportError::Write {
+            path: out.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(Written {
         verdict: pm.verdict,
         bytes: html.len(),
