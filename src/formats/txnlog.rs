@@ -14,6 +14,8 @@ use super::lines::{LineCursor, ReadAt, ReadEnd};
 use super::pyliteral::{self, Value};
 use super::regular::open_regular;
 
+mod fast;
+
 /// A line longer than this is refused rather than buffered.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
@@ -81,6 +83,64 @@ impl Record {
     }
 }
 
+/// A phase-1 vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vote {
+    Commit,
+    Rollback,
+}
+
+/// What a record says about committed data, all a checker needs of it, borrowed from
+/// the record or straight from its line (see [`read_facts`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fact<'a> {
+    /// `1-ok` or `1-rollback`: the vote, and the first range of its where_list.
+    Vote {
+        txn_id: &'a str,
+        vote: Vote,
+        first: Option<WhereRange>,
+    },
+    /// `2-ok`: the output is committed up to `offset`.
+    Committed { txn_id: &'a str, offset: u64 },
+    /// `2-rollback`: the output was truncated to `offset`.
+    RolledBack { txn_id: &'a str, offset: u64 },
+    /// Every other record: nothing about committed data.
+    Nothing,
+}
+
+impl Record {
+    /// What this record says about committed data.
+    pub fn fact(&self) -> Fact<'_> {
+        match self {
+            Record::Phase1Commit { txn_id, where_list } => Fact::Vote {
+                txn_id,
+                vote: Vote::Commit,
+                first: where_list.first().copied(),
+            },
+            Record::Phase1Rollback { txn_id, where_list } => Fact::Vote {
+                txn_id,
+                vote: Vote::Rollback,
+                first: where_list.first().copied(),
+            },
+            Record::Phase2Commit { txn_id, offset } => Fact::Committed {
+                txn_id,
+                offset: *offset,
+            },
+            Record::Phase2Rollback { txn_id, offset } => Fact::RolledBack {
+                txn_id,
+                offset: *offset,
+            },
+            Record::Phase2Error { .. }
+            | Record::ListUncommitted { .. }
+            | Record::NextTxnForceAbort { .. }
+            | Record::ConnectionClosed
+            | Record::Close { .. }
+            | Record::WorkersLeft { .. }
+            | Record::S3Commit { .. } => Fact::Nothing,
+        }
+    }
+}
+
 /// A record with its time (the sink's wall clock) and 1-based line number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnlogEntry {
@@ -96,6 +156,21 @@ pub enum TxnlogTail {
     Complete,
     /// The last line has no LF: a torn write, ignored. `bytes` is its length.
     Torn { line: usize, bytes: usize },
+}
+
+impl TxnlogTail {
+    /// How the lines `cursor` read to the end of its file end.
+    pub fn of(cursor: &LineCursor) -> TxnlogTail {
+        let torn = cursor.read_to() - cursor.offset();
+        if torn > 0 {
+            TxnlogTail::Torn {
+                line: cursor.lines() + 1,
+                bytes: torn as usize,
+            }
+        } else {
+            TxnlogTail::Complete
+        }
+    }
 }
 
 /// A whole parsed txnlog.
@@ -137,6 +212,21 @@ pub fn read_txnlog(path: &Path) -> Result<Txnlog, TxnlogError> {
     parse_from(path, &file)
 }
 
+/// Reads a whole txnlog file (a regular file only) with [`read_facts`], and says how it
+/// ends.
+pub fn read_txnlog_facts(
+    path: &Path,
+    each: &mut dyn FnMut(usize, f64, Fact<'_>),
+) -> Result<TxnlogTail, TxnlogError> {
+    let file = open_regular(path).map_err(|source| TxnlogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut cursor = LineCursor::default();
+    read_facts(&mut cursor, &file, path, each)?;
+    Ok(TxnlogTail::of(&cursor))
+}
+
 /// Parses txnlog bytes exactly as [`read_txnlog`] parses a file; `path` is only used in
 /// errors.
 pub fn parse_txnlog(path: &Path, bytes: &[u8]) -> Result<Txnlog, TxnlogError> {
@@ -148,41 +238,71 @@ fn parse_from(path: &Path, source: &dyn ReadAt) -> Result<Txnlog, TxnlogError> {
     let mut cursor = LineCursor::default();
     let mut entries = Vec::new();
     read_records(&mut cursor, source, path, &mut |entry| entries.push(entry))?;
-    let torn = cursor.read_to() - cursor.offset();
     Ok(Txnlog {
         entries,
-        tail: if torn > 0 {
-            TxnlogTail::Torn {
-                line: cursor.lines() + 1,
-                bytes: torn as usize,
-            }
-        } else {
-            TxnlogTail::Complete
-        },
+        tail: TxnlogTail::of(&cursor),
         complete_bytes: cursor.offset(),
     })
 }
 
 /// Parses the complete records `file` gained since `cursor` (a partial last line stays in
-/// the cursor for the next call), calling `each` for every record: the one txnlog reader
-/// of both `verify` and `watch`. A line over [`MAX_LINE_BYTES`] is an error, complete or
-/// not, so no read holds more than that of one line.
+/// the cursor for the next call), calling `each` for every record. A line over
+/// [`MAX_LINE_BYTES`] is an error, complete or not, so no read holds more than that of
+/// one line.
 pub fn read_records(
     cursor: &mut LineCursor,
     file: &dyn ReadAt,
     path: &Path,
     each: &mut dyn FnMut(TxnlogEntry),
 ) -> Result<(), TxnlogError> {
+    read_parsed(cursor, file, path, &mut |line, text| {
+        let (time, record) = parse_record(text)?;
+        each(TxnlogEntry { line, time, record });
+        Ok(())
+    })
+}
+
+/// [`read_records`], giving only what each record says about committed data, as
+/// `each(line, time, fact)`: the one txnlog reader of both `verify` and `watch`. The
+/// sink's own spelling of a two-phase-commit line is read without building the record
+/// (see [`fast`]); every other line goes through the strict parser, so a malformed line
+/// is the same error either way.
+pub fn read_facts(
+    cursor: &mut LineCursor,
+    file: &dyn ReadAt,
+    path: &Path,
+    each: &mut dyn FnMut(usize, f64, Fact<'_>),
+) -> Result<(), TxnlogError> {
+    read_parsed(cursor, file, path, &mut |line, text| {
+        match fast::fact(text) {
+            Some((time, fact)) => each(line, time, fact),
+            None => {
+                let (time, record) = parse_record(text)?;
+                each(line, time, record.fact());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What reads one line: `parse(line number, text)`.
+type LineParser<'a> = dyn FnMut(usize, &[u8]) -> Result<(), RecordError> + 'a;
+
+/// The lines of `file` since `cursor`, each given to `parse(line number, text)`; the
+/// first record error stops the read and is returned naming the file and line.
+fn read_parsed(
+    cursor: &mut LineCursor,
+    file: &dyn ReadAt,
+    path: &Path,
+    parse: &mut LineParser<'_>,
+) -> Result<(), TxnlogError> {
     let mut failure = None;
     let end = cursor
         .read_lines(
             file,
             MAX_LINE_BYTES,
-            &mut |line, text| match parse_record(text) {
-                Ok((time, record)) => {
-                    each(TxnlogEntry { line, time, record });
-                    true
-                }
+            &mut |line, text| match parse(line, text) {
+                Ok(()) => true,
                 Err(e) => {
                     failure = Some(TxnlogError::Syntax {
                         path: path.to_path_buf(),

@@ -23,9 +23,7 @@ use rayon::prelude::*;
 
 use crate::formats::regular::stat_regular;
 use crate::formats::sinkdir::OutputPair;
-use crate::formats::txnlog::{
-    read_txnlog, Record, TxnlogEntry, TxnlogError, TxnlogTail, WhereRange,
-};
+use crate::formats::txnlog::{read_txnlog_facts, Fact, TxnlogError, TxnlogTail, Vote, WhereRange};
 
 /// The txn id reported for the single commit of a plain output file.
 pub const PLAIN_TXN_ID: &str = "(plain output)";
@@ -143,23 +141,21 @@ impl CommitLog {
         let mut log = CommitLog::default();
         // Each file's commits in its own order, by file index.
         let mut staged: Vec<Vec<FileCommit>> = Vec::new();
-        // Parsing is the only per-record work; txnlogs are independent, so parse them in
+        // Reading is the only per-record work; txnlogs are independent, so read them in
         // parallel and assemble in directory order.
-        let parsed: Vec<_> = pairs
+        let replayed: Vec<_> = pairs
             .par_iter()
-            .map(|pair| {
-                Ok::<_, CommitLogError>((read_txnlog(&pair.txnlog)?, stat_len(&pair.output)?))
-            })
+            .map(|pair| Ok::<_, CommitLogError>((replay_txnlog(pair)?, stat_len(&pair.output)?)))
             .collect::<Result<_, _>>()?;
-        for (pair, (txnlog, output_len)) in pairs.iter().zip(parsed) {
-            let txnlog_name = format!("{}.txnlog", pair.name);
-            let mut replay = TxnlogReplay::new(&txnlog_name);
-            let commits: Vec<FileCommit> = txnlog
-                .entries
-                .iter()
-                .filter_map(|e| replay.apply(e, &mut log.problems))
-                .collect();
-            let committed_end = replay.committed_end;
+        for (pair, (replayed, output_len)) in pairs.iter().zip(replayed) {
+            let ReplayedTxnlog {
+                name: txnlog_name,
+                commits,
+                problems,
+                committed_end,
+                tail,
+            } = replayed;
+            log.problems.extend(problems);
             match output_len {
                 None if committed_end > 0 => {
                     return Err(CommitLogError::MissingOutput {
@@ -185,7 +181,7 @@ impl CommitLog {
                 }
                 _ => {}
             }
-            if let TxnlogTail::Torn { line, bytes } = txnlog.tail {
+            if let TxnlogTail::Torn { line, bytes } = tail {
                 log.problems.push(Problem {
                     kind: ProblemKind::TornTxnlogTail,
                     severity: Severity::Note,
@@ -297,6 +293,34 @@ fn stat_len(path: &Path) -> Result<Option<u64>, CommitLogError> {
         })
 }
 
+/// One txnlog replayed as the sink did: its commits in file order, what the replay
+/// found, and how the file ends.
+struct ReplayedTxnlog {
+    /// The txnlog's file name, as problems name it.
+    name: String,
+    commits: Vec<FileCommit>,
+    problems: Vec<Problem>,
+    committed_end: u64,
+    tail: TxnlogTail,
+}
+
+/// Reads and replays one txnlog, record by record as it is read.
+fn replay_txnlog(pair: &OutputPair) -> Result<ReplayedTxnlog, CommitLogError> {
+    let name = format!("{}.txnlog", pair.name);
+    let mut replay = TxnlogReplay::new(&name);
+    let (mut commits, mut problems) = (Vec::new(), Vec::new());
+    let tail = read_txnlog_facts(&pair.txnlog, &mut |line, time, fact| {
+        commits.extend(replay.apply(line, time, fact, &mut problems));
+    })?;
+    Ok(ReplayedTxnlog {
+        name,
+        commits,
+        problems,
+        committed_end: replay.committed_end,
+        tail,
+    })
+}
+
 /// A commit as read from one txnlog, before global ordering.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileCommit {
@@ -306,15 +330,10 @@ pub struct FileCommit {
     pub line: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Vote {
-    Commit,
-    Rollback,
-}
-
 /// Replays one txnlog as the sink does, one record at a time (so `watch` can feed
 /// records as they land): yields its commits in file order and records
-/// `commit-regressed` and `phase2-mismatch` problems.
+/// `commit-regressed` and `phase2-mismatch` problems. A commit costs one allocation: its
+/// txn id, moved from the pending vote into the commit.
 #[derive(Debug, Clone, Default)]
 pub struct TxnlogReplay {
     txnlog_name: String,
@@ -332,43 +351,40 @@ impl TxnlogReplay {
         }
     }
 
-    /// Applies one record; returns the commit it makes, if any.
+    /// Applies one record (at txnlog line `line`, stamped `time`); returns the commit it
+    /// makes, if any.
     pub fn apply(
         &mut self,
-        entry: &TxnlogEntry,
+        line: usize,
+        time: f64,
+        fact: Fact<'_>,
         problems: &mut Vec<Problem>,
     ) -> Option<FileCommit> {
-        match &entry.record {
-            Record::Phase1Commit { txn_id, where_list } => {
-                self.pending.insert(
-                    txn_id.clone(),
-                    (Vote::Commit, where_list.first().copied(), entry.line),
-                );
+        match fact {
+            Fact::Vote {
+                txn_id,
+                vote,
+                first,
+            } => {
+                match self.pending.get_mut(txn_id) {
+                    Some(slot) => *slot = (vote, first, line),
+                    None => {
+                        self.pending.insert(txn_id.to_string(), (vote, first, line));
+                    }
+                }
                 None
             }
-            Record::Phase1Rollback { txn_id, where_list } => {
-                self.pending.insert(
-                    txn_id.clone(),
-                    (Vote::Rollback, where_list.first().copied(), entry.line),
-                );
-                None
+            Fact::Committed { txn_id, offset } => {
+                let at = At { line, time };
+                self.phase2_commit(txn_id, offset, at, problems)
             }
-            Record::Phase2Commit { txn_id, offset } => {
-                self.phase2_commit(txn_id, *offset, entry, problems)
-            }
-            Record::Phase2Rollback { txn_id, offset } => {
-                self.phase2_rollback(txn_id, *offset, entry, problems);
+            Fact::RolledBack { txn_id, offset } => {
+                self.phase2_rollback(txn_id, offset, line, problems);
                 None
             }
             // The remaining records carry no fact about committed data; their shapes were
             // already checked by the parser.
-            Record::Phase2Error { .. }
-            | Record::ListUncommitted { .. }
-            | Record::NextTxnForceAbort { .. }
-            | Record::ConnectionClosed
-            | Record::Close { .. }
-            | Record::WorkersLeft { .. }
-            | Record::S3Commit { .. } => None,
+            Fact::Nothing => None,
         }
     }
 
@@ -378,21 +394,22 @@ impl TxnlogReplay {
         &mut self,
         txn_id: &str,
         offset: u64,
-        entry: &TxnlogEntry,
+        at: At,
         problems: &mut Vec<Problem>,
     ) -> Option<FileCommit> {
         let name = &self.txnlog_name;
-        let mut problem = |kind, detail| problems.push(problem_at(name, entry, kind, detail));
-        match self.pending.remove(txn_id) {
+        let mut problem = |kind, detail| problems.push(problem_at(name, at.line, kind, detail));
+        let pending = self.pending.remove_entry(txn_id);
+        match &pending {
             None => problem(
                 ProblemKind::Phase2Mismatch,
                 format!("2-ok for {txn_id} at offset {offset} has no pending phase-1 record"),
             ),
-            Some((Vote::Rollback, _, p1_line)) => problem(
+            Some((_, (Vote::Rollback, _, p1_line))) => problem(
                 ProblemKind::Phase2Mismatch,
                 format!("2-ok for {txn_id}, but its phase-1 vote (line {p1_line}) was rollback"),
             ),
-            Some((Vote::Commit, range, p1_line)) => {
+            Some((_, (Vote::Commit, range, p1_line))) => {
                 let end = range.map(|w| w.end);
                 if end != Some(offset) {
                     let p1_end = end.map_or("no range".to_string(), |e| e.to_string());
@@ -417,13 +434,13 @@ impl TxnlogReplay {
                 );
             }
         }
-        self.last_committed = Some((offset, entry.line));
+        self.last_committed = Some((offset, at.line));
         self.committed_end = self.committed_end.max(offset);
         (offset > 0).then(|| FileCommit {
-            txn_id: txn_id.to_string(),
-            time: entry.time,
+            txn_id: pending.map_or_else(|| txn_id.to_string(), |(id, _)| id),
+            time: at.time,
             end: offset,
-            line: entry.line,
+            line: at.line,
         })
     }
 
@@ -432,11 +449,11 @@ impl TxnlogReplay {
         &mut self,
         txn_id: &str,
         offset: u64,
-        entry: &TxnlogEntry,
+        line: usize,
         problems: &mut Vec<Problem>,
     ) {
         let name = &self.txnlog_name;
-        let mut problem = |kind, detail| problems.push(problem_at(name, entry, kind, detail));
+        let mut problem = |kind, detail| problems.push(problem_at(name, line, kind, detail));
         match self.pending.remove(txn_id) {
             None => problem(
                 ProblemKind::Phase2Mismatch,
@@ -459,6 +476,13 @@ impl TxnlogReplay {
     }
 }
 
+/// Where a record is: its txnlog line and its stamp.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    line: usize,
+    time: f64,
+}
+
 /// The note for a txnlog whose timestamps go back at one commit.
 fn clock_went_back(log: &CommitLog, at: &Inversion) -> Problem {
     let name = format!("{}.txnlog", log.files[at.file].name);
@@ -479,12 +503,12 @@ fn clock_went_back(log: &CommitLog, at: &Inversion) -> Problem {
 }
 
 /// A problem of record `entry` of txnlog `name`.
-fn problem_at(name: &str, entry: &TxnlogEntry, kind: ProblemKind, detail: String) -> Problem {
+fn problem_at(name: &str, line: usize, kind: ProblemKind, detail: String) -> Problem {
     Problem {
         kind,
         severity: Severity::Violation,
         file: name.to_string(),
-        line: entry.line,
+        line,
         detail,
     }
 }

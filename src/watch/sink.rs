@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::formats::lines::LineCursor;
 use crate::formats::regular::{open_regular, require_regular};
-use crate::formats::txnlog::{read_records, TxnlogError};
+use crate::formats::txnlog::{read_facts, TxnlogError};
 use crate::verify::commits::{merge_by_time, FileCommit, TxnlogReplay};
 use crate::verify::{CommitLog, Problem, ProblemKind, Severity};
 
@@ -172,9 +172,9 @@ impl SinkTail {
                 &mut self.latest_seen,
                 t.index,
             );
-            read_records(&mut t.cursor, &t.file, &t.path, &mut |entry| {
-                *latest_seen = latest_seen.max(entry.time);
-                if let Some(commit) = replay.apply(&entry, problems) {
+            read_facts(&mut t.cursor, &t.file, &t.path, &mut |line, time, fact| {
+                *latest_seen = latest_seen.max(time);
+                if let Some(commit) = replay.apply(line, time, fact, problems) {
                     pending.push(Pending {
                         file: index,
                         commit,
