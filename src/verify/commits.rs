@@ -230,6 +230,7 @@ impl CommitLog {
     /// interleaved by time: see [`super::clock`]), assigns each chunk's start, and notes
     /// where a file's timestamps go back.
     fn order(&mut self, per_file: Vec<Vec<FileCommit>>) {
+        self.commits.reserve(per_file.iter().map(Vec::len).sum());
         for (file, c) in merge_by_time(self, per_file) {
             self.push(file, c);
         }
@@ -337,7 +338,7 @@ pub struct FileCommit {
 #[derive(Debug, Clone, Default)]
 pub struct TxnlogReplay {
     txnlog_name: String,
-    pending: HashMap<String, (Vote, Option<WhereRange>, usize)>,
+    pending: Votes,
     last_committed: Option<(u64, usize)>,
     /// The highest committed end offset seen.
     pub committed_end: u64,
@@ -366,12 +367,7 @@ impl TxnlogReplay {
                 vote,
                 first,
             } => {
-                match self.pending.get_mut(txn_id) {
-                    Some(slot) => *slot = (vote, first, line),
-                    None => {
-                        self.pending.insert(txn_id.to_string(), (vote, first, line));
-                    }
-                }
+                self.pending.vote(txn_id, (vote, first, line));
                 None
             }
             Fact::Committed { txn_id, offset } => {
@@ -399,7 +395,7 @@ impl TxnlogReplay {
     ) -> Option<FileCommit> {
         let name = &self.txnlog_name;
         let mut problem = |kind, detail| problems.push(problem_at(name, at.line, kind, detail));
-        let pending = self.pending.remove_entry(txn_id);
+        let pending = self.pending.take(txn_id);
         match &pending {
             None => problem(
                 ProblemKind::Phase2Mismatch,
@@ -454,7 +450,7 @@ impl TxnlogReplay {
     ) {
         let name = &self.txnlog_name;
         let mut problem = |kind, detail| problems.push(problem_at(name, line, kind, detail));
-        match self.pending.remove(txn_id) {
+        match self.pending.take(txn_id).map(|(_, vote)| vote) {
             None => problem(
                 ProblemKind::Phase2Mismatch,
                 format!("2-rollback for {txn_id} has no pending phase-1 record"),
@@ -472,6 +468,49 @@ impl TxnlogReplay {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A phase-1 vote waiting for its phase 2: the vote, its first range, its line.
+type PendingVote = (Vote, Option<WhereRange>, usize);
+
+/// The votes waiting for their phase 2, by txn id. A sink has one transaction open at a
+/// time, so the latest vote is kept apart, where its phase 2 finds it without hashing
+/// its id; the map holds only the rest (after a crash, votes never resolved).
+#[derive(Debug, Clone, Default)]
+struct Votes {
+    latest: Option<(String, PendingVote)>,
+    older: HashMap<String, PendingVote>,
+}
+
+impl Votes {
+    /// Records `txn_id`'s vote, replacing an earlier vote of the same id.
+    fn vote(&mut self, txn_id: &str, vote: PendingVote) {
+        match &mut self.latest {
+            Some((id, v)) if id == txn_id => *v = vote,
+            _ => {
+                if let Some(v) = (!self.older.is_empty())
+                    .then(|| self.older.get_mut(txn_id))
+                    .flatten()
+                {
+                    *v = vote;
+                    return;
+                }
+                if let Some((id, v)) = self.latest.take() {
+                    self.older.insert(id, v);
+                }
+                self.latest = Some((txn_id.to_string(), vote));
+            }
+        }
+    }
+
+    /// Takes `txn_id`'s vote out, with the id as it was recorded.
+    fn take(&mut self, txn_id: &str) -> Option<(String, PendingVote)> {
+        match &self.latest {
+            Some((id, _)) if id == txn_id => self.latest.take(),
+            _ if self.older.is_empty() => None,
+            _ => self.older.remove_entry(txn_id),
         }
     }
 }
@@ -616,4 +655,28 @@ pub fn inversions(log: &CommitLog) -> Vec<Inversion> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Votes and takes in any order, over a few ids: [`Votes`] answers as one map
+        /// of every pending vote does.
+        #[test]
+        fn votes_answer_as_one_map(ops in prop::collection::vec((any::<bool>(), 0..4u8, 0..1000usize), 0..60)) {
+            let (mut votes, mut map) = (Votes::default(), HashMap::new());
+            for (is_vote, id, line) in ops {
+                let id = format!("txn-{id}");
+                if is_vote {
+                    votes.vote(&id, (Vote::Commit, None, line));
+                    map.insert(id, (Vote::Commit, None, line));
+                } else {
+                    prop_assert_eq!(votes.take(&id), map.remove_entry(&id));
+                }
+            }
+        }
+    }
 }

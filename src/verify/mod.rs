@@ -396,22 +396,22 @@ fn feed_all<'i, O: checker::FeedObserver>(
 /// whose predecessor's chunk ends a line (a torn line cannot be joined across threads),
 /// and the share of the bytes before it. None for a short stream.
 fn split_point(log: &CommitLog, outputs: &[Option<FileBytes>]) -> Option<(usize, f64)> {
-    let lens: Vec<u64> = (0..log.commits.len())
-        .map(|i| chunk_of(log, outputs, i).len() as u64)
+    let chunks: Vec<&[u8]> = (0..log.commits.len())
+        .map(|i| chunk_of(log, outputs, i))
         .collect();
-    let total: u64 = lens.iter().sum();
+    let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
     if total < SPLIT_MIN_BYTES {
         return None;
     }
     let mut before = 0u64;
     let mut last_byte = None;
-    for (i, len) in lens.iter().enumerate() {
+    for (i, chunk) in chunks.iter().enumerate() {
         if before >= total / 2 && last_byte == Some(b'\n') {
             return Some((i, before as f64 / total as f64));
         }
-        before += len;
-        if *len > 0 {
-            last_byte = chunk_of(log, outputs, i).last().copied();
+        before += chunk.len() as u64;
+        if let Some(&last) = chunk.last() {
+            last_byte = Some(last);
         }
     }
     None

@@ -8,8 +8,8 @@
 //! `[1795836362.72054, '2-ok', 'txn', 3381]` (and the two rollbacks), and borrows the
 //! txn id from the line. It accepts a strict subset of what [`super::parse_record`]
 //! accepts, with the same meaning: plain digits (no sign, underscore, exponent or
-//! leading zero), a txn id of printable ASCII with no quote or backslash, one range in a
-//! where_list, no blank but the one after each comma. Anything else, however valid,
+//! leading zero), a txn id with no escape (no backslash, no quote but its own), one
+//! range in a where_list, no blank but the one after each comma. Anything else, however valid,
 //! is None, and the strict parser reads it (and names what is wrong). A proptest holds
 //! the two to the same answer.
 
@@ -121,16 +121,13 @@ impl<'a> Bytes<'a> {
         text.parse().ok()
     }
 
-    /// The text up to the next `'`, when it is printable ASCII without a backslash (so
-    /// it means itself, with no escape to undo).
+    /// The text up to the next `'`, when it has no backslash (so no escape to undo) and
+    /// no CR or LF (which the strict parser refuses in a string).
     fn until_quote(&mut self) -> Option<&'a str> {
         let rest = &self.line[self.pos..];
         let n = memchr::memchr(b'\'', rest)?;
         let text = &rest[..n];
-        if !text
-            .iter()
-            .all(|&c| (b' '..=b'~').contains(&c) && c != b'\\')
-        {
+        if memchr::memchr3(b'\\', b'\r', b'\n', text).is_some() {
             return None;
         }
         self.pos += n;
