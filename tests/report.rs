@@ -810,8 +810,8 @@ fn a_finding_the_page_cannot_read_is_no_pass_and_bad_lines_are_counted() {
 }
 
 /// `-o` never replaces what is there with something else: a device (`/dev/null`'s kind)
-/// and a FIFO get the page written into them, and a symlink stays a symlink, its target
-/// replaced. (Renamed over, `-o /dev/null` made the machine's /dev/null a regular file.)
+/// and a FIFO get the page written into them, a symlink stays a symlink, its target
+/// replaced, and `-o -` is standard output. (Renamed over, `-o /dev/null` made the machine's /dev/null a regular file.)
 #[test]
 fn the_page_goes_into_a_device_or_a_fifo_and_through_a_symlink_never_over_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -862,6 +862,41 @@ fn the_page_goes_into_a_device_or_a_fifo_and_through_a_symlink_never_over_them()
     assert!(kind(&link).is_symlink());
     let real = std::fs::read_to_string(dir.path().join("real.html")).unwrap();
     assert!(real.ends_with("</html>"));
+    // `-o -`: standard output gets the page and only the page; the status line goes to
+    // standard error.
+    let out = common::soakcheck(&["report", &sink, "--input-dir", &inputs, "-o", "-"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(out.stdout.starts_with(b"<!DOCTYPE html>") && out.stdout.ends_with(b"</html>"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("report: /dev/stdout"));
+    // `-o /dev/stdout` appended to a file: the file keeps what it had and gets the page.
+    let kept = dir.path().join("kept.html");
+    std::fs::write(&kept, "kept\n").unwrap();
+    let exe = common::exe();
+    let script = format!(
+        "exec '{}' report '{sink}' --input-dir '{inputs}' -o /dev/stdout >> '{}'",
+        exe.display(),
+        kept.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(text.starts_with("kept\n<!DOCTYPE html>") && text.ends_with("</html>"));
+    // A symlink planted where the old temporary name was (`.NAME.tmp<pid>`) is not
+    // written through: its target keeps its bytes.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let page_path = dir.path().join("x.html");
+    let script = format!(
+        "ln -s '{}' '{}/.x.html.tmp'$$ && exec '{}' report '{sink}' --input-dir '{inputs}' -o '{}'",
+        victim.display(),
+        dir.path().display(),
+        exe.display(),
+        page_path.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(kind(&page_path).is_file());
     // A character device, where this runs as root (CI does): /dev/null's own numbers.
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {

@@ -15,7 +15,7 @@ use super::choice;
 pub struct ReportArgs {
     /// A run directory, a post-mortem .tar.gz bundle, or a sink directory (with --input-dir).
     pub path: PathBuf,
-    /// Where the page goes (default: PATH/report.html; ./NAME.html for a bundle NAME.tar.gz, so a run's own report.html is never replaced).
+    /// Where the page goes: `-` is standard output (default: PATH/report.html; ./NAME.html for a bundle NAME.tar.gz, so a run's own report.html is never replaced).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Directory of the input files (default: the run directory).
@@ -48,7 +48,13 @@ pub fn run_report(args: ReportArgs) -> ExitCode {
             source: args.path,
             unpack_limit: args.unpack_limit,
             input_dir: args.input_dir,
-            output: args.output,
+            output: args.output.map(|o| {
+                if o.as_os_str() == "-" {
+                    "/dev/stdout".into()
+                } else {
+                    o
+                }
+            }),
             keys: plans::key_selection(args.keys.as_deref(), &args.inputs, env)?,
             semantics: args.semantics,
             expect_complete: args.expect_complete,
@@ -69,12 +75,20 @@ pub fn run_report(args: ReportArgs) -> ExitCode {
         if let Some(why) = &written.error {
             eprintln!("soakcheck: error: {why}");
         }
-        println!(
+        let said = format!(
             "report: {} ({} bytes, verdict {})",
             out.display(),
             written.bytes,
             written.verdict.as_str()
         );
+        // A page written to standard output (`-o -`), a pipe or a terminal keeps standard
+        // output its own.
+        match std::fs::metadata(&out) {
+            Ok(m) if m.is_file() && out != std::path::Path::new("/dev/stdout") => {
+                println!("{said}")
+            }
+            _ => eprintln!("{said}"),
+        }
         Ok(written.verdict.exit_code())
     })();
     match result {

@@ -38,15 +38,26 @@ impl Rng {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
-/// then rename, so a reader never sees a half-written file and a failure loses nothing.
-/// What is at `path` is never replaced by something else: a device, FIFO or socket
-/// (`-o /dev/stdout`, `/dev/null`) is written into, and a symlink is followed, so the
-/// link stays and its target is replaced.
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory (a new
+/// name, made exclusively, so nothing already there is written through), fsync, then
+/// rename, so a reader never sees a half-written file and a failure loses nothing.
+/// What is at `path` is never replaced by something else: `/dev/stdout` and
+/// `/dev/stderr` are this process's own streams (whatever file they are), a device, FIFO
+/// or socket is written into, and a symlink is followed, so the link stays and its
+/// target is replaced.
 pub fn write_atomically(
     path: &std::path::Path,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    match std::fs::read_link(path)
+        .ok()
+        .as_deref()
+        .and_then(|t| t.to_str())
+    {
+        Some("/proc/self/fd/1") => return write_stream(&mut std::io::stdout().lock(), write),
+        Some("/proc/self/fd/2") => return write_stream(&mut std::io::stderr().lock(), write),
+        _ => {}
+    }
     let linked;
     let path = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(path) {
@@ -72,19 +83,29 @@ pub fn write_atomically(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        write(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    write(&mut out)?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    // A file for reading, like every other the tools write (a temporary file is 0600).
+    let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    tmp.as_file().set_permissions(readable)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// Writes into one of this process's own streams.
+fn write_stream(
+    stream: &mut dyn std::io::Write,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stream);
+    write(&mut out)?;
+    std::io::Write::flush(&mut out)
 }
 
 /// Writes straight into what is at `path` (a device, FIFO or socket: nothing to rename).
