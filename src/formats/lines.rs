@@ -65,6 +65,11 @@ impl LineCursor {
     }
 
     /// Bytes read so far, the partial last line included.
+    /// The bytes read of the line not yet ended by an LF.
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
+
     pub fn read_to(&self) -> u64 {
         self.offset + self.partial.len() as u64
     }

@@ -224,7 +224,31 @@ pub fn read_txnlog_facts(
     })?;
     let mut cursor = LineCursor::default();
     read_facts(&mut cursor, &file, path, each)?;
-    Ok(TxnlogTail::of(&cursor))
+    checked_tail(path, &cursor)
+}
+
+/// How a whole txnlog ends. A last line without its LF is a torn write only if it
+/// could be one: the sink writes each record whole, so what is torn off one begins
+/// with its `[` and holds no NUL. Anything else there (zeros, other bytes) is not a
+/// record, and an error naming the line, never a note.
+fn checked_tail(path: &Path, cursor: &LineCursor) -> Result<TxnlogTail, TxnlogError> {
+    let tail = TxnlogTail::of(cursor);
+    let partial = cursor.partial();
+    // `str()` of a record has no NUL: a zero-filled tail is a file grown by a crash.
+    match partial.first() {
+        None => Ok(tail),
+        Some(b'[') if memchr::memchr(0, partial).is_none() => Ok(tail),
+        Some(_) => Err(TxnlogError::Syntax {
+            path: path.to_path_buf(),
+            line: cursor.lines() + 1,
+            column: 1,
+            expected: "the start of a record torn by a crash ('[', and no NUL byte)".into(),
+            found: format!(
+                "{:?}",
+                String::from_utf8_lossy(&cursor.partial()[..cursor.partial().len().min(12)])
+            ),
+        }),
+    }
 }
 
 /// Parses txnlog bytes exactly as [`read_txnlog`] parses a file; `path` is only used in
@@ -240,7 +264,7 @@ fn parse_from(path: &Path, source: &dyn ReadAt) -> Result<Txnlog, TxnlogError> {
     read_records(&mut cursor, source, path, &mut |entry| entries.push(entry))?;
     Ok(Txnlog {
         entries,
-        tail: TxnlogTail::of(&cursor),
+        tail: checked_tail(path, &cursor)?,
         complete_bytes: cursor.offset(),
     })
 }
@@ -768,6 +792,19 @@ mod tests {
         assert_eq!(log.entries.len(), 1);
         assert_eq!(log.tail, TxnlogTail::Torn { line: 2, bytes: 16 });
         assert_eq!(log.complete_bytes, 22);
+    }
+
+    #[test]
+    fn a_last_line_no_record_begins_is_an_error_not_a_torn_tail() {
+        let good = "[1.5, 'connection-closed', True]\n";
+        for tail in ["\0\0\0\0", "hello", "[1.5, 'co\0\0"] {
+            let bytes = format!("{good}{tail}");
+            let err = parse_txnlog(Path::new("t.txnlog"), bytes.as_bytes()).unwrap_err();
+            assert!(err.to_string().starts_with("t.txnlog:2:1: "), "{err}");
+        }
+        let torn = format!("{good}[1.5, 'conn");
+        let log = parse_txnlog(Path::new("t.txnlog"), torn.as_bytes()).unwrap();
+        assert_eq!(log.tail, TxnlogTail::Torn { line: 2, bytes: 11 });
     }
 
     #[test]
