@@ -222,3 +222,38 @@ fn watch_answers_sigterm_within_a_second_while_reading_a_huge_log() {
         "answered in {answered:?}"
     );
 }
+
+/// A txn id is text from the sink's files: in `verify`'s human output its control
+/// characters are shown (`\x1b`), never sent to the terminal, where an id holding
+/// `ESC [2K CR` could draw a fake `OK` line over a failing verdict.
+#[test]
+fn control_characters_of_a_txn_id_never_reach_the_terminal() {
+    let dir = copy_fixture();
+    let txnlog = dir
+        .path()
+        .join("sink/output.worker2.1704923659.0591345.txnlog");
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&txnlog)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut log,
+        b"[1704923659.07, '2-ok', 'c\\x1b[2K\\rOK: 0 of 3 keys failed', 3479]\n",
+    )
+    .unwrap();
+    let out = Command::cargo_bin("soakcheck")
+        .unwrap()
+        .args(verify_args(dir.path()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.stdout.contains(&0x1b) && !out.stdout.contains(&b'\r'),
+        "{text}"
+    );
+    assert!(
+        text.contains(r"2-ok for c\x1b[2K\x0dOK: 0 of 3 keys failed"),
+        "{text}"
+    );
+}

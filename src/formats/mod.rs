@@ -9,4 +9,5 @@ pub mod mapped;
 pub mod pyliteral;
 pub mod regular;
 pub mod sinkdir;
+pub mod text;
 pub mod txnlog;

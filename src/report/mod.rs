@@ -15,7 +15,7 @@ pub mod chart;
 pub mod page;
 pub mod series;
 pub mod serve;
-pub mod text;
+
 pub mod violation;
 
 use std::collections::BTreeMap;

@@ -7,10 +7,10 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::chart::{self, TimeAxis};
 use super::series::MAX_POINTS;
-use super::text::{shown, visible};
 use super::violation::{diff_span, ContextRow, ViolationView};
 use super::{PageVerdict, PostMortem};
 use crate::driver::command::shell_quote;
+use crate::formats::text::{shown, visible};
 
 /// Whether the page reloads itself (when served live).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

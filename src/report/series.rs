@@ -68,7 +68,7 @@ impl Timeline {
                         time: time.unwrap_or(origin + step.at),
                         action: step.action(),
                         // A name from a file: shown, never obeyed, in lanes and tables.
-                        component: super::text::shown(step.component()),
+                        component: crate::formats::text::shown(step.component()),
                         effect_ms: *effect_ms,
                     });
                 }
@@ -79,7 +79,7 @@ impl Timeline {
                 EventLine::Acked { acked, time } => t.acks.extend(
                     acked
                         .iter()
-                        .map(|(k, o)| (*time, super::text::shown(k), *o)),
+                        .map(|(k, o)| (*time, crate::formats::text::shown(k), *o)),
                 ),
             }
         }

@@ -338,19 +338,24 @@ fn write_violation(out: &mut String, v: &ViolationReport) {
         "      found:    {}",
         shown_line(&v.found, v.found_bytes, "(end of committed output)")
     );
+    write_where(out, v);
+}
+
+/// Where a violation's line is: its commit (or plain output file) and, for a line torn
+/// across chunks, the chunk that continued it. Names and ids come from the sink's files,
+/// so they are shown, never obeyed by the terminal.
+fn write_where(out: &mut String, v: &ViolationReport) {
     match &v.commit {
         Some(c) if c.txnlog_line == 0 => {
-            let _ = writeln!(
-                out,
-                "      in:       plain output {} byte {}",
-                c.file, c.file_offset
-            );
+            let (file, at) = (shown(&c.file), c.file_offset);
+            let _ = writeln!(out, "      in:       plain output {file} byte {at}");
         }
         Some(c) => {
+            let (id, file) = (shown(&c.txn_id), shown(&c.file));
             let _ = writeln!(
                 out,
-                "      commit:   {} at {} ({}.txnlog line {}), {} byte {}",
-                c.txn_id, c.time, c.file, c.txnlog_line, c.file, c.file_offset
+                "      commit:   {id} at {} ({file}.txnlog line {}), {file} byte {}",
+                c.time, c.txnlog_line, c.file_offset
             );
         }
         None => {}
@@ -359,10 +364,14 @@ fn write_violation(out: &mut String, v: &ViolationReport) {
         let _ = writeln!(
             out,
             "      joined:   the line is torn at the end of that chunk and continued by {} ({} byte {})",
-            j.txn_id, j.file, j.file_offset
+            shown(&j.txn_id),
+            shown(&j.file),
+            j.file_offset
         );
     }
 }
+
+use crate::formats::text::shown;
 
 /// A sink problem or note, with its place.
 fn write_problem(out: &mut String, p: &Problem, paint: Paint) {
@@ -370,15 +379,16 @@ fn write_problem(out: &mut String, p: &Problem, paint: Paint) {
         Severity::Violation => paint.on("problem", Tone::Bad),
         Severity::Note => paint.on("note", Tone::Note),
     };
+    // Names and details come from the sink's files: a txn id must not drive the terminal.
     let place = if p.line > 0 {
-        format!("{}:{}", p.file, p.line)
+        format!("{}:{}", shown(&p.file), p.line)
     } else {
-        p.file.clone()
+        shown(&p.file)
     };
     let _ = writeln!(
         out,
         "{label}: {place}: {}: {}",
         crate::json_name(&p.kind),
-        p.detail
+        shown(&p.detail)
     );
 }
