@@ -158,21 +158,6 @@ pub enum TxnlogTail {
     Torn { line: usize, bytes: usize },
 }
 
-impl TxnlogTail {
-    /// How the lines `cursor` read to the end of its file end.
-    pub fn of(cursor: &LineCursor) -> TxnlogTail {
-        let torn = cursor.read_to() - cursor.offset();
-        if torn > 0 {
-            TxnlogTail::Torn {
-                line: cursor.lines() + 1,
-                bytes: torn as usize,
-            }
-        } else {
-            TxnlogTail::Complete
-        }
-    }
-}
-
 /// A whole parsed txnlog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Txnlog {
@@ -205,11 +190,15 @@ pub enum TxnlogError {
 /// Reads and parses a txnlog file (a regular file only: see [`open_regular`]), holding
 /// at most one line of it in memory besides the records.
 pub fn read_txnlog(path: &Path) -> Result<Txnlog, TxnlogError> {
-    let file = open_regular(path).map_err(|source| TxnlogError::Io {
+    parse_from(path, &open_txnlog(path)?)
+}
+
+/// A txnlog file opened for reading (a regular file only).
+fn open_txnlog(path: &Path) -> Result<std::fs::File, TxnlogError> {
+    open_regular(path).map_err(|source| TxnlogError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse_from(path, &file)
+    })
 }
 
 /// Reads a whole txnlog file (a regular file only) with [`read_facts`], and says how it
@@ -218,12 +207,8 @@ pub fn read_txnlog_facts(
     path: &Path,
     each: &mut dyn FnMut(usize, f64, Fact<'_>),
 ) -> Result<TxnlogTail, TxnlogError> {
-    let file = open_regular(path).map_err(|source| TxnlogError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
     let mut cursor = LineCursor::default();
-    read_facts(&mut cursor, &file, path, each)?;
+    read_facts(&mut cursor, &open_txnlog(path)?, path, each)?;
     checked_tail(path, &cursor)
 }
 
@@ -232,8 +217,14 @@ pub fn read_txnlog_facts(
 /// with its `[` and holds no NUL. Anything else there (zeros, other bytes) is not a
 /// record, and an error naming the line, never a note.
 fn checked_tail(path: &Path, cursor: &LineCursor) -> Result<TxnlogTail, TxnlogError> {
-    let tail = TxnlogTail::of(cursor);
     let partial = cursor.partial();
+    let tail = match partial.len() {
+        0 => TxnlogTail::Complete,
+        bytes => TxnlogTail::Torn {
+            line: cursor.lines() + 1,
+            bytes,
+        },
+    };
     // `str()` of a record has no NUL: a zero-filled tail is a file grown by a crash.
     match partial.first() {
         None => Ok(tail),
@@ -273,7 +264,7 @@ fn parse_from(path: &Path, source: &dyn ReadAt) -> Result<Txnlog, TxnlogError> {
 /// the cursor for the next call), calling `each` for every record. A line over
 /// [`MAX_LINE_BYTES`] is an error, complete or not, so no read holds more than that of
 /// one line.
-pub fn read_records(
+fn read_records(
     cursor: &mut LineCursor,
     file: &dyn ReadAt,
     path: &Path,
