@@ -248,6 +248,7 @@ fn bench_shape(
     let _ = std::fs::remove_file(&b);
     let (cmp_s, cat_s, verify_s) = (median(cmp_times), median(cat_times), median(verify_times));
     let mb = summary.committed_bytes as f64 / 1e6;
+    let (cmp_target, floor_target) = targets(&shape);
     Ok(InterleaveCase {
         interleave,
         commit_bytes: shape.commit_bytes,
@@ -261,8 +262,8 @@ fn bench_shape(
         cmp_mb_per_s: mb / cmp_s,
         ratio_to_cmp: verify_s / cmp_s,
         ratio_to_cat: verify_s / cat_s,
-        cmp_target: targets(&shape).0,
-        floor_target: targets(&shape).1,
+        cmp_target,
+        floor_target,
     })
 }
 
