@@ -329,17 +329,51 @@ fn a_soak_with_clock_faults_keeps_the_demo_s_promise() {
         .find(|l| l.contains(r#""action":"clock-step""#))
         .expect("a clock step in events.jsonl");
     assert!(step.contains(r#""by":"#), "with its offset: {step}");
-    let leftover: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("faketime"))
-        .filter(|n| {
-            let pid: u32 = n.rsplit('_').next().unwrap_or("").parse().unwrap_or(0);
-            !Path::new(&format!("/proc/{pid}")).exists()
-        })
-        .collect();
+    let leftover = common::dead_faketime_pairs(std::time::UNIX_EPOCH);
     assert!(leftover.is_empty(), "libfaketime left {leftover:?}");
+}
+
+/// A soak of the wallaroo preset on its stand-ins: inputs of `bytes` per key and the
+/// scenario `steps` in a temporary directory, run with `args` on free ports.
+struct WallarooSoak {
+    _dir: tempfile::TempDir,
+    /// WALLAROO_TOP: the stand-ins' tree (`passthrough` starts a demo worker).
+    top: PathBuf,
+    run_dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl WallarooSoak {
+    fn new(sink: common::Sink, bytes: &str, steps: &str, args: &[&str]) -> WallarooSoak {
+        let dir = tempfile::tempdir().unwrap();
+        let (top, run_dir) = (dir.path().join("wallaroo"), dir.path().join("run"));
+        let base = common::free_base();
+        common::wallaroo_stand_ins(&top, &dir.path().join("state"), base, sink);
+        let d = run_dir.to_str().unwrap();
+        let out = soakcheck(&[
+            "gen", "inputs", "--keys", "A,B,C", "--bytes", bytes, "--dir", d,
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let scenario = dir.path().join("steps.toml");
+        std::fs::write(&scenario, steps).unwrap();
+        let mut args = common::run_args(&run_dir, args);
+        args.extend(["--scenario".into(), scenario.display().to_string()]);
+        let at = args.iter().position(|a| a == "--port-base").unwrap();
+        args[at + 1] = base.to_string();
+        WallarooSoak {
+            _dir: dir,
+            top,
+            run_dir,
+            args,
+        }
+    }
+
+    /// The run, for the caller to give the workers' program (WALLAROO_BIN).
+    fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(common::exe());
+        c.args(&self.args).env("WALLAROO_TOP", &self.top);
+        c
+    }
 }
 
 /// The original Python sink (`../shared/original/`, unmodified) under the sink's clock
@@ -354,28 +388,10 @@ fn the_original_python_sink_keeps_its_promise_under_clock_faults() {
         return;
     }
     let _serial = common::serial();
-    let dir = tempfile::tempdir().unwrap();
-    let (top, run_dir) = (dir.path().join("wallaroo"), dir.path().join("run"));
-    let base = common::free_base();
-    common::wallaroo_stand_ins(
-        &top,
-        &dir.path().join("state"),
-        base,
+    let soak = WallarooSoak::new(
         common::Sink::Original,
-    );
-    let d = run_dir.to_str().unwrap();
-    let out = soakcheck(&[
-        "gen", "inputs", "--keys", "A,B,C", "--bytes", "600000", "--dir", d,
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    let scenario = dir.path().join("steps.toml");
-    std::fs::write(
-        &scenario,
+        "600000",
         "[[steps]]\nat = 0.5\naction = \"clock-step\"\nby = -30.0\nfor = 4.0\n",
-    )
-    .unwrap();
-    let mut args = common::run_args(
-        &run_dir,
         &[
             "1",
             "clock-sink",
@@ -388,16 +404,13 @@ fn the_original_python_sink_keeps_its_promise_under_clock_faults() {
             "--json",
         ],
     );
-    args.extend(["--scenario".into(), scenario.display().to_string()]);
-    let at = args.iter().position(|a| a == "--port-base").unwrap();
-    args[at + 1] = base.to_string();
+    let d = soak.run_dir.to_str().unwrap();
     let lib = Path::new("../shared/original/machida/lib")
         .canonicalize()
         .unwrap();
-    let out = std::process::Command::new(common::exe())
-        .args(&args)
-        .env("WALLAROO_TOP", &top)
-        .env("WALLAROO_BIN", top.join("passthrough"))
+    let out = soak
+        .command()
+        .env("WALLAROO_BIN", soak.top.join("passthrough"))
         .env("PYTHONPATH", lib)
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "0")
         .env("DONT_FAKE_MONOTONIC", "0")
@@ -446,41 +459,23 @@ fn the_pair_of_a_sink_started_long_before_the_senders_is_removed() {
     }
     let _serial = common::serial();
     let since = std::time::SystemTime::now();
-    let dir = tempfile::tempdir().unwrap();
-    let (top, run_dir) = (dir.path().join("wallaroo"), dir.path().join("run"));
-    let base = common::free_base();
-    common::wallaroo_stand_ins(&top, &dir.path().join("state"), base, common::Sink::StandIn);
-    let slow = top.join("slow-passthrough");
-    common::script(
-        &slow,
-        &format!("sleep 2; exec {} \"$@\"", top.join("passthrough").display()),
-    );
-    let d = run_dir.to_str().unwrap();
-    let out = soakcheck(&[
-        "gen", "inputs", "--keys", "A,B,C", "--bytes", "60000", "--dir", d,
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    let scenario = dir.path().join("steps.toml");
-    std::fs::write(
-        &scenario,
+    let soak = WallarooSoak::new(
+        common::Sink::StandIn,
+        "60000",
         "[[steps]]\nat = 0.2\naction = \"crash\"\ncomponent = \"sink\"\n\
          [[steps]]\nat = 0.4\naction = \"restart\"\ncomponent = \"sink\"\n\
          [[steps]]\nat = 0.6\naction = \"clock-step\"\nby = -5.0\nfor = 0.5\n",
-    )
-    .unwrap();
-    let mut args = common::run_args(
-        &run_dir,
         &["1", "--preset", "wallaroo", "--rate", "30000", "--json"],
     );
-    args.extend(["--scenario".into(), scenario.display().to_string()]);
-    let at = args.iter().position(|a| a == "--port-base").unwrap();
-    args[at + 1] = base.to_string();
-    let out = std::process::Command::new(common::exe())
-        .args(&args)
-        .env("WALLAROO_TOP", &top)
-        .env("WALLAROO_BIN", &slow)
-        .output()
-        .unwrap();
+    let slow = soak.top.join("slow-passthrough");
+    common::script(
+        &slow,
+        &format!(
+            "sleep 2; exec {} \"$@\"",
+            soak.top.join("passthrough").display()
+        ),
+    );
+    let out = soak.command().env("WALLAROO_BIN", &slow).output().unwrap();
     let summary: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(0), "{summary}\n{}", text(&out));
@@ -488,27 +483,8 @@ fn the_pair_of_a_sink_started_long_before_the_senders_is_removed() {
         summary["faults"]["crash"]["sink"].as_u64().unwrap_or(0) >= 1,
         "{summary}"
     );
-    let left = dead_pairs_since(since);
+    let left = common::dead_faketime_pairs(since);
     assert!(left.is_empty(), "libfaketime left {left:?}");
-}
-
-/// libfaketime's pairs in /dev/shm made since `since` whose process is gone.
-fn dead_pairs_since(since: std::time::SystemTime) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= since)
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("faketime"))
-        .filter(|n| {
-            let pid: u32 = n.rsplit('_').next().unwrap_or("").parse().unwrap_or(0);
-            !Path::new(&format!("/proc/{pid}")).exists()
-        })
-        .collect()
 }
 
 /// A clock of 10 ms (stamps rise or tie): where key B moves between files its last

@@ -811,30 +811,14 @@ fn a_finding_the_page_cannot_read_is_no_pass_and_bad_lines_are_counted() {
 
 /// `-o` never replaces what is there with something else: a device (`/dev/null`'s kind)
 /// and a FIFO get the page written into them, a symlink stays a symlink, its target
-/// replaced, and `-o -` is standard output. (Renamed over, `-o /dev/null` made the machine's /dev/null a regular file.)
+/// replaced, and `-o -` is standard output. (Renamed over, `-o /dev/null` made the
+/// machine's /dev/null a regular file.)
 #[test]
 fn the_page_goes_into_a_device_or_a_fifo_and_through_a_symlink_never_over_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let (sink, inputs) = (format!("{d}/sink"), format!("{d}/inputs"));
-    for args in [
-        [
-            "gen", "inputs", "--keys", "A,B", "--bytes", "20000", "--dir", &inputs,
-        ],
-        [
-            "gen",
-            "sink",
-            "--input-dir",
-            &inputs,
-            "--keys",
-            "A,B",
-            "--sink-dir",
-            &sink,
-        ],
-    ] {
-        let out = common::soakcheck(&args);
-        assert!(out.status.success(), "{}", common::text(&out));
-    }
+    synthetic_run_dir(dir.path(), "20000", None);
+    let (sink, inputs) = (format!("{d}/sink-out"), d.to_string());
     let page = |out: &Path| {
         let o = out.to_str().unwrap();
         common::soakcheck(&["report", &sink, "--input-dir", &inputs, "-o", o])

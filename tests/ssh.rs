@@ -312,16 +312,7 @@ fn a_crash_soak_through_ssh_ends_green() {
     assert!(offset.ends_with('\n'), "{offset:?}");
     // libfaketime's pairs of the sink's processes (named by their pids, not the groups
     // the driver knows) are gone from its host.
-    let leftover: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("faketime"))
-        .filter(|n| {
-            let pid = n.rsplit('_').next().unwrap_or("");
-            !Path::new(&format!("/proc/{pid}")).exists()
-        })
-        .collect();
+    let leftover = common::dead_faketime_pairs(std::time::UNIX_EPOCH);
     assert!(leftover.is_empty(), "libfaketime left {leftover:?}");
     // The checks ran on the sink's host and verified every input.
     let inputs: u64 = ["A", "B", "C"]

@@ -404,3 +404,23 @@ exec SOAKCHECK demo worker --name "$name" --control-host "${control%:*}" --contr
             .replace("STATE", &state.display().to_string()),
     );
 }
+
+/// libfaketime's shared-memory pairs in /dev/shm made since `since` whose process is
+/// gone (a pair is named by the pid that made it): what a soak must not leave.
+pub fn dead_faketime_pairs(since: std::time::SystemTime) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("faketime"))
+        .filter(|n| {
+            let pid = n.rsplit('_').next().unwrap_or("");
+            !Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .collect()
+}
